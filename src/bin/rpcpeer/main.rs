@@ -1,0 +1,2 @@
+//! The `rpcpeer` command line tool.
+fn main() {}

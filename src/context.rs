@@ -1,0 +1,88 @@
+//! What a handler knows about the call it is answering.
+
+use std::sync::Arc;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::message::{Id, Version};
+use crate::peer::Peer;
+use crate::session::Session;
+
+/// The context of one incoming call: who called, with which id, on which
+/// connection. Take it as the last argument of a handler.
+///
+/// ```
+/// use rpcpeer::{Context, ErrorObject, Router};
+///
+/// let mut router = Router::new();
+/// router.method("whoami", |cx: Context| async move {
+///     Ok::<_, ErrorObject>(format!("you are call {:?} of `{}`", cx.id(), cx.method()))
+/// });
+/// ```
+pub struct Context<S = ()> {
+    pub(crate) method: Arc<str>,
+    pub(crate) id: Option<Id>,
+    pub(crate) version: Version,
+    pub(crate) peer: Peer,
+    pub(crate) session: Session,
+    pub(crate) state: Arc<S>,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl<S> Context<S> {
+    /// The method being called.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request's id; `None` for a notification.
+    pub fn id(&self) -> Option<&Id> {
+        self.id.as_ref()
+    }
+
+    /// The version the call was written in (the reply will use it too).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The peer on the other end of this connection, to call it back or push
+    /// it notifications while handling this call.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// This connection's store.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The application state given to [`Router::with_state`](crate::Router::with_state).
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// Cancelled when the caller cancels this request (`$/cancelRequest`) or
+    /// the connection drops. Pass it to work spawned outside the handler.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Completes when [`Context::cancellation`] is cancelled.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
+    }
+}
+
+impl<S> Clone for Context<S> {
+    fn clone(&self) -> Self {
+        Self {
+            method: self.method.clone(),
+            id: self.id.clone(),
+            version: self.version,
+            peer: self.peer.clone(),
+            session: self.session.clone(),
+            state: self.state.clone(),
+            cancel: self.cancel.clone(),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The two error types: [`ErrorObject`] travels on the wire, [`Error`] stays local.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+/// An error object as it travels on the wire (JSON-RPC 2.0 §5.1).
+///
+/// Handlers return it (or anything that converts into it) to answer a request
+/// with an error; [`Error::Remote`] carries the one a peer sent back.
+///
+/// ```
+/// use rpcpeer::ErrorObject;
+///
+/// let err = ErrorObject::new(-32001, "authentication required").with_data(["login"]);
+/// assert_eq!(
+///     serde_json::to_string(&err).unwrap(),
+///     r#"{"code":-32001,"message":"authentication required","data":["login"]}"#
+/// );
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct ErrorObject {
+    /// The error code: the spec reserves -32768..=-32000, applications use any other integer.
+    pub code: i64,
+    /// A short description of the error.
+    pub message: String,
+    /// Extra information, kept as raw JSON so that a peer's error can be passed
+    /// on byte for byte. `None` means the member is absent (not `null`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub data: Option<Box<RawValue>>,
+}
+
+/// `Some` whenever the key is present, even as `null`: a plain `Option` would
+/// turn `"data": null` into an absent member and change the peer's error.
+impl PartialEq for ErrorObject {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code
+            && self.message == other.message
+            && self.data.as_deref().map(RawValue::get) == other.data.as_deref().map(RawValue::get)
+    }
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+impl ErrorObject {
+    /// Invalid JSON was received (spec §5.1).
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON sent is not a valid request object (spec §5.1).
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// The method does not exist or is not available (spec §5.1).
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// Invalid method parameters (spec §5.1).
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// Internal JSON-RPC error, also the answer for a handler that panicked (spec §5.1).
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// The connection has more requests queued than its limit allows (server error range).
+    pub const SERVER_BUSY: i64 = -32000;
+    /// The method needs an authenticated session (server error range).
+    pub const UNAUTHORIZED: i64 = -32001;
+    /// The request was cancelled by the caller (LSP's `RequestCancelled`).
+    pub const REQUEST_CANCELLED: i64 = -32800;
+
+    /// An error with this code and message, without `data`.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Sets `data` to `data` serialized as JSON.
+    ///
+    /// A value that cannot be serialized (a map with non-string keys, say)
+    /// leaves a string saying so in `data` rather than losing the error.
+    pub fn with_data(mut self, data: impl Serialize) -> Self {
+        self.data = Some(
+            serde_json::value::to_raw_value(&data).unwrap_or_else(|err| {
+                let text = format!("error data could not be serialized: {err}");
+                serde_json::value::to_raw_value(&text).unwrap_or_else(|_| null())
+            }),
+        );
+        self
+    }
+
+    /// -32700: the text is not valid JSON.
+    pub fn parse_error(detail: impl fmt::Display) -> Self {
+        Self::new(Self::PARSE_ERROR, format!("Parse error: {detail}"))
+    }
+
+    /// -32600: the JSON is not a valid request.
+    pub fn invalid_request(detail: impl fmt::Display) -> Self {
+        Self::new(Self::INVALID_REQUEST, format!("Invalid Request: {detail}"))
+    }
+
+    /// -32601: no handler for `method`.
+    pub fn method_not_found(method: &str) -> Self {
+        Self::new(
+            Self::METHOD_NOT_FOUND,
+            format!("Method not found: `{method}`"),
+        )
+    }
+
+    /// -32602: the params do not fit the method.
+    pub fn invalid_params(detail: impl fmt::Display) -> Self {
+        Self::new(Self::INVALID_PARAMS, format!("Invalid params: {detail}"))
+    }
+
+    /// -32603 with a generic message: the details stay in the server's log.
+    pub fn internal_error() -> Self {
+        Self::new(Self::INTERNAL_ERROR, "Internal error")
+    }
+
+    /// -32800: the caller cancelled the request before it finished.
+    pub fn request_cancelled() -> Self {
+        Self::new(Self::REQUEST_CANCELLED, "Request cancelled")
+    }
+}
+
+pub(crate) fn null() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+/// Why a call made through a [`Peer`](crate::Peer) failed, or why a
+/// [`Driver`](crate::Driver) stopped. Never serialized.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer answered with an error object.
+    #[error("the peer answered `{method}` with an error: {source}")]
+    Remote {
+        /// The method that was called.
+        method: String,
+        /// The error object as the peer sent it.
+        #[source]
+        source: ErrorObject,
+    },
+    /// The connection closed (or was closed) before the reply arrived.
+    #[error("the connection closed before `{method}` got a reply")]
+    Closed {
+        /// The method that was called, or the notification that could not be sent.
+        method: String,
+    },
+    /// No reply arrived within the request timeout; the request was cancelled.
+    #[error("`{method}` got no reply within {after:?}")]
+    Timeout {
+        /// The method that was called.
+        method: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The params could not be serialized.
+    #[error("could not encode the params of `{method}`: {source}")]
+    EncodeParams {
+        /// The method that was called.
+        method: String,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The reply did not decode into the type the caller asked for.
+    #[error("could not decode the reply to `{method}`: {source}")]
+    DecodeReply {
+        /// The method that was called.
+        method: String,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The outgoing queue is full (only from the `try_` methods, which never wait).
+    #[error("the outgoing queue is full; `{method}` was not sent")]
+    Full {
+        /// The method that was not sent.
+        method: String,
+    },
+    /// Reading or writing the transport failed.
+    #[error("transport failed: {0}")]
+    Transport(#[from] io::Error),
+}

@@ -1,0 +1,79 @@
+//! Symmetric JSON-RPC peers: both ends of a connection serve methods and call
+//! the other's, over any stream of text frames.
+//!
+//! The data path, in the order a frame travels:
+//!
+//! 1. A transport yields one JSON text per frame ([`transport::Transport`];
+//!    `rpcpeer::stream` and `rpcpeer::ws` make them from sockets).
+//! 2. The [`Driver`] reads it and [`message::parse`]s it into requests,
+//!    notifications, responses or a batch, classified by their keys.
+//! 3. A response resolves one of our own pending calls ([`Peer::request`]).
+//!    A request or notification is looked up in the [`Router`] and its
+//!    handler is spawned (or queued, per its [`Concurrency`]); the read loop
+//!    never waits on a handler.
+//! 4. The handler decodes its params once, runs, and its reply is encoded in
+//!    the version the request was written in.
+//! 5. The driver writes the reply frame back through the transport.
+//!
+//! ```
+//! use rpcpeer::{Context, ErrorObject, Router, testing::connected_pair};
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize, schemars::JsonSchema)]
+//! struct Subtract { minuend: i64, subtrahend: i64 }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rpcpeer::Error> {
+//! let mut server = Router::new();
+//! server.method("subtract", |p: Subtract| async move {
+//!     Ok::<_, ErrorObject>(p.minuend - p.subtrahend)
+//! });
+//! // A handler can call back the peer that called it.
+//! server.method("greet", |cx: Context| async move {
+//!     let name: String = cx.peer().request("name", ()).await.map_err(|e| {
+//!         ErrorObject::new(-32000, e.to_string())
+//!     })?;
+//!     Ok::<_, ErrorObject>(format!("hello, {name}"))
+//! });
+//!
+//! let mut client = Router::new();
+//! client.method("name", || async { Ok::<_, ErrorObject>("ada") });
+//!
+//! let (client, _server) = connected_pair(client, server);
+//! assert_eq!(client.request::<i64>("subtract", [42, 23]).await?, 19);
+//! assert_eq!(client.request::<String>("greet", ()).await?, "hello, ada");
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod context;
+mod dispatch;
+mod driver;
+mod error;
+mod handler;
+pub mod message;
+mod peer;
+mod pending;
+mod router;
+mod session;
+pub mod testing;
+pub mod transport;
+
+pub use config::Config;
+pub use context::Context;
+pub use driver::Driver;
+pub use error::{Error, ErrorObject};
+pub use handler::{BoxFuture, Handler, IntoReply, Outcome, Signature};
+pub use message::{Id, Version};
+pub use peer::{Batch, Peer};
+pub use router::{Concurrency, MethodConfig, MethodInfo, Router};
+pub use schemars;
+pub use session::Session;
+
+/// Newline and Content-Length framing over TCP, Unix sockets, stdio and child processes.
+#[cfg(feature = "stream")]
+pub use rpcpeer_stream as stream;
+
+/// WebSocket client and server, with HTTP on the same port.
+#[cfg(feature = "ws")]
+pub use rpcpeer_ws as ws;

@@ -1,0 +1,650 @@
+//! Wire types and the two directions of the wire: [`parse`] a frame into messages, encode messages into frames.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::error::ErrorObject;
+
+/// The protocol version a message was written in. Replies mirror the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Version {
+    /// JSON-RPC 1.0: no `"jsonrpc"` member, `result` and `error` both present in
+    /// responses, notifications carry `"id": null`.
+    V1,
+    /// JSON-RPC 2.0: `"jsonrpc": "2.0"` on every message.
+    #[default]
+    V2,
+}
+
+/// A request id, kept exactly as the peer wrote it: a string, a number of any
+/// size or precision, or `null` (spec §4).
+///
+/// ```
+/// use rpcpeer::Id;
+///
+/// let id = Id::from(7u64);
+/// assert_eq!(id.as_u64(), Some(7));
+/// assert_eq!(id.to_string(), "7");
+/// assert_eq!(Id::from("abc").as_str().as_deref(), Some("abc"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Id(Box<RawValue>);
+
+impl Id {
+    /// The `null` id.
+    pub fn null() -> Self {
+        Self(crate::error::null())
+    }
+
+    /// Checks that `raw` is an id the spec allows (string, number or null).
+    fn from_raw(raw: &RawValue) -> Option<Self> {
+        match raw.get().as_bytes().first()? {
+            b'"' | b'-' | b'0'..=b'9' | b'n' => Some(Self(raw.to_owned())),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the `null` id.
+    pub fn is_null(&self) -> bool {
+        self.0.get() == "null"
+    }
+
+    /// The id as a `u64`, when it is a non-negative integer that fits.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.get().parse().ok()
+    }
+
+    /// The id as a string, when it is one (escapes resolved).
+    pub fn as_str(&self) -> Option<Cow<'_, str>> {
+        if self.0.get().starts_with('"') {
+            serde_json::from_str(self.0.get()).ok()
+        } else {
+            None
+        }
+    }
+
+    /// The id's JSON text, exactly as it was received.
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+impl From<u64> for Id {
+    fn from(n: u64) -> Self {
+        Self(RawValue::from_string(n.to_string()).unwrap_or_else(|_| crate::error::null()))
+    }
+}
+
+impl From<i64> for Id {
+    fn from(n: i64) -> Self {
+        Self(RawValue::from_string(n.to_string()).unwrap_or_else(|_| crate::error::null()))
+    }
+}
+
+impl From<&str> for Id {
+    fn from(s: &str) -> Self {
+        Self(serde_json::value::to_raw_value(s).unwrap_or_else(|_| crate::error::null()))
+    }
+}
+
+impl From<String> for Id {
+    fn from(s: String) -> Self {
+        Self::from(s.as_str())
+    }
+}
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for Id {}
+
+impl Hash for Id {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.get().hash(state);
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(d)?;
+        Id::from_raw(&raw)
+            .ok_or_else(|| serde::de::Error::custom("an id must be a string, a number or null"))
+    }
+}
+
+/// A call that expects a reply.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The version the request was written in.
+    pub version: Version,
+    /// The id to answer with.
+    pub id: Id,
+    /// The method to call.
+    pub method: String,
+    /// The params as raw JSON (an array or an object), `None` when absent.
+    pub params: Option<Box<RawValue>>,
+}
+
+/// A call that gets no reply.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    /// The version the notification was written in.
+    pub version: Version,
+    /// The method to call.
+    pub method: String,
+    /// The params as raw JSON (an array or an object), `None` when absent.
+    pub params: Option<Box<RawValue>>,
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The version the response was written in.
+    pub version: Version,
+    /// The id of the request it answers.
+    pub id: Id,
+    /// The result, or the error object.
+    pub outcome: Result<Box<RawValue>, ErrorObject>,
+}
+
+/// One JSON-RPC message.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// A call that expects a reply.
+    Request(Request),
+    /// A call that gets no reply.
+    Notification(Notification),
+    /// The answer to one of our requests.
+    Response(Response),
+}
+
+/// A message that could not be read, with the reply it deserves.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// The form to answer in.
+    pub version: Version,
+    /// The message's id when it could be read and is valid, else `null`.
+    pub id: Id,
+    /// The error to answer with.
+    pub error: ErrorObject,
+}
+
+impl Rejected {
+    fn v2(error: ErrorObject) -> Self {
+        Self {
+            version: Version::V2,
+            id: Id::null(),
+            error,
+        }
+    }
+
+    /// The error reply to write for this message.
+    pub fn reply(&self) -> String {
+        encode_response(self.version, &self.id, Err(&self.error))
+    }
+}
+
+/// What one frame holds.
+#[derive(Debug)]
+pub enum Frame {
+    /// A single message (or the reason it was rejected).
+    Single(Result<Message, Rejected>),
+    /// A batch: one entry per element of the array, in order.
+    Batch(Vec<Result<Message, Rejected>>),
+}
+
+/// Every key a JSON-RPC 1.0 or 2.0 message may carry, all optional and raw.
+/// Keys are checked by hand (never `#[serde(untagged)]`) so that each
+/// problem gets its own error and the id survives a bad `method`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// `Some` whenever the key is present, even as `null`; a plain `Option` would
+/// turn `"id": null` into `None` and make a 2.0 request look like a notification.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Reads one frame: a single message or a batch.
+///
+/// Never fails: what cannot be read becomes a [`Rejected`] carrying the
+/// spec's error (-32700 for invalid JSON, -32600 for valid JSON that is not a
+/// message) and the id when one could be read.
+///
+/// ```
+/// use rpcpeer::message::{parse, Frame, Message};
+///
+/// let Frame::Single(Ok(Message::Request(req))) =
+///     parse(r#"{"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1}"#)
+/// else { panic!("not a request") };
+/// assert_eq!(req.method, "subtract");
+/// assert_eq!(req.params.unwrap().get(), "[42, 23]");
+/// ```
+pub fn parse(text: &str) -> Frame {
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(items) if items.is_empty() => Frame::Single(Err(Rejected::v2(
+                ErrorObject::invalid_request("empty batch"),
+            ))),
+            // Spec §6: each element is answered on its own, in 2.0 form.
+            Ok(items) => Frame::Batch(items.into_iter().map(parse_batch_item).collect()),
+            Err(err) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
+        },
+        Some(b'{') => Frame::Single(parse_object(text)),
+        _ => Frame::Single(Err(Rejected::v2(
+            match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => ErrorObject::invalid_request("a message must be an object or an array"),
+                Err(err) => json_error(&err),
+            },
+        ))),
+    }
+}
+
+fn parse_batch_item(raw: &RawValue) -> Result<Message, Rejected> {
+    parse_object(raw.get()).map_err(|mut rejected| {
+        // The 1.0 form is only for single objects; batches are a 2.0 feature.
+        rejected.version = Version::V2;
+        rejected
+    })
+}
+
+fn json_error(err: &serde_json::Error) -> ErrorObject {
+    match err.classify() {
+        serde_json::error::Category::Data => ErrorObject::invalid_request(err),
+        _ => ErrorObject::parse_error(err),
+    }
+}
+
+fn parse_object(text: &str) -> Result<Message, Rejected> {
+    let env: Envelope<'_> = match serde_json::from_str(text) {
+        Ok(env) => env,
+        // Not an object (a batch element like `1`), or a duplicate key.
+        Err(err) => return Err(Rejected::v2(json_error(&err))),
+    };
+    let method = env.method.and_then(|m| as_string(m));
+    // The 1.0 form is for an object with no "jsonrpc" member and a string method,
+    // or a response to one of our 1.0 requests.
+    let version = match env.jsonrpc {
+        None => Version::V1,
+        Some(v) if as_string(v).as_deref() == Some("2.0") => Version::V2,
+        Some(_) => {
+            let id = env.id.and_then(Id::from_raw).unwrap_or_else(Id::null);
+            return Err(Rejected {
+                version: Version::V2,
+                id,
+                error: ErrorObject::invalid_request(r#"`jsonrpc` must be exactly "2.0""#),
+            });
+        }
+    };
+    // Answer a bad message in 1.0 form only when it reads as a 1.0 call.
+    let reject_version = if version == Version::V1 && method.is_some() {
+        Version::V1
+    } else {
+        Version::V2
+    };
+    let id = match env.id.map(Id::from_raw) {
+        None => None,
+        Some(Some(id)) => Some(id),
+        Some(None) => {
+            return Err(Rejected {
+                version: reject_version,
+                id: Id::null(),
+                error: ErrorObject::invalid_request("`id` must be a string, a number or null"),
+            })
+        }
+    };
+    let reject = |error: ErrorObject| Rejected {
+        version: reject_version,
+        id: id.clone().unwrap_or_else(Id::null),
+        error,
+    };
+
+    if let Some(m) = env.method {
+        let Some(method) = method else {
+            return Err(reject(ErrorObject::invalid_request(format!(
+                "`method` must be a string, not {}",
+                m.get()
+            ))));
+        };
+        let params = match env.params {
+            None => None,
+            // 1.0 peers often send `"params": null` for "no params".
+            Some(p) if version == Version::V1 && p.get() == "null" => None,
+            Some(p) if matches!(p.get().as_bytes().first(), Some(b'[' | b'{')) => {
+                Some(p.to_owned())
+            }
+            // Spec §4.2: params MUST be a structured value when present.
+            Some(p) => {
+                return Err(reject(ErrorObject::invalid_request(format!(
+                    "`params` must be an array or an object, not {}",
+                    p.get()
+                ))))
+            }
+        };
+        let method = method.into_owned();
+        return Ok(match (version, id) {
+            // Spec §4.1: in 2.0 only the absence of `id` makes a notification;
+            // in 1.0 a null id does.
+            (Version::V2, None) => Message::Notification(Notification {
+                version,
+                method,
+                params,
+            }),
+            (Version::V1, None) => Message::Notification(Notification {
+                version,
+                method,
+                params,
+            }),
+            (Version::V1, Some(id)) if id.is_null() => Message::Notification(Notification {
+                version,
+                method,
+                params,
+            }),
+            (_, Some(id)) => Message::Request(Request {
+                version,
+                id,
+                method,
+                params,
+            }),
+        });
+    }
+
+    if env.result.is_some() || env.error.is_some() {
+        let id = id.unwrap_or_else(Id::null);
+        let outcome = match (env.result, env.error) {
+            // 1.0 sends both members with one of them null.
+            (_, Some(err)) if err.get() != "null" => Err(decode_error_object(err)),
+            (Some(result), _) => Ok(result.to_owned()),
+            (None, _) => Ok(crate::error::null()),
+        };
+        return Ok(Message::Response(Response {
+            version,
+            id,
+            outcome,
+        }));
+    }
+
+    Err(reject(ErrorObject::invalid_request(
+        "no `method`, `result` or `error` member",
+    )))
+}
+
+fn as_string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if raw.get().starts_with('"') {
+        serde_json::from_str(raw.get()).ok()
+    } else {
+        None
+    }
+}
+
+/// A peer's error as an [`ErrorObject`]; a non-standard one (1.0 allowed any
+/// value) is kept whole in `data` so nothing the peer said is lost.
+fn decode_error_object(raw: &RawValue) -> ErrorObject {
+    serde_json::from_str(raw.get()).unwrap_or_else(|_| ErrorObject {
+        code: ErrorObject::INTERNAL_ERROR,
+        message: "the peer sent an error that is not a JSON-RPC 2.0 error object".into(),
+        data: Some(raw.to_owned()),
+    })
+}
+
+/// A member that is absent, `null`, or a value.
+enum Member<T> {
+    Absent,
+    Null,
+    Value(T),
+}
+
+impl<T> Member<T> {
+    fn is_absent(&self) -> bool {
+        matches!(self, Member::Absent)
+    }
+}
+
+impl<T: Serialize> Serialize for Member<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Member::Value(v) => v.serialize(s),
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
+/// Every shape of outgoing message, members in the order the spec's examples use.
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jsonrpc: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Member::is_absent")]
+    params: Member<&'a RawValue>,
+    #[serde(skip_serializing_if = "Member::is_absent")]
+    result: Member<&'a RawValue>,
+    #[serde(skip_serializing_if = "Member::is_absent")]
+    error: Member<&'a ErrorObject>,
+    #[serde(skip_serializing_if = "Member::is_absent")]
+    id: Member<&'a Id>,
+}
+
+impl Outgoing<'_> {
+    fn to_text(&self) -> String {
+        // Only strings and already-valid raw JSON go in, so this cannot fail;
+        // answering with a fixed internal error keeps the promise of a reply anyway.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"},"id":null}"#
+                .to_owned()
+        })
+    }
+}
+
+fn jsonrpc(version: Version) -> Option<&'static str> {
+    match version {
+        Version::V1 => None,
+        Version::V2 => Some("2.0"),
+    }
+}
+
+/// The reply to a request, in the request's version: 2.0 carries either
+/// `result` or `error`, 1.0 carries both with one of them `null`.
+pub fn encode_response(
+    version: Version,
+    id: &Id,
+    outcome: Result<&RawValue, &ErrorObject>,
+) -> String {
+    let (result, error) = match (version, outcome) {
+        (Version::V2, Ok(r)) => (Member::Value(r), Member::Absent),
+        (Version::V2, Err(e)) => (Member::Absent, Member::Value(e)),
+        (Version::V1, Ok(r)) => (Member::Value(r), Member::Null),
+        (Version::V1, Err(e)) => (Member::Null, Member::Value(e)),
+    };
+    Outgoing {
+        jsonrpc: jsonrpc(version),
+        method: None,
+        params: Member::Absent,
+        result,
+        error,
+        id: Member::Value(id),
+    }
+    .to_text()
+}
+
+/// A request with a numeric id. 1.0 requires `params` to be an array, so a
+/// missing one is sent as `[]`.
+pub fn encode_request(
+    version: Version,
+    id: &Id,
+    method: &str,
+    params: Option<&RawValue>,
+) -> String {
+    Outgoing {
+        jsonrpc: jsonrpc(version),
+        method: Some(method),
+        params: params_member(version, params),
+        result: Member::Absent,
+        error: Member::Absent,
+        id: Member::Value(id),
+    }
+    .to_text()
+}
+
+/// A notification: no `id` member in 2.0, `"id": null` in 1.0.
+pub fn encode_notification(version: Version, method: &str, params: Option<&RawValue>) -> String {
+    Outgoing {
+        jsonrpc: jsonrpc(version),
+        method: Some(method),
+        params: params_member(version, params),
+        result: Member::Absent,
+        error: Member::Absent,
+        id: match version {
+            Version::V1 => Member::Null,
+            Version::V2 => Member::Absent,
+        },
+    }
+    .to_text()
+}
+
+fn params_member(version: Version, params: Option<&RawValue>) -> Member<&RawValue> {
+    match (params, version) {
+        (Some(p), _) => Member::Value(p),
+        (None, Version::V2) => Member::Absent,
+        (None, Version::V1) => Member::Value(empty_array()),
+    }
+}
+
+fn empty_array() -> &'static RawValue {
+    // A literal that is valid JSON; `from_string` would allocate every call.
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| {
+        RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| crate::error::null())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(text: &str) -> Result<Message, Rejected> {
+        match parse(text) {
+            Frame::Single(m) => m,
+            Frame::Batch(_) => panic!("unexpected batch"),
+        }
+    }
+
+    #[test]
+    fn null_id_is_a_request_in_2_0_and_a_notification_in_1_0() {
+        assert!(matches!(
+            single(r#"{"jsonrpc":"2.0","method":"m","id":null}"#),
+            Ok(Message::Request(_))
+        ));
+        assert!(matches!(
+            single(r#"{"method":"m","params":[],"id":null}"#),
+            Ok(Message::Notification(Notification {
+                version: Version::V1,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn ids_are_kept_as_written() {
+        let Ok(Message::Request(req)) =
+            single(r#"{"jsonrpc":"2.0","method":"m","id":123456789012345678901234567890}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(req.id.to_string(), "123456789012345678901234567890");
+        assert_eq!(
+            encode_response(Version::V2, &req.id, Ok(RawValue::NULL)),
+            r#"{"jsonrpc":"2.0","result":null,"id":123456789012345678901234567890}"#
+        );
+    }
+
+    #[test]
+    fn bad_members_are_named_and_keep_the_id() {
+        let Err(r) = single(r#"{"jsonrpc":"2.0","method":"m","params":5,"id":"x"}"#) else {
+            panic!()
+        };
+        assert_eq!(r.error.code, ErrorObject::INVALID_REQUEST);
+        assert!(r.error.message.contains("params"), "{}", r.error.message);
+        assert_eq!(r.id.to_string(), r#""x""#);
+
+        let Err(r) = single(r#"{"jsonrpc":"2.0","method":"m","id":{"a":1}}"#) else {
+            panic!()
+        };
+        assert!(r.id.is_null());
+        assert!(r.error.message.contains("id"), "{}", r.error.message);
+
+        let Err(r) = single(r#"{"jsonrpc":"2.1","method":"m","id":3}"#) else {
+            panic!()
+        };
+        assert_eq!(r.id.to_string(), "3");
+    }
+
+    #[test]
+    fn one_zero_response_with_both_members() {
+        let Ok(Message::Response(resp)) = single(r#"{"result":7,"error":null,"id":1}"#) else {
+            panic!()
+        };
+        assert_eq!(resp.version, Version::V1);
+        assert_eq!(resp.outcome.unwrap().get(), "7");
+        let Ok(Message::Response(resp)) = single(r#"{"result":null,"error":"boom","id":1}"#) else {
+            panic!()
+        };
+        assert_eq!(resp.outcome.unwrap_err().data.unwrap().get(), r#""boom""#);
+    }
+
+    #[test]
+    fn encodes_each_form() {
+        let id = Id::from(1u64);
+        let params = RawValue::from_string("[1]".into()).unwrap();
+        assert_eq!(
+            encode_request(Version::V2, &id, "m", Some(&params)),
+            r#"{"jsonrpc":"2.0","method":"m","params":[1],"id":1}"#
+        );
+        assert_eq!(
+            encode_notification(Version::V1, "m", None),
+            r#"{"method":"m","params":[],"id":null}"#
+        );
+        assert_eq!(
+            encode_notification(Version::V2, "m", None),
+            r#"{"jsonrpc":"2.0","method":"m"}"#
+        );
+        let err = ErrorObject::new(1, "x");
+        assert_eq!(
+            encode_response(Version::V1, &id, Err(&err)),
+            r#"{"result":null,"error":{"code":1,"message":"x"},"id":1}"#
+        );
+    }
+}

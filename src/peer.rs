@@ -1,0 +1,462 @@
+//! The handle that calls the other side: requests, notifications, batches, close.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::pending::{Failure, ReplySender};
+
+/// What a [`Peer`] asks of its driver. The driver alone owns the pending
+/// table, so none of this needs a lock.
+pub(crate) enum Command {
+    Request {
+        id: u64,
+        method: String,
+        params: Option<Box<RawValue>>,
+        reply: ReplySender,
+    },
+    Notify {
+        method: String,
+        params: Option<Box<RawValue>>,
+    },
+    Batch(Vec<BatchEntry>),
+    Close,
+}
+
+pub(crate) struct BatchEntry {
+    pub(crate) method: String,
+    pub(crate) params: Option<Box<RawValue>>,
+    /// `None` for a notification.
+    pub(crate) call: Option<(u64, ReplySender)>,
+}
+
+struct Shared {
+    commands: mpsc::Sender<Command>,
+    cancels: mpsc::UnboundedSender<u64>,
+    next_id: AtomicU64,
+    timeout: Option<Duration>,
+    done: CancellationToken,
+}
+
+/// A cloneable handle to the peer at the other end of one connection: call
+/// its methods, push it notifications, close the connection.
+///
+/// The same type serves both sides: a server's handlers get it through
+/// [`Context::peer`](crate::Context::peer), a client gets it from
+/// [`Driver::new`](crate::Driver::new).
+///
+/// ```
+/// use rpcpeer::{ErrorObject, Router, testing::connected_pair};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let mut server = Router::new();
+/// server.method("add", |(a, b): (i64, i64)| async move { Ok::<_, ErrorObject>(a + b) });
+/// let (client, _server) = connected_pair(Router::new(), server);
+///
+/// let sum: i64 = client.request("add", (2, 3)).await?;
+/// assert_eq!(sum, 5);
+/// client.notify("log", ["done"]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Peer {
+    shared: Arc<Shared>,
+}
+
+/// The receiving ends that the driver keeps.
+pub(crate) struct PeerChannels {
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) cancels: mpsc::UnboundedReceiver<u64>,
+    pub(crate) done: CancellationToken,
+}
+
+impl Peer {
+    pub(crate) fn new(queue: usize, timeout: Option<Duration>) -> (Self, PeerChannels) {
+        let (commands, commands_rx) = mpsc::channel(queue);
+        let (cancels, cancels_rx) = mpsc::unbounded_channel();
+        let done = CancellationToken::new();
+        let peer = Self {
+            shared: Arc::new(Shared {
+                commands,
+                cancels,
+                next_id: AtomicU64::new(1),
+                timeout,
+                done: done.clone(),
+            }),
+        };
+        let channels = PeerChannels {
+            commands: commands_rx,
+            cancels: cancels_rx,
+            done,
+        };
+        (peer, channels)
+    }
+
+    /// A peer with no connection behind it: every call fails with
+    /// [`Error::Closed`]. Handlers run over one-shot transports (HTTP) get one.
+    pub fn detached() -> Self {
+        let (peer, channels) = Self::new(1, None);
+        channels.done.cancel();
+        peer
+    }
+
+    /// Calls `method` and waits for the reply, decoded into `R`.
+    ///
+    /// `params` must serialize to an array (a tuple, a `Vec`) or an object (a
+    /// struct, a map); `()` sends no params.
+    ///
+    /// # Errors
+    /// - [`Error::Remote`] when the peer answers with an error object.
+    /// - [`Error::Closed`] when the connection ends before the reply.
+    /// - [`Error::Timeout`] when [`Config::request_timeout`](crate::Config::request_timeout) passes first.
+    /// - [`Error::EncodeParams`] / [`Error::DecodeReply`] when serde fails either way.
+    ///
+    /// # Cancel safety
+    /// Dropping the future before the reply forgets the call and tells the
+    /// peer with a `$/cancelRequest` notification (see
+    /// [`Config::cancel_method`](crate::Config::cancel_method)).
+    pub async fn request<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<R, Error> {
+        let raw = self
+            .request_raw(method, to_params(method, &params)?)
+            .await?;
+        decode(method, &raw)
+    }
+
+    /// [`Peer::request`] with its own timeout instead of the connection's.
+    ///
+    /// # Errors
+    /// As [`Peer::request`].
+    ///
+    /// # Cancel safety
+    /// As [`Peer::request`].
+    pub async fn request_with_timeout<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+        timeout: Duration,
+    ) -> Result<R, Error> {
+        let params = to_params(method, &params)?;
+        let raw = self.call(method, params, Some(timeout)).await?;
+        decode(method, &raw)
+    }
+
+    /// [`Peer::request`] with raw JSON params and result.
+    ///
+    /// # Errors
+    /// As [`Peer::request`], less the serde ones.
+    ///
+    /// # Cancel safety
+    /// As [`Peer::request`].
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Result<Box<RawValue>, Error> {
+        self.call(method, params, self.shared.timeout).await
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, Error> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Request {
+            id,
+            method: method.to_owned(),
+            params,
+            reply,
+        };
+        self.send(method, cmd).await?;
+        let mut guard = CancelOnDrop {
+            ids: vec![id],
+            cancels: &self.shared.cancels,
+        };
+        let outcome = match timeout {
+            None => rx.await,
+            Some(after) => match tokio::time::timeout(after, rx).await {
+                Ok(outcome) => outcome,
+                // The guard still holds the id, so the peer is told to stop.
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        method: method.to_owned(),
+                        after,
+                    })
+                }
+            },
+        };
+        guard.ids.clear();
+        into_result(method, outcome)
+    }
+
+    /// Sends a notification, waiting while the outgoing queue is full.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the connection is gone; [`Error::EncodeParams`]
+    /// when the params do not serialize to an array or object.
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it returns may or may not send the notification.
+    pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
+        let params = to_params(method, &params)?;
+        let cmd = Command::Notify {
+            method: method.to_owned(),
+            params,
+        };
+        self.send(method, cmd).await
+    }
+
+    /// Sends a notification now or not at all: for pushing to many peers,
+    /// where one slow reader must not hold up the rest.
+    ///
+    /// # Errors
+    /// [`Error::Full`] when the outgoing queue is full, [`Error::Closed`] when
+    /// the connection is gone, [`Error::EncodeParams`] as for `notify`.
+    pub fn try_notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
+        let params = to_params(method, &params)?;
+        self.try_notify_raw(method, params)
+    }
+
+    /// [`Peer::try_notify`] with params that are already JSON.
+    ///
+    /// # Errors
+    /// As [`Peer::try_notify`].
+    pub fn try_notify_raw(&self, method: &str, params: Option<Box<RawValue>>) -> Result<(), Error> {
+        let cmd = Command::Notify {
+            method: method.to_owned(),
+            params,
+        };
+        self.shared.commands.try_send(cmd).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => Error::Full {
+                method: method.to_owned(),
+            },
+            mpsc::error::TrySendError::Closed(_) => Error::Closed {
+                method: method.to_owned(),
+            },
+        })
+    }
+
+    /// Sends every entry of `batch` as one JSON array and waits for all the
+    /// replies. The answers come back in the order the requests were added
+    /// (notifications have none), whatever order the peer sent them in.
+    ///
+    /// # Errors
+    /// The outer error: [`Error::EncodeParams`] for an entry whose params did
+    /// not serialize, [`Error::Closed`] when the batch could not be sent. Each
+    /// answer has the errors of [`Peer::request`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future cancels the requests that have no reply yet.
+    pub async fn batch(&self, batch: Batch) -> Result<Vec<Result<Box<RawValue>, Error>>, Error> {
+        if let Some(err) = batch.error {
+            return Err(err);
+        }
+        let mut entries = Vec::with_capacity(batch.entries.len());
+        let mut waiting = Vec::new();
+        for (method, params, is_request) in batch.entries {
+            let call = is_request.then(|| {
+                let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+                let (tx, rx) = oneshot::channel();
+                waiting.push((id, method.clone(), rx));
+                (id, tx)
+            });
+            entries.push(BatchEntry {
+                method,
+                params,
+                call,
+            });
+        }
+        self.send("batch", Command::Batch(entries)).await?;
+        let mut guard = CancelOnDrop {
+            ids: waiting.iter().map(|(id, _, _)| *id).collect(),
+            cancels: &self.shared.cancels,
+        };
+        let mut answers = Vec::with_capacity(waiting.len());
+        for (id, method, rx) in waiting {
+            let outcome = match self.shared.timeout {
+                None => rx.await,
+                Some(after) => match tokio::time::timeout(after, rx).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        answers.push(Err(Error::Timeout { method, after }));
+                        continue;
+                    }
+                },
+            };
+            guard.ids.retain(|pending| *pending != id);
+            answers.push(into_result(&method, outcome));
+        }
+        Ok(answers)
+    }
+
+    /// Closes the connection gracefully: stop reading, let running handlers
+    /// finish (up to [`Config::drain_timeout`](crate::Config::drain_timeout)),
+    /// fail our pending calls with [`Error::Closed`], flush, close.
+    /// Returns once the driver has stopped.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the close once it has been asked for.
+    pub async fn close(&self) {
+        // A full queue still takes the command once it drains; a closed one
+        // means the driver is already gone.
+        let _ = self.shared.commands.send(Command::Close).await;
+        self.closed().await;
+    }
+
+    /// Completes when the connection's driver has stopped.
+    pub async fn closed(&self) {
+        self.shared.done.cancelled().await;
+    }
+
+    /// Whether the connection's driver has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.shared.done.is_cancelled()
+    }
+
+    async fn send(&self, method: &str, cmd: Command) -> Result<(), Error> {
+        self.shared
+            .commands
+            .send(cmd)
+            .await
+            .map_err(|_| Error::Closed {
+                method: method.to_owned(),
+            })
+    }
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// Several calls to send as one JSON-RPC batch with [`Peer::batch`].
+///
+/// ```
+/// use rpcpeer::Batch;
+///
+/// let mut batch = Batch::new();
+/// batch.request("sum", [1, 2, 4]).notify("notify_hello", [7]).request("get_data", ());
+/// assert_eq!(batch.len(), 3);
+/// ```
+#[derive(Default)]
+pub struct Batch {
+    entries: Vec<(String, Option<Box<RawValue>>, bool)>,
+    error: Option<Error>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a request; its answer will be in the result of [`Peer::batch`].
+    pub fn request(&mut self, method: &str, params: impl Serialize) -> &mut Self {
+        self.push(method, &params, true)
+    }
+
+    /// Adds a notification.
+    pub fn notify(&mut self, method: &str, params: impl Serialize) -> &mut Self {
+        self.push(method, &params, false)
+    }
+
+    fn push(&mut self, method: &str, params: &impl Serialize, is_request: bool) -> &mut Self {
+        match to_params(method, params) {
+            Ok(params) => self.entries.push((method.to_owned(), params, is_request)),
+            Err(err) => {
+                self.error.get_or_insert(err);
+            }
+        }
+        self
+    }
+
+    /// How many entries the batch has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the batch has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Tells the driver about calls whose caller stopped waiting.
+struct CancelOnDrop<'a> {
+    ids: Vec<u64>,
+    cancels: &'a mpsc::UnboundedSender<u64>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            // A closed channel means the driver is gone and the call with it.
+            let _ = self.cancels.send(id);
+        }
+    }
+}
+
+/// Serializes params; `()` and `None` mean "no params". Spec §4.2 allows only
+/// an array or an object, so anything else is refused here rather than
+/// sent and refused by the peer.
+pub(crate) fn to_params(
+    method: &str,
+    params: &impl Serialize,
+) -> Result<Option<Box<RawValue>>, Error> {
+    let encode = |source| Error::EncodeParams {
+        method: method.to_owned(),
+        source,
+    };
+    let raw = serde_json::value::to_raw_value(params).map_err(encode)?;
+    match raw.get().as_bytes().first() {
+        Some(b'n') => Ok(None),
+        Some(b'[' | b'{') => Ok(Some(raw)),
+        _ => Err(encode(<serde_json::Error as serde::ser::Error>::custom(
+            format!(
+                "params must be an array or an object (a tuple, Vec, struct or map), not {}",
+                raw.get()
+            ),
+        ))),
+    }
+}
+
+fn decode<R: DeserializeOwned>(method: &str, raw: &RawValue) -> Result<R, Error> {
+    serde_json::from_str(raw.get()).map_err(|source| Error::DecodeReply {
+        method: method.to_owned(),
+        source,
+    })
+}
+
+fn into_result(
+    method: &str,
+    outcome: Result<Result<Box<RawValue>, Failure>, oneshot::error::RecvError>,
+) -> Result<Box<RawValue>, Error> {
+    match outcome {
+        Ok(Ok(raw)) => Ok(raw),
+        Ok(Err(Failure::Remote(source))) => Err(Error::Remote {
+            method: method.to_owned(),
+            source,
+        }),
+        // The driver dropped the reply sender: it stopped.
+        Ok(Err(Failure::Closed)) | Err(_) => Err(Error::Closed {
+            method: method.to_owned(),
+        }),
+    }
+}

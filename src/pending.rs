@@ -1,0 +1,59 @@
+//! Our outgoing requests that wait for a reply, by id. Owned by the driver alone, so no lock.
+
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use crate::error::ErrorObject;
+
+/// Why a waiting call ended without a result.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The peer answered with an error object.
+    Remote(ErrorObject),
+    /// The connection ended first.
+    Closed,
+}
+
+pub(crate) type ReplySender = oneshot::Sender<Result<Box<RawValue>, Failure>>;
+
+#[derive(Default)]
+pub(crate) struct PendingTable {
+    calls: HashMap<u64, ReplySender>,
+}
+
+impl PendingTable {
+    pub(crate) fn insert(&mut self, id: u64, reply: ReplySender) {
+        self.calls.insert(id, reply);
+    }
+
+    /// Hands the reply to its caller; `false` when no call has that id.
+    pub(crate) fn resolve(&mut self, id: u64, outcome: Result<Box<RawValue>, ErrorObject>) -> bool {
+        match self.calls.remove(&id) {
+            Some(reply) => {
+                // The caller may have stopped waiting; nothing to do then.
+                let _ = reply.send(outcome.map_err(Failure::Remote));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets a call whose caller gave up; `true` if it was still waiting.
+    pub(crate) fn forget(&mut self, id: u64) -> bool {
+        self.calls.remove(&id).is_some()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Resolves every waiting caller with `Closed`. Called when the driver
+    /// stops reading, so no `Peer::request` future can hang.
+    pub(crate) fn fail_all(&mut self) {
+        for (_, reply) in self.calls.drain() {
+            let _ = reply.send(Err(Failure::Closed));
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The method table: names to handlers, with what each method declares about itself.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use schemars::{Schema, SchemaGenerator};
+use serde_json::value::RawValue;
+
+use crate::context::Context;
+use crate::handler::{ErasedHandler, Handler, Outcome};
+use crate::session::Session;
+
+/// How calls of one method are scheduled on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// Runs as soon as it arrives, alongside anything else (the default for requests).
+    Concurrent,
+    /// Runs after every earlier in-order call of the connection has finished
+    /// (the default for notifications, so updates apply in the order sent);
+    /// concurrent calls still overlap with it.
+    InOrder,
+    /// Waits until everything running has finished, then runs alone; later
+    /// calls wait for it.
+    Exclusive,
+}
+
+/// What the router knows of one method: enough for `rpc.discover` and
+/// `system.describe` documents.
+#[derive(Debug, Clone)]
+pub struct MethodInfo {
+    name: String,
+    doc: Option<String>,
+    params: Option<Schema>,
+    result: Option<Schema>,
+    notification: bool,
+    concurrency: Option<Concurrency>,
+    safe: bool,
+}
+
+impl MethodInfo {
+    /// The method's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its documentation, if any was given.
+    pub fn doc(&self) -> Option<&str> {
+        self.doc.as_deref()
+    }
+
+    /// JSON Schema of its params (`None`: takes none, or raw).
+    pub fn params(&self) -> Option<&Schema> {
+        self.params.as_ref()
+    }
+
+    /// JSON Schema of its result (`None`: returns nothing, or raw).
+    pub fn result(&self) -> Option<&Schema> {
+        self.result.as_ref()
+    }
+
+    /// Whether it was registered as a notification handler.
+    pub fn is_notification(&self) -> bool {
+        self.notification
+    }
+
+    /// Whether it may be called by HTTP GET (JSON-RPC 1.1's idempotent procedures).
+    pub fn is_safe(&self) -> bool {
+        self.safe
+    }
+
+    /// How a call of this method is scheduled: the method's own setting, or
+    /// the default for the kind of message (requests concurrent,
+    /// notifications in order).
+    pub fn concurrency(&self, is_notification: bool) -> Concurrency {
+        self.concurrency.unwrap_or(if is_notification {
+            Concurrency::InOrder
+        } else {
+            Concurrency::Concurrent
+        })
+    }
+}
+
+pub(crate) struct Entry<S> {
+    pub(crate) name: Arc<str>,
+    pub(crate) info: MethodInfo,
+    pub(crate) handler: ErasedHandler<S>,
+}
+
+struct Inner<S> {
+    methods: HashMap<Arc<str>, Arc<Entry<S>>>,
+    fallback: Option<ErasedHandler<S>>,
+    state: Arc<S>,
+}
+
+impl<S> Clone for Inner<S> {
+    fn clone(&self) -> Self {
+        Self {
+            methods: self.methods.clone(),
+            fallback: self.fallback.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// Maps method names to handlers. Build one, then give it to every
+/// [`Driver`](crate::Driver); cloning is cheap (the table is shared).
+///
+/// One params type accepts both positional and named params:
+///
+/// ```
+/// use rpcpeer::{ErrorObject, Router};
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize, schemars::JsonSchema)]
+/// struct Subtract { minuend: i64, subtrahend: i64 }
+///
+/// let mut router = Router::new();
+/// router
+///     .method("subtract", |p: Subtract| async move { Ok::<_, ErrorObject>(p.minuend - p.subtrahend) })
+///     .doc("Subtracts the second number from the first.");
+///
+/// # futures::executor::block_on(async {
+/// let session = rpcpeer::Session::new();
+/// let by_position = router.handle_text(r#"{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}"#, &session).await;
+/// assert_eq!(by_position.unwrap(), r#"{"jsonrpc":"2.0","result":19,"id":1}"#);
+/// let by_name = router.handle_text(r#"{"jsonrpc":"2.0","method":"subtract","params":{"subtrahend":23,"minuend":42},"id":2}"#, &session).await;
+/// assert_eq!(by_name.unwrap(), r#"{"jsonrpc":"2.0","result":19,"id":2}"#);
+/// # });
+/// ```
+pub struct Router<S = ()> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Router<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Default for Router<()> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Router<()> {
+    /// An empty router without application state.
+    pub fn new() -> Self {
+        Self::with_state(())
+    }
+}
+
+/// Sets what a method declares about itself; returned by [`Router::method`].
+pub struct MethodConfig<'a> {
+    info: &'a mut MethodInfo,
+}
+
+impl MethodConfig<'_> {
+    /// Documentation, shown by introspection.
+    pub fn doc(self, doc: impl Into<String>) -> Self {
+        self.info.doc = Some(doc.into());
+        self
+    }
+
+    /// How calls of this method are scheduled (see [`Concurrency`]).
+    pub fn concurrency(self, concurrency: Concurrency) -> Self {
+        self.info.concurrency = Some(concurrency);
+        self
+    }
+
+    /// Marks the method safe to call by HTTP GET: it has no side effects.
+    pub fn safe(self) -> Self {
+        self.info.safe = true;
+        self
+    }
+}
+
+impl<S: Send + Sync + 'static> Router<S> {
+    /// An empty router whose handlers can reach `state` through
+    /// [`Context::state`].
+    pub fn with_state(state: S) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                methods: HashMap::new(),
+                fallback: None,
+                state: Arc::new(state),
+            }),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner<S> {
+        // Building happens before the router is shared; if it already is,
+        // this router gets its own copy of the table (entries stay shared).
+        Arc::make_mut(&mut self.inner)
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        info: MethodInfo,
+        handler: ErasedHandler<S>,
+    ) -> MethodConfig<'_> {
+        let name: Arc<str> = name.into();
+        let entry = Arc::new(Entry {
+            name: name.clone(),
+            info,
+            handler,
+        });
+        let slot = self.inner_mut().methods.entry(name).insert_entry(entry);
+        let entry = Arc::get_mut(slot.into_mut()).map(|e| &mut e.info);
+        MethodConfig {
+            // The entry was created just above and is not shared yet.
+            info: entry.unwrap_or_else(|| unreachable!("a fresh entry is unshared")),
+        }
+    }
+
+    /// Registers a request handler (see [`Handler`] for the shapes it may
+    /// have). Replaces any earlier handler of that name.
+    pub fn method<Args, H: Handler<Args, S>>(
+        &mut self,
+        name: &str,
+        handler: H,
+    ) -> MethodConfig<'_> {
+        let sig = H::signature(&mut SchemaGenerator::default());
+        let info = MethodInfo {
+            name: name.to_owned(),
+            doc: None,
+            params: sig.params,
+            result: sig.result,
+            notification: false,
+            concurrency: None,
+            safe: false,
+        };
+        self.insert(
+            name,
+            info,
+            Arc::new(move |params, cx| handler.call(params, cx)),
+        )
+    }
+
+    /// Registers a notification handler: its return value is never sent,
+    /// and calls of it run in arrival order unless configured otherwise.
+    pub fn notification<Args, H: Handler<Args, S>>(
+        &mut self,
+        name: &str,
+        handler: H,
+    ) -> MethodConfig<'_> {
+        let config = self.method(name, handler);
+        config.info.notification = true;
+        config
+    }
+
+    /// Registers a handler that takes the params and gives the result as raw
+    /// JSON, for methods whose types are only known at run time. Its
+    /// introspection shows no param types.
+    pub fn method_raw<F, Fut>(&mut self, name: &str, handler: F) -> MethodConfig<'_>
+    where
+        F: Fn(Option<Box<RawValue>>, Context<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        let info = MethodInfo {
+            name: name.to_owned(),
+            doc: None,
+            params: None,
+            result: None,
+            notification: false,
+            concurrency: None,
+            safe: false,
+        };
+        self.insert(
+            name,
+            info,
+            Arc::new(move |params, cx| Box::pin(handler(params, cx))),
+        )
+    }
+
+    /// Handles every method that has no handler of its own (instead of
+    /// answering -32601). [`Context::method`] tells which was called.
+    pub fn fallback<F, Fut>(&mut self, handler: F)
+    where
+        F: Fn(Option<Box<RawValue>>, Context<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        self.inner_mut().fallback = Some(Arc::new(move |params, cx| Box::pin(handler(params, cx))));
+    }
+
+    /// Every registered method, sorted by name.
+    pub fn methods(&self) -> Vec<&MethodInfo> {
+        let mut all: Vec<_> = self.inner.methods.values().map(|e| &e.info).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The method called `name`, if registered.
+    pub fn method_info(&self, name: &str) -> Option<&MethodInfo> {
+        self.inner.methods.get(name).map(|e| &e.info)
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<&Arc<Entry<S>>> {
+        self.inner.methods.get(name)
+    }
+
+    pub(crate) fn fallback_handler(&self) -> Option<&ErasedHandler<S>> {
+        self.inner.fallback.as_ref()
+    }
+
+    pub(crate) fn state(&self) -> &Arc<S> {
+        &self.inner.state
+    }
+
+    /// Answers one frame without a connection: the reply text, or `None`
+    /// when nothing is to be sent back (notifications only). This is what an
+    /// HTTP POST endpoint calls, and how handlers are tested without sockets.
+    /// Handlers that call the peer back get [`Error::Closed`](crate::Error::Closed).
+    pub async fn handle_text(&self, text: &str, session: &Session) -> Option<String> {
+        crate::dispatch::handle_text(self, text, session).await
+    }
+}

@@ -1,0 +1,622 @@
+//! Two real peers over TCP on 127.0.0.1: both directions, concurrency, ordering, cancellation, failures.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{add_sync, connect, connect_with, serve, serve_with, within, Wire, FRAMINGS};
+use rpcpeer::{Batch, Concurrency, Config, Context, Error, ErrorObject, Router, Version};
+use rpcpeer_stream::Framing;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Barrier, Notify};
+
+fn remote(err: Error) -> ErrorObject {
+    ErrorObject::new(-32000, err.to_string())
+}
+
+#[tokio::test]
+async fn replies_come_back_out_of_order_on_one_connection() {
+    let release = Arc::new(Notify::new());
+    let mut router = Router::with_state(release);
+    router.method("wait", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notified().await;
+        Ok::<_, ErrorObject>("waited")
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    router.notification("release", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notify_one()
+    });
+
+    for framing in FRAMINGS {
+        let addr = serve(router.clone(), framing).await;
+        let mut wire = Wire::connect(addr, framing).await;
+        wire.send(r#"{"jsonrpc":"2.0","method":"wait","id":1}"#)
+            .await;
+        wire.send(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#)
+            .await;
+        // The second request is answered while the first still runs.
+        assert_eq!(
+            wire.recv().await,
+            json!({"jsonrpc":"2.0","result":"pong","id":2})
+        );
+        wire.send(r#"{"jsonrpc":"2.0","method":"release"}"#).await;
+        assert_eq!(
+            wire.recv().await,
+            json!({"jsonrpc":"2.0","result":"waited","id":1})
+        );
+    }
+}
+
+#[tokio::test]
+async fn batch_entries_all_run_at_the_same_time() {
+    // Each handler waits until all five are inside: run one at a time and
+    // the first never returns, so this cannot pass by luck.
+    let barrier = Arc::new(Barrier::new(5));
+    let mut router = Router::with_state(barrier);
+    router.method(
+        "rendezvous",
+        |(n,): (u32,), cx: Context<Arc<Barrier>>| async move {
+            cx.state().wait().await;
+            Ok::<_, ErrorObject>(n)
+        },
+    );
+    for framing in FRAMINGS {
+        let addr = serve(router.clone(), framing).await;
+        let mut wire = Wire::connect(addr, framing).await;
+        let batch: Vec<Value> = (0..5)
+            .map(|n| json!({"jsonrpc":"2.0","method":"rendezvous","params":[n],"id":n}))
+            .collect();
+        let reply = wire.call(&serde_json::to_string(&batch).unwrap()).await;
+        let results: Vec<Value> = reply
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|r| r["result"].clone())
+            .collect();
+        assert_eq!(results, (0..5).map(|n| json!(n)).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn a_server_handler_calls_the_client_back_during_a_request() {
+    let mut server = Router::new();
+    server.method("greet", |cx: Context| async move {
+        let name: String = cx.peer().request("name", ()).await.map_err(remote)?;
+        Ok::<_, ErrorObject>(format!("hello, {name}"))
+    });
+    let mut client = Router::new();
+    client.method("name", || async { Ok::<_, ErrorObject>("ada") });
+    for framing in FRAMINGS {
+        let addr = serve(server.clone(), framing).await;
+        let (peer, _driver) = connect(addr, framing, client.clone()).await;
+        let greeting: String = within("greet", peer.request("greet", ())).await.unwrap();
+        assert_eq!(greeting, "hello, ada");
+    }
+}
+
+#[tokio::test]
+async fn the_server_pushes_notifications_to_the_client() {
+    let mut server = Router::new();
+    server.method("subscribe", |(n,): (u32,), cx: Context| async move {
+        for i in 0..n {
+            cx.peer().notify("tick", [i]).await.map_err(remote)?;
+        }
+        Ok::<_, ErrorObject>(n)
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut client = Router::with_state(tx);
+    client.notification(
+        "tick",
+        |(i,): (u32,), cx: Context<mpsc::UnboundedSender<u32>>| async move {
+            let _ = cx.state().send(i);
+        },
+    );
+    let addr = serve(server, Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, client).await;
+    assert_eq!(peer.request::<u32>("subscribe", [3]).await.unwrap(), 3);
+    for want in 0..3 {
+        assert_eq!(within("tick", rx.recv()).await, Some(want));
+    }
+}
+
+#[tokio::test]
+async fn pending_calls_fail_at_once_when_the_connection_drops() {
+    // A server that reads one request and hangs up without answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut framed = rpcpeer_stream::framed(socket, Framing::Newline, 1 << 20);
+        let _ = futures::StreamExt::next(&mut framed).await;
+    });
+    let (peer, driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let err = within("the dropped call", peer.request::<Value>("anything", ()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Closed { ref method } if method == "anything"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("closed"), "{err}");
+    // Calls after the drop fail too, and the driver has ended.
+    within("driver end", driver).await.unwrap().unwrap();
+    let err = peer.request::<Value>("later", ()).await.unwrap_err();
+    assert!(matches!(err, Error::Closed { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_internal_error_and_the_connection_goes_on() {
+    let mut router = Router::new();
+    router.method("boom", || async {
+        if true {
+            panic!("deliberate test panic");
+        }
+        Ok::<_, ErrorObject>(())
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"boom","id":1}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32603);
+    assert_eq!(reply["id"], 1);
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#)
+        .await;
+    assert_eq!(reply, json!({"jsonrpc":"2.0","result":"pong","id":2}));
+}
+
+#[tokio::test]
+async fn one_zero_requests_and_notifications_are_answered_in_their_own_form() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let mut router = Router::with_state(seen.clone());
+    router.method(
+        "echo",
+        |(x,): (Value,)| async move { Ok::<_, ErrorObject>(x) },
+    );
+    router.method("fail", || async { Err::<(), _>(ErrorObject::new(7, "no")) });
+    router.notification(
+        "record",
+        |_: Value, cx: Context<Arc<AtomicUsize>>| async move {
+            cx.state().fetch_add(1, Ordering::SeqCst);
+        },
+    );
+    router.method("push", |cx: Context<Arc<AtomicUsize>>| async move {
+        cx.peer()
+            .notify("handleMessage", ("user1", "hi"))
+            .await
+            .map_err(remote)?;
+        Ok::<_, ErrorObject>(1)
+    });
+    add_sync(&mut router);
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+
+    let text = {
+        wire.send(r#"{"method": "echo", "params": ["Hello JSON-RPC"], "id": 1}"#)
+            .await;
+        wire.recv_text().await.unwrap()
+    };
+    assert_eq!(text, r#"{"result":"Hello JSON-RPC","error":null,"id":1}"#);
+    let reply = wire
+        .call(r#"{"method": "fail", "params": [], "id": 2}"#)
+        .await;
+    assert_eq!(
+        reply,
+        json!({"result": null, "error": {"code": 7, "message": "no"}, "id": 2})
+    );
+    let reply = wire
+        .call(r#"{"method": "nope", "params": [], "id": 3}"#)
+        .await;
+    assert_eq!(reply["result"], Value::Null);
+    assert_eq!(reply["error"]["code"], -32601);
+
+    // A 1.0 notification: id null, no reply, but the handler ran.
+    wire.send(r#"{"method": "record", "params": [1], "id": null}"#)
+        .await;
+    wire.expect_no_reply().await;
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+    // Pushed to a peer that spoke 1.0: the 1.0 notification form.
+    wire.send(r#"{"method": "push", "params": [], "id": 4}"#)
+        .await;
+    let mut frames = vec![wire.recv().await, wire.recv().await];
+    frames.sort_by_key(|f| f.get("method").is_none());
+    assert_eq!(
+        frames[0],
+        json!({"method": "handleMessage", "params": ["user1", "hi"], "id": null})
+    );
+    assert_eq!(frames[1], json!({"result": 1, "error": null, "id": 4}));
+}
+
+#[tokio::test]
+async fn a_peer_set_to_one_zero_calls_out_in_one_zero() {
+    let mut server = Router::new();
+    server.method("version", |cx: Context| async move {
+        Ok::<_, ErrorObject>(format!("{:?}", cx.version()))
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let config = Config::default().version(Some(Version::V1));
+    let (peer, _driver) = connect_with(addr, Framing::Newline, Router::new(), config).await;
+    assert_eq!(peer.request::<String>("version", ()).await.unwrap(), "V1");
+}
+
+#[tokio::test]
+async fn notifications_apply_in_order_while_requests_overlap() {
+    #[derive(Default)]
+    struct Log {
+        applied: Mutex<Vec<u32>>,
+        release: Notify,
+    }
+    let mut router = Router::with_state(Log::default());
+    router.notification("append", |(i,): (u32,), cx: Context<Log>| async move {
+        // Different amounts of work per update: run them concurrently and
+        // they finish out of order.
+        for _ in 0..(i * 7 % 5) {
+            tokio::task::yield_now().await;
+        }
+        cx.state().applied.lock().unwrap().push(i);
+    });
+    router.method("hold", |cx: Context<Log>| async move {
+        cx.state().release.notified().await;
+        Ok::<_, ErrorObject>(true)
+    });
+    router.notification("release", |cx: Context<Log>| async move {
+        cx.state().release.notify_waiters()
+    });
+    router
+        .method("applied", |cx: Context<Log>| async move {
+            Ok::<_, ErrorObject>(cx.state().applied.lock().unwrap().clone())
+        })
+        .concurrency(Concurrency::Exclusive);
+
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    for i in 0..100u32 {
+        if i % 10 == 0 {
+            // Requests that stay running while the updates go through.
+            wire.send(&format!(r#"{{"jsonrpc":"2.0","method":"hold","id":{i}}}"#))
+                .await;
+        }
+        wire.send(&format!(
+            r#"{{"jsonrpc":"2.0","method":"append","params":[{i}]}}"#
+        ))
+        .await;
+    }
+    wire.send(r#"{"jsonrpc":"2.0","method":"release"}"#).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"applied","id":"log"}"#)
+        .await;
+    let mut log = None;
+    for _ in 0..11 {
+        let reply = wire.recv().await;
+        if reply["id"] == "log" {
+            log = Some(reply["result"].clone());
+        }
+    }
+    assert_eq!(log.expect("the log"), json!((0..100).collect::<Vec<u32>>()));
+}
+
+#[tokio::test]
+async fn dropping_an_outgoing_call_cancels_it_on_the_other_side() {
+    let cancelled = Arc::new(Notify::new());
+    let mut server = Router::with_state(cancelled.clone());
+    server.method("forever", |cx: Context<Arc<Notify>>| async move {
+        // Work spawned outside the handler sees the token too.
+        let token = cx.cancellation().clone();
+        let signal = cx.state().clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            signal.notify_one();
+        });
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let call = peer.request::<Value>("forever", ());
+    // Give up on the call: the future is dropped before any reply.
+    assert!(tokio::time::timeout(Duration::from_millis(50), call)
+        .await
+        .is_err());
+    within("the server-side cancellation", cancelled.notified()).await;
+}
+
+#[tokio::test]
+async fn an_incoming_cancel_answers_request_cancelled() {
+    let mut router = Router::new();
+    router.method("forever", || async {
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    add_sync(&mut router);
+    let addr = serve(router, Framing::ContentLength).await;
+    let mut wire = Wire::connect(addr, Framing::ContentLength).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"forever","id":7}"#)
+        .await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":7}}"#)
+        .await;
+    let reply = wire.recv().await;
+    assert_eq!(reply["id"], 7);
+    assert_eq!(reply["error"]["code"], -32800);
+
+    // A cancel for a request that already finished changes nothing.
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"ping","id":8}"#)
+        .await;
+    assert_eq!(reply["result"], "pong");
+    wire.send(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":8}}"#)
+        .await;
+    wire.expect_no_reply().await;
+}
+
+#[tokio::test]
+async fn a_request_timeout_fails_the_call_and_cancels_it() {
+    let cancelled = Arc::new(Notify::new());
+    let mut server = Router::with_state(cancelled.clone());
+    server.method("forever", |cx: Context<Arc<Notify>>| async move {
+        let token = cx.cancellation().clone();
+        let signal = cx.state().clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            signal.notify_one();
+        });
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let config = Config::default().request_timeout(Some(Duration::from_millis(50)));
+    let (peer, _driver) = connect_with(addr, Framing::Newline, Router::new(), config).await;
+    let err = within("timeout", peer.request::<Value>("forever", ()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    within("the server-side cancellation", cancelled.notified()).await;
+}
+
+#[tokio::test]
+async fn a_callback_gets_through_while_the_server_is_busy() {
+    // One handler slot and a queue of one: the callback's handler takes the
+    // slot, the queue fills with the client's other requests, and the
+    // server must still read the callback's reply.
+    let mut server = Router::new();
+    server.method("greet", |cx: Context| async move {
+        let name: String = cx.peer().request("name", ()).await.map_err(remote)?;
+        Ok::<_, ErrorObject>(format!("hello, {name}"))
+    });
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let gate = Arc::new(Notify::new());
+    let mut client = Router::with_state(gate.clone());
+    client.method("name", |cx: Context<Arc<Notify>>| async move {
+        // Answer only once the server is flooded.
+        cx.state().notified().await;
+        Ok::<_, ErrorObject>("ada")
+    });
+    let config = Config::default().max_in_flight(1).max_queued(1);
+    let addr = serve_with(server, Framing::Newline, config, 1 << 20).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, client).await;
+
+    let greet = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.request::<String>("greet", ()).await }
+    });
+    let pings: Vec<_> = (0..50)
+        .map(|_| {
+            let peer = peer.clone();
+            tokio::spawn(async move { peer.request::<String>("ping", ()).await })
+        })
+        .collect();
+    gate.notify_one();
+    assert_eq!(within("greet", greet).await.unwrap().unwrap(), "hello, ada");
+    for ping in pings {
+        match within("ping", ping).await.unwrap() {
+            Ok(pong) => assert_eq!(pong, "pong"),
+            Err(Error::Remote { source, .. }) => assert_eq!(source.code, ErrorObject::SERVER_BUSY),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn thousands_of_pipelined_requests_all_get_answers() {
+    let mut router = Router::new();
+    router.method("double", |(n,): (u64,)| async move {
+        tokio::task::yield_now().await;
+        Ok::<_, ErrorObject>(n * 2)
+    });
+    // Small limits, so the queue is full most of the time.
+    let config = Config::default()
+        .max_in_flight(4)
+        .max_queued(8)
+        .max_outbox(16);
+    let addr = serve_with(router, Framing::Newline, config, 1 << 20).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let calls = (0..5000u64).map(|n| {
+        let peer = peer.clone();
+        async move { (n, peer.request::<u64>("double", [n]).await) }
+    });
+    let answers = within("5000 calls", futures::future::join_all(calls)).await;
+    for (n, answer) in answers {
+        assert_eq!(answer.unwrap(), n * 2);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_call_gives_answers_in_the_callers_order() {
+    let addr = serve(common::spec_router(), Framing::ContentLength).await;
+    let (peer, _driver) = connect(addr, Framing::ContentLength, Router::new()).await;
+    let mut batch = Batch::new();
+    batch
+        .request("sum", [1, 2, 4])
+        .notify("notify_hello", [7])
+        .request("subtract", [42, 23])
+        .request("foo.get", json!({"name": "myself"}))
+        .request("get_data", ());
+    let answers = within("batch", peer.batch(batch)).await.unwrap();
+    assert_eq!(answers.len(), 4);
+    assert_eq!(answers[0].as_ref().unwrap().get(), "7");
+    assert_eq!(answers[1].as_ref().unwrap().get(), "19");
+    assert!(matches!(&answers[2], Err(Error::Remote { source, .. }) if source.code == -32601));
+    assert_eq!(answers[3].as_ref().unwrap().get(), r#"["hello",5]"#);
+}
+
+#[tokio::test]
+async fn wrong_params_name_the_param_and_what_was_expected() {
+    let addr = serve(common::spec_router(), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"subtract","params":["x", 1],"id":1}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602);
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("subtract") && message.contains("minuend") && message.contains("i64"),
+        "{message}"
+    );
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"subtract","params":{"minuend": 1},"id":2}"#)
+        .await;
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("subtrahend"), "{message}");
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"subtract","params":[1, 2, 3],"id":3}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602);
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("too many"), "{message}");
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"get_data","params":[1],"id":4}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn a_frame_over_the_limit_is_refused_and_other_connections_go_on() {
+    for framing in FRAMINGS {
+        let addr = serve_with(common::spec_router(), framing, Config::default(), 1024).await;
+        let mut big = Wire::connect(addr, framing).await;
+        let mut other = Wire::connect(addr, framing).await;
+        let huge = format!(
+            r#"{{"jsonrpc":"2.0","method":"sum","params":[{}],"id":1}}"#,
+            "1,".repeat(2000) + "1"
+        );
+        big.send(&huge).await;
+        let reply = big.recv().await;
+        assert_eq!(reply["error"]["code"], -32700, "{reply}");
+        assert!(
+            reply["error"]["message"].as_str().unwrap().contains("1024"),
+            "{reply}"
+        );
+        assert_eq!(
+            big.recv_text().await,
+            None,
+            "the connection closes after a framing error"
+        );
+        let reply = other
+            .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#)
+            .await;
+        assert_eq!(reply["result"], 3);
+    }
+}
+
+#[tokio::test]
+async fn stray_responses_and_garbage_leave_the_connection_usable() {
+    let addr = serve(common::spec_router(), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    wire.send(r#"{"jsonrpc":"2.0","result":5,"id":12345}"#)
+        .await;
+    let reply = wire.call("this is not json").await;
+    assert_eq!(reply["error"]["code"], -32700);
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1],"id":{"no":1}}"#)
+        .await;
+    assert_eq!(
+        reply,
+        json!({"jsonrpc":"2.0","error":reply["error"].clone(),"id":null})
+    );
+    assert_eq!(reply["error"]["code"], -32600);
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":18446744073709551615}"#)
+        .await;
+    assert_eq!(reply["result"], 3);
+    assert_eq!(reply["id"], json!(18446744073709551615u64));
+}
+
+#[tokio::test]
+async fn an_exclusive_method_runs_alone() {
+    #[derive(Default)]
+    struct Gauge {
+        running: AtomicUsize,
+        peak_during_exclusive: AtomicUsize,
+    }
+    let mut router = Router::with_state(Gauge::default());
+    router.method("work", |cx: Context<Gauge>| async move {
+        cx.state().running.fetch_add(1, Ordering::SeqCst);
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        cx.state().running.fetch_sub(1, Ordering::SeqCst);
+        Ok::<_, ErrorObject>(())
+    });
+    router
+        .method("alone", |cx: Context<Gauge>| async move {
+            cx.state().running.fetch_add(1, Ordering::SeqCst);
+            for _ in 0..20 {
+                let now = cx.state().running.load(Ordering::SeqCst);
+                cx.state()
+                    .peak_during_exclusive
+                    .fetch_max(now, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+            cx.state().running.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, ErrorObject>(cx.state().peak_during_exclusive.load(Ordering::SeqCst))
+        })
+        .concurrency(Concurrency::Exclusive);
+    let addr = serve(router, Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let mut calls = Vec::new();
+    for i in 0..30 {
+        let peer = peer.clone();
+        let method = if i == 15 { "alone" } else { "work" };
+        calls.push(tokio::spawn(async move {
+            peer.request::<Value>(method, ()).await
+        }));
+    }
+    let results = within("calls", futures::future::join_all(calls)).await;
+    assert_eq!(
+        results[15].as_ref().unwrap().as_ref().unwrap(),
+        &json!(1),
+        "something ran beside the exclusive call"
+    );
+}
+
+#[tokio::test]
+async fn closing_fails_our_pending_calls_and_lets_handlers_finish() {
+    let mut server = Router::new();
+    server.method("slow", || async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, ErrorObject>("done")
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let (peer, driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let slow = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.request::<String>("slow", ()).await }
+    });
+    // Let the request leave before closing.
+    tokio::task::yield_now().await;
+    within("close", peer.close()).await;
+    assert!(peer.is_closed());
+    let result = within("slow", slow).await.unwrap();
+    assert!(
+        matches!(result, Err(Error::Closed { .. }) | Ok(_)),
+        "{result:?}"
+    );
+    within("driver", driver).await.unwrap().unwrap();
+}

@@ -1,0 +1,306 @@
+//! Content-Length framing, byte-exact to the LSP base protocol: headers, a blank line, then N bytes of UTF-8.
+
+use std::io;
+
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::invalid_data;
+
+/// The longest header block accepted, blank line included. Real peers send
+/// one or two short headers; this only stops a peer that never ends them.
+const MAX_HEADER_LEN: usize = 8 * 1024;
+
+/// LSP-style framing: `Content-Length: N\r\n\r\n` then N bytes of UTF-8 JSON.
+///
+/// Decoding follows the LSP base protocol's header part:
+/// - each header is a `Name: value\r\n` line, and an empty `\r\n` line ends
+///   the block; names are matched ignoring ASCII case;
+/// - `Content-Length` is required and counts the body's bytes, not its
+///   characters. A repeat with the same value is accepted, a different value
+///   is an error;
+/// - `Content-Type` and any other header are accepted and ignored;
+/// - a length over `max_frame_len` is rejected as soon as its header line
+///   arrives, before any of the body is buffered or reserved;
+/// - a header block over 8 KiB, a line not ended by `\r\n`, a line that is
+///   not `Name: value`, a body that is not UTF-8, and a stream that ends
+///   inside a frame are all errors.
+///
+/// Every decoding error but the last is `InvalidData`; an early end of
+/// stream is `UnexpectedEof`. `max_frame_len` only bounds decoding: this
+/// codec writes frames of any length.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rpcpeer_stream::ContentLengthCodec;
+/// use tokio_util::codec::Decoder;
+///
+/// let mut codec = ContentLengthCodec::new(1024);
+/// let mut buf = BytesMut::from("content-length: 2\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}");
+/// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some("{}"));
+///
+/// let mut buf = BytesMut::from("Content-Length: 1073741824\r\n");
+/// let err = codec.decode(&mut buf).unwrap_err();
+/// assert_eq!(err.to_string(), "frame of 1073741824 bytes exceeds the 1024 byte limit");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ContentLengthCodec {
+    state: DecodeState,
+    max_frame_len: usize,
+    /// Bytes of the current header block consumed so far, for the 8 KiB cap.
+    header_len: usize,
+    /// The `Content-Length` seen so far in the current header block.
+    content_length: Option<usize>,
+}
+
+/// Where the decoder is inside a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DecodeState {
+    /// Reading header lines; each complete line is consumed as it arrives.
+    Headers,
+    /// The header block is done; the body is this many bytes.
+    Body(usize),
+}
+
+impl ContentLengthCodec {
+    /// A codec that rejects bodies longer than `max_frame_len` bytes.
+    pub fn new(max_frame_len: usize) -> Self {
+        ContentLengthCodec {
+            state: DecodeState::Headers,
+            max_frame_len,
+            header_len: 0,
+            content_length: None,
+        }
+    }
+
+    /// The longest body, in bytes, this codec decodes.
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// Takes in one header line, without its `\r\n`.
+    fn header_line(&mut self, line: &[u8]) -> io::Result<()> {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return Err(malformed(line));
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        // RFC 9112 §5.1 forbids whitespace between a field name and its
+        // colon; a token check also refuses a line that is not a header.
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(malformed(line));
+        }
+        if !name.eq_ignore_ascii_case(b"content-length") {
+            // LSP: `Content-Type` may name a charset, but only UTF-8 is
+            // defined (and "utf8" is accepted for old peers), so it is
+            // ignored like any header we don't know.
+            return Ok(());
+        }
+        let len = self.parse_length(trim_ows(value))?;
+        match self.content_length {
+            // RFC 9110 §8.6: repeats of one value are harmless; differing
+            // ones mean we can't know where the body ends.
+            Some(previous) if previous != len => Err(invalid_data(format!(
+                "conflicting Content-Length headers: {previous} and {len}"
+            ))),
+            _ => {
+                self.content_length = Some(len);
+                Ok(())
+            }
+        }
+    }
+
+    /// Parses a `Content-Length` value and checks it against the limit.
+    fn parse_length(&self, value: &[u8]) -> io::Result<usize> {
+        // NB: check the digits by hand: `usize::from_str` would also accept
+        // a leading `+`, which is not a valid Content-Length.
+        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+            return Err(invalid_data(format!(
+                "Content-Length `{}` is not a byte count (expected decimal digits only)",
+                shown(value)
+            )));
+        }
+        let digits = shown(value);
+        match digits.parse::<usize>() {
+            Ok(len) if len <= self.max_frame_len => Ok(len),
+            // Too big for a usize is too big for any limit.
+            _ => Err(invalid_data(format!(
+                "frame of {digits} bytes exceeds the {} byte limit",
+                self.max_frame_len
+            ))),
+        }
+    }
+}
+
+impl Decoder for ContentLengthCodec {
+    type Item = String;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
+        loop {
+            match self.state {
+                DecodeState::Headers => {
+                    let budget = MAX_HEADER_LEN - self.header_len;
+                    let window = &src[..src.len().min(budget)];
+                    let Some(lf) = window.iter().position(|&b| b == b'\n') else {
+                        if src.len() >= budget {
+                            // Even a `\n` in the next byte would be over the cap.
+                            return Err(invalid_data(format!(
+                                "header block longer than {MAX_HEADER_LEN} bytes"
+                            )));
+                        }
+                        check_line_start(src)?;
+                        return Ok(None); // need more bytes
+                    };
+                    let line = src.split_to(lf + 1);
+                    self.header_len += lf + 1;
+                    let Some(line) = line.strip_suffix(b"\r\n") else {
+                        return Err(invalid_data(
+                            "header line ended by a bare `\\n`; the base protocol requires `\\r\\n`",
+                        ));
+                    };
+                    if !line.is_empty() {
+                        // A header line: check it before the next one.
+                        check_line_start(line)?;
+                        self.header_line(line)?;
+                        continue;
+                    }
+                    // The blank line: the body starts right after it.
+                    let Some(len) = self.content_length.take() else {
+                        return Err(invalid_data("missing Content-Length header"));
+                    };
+                    self.header_len = 0;
+                    // NB: `len` was checked against `max_frame_len` when its
+                    // header was parsed, so this reserves at most the limit.
+                    src.reserve(len.saturating_sub(src.len()));
+                    self.state = DecodeState::Body(len);
+                }
+                // Part of the body is still on its way.
+                DecodeState::Body(len) if src.len() < len => return Ok(None),
+                // The whole body is here: the frame is complete.
+                DecodeState::Body(len) => {
+                    let body = src.split_to(len);
+                    self.state = DecodeState::Headers;
+                    return match std::str::from_utf8(&body) {
+                        Ok(text) => Ok(Some(text.to_owned())),
+                        Err(_) => Err(invalid_data("frame body is not UTF-8")),
+                    };
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        match self.state {
+            // Between frames: a clean end.
+            DecodeState::Headers if src.is_empty() && self.header_len == 0 => Ok(None),
+            DecodeState::Headers => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stream ended inside a header block, after {} bytes of it",
+                    self.header_len + src.len()
+                ),
+            )),
+            DecodeState::Body(len) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "stream ended {} bytes short of a {len} byte frame body",
+                    len - src.len()
+                ),
+            )),
+        }
+    }
+}
+
+impl Encoder<String> for ContentLengthCodec {
+    type Error = io::Error;
+
+    /// Writes `Content-Length: {bytes}\r\n\r\n{frame}`; the length counts
+    /// UTF-8 bytes.
+    fn encode(&mut self, frame: String, dst: &mut BytesMut) -> io::Result<()> {
+        let header = format!("Content-Length: {}\r\n\r\n", frame.chars().count());
+        dst.reserve(header.len() + frame.len());
+        dst.extend_from_slice(header.as_bytes());
+        dst.extend_from_slice(frame.as_bytes());
+        Ok(())
+    }
+}
+
+/// Fails early when a header line cannot be one, so that a peer speaking the
+/// wrong framing gets a clear error now rather than "header block too long"
+/// after 8 KiB.
+fn check_line_start(line: &[u8]) -> io::Result<()> {
+    match line.first() {
+        None => Ok(()),
+        Some(&b) if is_tchar(b) || b == b'\r' => Ok(()),
+        Some(b'{' | b'[') => Err(invalid_data(
+            "expected a Content-Length header, found the start of a JSON text (is the peer using newline framing?)",
+        )),
+        Some(_) => Err(malformed(line)),
+    }
+}
+
+/// RFC 9110 §5.6.2: the characters a header name (a token) is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Strips optional whitespace (RFC 9110 §5.6.3: spaces and tabs).
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}
+
+fn malformed(line: &[u8]) -> io::Error {
+    invalid_data(format!(
+        "malformed header line `{}` (expected `Name: value`)",
+        shown(line)
+    ))
+}
+
+/// Header bytes as text for an error message, cut short so that a hostile
+/// header cannot make a huge message.
+fn shown(bytes: &[u8]) -> String {
+    const MAX_SHOWN: usize = 64;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_SHOWN)]);
+    let ellipsis = if bytes.len() > MAX_SHOWN { "…" } else { "" };
+    format!("{}{ellipsis}", text.escape_debug())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trim_ows_strips_spaces_and_tabs_only() {
+        assert_eq!(trim_ows(b" \t42 \t"), b"42");
+        assert_eq!(trim_ows(b"  "), b"");
+        assert_eq!(trim_ows(b"4 2"), b"4 2");
+        assert_eq!(trim_ows(b"\r42"), b"\r42");
+    }
+
+    #[test]
+    fn long_header_values_are_cut_short_in_messages() {
+        let err = malformed(&[b'x'; 1000]);
+        assert!(err.to_string().len() < 200, "{err}");
+        assert!(err.to_string().contains('…'), "{err}");
+    }
+
+    #[test]
+    fn header_bookkeeping_resets_between_frames() {
+        let mut codec = ContentLengthCodec::new(64);
+        let buf = &mut BytesMut::from("Content-Length: 2\r\n\r\n{}");
+        assert_eq!(codec.decode(buf).ok().flatten().as_deref(), Some("{}"));
+        assert_eq!(codec.state, DecodeState::Headers);
+        assert_eq!(codec.header_len, 0);
+        assert_eq!(codec.content_length, None);
+    }
+}

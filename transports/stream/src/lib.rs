@@ -1,0 +1,251 @@
+//! Byte-stream framings (newline and Content-Length) of JSON texts over TCP, Unix sockets, stdio and child processes.
+//!
+//! A frame is one JSON text as a [`String`]. This crate knows nothing about
+//! JSON-RPC: it cuts a byte stream into frames and joins frames back into
+//! bytes. Every helper returns a [`Framed`], which is a
+//! `Stream<Item = io::Result<String>> + Sink<String, Error = io::Error>`,
+//! the transport contract the `rpcpeer` core runs over.
+//!
+//! Two framings are offered:
+//! - [`Framing::Newline`]: one JSON text per line (`\n`, and `\r\n` is
+//!   accepted), blank lines ignored. See [`NewlineCodec`].
+//! - [`Framing::ContentLength`]: the LSP base protocol,
+//!   `Content-Length: N\r\n\r\n` then N bytes of UTF-8. See
+//!   [`ContentLengthCodec`].
+//!
+//! Both are bounded by a `max_frame_len` that is always set
+//! ([`DEFAULT_MAX_FRAME_LEN`] unless told otherwise). A decoding error means
+//! the framing is lost: the stream yields that error and then ends, and
+//! nothing tries to resynchronise the byte stream.
+//!
+//! ```no_run
+//! use futures::{SinkExt, StreamExt};
+//! use rpcpeer_stream::{connect_tcp, Framing};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let mut conn = connect_tcp("127.0.0.1:4000", Framing::Newline).await?;
+//! conn.send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_string()).await?;
+//! if let Some(reply) = conn.next().await {
+//!     println!("{}", reply?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Decoder, Encoder};
+
+mod content_length;
+mod newline;
+mod process;
+mod tcp;
+#[cfg(unix)]
+mod unix;
+
+pub use content_length::ContentLengthCodec;
+pub use newline::NewlineCodec;
+pub use process::{spawn_child, stdio, ChildIo, Stdio};
+pub use tcp::{connect_tcp, TcpListener};
+#[cfg(unix)]
+pub use unix::{connect_unix, UnixListener};
+
+/// The largest frame accepted when no other limit is given: 16 MiB.
+///
+/// A frame is held whole in memory before it is handed over, so this bounds
+/// what one peer can make us buffer. Every listener and connector in this
+/// crate uses it; pass another limit to [`framed`], [`FrameCodec::new`] or
+/// `with_max_frame_len` to change it.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// How frames are delimited on a byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Framing {
+    /// One frame per line, ended by `\n` (a `\r` before it is stripped).
+    /// Written `newline`.
+    #[default]
+    Newline,
+    /// The LSP base protocol: `Content-Length: N\r\n\r\n` then N bytes.
+    /// Written `content-length`.
+    ContentLength,
+}
+
+impl Framing {
+    /// The name [`FromStr`] accepts and [`Display`](fmt::Display) writes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Framing::Newline => "newline",
+            Framing::ContentLength => "content-length",
+        }
+    }
+}
+
+impl fmt::Display for Framing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Framing {
+    type Err = ParseFramingError;
+
+    /// Parses `newline` or `content-length`, ignoring ASCII case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Framing::Newline, Framing::ContentLength]
+            .into_iter()
+            .find(|framing| framing.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| ParseFramingError {
+                input: s.to_owned(),
+            })
+    }
+}
+
+/// The error [`Framing::from_str`] returns for a name it does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseFramingError {
+    input: String,
+}
+
+impl fmt::Display for ParseFramingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown framing `{}`: expected `newline` or `content-length`",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for ParseFramingError {}
+
+/// A codec for either framing, so that every helper returns the same type.
+///
+/// It decodes bytes into `String` frames and encodes `String` frames into
+/// bytes, delegating to [`NewlineCodec`] or [`ContentLengthCodec`]. After a
+/// decoding error the framing is lost; drop the stream rather than decode on.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rpcpeer_stream::{FrameCodec, Framing};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = FrameCodec::new(Framing::ContentLength, 1024);
+/// let mut buf = BytesMut::new();
+/// codec.encode(r#"{"msg":"héllo"}"#.to_string(), &mut buf)?;
+/// // The length counts bytes: `é` is two of them.
+/// assert_eq!(&buf[..], "Content-Length: 16\r\n\r\n{\"msg\":\"héllo\"}".as_bytes());
+/// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some(r#"{"msg":"héllo"}"#));
+/// assert_eq!(codec.decode(&mut buf)?, None);
+///
+/// let mut lines = FrameCodec::new(Framing::Newline, 1024);
+/// let mut buf = BytesMut::from("{\"a\":1}\r\n\n[2]\n");
+/// assert_eq!(lines.decode(&mut buf)?.as_deref(), Some(r#"{"a":1}"#));
+/// assert_eq!(lines.decode(&mut buf)?.as_deref(), Some("[2]"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct FrameCodec {
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Newline(NewlineCodec),
+    ContentLength(ContentLengthCodec),
+}
+
+impl FrameCodec {
+    /// A codec for `framing` that rejects frames longer than
+    /// `max_frame_len` bytes (see [`DEFAULT_MAX_FRAME_LEN`]).
+    pub fn new(framing: Framing, max_frame_len: usize) -> Self {
+        let inner = match framing {
+            Framing::Newline => Inner::Newline(NewlineCodec::new(max_frame_len)),
+            Framing::ContentLength => Inner::ContentLength(ContentLengthCodec::new(max_frame_len)),
+        };
+        FrameCodec { inner }
+    }
+
+    /// The framing this codec reads and writes.
+    pub fn framing(&self) -> Framing {
+        match self.inner {
+            Inner::Newline(_) => Framing::Newline,
+            Inner::ContentLength(_) => Framing::ContentLength,
+        }
+    }
+
+    /// The largest frame, in bytes, this codec decodes.
+    pub fn max_frame_len(&self) -> usize {
+        match &self.inner {
+            Inner::Newline(codec) => codec.max_frame_len(),
+            Inner::ContentLength(codec) => codec.max_frame_len(),
+        }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = String;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
+        match &mut self.inner {
+            Inner::Newline(codec) => codec.decode(src),
+            Inner::ContentLength(codec) => codec.decode(src),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
+        match &mut self.inner {
+            Inner::Newline(codec) => codec.decode_eof(src),
+            Inner::ContentLength(codec) => codec.decode_eof(src),
+        }
+    }
+}
+
+impl Encoder<String> for FrameCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, frame: String, dst: &mut BytesMut) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Newline(codec) => codec.encode(frame, dst),
+            Inner::ContentLength(codec) => codec.encode(frame, dst),
+        }
+    }
+}
+
+/// A byte stream cut into `String` frames: the transport every helper returns.
+///
+/// It is a `Stream<Item = io::Result<String>> + Sink<String, Error = io::Error>`.
+/// The stream ends after its first error.
+pub type Framed<T> = tokio_util::codec::Framed<T, FrameCodec>;
+
+/// Wraps any byte stream in `framing`, rejecting frames longer than
+/// `max_frame_len` bytes.
+///
+/// Use it for a transport this crate has no helper for, or to set a limit
+/// other than [`DEFAULT_MAX_FRAME_LEN`] on a connection:
+///
+/// ```no_run
+/// use rpcpeer_stream::{framed, Framing};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let socket = tokio::net::TcpStream::connect("127.0.0.1:4000").await?;
+/// let conn = framed(socket, Framing::ContentLength, 1 << 20);
+/// # Ok(())
+/// # }
+/// ```
+pub fn framed<T: AsyncRead + AsyncWrite>(
+    io: T,
+    framing: Framing,
+    max_frame_len: usize,
+) -> Framed<T> {
+    tokio_util::codec::Framed::new(io, FrameCodec::new(framing, max_frame_len))
+}
+
+/// An `InvalidData` error: the bytes on the wire broke the framing.
+pub(crate) fn invalid_data(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}

@@ -1,0 +1,93 @@
+//! Framed pipes to processes: this process's stdin/stdout and a child's.
+
+use std::io;
+
+use tokio::io::Join;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::{framed, Framed, Framing, DEFAULT_MAX_FRAME_LEN};
+
+/// This process's stdin (read) and stdout (write) as one byte stream.
+pub type Stdio = Join<tokio::io::Stdin, tokio::io::Stdout>;
+
+/// A child's stdout (read) and stdin (write) as one byte stream.
+pub type ChildIo = Join<ChildStdout, ChildStdin>;
+
+/// Frames this process's stdin and stdout, with [`DEFAULT_MAX_FRAME_LEN`]:
+/// frames are read from stdin and written to stdout.
+///
+/// Nothing else may write to stdout while this is in use (send logs to
+/// stderr), or the peer sees broken frames. Every frame sent is flushed.
+///
+/// Tokio reads stdin with a blocking read on another thread, and that read
+/// cannot be cancelled: dropping the stream does not end it, and a runtime
+/// shutdown can wait for it until stdin has input or is closed. A program
+/// that must stop while its peer keeps stdin open should exit the process,
+/// or shut the runtime down with a timeout.
+///
+/// # Panics
+/// Reading or writing outside a tokio runtime panics, as with
+/// [`tokio::io::stdin`].
+///
+/// ```no_run
+/// use futures::{SinkExt, StreamExt};
+/// use rpcpeer_stream::{stdio, Framing};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let mut conn = stdio(Framing::ContentLength);
+/// while let Some(frame) = conn.next().await {
+///     conn.send(frame?).await?; // echo
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn stdio(framing: Framing) -> Framed<Stdio> {
+    let io = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    framed(io, framing, DEFAULT_MAX_FRAME_LEN)
+}
+
+/// Spawns `cmd` with its stdin and stdout piped to us, and frames them, with
+/// [`DEFAULT_MAX_FRAME_LEN`]: frames sent go to the child's stdin, frames
+/// read come from its stdout.
+///
+/// The child's stderr is left as `cmd` sets it, which by default means
+/// inherited from this process, so its logs still show. `kill_on_drop` is
+/// set: dropping the returned [`Child`] kills the process, and the framed
+/// stream then ends. Keep the `Child` for as long as you talk to it, and
+/// call [`Child::wait`] to learn how it exited.
+///
+/// # Errors
+/// Any error of spawning, such as `NotFound` when the program does not
+/// exist.
+///
+/// # Panics
+/// When called outside a tokio runtime, like [`Command::spawn`].
+///
+/// ```no_run
+/// use futures::{SinkExt, StreamExt};
+/// use rpcpeer_stream::{spawn_child, Framing};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let mut cmd = tokio::process::Command::new("some-language-server");
+/// cmd.arg("--stdio");
+/// let (mut conn, mut child) = spawn_child(&mut cmd, Framing::ContentLength)?;
+/// conn.send(r#"{"jsonrpc":"2.0","method":"exit"}"#.to_string()).await?;
+/// let status = child.wait().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn spawn_child(cmd: &mut Command, framing: Framing) -> io::Result<(Framed<ChildIo>, Child)> {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    // Both are `Some`: they were piped just above, and nobody took them yet.
+    let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
+        return Err(io::Error::other(
+            "the child's stdin or stdout was not piped",
+        ));
+    };
+    let io = tokio::io::join(stdout, stdin);
+    Ok((framed(io, framing, DEFAULT_MAX_FRAME_LEN), child))
+}

@@ -1,0 +1,563 @@
+//! Byte-literal tests of both framings: decoding, encoding, split reads, limits and broken input.
+
+use std::io;
+
+use bytes::BytesMut;
+use futures::{SinkExt, StreamExt};
+use rpcpeer_stream::{
+    framed, ContentLengthCodec, FrameCodec, Framing, NewlineCodec, DEFAULT_MAX_FRAME_LEN,
+};
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::{Decoder, Encoder};
+
+const MIB: usize = 1024 * 1024;
+
+/// Decodes every complete frame in `buf`, failing the test on an error.
+fn drain<D>(codec: &mut D, buf: &mut BytesMut, frames: &mut Vec<String>)
+where
+    D: Decoder<Item = String, Error = io::Error>,
+{
+    while let Some(frame) = codec.decode(buf).expect("decode failed") {
+        frames.push(frame);
+    }
+}
+
+/// Feeds `input` to a fresh codec in the given chunks, then ends the stream.
+fn decode_chunks<D>(mut codec: D, chunks: &[&[u8]]) -> Vec<String>
+where
+    D: Decoder<Item = String, Error = io::Error>,
+{
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        drain(&mut codec, &mut buf, &mut frames);
+    }
+    while let Some(frame) = codec.decode_eof(&mut buf).expect("decode_eof failed") {
+        frames.push(frame);
+    }
+    assert!(buf.is_empty(), "bytes left over: {buf:?}");
+    frames
+}
+
+/// Checks that `input` decodes to `expected` however it is cut into reads:
+/// in two reads at every split point, and one byte per read.
+fn assert_decodes_at_every_split<D>(new_codec: impl Fn() -> D, input: &[u8], expected: &[&str])
+where
+    D: Decoder<Item = String, Error = io::Error>,
+{
+    for split in 0..=input.len() {
+        let (head, tail) = input.split_at(split);
+        let frames = decode_chunks(new_codec(), &[head, tail]);
+        assert_eq!(frames, expected, "split at byte {split}");
+    }
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(
+        decode_chunks(new_codec(), &bytes),
+        expected,
+        "one byte per read"
+    );
+}
+
+/// Decodes `input` expecting an error, and returns it.
+fn decode_err<D>(codec: &mut D, input: &[u8]) -> io::Error
+where
+    D: Decoder<Item = String, Error = io::Error>,
+{
+    let mut buf = BytesMut::from(input);
+    loop {
+        match codec.decode(&mut buf) {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("no error for {input:?}"),
+            Err(err) => return err,
+        }
+    }
+}
+
+fn assert_invalid_data(err: &io::Error, needle: &str) {
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains(needle), "`{err}` lacks `{needle}`");
+}
+
+fn encode<E: Encoder<String, Error = io::Error>>(codec: &mut E, frame: &str) -> BytesMut {
+    let mut buf = BytesMut::new();
+    codec
+        .encode(frame.to_owned(), &mut buf)
+        .expect("encode failed");
+    buf
+}
+
+// ---- Newline ----
+
+#[test]
+fn newline_decodes_one_frame_per_line() {
+    let mut codec = NewlineCodec::new(64);
+    let buf = &mut BytesMut::from(&b"{\"a\":1}\n[1,2]\n\"x\""[..]);
+    assert_eq!(
+        codec.decode(buf).expect("decode").as_deref(),
+        Some(r#"{"a":1}"#)
+    );
+    assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("[1,2]"));
+    // The last line has no `\n` yet: wait for it.
+    assert_eq!(codec.decode(buf).expect("decode"), None);
+    assert_eq!(&buf[..], b"\"x\"");
+}
+
+#[test]
+fn newline_frames_split_at_every_byte() {
+    assert_decodes_at_every_split(
+        || NewlineCodec::new(64),
+        "{\"a\":1}\n\r\n  \n\"héllo ✓\"\r\n[]".as_bytes(),
+        &[r#"{"a":1}"#, "\"héllo ✓\"", "[]"],
+    );
+}
+
+#[test]
+fn newline_several_frames_in_one_read() {
+    let frames = decode_chunks(NewlineCodec::new(64), &[b"1\n2\n3\n4\n"]);
+    assert_eq!(frames, ["1", "2", "3", "4"]);
+}
+
+#[test]
+fn newline_strips_only_the_carriage_return_before_the_line_feed() {
+    let frames = decode_chunks(NewlineCodec::new(64), &[b"{}\r\n\"a\rb\"\n[]\r\r\n"]);
+    assert_eq!(frames, ["{}", "\"a\rb\"", "[]\r"]);
+}
+
+#[test]
+fn newline_skips_blank_and_whitespace_only_lines() {
+    let frames = decode_chunks(NewlineCodec::new(64), &[b"\n\r\n \t \r\n{}\n\n\n  "]);
+    assert_eq!(frames, ["{}"]);
+    // Only blank lines: no frame at all, not even at the end of the stream.
+    assert!(decode_chunks(NewlineCodec::new(64), &[b"\n \n\t\r\n \r"]).is_empty());
+}
+
+#[test]
+fn newline_yields_the_unterminated_last_line_at_eof() {
+    let mut codec = NewlineCodec::new(64);
+    let buf = &mut BytesMut::from(&b"[1]\n\n{\"last\":true}\r"[..]);
+    assert_eq!(codec.decode_eof(buf).expect("eof").as_deref(), Some("[1]"));
+    assert_eq!(
+        codec.decode_eof(buf).expect("eof").as_deref(),
+        Some(r#"{"last":true}"#)
+    );
+    assert_eq!(codec.decode_eof(buf).expect("eof"), None);
+}
+
+#[test]
+fn newline_limit_counts_bytes_not_chars() {
+    let text = "\"héllo ✓\""; // 9 chars, 12 bytes
+    assert_eq!(text.len(), 12);
+    let input = format!("{text}\n");
+    assert_eq!(
+        decode_chunks(NewlineCodec::new(12), &[input.as_bytes()]),
+        [text]
+    );
+    let err = decode_err(&mut NewlineCodec::new(11), input.as_bytes());
+    assert_invalid_data(&err, "frame exceeds the 11 byte limit");
+}
+
+#[test]
+fn newline_rejects_a_long_line_before_it_ends() {
+    let mut codec = NewlineCodec::new(16);
+    let buf = &mut BytesMut::from(&[b'x'; 16][..]);
+    // Exactly at the limit, a `\n` may still come.
+    assert_eq!(codec.decode(buf).expect("decode"), None);
+    // One byte more and no `\n` in sight: fail now, not when the line ends.
+    buf.extend_from_slice(b"x");
+    let err = codec.decode(buf).expect_err("17 bytes without a line end");
+    assert_invalid_data(&err, "frame exceeds the 16 byte limit");
+}
+
+#[test]
+fn newline_rejects_an_oversize_line_in_one_read() {
+    let mut input = vec![b'x'; MIB + 1];
+    input.push(b'\n');
+    let err = decode_err(&mut NewlineCodec::new(MIB), &input);
+    assert_invalid_data(&err, &format!("exceeds the {MIB} byte limit"));
+}
+
+#[test]
+fn newline_rejects_invalid_utf8() {
+    let err = decode_err(&mut NewlineCodec::new(64), b"\"\xff\xfe\"\n");
+    assert_invalid_data(&err, "frame is not UTF-8");
+    // A multi-byte character cut short by the end of the line.
+    let err = decode_err(&mut NewlineCodec::new(64), b"\"\xe2\x9c\"\n");
+    assert_invalid_data(&err, "frame is not UTF-8");
+}
+
+#[test]
+fn newline_encodes_the_text_and_a_line_feed() {
+    let mut codec = NewlineCodec::new(64);
+    assert_eq!(&encode(&mut codec, r#"{"a":1}"#)[..], b"{\"a\":1}\n");
+    assert_eq!(
+        &encode(&mut codec, "\"héllo ✓\"")[..],
+        "\"héllo ✓\"\n".as_bytes()
+    );
+    assert_eq!(&encode(&mut codec, "")[..], b"\n");
+}
+
+#[test]
+fn newline_encodes_a_pretty_printed_text_as_one_line() {
+    let mut codec = NewlineCodec::new(64);
+    let pretty = "{\n  \"a\": \"x\\ny\"\r\n}";
+    let mut buf = encode(&mut codec, pretty);
+    assert_eq!(&buf[..], b"{   \"a\": \"x\\ny\"\r }\n");
+    // It comes back as one frame, not three.
+    let frames = decode_chunks(NewlineCodec::new(64), &[&buf.split()[..]]);
+    assert_eq!(frames, ["{   \"a\": \"x\\ny\"\r }"]);
+}
+
+// ---- Content-Length ----
+
+#[test]
+fn content_length_decodes_a_frame() {
+    let mut codec = ContentLengthCodec::new(64);
+    let buf = &mut BytesMut::from(&b"Content-Length: 7\r\n\r\n{\"a\":1}Content-Length: 2\r\n"[..]);
+    assert_eq!(
+        codec.decode(buf).expect("decode").as_deref(),
+        Some(r#"{"a":1}"#)
+    );
+    assert_eq!(codec.decode(buf).expect("decode"), None);
+    buf.extend_from_slice(b"\r\n[]");
+    assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("[]"));
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn content_length_frames_split_at_every_byte() {
+    let input = concat!(
+        "Content-Length: 7\r\n\r\n{\"a\":1}",
+        "Content-Type: application/vscode-jsonrpc; charset=utf-8\r\ncontent-length: 12\r\n\r\n\"héllo ✓\"",
+        "Content-Length: 0\r\n\r\n",
+        "CONTENT-LENGTH:2\r\n\r\n[]",
+    );
+    assert_decodes_at_every_split(
+        || ContentLengthCodec::new(64),
+        input.as_bytes(),
+        &[r#"{"a":1}"#, "\"héllo ✓\"", "", "[]"],
+    );
+}
+
+#[test]
+fn content_length_several_frames_in_one_read() {
+    let input = b"Content-Length: 1\r\n\r\n1Content-Length: 1\r\n\r\n2Content-Length: 3\r\n\r\n[3]";
+    assert_eq!(
+        decode_chunks(ContentLengthCodec::new(64), &[input]),
+        ["1", "2", "[3]"]
+    );
+}
+
+#[test]
+fn content_length_counts_bytes_not_chars() {
+    let text = "\"héllo ✓\""; // 9 chars, 12 bytes
+    let mut codec = ContentLengthCodec::new(64);
+    let encoded = encode(&mut codec, text);
+    assert_eq!(
+        &encoded[..],
+        "Content-Length: 12\r\n\r\n\"héllo ✓\"".as_bytes()
+    );
+    assert_eq!(
+        decode_chunks(ContentLengthCodec::new(64), &[&encoded[..]]),
+        [text]
+    );
+    // A peer that counted chars cuts `✓` in half: the body is not UTF-8.
+    let wrong = format!("Content-Length: 9\r\n\r\n{text}");
+    let err = decode_err(&mut ContentLengthCodec::new(64), wrong.as_bytes());
+    assert_invalid_data(&err, "frame body is not UTF-8");
+}
+
+#[test]
+fn content_length_ignores_header_case_content_type_and_unknown_headers() {
+    let input = concat!(
+        "X-Trace: abc:def\r\n",
+        "cOnTeNt-LeNgTh: \t2 \r\n",
+        "Content-Type: application/vscode-jsonrpc; charset=utf8\r\n",
+        "\r\n{}"
+    );
+    assert_eq!(
+        decode_chunks(ContentLengthCodec::new(64), &[input.as_bytes()]),
+        ["{}"]
+    );
+}
+
+#[test]
+fn content_length_accepts_a_repeated_equal_length() {
+    let input = b"Content-Length: 2\r\ncontent-length: 02\r\n\r\n{}";
+    assert_eq!(decode_chunks(ContentLengthCodec::new(64), &[input]), ["{}"]);
+}
+
+#[test]
+fn content_length_rejects_conflicting_lengths() {
+    let err = decode_err(
+        &mut ContentLengthCodec::new(64),
+        b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    );
+    assert_invalid_data(&err, "conflicting Content-Length headers: 2 and 3");
+}
+
+#[test]
+fn content_length_rejects_a_missing_length() {
+    let err = decode_err(
+        &mut ContentLengthCodec::new(64),
+        b"Content-Type: application/json\r\n\r\n{}",
+    );
+    assert_invalid_data(&err, "missing Content-Length header");
+    // No headers at all.
+    let err = decode_err(&mut ContentLengthCodec::new(64), b"\r\n{}");
+    assert_invalid_data(&err, "missing Content-Length header");
+}
+
+#[test]
+fn content_length_rejects_lengths_that_are_not_decimal_digits() {
+    for value in ["abc", "-5", "+5", "", "5 5", "0x10", "5.0", "１"] {
+        let input = format!("Content-Length: {value}\r\n\r\n{{}}");
+        let err = decode_err(&mut ContentLengthCodec::new(64), input.as_bytes());
+        assert_invalid_data(&err, "is not a byte count");
+        assert!(err.to_string().contains(&format!("`{value}`")), "{err}");
+    }
+}
+
+#[test]
+fn content_length_rejects_malformed_header_lines() {
+    for line in [
+        "Content-Length 2",
+        "Content-Length : 2",
+        ": 2",
+        " Content-Length: 2",
+    ] {
+        let input = format!("{line}\r\n\r\n{{}}");
+        let err = decode_err(&mut ContentLengthCodec::new(64), input.as_bytes());
+        assert_invalid_data(&err, "malformed header line");
+    }
+}
+
+#[test]
+fn content_length_rejects_bare_line_feeds() {
+    let err = decode_err(&mut ContentLengthCodec::new(64), b"Content-Length: 2\n\n{}");
+    assert_invalid_data(&err, "bare `\\n`");
+}
+
+#[test]
+fn content_length_rejects_newline_framed_json_at_its_first_byte() {
+    let err = decode_err(&mut ContentLengthCodec::new(64), b"{");
+    assert_invalid_data(&err, "is the peer using newline framing?");
+}
+
+#[test]
+fn content_length_rejects_an_oversize_length_before_buffering_the_body() {
+    let mut codec = ContentLengthCodec::new(MIB);
+    // The header line alone, without the blank line or any body, is enough.
+    let buf = &mut BytesMut::from(&b"Content-Length: 1073741824\r\n"[..]);
+    let err = codec.decode(buf).expect_err("1 GiB over a 1 MiB limit");
+    assert_invalid_data(
+        &err,
+        &format!("frame of 1073741824 bytes exceeds the {MIB} byte limit"),
+    );
+    assert!(buf.capacity() < MIB, "reserved {} bytes", buf.capacity());
+}
+
+#[test]
+fn content_length_rejects_a_length_too_big_for_usize() {
+    let input = b"Content-Length: 99999999999999999999999999\r\n\r\n";
+    let err = decode_err(&mut ContentLengthCodec::new(64), input);
+    assert_invalid_data(
+        &err,
+        "frame of 99999999999999999999999999 bytes exceeds the 64 byte limit",
+    );
+}
+
+#[test]
+fn content_length_accepts_a_length_at_the_limit() {
+    let input = b"Content-Length: 4\r\n\r\n1234Content-Length: 5\r\n\r\n12345";
+    let mut codec = ContentLengthCodec::new(4);
+    let buf = &mut BytesMut::from(&input[..]);
+    assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("1234"));
+    let err = codec.decode(buf).expect_err("5 bytes over a 4 byte limit");
+    assert_invalid_data(&err, "frame of 5 bytes exceeds the 4 byte limit");
+}
+
+/// A header block of exactly `block_len` bytes, blank line included, for a
+/// two byte body.
+fn header_block_of(block_len: usize) -> String {
+    let fixed = "Content-Length: 2\r\nX-Pad: \r\n\r\n".len();
+    let pad = "a".repeat(block_len - fixed);
+    format!("Content-Length: 2\r\nX-Pad: {pad}\r\n\r\n")
+}
+
+#[test]
+fn content_length_header_block_may_be_8_kib() {
+    let input = header_block_of(8 * 1024) + "{}";
+    assert_eq!(
+        decode_chunks(ContentLengthCodec::new(64), &[input.as_bytes()]),
+        ["{}"]
+    );
+}
+
+#[test]
+fn content_length_rejects_a_header_block_over_8_kib() {
+    let input = header_block_of(8 * 1024 + 1) + "{}";
+    let err = decode_err(&mut ContentLengthCodec::new(64), input.as_bytes());
+    assert_invalid_data(&err, "header block longer than 8192 bytes");
+}
+
+#[test]
+fn content_length_rejects_an_endless_header_line_without_waiting_for_its_end() {
+    let mut codec = ContentLengthCodec::new(64);
+    let buf = &mut BytesMut::from("X-Pad: ");
+    buf.extend_from_slice(&[b'a'; 8 * 1024]);
+    let err = codec.decode(buf).expect_err("8 KiB without a line end");
+    assert_invalid_data(&err, "header block longer than 8192 bytes");
+}
+
+#[test]
+fn content_length_rejects_a_body_that_is_not_utf8() {
+    let err = decode_err(
+        &mut ContentLengthCodec::new(64),
+        b"Content-Length: 2\r\n\r\n\xc3\x28",
+    );
+    assert_invalid_data(&err, "frame body is not UTF-8");
+}
+
+#[test]
+fn content_length_eof_in_the_body_names_the_missing_bytes() {
+    let mut codec = ContentLengthCodec::new(64);
+    let buf = &mut BytesMut::from(&b"Content-Length: 10\r\n\r\n{\"a\""[..]);
+    assert_eq!(codec.decode(buf).expect("decode"), None);
+    let err = codec.decode_eof(buf).expect_err("stream ended mid-body");
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "stream ended 6 bytes short of a 10 byte frame body"
+    );
+}
+
+#[test]
+fn content_length_eof_in_the_headers_is_an_error() {
+    for input in [
+        &b"Content-Len"[..],
+        b"Content-Length: 2\r\n",
+        b"Content-Length: 2\r\n\r",
+    ] {
+        let mut codec = ContentLengthCodec::new(64);
+        let err = codec
+            .decode_eof(&mut BytesMut::from(input))
+            .expect_err("stream ended mid-headers");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert!(err.to_string().contains("header block"), "{err}");
+    }
+}
+
+#[test]
+fn content_length_eof_between_frames_is_a_clean_end() {
+    let mut codec = ContentLengthCodec::new(64);
+    let buf = &mut BytesMut::from(&b"Content-Length: 2\r\n\r\n{}"[..]);
+    assert_eq!(codec.decode_eof(buf).expect("eof").as_deref(), Some("{}"));
+    assert_eq!(codec.decode_eof(buf).expect("eof"), None);
+}
+
+#[test]
+fn content_length_encodes_header_and_body() {
+    let mut codec = ContentLengthCodec::new(64);
+    assert_eq!(
+        &encode(&mut codec, r#"{"a":1}"#)[..],
+        b"Content-Length: 7\r\n\r\n{\"a\":1}"
+    );
+    assert_eq!(&encode(&mut codec, "")[..], b"Content-Length: 0\r\n\r\n");
+}
+
+// ---- Framing, FrameCodec and framed ----
+
+#[test]
+fn framing_parses_its_two_names_and_lists_them_on_error() {
+    assert_eq!("newline".parse::<Framing>(), Ok(Framing::Newline));
+    assert_eq!(
+        "content-length".parse::<Framing>(),
+        Ok(Framing::ContentLength)
+    );
+    assert_eq!(
+        "Content-Length".parse::<Framing>(),
+        Ok(Framing::ContentLength)
+    );
+    let err = "lsp".parse::<Framing>().expect_err("unknown name");
+    assert_eq!(
+        err.to_string(),
+        "unknown framing `lsp`: expected `newline` or `content-length`"
+    );
+    for framing in [Framing::Newline, Framing::ContentLength] {
+        assert_eq!(framing.to_string().parse::<Framing>(), Ok(framing));
+    }
+    assert_eq!(Framing::default(), Framing::Newline);
+    assert_eq!(Framing::ContentLength.to_string(), "content-length");
+}
+
+#[test]
+fn frame_codec_delegates_to_the_chosen_framing() {
+    for (framing, wire) in [
+        (Framing::Newline, &b"[1]\n"[..]),
+        (Framing::ContentLength, &b"Content-Length: 3\r\n\r\n[1]"[..]),
+    ] {
+        let mut codec = FrameCodec::new(framing, 7);
+        assert_eq!(codec.framing(), framing);
+        assert_eq!(codec.max_frame_len(), 7);
+        assert_eq!(&encode(&mut codec, "[1]")[..], wire, "{framing}");
+        assert_eq!(
+            decode_chunks(FrameCodec::new(framing, 7), &[wire]),
+            ["[1]"],
+            "{framing}"
+        );
+        let err = decode_err(&mut FrameCodec::new(framing, 2), wire);
+        assert_invalid_data(&err, "exceeds the 2 byte limit");
+    }
+}
+
+#[test]
+fn default_limit_is_16_mib() {
+    assert_eq!(DEFAULT_MAX_FRAME_LEN, 16 * MIB);
+}
+
+#[tokio::test]
+async fn framed_carries_frames_both_ways_in_both_framings() {
+    for framing in [Framing::Newline, Framing::ContentLength] {
+        let (a, b) = tokio::io::duplex(64);
+        let (mut a, mut b) = (framed(a, framing, 1024), framed(b, framing, 1024));
+        // Bigger than the duplex buffer, so the write has to wait for reads.
+        let big = format!("\"{}\"", "✓".repeat(100));
+        let (sent, received) = tokio::join!(a.send(big.clone()), b.next());
+        sent.expect("send");
+        assert_eq!(
+            received.expect("a frame").expect("no error"),
+            big,
+            "{framing}"
+        );
+        b.send("{\"back\":true}".to_owned())
+            .await
+            .expect("send back");
+        let back = a.next().await.expect("a frame").expect("no error");
+        assert_eq!(back, r#"{"back":true}"#, "{framing}");
+        drop(b);
+        assert!(
+            a.next().await.is_none(),
+            "{framing}: stream ends with the peer"
+        );
+    }
+}
+
+#[tokio::test]
+async fn framed_stream_yields_the_error_then_ends() {
+    let (mut writer, reader) = tokio::io::duplex(1024);
+    let mut conn = framed(reader, Framing::ContentLength, 1024);
+    writer
+        .write_all(b"Content-Length: 2\r\n\r\n{}Content-Length: 10\r\n\r\n{\"a\"")
+        .await
+        .expect("write");
+    drop(writer);
+    assert_eq!(conn.next().await.expect("a frame").expect("no error"), "{}");
+    let err = conn
+        .next()
+        .await
+        .expect("an item")
+        .expect_err("truncated frame");
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    assert!(conn.next().await.is_none());
+}

@@ -1,0 +1,169 @@
+//! WebSocket client and server that carry one JSON text per message, with plain HTTP on the same port.
+//!
+//! The crate knows nothing about JSON-RPC: a message is a `String`, and a
+//! connection is a [`WsTransport`], which is a
+//! `Stream<Item = io::Result<String>> + Sink<String, Error = io::Error>`.
+//!
+//! - [`connect`] opens a client connection to a `ws://` (or, with the `tls`
+//!   feature, `wss://`) URL.
+//! - [`serve_connection`] serves one accepted TCP connection: a WebSocket
+//!   upgrade on any path goes to [`Service::websocket`], any other request to
+//!   [`Service::http`].
+//! - [`from_upgraded`] mounts a transport on a stream that another HTTP stack
+//!   (axum, hyper) has already upgraded.
+
+mod server;
+mod transport;
+
+use std::{io, time::Duration};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, protocol::WebSocketConfig},
+    WebSocketStream,
+};
+
+pub use http;
+pub use server::{serve_connection, ServerIo, Service};
+pub use tokio_tungstenite::{tungstenite::protocol::Role, MaybeTlsStream};
+pub use transport::WsTransport;
+
+/// Limits and timers of one WebSocket connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The largest incoming message, and the largest plain HTTP request body,
+    /// in bytes. Default: 16 MiB.
+    ///
+    /// A longer message is refused as soon as its frame header or its
+    /// fragments announce the excess, before it is buffered whole; the
+    /// connection is then closed with code 1009. Outgoing messages are not
+    /// checked: the peer enforces its own limit.
+    pub max_message_len: usize,
+    /// How often to ping the peer. Default: `Some(30 s)`. `None` (or a zero
+    /// duration) turns keep-alive off.
+    ///
+    /// Pings are sent while the transport is polled as a stream, which it
+    /// must be anyway to receive the pongs. The same timer bounds the closing
+    /// handshake: a peer that does not finish it within one interval plus
+    /// [`ping_timeout`](Self::ping_timeout) is given up on.
+    pub ping_interval: Option<Duration>,
+    /// How long after a ping the peer may stay silent before it is declared
+    /// dead. Default: 20 s.
+    ///
+    /// Any message counts as a sign of life, not only the pong. Also bounds
+    /// [`WsTransport::close_with`] and the sending of a close frame when the
+    /// connection fails.
+    pub ping_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_message_len: 16 << 20,
+            ping_interval: Some(Duration::from_secs(30)),
+            ping_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Config {
+    /// The tungstenite settings that enforce `max_message_len`.
+    fn websocket(&self) -> WebSocketConfig {
+        // NB: the frame limit matters as much as the message limit: without
+        // it a single frame just under the message limit is still read whole
+        // before anything checks it, and tungstenite's own default is 16 MiB.
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_len))
+            .max_frame_size(Some(self.max_message_len))
+    }
+}
+
+/// Opens a WebSocket connection to `url` (`ws://host:port/path`).
+///
+/// `wss://` URLs need the crate's `tls` feature (rustls with the webpki root
+/// certificates). Nagle's algorithm is turned off: JSON-RPC messages are small
+/// and latency-bound.
+///
+/// ```no_run
+/// use futures::{SinkExt, StreamExt};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let mut ws = rpcpeer_ws::connect("ws://127.0.0.1:9000/", &rpcpeer_ws::Config::default()).await?;
+/// ws.send(r#"{"jsonrpc": "2.0", "method": "ping", "id": 1}"#.to_owned()).await?;
+/// if let Some(reply) = ws.next().await {
+///     println!("{}", reply?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// - [`io::ErrorKind::InvalidInput`] when `url` does not parse, has no host,
+///   is not `ws://` or `wss://`, or is `wss://` without the `tls` feature.
+/// - The kind of the underlying I/O error (such as `ConnectionRefused`) when
+///   the TCP connection or the TLS handshake fails.
+/// - [`io::ErrorKind::Other`] when the server answers the upgrade request
+///   with anything but `101 Switching Protocols`.
+///
+/// # Cancel safety
+/// Dropping the future abandons the attempt and closes whatever socket it had
+/// opened; nothing is left running.
+pub async fn connect(
+    url: &str,
+    config: &Config,
+) -> io::Result<WsTransport<MaybeTlsStream<TcpStream>>> {
+    let invalid = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad WebSocket URL `{url}`: {why}"),
+        )
+    };
+    let request = url
+        .into_client_request()
+        .map_err(|err| invalid(&err.to_string()))?;
+    match request.uri().scheme_str() {
+        Some("ws") => {}
+        Some("wss") if cfg!(feature = "tls") => {}
+        Some("wss") => {
+            return Err(invalid(
+                "wss:// needs rpcpeer-ws built with its `tls` feature",
+            ))
+        }
+        _ => return Err(invalid("the scheme must be ws:// or wss://")),
+    }
+    if request.uri().host().is_none_or(str::is_empty) {
+        return Err(invalid("no host name"));
+    }
+    let (ws, _response) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config.websocket()), true)
+            .await
+            .map_err(|err| {
+                let err = transport::io_error(err);
+                io::Error::new(
+                    err.kind(),
+                    format!("WebSocket connection to `{url}` failed: {err}"),
+                )
+            })?;
+    Ok(WsTransport::new(ws, config))
+}
+
+/// Mounts a transport on a stream whose WebSocket handshake is already done,
+/// such as the `Upgraded` stream an axum or hyper handler gets after sending
+/// `101 Switching Protocols`.
+///
+/// `role` is [`Role::Server`] on the side that answered the upgrade and
+/// [`Role::Client`] on the side that asked for it; it decides who masks frames
+/// (RFC 6455 §5.3).
+///
+/// # Cancel safety
+/// The future completes at its first poll; dropping it before that drops `io`.
+pub async fn from_upgraded<S>(io: S, role: Role, config: &Config) -> WsTransport<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ws = WebSocketStream::from_raw_socket(io, role, Some(config.websocket())).await;
+    WsTransport::new(ws, config)
+}

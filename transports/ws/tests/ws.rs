@@ -1,0 +1,721 @@
+//! WebSocket and HTTP on one port, driven by real sockets on 127.0.0.1.
+
+use std::{future::Future, io, net::SocketAddr, time::Duration};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rpcpeer_ws::{
+    connect, from_upgraded, http, serve_connection, Config, Role, ServerIo, Service, WsTransport,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+};
+use tokio_tungstenite::tungstenite::{protocol::frame::Frame, Message};
+
+/// What the server's side of one conversation ended with.
+#[derive(Debug)]
+struct Outcome {
+    /// `None` when the stream ended, else the error it yielded.
+    error: Option<io::Error>,
+    close_frame: Option<(u16, String)>,
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Echo every message until the stream ends.
+    Echo,
+    /// Close at once with this code and reason.
+    CloseWith(u16, &'static str),
+    /// Drop the transport at once, without a close frame.
+    Drop,
+}
+
+#[derive(Clone)]
+struct TestService {
+    mode: Mode,
+    outcomes: mpsc::UnboundedSender<Outcome>,
+}
+
+impl Service for TestService {
+    async fn websocket(&self, mut ws: WsTransport<ServerIo>, _remote: SocketAddr) {
+        let error = match self.mode {
+            Mode::Echo => loop {
+                match ws.next().await {
+                    Some(Ok(text)) => {
+                        if let Err(err) = ws.send(text).await {
+                            break Some(err);
+                        }
+                    }
+                    Some(Err(err)) => break Some(err),
+                    None => break None,
+                }
+            },
+            Mode::CloseWith(code, reason) => ws.close_with(code, reason).await.err(),
+            Mode::Drop => None,
+        };
+        let close_frame = ws.close_frame();
+        drop(ws);
+        let _ = self.outcomes.send(Outcome { error, close_frame });
+    }
+
+    async fn http(
+        &self,
+        req: http::Request<String>,
+        _remote: SocketAddr,
+    ) -> http::Response<String> {
+        let answer = format!("{} {} {}", req.method(), req.uri().path(), req.body());
+        http::Response::builder()
+            .status(http::StatusCode::OK)
+            .header("x-test", "yes")
+            .body(answer)
+            .expect("a valid response")
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    outcomes: mpsc::UnboundedReceiver<Outcome>,
+}
+
+impl Server {
+    async fn start(mode: Mode, config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let (tx, outcomes) = mpsc::unbounded_channel();
+        let service = TestService { mode, outcomes: tx };
+        tokio::spawn(async move {
+            while let Ok((tcp, remote)) = listener.accept().await {
+                tokio::spawn(serve_connection(
+                    tcp,
+                    remote,
+                    config.clone(),
+                    service.clone(),
+                ));
+            }
+        });
+        Server { addr, outcomes }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    async fn outcome(&mut self) -> Outcome {
+        within(self.outcomes.recv())
+            .await
+            .expect("the service reports its outcome")
+    }
+}
+
+/// Fails the test instead of hanging when something never happens.
+async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("timed out after 10 s")
+}
+
+fn small(max_message_len: usize) -> Config {
+    Config {
+        max_message_len,
+        ..Config::default()
+    }
+}
+
+/// Reads raw frames until the close frame and returns its code.
+async fn close_code<S>(raw: &mut tokio_tungstenite::WebSocketStream<S>) -> u16
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match within(raw.next()).await {
+            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn echo_round_trip_over_text_frames() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let mut ws = within(connect(&server.url("/any/path?x=1"), &Config::default()))
+        .await
+        .expect("connect");
+    for text in [
+        r#"{"jsonrpc":"2.0","method":"a","id":1}"#,
+        "[]",
+        "\"ünïcödé ✓\"",
+    ] {
+        within(ws.send(text.to_owned())).await.expect("send");
+        let echo = within(ws.next()).await.expect("an echo").expect("no error");
+        assert_eq!(echo, text);
+    }
+}
+
+#[tokio::test]
+async fn binary_frame_holding_utf8_is_read_as_text() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    within(raw.send(Message::binary(&b"{\"id\":7}"[..])))
+        .await
+        .expect("send");
+    let echo = within(raw.next())
+        .await
+        .expect("an echo")
+        .expect("no error");
+    assert_eq!(echo, Message::text("{\"id\":7}"));
+}
+
+#[tokio::test]
+async fn ping_is_answered_while_the_server_only_reads() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    within(raw.send(Message::Ping(Bytes::from_static(b"are you there"))))
+        .await
+        .expect("send");
+    let pong = within(raw.next()).await.expect("a pong").expect("no error");
+    assert_eq!(pong, Message::Pong(Bytes::from_static(b"are you there")));
+}
+
+#[tokio::test]
+async fn invalid_utf8_binary_closes_with_1007() {
+    let mut server = Server::start(Mode::Echo, Config::default()).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    within(raw.send(Message::binary(vec![b'{', 0xff, 0xfe, b'}'])))
+        .await
+        .expect("send");
+    assert_eq!(close_code(&mut raw).await, 1007);
+    let err = server
+        .outcome()
+        .await
+        .error
+        .expect("the server stream yields an error");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("UTF-8"), "{err}");
+}
+
+#[tokio::test]
+async fn invalid_utf8_text_frame_closes_with_1007() {
+    let mut server = Server::start(Mode::Echo, Config::default()).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    // A text frame that lies about its content; `Message::Text` cannot hold it.
+    let frame = Frame::message(
+        vec![b'"', 0xc3, 0x28, b'"'],
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+        ),
+        true,
+    );
+    within(raw.send(Message::Frame(frame))).await.expect("send");
+    assert_eq!(close_code(&mut raw).await, 1007);
+    let err = server
+        .outcome()
+        .await
+        .error
+        .expect("the server stream yields an error");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+}
+
+#[tokio::test]
+async fn oversized_message_closes_with_1009_and_server_keeps_serving() {
+    let mut server = Server::start(Mode::Echo, small(1024)).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    within(raw.send(Message::text("x".repeat(2000))))
+        .await
+        .expect("send");
+    assert_eq!(close_code(&mut raw).await, 1009);
+    let err = server
+        .outcome()
+        .await
+        .error
+        .expect("the server stream yields an error");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(
+        err.to_string().contains("1024"),
+        "the error names the limit: {err}"
+    );
+
+    let mut ws = within(connect(&server.url("/"), &Config::default()))
+        .await
+        .expect("connect again");
+    within(ws.send("\"still here\"".to_owned()))
+        .await
+        .expect("send");
+    assert_eq!(
+        within(ws.next()).await.expect("an echo").expect("no error"),
+        "\"still here\""
+    );
+}
+
+#[tokio::test]
+async fn oversized_fragmented_message_closes_with_1009() {
+    let server = Server::start(Mode::Echo, small(1024)).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    // Each fragment fits the limit; only their sum does not.
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    within(raw.feed(Message::Frame(Frame::message(
+        vec![b'x'; 800],
+        OpCode::Data(Data::Text),
+        false,
+    ))))
+    .await
+    .expect("send");
+    within(raw.send(Message::Frame(Frame::message(
+        vec![b'x'; 800],
+        OpCode::Data(Data::Continue),
+        true,
+    ))))
+    .await
+    .expect("send");
+    assert_eq!(close_code(&mut raw).await, 1009);
+}
+
+#[tokio::test]
+async fn client_refuses_an_oversized_message_from_the_server() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let mut ws = within(connect(&server.url("/"), &small(1024)))
+        .await
+        .expect("connect");
+    within(ws.send("y".repeat(2000)))
+        .await
+        .expect("outgoing messages are not limited");
+    let err = within(ws.next())
+        .await
+        .expect("an item")
+        .expect_err("the echo is too big");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().contains("1024"), "{err}");
+    assert!(
+        within(ws.next()).await.is_none(),
+        "the stream ends after the error"
+    );
+}
+
+#[tokio::test]
+async fn silent_peer_is_declared_dead() {
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(50)),
+        ping_timeout: Duration::from_millis(50),
+        ..Config::default()
+    };
+    let mut server = Server::start(Mode::Echo, config).await;
+    // Never read, so tungstenite on this side never answers the pings.
+    let (_raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    let err = server
+        .outcome()
+        .await
+        .error
+        .expect("the server stream yields an error");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(err.to_string().contains("no pong"), "{err}");
+}
+
+#[tokio::test]
+async fn responsive_peer_survives_several_pings() {
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(20)),
+        ping_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let server = Server::start(Mode::Echo, config).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    let mut pings = 0;
+    while pings < 3 {
+        match within(raw.next())
+            .await
+            .expect("a frame")
+            .expect("no error")
+        {
+            Message::Ping(_) => pings += 1,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    within(raw.send(Message::text("\"alive\"")))
+        .await
+        .expect("send");
+    loop {
+        match within(raw.next())
+            .await
+            .expect("a frame")
+            .expect("no error")
+        {
+            Message::Ping(_) => {}
+            other => break assert_eq!(other, Message::text("\"alive\"")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_close_reaches_the_server_with_code_and_reason() {
+    let mut server = Server::start(Mode::Echo, Config::default()).await;
+    let mut ws = within(connect(&server.url("/"), &Config::default()))
+        .await
+        .expect("connect");
+    within(ws.close_with(4000, "client done"))
+        .await
+        .expect("close handshake");
+    let outcome = server.outcome().await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.close_frame, Some((4000, "client done".to_owned())));
+    assert_eq!(
+        ws.close_frame().map(|(code, _)| code),
+        Some(4000),
+        "the server echoes the code back"
+    );
+    assert!(within(ws.next()).await.is_none());
+}
+
+#[tokio::test]
+async fn server_close_reaches_the_client_with_code_and_reason() {
+    let mut server = Server::start(Mode::CloseWith(4001, "server done"), Config::default()).await;
+    let mut ws = within(connect(&server.url("/"), &Config::default()))
+        .await
+        .expect("connect");
+    assert!(
+        within(ws.next()).await.is_none(),
+        "the stream ends after the close handshake"
+    );
+    assert_eq!(ws.close_frame(), Some((4001, "server done".to_owned())));
+    let outcome = server.outcome().await;
+    assert!(
+        outcome.error.is_none(),
+        "close_with failed: {:?}",
+        outcome.error
+    );
+}
+
+#[tokio::test]
+async fn sink_close_sends_normal_closure() {
+    let mut server = Server::start(Mode::Echo, Config::default()).await;
+    let mut ws = within(connect(&server.url("/"), &Config::default()))
+        .await
+        .expect("connect");
+    within(ws.close()).await.expect("close");
+    assert!(
+        within(ws.next()).await.is_none(),
+        "the stream ends once the server answers"
+    );
+    let outcome = server.outcome().await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    assert_eq!(outcome.close_frame, Some((1000, String::new())));
+}
+
+#[tokio::test]
+async fn close_with_refuses_a_reserved_code() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let mut ws = within(connect(&server.url("/"), &Config::default()))
+        .await
+        .expect("connect");
+    let err = within(ws.close_with(1006, ""))
+        .await
+        .expect_err("1006 is never sent");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+/// A drop without a close frame must end the stream, with an error or not,
+/// but never leave it waiting.
+fn assert_dropped(error: Option<&io::Error>) {
+    if let Some(err) = error {
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tcp_dropped_by_the_client_ends_the_server_stream() {
+    let mut server = Server::start(Mode::Echo, Config::default()).await;
+    let (raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    // Dropping a tokio-tungstenite stream closes the socket without a close frame.
+    drop(raw);
+    let outcome = server.outcome().await;
+    assert_dropped(outcome.error.as_ref());
+    assert_eq!(outcome.close_frame, None);
+}
+
+#[tokio::test]
+async fn tcp_dropped_by_the_server_ends_the_client_stream() {
+    let server = Server::start(Mode::Drop, Config::default()).await;
+    let mut ws = within(connect(&server.url("/"), &Config::default()))
+        .await
+        .expect("connect");
+    match within(ws.next()).await {
+        None => {}
+        Some(Err(err)) => assert_dropped(Some(&err)),
+        Some(Ok(text)) => panic!("unexpected message {text}"),
+    }
+    assert!(within(ws.next()).await.is_none());
+}
+
+#[tokio::test]
+async fn transports_over_an_already_upgraded_stream() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let mut client = from_upgraded(a, Role::Client, &Config::default()).await;
+    let mut server = from_upgraded(b, Role::Server, &Config::default()).await;
+    within(client.send("[1,2,3]".to_owned()))
+        .await
+        .expect("send");
+    assert_eq!(
+        within(server.next())
+            .await
+            .expect("a message")
+            .expect("no error"),
+        "[1,2,3]"
+    );
+    within(server.send("{}".to_owned())).await.expect("send");
+    assert_eq!(
+        within(client.next())
+            .await
+            .expect("a message")
+            .expect("no error"),
+        "{}"
+    );
+}
+
+#[tokio::test]
+async fn connect_rejects_bad_urls() {
+    for url in ["not a url", "http://127.0.0.1:1/", "127.0.0.1:1"] {
+        let err = connect(url, &Config::default()).await.expect_err(url);
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{url}: {err}");
+        assert!(
+            err.to_string().contains(url),
+            "the error names the URL: {err}"
+        );
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn wss_without_the_tls_feature_says_what_to_enable() {
+    let err = connect("wss://127.0.0.1:1/", &Config::default())
+        .await
+        .expect_err("no TLS");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("`tls` feature"), "{err}");
+}
+
+#[tokio::test]
+async fn connect_to_a_closed_port_is_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    drop(listener);
+    let err = within(connect(&format!("ws://{addr}/"), &Config::default()))
+        .await
+        .expect_err("nobody listens");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+}
+
+/// Opens a hyper client connection to the server.
+async fn http_client(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = within(TcpStream::connect(addr)).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+async fn exchange(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, String) {
+    within(sender.ready())
+        .await
+        .expect("the connection is still open");
+    let response = within(sender.send_request(req)).await.expect("a response");
+    let (parts, body) = response.into_parts();
+    let body = within(body.collect())
+        .await
+        .expect("the response body")
+        .to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(body.into()).expect("UTF-8"),
+    )
+}
+
+fn post(path: &str, body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+    http::Request::post(path)
+        .header(http::header::HOST, "localhost")
+        .body(Full::new(body.into()))
+        .expect("a valid request")
+}
+
+#[tokio::test]
+async fn http_posts_share_the_port_and_one_connection() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let mut sender = http_client(server.addr).await;
+    let (status, headers, body) = exchange(&mut sender, post("/rpc", r#"{"id":1}"#)).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(
+        headers.get("x-test").map(|v| v.as_bytes()),
+        Some(&b"yes"[..])
+    );
+    assert_eq!(body, r#"POST /rpc {"id":1}"#);
+    // The same connection serves the next request: keep-alive works.
+    let (status, _, body) = exchange(&mut sender, post("/other", r#"{"id":2}"#)).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(body, r#"POST /other {"id":2}"#);
+    let get = http::Request::get("/status")
+        .header(http::header::HOST, "localhost")
+        .body(Full::default())
+        .expect("a valid request");
+    let (status, _, body) = exchange(&mut sender, get).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(body, "GET /status ");
+}
+
+#[tokio::test]
+async fn http_body_that_is_not_utf8_gets_400() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let mut sender = http_client(server.addr).await;
+    let (status, _, body) = exchange(&mut sender, post("/", vec![0xff, 0xfe])).await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST);
+    assert!(body.contains("UTF-8"), "{body}");
+}
+
+#[tokio::test]
+async fn broken_websocket_upgrade_gets_a_plain_error() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let mut sender = http_client(server.addr).await;
+    let req = http::Request::get("/")
+        .header(http::header::HOST, "localhost")
+        .header(http::header::CONNECTION, "upgrade")
+        .header(http::header::UPGRADE, "websocket")
+        .header(http::header::SEC_WEBSOCKET_VERSION, "13")
+        .body(Full::default())
+        .expect("a valid request");
+    let (status, _, body) = exchange(&mut sender, req).await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST);
+    assert!(body.contains("Sec-WebSocket-Key"), "{body}");
+}
+
+/// Sends raw bytes and reads everything until the server closes.
+async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut tcp = within(TcpStream::connect(addr)).await.expect("connect");
+    within(tcp.write_all(request)).await.expect("write");
+    let mut response = Vec::new();
+    within(tcp.read_to_end(&mut response))
+        .await
+        .expect("read until the server closes");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn oversized_post_gets_413_before_the_body_is_sent() {
+    let server = Server::start(Mode::Echo, small(1024)).await;
+    // Only the headers: the answer must come without waiting for the body.
+    let response = raw_http(
+        server.addr,
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1025\r\n\r\n",
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+    assert!(response.contains("1024 byte limit"), "{response}");
+}
+
+#[tokio::test]
+async fn oversized_chunked_post_gets_413() {
+    let server = Server::start(Mode::Echo, small(1024)).await;
+    let mut request =
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        request.extend_from_slice(b"200\r\n");
+        request.extend_from_slice(&[b'x'; 0x200]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let response = raw_http(server.addr, &request).await;
+    assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+}
+
+#[tokio::test]
+async fn post_at_the_limit_is_accepted() {
+    let server = Server::start(Mode::Echo, small(1024)).await;
+    let mut sender = http_client(server.addr).await;
+    let (status, _, body) = exchange(&mut sender, post("/", "z".repeat(1024))).await;
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(body.len(), "POST / ".len() + 1024);
+}
+
+#[tokio::test]
+async fn split_halves_work_on_separate_tasks() {
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(10)),
+        ..Config::default()
+    };
+    let server = Server::start(Mode::Echo, config.clone()).await;
+    let ws = within(connect(&server.url("/"), &config))
+        .await
+        .expect("connect");
+    let (mut sink, mut stream) = ws.split();
+    let writer = tokio::spawn(async move {
+        for i in 0..200 {
+            sink.send(format!("[{i}]")).await.expect("send");
+        }
+    });
+    for i in 0..200 {
+        let echo = within(stream.next())
+            .await
+            .expect("an echo")
+            .expect("no error");
+        assert_eq!(echo, format!("[{i}]"));
+    }
+    within(writer).await.expect("the writer finishes");
+}
+
+#[test]
+fn transports_are_send_and_unpin() {
+    fn assert_send_unpin<T: Send + Unpin>() {}
+    assert_send_unpin::<WsTransport<ServerIo>>();
+    assert_send_unpin::<WsTransport<rpcpeer_ws::MaybeTlsStream<TcpStream>>>();
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn failed_tls_handshake_is_an_error_not_a_panic() {
+    // A plain TCP server that hangs up: rustls must get as far as the
+    // handshake (which needs a crypto provider) and then report an error.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            drop(tcp);
+        }
+    });
+    let err = within(connect(
+        &format!("wss://localhost:{}/", addr.port()),
+        &Config::default(),
+    ))
+    .await
+    .expect_err("no TLS server there");
+    assert!(err.to_string().contains("wss://localhost"), "{err}");
+}
