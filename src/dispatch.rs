@@ -114,11 +114,7 @@ impl Call {
             }
         };
         match self.id {
-            Some(id) => Some(encode_response(
-                self.version,
-                &id,
-                outcome.as_deref().map_err(|e| e),
-            )),
+            Some(id) => Some(encode_response(self.version, &id, outcome.as_deref())),
             None => {
                 if let Err(err) = outcome {
                     // A notification's error has nowhere to go but the log.

@@ -45,6 +45,9 @@
 //! # Ok(()) }
 //! ```
 
+// No unwrap on anything a peer sends: errors are answered, not panicked on.
+#![warn(clippy::unwrap_used)]
+
 mod config;
 mod context;
 mod dispatch;
@@ -77,3 +80,8 @@ pub use rpcpeer_stream as stream;
 /// WebSocket client and server, with HTTP on the same port.
 #[cfg(feature = "ws")]
 pub use rpcpeer_ws as ws;
+
+/// The README's examples, compiled as doctests so they cannot go stale.
+#[cfg(all(doctest, feature = "stream"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

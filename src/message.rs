@@ -293,7 +293,7 @@ fn parse_object(text: &str) -> Result<Message, Rejected> {
         // Not an object (a batch element like `1`), or a duplicate key.
         Err(err) => return Err(Rejected::v2(json_error(&err))),
     };
-    let method = env.method.and_then(|m| as_string(m));
+    let method = env.method.and_then(as_string);
     // The 1.0 form is for an object with no "jsonrpc" member and a string method,
     // or a response to one of our 1.0 requests.
     let version = match env.jsonrpc {

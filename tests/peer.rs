@@ -223,7 +223,7 @@ async fn one_zero_requests_and_notifications_are_answered_in_their_own_form() {
     // Pushed to a peer that spoke 1.0: the 1.0 notification form.
     wire.send(r#"{"method": "push", "params": [], "id": 4}"#)
         .await;
-    let mut frames = vec![wire.recv().await, wire.recv().await];
+    let mut frames = [wire.recv().await, wire.recv().await];
     frames.sort_by_key(|f| f.get("method").is_none());
     assert_eq!(
         frames[0],

@@ -221,7 +221,7 @@ impl Encoder<String> for ContentLengthCodec {
     /// Writes `Content-Length: {bytes}\r\n\r\n{frame}`; the length counts
     /// UTF-8 bytes.
     fn encode(&mut self, frame: String, dst: &mut BytesMut) -> io::Result<()> {
-        let header = format!("Content-Length: {}\r\n\r\n", frame.chars().count());
+        let header = format!("Content-Length: {}\r\n\r\n", frame.len());
         dst.reserve(header.len() + frame.len());
         dst.extend_from_slice(header.as_bytes());
         dst.extend_from_slice(frame.as_bytes());

@@ -32,6 +32,9 @@
 //! # }
 //! ```
 
+// No unwrap on anything a peer sends: errors are answered, not panicked on.
+#![warn(clippy::unwrap_used)]
+
 use std::fmt;
 use std::io;
 use std::str::FromStr;

@@ -12,6 +12,14 @@ use tokio_util::codec::{Decoder, Encoder};
 
 const MIB: usize = 1024 * 1024;
 
+/// Fails the test instead of hanging it when a frame never comes: a guard,
+/// not a wait (every test here finishes in milliseconds).
+async fn within_deadline<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::time::timeout(std::time::Duration::from_secs(30), test)
+        .await
+        .expect("test timed out");
+}
+
 /// Decodes every complete frame in `buf`, failing the test on an error.
 fn drain<D>(codec: &mut D, buf: &mut BytesMut, frames: &mut Vec<String>)
 where
@@ -518,46 +526,52 @@ fn default_limit_is_16_mib() {
 
 #[tokio::test]
 async fn framed_carries_frames_both_ways_in_both_framings() {
-    for framing in [Framing::Newline, Framing::ContentLength] {
-        let (a, b) = tokio::io::duplex(64);
-        let (mut a, mut b) = (framed(a, framing, 1024), framed(b, framing, 1024));
-        // Bigger than the duplex buffer, so the write has to wait for reads.
-        let big = format!("\"{}\"", "✓".repeat(100));
-        let (sent, received) = tokio::join!(a.send(big.clone()), b.next());
-        sent.expect("send");
-        assert_eq!(
-            received.expect("a frame").expect("no error"),
-            big,
-            "{framing}"
-        );
-        b.send("{\"back\":true}".to_owned())
-            .await
-            .expect("send back");
-        let back = a.next().await.expect("a frame").expect("no error");
-        assert_eq!(back, r#"{"back":true}"#, "{framing}");
-        drop(b);
-        assert!(
-            a.next().await.is_none(),
-            "{framing}: stream ends with the peer"
-        );
-    }
+    within_deadline(async {
+        for framing in [Framing::Newline, Framing::ContentLength] {
+            let (a, b) = tokio::io::duplex(64);
+            let (mut a, mut b) = (framed(a, framing, 1024), framed(b, framing, 1024));
+            // Bigger than the duplex buffer, so the write has to wait for reads.
+            let big = format!("\"{}\"", "✓".repeat(100));
+            let (sent, received) = tokio::join!(a.send(big.clone()), b.next());
+            sent.expect("send");
+            assert_eq!(
+                received.expect("a frame").expect("no error"),
+                big,
+                "{framing}"
+            );
+            b.send("{\"back\":true}".to_owned())
+                .await
+                .expect("send back");
+            let back = a.next().await.expect("a frame").expect("no error");
+            assert_eq!(back, r#"{"back":true}"#, "{framing}");
+            drop(b);
+            assert!(
+                a.next().await.is_none(),
+                "{framing}: stream ends with the peer"
+            );
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn framed_stream_yields_the_error_then_ends() {
-    let (mut writer, reader) = tokio::io::duplex(1024);
-    let mut conn = framed(reader, Framing::ContentLength, 1024);
-    writer
-        .write_all(b"Content-Length: 2\r\n\r\n{}Content-Length: 10\r\n\r\n{\"a\"")
-        .await
-        .expect("write");
-    drop(writer);
-    assert_eq!(conn.next().await.expect("a frame").expect("no error"), "{}");
-    let err = conn
-        .next()
-        .await
-        .expect("an item")
-        .expect_err("truncated frame");
-    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
-    assert!(conn.next().await.is_none());
+    within_deadline(async {
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let mut conn = framed(reader, Framing::ContentLength, 1024);
+        writer
+            .write_all(b"Content-Length: 2\r\n\r\n{}Content-Length: 10\r\n\r\n{\"a\"")
+            .await
+            .expect("write");
+        drop(writer);
+        assert_eq!(conn.next().await.expect("a frame").expect("no error"), "{}");
+        let err = conn
+            .next()
+            .await
+            .expect("an item")
+            .expect_err("truncated frame");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert!(conn.next().await.is_none());
+    })
+    .await;
 }

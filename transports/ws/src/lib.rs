@@ -12,6 +12,9 @@
 //! - [`from_upgraded`] mounts a transport on a stream that another HTTP stack
 //!   (axum, hyper) has already upgraded.
 
+// No unwrap on anything a peer sends: errors are answered, not panicked on.
+#![warn(clippy::unwrap_used)]
+
 mod server;
 mod transport;
 
