@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{ready, Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll};
 
 use futures::{FutureExt, Sink, Stream};
 use tokio::task::{JoinError, JoinSet};
@@ -52,8 +52,9 @@ enum Phase {
     /// Reading, dispatching, writing.
     Open,
     /// No more reading; running handlers may finish until the deadline.
-    Draining(Pin<Box<Sleep>>),
-    /// Everything is written; flush and close the transport.
+    Draining,
+    /// Nothing runs any more; write what is left, flush and close the
+    /// transport, also before the deadline.
     Closing,
 }
 
@@ -101,6 +102,9 @@ pub struct Driver<T, S = ()> {
     outbox: VecDeque<String>,
     unflushed: bool,
     phase: Phase,
+    /// Set when shutdown starts: bounds both the drain and the last flush,
+    /// so a peer that stopped reading cannot hold the connection open.
+    deadline: Option<Pin<Box<Sleep>>>,
     /// The version our own messages use: the peer's last, unless configured.
     speak: Version,
     /// Why the connection ended, when it was not a clean close.
@@ -151,6 +155,7 @@ where
             outbox: VecDeque::new(),
             unflushed: false,
             phase: Phase::Open,
+            deadline: None,
             failure: None,
         };
         (peer, driver)
@@ -624,8 +629,15 @@ where
     fn begin_shutdown(&mut self) {
         if matches!(self.phase, Phase::Open) {
             self.pending.fail_all();
-            let deadline = Instant::now() + self.config.drain_timeout;
-            self.phase = Phase::Draining(Box::pin(tokio::time::sleep_until(deadline)));
+            self.phase = Phase::Draining;
+            self.start_deadline();
+        }
+    }
+
+    fn start_deadline(&mut self) {
+        if self.deadline.is_none() {
+            let at = Instant::now() + self.config.drain_timeout;
+            self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
         }
     }
 
@@ -639,6 +651,7 @@ where
         self.ready.clear();
         self.serial.clear();
         self.phase = Phase::Closing;
+        self.start_deadline();
     }
 
     fn on_read_error(&mut self, err: io::Error) {
@@ -684,11 +697,14 @@ where
 
     /// Moves the shutdown along; `Ready` when the driver is done.
     fn poll_shutdown(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        if let Phase::Draining(deadline) = &mut self.phase {
-            let idle = self.running.is_empty() && self.ready.is_empty() && self.serial.is_empty();
-            if idle {
+        let expired = self
+            .deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+        if matches!(self.phase, Phase::Draining) {
+            if self.running.is_empty() && self.ready.is_empty() && self.serial.is_empty() {
                 self.phase = Phase::Closing;
-            } else if deadline.as_mut().poll(cx).is_ready() {
+            } else if expired {
                 tracing::debug!(
                     running = self.running.len(),
                     "drain deadline passed: cancelling handlers"
@@ -696,9 +712,25 @@ where
                 self.abort();
             }
         }
-        if matches!(self.phase, Phase::Closing) && self.outbox.is_empty() && !self.unflushed {
-            ready!(Pin::new(&mut self.transport).poll_close(cx))?;
-            return Poll::Ready(Ok(()));
+        if matches!(self.phase, Phase::Closing) {
+            if self.outbox.is_empty() && !self.unflushed {
+                return match Pin::new(&mut self.transport).poll_close(cx) {
+                    Poll::Ready(result) => Poll::Ready(result),
+                    // Everything was written; only the polite close (a
+                    // WebSocket close handshake, say) is left undone.
+                    Poll::Pending if expired => Poll::Ready(Ok(())),
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+            if expired {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the peer did not read our last {} frames within the drain timeout",
+                        self.outbox.len()
+                    ),
+                )));
+            }
         }
         Poll::Pending
     }

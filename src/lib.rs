@@ -53,14 +53,20 @@ mod context;
 mod dispatch;
 mod driver;
 mod error;
+pub mod group;
 mod handler;
+#[cfg(feature = "ws")]
+pub mod http;
 pub mod message;
 mod peer;
 mod pending;
+pub mod reconnect;
 mod router;
 mod session;
 pub mod testing;
 pub mod transport;
+#[cfg(feature = "ws")]
+pub mod ws_server;
 
 pub use config::Config;
 pub use context::Context;

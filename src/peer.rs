@@ -220,6 +220,25 @@ impl Peer {
         self.send(method, cmd).await
     }
 
+    /// [`Peer::notify`] with params that are already JSON.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the connection is gone.
+    ///
+    /// # Cancel safety
+    /// As [`Peer::notify`].
+    pub async fn notify_raw(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Result<(), Error> {
+        let cmd = Command::Notify {
+            method: method.to_owned(),
+            params,
+        };
+        self.send(method, cmd).await
+    }
+
     /// Sends a notification now or not at all: for pushing to many peers,
     /// where one slow reader must not hold up the rest.
     ///

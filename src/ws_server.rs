@@ -1,0 +1,203 @@
+//! A router served over WebSocket and plain HTTP on one port.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rpcpeer_ws::http::{Request, Response};
+use rpcpeer_ws::{ServerIo, Service, WsTransport};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::driver::Driver;
+use crate::http::{respond, HttpOptions};
+use crate::peer::Peer;
+use crate::router::Router;
+use crate::session::Session;
+
+type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
+
+/// Serves a [`Router`] on one TCP port: WebSocket connections (any path)
+/// become peers that both serve and call, and plain HTTP requests are
+/// answered by [`http::respond`](crate::http::respond).
+///
+/// ```no_run
+/// use rpcpeer::{ws_server::WsServer, ErrorObject, Router};
+///
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let mut router = Router::new();
+/// router.method("ping", || async { Ok::<_, ErrorObject>("pong") }).safe();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:7071").await?;
+/// // Until Ctrl-C: then stop accepting, close every peer gracefully, return.
+/// WsServer::new(router)
+///     .serve_with_shutdown(listener, async { let _ = tokio::signal::ctrl_c().await; })
+///     .await
+/// # }
+/// ```
+pub struct WsServer<S> {
+    service: RouterService<S>,
+}
+
+struct RouterService<S> {
+    router: Router<S>,
+    config: Config,
+    ws: rpcpeer_ws::Config,
+    http: HttpOptions,
+    on_connect: Option<ConnectHook>,
+    stop: CancellationToken,
+    peers: TaskTracker,
+}
+
+impl<S> Clone for RouterService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            router: self.router.clone(),
+            config: self.config.clone(),
+            ws: self.ws.clone(),
+            http: self.http.clone(),
+            on_connect: self.on_connect.clone(),
+            stop: self.stop.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> WsServer<S> {
+    /// A server for `router` with default settings.
+    pub fn new(router: Router<S>) -> Self {
+        Self {
+            service: RouterService {
+                router,
+                config: Config::default(),
+                ws: rpcpeer_ws::Config::default(),
+                http: HttpOptions::default(),
+                on_connect: None,
+                stop: CancellationToken::new(),
+                peers: TaskTracker::new(),
+            },
+        }
+    }
+
+    /// The settings of each WebSocket peer's connection.
+    pub fn config(mut self, config: Config) -> Self {
+        self.service.config = config;
+        self
+    }
+
+    /// The WebSocket settings: message size limit, keep-alive.
+    pub fn ws_config(mut self, ws: rpcpeer_ws::Config) -> Self {
+        self.service.ws = ws;
+        self
+    }
+
+    /// What the HTTP side allows beyond `POST` (JSONP).
+    pub fn http_options(mut self, http: HttpOptions) -> Self {
+        self.service.http = http;
+        self
+    }
+
+    /// Runs when a WebSocket peer connects, before its first message is read:
+    /// keep its [`Peer`] to push to it later, or fill its session.
+    pub fn on_connect(
+        mut self,
+        hook: impl Fn(&Peer, &Session, SocketAddr) + Send + Sync + 'static,
+    ) -> Self {
+        self.service.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Accepts connections until the listener fails.
+    ///
+    /// # Errors
+    /// When accepting fails.
+    pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
+    }
+
+    /// Accepts connections until `shutdown` completes; then stops accepting,
+    /// closes every WebSocket peer gracefully (see
+    /// [`Peer::close`]) and returns once they are done.
+    ///
+    /// # Errors
+    /// When accepting fails.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let service = self.service;
+        let connections = TaskTracker::new();
+        tokio::pin!(shutdown);
+        let result = loop {
+            let (tcp, remote) = tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => break Err(err),
+                },
+            };
+            let service = service.clone();
+            let stop = service.stop.clone();
+            let ws = service.ws.clone();
+            connections.spawn(async move {
+                let connection = rpcpeer_ws::serve_connection(tcp, remote, ws, service);
+                // An idle HTTP keep-alive connection is simply dropped at stop;
+                // WebSocket peers are closed by their own task.
+                tokio::select! {
+                    result = connection => if let Err(err) = result {
+                        tracing::debug!(%remote, "connection ended: {err}");
+                    },
+                    () = stop.cancelled() => {}
+                }
+            });
+        };
+        service.stop.cancel();
+        service.peers.close();
+        service.peers.wait().await;
+        connections.close();
+        result
+    }
+}
+
+impl<S: Send + Sync + 'static> Service for RouterService<S> {
+    async fn websocket(&self, ws: WsTransport<ServerIo>, remote: SocketAddr) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let session = Session::new();
+        let (peer, driver) = Driver::with_session(
+            ws,
+            self.router.clone(),
+            self.config.clone(),
+            session.clone(),
+        );
+        if let Some(hook) = &self.on_connect {
+            hook(&peer, &session, remote);
+        }
+        let stop = self.stop.clone();
+        // NB: tracked so that a graceful stop waits for the peer's close.
+        self.peers
+            .track_future(async move {
+                tokio::pin!(driver);
+                let result = tokio::select! {
+                    result = &mut driver => result,
+                    () = stop.cancelled() => {
+                        peer.close().await;
+                        driver.await
+                    }
+                };
+                if let Err(err) = result {
+                    tracing::debug!(%remote, "WebSocket peer ended: {err}");
+                }
+            })
+            .await;
+    }
+
+    async fn http(&self, req: Request<String>, _remote: SocketAddr) -> Response<String> {
+        respond(&self.router, req, &Session::new(), &self.http).await
+    }
+}

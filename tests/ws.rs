@@ -1,0 +1,552 @@
+//! WebSocket and HTTP on one port: interop with jsonrpsee both ways,
+//! reconnection, broadcast groups, keep-alive, limits, HTTP POST and GET.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::within;
+use futures::{SinkExt, StreamExt};
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::params::{BatchRequestBuilder, ObjectParams};
+use jsonrpsee::rpc_params;
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::ws_client::WsClientBuilder;
+use rpcpeer::group::{Group, MemberId, SlowMember};
+use rpcpeer::http::HttpOptions;
+use rpcpeer::reconnect::{Backoff, Reconnect};
+use rpcpeer::ws_server::WsServer;
+use rpcpeer::{Context, Driver, Error, ErrorObject, Peer, Router};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+async fn ws_server<S: Send + Sync + 'static>(server: WsServer<S>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server.serve(listener));
+    addr
+}
+
+async fn ws_client(addr: SocketAddr, router: Router) -> Peer {
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::new(transport, router);
+    tokio::spawn(driver);
+    peer
+}
+
+#[tokio::test]
+async fn a_jsonrpsee_client_calls_an_rpcpeer_server() {
+    let addr = ws_server(WsServer::new(common::spec_router())).await;
+    let client = WsClientBuilder::default()
+        .build(format!("ws://{addr}"))
+        .await
+        .unwrap();
+
+    let by_position: i64 = client
+        .request("subtract", rpc_params![42, 23])
+        .await
+        .unwrap();
+    assert_eq!(by_position, 19);
+    let mut named = ObjectParams::new();
+    named.insert("subtrahend", 23).unwrap();
+    named.insert("minuend", 42).unwrap();
+    let by_name: i64 = client.request("subtract", named).await.unwrap();
+    assert_eq!(by_name, 19);
+
+    let mut batch = BatchRequestBuilder::new();
+    batch.insert("sum", rpc_params![1, 2, 4]).unwrap();
+    batch.insert("subtract", rpc_params![42, 23]).unwrap();
+    batch.insert("foobar", rpc_params![]).unwrap();
+    let answers = client.batch_request::<i64>(batch).await.unwrap();
+    let answers: Vec<_> = answers
+        .iter()
+        .map(|a| a.as_ref().map(|n| *n).map_err(|e| e.code()))
+        .collect();
+    assert_eq!(answers, [Ok(7), Ok(19), Err(-32601)]);
+
+    let err = client
+        .request::<i64, _>("subtract", rpc_params!["x", 1])
+        .await
+        .unwrap_err();
+    match err {
+        jsonrpsee::core::ClientError::Call(obj) => {
+            assert_eq!(obj.code(), -32602);
+            assert!(obj.message().contains("minuend"), "{}", obj.message());
+        }
+        other => panic!("expected a call error, got {other}"),
+    }
+    client
+        .notification("update", rpc_params![1, 2, 3])
+        .await
+        .unwrap();
+    let data: Value = client.request("get_data", rpc_params![]).await.unwrap();
+    assert_eq!(data, json!(["hello", 5]));
+}
+
+#[tokio::test]
+async fn an_rpcpeer_client_calls_a_jsonrpsee_server() {
+    let server = jsonrpsee::server::Server::builder()
+        .build("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut module = jsonrpsee::RpcModule::new(());
+    module
+        .register_method("add", |params, _, _| {
+            let (a, b): (i64, i64) = params.parse()?;
+            Ok::<_, ErrorObjectOwned>(a + b)
+        })
+        .unwrap();
+    module
+        .register_method("fail", |_, _, _| {
+            Err::<(), _>(ErrorObjectOwned::owned(
+                -32099,
+                "nope",
+                Some(json!({"why": "testing"})),
+            ))
+        })
+        .unwrap();
+    let handle = server.start(module);
+
+    let peer = ws_client(addr, Router::new()).await;
+    assert_eq!(
+        within("add", peer.request::<i64>("add", (2, 3)))
+            .await
+            .unwrap(),
+        5
+    );
+    match within("fail", peer.request::<Value>("fail", ()))
+        .await
+        .unwrap_err()
+    {
+        Error::Remote { source, method } => {
+            assert_eq!(method, "fail");
+            assert_eq!(source.code, -32099);
+            assert_eq!(source.message, "nope");
+            assert_eq!(source.data.unwrap().get(), r#"{"why":"testing"}"#);
+        }
+        other => panic!("expected a remote error, got {other}"),
+    }
+    let mut batch = rpcpeer::Batch::new();
+    batch
+        .request("add", (1, 1))
+        .request("nope", ())
+        .request("add", (2, 2));
+    let answers = within("batch", peer.batch(batch)).await.unwrap();
+    assert_eq!(answers[0].as_ref().unwrap().get(), "2");
+    assert!(matches!(&answers[1], Err(Error::Remote { source, .. }) if source.code == -32601));
+    assert_eq!(answers[2].as_ref().unwrap().get(), "4");
+    handle.stop().unwrap();
+}
+
+#[tokio::test]
+async fn both_sides_call_each_other_over_websocket() {
+    let mut server = Router::new();
+    server.method("greet", |cx: Context| async move {
+        let name: String = cx
+            .peer()
+            .request("name", ())
+            .await
+            .map_err(|e| ErrorObject::new(-32000, e.to_string()))?;
+        cx.peer()
+            .notify("greeted", [&name])
+            .await
+            .map_err(|e| ErrorObject::new(-32000, e.to_string()))?;
+        Ok::<_, ErrorObject>(format!("hello, {name}"))
+    });
+    let addr = ws_server(WsServer::new(server)).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut client = Router::with_state(tx);
+    client.method("name", || async { Ok::<_, ErrorObject>("ada") });
+    client.notification(
+        "greeted",
+        |(n,): (String,), cx: Context<mpsc::UnboundedSender<String>>| async move {
+            let _ = cx.state().send(n);
+        },
+    );
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/any/path"), &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::new(transport, client);
+    tokio::spawn(driver);
+    assert_eq!(
+        within("greet", peer.request::<String>("greet", ()))
+            .await
+            .unwrap(),
+        "hello, ada"
+    );
+    assert_eq!(within("greeted", rx.recv()).await.as_deref(), Some("ada"));
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_runs_its_hook_again_and_never_resends() {
+    #[derive(Default)]
+    struct Counts {
+        joins: AtomicUsize,
+        holds: AtomicUsize,
+    }
+    let counts = Arc::new(Counts::default());
+    let mut server = Router::with_state(counts.clone());
+    server.method(
+        "join",
+        |(_name,): (String,), cx: Context<Arc<Counts>>| async move {
+            cx.state().joins.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, ErrorObject>(true)
+        },
+    );
+    server.method("hold", |cx: Context<Arc<Counts>>| async move {
+        cx.state().holds.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    server.method("joins", |cx: Context<Arc<Counts>>| async move {
+        Ok::<_, ErrorObject>(cx.state().joins.load(Ordering::SeqCst))
+    });
+    server.method("kick", |cx: Context<Arc<Counts>>| async move {
+        // Close this connection once the answer is out.
+        let peer = cx.peer().clone();
+        tokio::spawn(async move { peer.close().await });
+        Ok::<_, ErrorObject>(true)
+    });
+    let config = rpcpeer::Config::default().drain_timeout(Duration::from_millis(100));
+    let addr = ws_server(WsServer::new(server).config(config)).await;
+
+    let client = Reconnect::new()
+        .backoff(Backoff {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+            max_attempts: Some(50),
+        })
+        .on_connect(|peer| async move { peer.request::<bool>("join", ["ada"]).await.map(drop) })
+        .spawn(move || async move {
+            rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default()).await
+        });
+
+    let hold = tokio::spawn({
+        let client = client.clone();
+        async move { client.request::<Value>("hold", ()).await }
+    });
+    while counts.holds.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(within("kick", client.request::<bool>("kick", ()))
+        .await
+        .unwrap());
+    // The call that was running when the link dropped fails, clearly.
+    let err = within("hold", hold).await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Error::Closed { ref method } if method == "hold"),
+        "{err}"
+    );
+
+    // New calls go out on the new connection, after the hook re-joined.
+    let joins = within("joins after reconnect", async {
+        loop {
+            match client.request::<usize>("joins", ()).await {
+                Ok(n) => break n,
+                Err(Error::Closed { .. }) => tokio::task::yield_now().await,
+                Err(other) => panic!("{other}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(joins, 2);
+    assert_eq!(client.connections(), 2);
+    assert_eq!(
+        counts.holds.load(Ordering::SeqCst),
+        1,
+        "the held call was resent"
+    );
+    client.close();
+}
+
+/// A room: `join` adds the caller to the group; the test pushes.
+fn room_router(
+    room: Group,
+    joined: mpsc::UnboundedSender<MemberId>,
+) -> Router<(Group, mpsc::UnboundedSender<MemberId>)> {
+    let mut router = Router::with_state((room, joined));
+    router.method(
+        "join",
+        |cx: Context<(Group, mpsc::UnboundedSender<MemberId>)>| async move {
+            let member = cx.state().0.join(cx.peer().clone());
+            let _ = cx.state().1.send(member.id());
+            Ok::<_, ErrorObject>(true)
+        },
+    );
+    router
+}
+
+/// Joins with a raw WebSocket that never reads again, so the server's
+/// writes to it back up.
+async fn join_and_never_read(addr: SocketAddr) -> impl Drop {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"jsonrpc":"2.0","method":"join","id":1}"#,
+    ))
+    .await
+    .unwrap();
+    struct Holder<T>(#[allow(dead_code)] T);
+    impl<T> Drop for Holder<T> {
+        fn drop(&mut self) {}
+    }
+    Holder(ws)
+}
+
+async fn fast_member(addr: SocketAddr) -> (Peer, mpsc::UnboundedReceiver<u32>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut router = Router::with_state(tx);
+    router.notification(
+        "push",
+        |(i, _blob): (u32, String), cx: Context<mpsc::UnboundedSender<u32>>| async move {
+            let _ = cx.state().send(i);
+        },
+    );
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::new(transport, router);
+    tokio::spawn(driver);
+    assert!(peer.request::<bool>("join", ()).await.unwrap());
+    (peer, rx)
+}
+
+#[tokio::test]
+async fn a_slow_group_member_does_not_hold_up_the_rest() {
+    let room = Group::new(8, SlowMember::DropOldest);
+    let (joined_tx, mut joined) = mpsc::unbounded_channel();
+    let addr = ws_server(WsServer::new(room_router(room.clone(), joined_tx))).await;
+    let _slow = join_and_never_read(addr).await;
+    within("slow join", joined.recv()).await;
+    let (_fast, mut received) = fast_member(addr).await;
+    within("fast join", joined.recv()).await;
+
+    // 64 KiB a push, 300 pushes: far more than the slow member's socket,
+    // outbox and queue can hold, so its forwarding really is stuck.
+    let blob = "x".repeat(64 * 1024);
+    for i in 0..300u32 {
+        assert_eq!(room.notify("push", (i, &blob)).unwrap(), 2);
+        assert_eq!(within("fast member's push", received.recv()).await, Some(i));
+    }
+    // Dropping its oldest pushes, the slow member is still in the room.
+    assert_eq!(room.len(), 2);
+}
+
+#[tokio::test]
+async fn a_slow_group_member_can_be_disconnected_instead() {
+    let room = Group::new(8, SlowMember::Disconnect);
+    let (joined_tx, mut joined) = mpsc::unbounded_channel();
+    let addr = ws_server(
+        WsServer::new(room_router(room.clone(), joined_tx))
+            .config(rpcpeer::Config::default().drain_timeout(Duration::from_millis(50))),
+    )
+    .await;
+    let _slow = join_and_never_read(addr).await;
+    let slow_id = within("slow join", joined.recv()).await.unwrap();
+    let (_fast, mut received) = fast_member(addr).await;
+    within("fast join", joined.recv()).await;
+    let blob = "x".repeat(64 * 1024);
+    let mut i = 0u32;
+    while room.contains(slow_id) {
+        room.notify("push", (i, &blob)).unwrap();
+        assert_eq!(within("fast member's push", received.recv()).await, Some(i));
+        i += 1;
+        assert!(i < 10_000, "the slow member was never disconnected");
+    }
+    assert_eq!(room.len(), 1);
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_declared_dead() {
+    let (result_tx, mut result_rx) = mpsc::unbounded_channel();
+    let server = WsServer::new(Router::new())
+        .ws_config(rpcpeer::ws::Config {
+            ping_interval: Some(Duration::from_millis(50)),
+            ping_timeout: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .on_connect(move |peer, _, _| {
+            // A call the silent client will never answer.
+            let peer = peer.clone();
+            let result_tx = result_tx.clone();
+            tokio::spawn(async move {
+                let _ = result_tx.send(peer.request::<Value>("hello", ()).await);
+            });
+        });
+    let addr = ws_server(server).await;
+    // Connected, then never polled again: no pongs, no replies.
+    let (_silent, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let result = within("the dead peer's pending call", result_rx.recv())
+        .await
+        .unwrap();
+    assert!(matches!(result, Err(Error::Closed { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_and_others_are_served() {
+    let addr = ws_server(
+        WsServer::new(common::spec_router()).ws_config(rpcpeer::ws::Config {
+            max_message_len: 1024,
+            ..Default::default()
+        }),
+    )
+    .await;
+    let (mut big, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","method":"sum","params":[{}1],"id":1}}"#,
+        "1,".repeat(2000)
+    );
+    big.send(tokio_tungstenite::tungstenite::Message::text(huge))
+        .await
+        .unwrap();
+    let mut closed_with = None;
+    while let Some(Ok(msg)) = within("the close", big.next()).await {
+        assert!(
+            !matches!(msg, tokio_tungstenite::tungstenite::Message::Text(ref t) if t.contains("result"))
+        );
+        if let tokio_tungstenite::tungstenite::Message::Close(frame) = msg {
+            closed_with = frame.map(|f| u16::from(f.code));
+        }
+    }
+    assert_eq!(closed_with, Some(1009));
+    let other = ws_client(addr, Router::new()).await;
+    assert_eq!(
+        within("sum", other.request::<i64>("sum", [1, 2]))
+            .await
+            .unwrap(),
+        3
+    );
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, content type, body).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(kind) = content_type {
+        request += &format!("Content-Type: {kind}\r\n");
+    }
+    request += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    within("HTTP reply", tcp.read_to_string(&mut raw))
+        .await
+        .unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let kind = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, kind, body.to_owned())
+}
+
+#[tokio::test]
+async fn http_post_answers_single_calls_batches_and_notifications() {
+    let addr = ws_server(WsServer::new(common::spec_router())).await;
+    let json = Some("application/json");
+    let (status, kind, body) = http(
+        addr,
+        "POST",
+        "/",
+        json,
+        r#"{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}"#,
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    assert_eq!(body, r#"{"jsonrpc":"2.0","result":19,"id":1}"#);
+
+    let batch = r#"[{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1},{"jsonrpc":"2.0","method":"update","params":[1]},{"jsonrpc":"2.0","method":"nope","id":2}]"#;
+    let (status, _, body) = http(addr, "POST", "/", json, batch).await;
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body[0]["result"], 3);
+    assert_eq!(body[1]["error"]["code"], -32601);
+    assert_eq!(body.as_array().unwrap().len(), 2);
+
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/",
+        json,
+        r#"{"jsonrpc":"2.0","method":"update","params":[1]}"#,
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (204, ""));
+
+    // JSON-RPC errors are HTTP 200: HTTP worked, the call did not.
+    let (status, _, body) = http(addr, "POST", "/", json, "{oops").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        -32700
+    );
+
+    let (status, _, body) = http(addr, "POST", "/", Some("text/plain"), "{}").await;
+    assert_eq!(status, 415);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        -32600
+    );
+    let (status, _, _) = http(addr, "PUT", "/", json, "{}").await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn http_get_calls_safe_methods_only() {
+    let mut router = common::spec_router();
+    router
+        .method("echo", |p: EchoParams| async move {
+            Ok::<_, ErrorObject>(p.value)
+        })
+        .safe();
+    let addr = ws_server(WsServer::new(router).http_options(HttpOptions { jsonp: true })).await;
+
+    let (status, kind, body) = http(addr, "GET", "/echo?value=hello+world", None, "").await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    assert_eq!(
+        body,
+        r#"{"jsonrpc":"2.0","result":"hello world","id":null}"#
+    );
+    let (_, _, body) = http(addr, "GET", "/echo?value=%5B1%2C2%5D", None, "").await;
+    assert_eq!(body, r#"{"jsonrpc":"2.0","result":[1,2],"id":null}"#);
+
+    // `subtract` is not marked safe: GET is refused, with a reason.
+    let (status, _, body) = http(addr, "GET", "/subtract?minuend=1&subtrahend=2", None, "").await;
+    assert_eq!(status, 405);
+    assert!(body.contains("POST"), "{body}");
+    let (status, _, _) = http(addr, "GET", "/nope", None, "").await;
+    assert_eq!(status, 404);
+
+    let (status, kind, body) = http(addr, "GET", "/echo?value=1&callback=show", None, "").await;
+    assert_eq!((status, kind.as_str()), (200, "application/javascript"));
+    assert_eq!(body, r#"show({"jsonrpc":"2.0","result":1,"id":null});"#);
+    let (status, _, _) = http(addr, "GET", "/echo?value=1&callback=alert(1)", None, "").await;
+    assert_eq!(status, 400);
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct EchoParams {
+    value: Value,
+}
