@@ -218,22 +218,13 @@ where
         match message {
             Message::Response(resp) => self.on_response(resp.version, resp.id, resp.outcome),
             Message::Request(req) => {
-                self.follow(req.version);
                 if self.queued() >= self.config.max_queued {
                     let busy = busy(self.queued());
                     self.outbox
                         .push_back(encode_response(req.version, &req.id, Err(&busy)));
                     return;
                 }
-                let call = Call::prepare(
-                    &self.router,
-                    req.version,
-                    Some(req.id),
-                    req.method,
-                    req.params,
-                    &self.peer,
-                    &self.session,
-                );
+                let call = self.prepare(req.version, Some(req.id), req.method, req.params);
                 self.submit_call(call);
             }
             Message::Notification(n) => {
@@ -247,18 +238,30 @@ where
                     tracing::warn!(method = %n.method, "queue full while waiting for a reply: notification dropped");
                     return;
                 }
-                let call = Call::prepare(
-                    &self.router,
-                    n.version,
-                    None,
-                    n.method,
-                    n.params,
-                    &self.peer,
-                    &self.session,
-                );
+                let call = self.prepare(n.version, None, n.method, n.params);
                 self.submit_call(call);
             }
         }
+    }
+
+    /// A call from the peer, ready to start; the peer's version is followed.
+    fn prepare(
+        &mut self,
+        version: Version,
+        id: Option<Id>,
+        method: String,
+        params: Option<Box<serde_json::value::RawValue>>,
+    ) -> Call {
+        self.follow(version);
+        Call::prepare(
+            &self.router,
+            version,
+            id,
+            method,
+            params,
+            &self.peer,
+            &self.session,
+        )
     }
 
     /// Follows the version the peer writes in, unless one is configured.
@@ -318,16 +321,7 @@ where
                     tracing::warn!(method = %n.method, "queue full while waiting for a reply: notification dropped");
                 }
                 Ok(Message::Request(req)) => {
-                    self.follow(req.version);
-                    let call = Call::prepare(
-                        &self.router,
-                        req.version,
-                        Some(req.id),
-                        req.method,
-                        req.params,
-                        &self.peer,
-                        &self.session,
-                    );
+                    let call = self.prepare(req.version, Some(req.id), req.method, req.params);
                     if let Some(id) = &call.id {
                         ids.push(id.clone());
                         tokens.push((id.clone(), call.cancel_token().clone()));
@@ -335,16 +329,7 @@ where
                     work.push(Box::pin(call.run()));
                 }
                 Ok(Message::Notification(n)) => {
-                    self.follow(n.version);
-                    let call = Call::prepare(
-                        &self.router,
-                        n.version,
-                        None,
-                        n.method,
-                        n.params,
-                        &self.peer,
-                        &self.session,
-                    );
+                    let call = self.prepare(n.version, None, n.method, n.params);
                     work.push(Box::pin(call.run()));
                 }
             }

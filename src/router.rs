@@ -39,6 +39,18 @@ pub struct MethodInfo {
 }
 
 impl MethodInfo {
+    fn new(name: &str, params: Option<Schema>, result: Option<Schema>) -> Self {
+        Self {
+            name: name.to_owned(),
+            doc: None,
+            params,
+            result,
+            notification: false,
+            concurrency: None,
+            safe: false,
+        }
+    }
+
     /// The method's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -225,15 +237,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         handler: H,
     ) -> MethodConfig<'_> {
         let sig = H::signature(&mut SchemaGenerator::default());
-        let info = MethodInfo {
-            name: name.to_owned(),
-            doc: None,
-            params: sig.params,
-            result: sig.result,
-            notification: false,
-            concurrency: None,
-            safe: false,
-        };
+        let info = MethodInfo::new(name, sig.params, sig.result);
         self.insert(
             name,
             info,
@@ -261,15 +265,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         F: Fn(Option<Box<RawValue>>, Context<S>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome> + Send + 'static,
     {
-        let info = MethodInfo {
-            name: name.to_owned(),
-            doc: None,
-            params: None,
-            result: None,
-            notification: false,
-            concurrency: None,
-            safe: false,
-        };
+        let info = MethodInfo::new(name, None, None);
         self.insert(
             name,
             info,

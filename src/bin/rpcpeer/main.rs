@@ -1,2 +1,252 @@
-//! The `rpcpeer` command line tool.
-fn main() {}
+//! The `rpcpeer` command: serve the demo peer, or call, notify, listen to and explore any JSON-RPC peer.
+
+// No unwrap on anything a peer or a user sends: it is answered or reported, not panicked on.
+#![warn(clippy::unwrap_used)]
+
+mod client;
+mod demo;
+mod output;
+mod serve;
+mod shell;
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use rpcpeer::stream::Framing;
+
+/// Command-line arguments.
+#[derive(Parser)]
+#[command(
+    name = "rpcpeer",
+    version,
+    about = "Symmetric JSON-RPC 1.0/2.0 peers: serve the demo, or talk to any peer from a shell",
+    after_help = "Exit status: 0 success, 1 the peer answered with an error, \
+                  2 bad usage (arguments, URL, params), 3 the connection failed."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the demo service over TCP and over WebSocket + HTTP on another port.
+    Serve(serve::ServeArgs),
+    /// Call METHOD and print its result (pretty and colored on a terminal).
+    #[command(override_usage = "rpcpeer call [OPTIONS] <URL> <METHOD> [PARAMS]...\n       \
+                          rpcpeer call [OPTIONS] --exec <COMMAND> <METHOD> [PARAMS]...\n       \
+                          rpcpeer call [OPTIONS] --batch <FILE> <URL>")]
+    Call(CallArgs),
+    /// Send METHOD as a notification (no reply is expected).
+    #[command(override_usage = "rpcpeer notify [OPTIONS] <URL> <METHOD> [PARAMS]...\n       \
+                          rpcpeer notify [OPTIONS] --exec <COMMAND> <METHOD> [PARAMS]...")]
+    Notify(CallArgs),
+    /// Print every notification the peer sends, one JSON line each, until interrupted.
+    #[command(override_usage = "rpcpeer listen [OPTIONS] <URL>\n       \
+                          rpcpeer listen [OPTIONS] --exec <COMMAND>")]
+    Listen(ListenArgs),
+    /// An interactive console: history, completion from the peer's introspection,
+    /// pushed notifications, answers to the peer's requests.
+    #[command(override_usage = "rpcpeer shell [OPTIONS] <URL>\n       \
+                          rpcpeer shell [OPTIONS] --exec <COMMAND>")]
+    Shell(ShellArgs),
+}
+
+/// How to reach the peer; shared by every client subcommand.
+#[derive(Args, Clone)]
+struct ConnectArgs {
+    /// Talk to this program over its stdin/stdout instead of a URL
+    /// (split like a shell would: quotes and backslashes, no expansion).
+    #[arg(long, value_name = "COMMAND")]
+    exec: Option<String>,
+    /// Framing on byte streams (tcp://, unix:, --exec): newline or content-length.
+    #[arg(long, default_value = "newline", value_name = "FRAMING")]
+    framing: Framing,
+    /// Give up on connecting, and on each call, after this many seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+}
+
+/// Arguments of `call` and `notify`.
+#[derive(Args)]
+struct CallArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Send the calls in FILE as one batch: a JSON array of objects with
+    /// `method`, optional `params`, and `id` for those that want an answer
+    /// (`-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    batch: Option<String>,
+    /// URL (tcp://host:port, unix:/path, ws://host:port/path, wss://…) unless
+    /// --exec is given, then METHOD, then PARAMS: one JSON array or object,
+    /// or name=value pairs (values are JSON when they parse, else strings).
+    #[arg(value_name = "ARGS", allow_negative_numbers = true)]
+    args: Vec<String>,
+}
+
+/// Arguments of `listen`.
+#[derive(Args)]
+struct ListenArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// First call METHOD with PARAMS (for example `--call join name=alice`).
+    #[arg(long, value_name = "METHOD [PARAMS]", num_args = 1.., allow_negative_numbers = true)]
+    call: Option<Vec<String>>,
+    /// URL, unless --exec is given.
+    #[arg(value_name = "URL")]
+    url: Option<String>,
+}
+
+/// Arguments of `shell`.
+#[derive(Args)]
+struct ShellArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// URL, unless --exec is given.
+    #[arg(value_name = "URL")]
+    url: Option<String>,
+}
+
+/// `--timeout`: positive seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
+}
+
+/// Why a subcommand failed; each kind has its own exit status so scripts can tell them apart.
+#[derive(Debug)]
+enum Failure {
+    /// The peer answered with an error object (already printed). Exit 1.
+    Remote,
+    /// The user asked for something impossible: bad URL, bad params, unreadable file. Exit 2.
+    Usage(String),
+    /// The connection could not be made, broke, or timed out. Exit 3.
+    Connection(String),
+}
+
+impl Failure {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Remote => ExitCode::from(1),
+            Failure::Usage(_) => ExitCode::from(2),
+            Failure::Connection(_) => ExitCode::from(3),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Remote => f.write_str("the peer answered with an error"),
+            Failure::Usage(msg) | Failure::Connection(msg) => f.write_str(msg),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Serve(_)));
+    log_panics();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("rpcpeer: could not start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Call(args) => client::call(args).await,
+            Command::Notify(args) => client::notify(args).await,
+            Command::Listen(args) => client::listen(args).await,
+            Command::Shell(args) => shell::run(args).await,
+        }
+    });
+    // NB: a short timeout, not a plain drop: a task blocked on stdin (the
+    // shell, --exec) would otherwise keep the process alive after its work
+    // is done, and serve promises to exit within 5 s of a signal.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !matches!(failure, Failure::Remote) {
+                eprintln!("rpcpeer: {failure}");
+            }
+            failure.exit_code()
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout carries only results (and serve's
+/// `listening on` lines). `RUST_LOG` overrides the default level: info for
+/// the server, warnings only for the one-shot client commands.
+fn init_logging(server: bool) {
+    let default = if server { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Panics become one log line with their location instead of a backtrace
+/// on stderr: the demo's `panic` method panics on every call, and the core
+/// already answers -32603 and logs which method it was.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("non-string panic payload");
+        match info.location() {
+            Some(at) => tracing::warn!("panic at {}:{}: {msg}", at.file(), at.line()),
+            None => tracing::warn!("panic: {msg}"),
+        }
+    }));
+}
+
+/// Completes at the first SIGINT or SIGTERM (Ctrl-C only, where there is no SIGTERM).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    () = ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!("cannot watch SIGTERM ({err}); only Ctrl-C stops this");
+                ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c().await;
+}
+
+/// Completes at Ctrl-C; never, when Ctrl-C cannot be watched (rather than
+/// at once, which would look like one).
+async fn ctrl_c() {
+    if let Err(err) = tokio::signal::ctrl_c().await {
+        tracing::warn!("cannot watch Ctrl-C: {err}");
+        std::future::pending::<()>().await;
+    }
+}
