@@ -13,10 +13,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = args.next().unwrap_or_else(|| "ws://127.0.0.1:7080/".into());
 
     let mut router = Router::new();
-    router.notification("handleMessage", |(from, text): (String, String)| async move {
-        println!("<{from}> {text}");
+    router.notification(
+        "handleMessage",
+        |(from, text): (String, String)| async move {
+            println!("<{from}> {text}");
+        },
+    );
+    router.notification("userLeft", |(who,): (String,)| async move {
+        println!("* {who} left")
     });
-    router.notification("userLeft", |(who,): (String,)| async move { println!("* {who} left") });
     // The server may call us too; answer a ping so it can tell we are here.
     router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
 

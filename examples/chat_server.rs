@@ -19,37 +19,48 @@ struct Joined {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:7080".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7080".into());
     // A member may fall 256 messages behind before its oldest are dropped.
     let room = Group::new(256, SlowMember::DropOldest);
 
     let mut router = Router::with_state(room);
     router
-        .method("join", |(name,): (String,), cx: Context<Group>| async move {
-            if let Some(joined) = cx.session().get::<Joined>() {
-                return Err(ErrorObject::new(-32010, format!("already joined as {}", joined.name)));
-            }
-            let member = cx.state().join(cx.peer().clone());
-            // Announce the departure however it happens (leave or disconnect).
-            let (room, who, left) = (cx.state().clone(), name.clone(), member.clone());
-            tokio::spawn(async move {
-                left.left().await;
-                let _ = room.notify("userLeft", [who]);
-            });
-            cx.session().insert(Joined { name, member });
-            Ok::<_, ErrorObject>(true)
-        })
+        .method(
+            "join",
+            |(name,): (String,), cx: Context<Group>| async move {
+                if let Some(joined) = cx.session().get::<Joined>() {
+                    return Err(ErrorObject::new(
+                        -32010,
+                        format!("already joined as {}", joined.name),
+                    ));
+                }
+                let member = cx.state().join(cx.peer().clone());
+                // Announce the departure however it happens (leave or disconnect).
+                let (room, who, left) = (cx.state().clone(), name.clone(), member.clone());
+                tokio::spawn(async move {
+                    left.left().await;
+                    let _ = room.notify("userLeft", [who]);
+                });
+                cx.session().insert(Joined { name, member });
+                Ok::<_, ErrorObject>(true)
+            },
+        )
         .doc("Joins the room under `name`.");
     router
-        .method("postMessage", |(text,): (String,), cx: Context<Group>| async move {
-            let Some(me) = cx.session().get::<Joined>() else {
-                return Err(ErrorObject::new(-32011, "join the room first: join [name]"));
-            };
-            me.member
-                .notify_others("handleMessage", (&me.name, text))
-                .map_err(|e| ErrorObject::new(-32603, e.to_string()))?;
-            Ok::<_, ErrorObject>(1)
-        })
+        .method(
+            "postMessage",
+            |(text,): (String,), cx: Context<Group>| async move {
+                let Some(me) = cx.session().get::<Joined>() else {
+                    return Err(ErrorObject::new(-32011, "join the room first: join [name]"));
+                };
+                me.member
+                    .notify_others("handleMessage", (&me.name, text))
+                    .map_err(|e| ErrorObject::new(-32603, e.to_string()))?;
+                Ok::<_, ErrorObject>(1)
+            },
+        )
         .doc("Sends `text` to everyone else in the room.");
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -626,23 +626,27 @@ async fn a_dropped_connection_cancels_running_handlers() {
     let cancelled = Arc::new(Notify::new());
     let started = Arc::new(Notify::new());
     let mut server = Router::with_state((started.clone(), cancelled.clone()));
-    server.method("forever", |cx: Context<(Arc<Notify>, Arc<Notify>)>| async move {
-        // Dropped with the handler's future, so it fires on cancellation.
-        struct OnDrop(Arc<Notify>);
-        impl Drop for OnDrop {
-            fn drop(&mut self) {
-                self.0.notify_one();
+    server.method(
+        "forever",
+        |cx: Context<(Arc<Notify>, Arc<Notify>)>| async move {
+            // Dropped with the handler's future, so it fires on cancellation.
+            struct OnDrop(Arc<Notify>);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    self.0.notify_one();
+                }
             }
-        }
-        let _guard = OnDrop(cx.state().1.clone());
-        cx.state().0.notify_one();
-        std::future::pending::<()>().await;
-        Ok::<_, ErrorObject>(())
-    });
+            let _guard = OnDrop(cx.state().1.clone());
+            cx.state().0.notify_one();
+            std::future::pending::<()>().await;
+            Ok::<_, ErrorObject>(())
+        },
+    );
     let config = Config::default().drain_timeout(Duration::from_millis(100));
     let addr = serve_with(server, Framing::Newline, config, 1 << 20).await;
     let mut wire = Wire::connect(addr, Framing::Newline).await;
-    wire.send(r#"{"jsonrpc":"2.0","method":"forever","id":1}"#).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"forever","id":1}"#)
+        .await;
     within("handler start", started.notified()).await;
     drop(wire);
     within("handler cancellation", cancelled.notified()).await;

@@ -36,13 +36,17 @@ enum Command {
     /// Serve the demo service over TCP and over WebSocket + HTTP on another port.
     Serve(serve::ServeArgs),
     /// Call METHOD and print its result (pretty and colored on a terminal).
-    #[command(override_usage = "rpcpeer call [OPTIONS] <URL> <METHOD> [PARAMS]...\n       \
+    #[command(
+        override_usage = "rpcpeer call [OPTIONS] <URL> <METHOD> [PARAMS]...\n       \
                           rpcpeer call [OPTIONS] --exec <COMMAND> <METHOD> [PARAMS]...\n       \
-                          rpcpeer call [OPTIONS] --batch <FILE> <URL>")]
+                          rpcpeer call [OPTIONS] --batch <FILE> <URL>"
+    )]
     Call(CallArgs),
     /// Send METHOD as a notification (no reply is expected).
-    #[command(override_usage = "rpcpeer notify [OPTIONS] <URL> <METHOD> [PARAMS]...\n       \
-                          rpcpeer notify [OPTIONS] --exec <COMMAND> <METHOD> [PARAMS]...")]
+    #[command(
+        override_usage = "rpcpeer notify [OPTIONS] <URL> <METHOD> [PARAMS]...\n       \
+                          rpcpeer notify [OPTIONS] --exec <COMMAND> <METHOD> [PARAMS]..."
+    )]
     Notify(CallArgs),
     /// Print every notification the peer sends, one JSON line each, until interrupted.
     #[command(override_usage = "rpcpeer listen [OPTIONS] <URL>\n       \
@@ -82,7 +86,8 @@ struct CallArgs {
     batch: Option<String>,
     /// URL (tcp://host:port, unix:/path, ws://host:port/path, wss://…) unless
     /// --exec is given, then METHOD, then PARAMS: one JSON array or object,
-    /// or name=value pairs (values are JSON when they parse, else strings).
+    /// JSON values (sent as an array), or name=value pairs (sent as an
+    /// object; values are JSON when they parse, else strings).
     #[arg(value_name = "ARGS", allow_negative_numbers = true)]
     args: Vec<String>,
 }
@@ -132,6 +137,7 @@ enum Failure {
 }
 
 impl Failure {
+    /// The process exit status for this failure.
     fn exit_code(&self) -> ExitCode {
         match self {
             Failure::Remote => ExitCode::from(1),
@@ -150,6 +156,8 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Parses the arguments, runs the subcommand on a tokio runtime, and turns
+/// its failure into a message and an exit status.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Serve(_)));
@@ -220,26 +228,61 @@ fn log_panics() {
     }));
 }
 
-/// Completes at the first SIGINT or SIGTERM (Ctrl-C only, where there is no SIGTERM).
-async fn shutdown_signal() {
+/// SIGINT and SIGTERM, caught from the moment this is made.
+///
+/// NB: made before anything is announced (`listening on`, the listen
+/// status line): a signal sent as soon as the announcement is seen must be
+/// caught, not kill the process with the default action.
+pub(crate) struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    () = ctrl_c() => {}
-                    _ = term.recv() => {}
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Starts catching the signals. Needs the tokio runtime.
+    pub(crate) fn watch() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let watch = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(err) => {
+                    tracing::warn!("cannot catch {name} ({err}); it will not stop this gracefully");
+                    None
                 }
-            }
-            Err(err) => {
-                tracing::warn!("cannot watch SIGTERM ({err}); only Ctrl-C stops this");
-                ctrl_c().await;
+            };
+            Self {
+                interrupt: watch(SignalKind::interrupt(), "SIGINT"),
+                terminate: watch(SignalKind::terminate(), "SIGTERM"),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    ctrl_c().await;
+
+    /// Completes at the next SIGINT or SIGTERM (Ctrl-C only, where there is no SIGTERM).
+    pub(crate) async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    // Never, rather than at once, which would look like a signal.
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => {}
+                () = next(&mut self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        ctrl_c().await;
+    }
 }
 
 /// Completes at Ctrl-C; never, when Ctrl-C cannot be watched (rather than

@@ -1,0 +1,665 @@
+//! The client subcommands (call, notify, listen) and what they share: reaching a peer by URL or child process, and reading params from the command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rpcpeer::stream::{connect_tcp, spawn_child};
+use rpcpeer::transport::Transport;
+use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Peer, Router};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::output::{error_line, render, Style};
+use crate::{CallArgs, ConnectArgs, Failure, ListenArgs};
+
+/// Where a peer is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `tcp://host:port`
+    Tcp(String),
+    /// `unix:/path`
+    Unix(PathBuf),
+    /// `ws://…` or `wss://…`, as given.
+    Ws(String),
+    /// `--exec`: the program and its arguments.
+    Exec(Vec<String>),
+}
+
+impl Target {
+    /// Reads `--exec` or a URL; exactly one of them must be given.
+    pub(crate) fn new(url: Option<&str>, exec: Option<&str>) -> Result<Self, Failure> {
+        match (url, exec) {
+            (_, Some(command)) => split_command(command).map(Target::Exec),
+            (Some(url), None) => parse_url(url),
+            (None, None) => Err(Failure::Usage(
+                "no peer given: pass a URL (tcp://host:port, unix:/path, ws://host:port/) or --exec COMMAND".into(),
+            )),
+        }
+    }
+}
+
+/// Reads a URL into a [`Target`]; anything else is a usage error that lists the forms.
+fn parse_url(url: &str) -> Result<Target, Failure> {
+    let bad = |why: &str| Failure::Usage(format!("bad URL `{url}`: {why}"));
+    if let Some(rest) = url.strip_prefix("tcp://") {
+        let addr = rest.trim_end_matches('/');
+        return match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Target::Tcp(addr.to_owned()))
+            }
+            _ => Err(bad("expected tcp://host:port")),
+        };
+    }
+    if let Some(rest) = url.strip_prefix("unix:") {
+        // unix:/path, unix:relative, and the URL form unix:///path.
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(bad("expected unix:/path/to/socket"));
+        }
+        return Ok(Target::Unix(PathBuf::from(path)));
+    }
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        return Ok(Target::Ws(url.to_owned()));
+    }
+    Err(bad(
+        "use tcp://host:port, unix:/path, ws://host:port/path or wss://host:port/path",
+    ))
+}
+
+/// Splits `--exec`'s command line into a program and its arguments (see [`split_words`]).
+fn split_command(command: &str) -> Result<Vec<String>, Failure> {
+    let words = split_words(command)?;
+    if words.is_empty() {
+        return Err(Failure::Usage("--exec needs a program to run".into()));
+    }
+    Ok(words)
+}
+
+/// Splits a line into words the way a shell would, without running one:
+/// whitespace separates words, quotes group them, a backslash escapes the
+/// next character (inside double quotes only `"`, `\`, `$` and `` ` ``).
+pub(crate) fn split_words(command: &str) -> Result<Vec<String>, Failure> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if let Some(done) = word.take() {
+                    words.push(done);
+                }
+            }
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err(unterminated(command)),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err(unterminated(command)),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err(unterminated(command)),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => word.get_or_insert_with(String::new).push(c),
+                None => return Err(unterminated(command)),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+/// The error for a line whose quote or backslash is not closed.
+fn unterminated(command: &str) -> Failure {
+    Failure::Usage(format!("`{command}`: a quote or backslash is not closed"))
+}
+
+/// A live connection to a peer: the handle to call it, and what to clean up.
+pub(crate) struct Connection {
+    /// Calls and notifies the peer.
+    pub(crate) peer: Peer,
+    /// What the user gave, to name the peer in messages.
+    pub(crate) label: String,
+    driver: JoinHandle<Result<(), Error>>,
+    child: Option<Child>,
+}
+
+/// Connects to the peer `args` and `url` name; our side serves `router`
+/// (the peer may call us, and pushes notifications to it).
+pub(crate) async fn connect<S: Send + Sync + 'static>(
+    args: &ConnectArgs,
+    url: Option<&str>,
+    router: Router<S>,
+) -> Result<Connection, Failure> {
+    let target = Target::new(url, args.exec.as_deref())?;
+    let label = match (&target, url) {
+        (Target::Exec(words), _) => format!("`{}`", words.join(" ")),
+        (_, Some(url)) => url.to_owned(),
+        (_, None) => "the peer".to_owned(),
+    };
+    let opening = open(&target, args);
+    let (transport, child) = match args.timeout {
+        Some(limit) => tokio::time::timeout(limit, opening).await.map_err(|_| {
+            Failure::Connection(format!(
+                "cannot connect to {label}: no answer within {limit:?}"
+            ))
+        })?,
+        None => opening.await,
+    }
+    .map_err(|err| {
+        let failure = format!("cannot connect to {label}: {err}");
+        if err.kind() == std::io::ErrorKind::InvalidInput {
+            Failure::Usage(failure)
+        } else {
+            Failure::Connection(failure)
+        }
+    })?;
+    let config = Config::default().request_timeout(args.timeout);
+    let (peer, driver) = Driver::with_config(transport, router, config);
+    Ok(Connection {
+        peer,
+        label,
+        driver: tokio::spawn(driver),
+        child,
+    })
+}
+
+/// Opens the transport to `target`; boxed, so every kind of peer drives the same way.
+async fn open(
+    target: &Target,
+    args: &ConnectArgs,
+) -> std::io::Result<(Box<dyn Transport>, Option<Child>)> {
+    Ok(match target {
+        Target::Tcp(addr) => (
+            Box::new(connect_tcp(addr.as_str(), args.framing).await?),
+            None,
+        ),
+        #[cfg(unix)]
+        Target::Unix(path) => (
+            Box::new(rpcpeer::stream::connect_unix(path, args.framing).await?),
+            None,
+        ),
+        #[cfg(not(unix))]
+        Target::Unix(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "Unix sockets are not available on this system",
+            ))
+        }
+        Target::Ws(url) => (
+            Box::new(rpcpeer::ws::connect(url, &rpcpeer::ws::Config::default()).await?),
+            None,
+        ),
+        Target::Exec(words) => {
+            let (program, rest) = words.split_first().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no program to run")
+            })?;
+            let mut command = tokio::process::Command::new(program);
+            command.args(rest);
+            let (transport, child) = spawn_child(&mut command, args.framing).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("cannot run `{program}`: {err}"))
+            })?;
+            (Box::new(transport), Some(child))
+        }
+    })
+}
+
+impl Connection {
+    /// Closes the connection gracefully (what we sent is flushed first),
+    /// then lets a child process exit, or kills it.
+    pub(crate) async fn close(mut self) {
+        // Bounded: a peer that stops reading could hold the flush forever.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.peer.close()).await;
+        self.driver.abort();
+        if let Some(mut child) = self.child.take() {
+            if tokio::time::timeout(Duration::from_secs(2), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
+    /// Why the connection ended, when the driver says: the transport error, if any.
+    async fn end_reason(&mut self) -> Option<String> {
+        let ended = tokio::time::timeout(Duration::from_secs(1), &mut self.driver).await;
+        match ended {
+            Ok(Ok(Err(err))) => Some(err.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Turns a failed call into what to tell the user, and closes.
+    pub(crate) async fn fail(mut self, err: Error) -> Failure {
+        let failure = match err {
+            Error::Remote { source, .. } => {
+                eprintln!("{}", error_line(&source, Style::stderr()));
+                Failure::Remote
+            }
+            Error::Closed { method } => {
+                let reason = self
+                    .end_reason()
+                    .await
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                Failure::Connection(format!(
+                    "{} hung up before answering `{method}`{reason}",
+                    self.label
+                ))
+            }
+            other => Failure::Connection(format!("{}: {other}", self.label)),
+        };
+        self.close().await;
+        failure
+    }
+}
+
+/// Params from the command line, as the JSON text to send (`None`: no params).
+///
+/// - nothing: no params;
+/// - one JSON array or object: sent as it is;
+/// - `name=value` words: an object (values are JSON when they parse, else strings);
+/// - other JSON values: an array of them (`sleep 100` sends `[100]`).
+pub(crate) fn parse_params(args: &[String]) -> Result<Option<Box<RawValue>>, Failure> {
+    let not_json = |arg: &str, err: serde_json::Error| {
+        Failure::Usage(format!(
+            "params `{arg}` are not JSON ({err}); give one JSON array or object, JSON values, or name=value pairs"
+        ))
+    };
+    let raw = |arg: &str| -> Result<Box<RawValue>, Failure> {
+        serde_json::from_str::<Box<RawValue>>(arg).map_err(|err| not_json(arg, err))
+    };
+    match args {
+        [] => return Ok(None),
+        [one] if one.trim_start().starts_with(['[', '{']) => return raw(one.trim()).map(Some),
+        _ => {}
+    }
+    let pair = name_value;
+    let mut text = String::new();
+    if args.iter().all(|arg| pair(arg).is_some()) {
+        for arg in args {
+            let Some((name, value)) = pair(arg) else {
+                continue;
+            };
+            let value = match serde_json::from_str::<Box<RawValue>>(value) {
+                Ok(json) => json.get().to_owned(),
+                Err(_) => serde_json::Value::String(value.to_owned()).to_string(),
+            };
+            text.push(if text.is_empty() { '{' } else { ',' });
+            text.push_str(&serde_json::Value::String(name.to_owned()).to_string());
+            text.push(':');
+            text.push_str(&value);
+        }
+        text.push('}');
+    } else {
+        if let Some(arg) = args.iter().find(|arg| pair(arg).is_some()) {
+            return Err(Failure::Usage(format!(
+                "params mix JSON values and name=value pairs (`{arg}`): use one or the other"
+            )));
+        }
+        for arg in args {
+            text.push(if text.is_empty() { '[' } else { ',' });
+            text.push_str(raw(arg)?.get());
+        }
+        text.push(']');
+    }
+    RawValue::from_string(text)
+        .map(Some)
+        .map_err(|err| Failure::Usage(format!("params are not valid JSON: {err}")))
+}
+
+/// `name=value` as its two halves; `None` for a word that is not one (a
+/// JSON value, which may hold `=` inside a string or object).
+fn name_value(arg: &str) -> Option<(&str, &str)> {
+    let (name, value) = arg.split_once('=')?;
+    let plain_name = !name.is_empty()
+        && !name.starts_with(['[', '{', '"'])
+        && !name.chars().any(char::is_whitespace);
+    plain_name.then_some((name, value))
+}
+
+/// The URL, the method and the params words of `call` and `notify`.
+fn split_call_args(args: &CallArgs) -> Result<(Option<&str>, &str, &[String]), Failure> {
+    let words = args.args.as_slice();
+    let (url, rest) = match args.connect.exec {
+        Some(_) => (None, words),
+        None => match words.split_first() {
+            Some((url, rest)) => (Some(url.as_str()), rest),
+            None => return Err(Failure::Usage("missing the URL of the peer".into())),
+        },
+    };
+    match rest.split_first() {
+        Some((method, params)) => Ok((url, method.as_str(), params)),
+        None => Err(Failure::Usage("missing the METHOD to call".into())),
+    }
+}
+
+/// `rpcpeer call`: one request (or a batch), its result on stdout.
+pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
+    if let Some(file) = &args.batch {
+        return call_batch(&args, file).await;
+    }
+    let (url, method, words) = split_call_args(&args)?;
+    let params = parse_params(words)?;
+    let conn = connect(&args.connect, url, Router::new()).await?;
+    match conn.peer.request_raw(method, params).await {
+        Ok(result) => {
+            conn.close().await;
+            print_stdout(&render(result.get(), Style::stdout()))
+        }
+        Err(err) => Err(conn.fail(err).await),
+    }
+}
+
+/// `rpcpeer notify`: one notification, flushed before we hang up.
+pub(crate) async fn notify(args: CallArgs) -> Result<(), Failure> {
+    if args.batch.is_some() {
+        return Err(Failure::Usage(
+            "--batch is for `call` (a batch may mix calls and notifications)".into(),
+        ));
+    }
+    let (url, method, words) = split_call_args(&args)?;
+    let params = parse_params(words)?;
+    let conn = connect(&args.connect, url, Router::new()).await?;
+    match conn.peer.notify(method, params).await {
+        Ok(()) => {
+            conn.close().await;
+            Ok(())
+        }
+        Err(err) => Err(conn.fail(err).await),
+    }
+}
+
+/// One entry of a `--batch` file.
+#[derive(Deserialize)]
+struct BatchEntry {
+    method: String,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+    /// Present (even `null`): a request, answered under this id in the
+    /// output; absent: a notification (as in JSON-RPC 2.0).
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Box<RawValue>>,
+}
+
+/// `Some` whenever `id` is present, even as `null` (which still makes a request).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+/// `call --batch FILE`: one JSON-RPC batch; each answer on a line of its
+/// own, under the id the file gave.
+async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
+    let url =
+        match (&args.connect.exec, args.args.as_slice()) {
+            (Some(_), []) => None,
+            (None, [url]) => Some(url.as_str()),
+            _ => return Err(Failure::Usage(
+                "with --batch, give only the peer (URL or --exec): the calls come from the file"
+                    .into(),
+            )),
+        };
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|err| Failure::Usage(format!("cannot read the batch file {file}: {err}")))?;
+    let entries: Vec<BatchEntry> = serde_json::from_str(&text).map_err(|err| {
+        Failure::Usage(format!(
+            "{file} is not a JSON array of {{\"method\", \"params\", \"id\"}} objects: {err}"
+        ))
+    })?;
+    if entries.is_empty() {
+        return Err(Failure::Usage(format!("{file}: the batch is empty")));
+    }
+    let mut batch = Batch::new();
+    let mut ids = Vec::new();
+    for entry in entries {
+        let params = match entry.params {
+            Some(p) if p.get() == "null" => None,
+            Some(p) if p.get().starts_with(['[', '{']) => Some(p),
+            Some(p) => {
+                return Err(Failure::Usage(format!(
+                    "{file}: the params of `{}` must be an array or an object, not {}",
+                    entry.method,
+                    p.get()
+                )))
+            }
+            None => None,
+        };
+        match entry.id {
+            Some(id) => {
+                batch.request(&entry.method, params);
+                ids.push(id);
+            }
+            None => {
+                batch.notify(&entry.method, params);
+            }
+        }
+    }
+    let conn = connect(&args.connect, url, Router::new()).await?;
+    let answers = match conn.peer.batch(batch).await {
+        Ok(answers) => answers,
+        Err(err) => return Err(conn.fail(err).await),
+    };
+    let style = Style::stdout();
+    let mut failed = false;
+    let mut lost = None;
+    let mut out = String::new();
+    for (id, answer) in ids.iter().zip(answers) {
+        let body = match answer {
+            Ok(result) => format!(r#"{{"id":{},"result":{}}}"#, id.get(), result.get()),
+            Err(Error::Remote { source, .. }) => {
+                failed = true;
+                let error = serde_json::to_string(&source).unwrap_or_default();
+                format!(r#"{{"id":{},"error":{error}}}"#, id.get())
+            }
+            Err(err) => {
+                lost.get_or_insert(err);
+                continue;
+            }
+        };
+        out.push_str(&render(&body, style));
+        out.push('\n');
+    }
+    if let Some(err) = lost {
+        return Err(conn.fail(err).await);
+    }
+    conn.close().await;
+    print_stdout(out.trim_end())?;
+    if failed {
+        Err(Failure::Remote)
+    } else {
+        Ok(())
+    }
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`| head`)
+/// is not an error worth a message.
+fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(Failure::Usage(format!("cannot write to stdout: {err}"))),
+    }
+}
+
+/// `rpcpeer listen`: every notification as one JSON line, until Ctrl-C.
+pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
+    let call = match args.call.as_deref() {
+        Some([method, words @ ..]) => Some((method.as_str(), parse_params(words)?)),
+        _ => None,
+    };
+    let (lines, mut incoming) = mpsc::unbounded_channel::<String>();
+    let mut router = Router::with_state(lines);
+    // Notifications of unknown methods run in arrival order, so the lines
+    // come out in the order the peer sent them.
+    router.fallback(
+        |params: Option<Box<RawValue>>, cx: Context<mpsc::UnboundedSender<String>>| async move {
+            if cx.id().is_some() {
+                // Only listening: a request gets the standard answer.
+                return Err(ErrorObject::method_not_found(cx.method()));
+            }
+            let wire =
+                rpcpeer::message::encode_notification(cx.version(), cx.method(), params.as_deref());
+            let _ = cx.state().send(render(&wire, Style::line()));
+            Ok(RawValue::NULL.to_owned())
+        },
+    );
+    let mut signals = crate::StopSignals::watch();
+    let setup = async {
+        let conn = connect(&args.connect, args.url.as_deref(), router).await?;
+        // NB: stderr, so stdout holds only notifications; the line also
+        // tells whoever drives us (a person, a test) that the call is done.
+        match call {
+            Some((method, params)) => match conn.peer.request_raw(method, params).await {
+                Ok(result) => eprintln!(
+                    "rpcpeer: `{method}` answered {}; listening to {} (Ctrl-C to stop)",
+                    render(result.get(), Style::line()),
+                    conn.label
+                ),
+                Err(err) => return Err(conn.fail(err).await),
+            },
+            None => eprintln!("rpcpeer: listening to {} (Ctrl-C to stop)", conn.label),
+        }
+        Ok(conn)
+    };
+    // The signals are caught from the start (see `StopSignals`), so a
+    // Ctrl-C while connecting or calling must end this too.
+    let conn = tokio::select! {
+        conn = setup => conn?,
+        () = signals.recv() => {
+            return Err(Failure::Connection("interrupted before listening began".into()))
+        }
+    };
+    let interrupted = signals.recv();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            // NB: lines first, so the ones that arrived before a hang-up or
+            // a Ctrl-C are all printed.
+            biased;
+            line = incoming.recv() => match line {
+                Some(line) => {
+                    let mut stdout = std::io::stdout().lock();
+                    if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+                        // Whoever read our output is gone: nothing left to do.
+                        conn.close().await;
+                        return Ok(());
+                    }
+                }
+                None => break,
+            },
+            () = conn.peer.closed() => break,
+            () = &mut interrupted => {
+                conn.close().await;
+                return Ok(());
+            }
+        }
+    }
+    // The peer hung up; print what it sent before it did.
+    while let Ok(line) = incoming.try_recv() {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+    let label = conn.label.clone();
+    conn.close().await;
+    Err(Failure::Connection(format!(
+        "{label} closed the connection"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(words: &[&str]) -> Result<Option<String>, Failure> {
+        let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+        parse_params(&words).map(|p| p.map(|raw| raw.get().to_owned()))
+    }
+
+    #[test]
+    fn params_from_the_command_line() {
+        assert_eq!(params(&[]).ok(), Some(None));
+        assert_eq!(
+            params(&["[42, 23]"]).ok().flatten().as_deref(),
+            Some("[42, 23]")
+        );
+        assert_eq!(
+            params(&["minuend=42", "subtrahend=x"])
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some(r#"{"minuend":42,"subtrahend":"x"}"#)
+        );
+        assert_eq!(params(&["100"]).ok().flatten().as_deref(), Some("[100]"));
+        assert_eq!(
+            params(&["1", "\"a=b\"", "-2.5"]).ok().flatten().as_deref(),
+            Some(r#"[1,"a=b",-2.5]"#)
+        );
+        assert!(matches!(params(&["[1,"]), Err(Failure::Usage(_))));
+        assert!(matches!(params(&["hello"]), Err(Failure::Usage(_))));
+        assert!(matches!(params(&["1", "a=2"]), Err(Failure::Usage(_))));
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("tcp://127.0.0.1:7070").ok(),
+            Some(Target::Tcp("127.0.0.1:7070".into()))
+        );
+        assert_eq!(
+            parse_url("unix:/tmp/s.sock").ok(),
+            Some(Target::Unix("/tmp/s.sock".into()))
+        );
+        assert_eq!(
+            parse_url("unix:///tmp/s.sock").ok(),
+            Some(Target::Unix("/tmp/s.sock".into()))
+        );
+        assert!(parse_url("tcp://nowhere").is_err());
+        assert!(parse_url("http://x/").is_err());
+        assert!(parse_url("ws://127.0.0.1:1/").is_ok());
+    }
+
+    #[test]
+    fn exec_commands_split_like_a_shell() {
+        let split = |c: &str| split_command(c).ok();
+        assert_eq!(
+            split(r#"prog -x 'a b' "c \"d\"" e\ f"#),
+            Some(vec![
+                "prog".into(),
+                "-x".into(),
+                "a b".into(),
+                "c \"d\"".into(),
+                "e f".into()
+            ])
+        );
+        assert_eq!(split("   "), None);
+        assert_eq!(split("prog 'open"), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! The demo service: the method table that `rpcpeer serve` answers on every transport.
+
+mod auth;
+mod callback;
+mod chat;
+mod describe;
+mod math;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use rpcpeer::group::Group;
+use rpcpeer::schemars::{JsonSchema, Schema, SchemaGenerator};
+use rpcpeer::{Context, ErrorObject, Router};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+/// The demo's own error codes, all in the spec's server range (-32000..=-32099).
+/// `ErrorObject::SERVER_BUSY` (-32000) and `ErrorObject::UNAUTHORIZED`
+/// (-32001, used by `whoami`) come from the core.
+pub(crate) mod codes {
+    /// `login` with a name and password that `--user` did not give.
+    pub(crate) const LOGIN_FAILED: i64 = -32002;
+    /// `postMessage` from a connection that has not called `join`.
+    pub(crate) const NOT_JOINED: i64 = -32003;
+    /// A method that needs a persistent connection (chat, callback) called over HTTP.
+    pub(crate) const NEEDS_CONNECTION: i64 = -32004;
+    /// `callback` could not get an answer from the caller (as opposed to
+    /// getting an error object, which is passed on as it came).
+    pub(crate) const CALLBACK_FAILED: i64 = -32005;
+}
+
+/// Names one persistent connection (TCP, WebSocket). `serve` puts it in the
+/// connection's session before the first message; HTTP requests have none,
+/// which is how the chat and callback methods tell they cannot work there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ConnId(pub(crate) u64);
+
+/// What every demo handler can reach through `Context::state`.
+pub(crate) struct Demo {
+    /// `--user` accounts: name to password.
+    users: HashMap<String, String>,
+    /// Everyone who has joined the chat.
+    chat: Group,
+    /// The introspection documents. Filled once the table is complete,
+    /// since they describe the very router that serves them.
+    docs: Arc<OnceLock<describe::Docs>>,
+}
+
+/// The context every demo handler gets.
+pub(crate) type Cx = Context<Demo>;
+
+/// Builds the demo's method table.
+pub(crate) fn router(users: HashMap<String, String>) -> Router<Demo> {
+    let docs = Arc::new(OnceLock::new());
+    let mut router = Router::with_state(Demo {
+        users,
+        chat: chat::room(),
+        docs: docs.clone(),
+    });
+    math::register(&mut router);
+    chat::register(&mut router);
+    auth::register(&mut router);
+    callback::register(&mut router);
+    describe::register(&mut router);
+    // NB: last, after every method is registered, so the documents list
+    // all of them, the introspection methods included.
+    let _ = docs.set(describe::Docs::build(&router));
+    router
+}
+
+/// The connection a call came in on, or the error for a one-shot (HTTP) call.
+fn connection(cx: &Cx) -> Result<ConnId, ErrorObject> {
+    cx.session().get::<ConnId>().ok_or_else(|| {
+        ErrorObject::new(
+            codes::NEEDS_CONNECTION,
+            format!(
+                "`{}` needs a persistent connection (TCP or WebSocket), not a one-shot HTTP request",
+                cx.method()
+            ),
+        )
+    })
+}
+
+/// Any JSON value, kept as the exact text the peer sent (so `echo` and
+/// `callback` give back big integers and number formats unchanged).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Raw(pub(crate) Box<RawValue>);
+
+impl JsonSchema for Raw {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "AnyValue".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        true.into()
+    }
+}
+
+/// For `#[serde(deserialize_with = "present")]`: `Some` whenever the member
+/// is there, even as `null`, so that `"data": null` stays apart from no
+/// `data` at all.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Raw>, D::Error> {
+    Raw::deserialize(d).map(Some)
+}

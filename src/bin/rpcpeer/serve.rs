@@ -1,0 +1,271 @@
+//! `rpcpeer serve`: binds the listeners, prints `listening on …`, runs one driver per connection, stops gracefully.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use rpcpeer::http::{respond, HttpOptions};
+use rpcpeer::stream::{Framing, TcpListener};
+use rpcpeer::transport::Transport;
+use rpcpeer::ws::http::{header, HeaderValue, Request, Response};
+use rpcpeer::ws::{ServerIo, Service, WsTransport};
+use rpcpeer::{Config, Driver, Router, Session};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::demo::{self, ConnId, Demo};
+use crate::Failure;
+
+/// Arguments of `serve`.
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// TCP address for JSON-RPC over a byte stream (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR")]
+    tcp: String,
+    /// Framing of the TCP listener: newline or content-length.
+    #[arg(long, default_value = "newline", value_name = "FRAMING")]
+    framing: Framing,
+    /// Address for WebSocket (any path) and HTTP POST on the same port.
+    #[arg(long, default_value = "127.0.0.1:7071", value_name = "ADDR")]
+    ws: String,
+    /// A demo account for `login` (repeatable).
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    users: Vec<(String, String)>,
+}
+
+/// `--user NAME:PASSWORD`; the password may itself hold colons.
+fn parse_user(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, password)) if !name.is_empty() => Ok((name.to_owned(), password.to_owned())),
+        _ => Err(format!("`{text}` is not NAME:PASSWORD")),
+    }
+}
+
+/// From the signal to the exit, at most this long (the promise is 5 s).
+const STOP_DEADLINE: Duration = Duration::from_millis(4500);
+
+/// How long a connection's running handlers may go on after the signal
+/// before they are cancelled; leaves the rest of [`STOP_DEADLINE`] for
+/// their replies to be written.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// What every connection task shares.
+struct Shared {
+    router: Router<Demo>,
+    config: Config,
+    /// Cancelled at SIGINT/SIGTERM.
+    stop: CancellationToken,
+    /// Every listener and connection task, so the exit waits for them.
+    tracker: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+/// Runs the demo server until SIGINT or SIGTERM.
+pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
+    let mut signals = crate::StopSignals::watch();
+    let tcp = TcpListener::bind(&args.tcp, args.framing)
+        .await
+        .map_err(|err| Failure::Usage(format!("cannot listen on tcp://{}: {err}", args.tcp)))?;
+    let ws = tokio::net::TcpListener::bind(&args.ws)
+        .await
+        .map_err(|err| Failure::Usage(format!("cannot listen on ws://{}/: {err}", args.ws)))?;
+    let local = |addr: std::io::Result<SocketAddr>| {
+        addr.map_err(|err| Failure::Usage(format!("cannot read a listener's address: {err}")))
+    };
+    let (tcp_addr, ws_addr) = (local(tcp.local_addr())?, local(ws.local_addr())?);
+
+    let users: HashMap<String, String> = args.users.into_iter().collect();
+    let shared = Arc::new(Shared {
+        router: demo::router(users),
+        config: Config::default().drain_timeout(DRAIN),
+        stop: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+        next_conn: AtomicU64::new(1),
+    });
+
+    // NB: printed only once both are bound, and flushed: whoever reads
+    // stdout may connect as soon as it sees its line.
+    {
+        let mut stdout = std::io::stdout().lock();
+        let printed = writeln!(stdout, "listening on tcp://{tcp_addr}")
+            .and_then(|()| writeln!(stdout, "listening on ws://{ws_addr}/"))
+            .and_then(|()| stdout.flush());
+        if let Err(err) = printed {
+            tracing::warn!("could not print the listening addresses: {err}");
+        }
+    }
+    tracing::info!(framing = %args.framing, "serving tcp://{tcp_addr} and ws://{ws_addr}/");
+
+    shared.tracker.spawn(accept_tcp(tcp, shared.clone()));
+    shared.tracker.spawn(accept_ws(ws, shared.clone()));
+
+    signals.recv().await;
+    let deadline = Instant::now() + STOP_DEADLINE;
+    tracing::info!("stopping: no new connections; waiting for running calls");
+    shared.stop.cancel();
+    shared.tracker.close();
+    if tokio::time::timeout_at(deadline, shared.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = shared.tracker.len(),
+            "some connections did not finish in time; exiting anyway"
+        );
+    }
+    Ok(())
+}
+
+/// Accepts TCP connections until the stop signal; dropping the listener
+/// then refuses new ones at once.
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shared.stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((transport, remote)) => {
+                let label = format!("tcp {remote}");
+                shared
+                    .tracker
+                    .spawn(serve_peer(transport, shared.clone(), label));
+            }
+            Err(err) => accept_failed(&err).await,
+        }
+    }
+}
+
+/// Accepts connections for WebSocket and HTTP until the stop signal.
+async fn accept_ws(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shared.stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, remote)) => {
+                shared
+                    .tracker
+                    .spawn(serve_http_connection(tcp, remote, shared.clone()));
+            }
+            Err(err) => accept_failed(&err).await,
+        }
+    }
+}
+
+/// An accept error concerns one connection (or a full descriptor table):
+/// log it and go on, after a pause so a persistent one cannot spin the loop.
+async fn accept_failed(err: &std::io::Error) {
+    tracing::warn!("accept failed: {err}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Runs one persistent connection (TCP or WebSocket) to its end.
+async fn serve_peer<T: Transport>(transport: T, shared: Arc<Shared>, label: String) {
+    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let session = Session::new();
+    session.insert(conn);
+    let (peer, driver) = Driver::with_session(
+        transport,
+        shared.router.clone(),
+        shared.config.clone(),
+        session,
+    );
+    tracing::debug!("{label}: connected");
+    let stop = async {
+        tokio::select! {
+            // Graceful: stop reading, let running handlers answer, close.
+            () = shared.stop.cancelled() => peer.close().await,
+            () = peer.closed() => {}
+        }
+    };
+    // NB: joined on this task, not spawned: `close` only completes while
+    // the driver is polled. (The chat notices the end by itself: a group
+    // member leaves when its connection closes.)
+    let (result, ()) = tokio::join!(driver, stop);
+    match result {
+        Ok(()) => tracing::debug!("{label}: closed"),
+        Err(err) => tracing::debug!("{label}: closed: {err}"),
+    }
+}
+
+/// Serves one connection of the WebSocket/HTTP port.
+async fn serve_http_connection(
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+) {
+    let requests = TaskTracker::new();
+    let service = DemoService {
+        shared: shared.clone(),
+        requests: requests.clone(),
+    };
+    let connection =
+        rpcpeer::ws::serve_connection(tcp, remote, rpcpeer::ws::Config::default(), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = &mut connection => {
+            if let Err(err) = result {
+                tracing::debug!("http {remote}: {err}");
+            }
+            return;
+        }
+        () = shared.stop.cancelled() => {}
+    }
+    // Stopping. A WebSocket conversation runs on a task of its own and its
+    // own `serve_peer` closes it. An HTTP request being answered finishes:
+    // its response says `Connection: close`, so hyper ends the connection
+    // once it is written. An idle keep-alive connection is dropped now.
+    if !requests.is_empty() {
+        if let Err(err) = connection.await {
+            tracing::debug!("http {remote}: {err}");
+        }
+    }
+}
+
+/// The WebSocket/HTTP side of the demo, one per TCP connection.
+#[derive(Clone)]
+struct DemoService {
+    shared: Arc<Shared>,
+    /// HTTP requests of this connection being answered.
+    requests: TaskTracker,
+}
+
+impl Service for DemoService {
+    async fn websocket(&self, ws: WsTransport<ServerIo>, remote: SocketAddr) {
+        if self.shared.stop.is_cancelled() {
+            return; // an upgrade that raced the stop signal
+        }
+        // NB: tracked on its own, because the crate runs the conversation on
+        // a task that outlives the HTTP connection's future.
+        let conversation = serve_peer(ws, self.shared.clone(), format!("ws {remote}"));
+        self.shared.tracker.track_future(conversation).await;
+    }
+
+    async fn http(&self, req: Request<String>, _remote: SocketAddr) -> Response<String> {
+        let _answering = self.requests.token();
+        // POST any JSON-RPC message, GET /<method>?<params> for the safe ones;
+        // one-shot, so each request has a session of its own.
+        let mut response = respond(
+            &self.shared.router,
+            req,
+            &Session::new(),
+            &HttpOptions::default(),
+        )
+        .await;
+        if self.shared.stop.is_cancelled() {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}

@@ -1,0 +1,982 @@
+//! The `rpcpeer` binary end to end: `serve` on port 0 driven by raw frames (both framings), WebSocket, HTTP and the client subcommands, then SIGTERM.
+
+use std::future::Future;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use rpcpeer::stream::{connect_tcp, Framed, Framing};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// The binary under test, built by cargo for this test.
+const BIN: &str = env!("CARGO_BIN_EXE_rpcpeer");
+/// Every TCP framing `serve --framing` takes.
+const FRAMINGS: [Framing; 2] = [Framing::Newline, Framing::ContentLength];
+
+/// Turns a hang into a failure. Not a timing assertion: nothing here
+/// should take more than a fraction of this.
+async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within 20 s (a hang)"))
+}
+
+/// The next line of a child's output; the output must not end first.
+async fn next_line<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>, what: &str) -> String {
+    within(what, lines.next_line())
+        .await
+        .expect("read a child's output")
+        .unwrap_or_else(|| panic!("the output ended before {what}"))
+}
+
+/// A running `rpcpeer serve`, killed if a test fails before it stops it.
+struct Server {
+    child: Child,
+    tcp: String,
+    ws: String,
+    framing: Framing,
+}
+
+impl Server {
+    /// Starts `serve` on port 0 with two accounts and waits for its two `listening on` lines.
+    async fn start(framing: Framing) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
+            .args(["--framing", framing.as_str()])
+            .args(["--user", "alice:secret", "--user", "bob:hunter2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn rpcpeer serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = next_line(&mut lines, "a `listening on` line").await;
+        let second = next_line(&mut lines, "a second `listening on` line").await;
+        let tcp = first
+            .strip_prefix("listening on tcp://")
+            .unwrap_or_else(|| panic!("first line: {first}"))
+            .to_owned();
+        let ws = second
+            .strip_prefix("listening on ")
+            .filter(|url| url.starts_with("ws://127.0.0.1:") && url.ends_with('/'))
+            .unwrap_or_else(|| panic!("second line: {second}"))
+            .to_owned();
+        assert!(tcp.starts_with("127.0.0.1:"), "{tcp}");
+        Self {
+            child,
+            tcp,
+            ws,
+            framing,
+        }
+    }
+
+    /// A new raw TCP connection in the server's framing.
+    async fn wire(&self) -> Wire {
+        Wire {
+            io: connect_tcp(self.tcp.as_str(), self.framing)
+                .await
+                .expect("connect to serve"),
+        }
+    }
+
+    /// `host:port` of the WebSocket/HTTP listener.
+    fn http_addr(&self) -> &str {
+        self.ws.trim_start_matches("ws://").trim_end_matches('/')
+    }
+
+    /// SIGTERM, then the exit status, and how long it took to come.
+    async fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let pid = self.child.id().expect("still running").to_string();
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let status = within("serve to exit after SIGTERM", self.child.wait())
+            .await
+            .expect("wait for serve");
+        (status, started.elapsed())
+    }
+}
+
+/// A raw connection: exact frames out, frames in.
+struct Wire {
+    io: Framed<TcpStream>,
+}
+
+impl Wire {
+    /// Sends `text` as one frame.
+    async fn send(&mut self, text: &str) {
+        self.io.send(text.to_owned()).await.expect("send a frame");
+    }
+
+    /// The next frame; the server must not close first.
+    async fn recv_text(&mut self) -> String {
+        within("a frame", self.io.next())
+            .await
+            .expect("the server closed the connection")
+            .expect("read a frame")
+    }
+
+    /// The next frame as JSON.
+    async fn recv(&mut self) -> Value {
+        let text = self.recv_text().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    /// Sends `text` and returns the next frame as JSON.
+    async fn call(&mut self, text: &str) -> Value {
+        self.send(text).await;
+        self.recv().await
+    }
+
+    /// Sends `text` and returns the next frame's exact text.
+    async fn call_text(&mut self, text: &str) -> String {
+        self.send(text).await;
+        self.recv_text().await
+    }
+
+    /// Proves nothing else arrived first: the next frame is this request's answer.
+    async fn expect_nothing_before_next_reply(&mut self) {
+        let reply = self
+            .call(r#"{"jsonrpc":"2.0","method":"get_data","id":"probe"}"#)
+            .await;
+        assert_eq!(reply["id"], "probe", "something arrived unasked: {reply}");
+    }
+}
+
+/// The `result` of a reply that must not be an error.
+fn result(reply: &Value) -> &Value {
+    assert!(reply.get("error").is_none(), "an error: {reply}");
+    &reply["result"]
+}
+
+#[tokio::test]
+async fn every_row_of_the_table_over_tcp_in_both_framings() {
+    for framing in FRAMINGS {
+        let server = Server::start(framing).await;
+        let mut wire = server.wire().await;
+        let ok = |result: Value, id: Value| json!({"jsonrpc": "2.0", "result": result, "id": id});
+        let cases = [
+            (
+                r#"{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}"#,
+                ok(json!(19), json!(1)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"subtract","params":{"subtrahend":23,"minuend":42},"id":2}"#,
+                ok(json!(19), json!(2)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"subtract","params":[23,42],"id":3}"#,
+                ok(json!(-19), json!(3)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"subtract","params":[1.5,1],"id":4}"#,
+                ok(json!(0.5), json!(4)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"sum","params":[1,2,4],"id":5}"#,
+                ok(json!(7), json!(5)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"sum","params":[],"id":6}"#,
+                ok(json!(0), json!(6)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"get_data","id":"7"}"#,
+                ok(json!(["hello", 5]), json!("7")),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"echo","params":[{"a":[1,null]}],"id":8}"#,
+                ok(json!({"a": [1, null]}), json!(8)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"echo","params":{"value":"x"},"id":9}"#,
+                ok(json!("x"), json!(9)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"sleep","params":[5],"id":10}"#,
+                ok(json!(5), json!(10)),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"fail","params":{"code":-32050,"message":"custom","data":{"why":[1]}},"id":11}"#,
+                json!({"jsonrpc":"2.0","error":{"code":-32050,"message":"custom","data":{"why":[1]}},"id":11}),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"fail","params":{"code":7,"message":"no data"},"id":12}"#,
+                json!({"jsonrpc":"2.0","error":{"code":7,"message":"no data"},"id":12}),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"fail","params":{"code":7,"message":"null data","data":null},"id":13}"#,
+                json!({"jsonrpc":"2.0","error":{"code":7,"message":"null data","data":null},"id":13}),
+            ),
+        ];
+        for (request, want) in cases {
+            assert_eq!(wire.call(request).await, want, "{framing}: {request}");
+        }
+
+        // Integers stay integers, on the wire itself.
+        let text = wire
+            .call_text(r#"{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}"#)
+            .await;
+        assert!(text.contains(r#""result":19,"#), "{text}");
+        // echo gives back the exact text of numbers, and ids come back exactly.
+        let text = wire
+            .call_text(r#"{"jsonrpc":"2.0","method":"echo","params":[12345678901234567890123],"id":18446744073709551615}"#)
+            .await;
+        assert!(text.contains("12345678901234567890123"), "{text}");
+        assert!(text.contains(r#""id":18446744073709551615"#), "{text}");
+
+        // panic: -32603, and the connection goes on.
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"panic","id":"p"}"#)
+            .await;
+        assert_eq!(reply["error"]["code"], -32603, "{reply}");
+        assert_eq!(reply["id"], "p");
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"sum","params":[2,3],"id":"after"}"#)
+            .await;
+        assert_eq!(result(&reply), &json!(5));
+
+        // The notifications are accepted and answered with nothing.
+        for name in ["update", "notify_hello", "notify_sum"] {
+            wire.send(&format!(
+                r#"{{"jsonrpc":"2.0","method":"{name}","params":[1,2,3]}}"#
+            ))
+            .await;
+        }
+        wire.expect_nothing_before_next_reply().await;
+
+        // Errors the spec defines; the connection stays usable after each.
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"nope","id":1}"#)
+            .await;
+        assert_eq!(reply["error"]["code"], -32601);
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,"#)
+            .await;
+        assert_eq!(reply["error"]["code"], -32700);
+        assert_eq!(reply["id"], Value::Null);
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"sum","params":[],"id":{}}"#)
+            .await;
+        assert_eq!(reply["error"]["code"], -32600);
+        assert_eq!(reply["id"], Value::Null);
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"subtract","params":["x",1],"id":2}"#)
+            .await;
+        assert_eq!(reply["error"]["code"], -32602);
+        // A stray response is ignored.
+        wire.send(r#"{"jsonrpc":"2.0","result":1,"id":987654}"#)
+            .await;
+        wire.expect_nothing_before_next_reply().await;
+
+        // 1.0 in, 1.0 out: no "jsonrpc", both members, the same codes.
+        let reply = wire
+            .call(r#"{"method":"subtract","params":[42,23],"id":5}"#)
+            .await;
+        assert_eq!(reply, json!({"result": 19, "error": null, "id": 5}));
+        let reply = wire.call(r#"{"method":"nope","params":[],"id":6}"#).await;
+        assert_eq!(reply["error"]["code"], -32601);
+        assert_eq!(reply["result"], Value::Null);
+        assert!(reply.get("jsonrpc").is_none(), "{reply}");
+        // A 1.0 request with a null id is a notification.
+        wire.send(r#"{"method":"sum","params":[1],"id":null}"#)
+            .await;
+        wire.expect_nothing_before_next_reply().await;
+
+        let (status, _) = server.terminate().await;
+        assert!(status.success(), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn login_then_whoami_and_the_error_without_it() {
+    let server = Server::start(Framing::Newline).await;
+    let mut wire = server.wire().await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"whoami","id":1}"#)
+        .await;
+    let code = reply["error"]["code"].as_i64().expect("an error code");
+    assert!((-32099..=-32000).contains(&code), "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.to_lowercase().contains("authentication required"),
+        "{reply}"
+    );
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"login","params":["alice","wrong"],"id":2}"#)
+        .await;
+    assert!(reply["error"]["code"].is_i64(), "{reply}");
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"whoami","id":3}"#)
+        .await;
+    assert!(
+        reply.get("error").is_some(),
+        "a failed login logs nobody in: {reply}"
+    );
+    // Pipelined: the login is answered before the whoami sent after it runs.
+    wire.send(r#"{"jsonrpc":"2.0","method":"login","params":{"username":"alice","password":"secret"},"id":4}"#)
+        .await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"whoami","id":5}"#)
+        .await;
+    assert_eq!(
+        wire.recv().await,
+        json!({"jsonrpc":"2.0","result":true,"id":4})
+    );
+    assert_eq!(
+        wire.recv().await,
+        json!({"jsonrpc":"2.0","result":"alice","id":5})
+    );
+    // The login belongs to that connection only.
+    let mut other = server.wire().await;
+    let reply = other
+        .call(r#"{"jsonrpc":"2.0","method":"whoami","id":1}"#)
+        .await;
+    assert!(reply.get("error").is_some(), "{reply}");
+}
+
+#[tokio::test]
+async fn chat_pushes_reach_the_other_members_and_only_them() {
+    for framing in FRAMINGS {
+        let server = Server::start(framing).await;
+        let (mut ann, mut ben, mut cat) = (
+            server.wire().await,
+            server.wire().await,
+            server.wire().await,
+        );
+        let joined = json!({"jsonrpc":"2.0","result":true,"id":1});
+        assert_eq!(
+            ann.call(r#"{"jsonrpc":"2.0","method":"join","params":["ann"],"id":1}"#)
+                .await,
+            joined
+        );
+        // ben speaks 1.0, so his pushes come in 1.0 form.
+        assert_eq!(
+            ben.call(r#"{"method":"join","params":["ben"],"id":1}"#)
+                .await,
+            json!({"result": true, "error": null, "id": 1})
+        );
+        // cat never joins.
+        let posted = ann
+            .call(r#"{"jsonrpc":"2.0","method":"postMessage","params":["hello"],"id":2}"#)
+            .await;
+        assert_eq!(posted, json!({"jsonrpc":"2.0","result":1,"id":2}));
+        assert_eq!(
+            ben.recv().await,
+            json!({"method": "handleMessage", "params": ["ann", "hello"], "id": null})
+        );
+        // ben answers in 2.0 now; pushes to him follow.
+        let posted = ben
+            .call(r#"{"jsonrpc":"2.0","method":"postMessage","params":["hi ann"],"id":"b"}"#)
+            .await;
+        assert_eq!(result(&posted), &json!(1));
+        let push = ann.recv().await;
+        assert_eq!(
+            push,
+            json!({"jsonrpc": "2.0", "method": "handleMessage", "params": ["ben", "hi ann"]})
+        );
+        assert!(
+            push.get("id").is_none(),
+            "a 2.0 push has no id member: {push}"
+        );
+        // The sender and the connection that never joined got nothing.
+        ann.expect_nothing_before_next_reply().await;
+        cat.expect_nothing_before_next_reply().await;
+
+        // ben hangs up: ann hears of it, cat does not.
+        drop(ben);
+        assert_eq!(
+            ann.recv().await,
+            json!({"jsonrpc": "2.0", "method": "userLeft", "params": ["ben"]})
+        );
+        cat.expect_nothing_before_next_reply().await;
+        let (status, _) = server.terminate().await;
+        assert!(status.success(), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn callback_calls_the_caller_back_on_the_same_connection() {
+    for framing in FRAMINGS {
+        let server = Server::start(framing).await;
+        let mut wire = server.wire().await;
+
+        // Relays the caller's result.
+        wire.send(r#"{"jsonrpc":"2.0","method":"callback","params":{"method":"add","params":[1,2]},"id":"cb1"}"#)
+            .await;
+        let request = wire.recv().await;
+        assert_eq!(request["method"], "add", "{request}");
+        assert_eq!(request["params"], json!([1, 2]));
+        let id = request["id"].clone();
+        assert!(!id.is_null(), "a request, not a notification: {request}");
+        wire.send(&json!({"jsonrpc":"2.0","result":{"sum":3},"id":id}).to_string())
+            .await;
+        assert_eq!(
+            wire.recv().await,
+            json!({"jsonrpc":"2.0","result":{"sum":3},"id":"cb1"})
+        );
+
+        // Relays the caller's error object as it came.
+        wire.send(r#"{"jsonrpc":"2.0","method":"callback","params":{"method":"boom","params":{"x":1}},"id":"cb2"}"#)
+            .await;
+        let request = wire.recv().await;
+        assert_eq!(request["params"], json!({"x": 1}));
+        let error = json!({"code": 4242, "message": "no such luck", "data": ["d"]});
+        wire.send(&json!({"jsonrpc":"2.0","error":error,"id":request["id"]}).to_string())
+            .await;
+        assert_eq!(
+            wire.recv().await,
+            json!({"jsonrpc":"2.0","error":error,"id":"cb2"})
+        );
+    }
+}
+
+#[tokio::test]
+async fn describe_and_discover_cover_every_method() {
+    let table = [
+        "subtract",
+        "sum",
+        "get_data",
+        "update",
+        "notify_hello",
+        "notify_sum",
+        "echo",
+        "sleep",
+        "fail",
+        "panic",
+        "join",
+        "postMessage",
+        "callback",
+        "login",
+        "whoami",
+        "system.describe",
+        "rpc.discover",
+    ];
+    let server = Server::start(Framing::Newline).await;
+    let mut wire = server.wire().await;
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"system.describe","id":1}"#)
+        .await;
+    let description = result(&reply);
+    assert!(description["name"].is_string(), "{description}");
+    let procs = description["procs"].as_array().expect("procs");
+    let names: Vec<&str> = procs.iter().filter_map(|p| p["name"].as_str()).collect();
+    for method in table {
+        assert!(names.contains(&method), "system.describe lacks {method}");
+    }
+    let types = ["bit", "num", "str", "arr", "obj", "any", "nil"];
+    for proc in procs {
+        for param in proc["params"].as_array().expect("params") {
+            assert!(param["name"].is_string(), "{proc}");
+            assert!(
+                types.contains(&param["type"].as_str().unwrap_or("?")),
+                "{proc}"
+            );
+        }
+        assert!(
+            types.contains(&proc["return"]["type"].as_str().unwrap_or("?")),
+            "{proc}"
+        );
+    }
+    let subtract = procs
+        .iter()
+        .find(|p| p["name"] == "subtract")
+        .expect("subtract");
+    assert_eq!(
+        subtract["params"],
+        json!([{"name": "minuend", "type": "num"}, {"name": "subtrahend", "type": "num"}])
+    );
+    assert_eq!(subtract["return"]["type"], "num");
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"rpc.discover","id":2}"#)
+        .await;
+    let doc = result(&reply);
+    assert!(doc["openrpc"].is_string(), "{doc}");
+    assert!(doc["info"]["title"].is_string(), "{doc}");
+    assert!(doc["info"]["version"].is_string(), "{doc}");
+    let methods = doc["methods"].as_array().expect("methods");
+    for method in table {
+        let entry = methods
+            .iter()
+            .find(|m| m["name"] == method)
+            .unwrap_or_else(|| panic!("rpc.discover lacks {method}"));
+        for param in entry["params"].as_array().expect("params") {
+            assert!(
+                param["name"].is_string() && param.get("schema").is_some(),
+                "{entry}"
+            );
+        }
+        assert!(entry["result"]["name"].is_string(), "{entry}");
+        assert!(entry["result"].get("schema").is_some(), "{entry}");
+    }
+    let subtract = methods
+        .iter()
+        .find(|m| m["name"] == "subtract")
+        .expect("subtract");
+    let param_names: Vec<&Value> = subtract["params"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .map(|p| &p["name"])
+        .collect();
+    assert_eq!(param_names, [&json!("minuend"), &json!("subtrahend")]);
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, content type, body).
+async fn http(addr: &str, head: &str, body: &str) -> (u16, String, String) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect for HTTP");
+    let request = format!(
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.expect("write HTTP");
+    let mut response = String::new();
+    within("an HTTP response", tcp.read_to_string(&mut response))
+        .await
+        .expect("read HTTP");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+#[tokio::test]
+async fn websocket_and_http_serve_the_same_table() {
+    let server = Server::start(Framing::Newline).await;
+
+    let mut ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    ws.send(r#"{"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1}"#.to_owned())
+        .await
+        .expect("ws send");
+    let reply = within("a WebSocket reply", ws.next())
+        .await
+        .expect("open")
+        .expect("frame");
+    assert_eq!(reply, r#"{"jsonrpc":"2.0","result":19,"id":1}"#);
+    // The chat reaches across transports: a TCP member hears a WebSocket one.
+    let mut tcp = server.wire().await;
+    tcp.call(r#"{"jsonrpc":"2.0","method":"join","params":["tcp"],"id":1}"#)
+        .await;
+    for (request, id) in [
+        (
+            r#"{"jsonrpc":"2.0","method":"join","params":["web"],"id":2}"#,
+            2,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","method":"postMessage","params":["from the web"],"id":3}"#,
+            3,
+        ),
+    ] {
+        ws.send(request.to_owned()).await.expect("ws send");
+        let reply: Value = serde_json::from_str(
+            &within("a WebSocket reply", ws.next())
+                .await
+                .expect("open")
+                .expect("frame"),
+        )
+        .expect("JSON");
+        assert_eq!(reply["id"], id, "{reply}");
+    }
+    assert_eq!(
+        tcp.recv().await,
+        json!({"jsonrpc":"2.0","method":"handleMessage","params":["web","from the web"]})
+    );
+
+    let addr = server.http_addr();
+    let (status, kind, body) = http(
+        addr,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        r#"{"jsonrpc":"2.0","method":"sum","params":[1,2,3],"id":1}"#,
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("JSON"),
+        json!({"jsonrpc":"2.0","result":6,"id":1})
+    );
+    // A JSON-RPC error is still HTTP 200.
+    let (status, kind, body) = http(
+        addr,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        r#"{"jsonrpc":"2.0","method":"nope","id":1}"#,
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (200, "application/json"));
+    assert!(body.contains("-32601"), "{body}");
+    // Nothing to answer: 204.
+    let (status, _, body) = http(
+        addr,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        r#"{"jsonrpc":"2.0","method":"update","params":[1]}"#,
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (204, ""));
+    // GET for a safe method, params from the query.
+    let (status, _, body) = http(addr, "GET /subtract?minuend=42&subtrahend=23 HTTP/1.1", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("JSON")["result"],
+        19
+    );
+    // GET for one with side effects, another HTTP method, another media type.
+    for (head, want) in [
+        ("GET /login?username=a&password=b HTTP/1.1", 405),
+        ("DELETE / HTTP/1.1", 405),
+        ("POST / HTTP/1.1\r\nContent-Type: text/html", 415),
+    ] {
+        let (status, kind, body) = http(addr, head, "{}").await;
+        assert_eq!(status, want, "{head}: {body}");
+        assert_eq!(kind, "application/json", "{head}");
+        let error: Value = serde_json::from_str(&body).expect("a JSON-RPC error body");
+        assert!(error["error"]["code"].is_i64(), "{body}");
+    }
+}
+
+/// Runs `rpcpeer ARGS` to its end.
+async fn rpcpeer(args: &[&str]) -> Output {
+    let output = Command::new(BIN).args(args).kill_on_drop(true).output();
+    within("rpcpeer to finish", output)
+        .await
+        .expect("run rpcpeer")
+}
+
+/// A finished command's stdout as text.
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A finished command's stderr as text.
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn call_and_notify_print_results_and_fail_with_one_line() {
+    for framing in FRAMINGS {
+        let server = Server::start(framing).await;
+        let url = format!("tcp://{}", server.tcp);
+        let f = framing.as_str();
+        let out = rpcpeer(&["call", "--framing", f, &url, "subtract", "42", "23"]).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "19\n");
+        let out = rpcpeer(&[
+            "call",
+            "--framing",
+            f,
+            &url,
+            "subtract",
+            "minuend=42",
+            "subtrahend=23",
+        ])
+        .await;
+        assert_eq!(stdout(&out), "19\n");
+        let out = rpcpeer(&[
+            "call",
+            "--framing",
+            f,
+            &url,
+            "echo",
+            r#"{"value":{"a":[1,"b"]}}"#,
+        ])
+        .await;
+        assert_eq!(stdout(&out), "{\"a\":[1,\"b\"]}\n");
+        let out = rpcpeer(&["call", "--framing", f, &url, "get_data"]).await;
+        assert_eq!(stdout(&out), "[\"hello\",5]\n");
+
+        // The peer's error: printed, exit 1.
+        let out = rpcpeer(&[
+            "call",
+            "--framing",
+            f,
+            &url,
+            "fail",
+            "code=-32050",
+            "message=broken",
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("-32050") && stderr(&out).contains("broken"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(stdout(&out), "");
+
+        let out = rpcpeer(&["notify", "--framing", f, &url, "update", "[1,2]"]).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+        let (status, _) = server.terminate().await;
+        assert!(status.success());
+    }
+
+    // Failures a user can cause: one line on stderr, a non-zero exit.
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let refused = format!("tcp://127.0.0.1:{closed_port}");
+    for args in [
+        vec!["call", "bogus://x", "sum"],
+        vec!["call", &url, "sum", "[1,"],
+        vec!["call", &url, "sum", "not-json"],
+        vec!["call", &refused, "sum"],
+        vec!["call", &url],
+    ] {
+        let out = rpcpeer(&args).await;
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn call_with_a_batch_file_prints_each_answer() {
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    let dir = std::env::temp_dir().join(format!("rpcpeer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("batch.json");
+    std::fs::write(
+        &file,
+        r#"[{"method":"subtract","params":[42,23],"id":1},
+            {"method":"notify_hello","params":[7]},
+            {"method":"fail","params":{"code":9,"message":"nine"},"id":"f"}]"#,
+    )
+    .expect("write batch");
+    let path = file.to_string_lossy().into_owned();
+    let out = rpcpeer(&["call", "--batch", &path, &url]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an entry failed: {}",
+        stderr(&out)
+    );
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"id": 1, "result": 19}),
+            json!({"id": "f", "error": {"code": 9, "message": "nine"}})
+        ]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Reads lines until one contains `what`.
+async fn wait_for_line<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>, what: &str) -> String {
+    loop {
+        let line = next_line(lines, what).await;
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
+/// The next line of a child's output, parsed as JSON.
+async fn next_json<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>) -> Value {
+    let line = next_line(lines, "a JSON line").await;
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+#[tokio::test]
+async fn listen_prints_each_pushed_notification_as_a_line() {
+    let server = Server::start(Framing::ContentLength).await;
+    let url = format!("tcp://{}", server.tcp);
+    let mut listen = Command::new(BIN)
+        .args([
+            "listen",
+            "--framing",
+            "content-length",
+            &url,
+            "--call",
+            "join",
+            "name=lis",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn listen");
+    let mut err = BufReader::new(listen.stderr.take().expect("stderr")).lines();
+    let line = wait_for_line(&mut err, "listening").await;
+    assert!(line.contains("`join` answered true"), "{line}");
+    let mut out = BufReader::new(listen.stdout.take().expect("stdout")).lines();
+
+    let mut poster = server.wire().await;
+    poster
+        .call(r#"{"jsonrpc":"2.0","method":"join","params":["pat"],"id":1}"#)
+        .await;
+    poster
+        .call(r#"{"jsonrpc":"2.0","method":"postMessage","params":["one"],"id":2}"#)
+        .await;
+    poster
+        .call(r#"{"jsonrpc":"2.0","method":"postMessage","params":["two"],"id":3}"#)
+        .await;
+    drop(poster);
+    assert_eq!(
+        next_json(&mut out).await,
+        json!({"jsonrpc":"2.0","method":"handleMessage","params":["pat","one"]})
+    );
+    assert_eq!(
+        next_json(&mut out).await,
+        json!({"jsonrpc":"2.0","method":"handleMessage","params":["pat","two"]})
+    );
+    assert_eq!(
+        next_json(&mut out).await,
+        json!({"jsonrpc":"2.0","method":"userLeft","params":["pat"]})
+    );
+
+    // Interrupted, it ends cleanly.
+    let pid = listen.id().expect("running").to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill -INT");
+    let status = within("listen to exit", listen.wait()).await.expect("wait");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn shell_runs_piped_commands_in_order() {
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    // Its history file goes to HOME: keep it out of the real one.
+    let home = std::env::temp_dir().join(format!("rpcpeer-shell-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("temp HOME");
+    let mut shell = Command::new(BIN)
+        .args(["shell", &url])
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn shell");
+    let script = "subtract 42 23\nsum minuend=1\n:notify update [1]\necho [\"x y\"]\n\
+                  fail code=3 message=three\n:pending\n:quit\n";
+    let mut stdin = shell.stdin.take().expect("stdin");
+    stdin
+        .write_all(script.as_bytes())
+        .await
+        .expect("write the script");
+    drop(stdin);
+    let out = within("the shell to finish", shell.wait_with_output())
+        .await
+        .expect("shell output");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines[0], "19");
+    assert!(lines[1].contains("-32602"), "{lines:?}");
+    assert_eq!(lines[2], "sent");
+    assert_eq!(lines[3], "\"x y\"");
+    assert_eq!(lines[4], "error 3: three");
+    assert!(lines[5].contains("no request"), "{lines:?}");
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[tokio::test]
+async fn call_reaches_a_child_process_over_its_stdio() {
+    // A one-shot peer: reads our request, answers id 1 (our first id).
+    let exec = r#"sh -c "read line; printf '%s\n' '{\"jsonrpc\":\"2.0\",\"result\":\"from the child\",\"id\":1}'""#;
+    let out = rpcpeer(&["call", "--exec", exec, "anything"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "\"from the child\"\n");
+
+    let out = rpcpeer(&["call", "--exec", "/nonexistent/program", "x"]).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/nonexistent/program"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn call_reaches_a_unix_socket() {
+    use rpcpeer::{Driver, ErrorObject, Router};
+    let path = std::env::temp_dir().join(format!("rpcpeer-cli-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = rpcpeer::stream::UnixListener::bind(&path, Framing::Newline).expect("bind unix");
+    let mut router = Router::new();
+    router.method("hello", || async { Ok::<_, ErrorObject>("unix") });
+    tokio::spawn(async move {
+        while let Ok((transport, _)) = listener.accept().await {
+            tokio::spawn(Driver::new(transport, router.clone()).1);
+        }
+    });
+    let url = format!("unix:{}", path.display());
+    let out = rpcpeer(&["call", &url, "hello"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "\"unix\"\n");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn sigterm_lets_running_calls_finish_and_exits_despite_idle_connections() {
+    let server = Server::start(Framing::Newline).await;
+    let _idle_tcp = server.wire().await;
+    let _idle_ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    let mut busy = server.wire().await;
+    busy.send(r#"{"jsonrpc":"2.0","method":"sleep","params":[1000],"id":"slow"}"#)
+        .await;
+    // The sleep has started once a later request on the same connection is answered.
+    busy.expect_nothing_before_next_reply().await;
+
+    let pid = server.child.id().expect("running").to_string();
+    let mut server = server;
+    let started = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert_eq!(
+        busy.recv().await,
+        json!({"jsonrpc":"2.0","result":1000,"id":"slow"}),
+        "the running call finishes"
+    );
+    let status = within("serve to exit", server.child.wait())
+        .await
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to exit",
+        started.elapsed()
+    );
+    // Stopped: nobody is listening any more.
+    assert!(TcpStream::connect(server.tcp.as_str()).await.is_err());
+}
