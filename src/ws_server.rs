@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rpcpeer_ws::http::{Request, Response};
+use rpcpeer_ws::http::{header, HeaderValue, Request, Response};
 use rpcpeer_ws::{ServerIo, Service, WsTransport};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,9 @@ struct RouterService<S> {
     on_connect: Option<ConnectHook>,
     stop: CancellationToken,
     peers: TaskTracker,
+    /// HTTP requests being answered on one connection (each connection's
+    /// clone gets its own), so a stop lets them finish.
+    requests: TaskTracker,
 }
 
 impl<S> Clone for RouterService<S> {
@@ -61,6 +64,7 @@ impl<S> Clone for RouterService<S> {
             on_connect: self.on_connect.clone(),
             stop: self.stop.clone(),
             peers: self.peers.clone(),
+            requests: self.requests.clone(),
         }
     }
 }
@@ -77,6 +81,7 @@ impl<S: Send + Sync + 'static> WsServer<S> {
                 on_connect: None,
                 stop: CancellationToken::new(),
                 peers: TaskTracker::new(),
+                requests: TaskTracker::new(),
             },
         }
     }
@@ -100,7 +105,8 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     }
 
     /// Runs when a WebSocket peer connects, before its first message is read:
-    /// keep its [`Peer`] to push to it later, or fill its session.
+    /// keep its [`Peer`] to push to it later, or fill its session. To act
+    /// when it disconnects, spawn a task that awaits [`Peer::closed`].
     pub fn on_connect(
         mut self,
         hook: impl Fn(&Peer, &Session, SocketAddr) + Send + Sync + 'static,
@@ -119,8 +125,10 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     }
 
     /// Accepts connections until `shutdown` completes; then stops accepting,
-    /// closes every WebSocket peer gracefully (see
-    /// [`Peer::close`]) and returns once they are done.
+    /// closes every WebSocket peer gracefully (see [`Peer::close`]), lets
+    /// HTTP requests being answered finish (their responses say
+    /// `Connection: close`), drops idle keep-alive connections, and returns
+    /// once all of that is done.
     ///
     /// # Errors
     /// When accepting fails.
@@ -140,25 +148,40 @@ impl<S: Send + Sync + 'static> WsServer<S> {
                     Err(err) => break Err(err),
                 },
             };
-            let service = service.clone();
-            let stop = service.stop.clone();
-            let ws = service.ws.clone();
+            let mut service = service.clone();
+            service.requests = TaskTracker::new();
+            let (stop, requests, ws) = (
+                service.stop.clone(),
+                service.requests.clone(),
+                service.ws.clone(),
+            );
             connections.spawn(async move {
                 let connection = rpcpeer_ws::serve_connection(tcp, remote, ws, service);
-                // An idle HTTP keep-alive connection is simply dropped at stop;
-                // WebSocket peers are closed by their own task.
+                tokio::pin!(connection);
                 tokio::select! {
-                    result = connection => if let Err(err) = result {
-                        tracing::debug!(%remote, "connection ended: {err}");
-                    },
+                    result = &mut connection => {
+                        if let Err(err) = result {
+                            tracing::debug!(%remote, "connection ended: {err}");
+                        }
+                        return;
+                    }
                     () = stop.cancelled() => {}
+                }
+                // NB: an idle keep-alive connection is dropped now; one whose
+                // request is being answered finishes it (WebSocket peers are
+                // closed by their own task).
+                if !requests.is_empty() {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(%remote, "connection ended: {err}");
+                    }
                 }
             });
         };
         service.stop.cancel();
         service.peers.close();
-        service.peers.wait().await;
         connections.close();
+        service.peers.wait().await;
+        connections.wait().await;
         result
     }
 }
@@ -198,6 +221,14 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
     }
 
     async fn http(&self, req: Request<String>, _remote: SocketAddr) -> Response<String> {
-        respond(&self.router, req, &Session::new(), &self.http).await
+        let _answering = self.requests.token();
+        let mut response = respond(&self.router, req, &Session::new(), &self.http).await;
+        if self.stop.is_cancelled() {
+            // Tells the client (and hyper) that this connection ends here.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }

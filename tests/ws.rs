@@ -550,3 +550,34 @@ async fn http_get_calls_safe_methods_only() {
 struct EchoParams {
     value: Value,
 }
+
+#[tokio::test]
+async fn a_graceful_stop_lets_http_requests_in_flight_finish() {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let mut router = Router::with_state(started.clone());
+    router
+        .method("slow", |cx: Context<Arc<tokio::sync::Notify>>| async move {
+            cx.state().notify_one();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, ErrorObject>("finished")
+        })
+        .safe();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        WsServer::new(router).serve_with_shutdown(listener, async move { stop.notified().await })
+    });
+    let request = tokio::spawn(http(addr, "GET", "/slow", None, ""));
+    within("the slow call to start", started.notified()).await;
+    stop.notify_one();
+    let (status, _, body) = within("the slow reply", request).await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"jsonrpc":"2.0","result":"finished","id":null}"#)
+    );
+    within("the server to stop", server).await.unwrap().unwrap();
+    // Stopped: new connections are refused.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
