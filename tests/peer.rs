@@ -651,3 +651,79 @@ async fn a_dropped_connection_cancels_running_handlers() {
     drop(wire);
     within("handler cancellation", cancelled.notified()).await;
 }
+
+/// An application's own error type, mapped to error objects by `From`.
+#[derive(Debug)]
+enum ShopError {
+    OutOfStock { item: String, left: u32 },
+}
+
+impl From<ShopError> for ErrorObject {
+    fn from(err: ShopError) -> Self {
+        match err {
+            ShopError::OutOfStock { item, left } => {
+                ErrorObject::new(-32050, format!("{item} is out of stock"))
+                    .with_data(json!({ "left": left }))
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn handler_errors_fallback_request_ids_and_sessions() {
+    #[derive(Clone)]
+    struct Cart(Vec<String>);
+    let mut router = Router::new();
+    router.method("buy", |(item,): (String,)| async move {
+        Err::<(), _>(ShopError::OutOfStock { item, left: 0 })
+    });
+    router.method("add", |(item,): (String,), cx: Context| async move {
+        let mut cart = cx.session().get::<Cart>().unwrap_or(Cart(Vec::new()));
+        cart.0.push(item);
+        cx.session().insert(cart.clone());
+        Ok::<_, ErrorObject>(cart.0)
+    });
+    router.method("my_id", |cx: Context| async move {
+        Ok::<_, ErrorObject>(cx.id().map(|id| id.to_string()))
+    });
+    router.fallback(|params, cx: Context| async move {
+        let echoed = json!({ "method": cx.method(), "params": params.map(|p| p.get().to_owned()) });
+        Ok(serde_json::value::to_raw_value(&echoed).unwrap())
+    });
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"buy","params":["tea"],"id":1}"#)
+        .await;
+    assert_eq!(
+        reply["error"],
+        json!({"code": -32050, "message": "tea is out of stock", "data": {"left": 0}})
+    );
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"my_id","id":"abc"}"#)
+        .await;
+    assert_eq!(reply["result"], r#""abc""#);
+
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"anything.else","params":[1],"id":2}"#)
+        .await;
+    assert_eq!(
+        reply["result"],
+        json!({"method": "anything.else", "params": "[1]"})
+    );
+
+    // The session is per connection: a second connection starts empty.
+    wire.call(r#"{"jsonrpc":"2.0","method":"add","params":["tea"],"id":3}"#)
+        .await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"add","params":["milk"],"id":4}"#)
+        .await;
+    assert_eq!(reply["result"], json!(["tea", "milk"]));
+    let mut other = Wire::connect(addr, Framing::Newline).await;
+    let reply = other
+        .call(r#"{"jsonrpc":"2.0","method":"add","params":["jam"],"id":5}"#)
+        .await;
+    assert_eq!(reply["result"], json!(["jam"]));
+}
