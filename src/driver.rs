@@ -20,7 +20,7 @@ use crate::message::{
     encode_notification, encode_request, encode_response, parse, Frame, Id, Message, Rejected,
     Version,
 };
-use crate::peer::{Command, Peer, PeerChannels};
+use crate::peer::{Command, Control, Peer, PeerChannels};
 use crate::pending::PendingTable;
 use crate::router::{Concurrency, Router};
 use crate::session::Session;
@@ -594,7 +594,6 @@ where
                     self.outbox.push_back(text);
                 }
             }
-            Command::Close => self.begin_shutdown(),
         }
     }
 
@@ -754,8 +753,11 @@ where
 
             // NB: in this order: replies and our own calls go out before new
             // input is read, so output is served first under load.
-            while let Poll::Ready(Some(id)) = this.channels.cancels.poll_recv(cx) {
-                this.on_caller_gone(id);
+            while let Poll::Ready(Some(control)) = this.channels.control.poll_recv(cx) {
+                match control {
+                    Control::CallerGone(id) => this.on_caller_gone(id),
+                    Control::Close => this.begin_shutdown(),
+                }
                 progress = true;
             }
             while this.outbox_has_room() {

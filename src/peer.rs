@@ -27,6 +27,15 @@ pub(crate) enum Command {
         params: Option<Box<RawValue>>,
     },
     Batch(Vec<BatchEntry>),
+}
+
+/// What must reach the driver even when its command queue is full: these
+/// travel on an unbounded channel that the driver always drains first.
+/// Each caller sends at most a few, so it stays small.
+pub(crate) enum Control {
+    /// A caller stopped waiting for the reply to this id.
+    CallerGone(u64),
+    /// Close the connection gracefully.
     Close,
 }
 
@@ -39,7 +48,7 @@ pub(crate) struct BatchEntry {
 
 struct Shared {
     commands: mpsc::Sender<Command>,
-    cancels: mpsc::UnboundedSender<u64>,
+    control: mpsc::UnboundedSender<Control>,
     next_id: AtomicU64,
     timeout: Option<Duration>,
     done: CancellationToken,
@@ -74,19 +83,19 @@ pub struct Peer {
 /// The receiving ends that the driver keeps.
 pub(crate) struct PeerChannels {
     pub(crate) commands: mpsc::Receiver<Command>,
-    pub(crate) cancels: mpsc::UnboundedReceiver<u64>,
+    pub(crate) control: mpsc::UnboundedReceiver<Control>,
     pub(crate) done: CancellationToken,
 }
 
 impl Peer {
     pub(crate) fn new(queue: usize, timeout: Option<Duration>) -> (Self, PeerChannels) {
         let (commands, commands_rx) = mpsc::channel(queue);
-        let (cancels, cancels_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = mpsc::unbounded_channel();
         let done = CancellationToken::new();
         let peer = Self {
             shared: Arc::new(Shared {
                 commands,
-                cancels,
+                control,
                 next_id: AtomicU64::new(1),
                 timeout,
                 done: done.clone(),
@@ -94,7 +103,7 @@ impl Peer {
         };
         let channels = PeerChannels {
             commands: commands_rx,
-            cancels: cancels_rx,
+            control: control_rx,
             done,
         };
         (peer, channels)
@@ -184,7 +193,7 @@ impl Peer {
         self.send(method, cmd).await?;
         let mut guard = CancelOnDrop {
             ids: vec![id],
-            cancels: &self.shared.cancels,
+            control: &self.shared.control,
         };
         let outcome = match timeout {
             None => rx.await,
@@ -302,7 +311,7 @@ impl Peer {
         self.send("batch", Command::Batch(entries)).await?;
         let mut guard = CancelOnDrop {
             ids: waiting.iter().map(|(id, _, _)| *id).collect(),
-            cancels: &self.shared.cancels,
+            control: &self.shared.control,
         };
         let mut answers = Vec::with_capacity(waiting.len());
         for (id, method, rx) in waiting {
@@ -330,9 +339,10 @@ impl Peer {
     /// # Cancel safety
     /// Dropping the future does not stop the close once it has been asked for.
     pub async fn close(&self) {
-        // A full queue still takes the command once it drains; a closed one
-        // means the driver is already gone.
-        let _ = self.shared.commands.send(Command::Close).await;
+        // NB: not through the command queue, which the driver stops reading
+        // while the peer does not read our output: closing such a peer is
+        // when this matters most. An error means the driver is gone already.
+        let _ = self.shared.control.send(Control::Close);
         self.closed().await;
     }
 
@@ -420,14 +430,14 @@ impl Batch {
 /// Tells the driver about calls whose caller stopped waiting.
 struct CancelOnDrop<'a> {
     ids: Vec<u64>,
-    cancels: &'a mpsc::UnboundedSender<u64>,
+    control: &'a mpsc::UnboundedSender<Control>,
 }
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         for id in self.ids.drain(..) {
             // A closed channel means the driver is gone and the call with it.
-            let _ = self.cancels.send(id);
+            let _ = self.control.send(Control::CallerGone(id));
         }
     }
 }

@@ -266,20 +266,16 @@ async fn a_reconnecting_client_runs_its_hook_again_and_never_resends() {
     client.close();
 }
 
+type Joined = mpsc::UnboundedSender<(MemberId, Peer)>;
+
 /// A room: `join` adds the caller to the group; the test pushes.
-fn room_router(
-    room: Group,
-    joined: mpsc::UnboundedSender<MemberId>,
-) -> Router<(Group, mpsc::UnboundedSender<MemberId>)> {
+fn room_router(room: Group, joined: Joined) -> Router<(Group, Joined)> {
     let mut router = Router::with_state((room, joined));
-    router.method(
-        "join",
-        |cx: Context<(Group, mpsc::UnboundedSender<MemberId>)>| async move {
-            let member = cx.state().0.join(cx.peer().clone());
-            let _ = cx.state().1.send(member.id());
-            Ok::<_, ErrorObject>(true)
-        },
-    );
+    router.method("join", |cx: Context<(Group, Joined)>| async move {
+        let member = cx.state().0.join(cx.peer().clone());
+        let _ = cx.state().1.send((member.id(), cx.peer().clone()));
+        Ok::<_, ErrorObject>(true)
+    });
     router
 }
 
@@ -350,7 +346,7 @@ async fn a_slow_group_member_can_be_disconnected_instead() {
     )
     .await;
     let _slow = join_and_never_read(addr).await;
-    let slow_id = within("slow join", joined.recv()).await.unwrap();
+    let (slow_id, slow_peer) = within("slow join", joined.recv()).await.unwrap();
     let (_fast, mut received) = fast_member(addr).await;
     within("fast join", joined.recv()).await;
     let blob = "x".repeat(64 * 1024);
@@ -362,6 +358,8 @@ async fn a_slow_group_member_can_be_disconnected_instead() {
         assert!(i < 10_000, "the slow member was never disconnected");
     }
     assert_eq!(room.len(), 1);
+    // Its connection really closes, although it never reads what is queued.
+    within("the slow member's connection to close", slow_peer.closed()).await;
 }
 
 #[tokio::test]
