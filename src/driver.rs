@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures::{FutureExt, Sink, Stream};
@@ -109,6 +110,9 @@ pub struct Driver<T, S = ()> {
     speak: Version,
     /// Why the connection ended, when it was not a clean close.
     failure: Option<io::Error>,
+    /// What our pending calls are told when they fail: the transport's
+    /// error, the peer's last complaint about our messages, or a local close.
+    close_reason: Option<Arc<str>>,
 }
 
 impl<T, S> Driver<T, S>
@@ -157,6 +161,7 @@ where
             phase: Phase::Open,
             deadline: None,
             failure: None,
+            close_reason: None,
         };
         (peer, driver)
     }
@@ -283,7 +288,11 @@ where
         if !resolved {
             match outcome {
                 Err(err) if id.is_null() => {
-                    tracing::warn!("the peer could not read one of our messages: {err}")
+                    tracing::warn!("the peer could not read one of our messages: {err}");
+                    // Often the last word before the peer hangs up (a frame
+                    // over its limit): the calls that fail then say so.
+                    self.close_reason =
+                        Some(format!("the peer could not read our message: {err}").into());
                 }
                 _ => {
                     tracing::warn!(%id, "response to no request of ours (or one already given up), dropped")
@@ -547,7 +556,9 @@ where
                 reply,
             } => {
                 if !open {
-                    let _ = reply.send(Err(crate::pending::Failure::Closed));
+                    let _ = reply.send(Err(crate::pending::Failure::Closed(
+                        self.close_reason.clone(),
+                    )));
                     return;
                 }
                 self.pending.insert(id, reply);
@@ -580,7 +591,9 @@ where
                             )));
                         }
                         Some((_, reply)) => {
-                            let _ = reply.send(Err(crate::pending::Failure::Closed));
+                            let _ = reply.send(Err(crate::pending::Failure::Closed(
+                                self.close_reason.clone(),
+                            )));
                         }
                         None if open => frame.push(Some(encode_notification(
                             self.speak,
@@ -612,7 +625,7 @@ where
     /// Stop reading, fail our pending calls, let handlers finish until the deadline.
     fn begin_shutdown(&mut self) {
         if matches!(self.phase, Phase::Open) {
-            self.pending.fail_all();
+            self.pending.fail_all(self.close_reason.as_ref());
             self.phase = Phase::Draining;
             self.start_deadline();
         }
@@ -627,7 +640,7 @@ where
 
     /// The connection is gone: cancel everything now.
     fn abort(&mut self) {
-        self.pending.fail_all();
+        self.pending.fail_all(self.close_reason.as_ref());
         for (_, (_, token)) in self.cancellable.drain() {
             token.cancel();
         }
@@ -639,6 +652,7 @@ where
     }
 
     fn on_read_error(&mut self, err: io::Error) {
+        self.close_reason = Some(err.to_string().into());
         if err.kind() == io::ErrorKind::InvalidData {
             // Framing is lost (oversized or unreadable frame): say why, then
             // close after what is running has answered. Spec §5.1: -32700, id null.
@@ -756,7 +770,11 @@ where
             while let Poll::Ready(Some(control)) = this.channels.control.poll_recv(cx) {
                 match control {
                     Control::CallerGone(id) => this.on_caller_gone(id),
-                    Control::Close => this.begin_shutdown(),
+                    Control::Close => {
+                        this.close_reason
+                            .get_or_insert_with(|| "closed on this side".into());
+                        this.begin_shutdown();
+                    }
                 }
                 progress = true;
             }
@@ -825,7 +843,7 @@ impl<T, S> Drop for Driver<T, S> {
     fn drop(&mut self) {
         // Whatever way the driver ends (completed, dropped, its task
         // aborted), nobody may wait on it forever.
-        self.pending.fail_all();
+        self.pending.fail_all(self.close_reason.as_ref());
         self.channels.done.cancel();
     }
 }

@@ -127,6 +127,34 @@ impl ErrorObject {
     }
 }
 
+fn because(reason: Option<&str>) -> String {
+    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+}
+
+impl Error {
+    pub(crate) fn closed(method: &str, reason: Option<&str>) -> Self {
+        Error::Closed {
+            method: method.to_owned(),
+            reason: reason.map(str::to_owned),
+        }
+    }
+}
+
+/// So that a handler can use `?` on its own calls to the peer: the peer's
+/// error object is passed on as it came, any other failure is -32603 with
+/// a message that says what failed.
+impl From<Error> for ErrorObject {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Remote { source, .. } => source,
+            other => ErrorObject::new(
+                ErrorObject::INTERNAL_ERROR,
+                format!("Internal error: {other}"),
+            ),
+        }
+    }
+}
+
 pub(crate) fn null() -> Box<RawValue> {
     RawValue::NULL.to_owned()
 }
@@ -146,10 +174,14 @@ pub enum Error {
         source: ErrorObject,
     },
     /// The connection closed (or was closed) before the reply arrived.
-    #[error("the connection closed before `{method}` got a reply")]
+    #[error("the connection closed before `{method}` got a reply{}", because(reason.as_deref()))]
     Closed {
         /// The method that was called, or the notification that could not be sent.
         method: String,
+        /// Why, when known: the transport's error, the peer's complaint about
+        /// one of our messages (a frame over its size limit, say), or a close
+        /// asked for on this side.
+        reason: Option<String>,
     },
     /// No reply arrived within the request timeout; the request was cancelled.
     #[error("`{method}` got no reply within {after:?}")]

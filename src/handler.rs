@@ -127,6 +127,8 @@ pub(crate) fn decode_params<P: DeserializeOwned + JsonSchema>(
         let detail = if inner.classify() == serde_json::error::Category::Syntax {
             // serde_json stops at the first element a struct does not have room for.
             format!("too many params ({})", positional_hint::<P>())
+        } else if let Some(missing) = missing_positional::<P>(inner) {
+            missing
         } else if path == "." || path.is_empty() {
             without_position(inner)
         } else {
@@ -181,6 +183,25 @@ fn describe_path<P: JsonSchema>(path: &str) -> String {
         },
         None => format!("`{path}`"),
     }
+}
+
+/// For "invalid length 1, expected struct Subtract with 2 elements": which
+/// positional param is missing, by name when `P` names its fields.
+fn missing_positional<P: JsonSchema>(err: &serde_json::Error) -> Option<String> {
+    let text = err.to_string();
+    let given: usize = text
+        .strip_prefix("invalid length ")?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()?;
+    let names = param_names::<P>();
+    let missing = names.get(given)?;
+    Some(format!(
+        "missing param `{missing}` (position {given}): {given} given, {} expected ({})",
+        names.len(),
+        names.join(", ")
+    ))
 }
 
 /// serde_json's message without its " at line 1 column 9" suffix, which

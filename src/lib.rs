@@ -30,9 +30,8 @@
 //! });
 //! // A handler can call back the peer that called it.
 //! server.method("greet", |cx: Context| async move {
-//!     let name: String = cx.peer().request("name", ()).await.map_err(|e| {
-//!         ErrorObject::new(-32000, e.to_string())
-//!     })?;
+//!     // A failed call back becomes the handler's error through `?`.
+//!     let name: String = cx.peer().request("name", ()).await?;
 //!     Ok::<_, ErrorObject>(format!("hello, {name}"))
 //! });
 //!

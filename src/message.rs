@@ -273,6 +273,12 @@ pub fn parse(text: &str) -> Frame {
 }
 
 fn parse_batch_item(raw: &RawValue) -> Result<Message, Rejected> {
+    if !raw.get().starts_with('{') {
+        let text: String = raw.get().chars().take(40).collect();
+        return Err(Rejected::v2(ErrorObject::invalid_request(format!(
+            "a batch entry must be an object, not {text}"
+        ))));
+    }
     parse_object(raw.get()).map_err(|mut rejected| {
         // The 1.0 form is only for single objects; batches are a 2.0 feature.
         rejected.version = Version::V2;

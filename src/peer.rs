@@ -272,9 +272,7 @@ impl Peer {
             mpsc::error::TrySendError::Full(_) => Error::Full {
                 method: method.to_owned(),
             },
-            mpsc::error::TrySendError::Closed(_) => Error::Closed {
-                method: method.to_owned(),
-            },
+            mpsc::error::TrySendError::Closed(_) => Error::closed(method, None),
         })
     }
 
@@ -361,9 +359,7 @@ impl Peer {
             .commands
             .send(cmd)
             .await
-            .map_err(|_| Error::Closed {
-                method: method.to_owned(),
-            })
+            .map_err(|_| Error::closed(method, None))
     }
 }
 
@@ -483,9 +479,8 @@ fn into_result(
             method: method.to_owned(),
             source,
         }),
+        Ok(Err(Failure::Closed(reason))) => Err(Error::closed(method, reason.as_deref())),
         // The driver dropped the reply sender: it stopped.
-        Ok(Err(Failure::Closed)) | Err(_) => Err(Error::Closed {
-            method: method.to_owned(),
-        }),
+        Err(_) => Err(Error::closed(method, None)),
     }
 }

@@ -1,6 +1,7 @@
 //! Our outgoing requests that wait for a reply, by id. Owned by the driver alone, so no lock.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
@@ -12,8 +13,8 @@ use crate::error::ErrorObject;
 pub(crate) enum Failure {
     /// The peer answered with an error object.
     Remote(ErrorObject),
-    /// The connection ended first.
-    Closed,
+    /// The connection ended first, perhaps with a known reason.
+    Closed(Option<Arc<str>>),
 }
 
 pub(crate) type ReplySender = oneshot::Sender<Result<Box<RawValue>, Failure>>;
@@ -51,9 +52,9 @@ impl PendingTable {
 
     /// Resolves every waiting caller with `Closed`. Called when the driver
     /// stops reading, so no `Peer::request` future can hang.
-    pub(crate) fn fail_all(&mut self) {
+    pub(crate) fn fail_all(&mut self, reason: Option<&Arc<str>>) {
         for (_, reply) in self.calls.drain() {
-            let _ = reply.send(Err(Failure::Closed));
+            let _ = reply.send(Err(Failure::Closed(reason.cloned())));
         }
     }
 }

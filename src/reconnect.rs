@@ -179,11 +179,15 @@ impl ReconnectingPeer {
     ///
     /// # Errors
     /// [`Error::Closed`] once the client was closed or gave up (see
-    /// [`Backoff::max_attempts`]); the method name says why.
+    /// [`Backoff::max_attempts`]); its reason says which.
     ///
     /// # Cancel safety
     /// Dropping the future has no effect on the client.
     pub async fn peer(&self) -> Result<Peer, Error> {
+        self.current("(connect)").await
+    }
+
+    async fn current(&self, method: &str) -> Result<Peer, Error> {
         let mut state = self.state.clone();
         let found = state
             .wait_for(|s| !matches!(s, State::Connecting))
@@ -191,13 +195,12 @@ impl ReconnectingPeer {
             .map(|s| s.clone());
         match found {
             Ok(State::Connected(peer)) => Ok(peer),
-            Ok(State::Stopped(why)) => Err(Error::Closed {
-                method: why.to_string(),
-            }),
+            Ok(State::Stopped(why)) => Err(Error::closed(method, Some(&why))),
             // The supervisor is gone (its runtime shut down).
-            _ => Err(Error::Closed {
-                method: "(reconnecting client stopped)".into(),
-            }),
+            _ => Err(Error::closed(
+                method,
+                Some("the reconnecting client stopped"),
+            )),
         }
     }
 
@@ -213,7 +216,7 @@ impl ReconnectingPeer {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, Error> {
-        self.peer().await?.request(method, params).await
+        self.current(method).await?.request(method, params).await
     }
 
     /// [`Peer::notify`] on the current connection.
@@ -221,7 +224,7 @@ impl ReconnectingPeer {
     /// # Errors
     /// As [`Peer::notify`] and [`ReconnectingPeer::peer`].
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
-        self.peer().await?.notify(method, params).await
+        self.current(method).await?.notify(method, params).await
     }
 
     /// How many connections have been made so far (the first one included).
@@ -255,7 +258,7 @@ async fn supervise<S, C, Fut, T>(
                 .max_attempts
                 .is_some_and(|max| failures >= max)
             {
-                let why = format!("(gave up reconnecting after {failures} failed attempts)");
+                let why = format!("gave up reconnecting after {failures} failed attempts");
                 state.send_replace(State::Stopped(why.into()));
                 return;
             }
@@ -306,5 +309,5 @@ async fn supervise<S, C, Fut, T>(
             () = tokio::time::sleep(settings.backoff.initial) => {}
         }
     }
-    state.send_replace(State::Stopped("(reconnecting client closed)".into()));
+    state.send_replace(State::Stopped("the reconnecting client was closed".into()));
 }

@@ -136,7 +136,7 @@ async fn pending_calls_fail_at_once_when_the_connection_drops() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::Closed { ref method } if method == "anything"),
+        matches!(err, Error::Closed { ref method, .. } if method == "anything"),
         "{err}"
     );
     assert!(err.to_string().contains("closed"), "{err}");
@@ -489,6 +489,22 @@ async fn wrong_params_name_the_param_and_what_was_expected() {
     assert_eq!(reply["error"]["code"], -32602);
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.contains("too many"), "{message}");
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"subtract","params":[1],"id":5}"#)
+        .await;
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("missing param `subtrahend` (position 1)"),
+        "{message}"
+    );
+
+    let reply = wire.call(r#"[1]"#).await;
+    let message = reply[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("batch entry must be an object"),
+        "{message}"
+    );
+    assert!(!message.contains("Envelope"), "{message}");
 
     let reply = wire
         .call(r#"{"jsonrpc":"2.0","method":"get_data","params":[1],"id":4}"#)
@@ -726,4 +742,57 @@ async fn handler_errors_fallback_request_ids_and_sessions() {
         .call(r#"{"jsonrpc":"2.0","method":"add","params":["jam"],"id":5}"#)
         .await;
     assert_eq!(reply["result"], json!(["jam"]));
+}
+
+#[tokio::test]
+async fn a_call_refused_for_its_size_says_why() {
+    let addr = serve_with(
+        common::spec_router(),
+        Framing::Newline,
+        Config::default(),
+        1024,
+    )
+    .await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let big: Vec<i64> = vec![1; 2000];
+    let err = within("the big call", peer.request::<i64>("sum", big))
+        .await
+        .unwrap_err();
+    let Error::Closed {
+        reason: Some(reason),
+        ..
+    } = &err
+    else {
+        panic!("expected Closed with a reason, got {err}");
+    };
+    assert!(reason.contains("1024"), "{err}");
+    assert!(err.to_string().contains("1024"), "{err}");
+}
+
+#[tokio::test]
+async fn a_handler_uses_question_mark_on_its_calls_back() {
+    let mut server = Router::new();
+    server.method("relay", |(method,): (String,), cx: Context| async move {
+        // The peer's error object passes through `?` as it came.
+        let answer: Value = cx.peer().request(&method, ()).await?;
+        Ok::<_, ErrorObject>(answer)
+    });
+    let mut client = Router::new();
+    client.method("fails", || async {
+        Err::<(), _>(ErrorObject::new(-32077, "client says no").with_data([1]))
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, client).await;
+    match within("relay", peer.request::<Value>("relay", ["fails"]))
+        .await
+        .unwrap_err()
+    {
+        Error::Remote { source, .. } => {
+            assert_eq!(
+                source,
+                ErrorObject::new(-32077, "client says no").with_data([1])
+            );
+        }
+        other => panic!("expected the relayed error, got {other}"),
+    }
 }

@@ -241,7 +241,7 @@ async fn a_reconnecting_client_runs_its_hook_again_and_never_resends() {
     // The call that was running when the link dropped fails, clearly.
     let err = within("hold", hold).await.unwrap().unwrap_err();
     assert!(
-        matches!(err, Error::Closed { ref method } if method == "hold"),
+        matches!(err, Error::Closed { ref method, .. } if method == "hold"),
         "{err}"
     );
 

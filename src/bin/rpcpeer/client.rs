@@ -161,7 +161,7 @@ pub(crate) async fn connect<S: Send + Sync + 'static>(
         (_, None) => "the peer".to_owned(),
     };
     let opening = open(&target, args);
-    let (transport, child) = match args.timeout {
+    let (transport, child) = match args.timeout() {
         Some(limit) => tokio::time::timeout(limit, opening).await.map_err(|_| {
             Failure::Connection(format!(
                 "cannot connect to {label}: no answer within {limit:?}"
@@ -177,7 +177,7 @@ pub(crate) async fn connect<S: Send + Sync + 'static>(
             Failure::Connection(failure)
         }
     })?;
-    let config = Config::default().request_timeout(args.timeout);
+    let config = Config::default().request_timeout(args.timeout());
     let (peer, driver) = Driver::with_config(transport, router, config);
     Ok(Connection {
         peer,
@@ -260,12 +260,13 @@ impl Connection {
                 eprintln!("{}", error_line(&source, Style::stderr()));
                 Failure::Remote
             }
-            Error::Closed { method } => {
-                let reason = self
-                    .end_reason()
-                    .await
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
+            Error::Closed { method, reason } => {
+                let reason = match reason {
+                    Some(reason) => Some(reason),
+                    None => self.end_reason().await,
+                }
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
                 Failure::Connection(format!(
                     "{} hung up before answering `{method}`{reason}",
                     self.label
@@ -283,7 +284,8 @@ impl Connection {
 /// - nothing: no params;
 /// - one JSON array or object: sent as it is;
 /// - `name=value` words: an object (values are JSON when they parse, else strings);
-/// - other JSON values: an array of them (`sleep 100` sends `[100]`).
+/// - other values: an array of them (`sleep 100` sends `[100]`), each JSON
+///   when it parses, else a string (`postMessage hi` sends `["hi"]`).
 pub(crate) fn parse_params(args: &[String]) -> Result<Option<Box<RawValue>>, Failure> {
     let not_json = |arg: &str, err: serde_json::Error| {
         Failure::Usage(format!(
@@ -323,7 +325,12 @@ pub(crate) fn parse_params(args: &[String]) -> Result<Option<Box<RawValue>>, Fai
         }
         for arg in args {
             text.push(if text.is_empty() { '[' } else { ',' });
-            text.push_str(raw(arg)?.get());
+            // Like a name=value value: JSON when it parses, else a string,
+            // so `postMessage hi` works without shell-quoting JSON.
+            match serde_json::from_str::<Box<RawValue>>(arg) {
+                Ok(json) => text.push_str(json.get()),
+                Err(_) => text.push_str(&serde_json::Value::String(arg.clone()).to_string()),
+            }
         }
         text.push(']');
     }
@@ -623,7 +630,10 @@ mod tests {
             Some(r#"[1,"a=b",-2.5]"#)
         );
         assert!(matches!(params(&["[1,"]), Err(Failure::Usage(_))));
-        assert!(matches!(params(&["hello"]), Err(Failure::Usage(_))));
+        assert_eq!(
+            params(&["hello", "2"]).ok().flatten().as_deref(),
+            Some(r#"["hello",2]"#)
+        );
         assert!(matches!(params(&["1", "a=2"]), Err(Failure::Usage(_))));
     }
 

@@ -69,9 +69,17 @@ struct ConnectArgs {
     /// Framing on byte streams (tcp://, unix:, --exec): newline or content-length.
     #[arg(long, default_value = "newline", value_name = "FRAMING")]
     framing: Framing,
-    /// Give up on connecting, and on each call, after this many seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
+    /// Give up on connecting, and on each call, after this many seconds
+    /// (0: never), so a peer that froze cannot hang the command.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "30")]
+    timeout: Duration,
+}
+
+impl ConnectArgs {
+    /// The `--timeout` limit; `None` for `--timeout 0`.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout).filter(|limit| !limit.is_zero())
+    }
 }
 
 /// Arguments of `call` and `notify`.
@@ -115,13 +123,15 @@ struct ShellArgs {
     url: Option<String>,
 }
 
-/// `--timeout`: positive seconds, fractions allowed.
+/// `--timeout`: seconds, fractions allowed; 0 for no limit.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
+        Ok(secs) if secs >= 0.0 && secs.is_finite() && secs < 1e9 => {
             Ok(Duration::from_secs_f64(secs))
         }
-        _ => Err(format!("`{text}` is not a positive number of seconds")),
+        _ => Err(format!(
+            "`{text}` is not a number of seconds (0 for no limit)"
+        )),
     }
 }
 
