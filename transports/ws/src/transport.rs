@@ -15,7 +15,7 @@ use futures::{
     Sink, SinkExt, Stream, StreamExt,
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     time::{Instant, Interval, MissedTickBehavior, Sleep},
 };
 use tokio_tungstenite::{
@@ -91,7 +91,13 @@ pub struct WsTransport<S> {
     /// The last task that used the sink; see `poll_flush_for_reader`.
     sink_waker: Option<Waker>,
     close_frame: Option<(u16, String)>,
+    /// While lingering: when the peer counts as quiet.
+    quiet: Option<Pin<Box<Sleep>>>,
 }
+
+/// How long a failing connection waits after the peer's last byte before it
+/// closes (see `poll_drain`).
+const LINGER_IDLE: Duration = Duration::from_millis(200);
 
 /// Where the reading side is.
 #[derive(Debug)]
@@ -100,6 +106,9 @@ enum Read {
     /// The connection failed: a close frame is being flushed, then the error
     /// is yielded.
     Failing(io::Error),
+    /// The close frame is out: what the peer still sends is read and thrown
+    /// away until it closes (or the deadline), then the error is yielded.
+    Lingering(io::Error),
     Done,
 }
 
@@ -128,6 +137,7 @@ impl<S> WsTransport<S> {
             flush_owed: false,
             sink_waker: None,
             close_frame: None,
+            quiet: None,
         }
     }
 
@@ -305,14 +315,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     }
 
     fn poll_failing(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
-        let flushed = self.poll_flush_for_reader(cx).is_ready();
-        if !flushed && self.poll_deadline(cx).is_pending() {
+        if matches!(self.read, Read::Failing(_)) {
+            let flushed = self.poll_flush_for_reader(cx).is_ready();
+            if !flushed && self.poll_deadline(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if flushed {
+                if let Read::Failing(err) = mem::replace(&mut self.read, Read::Done) {
+                    // NB: a lingering close. Dropping the socket while the
+                    // peer's refused message is still arriving makes the
+                    // kernel answer with a reset, and the peer never reads
+                    // our close frame (1009 for a message over the limit).
+                    // So: end our side, then drain theirs until they close.
+                    let _ = Pin::new(self.inner.get_mut()).poll_shutdown(cx);
+                    self.arm(Wait::CloseFlush);
+                    self.read = Read::Lingering(err);
+                }
+            }
+        }
+        if matches!(self.read, Read::Lingering(_)) && self.poll_drain(cx).is_pending() {
             return Poll::Pending;
         }
         match mem::replace(&mut self.read, Read::Done) {
-            Read::Failing(err) => Poll::Ready(Some(Err(err))),
+            Read::Failing(err) | Read::Lingering(err) => Poll::Ready(Some(Err(err))),
             Read::Open | Read::Done => Poll::Ready(None),
         }
+    }
+
+    /// Reads and discards raw bytes until the peer closes, the socket fails,
+    /// nothing has arrived for [`LINGER_IDLE`], or the deadline armed when
+    /// lingering began passes. Raw, because the refused frame can no longer
+    /// be parsed. Once the peer is quiet, nothing unread is left to turn
+    /// our close into a reset.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 8 * 1024];
+        let mut arrived = false;
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(self.inner.get_mut()).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => arrived = true,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => break,
+            }
+        }
+        if self.poll_deadline(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let idle_until = Instant::now() + LINGER_IDLE;
+        let quiet = self
+            .quiet
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(idle_until)));
+        if arrived {
+            quiet.as_mut().reset(idle_until);
+        }
+        if quiet.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 
     /// Flushes frames that the reading side queued (pings, close frames).
@@ -410,7 +470,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsTransport<S> {
         loop {
             match this.read {
                 Read::Open => {}
-                Read::Failing(_) => return this.poll_failing(cx),
+                Read::Failing(_) | Read::Lingering(_) => return this.poll_failing(cx),
                 Read::Done => return Poll::Ready(None),
             }
             if this.flush_owed && this.poll_flush_for_reader(cx).is_ready() {
