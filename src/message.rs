@@ -262,7 +262,7 @@ pub fn parse(text: &str) -> Frame {
             Ok(items) => Frame::Batch(items.into_iter().map(parse_batch_item).collect()),
             Err(err) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
         },
-        Some(b'{') => Frame::Single(parse_object(text)),
+        Some(b'{') => Frame::Single(parse_object(text, Version::V1)),
         _ => Frame::Single(Err(Rejected::v2(
             match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Ok(_) => ErrorObject::invalid_request("a message must be an object or an array"),
@@ -272,6 +272,8 @@ pub fn parse(text: &str) -> Frame {
     }
 }
 
+/// A batch entry is read with 2.0 rules and answered in 2.0 form, with or
+/// without its `"jsonrpc"` member: batches do not exist in 1.0.
 fn parse_batch_item(raw: &RawValue) -> Result<Message, Rejected> {
     if !raw.get().starts_with('{') {
         let text: String = raw.get().chars().take(40).collect();
@@ -279,11 +281,7 @@ fn parse_batch_item(raw: &RawValue) -> Result<Message, Rejected> {
             "a batch entry must be an object, not {text}"
         ))));
     }
-    parse_object(raw.get()).map_err(|mut rejected| {
-        // The 1.0 form is only for single objects; batches are a 2.0 feature.
-        rejected.version = Version::V2;
-        rejected
-    })
+    parse_object(raw.get(), Version::V2)
 }
 
 fn json_error(err: &serde_json::Error) -> ErrorObject {
@@ -293,7 +291,9 @@ fn json_error(err: &serde_json::Error) -> ErrorObject {
     }
 }
 
-fn parse_object(text: &str) -> Result<Message, Rejected> {
+/// Reads one object; `unmarked` is the version of an object without a
+/// `"jsonrpc"` member (1.0 alone, 2.0 inside a batch).
+fn parse_object(text: &str, unmarked: Version) -> Result<Message, Rejected> {
     let env: Envelope<'_> = match serde_json::from_str(text) {
         Ok(env) => env,
         // Not an object (a batch element like `1`), or a duplicate key.
@@ -303,7 +303,7 @@ fn parse_object(text: &str) -> Result<Message, Rejected> {
     // The 1.0 form is for an object with no "jsonrpc" member and a string method,
     // or a response to one of our 1.0 requests.
     let version = match env.jsonrpc {
-        None => Version::V1,
+        None => unmarked,
         Some(v) if as_string(v).as_deref() == Some("2.0") => Version::V2,
         Some(_) => {
             let id = env.id.and_then(Id::from_raw).unwrap_or_else(Id::null);
@@ -629,6 +629,18 @@ mod tests {
             panic!()
         };
         assert_eq!(resp.outcome.unwrap_err().data.unwrap().get(), r#""boom""#);
+    }
+
+    #[test]
+    fn batch_entries_are_read_as_2_0() {
+        let Frame::Batch(items) = parse(r#"[{"method":"m","params":[],"id":null},{"method":"n"}]"#)
+        else {
+            panic!()
+        };
+        assert!(
+            matches!(&items[0], Ok(Message::Request(r)) if r.version == Version::V2 && r.id.is_null())
+        );
+        assert!(matches!(&items[1], Ok(Message::Notification(n)) if n.version == Version::V2));
     }
 
     #[test]

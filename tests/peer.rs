@@ -214,6 +214,18 @@ async fn one_zero_requests_and_notifications_are_answered_in_their_own_form() {
     assert_eq!(reply["result"], Value::Null);
     assert_eq!(reply["error"]["code"], -32601);
 
+    // Batches are a 2.0 feature: 1.0-shaped entries are answered in 2.0 form.
+    let reply = wire
+        .call(r#"[{"method": "echo", "params": ["b1"], "id": 10}, {"method": "nope", "params": [], "id": 11}]"#)
+        .await;
+    assert_eq!(
+        reply[0],
+        json!({"jsonrpc": "2.0", "result": "b1", "id": 10})
+    );
+    assert_eq!(reply[1]["jsonrpc"], "2.0");
+    assert_eq!(reply[1]["error"]["code"], -32601);
+    assert!(reply[1].get("result").is_none(), "{reply}");
+
     // A 1.0 notification: id null, no reply, but the handler ran.
     wire.send(r#"{"method": "record", "params": [1], "id": null}"#)
         .await;
