@@ -644,12 +644,12 @@ mod tests {
             Some(Target::Tcp("127.0.0.1:7070".into()))
         );
         assert_eq!(
-            parse_url("unix:/tmp/s.sock").ok(),
-            Some(Target::Unix("/tmp/s.sock".into()))
+            parse_url("unix:/run/app.sock").ok(),
+            Some(Target::Unix("/run/app.sock".into()))
         );
         assert_eq!(
-            parse_url("unix:///tmp/s.sock").ok(),
-            Some(Target::Unix("/tmp/s.sock".into()))
+            parse_url("unix:///run/app.sock").ok(),
+            Some(Target::Unix("/run/app.sock".into()))
         );
         assert!(parse_url("tcp://nowhere").is_err());
         assert!(parse_url("http://x/").is_err());
