@@ -91,6 +91,16 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
         ),
     };
     let peer = conn.peer.clone();
+    // Say so the moment the peer goes away, not when the next line is typed.
+    tokio::spawn({
+        let (peer, shared) = (peer.clone(), shared.clone());
+        async move {
+            peer.closed().await;
+            let _ = shared
+                .notes
+                .send("-- the peer closed the connection (Ctrl-D to leave)".to_owned());
+        }
+    });
     let handle = Handle::current();
     // NB: rustyline reads the terminal with blocking calls, so the console
     // runs on a blocking thread and enters the runtime for each command.
