@@ -1,0 +1,63 @@
+//! Property tests: arbitrary bytes, split at arbitrary points, never panic a
+//! decoder, and the frames it yields do not depend on how reads were split.
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use rpcpeer_stream::{FrameCodec, Framing};
+use tokio_util::codec::Decoder;
+
+/// Every frame the codec yields for `input` read in `chunks`, stopping at the first error.
+fn decode_all(framing: Framing, input: &[u8], chunks: &[usize]) -> (Vec<String>, bool) {
+    let mut codec = FrameCodec::new(framing, 256);
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    let mut rest = input;
+    let mut sizes = chunks.iter().cycle();
+    while !rest.is_empty() {
+        let n = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break,
+                Err(_) => return (frames, true),
+            }
+        }
+    }
+    match codec.decode_eof(&mut buf) {
+        Ok(Some(frame)) => frames.push(frame),
+        Ok(None) => {}
+        Err(_) => return (frames, true),
+    }
+    (frames, false)
+}
+
+/// Bytes that are often, but not always, valid frames.
+fn wire() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"Content-Length: 2\r\n\r\n{}".to_vec()),
+        Just(b"Content-Length: 9\r\n\r\n".to_vec()),
+        Just(b"{\"a\":1}\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just("h\u{e9}llo \u{2713}\n".as_bytes().to_vec()),
+        prop::collection::vec(any::<u8>(), 0..24),
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn splitting_reads_changes_nothing(input in wire(), chunks in prop::collection::vec(1usize..40, 1..8)) {
+        for framing in [Framing::Newline, Framing::ContentLength] {
+            let whole = decode_all(framing, &input, &[input.len().max(1)]);
+            let split = decode_all(framing, &input, &chunks);
+            prop_assert_eq!(&whole, &split, "{:?} split as {:?}", framing, chunks);
+            for frame in &whole.0 {
+                prop_assert!(frame.len() <= 256, "a frame over the limit got through");
+            }
+        }
+    }
+}
