@@ -332,7 +332,9 @@ impl Peer {
     /// Closes the connection gracefully: stop reading, let running handlers
     /// finish (up to [`Config::drain_timeout`](crate::Config::drain_timeout)),
     /// fail our pending calls with [`Error::Closed`], flush, close.
-    /// Returns once the driver has stopped.
+    /// Returns once the driver has stopped, so the driver must be running
+    /// elsewhere (spawned, or joined with this future); awaiting this in
+    /// place of the driver never returns.
     ///
     /// # Cancel safety
     /// Dropping the future does not stop the close once it has been asked for.

@@ -115,10 +115,11 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         self
     }
 
-    /// Accepts connections until the listener fails.
+    /// Accepts connections for as long as the future is polled. A failed
+    /// accept is logged and accepting goes on.
     ///
     /// # Errors
-    /// When accepting fails.
+    /// None at present; the `Result` leaves room for failures to come.
     pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
         self.serve_with_shutdown(listener, std::future::pending())
             .await
@@ -128,10 +129,10 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     /// closes every WebSocket peer gracefully (see [`Peer::close`]), lets
     /// HTTP requests being answered finish (their responses say
     /// `Connection: close`), drops idle keep-alive connections, and returns
-    /// once all of that is done.
+    /// once all of that is done. A failed accept is logged and accepting goes on.
     ///
     /// # Errors
-    /// When accepting fails.
+    /// None at present; the `Result` leaves room for failures to come.
     pub async fn serve_with_shutdown(
         self,
         listener: TcpListener,
@@ -140,12 +141,19 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         let service = self.service;
         let connections = TaskTracker::new();
         tokio::pin!(shutdown);
-        let result = loop {
+        loop {
             let (tcp, remote) = tokio::select! {
-                () = &mut shutdown => break Ok(()),
+                biased;
+                () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
-                    Err(err) => break Err(err),
+                    // One connection's failure, or a full descriptor table:
+                    // log it, pause so a lasting one cannot spin, go on.
+                    Err(err) => {
+                        tracing::warn!("accept failed: {err}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
                 },
             };
             let mut service = service.clone();
@@ -176,13 +184,13 @@ impl<S: Send + Sync + 'static> WsServer<S> {
                     }
                 }
             });
-        };
+        }
         service.stop.cancel();
         service.peers.close();
         connections.close();
         service.peers.wait().await;
         connections.wait().await;
-        result
+        Ok(())
     }
 }
 
@@ -205,14 +213,16 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         // NB: tracked so that a graceful stop waits for the peer's close.
         self.peers
             .track_future(async move {
-                tokio::pin!(driver);
-                let result = tokio::select! {
-                    result = &mut driver => result,
-                    () = stop.cancelled() => {
-                        peer.close().await;
-                        driver.await
+                let close_on_stop = async {
+                    tokio::select! {
+                        () = stop.cancelled() => peer.close().await,
+                        () = peer.closed() => {}
                     }
                 };
+                // NB: joined, not raced: `Peer::close` completes only once the
+                // driver has finished, so the driver must go on being polled
+                // while it waits (awaiting it in place of the driver deadlocks).
+                let (result, ()) = tokio::join!(driver, close_on_stop);
                 if let Err(err) = result {
                     tracing::debug!(%remote, "WebSocket peer ended: {err}");
                 }

@@ -581,3 +581,34 @@ async fn a_graceful_stop_lets_http_requests_in_flight_finish() {
     // Stopped: new connections are refused.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn a_graceful_stop_lets_websocket_calls_in_flight_finish() {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let mut router = Router::with_state(started.clone());
+    router.method("slow", |cx: Context<Arc<tokio::sync::Notify>>| async move {
+        cx.state().notify_one();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, ErrorObject>("finished")
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        WsServer::new(router).serve_with_shutdown(listener, async move { stop.notified().await })
+    });
+    let peer = ws_client(addr, Router::new()).await;
+    let call = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.request::<String>("slow", ()).await }
+    });
+    within("the slow call to start", started.notified()).await;
+    stop.notify_one();
+    assert_eq!(
+        within("the slow reply", call).await.unwrap().unwrap(),
+        "finished"
+    );
+    within("the server to stop", server).await.unwrap().unwrap();
+    within("the peer to be closed", peer.closed()).await;
+}

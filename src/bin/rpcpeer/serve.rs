@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use rpcpeer::http::{respond, HttpOptions};
 use rpcpeer::stream::{Framing, TcpListener};
 use rpcpeer::transport::Transport;
-use rpcpeer::ws::http::{header, HeaderValue, Request, Response};
-use rpcpeer::ws::{ServerIo, Service, WsTransport};
+use rpcpeer::ws_server::WsServer;
 use rpcpeer::{Config, Driver, Router, Session};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -102,7 +100,25 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     tracing::info!(framing = %args.framing, "serving tcp://{tcp_addr} and ws://{ws_addr}/");
 
     shared.tracker.spawn(accept_tcp(tcp, shared.clone()));
-    shared.tracker.spawn(accept_ws(ws, shared.clone()));
+    // The WebSocket and HTTP port: the library's server, with each
+    // WebSocket connection named like a TCP one (HTTP requests have no
+    // ConnId, which is how chat and callback refuse them).
+    let ws_server = WsServer::new(shared.router.clone())
+        .config(shared.config.clone())
+        .on_connect({
+            let shared = shared.clone();
+            move |_peer, session, remote| {
+                session.insert(ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed)));
+                tracing::debug!("ws {remote}: connected");
+            }
+        });
+    let stop = shared.stop.clone();
+    shared.tracker.spawn(async move {
+        let stopped = async move { stop.cancelled().await };
+        if let Err(err) = ws_server.serve_with_shutdown(ws, stopped).await {
+            tracing::warn!("the WebSocket listener stopped: {err}");
+        }
+    });
 
     signals.recv().await;
     let deadline = Instant::now() + STOP_DEADLINE;
@@ -142,25 +158,6 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// Accepts connections for WebSocket and HTTP until the stop signal.
-async fn accept_ws(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = shared.stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((tcp, remote)) => {
-                shared
-                    .tracker
-                    .spawn(serve_http_connection(tcp, remote, shared.clone()));
-            }
-            Err(err) => accept_failed(&err).await,
-        }
-    }
-}
-
 /// An accept error concerns one connection (or a full descriptor table):
 /// log it and go on, after a pause so a persistent one cannot spin the loop.
 async fn accept_failed(err: &std::io::Error) {
@@ -168,7 +165,7 @@ async fn accept_failed(err: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// Runs one persistent connection (TCP or WebSocket) to its end.
+/// Runs one TCP connection to its end (WebSocket ones run in `WsServer`).
 async fn serve_peer<T: Transport>(transport: T, shared: Arc<Shared>, label: String) {
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
     let session = Session::new();
@@ -194,78 +191,5 @@ async fn serve_peer<T: Transport>(transport: T, shared: Arc<Shared>, label: Stri
     match result {
         Ok(()) => tracing::debug!("{label}: closed"),
         Err(err) => tracing::debug!("{label}: closed: {err}"),
-    }
-}
-
-/// Serves one connection of the WebSocket/HTTP port.
-async fn serve_http_connection(
-    tcp: tokio::net::TcpStream,
-    remote: SocketAddr,
-    shared: Arc<Shared>,
-) {
-    let requests = TaskTracker::new();
-    let service = DemoService {
-        shared: shared.clone(),
-        requests: requests.clone(),
-    };
-    let connection =
-        rpcpeer::ws::serve_connection(tcp, remote, rpcpeer::ws::Config::default(), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        result = &mut connection => {
-            if let Err(err) = result {
-                tracing::debug!("http {remote}: {err}");
-            }
-            return;
-        }
-        () = shared.stop.cancelled() => {}
-    }
-    // Stopping. A WebSocket conversation runs on a task of its own and its
-    // own `serve_peer` closes it. An HTTP request being answered finishes:
-    // its response says `Connection: close`, so hyper ends the connection
-    // once it is written. An idle keep-alive connection is dropped now.
-    if !requests.is_empty() {
-        if let Err(err) = connection.await {
-            tracing::debug!("http {remote}: {err}");
-        }
-    }
-}
-
-/// The WebSocket/HTTP side of the demo, one per TCP connection.
-#[derive(Clone)]
-struct DemoService {
-    shared: Arc<Shared>,
-    /// HTTP requests of this connection being answered.
-    requests: TaskTracker,
-}
-
-impl Service for DemoService {
-    async fn websocket(&self, ws: WsTransport<ServerIo>, remote: SocketAddr) {
-        if self.shared.stop.is_cancelled() {
-            return; // an upgrade that raced the stop signal
-        }
-        // NB: tracked on its own, because the crate runs the conversation on
-        // a task that outlives the HTTP connection's future.
-        let conversation = serve_peer(ws, self.shared.clone(), format!("ws {remote}"));
-        self.shared.tracker.track_future(conversation).await;
-    }
-
-    async fn http(&self, req: Request<String>, _remote: SocketAddr) -> Response<String> {
-        let _answering = self.requests.token();
-        // POST any JSON-RPC message, GET /<method>?<params> for the safe ones;
-        // one-shot, so each request has a session of its own.
-        let mut response = respond(
-            &self.shared.router,
-            req,
-            &Session::new(),
-            &HttpOptions::default(),
-        )
-        .await;
-        if self.shared.stop.is_cancelled() {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
     }
 }
