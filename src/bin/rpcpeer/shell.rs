@@ -92,7 +92,7 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
     };
     let peer = conn.peer.clone();
     // Say so the moment the peer goes away, not when the next line is typed.
-    tokio::spawn({
+    let watcher = tokio::spawn({
         let (peer, shared) = (peer.clone(), shared.clone());
         async move {
             peer.closed().await;
@@ -117,6 +117,8 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
     let result = console
         .await
         .map_err(|err| Failure::Usage(format!("the console failed: {err}")))?;
+    // Our own close is no news to the user.
+    watcher.abort();
     conn.close().await;
     result
 }
