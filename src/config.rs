@@ -61,7 +61,8 @@ impl Config {
     /// deadlock), and then answers requests that find the queue full with
     /// -32000 "server busy".
     pub fn max_queued(mut self, n: usize) -> Self {
-        self.max_queued = n;
+        // At least one: with no room at all nothing would ever be read.
+        self.max_queued = n.max(1);
         self
     }
 

@@ -61,8 +61,11 @@ impl<S> Context<S> {
         &self.state
     }
 
-    /// Cancelled when the caller cancels this request (`$/cancelRequest`) or
-    /// the connection drops. Pass it to work spawned outside the handler.
+    /// Cancelled when the caller cancels this request (`$/cancelRequest`),
+    /// or when the connection is torn down while the request runs. Pass it
+    /// to work spawned outside the handler. (A notification cannot be
+    /// cancelled by the caller; when its connection is torn down its future
+    /// is dropped, which ends the handler but not what it spawned.)
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }

@@ -337,6 +337,12 @@ where
                     }
                     work.push(Box::pin(call.run()));
                 }
+                Ok(Message::Notification(n))
+                    if self.config.cancel_method.as_deref() == Some(n.method.as_str()) =>
+                {
+                    self.follow(n.version);
+                    self.on_cancel_request(n.params.as_deref());
+                }
                 Ok(Message::Notification(n)) => {
                     let call = self.prepare(n.version, None, n.method, n.params);
                     work.push(Box::pin(call.run()));
@@ -410,12 +416,13 @@ where
             if self.exclusive_running {
                 return;
             }
-            // An exclusive job at the head of `ready` is a barrier: nothing
-            // that arrived after it starts before it has finished.
+            // The first exclusive job waiting in `ready` is a barrier: no
+            // in-order job that arrived after it starts before it has run
+            // (concurrent ones queue behind it in `ready` anyway).
             let barrier = self
                 .ready
-                .front()
-                .filter(|j| j.kind == Concurrency::Exclusive)
+                .iter()
+                .find(|j| j.kind == Concurrency::Exclusive)
                 .map(|j| j.seq);
             let room = self.running.len() < self.config.max_in_flight;
             let serial_may_start = !self.serial_busy
@@ -555,6 +562,14 @@ where
                 params,
                 reply,
             } => {
+                // NB: a caller that gave up before we got here (a dropped
+                // future, a timeout while the queue was full) must not leave
+                // a call pending forever: nothing of ours would ever be
+                // "not pending" again, and reading would ignore its bounds.
+                // `CancelOnDrop` closes the channel before it says so.
+                if reply.is_closed() {
+                    return;
+                }
                 if !open {
                     let _ = reply.send(Err(crate::pending::Failure::Closed(
                         self.close_reason.clone(),
@@ -581,6 +596,7 @@ where
                 let mut frame = Vec::with_capacity(entries.len());
                 for entry in entries {
                     match entry.call {
+                        Some((_, reply)) if reply.is_closed() => {}
                         Some((id, reply)) if open => {
                             self.pending.insert(id, reply);
                             frame.push(Some(encode_request(
@@ -613,6 +629,9 @@ where
     /// A caller gave up on one of our requests: forget it and tell the peer.
     fn on_caller_gone(&mut self, id: u64) {
         if !self.pending.forget(id) {
+            // Answered already, or not seen yet: then its reply channel is
+            // closed before this notice was sent (see `CancelOnDrop`), and
+            // `on_command` skips the call when it arrives.
             return;
         }
         if let (Some(method), Phase::Open) = (&self.config.cancel_method, &self.phase) {

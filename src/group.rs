@@ -264,7 +264,13 @@ async fn forward(
                     match next {
                         Ok(next) if next.except == Some(member.id) => {}
                         Ok(next) => backlog.push_back(next),
-                        Err(broadcast::error::RecvError::Lagged(missed)) => dropped += missed,
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            dropped += missed;
+                            // A burst overran even the ring: as slow as it gets.
+                            if slow == SlowMember::Disconnect {
+                                break 'pushes;
+                            }
+                        }
                         // The group is gone: send what is left, then stop.
                         Err(broadcast::error::RecvError::Closed) => {}
                     }

@@ -193,7 +193,11 @@ impl Peer {
         self.send(method, cmd).await?;
         let mut guard = CancelOnDrop {
             ids: vec![id],
+            waiting: vec![rx],
             control: &self.shared.control,
+        };
+        let Some(rx) = guard.waiting.first_mut() else {
+            return Err(Error::closed(method, None));
         };
         let outcome = match timeout {
             None => rx.await,
@@ -307,15 +311,23 @@ impl Peer {
             });
         }
         self.send("batch", Command::Batch(entries)).await?;
+        let (ids, methods): (Vec<u64>, Vec<String>) =
+            waiting.iter().map(|(id, m, _)| (*id, m.clone())).unzip();
         let mut guard = CancelOnDrop {
-            ids: waiting.iter().map(|(id, _, _)| *id).collect(),
+            ids: ids.clone(),
+            waiting: waiting.into_iter().map(|(_, _, rx)| rx).collect(),
             control: &self.shared.control,
         };
-        let mut answers = Vec::with_capacity(waiting.len());
-        for (id, method, rx) in waiting {
-            let outcome = match self.shared.timeout {
+        // One deadline for the whole batch, not one per entry in turn.
+        let deadline = self
+            .shared
+            .timeout
+            .map(|after| (tokio::time::Instant::now() + after, after));
+        let mut answers = Vec::with_capacity(ids.len());
+        for ((id, method), rx) in ids.into_iter().zip(methods).zip(guard.waiting.iter_mut()) {
+            let outcome = match deadline {
                 None => rx.await,
-                Some(after) => match tokio::time::timeout(after, rx).await {
+                Some((at, after)) => match tokio::time::timeout_at(at, rx).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         answers.push(Err(Error::Timeout { method, after }));
@@ -428,11 +440,16 @@ impl Batch {
 /// Tells the driver about calls whose caller stopped waiting.
 struct CancelOnDrop<'a> {
     ids: Vec<u64>,
+    /// The reply channels, closed before the driver is told: a call the
+    /// driver has not taken from its queue yet is then seen as abandoned
+    /// when it is, and never sent.
+    waiting: Vec<oneshot::Receiver<Result<Box<RawValue>, Failure>>>,
     control: &'a mpsc::UnboundedSender<Control>,
 }
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
+        self.waiting.clear();
         for id in self.ids.drain(..) {
             // A closed channel means the driver is gone and the call with it.
             let _ = self.control.send(Control::CallerGone(id));

@@ -283,7 +283,16 @@ async fn supervise<S, C, Fut, T>(
             Driver::with_config(transport, settings.router.clone(), settings.config.clone());
         let driver = tokio::spawn(driver);
         if let Some(hook) = &settings.on_connect {
-            if let Err(err) = hook(peer.clone()).await {
+            let hooked = tokio::select! {
+                // A close while the hook waits on the peer must not leave
+                // callers waiting for a connection that will not come.
+                () = stop.cancelled() => {
+                    peer.close().await;
+                    break;
+                }
+                hooked = hook(peer.clone()) => hooked,
+            };
+            if let Err(err) = hooked {
                 tracing::warn!("the on_connect hook failed, reconnecting: {err}");
                 peer.close().await;
                 failures += 1;

@@ -1,0 +1,303 @@
+//! Scheduling, abandoned calls, slow group members, reconnect and batch
+//! deadlines: situations found by a concurrency review, each of which once failed.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use rpcpeer::transport::{memory_pair, MemoryTransport};
+use rpcpeer::{Concurrency, Config, Context, Driver, ErrorObject, Router};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 10 s"))
+}
+
+async fn recv(w: &mut MemoryTransport) -> Value {
+    let text = within("frame", w.next()).await.unwrap().unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Frames up to "marker": a request "slow" may be absent, or followed by its cancel.
+async fn assert_sent_then_cancelled(w: &mut MemoryTransport) {
+    let mut sent = false;
+    loop {
+        let f = recv(w).await;
+        match f["method"].as_str() {
+            Some("slow") => sent = true,
+            Some("$/cancelRequest") => sent = false,
+            Some("marker") => break,
+            _ => {}
+        }
+    }
+    assert!(!sent, "the dropped call was sent and never cancelled");
+}
+
+#[derive(Default)]
+struct St {
+    log: Mutex<Vec<&'static str>>,
+    gate: Notify,
+    started: Notify,
+    done: Notify,
+}
+
+/// An in-order notification pipelined after an exclusive call does not run
+/// before it ("later calls wait for it").
+#[tokio::test]
+async fn an_in_order_call_waits_for_an_earlier_exclusive_one() {
+    let st = Arc::new(St::default());
+    let mut router = Router::with_state(st.clone());
+    router
+        .method("e1", |cx: Context<Arc<St>>| async move {
+            cx.state().log.lock().unwrap().push("e1");
+            cx.state().started.notify_one();
+            cx.state().gate.notified().await;
+            Ok::<_, ErrorObject>(())
+        })
+        .concurrency(Concurrency::Exclusive);
+    router.method("c", |cx: Context<Arc<St>>| async move {
+        cx.state().log.lock().unwrap().push("c");
+        Ok::<_, ErrorObject>(())
+    });
+    router
+        .method("e2", |cx: Context<Arc<St>>| async move {
+            cx.state().log.lock().unwrap().push("e2");
+            Ok::<_, ErrorObject>(())
+        })
+        .concurrency(Concurrency::Exclusive);
+    router.notification("n", |cx: Context<Arc<St>>| async move {
+        cx.state().log.lock().unwrap().push("n");
+        cx.state().done.notify_one();
+    });
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, router);
+    tokio::spawn(driver);
+    for f in [
+        r#"{"jsonrpc":"2.0","method":"e1","id":1}"#,
+        r#"{"jsonrpc":"2.0","method":"c","id":2}"#,
+        r#"{"jsonrpc":"2.0","method":"e2","id":3}"#,
+        r#"{"jsonrpc":"2.0","method":"n"}"#,
+    ] {
+        w.send(f.to_owned()).await.unwrap();
+    }
+    within("e1 starts", st.started.notified()).await;
+    st.gate.notify_one();
+    for _ in 0..3 {
+        recv(&mut w).await;
+    }
+    within("n runs", st.done.notified()).await;
+    let log = st.log.lock().unwrap().clone();
+    let e2 = log.iter().position(|s| *s == "e2").unwrap();
+    let n = log.iter().position(|s| *s == "n").unwrap();
+    assert!(e2 < n, "n (sent after exclusive e2) ran first: {log:?}");
+}
+
+/// A request future dropped right after it was queued, before the driver
+/// took the command: the call must not be sent (or, if sent, be cancelled).
+#[tokio::test]
+async fn a_call_dropped_before_the_driver_saw_it_is_never_sent() {
+    let (a, mut w) = memory_pair();
+    let (peer, driver) = Driver::new(a, Router::new());
+    tokio::spawn(driver);
+    // Poll once: the command is queued, then the future is dropped.
+    assert!(peer.request::<Value>("slow", ()).now_or_never().is_none());
+    peer.notify("marker", ()).await.unwrap();
+    assert_sent_then_cancelled(&mut w).await;
+}
+
+/// An abandoned call must not stay pending: a pending call makes the driver
+/// read past its queue bound, so a pipelining client would be refused
+/// "server busy" instead of being slowed down.
+#[tokio::test]
+async fn an_abandoned_call_does_not_turn_back_pressure_into_busy_errors() {
+    let mut router = Router::new();
+    router.method("work", || async {
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        Ok::<_, ErrorObject>(1)
+    });
+    let config = Config::default().max_in_flight(1).max_queued(1);
+    let (a, mut w) = memory_pair();
+    let (peer, driver) = Driver::with_config(a, router, config);
+    tokio::spawn(driver);
+    // A handler (or anyone) gives up on a call at the wrong moment.
+    assert!(peer.request::<Value>("cb", ()).now_or_never().is_none());
+    for id in 0..20 {
+        let f = json!({"jsonrpc":"2.0","method":"work","id":id}).to_string();
+        w.send(f).await.unwrap();
+    }
+    let mut busy = 0;
+    let mut n = 0;
+    while n < 20 {
+        let r = recv(&mut w).await;
+        if r.get("method").is_some() {
+            continue; // the `cb` request, if it was sent
+        }
+        n += 1;
+        if r.get("error").is_some() {
+            busy += 1;
+        }
+    }
+    assert_eq!(busy, 0, "{busy} of 20 pipelined requests were refused busy");
+}
+
+/// The same pipelining without an abandoned call: none is refused.
+#[tokio::test]
+async fn pipelining_past_the_queue_gets_no_busy_errors() {
+    let mut router = Router::new();
+    router.method("work", || async {
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        Ok::<_, ErrorObject>(1)
+    });
+    let config = Config::default().max_in_flight(1).max_queued(1);
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::with_config(a, router, config);
+    tokio::spawn(driver);
+    for id in 0..20 {
+        let f = json!({"jsonrpc":"2.0","method":"work","id":id}).to_string();
+        w.send(f).await.unwrap();
+    }
+    for _ in 0..20 {
+        let r = recv(&mut w).await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+}
+
+/// The realistic trigger: `request_timeout` fires while the command still
+/// waits in the driver's queue (the outbox is full because the peer is slow).
+#[tokio::test(start_paused = true)]
+async fn a_request_that_times_out_in_the_command_queue_is_never_sent() {
+    let (a, mut w) = memory_pair();
+    let config = Config::default()
+        .max_outbox(1)
+        .request_timeout(Some(Duration::from_millis(50)));
+    let (peer, driver) = Driver::with_config(a, Router::new(), config);
+    tokio::spawn(driver);
+    // 64 frames fill the memory pair, one more fills the outbox.
+    for _ in 0..66 {
+        peer.notify("fill", ()).await.unwrap();
+    }
+    let err = peer.request::<Value>("slow", ()).await.unwrap_err();
+    assert!(matches!(err, rpcpeer::Error::Timeout { .. }), "{err}");
+    // The peer reads again.
+    for _ in 0..66 {
+        assert_eq!(recv(&mut w).await["method"], "fill");
+    }
+    peer.notify("marker", ()).await.unwrap();
+    assert_sent_then_cancelled(&mut w).await;
+}
+
+/// SlowMember::Disconnect: a member that lags while its send waits (a burst
+/// of pushes) is disconnected, not silently trimmed.
+#[tokio::test]
+async fn a_burst_past_a_stuck_member_disconnects_it() {
+    disconnect_case(true).await;
+}
+
+/// The same pushes one at a time disconnect the member too.
+#[tokio::test]
+async fn pushes_one_at_a_time_past_a_stuck_member_disconnect_it() {
+    disconnect_case(false).await;
+}
+
+async fn disconnect_case(burst: bool) {
+    use rpcpeer::group::{Group, SlowMember};
+    let (a, _w) = memory_pair(); // never read
+    let config = Config::default().max_outbox(1).command_queue(1);
+    let (peer, driver) = Driver::with_config(a, Router::new(), config);
+    tokio::spawn(driver);
+    // 64 frames in the pair, 1 in the outbox, 1 in the command queue.
+    for _ in 0..66 {
+        peer.notify("fill", ()).await.unwrap();
+    }
+    let room = Group::new(2, SlowMember::Disconnect);
+    let member = room.join(peer.clone());
+    room.notify("p", [0]).unwrap();
+    for _ in 0..10 {
+        tokio::task::yield_now().await; // forwarder now waits on its send
+    }
+    for i in 1..=10 {
+        room.notify("p", [i]).unwrap(); // a burst: 10 behind, capacity 2
+        if !burst {
+            tokio::task::yield_now().await;
+        }
+    }
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !room.contains(member.id()),
+        "a member 10 pushes behind (capacity 2, Disconnect) is still in the group"
+    );
+}
+
+/// `ReconnectingPeer::close` while the on_connect hook waits releases callers.
+#[tokio::test]
+async fn close_during_on_connect_releases_callers() {
+    use rpcpeer::reconnect::Reconnect;
+    let joined = Arc::new(Notify::new());
+    let j = joined.clone();
+    let client = Reconnect::new()
+        .on_connect(|peer| async move { peer.request::<Value>("join", ()).await.map(drop) })
+        .spawn(move || {
+            let j = j.clone();
+            async move {
+                let (a, mut b) = memory_pair();
+                // A server that reads `join` and never answers it.
+                tokio::spawn(async move {
+                    while b.next().await.is_some() {
+                        j.notify_one();
+                    }
+                });
+                Ok::<_, std::io::Error>(a)
+            }
+        });
+    within("join sent", joined.notified()).await; // the hook is running
+    client.close();
+    let r = tokio::time::timeout(Duration::from_secs(5), client.peer()).await;
+    assert!(r.is_ok(), "peer() still waiting 5 s after close()");
+}
+
+/// A batch's timeout covers the whole batch, not each entry in turn.
+#[tokio::test(start_paused = true)]
+async fn a_batch_has_one_deadline_for_all_its_entries() {
+    let (a, _w) = memory_pair(); // answers nothing
+    let config = Config::default().request_timeout(Some(Duration::from_secs(1)));
+    let (peer, driver) = Driver::with_config(a, Router::new(), config);
+    tokio::spawn(driver);
+    let mut batch = rpcpeer::Batch::new();
+    for _ in 0..10 {
+        batch.request("x", ());
+    }
+    let t0 = tokio::time::Instant::now();
+    let answers = peer.batch(batch).await.unwrap();
+    assert!(answers
+        .iter()
+        .all(|a| matches!(a, Err(rpcpeer::Error::Timeout { .. }))));
+    assert!(
+        t0.elapsed() <= Duration::from_secs(2),
+        "batch with a 1 s timeout took {:?}",
+        t0.elapsed()
+    );
+}
+
+/// `max_queued(0)` is taken as the smallest queue, and calls are still read.
+#[tokio::test]
+async fn max_queued_zero_still_reads() {
+    let mut router = Router::new();
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::with_config(a, router, Config::default().max_queued(0));
+    tokio::spawn(driver);
+    w.send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_owned())
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), w.next()).await;
+    assert!(r.is_ok(), "no answer to a ping with max_queued(0)");
+}
