@@ -221,7 +221,7 @@ where
 
     fn on_message(&mut self, message: Message) {
         match message {
-            Message::Response(resp) => self.on_response(resp.version, resp.id, resp.outcome),
+            Message::Response(resp) => self.on_response(resp.id, resp.outcome),
             Message::Request(req) => {
                 if self.queued() >= self.config.max_queued {
                     let busy = busy(self.queued());
@@ -278,14 +278,14 @@ where
 
     fn on_response(
         &mut self,
-        _version: Version,
         id: Id,
         outcome: Result<Box<serde_json::value::RawValue>, ErrorObject>,
     ) {
-        let resolved = id
-            .as_u64()
-            .is_some_and(|n| self.pending.resolve(n, outcome.clone()));
-        if !resolved {
+        let unmatched = match id.as_u64() {
+            Some(n) => self.pending.resolve(n, outcome).err(),
+            None => Some(outcome),
+        };
+        if let Some(outcome) = unmatched {
             match outcome {
                 Err(err) if id.is_null() => {
                     tracing::warn!("the peer could not read one of our messages: {err}");
@@ -318,9 +318,7 @@ where
         let mut work: Vec<BoxFuture<Option<String>>> = Vec::with_capacity(items.len());
         for item in items {
             match item {
-                Ok(Message::Response(resp)) => {
-                    self.on_response(resp.version, resp.id, resp.outcome)
-                }
+                Ok(Message::Response(resp)) => self.on_response(resp.id, resp.outcome),
                 Err(rejected) => work.push(Box::pin(std::future::ready(Some(rejected.reply())))),
                 Ok(Message::Request(req)) if full => {
                     let reply = encode_response(req.version, &req.id, Err(&busy(self.queued())));

@@ -29,15 +29,20 @@ impl PendingTable {
         self.calls.insert(id, reply);
     }
 
-    /// Hands the reply to its caller; `false` when no call has that id.
-    pub(crate) fn resolve(&mut self, id: u64, outcome: Result<Box<RawValue>, ErrorObject>) -> bool {
+    /// Hands the reply to its caller; gives the outcome back when no call
+    /// has that id, so the caller can say what it dropped without a copy.
+    pub(crate) fn resolve(
+        &mut self,
+        id: u64,
+        outcome: Result<Box<RawValue>, ErrorObject>,
+    ) -> Result<(), Result<Box<RawValue>, ErrorObject>> {
         match self.calls.remove(&id) {
             Some(reply) => {
                 // The caller may have stopped waiting; nothing to do then.
                 let _ = reply.send(outcome.map_err(Failure::Remote));
-                true
+                Ok(())
             }
-            None => false,
+            None => Err(outcome),
         }
     }
 
