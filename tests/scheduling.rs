@@ -108,11 +108,8 @@ async fn a_call_dropped_before_the_driver_saw_it_is_never_sent() {
     assert_sent_then_cancelled(&mut w).await;
 }
 
-/// An abandoned call must not stay pending: a pending call makes the driver
-/// read past its queue bound, so a pipelining client would be refused
-/// "server busy" instead of being slowed down.
-#[tokio::test]
-async fn an_abandoned_call_does_not_turn_back_pressure_into_busy_errors() {
+/// `work`: a handler that takes a few turns, so that calls pile up.
+fn work_router() -> Router {
     let mut router = Router::new();
     router.method("work", || async {
         for _ in 0..3 {
@@ -120,6 +117,15 @@ async fn an_abandoned_call_does_not_turn_back_pressure_into_busy_errors() {
         }
         Ok::<_, ErrorObject>(1)
     });
+    router
+}
+
+/// An abandoned call must not stay pending: a pending call makes the driver
+/// read past its queue bound, so a pipelining client would be refused
+/// "server busy" instead of being slowed down.
+#[tokio::test]
+async fn an_abandoned_call_does_not_turn_back_pressure_into_busy_errors() {
+    let router = work_router();
     let config = Config::default().max_in_flight(1).max_queued(1);
     let (a, mut w) = memory_pair();
     let (peer, driver) = Driver::with_config(a, router, config);
@@ -148,13 +154,7 @@ async fn an_abandoned_call_does_not_turn_back_pressure_into_busy_errors() {
 /// The same pipelining without an abandoned call: none is refused.
 #[tokio::test]
 async fn pipelining_past_the_queue_gets_no_busy_errors() {
-    let mut router = Router::new();
-    router.method("work", || async {
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
-        Ok::<_, ErrorObject>(1)
-    });
+    let router = work_router();
     let config = Config::default().max_in_flight(1).max_queued(1);
     let (a, mut w) = memory_pair();
     let (_peer, driver) = Driver::with_config(a, router, config);

@@ -31,8 +31,13 @@ async fn ws_server<S: Send + Sync + 'static>(server: WsServer<S>) -> SocketAddr 
     addr
 }
 
-async fn ws_client(addr: SocketAddr, router: Router) -> Peer {
-    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
+async fn ws_client<S: Send + Sync + 'static>(addr: SocketAddr, router: Router<S>) -> Peer {
+    ws_client_at(&format!("ws://{addr}/"), router).await
+}
+
+/// A peer serving `router`, connected to the WebSocket server at `url`.
+async fn ws_client_at<S: Send + Sync + 'static>(url: &str, router: Router<S>) -> Peer {
+    let transport = rpcpeer::ws::connect(url, &Default::default())
         .await
         .unwrap();
     let (peer, driver) = Driver::new(transport, router);
@@ -170,11 +175,7 @@ async fn both_sides_call_each_other_over_websocket() {
             let _ = cx.state().send(n);
         },
     );
-    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/any/path"), &Default::default())
-        .await
-        .unwrap();
-    let (peer, driver) = Driver::new(transport, client);
-    tokio::spawn(driver);
+    let peer = ws_client_at(&format!("ws://{addr}/any/path"), client).await;
     assert_eq!(
         within("greet", peer.request::<String>("greet", ()))
             .await
@@ -306,11 +307,7 @@ async fn fast_member(addr: SocketAddr) -> (Peer, mpsc::UnboundedReceiver<u32>) {
             let _ = cx.state().send(i);
         },
     );
-    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
-        .await
-        .unwrap();
-    let (peer, driver) = Driver::new(transport, router);
-    tokio::spawn(driver);
+    let peer = ws_client(addr, router).await;
     assert!(peer.request::<bool>("join", ()).await.unwrap());
     (peer, rx)
 }
@@ -551,8 +548,16 @@ struct EchoParams {
     value: Value,
 }
 
-#[tokio::test]
-async fn a_graceful_stop_lets_http_requests_in_flight_finish() {
+/// A server whose `slow` method (safe for GET) says when it has started, and
+/// that stops gracefully when `stop` is notified.
+struct Stoppable {
+    addr: SocketAddr,
+    started: Arc<tokio::sync::Notify>,
+    stop: Arc<tokio::sync::Notify>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn stoppable_slow_server() -> Stoppable {
     let started = Arc::new(tokio::sync::Notify::new());
     let mut router = Router::with_state(started.clone());
     router
@@ -569,6 +574,22 @@ async fn a_graceful_stop_lets_http_requests_in_flight_finish() {
         let stop = stop.clone();
         WsServer::new(router).serve_with_shutdown(listener, async move { stop.notified().await })
     });
+    Stoppable {
+        addr,
+        started,
+        stop,
+        server,
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_stop_lets_http_requests_in_flight_finish() {
+    let Stoppable {
+        addr,
+        started,
+        stop,
+        server,
+    } = stoppable_slow_server().await;
     let request = tokio::spawn(http(addr, "GET", "/slow", None, ""));
     within("the slow call to start", started.notified()).await;
     stop.notify_one();
@@ -584,20 +605,12 @@ async fn a_graceful_stop_lets_http_requests_in_flight_finish() {
 
 #[tokio::test]
 async fn a_graceful_stop_lets_websocket_calls_in_flight_finish() {
-    let started = Arc::new(tokio::sync::Notify::new());
-    let mut router = Router::with_state(started.clone());
-    router.method("slow", |cx: Context<Arc<tokio::sync::Notify>>| async move {
-        cx.state().notify_one();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        Ok::<_, ErrorObject>("finished")
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let server = tokio::spawn({
-        let stop = stop.clone();
-        WsServer::new(router).serve_with_shutdown(listener, async move { stop.notified().await })
-    });
+    let Stoppable {
+        addr,
+        started,
+        stop,
+        server,
+    } = stoppable_slow_server().await;
     let peer = ws_client(addr, Router::new()).await;
     let call = tokio::spawn({
         let peer = peer.clone();
