@@ -62,10 +62,10 @@ impl<S> Context<S> {
     }
 
     /// Cancelled when the caller cancels this request (`$/cancelRequest`),
-    /// or when the connection is torn down while the request runs. Pass it
-    /// to work spawned outside the handler. (A notification cannot be
-    /// cancelled by the caller; when its connection is torn down its future
-    /// is dropped, which ends the handler but not what it spawned.)
+    /// or when the connection is torn down while the call runs (requests
+    /// and notifications alike); not when the handler finishes. Pass it to
+    /// work spawned outside the handler: the handler itself is cancelled by
+    /// having its future dropped.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -86,6 +86,43 @@ impl<S> Clone for Context<S> {
             session: self.session.clone(),
             state: self.state.clone(),
             cancel: self.cancel.clone(),
+        }
+    }
+}
+
+/// What the router hands a handler for one call. A handler that takes a
+/// [`Context`] turns it into one; only then are the peer, session and
+/// state handles cloned and a cancellation token made, so a handler that
+/// needs none of them costs none of that.
+pub struct Incoming<'a, S> {
+    pub(crate) method: &'a Arc<str>,
+    pub(crate) id: Option<&'a Id>,
+    pub(crate) version: Version,
+    pub(crate) peer: &'a Peer,
+    pub(crate) session: &'a Session,
+    pub(crate) state: &'a Arc<S>,
+    /// Where the driver finds the token of a context made here, to cancel it.
+    pub(crate) token: &'a mut Option<CancellationToken>,
+}
+
+impl<S> Incoming<'_, S> {
+    /// The method being called.
+    pub fn method(&self) -> &Arc<str> {
+        self.method
+    }
+
+    /// The full context of the call, with a cancellation token of its own.
+    pub fn into_context(self) -> Context<S> {
+        let cancel = CancellationToken::new();
+        *self.token = Some(cancel.clone());
+        Context {
+            method: self.method.clone(),
+            id: self.id.cloned(),
+            version: self.version,
+            peer: self.peer.clone(),
+            session: self.session.clone(),
+            state: self.state.clone(),
+            cancel,
         }
     }
 }

@@ -1,145 +1,171 @@
-//! Running one incoming call: find the handler, guard it against panics and cancellation, encode the reply.
+//! Admitting one incoming message: find its handler and build its call, or say what else it is. One path for connections and for `handle_text`.
 
+use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use futures::FutureExt;
-use tokio_util::sync::CancellationToken;
+use serde_json::value::RawValue;
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::context::Context;
+use crate::context::Incoming;
 use crate::error::ErrorObject;
 use crate::handler::{BoxFuture, Outcome};
-use crate::message::{encode_response, parse, Frame, Id, Message, Version};
+use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
+use crate::running::{Entry, Work};
 use crate::session::Session;
 
-/// An incoming request or notification, ready to run.
-pub(crate) struct Call {
-    pub(crate) version: Version,
-    /// `None` for a notification.
-    pub(crate) id: Option<Id>,
-    name: Arc<str>,
-    work: Result<BoxFuture<Outcome>, ErrorObject>,
-    cancel: CancellationToken,
-    pub(crate) concurrency: Concurrency,
+/// What a call's handler gets to see of its connection.
+pub(crate) struct Env<'a, S> {
+    pub(crate) router: &'a Router<S>,
+    pub(crate) peer: &'a Peer,
+    pub(crate) session: &'a Session,
+    /// The notification that cancels a request; `None` when cancelling is off.
+    pub(crate) cancel_method: Option<&'a str>,
 }
 
-impl Call {
-    /// Looks the method up and builds the handler's future (params are
-    /// decoded here, once). Nothing runs until [`Call::run`] is polled.
-    pub(crate) fn prepare<S: Send + Sync + 'static>(
-        router: &Router<S>,
-        version: Version,
-        id: Option<Id>,
-        method: String,
-        params: Option<Box<serde_json::value::RawValue>>,
-        peer: &Peer,
-        session: &Session,
-    ) -> Self {
-        let is_notification = id.is_none();
-        let (name, handler, concurrency) = match router.lookup(&method) {
-            Some(entry) => (
-                entry.name.clone(),
-                Some(entry.handler.clone()),
-                entry.info.concurrency(is_notification),
-            ),
-            None => (
-                Arc::from(method),
-                router.fallback_handler().cloned(),
-                if is_notification {
-                    Concurrency::InOrder
-                } else {
-                    Concurrency::Concurrent
-                },
-            ),
-        };
-        let cancel = CancellationToken::new();
-        let work = match handler {
-            Some(handler) => {
-                let cx = Context {
-                    method: name.clone(),
-                    id: id.clone(),
-                    version,
-                    peer: peer.clone(),
-                    session: session.clone(),
-                    state: router.state().clone(),
-                    cancel: cancel.clone(),
-                };
-                Ok(handler(params, cx))
-            }
-            None => Err(ErrorObject::method_not_found(&name)),
-        };
-        Self {
-            version,
-            id,
-            name,
-            work,
-            cancel,
-            concurrency,
+/// What an incoming message turned out to be.
+pub(crate) enum Admitted {
+    /// A call to run, scheduled as `Concurrency`; `Version` is what the peer wrote in.
+    Call(Concurrency, Version, Entry),
+    /// An answer to one of our own requests.
+    Response(Response),
+    /// The peer cancels one of its requests (the id, when readable).
+    Cancel(Version, Option<Id>),
+    /// Answered without running anything (rejected, or busy).
+    Answered(String),
+    /// Nothing to do (a notification dropped while busy).
+    Dropped,
+}
+
+/// Admits one message. With `full` (the number of calls queued), the
+/// connection's queue has no room: a request is answered "busy" and a
+/// notification dropped, but responses and cancels are still taken (they
+/// free room rather than use it).
+pub(crate) fn admit<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    item: Result<Message, Rejected>,
+    full: Option<usize>,
+) -> Admitted {
+    match item {
+        Err(rejected) => {
+            tracing::debug!(error = %rejected.error, "rejected a message");
+            Admitted::Answered(rejected.reply())
+        }
+        Ok(Message::Response(response)) => Admitted::Response(response),
+        Ok(Message::Notification(n)) if env.cancel_method == Some(n.method.as_str()) => {
+            Admitted::Cancel(
+                n.version,
+                n.params.as_deref().and_then(crate::cancel::target),
+            )
+        }
+        Ok(Message::Request(req)) if full.is_some() => Admitted::Answered(encode_response(
+            req.version,
+            &req.id,
+            Err(&busy(full.unwrap_or_default())),
+        )),
+        Ok(Message::Notification(n)) if full.is_some() => {
+            // No reply can say "busy" to a notification; the log must.
+            tracing::warn!(method = %n.method, "queue full while waiting for a reply: notification dropped");
+            Admitted::Dropped
+        }
+        Ok(Message::Request(req)) => {
+            let (kind, entry) = prepare(
+                env,
+                req.version,
+                Some(req.id),
+                &req.method,
+                req.params.as_deref(),
+            );
+            Admitted::Call(kind, req.version, entry)
+        }
+        Ok(Message::Notification(n)) => {
+            let (kind, entry) = prepare(env, n.version, None, &n.method, n.params.as_deref());
+            Admitted::Call(kind, n.version, entry)
         }
     }
+}
 
-    /// The token that `$/cancelRequest` cancels.
-    pub(crate) fn cancel_token(&self) -> &CancellationToken {
-        &self.cancel
-    }
+fn busy(queued: usize) -> ErrorObject {
+    ErrorObject::new(
+        ErrorObject::SERVER_BUSY,
+        format!("Server busy: {queued} calls are queued on this connection; retry later"),
+    )
+}
 
-    /// Runs the handler to completion and returns the reply to write
-    /// (`None` for a notification). Always yields a reply for a request: a
-    /// panic becomes -32603, a cancellation -32800.
-    pub(crate) async fn run(self) -> Option<String> {
-        let outcome = match self.work {
-            Err(err) => Err(err),
-            Ok(fut) => {
-                tokio::select! {
-                    // NB: biased towards the handler, so a handler that has
-                    // finished wins over a cancel that arrives in the same poll
-                    // ("unless it had already finished").
-                    biased;
-                    outcome = AssertUnwindSafe(fut).catch_unwind() => match outcome {
-                        Ok(outcome) => outcome,
-                        Err(panic) => {
-                            let msg = panic
-                                .downcast_ref::<&str>()
-                                .copied()
-                                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                                .unwrap_or("non-string panic payload");
-                            tracing::error!(method = %self.name, "handler panicked: {msg}");
-                            Err(ErrorObject::internal_error())
-                        }
-                    },
-                    () = self.cancel.cancelled() => Err(ErrorObject::request_cancelled()),
-                }
-            }
-        };
-        match self.id {
-            Some(id) => Some(encode_response(self.version, &id, outcome.as_deref())),
+/// Looks the method up and builds its handler's future (params are decoded
+/// here, once); nothing runs until the entry is polled.
+fn prepare<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    version: Version,
+    id: Option<Id>,
+    method: &str,
+    params: Option<&RawValue>,
+) -> (Concurrency, Entry) {
+    let is_notification = id.is_none();
+    let (name, handler, kind, own_task) = match env.router.lookup(method) {
+        Some(entry) => (
+            entry.name.clone(),
+            Some(&entry.handler),
+            entry.info.concurrency(is_notification),
+            entry.info.runs_on_own_task(),
+        ),
+        None => (
+            method.into(),
+            env.router.fallback_handler(),
+            if is_notification {
+                Concurrency::InOrder
+            } else {
+                Concurrency::Concurrent
+            },
+            false,
+        ),
+    };
+    let Some(handler) = handler else {
+        let err = ErrorObject::method_not_found(&name);
+        let reply = match &id {
+            Some(id) => Some(encode_response(version, id, Err(&err))),
             None => {
-                if let Err(err) = outcome {
-                    // A notification's error has nowhere to go but the log.
-                    tracing::debug!(method = %self.name, "notification failed: {err}");
-                }
+                tracing::debug!(method = %name, "notification of an unknown method, dropped");
                 None
             }
-        }
-    }
+        };
+        // Answered at once, but in its turn: an unknown in-order
+        // notification still waits behind the ones before it.
+        return (kind, Entry::done(reply));
+    };
+    let mut token = None;
+    let work = handler(
+        params,
+        Incoming {
+            method: &name,
+            id: id.as_ref(),
+            version,
+            peer: env.peer,
+            session: env.session,
+            state: env.router.state(),
+            token: &mut token,
+        },
+    );
+    let work = if own_task { on_own_task(work) } else { work };
+    (kind, Entry::working(id, version, name, work, token))
 }
 
-/// Joins the replies of a batch's entries into one array, or `None` when
-/// every entry was a notification (spec §6: then nothing is returned).
-pub(crate) fn join_batch(replies: impl IntoIterator<Item = Option<String>>) -> Option<String> {
-    let mut out = String::new();
-    for reply in replies.into_iter().flatten() {
-        out.push(if out.is_empty() { '[' } else { ',' });
-        out.push_str(&reply);
-    }
-    if out.is_empty() {
-        None
-    } else {
-        out.push(']');
-        Some(out)
-    }
+/// Runs `work` on a task of its own; dropping the returned future aborts it.
+fn on_own_task(work: BoxFuture<Outcome>) -> BoxFuture<Outcome> {
+    let task = AbortOnDropHandle::new(tokio::spawn(AssertUnwindSafe(work).catch_unwind()));
+    Box::pin(async move {
+        match task.await {
+            Ok(Ok(outcome)) => outcome,
+            // Re-raised so that the entry reports it like any handler's panic.
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(err) => {
+                tracing::error!("a handler's task ended without an answer: {err}");
+                Err(ErrorObject::internal_error())
+            }
+        }
+    })
 }
 
 /// One frame in, its reply out, without a connection (HTTP, tests).
@@ -149,34 +175,24 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
     session: &Session,
 ) -> Option<String> {
     let peer = Peer::detached();
-    let run = |item: Result<Message, crate::message::Rejected>| -> BoxFuture<Option<String>> {
-        match item {
-            Err(rejected) => Box::pin(std::future::ready(Some(rejected.reply()))),
-            Ok(Message::Request(r)) => Box::pin(
-                Call::prepare(
-                    router,
-                    r.version,
-                    Some(r.id),
-                    r.method,
-                    r.params,
-                    &peer,
-                    session,
-                )
-                .run(),
-            ),
-            Ok(Message::Notification(n)) => Box::pin(
-                Call::prepare(router, n.version, None, n.method, n.params, &peer, session).run(),
-            ),
-            Ok(Message::Response(resp)) => {
-                tracing::debug!(id = %resp.id, "response with no request behind it, dropped");
-                Box::pin(std::future::ready(None))
-            }
-        }
+    let env = Env {
+        router,
+        peer: &peer,
+        session,
+        cancel_method: None,
     };
-    match parse(text) {
-        Frame::Single(item) => run(item).await,
-        Frame::Batch(items) => {
-            join_batch(futures::future::join_all(items.into_iter().map(run)).await)
+    let entry = |item| match admit(&env, item, None) {
+        Admitted::Call(_, _, entry) => Some(entry),
+        Admitted::Answered(reply) => Some(Entry::done(Some(reply))),
+        Admitted::Response(response) => {
+            tracing::debug!(id = %response.id, "response with no request behind it, dropped");
+            None
         }
-    }
+        Admitted::Cancel(..) | Admitted::Dropped => None,
+    };
+    let mut work = match parse(text) {
+        Frame::Single(item) => Work::One(entry(item)?),
+        Frame::Batch(items) => Work::Batch(items.into_iter().filter_map(entry).collect()),
+    };
+    poll_fn(|cx| work.poll(cx)).await
 }

@@ -1,53 +1,29 @@
 //! The per-connection loop: read frames, dispatch calls, resolve replies, write frames, shut down in order.
 
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use futures::{FutureExt, Sink, Stream};
-use tokio::task::{JoinError, JoinSet};
+use futures::stream::FuturesUnordered;
+use futures::{Sink, Stream, StreamExt};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::dispatch::{join_batch, Call};
+use crate::dispatch::{admit, Admitted, Env};
 use crate::error::{Error, ErrorObject};
-use crate::handler::BoxFuture;
 use crate::message::{
     encode_notification, encode_request, encode_response, parse, Frame, Id, Message, Rejected,
     Version,
 };
+use crate::outbox::Outbox;
 use crate::peer::{Command, Control, Peer, PeerChannels};
 use crate::pending::PendingTable;
 use crate::router::{Concurrency, Router};
+use crate::running::{join_batch, Entry, Running, Work};
+use crate::scheduler::Scheduler;
 use crate::session::Session;
-
-/// A work item that has not started yet.
-struct Job {
-    seq: u64,
-    kind: Concurrency,
-    ids: Ids,
-    work: BoxFuture<Option<String>>,
-}
-
-/// The request ids a job answers, to find it by `$/cancelRequest`.
-enum Ids {
-    None,
-    One(Id, Version),
-    Many(Vec<Id>),
-}
-
-/// What a finished job hands back to the driver.
-struct Finished {
-    seq: u64,
-    kind: Concurrency,
-    ids: Ids,
-    reply: Option<String>,
-}
 
 enum Phase {
     /// Reading, dispatching, writing.
@@ -90,18 +66,14 @@ pub struct Driver<T, S = ()> {
     session: Session,
     channels: PeerChannels,
     pending: PendingTable,
-    running: JoinSet<Finished>,
-    /// Incoming requests that can still be cancelled, by id.
-    cancellable: HashMap<Id, (u64, CancellationToken)>,
-    /// Jobs waiting for a slot, in arrival order (concurrent and exclusive).
-    ready: VecDeque<Job>,
-    /// In-order jobs waiting for the previous one to finish.
-    serial: VecDeque<Job>,
-    serial_busy: bool,
-    exclusive_running: bool,
-    next_seq: u64,
-    outbox: VecDeque<String>,
-    unflushed: bool,
+    /// Which incoming calls may start, and which wait.
+    scheduler: Scheduler<Work>,
+    /// Started by the scheduler, not polled yet: polled once at once, so a
+    /// call answered without waiting never enters `running`.
+    starting: std::collections::VecDeque<Running>,
+    /// Calls whose handlers wait on something, polled by this task.
+    running: FuturesUnordered<Running>,
+    outbox: Outbox,
     phase: Phase,
     /// Set when shutdown starts: bounds both the drain and the last flush,
     /// so a peer that stopped reading cannot hold the connection open.
@@ -144,24 +116,19 @@ where
             transport,
             router,
             speak: config.version.unwrap_or(Version::V2),
-            config,
             peer: peer.clone(),
             session,
             channels,
             pending: PendingTable::default(),
-            running: JoinSet::new(),
-            cancellable: HashMap::new(),
-            ready: VecDeque::new(),
-            serial: VecDeque::new(),
-            serial_busy: false,
-            exclusive_running: false,
-            next_seq: 0,
-            outbox: VecDeque::new(),
-            unflushed: false,
+            scheduler: Scheduler::new(config.max_in_flight),
+            starting: std::collections::VecDeque::new(),
+            running: FuturesUnordered::new(),
+            outbox: Outbox::default(),
             phase: Phase::Open,
             deadline: None,
             failure: None,
             close_reason: None,
+            config,
         };
         (peer, driver)
     }
@@ -190,7 +157,7 @@ where
     }
 
     fn queued(&self) -> usize {
-        self.ready.len() + self.serial.len()
+        self.scheduler.queued()
     }
 
     fn may_read(&self) -> bool {
@@ -210,63 +177,59 @@ where
 
     fn on_frame(&mut self, text: &str) {
         match parse(text) {
-            Frame::Single(Ok(message)) => self.on_message(message),
-            Frame::Single(Err(rejected)) => {
-                tracing::debug!(error = %rejected.error, "rejected a message");
-                self.outbox.push_back(rejected.reply());
+            Frame::Single(item) => {
+                if let Some((kind, entry)) = self.admit(item, false) {
+                    self.scheduler.submit(kind, Work::One(entry));
+                }
             }
             Frame::Batch(items) => self.on_batch(items),
         }
+        self.pump();
     }
 
-    fn on_message(&mut self, message: Message) {
-        match message {
-            Message::Response(resp) => self.on_response(resp.id, resp.outcome),
-            Message::Request(req) => {
-                if self.queued() >= self.config.max_queued {
-                    let busy = busy(self.queued());
-                    self.outbox
-                        .push_back(encode_response(req.version, &req.id, Err(&busy)));
-                    return;
-                }
-                let call = self.prepare(req.version, Some(req.id), req.method, req.params);
-                self.submit_call(call);
-            }
-            Message::Notification(n) => {
-                self.follow(n.version);
-                if self.config.cancel_method.as_deref() == Some(n.method.as_str()) {
-                    self.on_cancel_request(n.params.as_deref());
-                    return;
-                }
-                if self.queued() >= self.config.max_queued {
-                    // No reply can say "busy" to a notification; the log must.
-                    tracing::warn!(method = %n.method, "queue full while waiting for a reply: notification dropped");
-                    return;
-                }
-                let call = self.prepare(n.version, None, n.method, n.params);
-                self.submit_call(call);
-            }
-        }
-    }
-
-    /// A call from the peer, ready to start; the peer's version is followed.
-    fn prepare(
+    /// One path for every incoming message, alone or in a batch: a call
+    /// comes back to be scheduled; anything else is dealt with here.
+    fn admit(
         &mut self,
-        version: Version,
-        id: Option<Id>,
-        method: String,
-        params: Option<Box<serde_json::value::RawValue>>,
-    ) -> Call {
-        self.follow(version);
-        Call::prepare(
-            &self.router,
-            version,
-            id,
-            method,
-            params,
-            &self.peer,
-            &self.session,
-        )
+        item: Result<Message, Rejected>,
+        in_batch: bool,
+    ) -> Option<(Concurrency, Entry)> {
+        let queued = self.queued();
+        let full = (queued >= self.config.max_queued).then_some(queued);
+        let env = Env {
+            router: &self.router,
+            peer: &self.peer,
+            session: &self.session,
+            cancel_method: self.config.cancel_method.as_deref(),
+        };
+        match admit(&env, item, full) {
+            Admitted::Call(kind, version, entry) => {
+                self.follow(version);
+                Some((kind, entry))
+            }
+            Admitted::Response(resp) => {
+                self.on_response(resp.id, resp.outcome);
+                None
+            }
+            Admitted::Cancel(version, id) => {
+                self.follow(version);
+                match id {
+                    Some(id) => self.on_cancel_request(&id),
+                    None => tracing::debug!("cancel notification without a readable id, ignored"),
+                }
+                None
+            }
+            // In a batch it is one of the array's entries; alone it needs
+            // no turn (and must not take a queue place while busy).
+            Admitted::Answered(reply) if in_batch => {
+                Some((Concurrency::Concurrent, Entry::done(Some(reply))))
+            }
+            Admitted::Answered(reply) => {
+                self.outbox.push(reply);
+                None
+            }
+            Admitted::Dropped => None,
+        }
     }
 
     /// Follows the version the peer writes in, unless one is configured.
@@ -309,245 +272,41 @@ where
                 self.config.max_batch_len
             ));
             self.outbox
-                .push_back(encode_response(Version::V2, &Id::null(), Err(&err)));
+                .push(encode_response(Version::V2, &Id::null(), Err(&err)));
             return;
         }
-        let full = self.queued() >= self.config.max_queued;
-        let mut ids = Vec::new();
-        let mut tokens = Vec::new();
-        let mut work: Vec<BoxFuture<Option<String>>> = Vec::with_capacity(items.len());
-        for item in items {
-            match item {
-                Ok(Message::Response(resp)) => self.on_response(resp.id, resp.outcome),
-                Err(rejected) => work.push(Box::pin(std::future::ready(Some(rejected.reply())))),
-                Ok(Message::Request(req)) if full => {
-                    let reply = encode_response(req.version, &req.id, Err(&busy(self.queued())));
-                    work.push(Box::pin(std::future::ready(Some(reply))));
-                }
-                Ok(Message::Notification(n)) if full => {
-                    tracing::warn!(method = %n.method, "queue full while waiting for a reply: notification dropped");
-                }
-                Ok(Message::Request(req)) => {
-                    let call = self.prepare(req.version, Some(req.id), req.method, req.params);
-                    if let Some(id) = &call.id {
-                        ids.push(id.clone());
-                        tokens.push((id.clone(), call.cancel_token().clone()));
-                    }
-                    work.push(Box::pin(call.run()));
-                }
-                Ok(Message::Notification(n))
-                    if self.config.cancel_method.as_deref() == Some(n.method.as_str()) =>
-                {
-                    self.follow(n.version);
-                    self.on_cancel_request(n.params.as_deref());
-                }
-                Ok(Message::Notification(n)) => {
-                    let call = self.prepare(n.version, None, n.method, n.params);
-                    work.push(Box::pin(call.run()));
-                }
-            }
-        }
-        if work.is_empty() {
-            return;
-        }
-        let seq = self.seq();
-        for (id, token) in tokens {
-            self.cancellable.insert(id, (seq, token));
-        }
-        // Spec §6: the entries may run in any order, so they all run at once
-        // (a batch counts as one handler slot).
-        let job = Job {
-            seq,
-            kind: Concurrency::Concurrent,
-            ids: Ids::Many(ids),
-            work: Box::pin(async move { join_batch(futures::future::join_all(work).await) }),
-        };
-        self.submit(job);
-    }
-
-    fn seq(&mut self) -> u64 {
-        self.next_seq += 1;
-        self.next_seq
-    }
-
-    fn submit_call(&mut self, call: Call) {
-        let seq = self.seq();
-        let ids = match &call.id {
-            Some(id) => {
-                if self.config.cancel_method.is_some() {
-                    self.cancellable
-                        .insert(id.clone(), (seq, call.cancel_token().clone()));
-                }
-                Ids::One(id.clone(), call.version)
-            }
-            None => Ids::None,
-        };
-        let job = Job {
-            seq,
-            kind: call.concurrency,
-            ids,
-            work: Box::pin(call.run()),
-        };
-        self.submit(job);
-    }
-
-    fn submit(&mut self, job: Job) {
-        // The common case: nothing waits ahead of it and there is room.
-        if job.kind == Concurrency::Concurrent
-            && self.ready.is_empty()
-            && !self.exclusive_running
-            && self.running.len() < self.config.max_in_flight
-        {
-            self.start(job);
-            return;
-        }
-        match job.kind {
-            Concurrency::InOrder => self.serial.push_back(job),
-            _ => self.ready.push_back(job),
-        }
-        self.pump();
-    }
-
-    /// Starts every queued job that may start now.
-    fn pump(&mut self) {
-        loop {
-            if self.exclusive_running {
-                return;
-            }
-            // The first exclusive job waiting in `ready` is a barrier: no
-            // in-order job that arrived after it starts before it has run
-            // (concurrent ones queue behind it in `ready` anyway).
-            let barrier = self
-                .ready
-                .iter()
-                .find(|j| j.kind == Concurrency::Exclusive)
-                .map(|j| j.seq);
-            let room = self.running.len() < self.config.max_in_flight;
-            let serial_may_start = !self.serial_busy
-                && room
-                && self
-                    .serial
-                    .front()
-                    .is_some_and(|j| barrier.is_none_or(|b| j.seq < b));
-            if serial_may_start {
-                if let Some(job) = self.serial.pop_front() {
-                    self.serial_busy = true;
-                    self.start(job);
-                    continue;
-                }
-            }
-            let Some(head) = self.ready.front() else {
-                return;
-            };
-            let may_start = match head.kind {
-                // Waits for everything running and every in-order job that came before it.
-                Concurrency::Exclusive => {
-                    self.running.is_empty() && self.serial.front().is_none_or(|j| j.seq > head.seq)
-                }
-                _ => room,
-            };
-            if !may_start {
-                return;
-            }
-            if let Some(job) = self.ready.pop_front() {
-                if job.kind == Concurrency::Exclusive {
-                    self.exclusive_running = true;
-                }
-                self.start(job);
-            }
-        }
-    }
-
-    fn start(&mut self, job: Job) {
-        let Job {
-            seq,
-            kind,
-            ids,
-            work,
-        } = job;
-        self.running.spawn(async move {
-            // `Call::run` already turns a handler's panic into -32603; this
-            // catches one in encoding or batching, so the driver always
-            // learns that the job ended and its slot is freed.
-            let reply = AssertUnwindSafe(work)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::error!("a job panicked outside its handler");
-                    None
-                });
-            Finished {
-                seq,
-                kind,
-                ids,
-                reply,
-            }
-        });
-    }
-
-    fn on_finished(&mut self, finished: Result<Finished, JoinError>) {
-        let Ok(finished) = finished else {
-            // Only aborted jobs (shutdown past its deadline) end this way.
-            return;
-        };
-        match &finished.ids {
-            Ids::None => {}
-            Ids::One(id, _) => self.forget_cancellable(id, finished.seq),
-            Ids::Many(ids) => {
-                for id in ids {
-                    self.forget_cancellable(id, finished.seq);
-                }
-            }
-        }
-        match finished.kind {
-            Concurrency::InOrder => self.serial_busy = false,
-            Concurrency::Exclusive => self.exclusive_running = false,
-            Concurrency::Concurrent => {}
-        }
-        if let Some(reply) = finished.reply {
-            self.outbox.push_back(reply);
-        }
-        self.pump();
-    }
-
-    fn forget_cancellable(&mut self, id: &Id, seq: u64) {
-        // A later request may reuse the id; only remove our own entry.
-        if self.cancellable.get(id).is_some_and(|(s, _)| *s == seq) {
-            self.cancellable.remove(id);
-        }
-    }
-
-    /// The peer cancels one of its requests: a running handler sees its
-    /// token cancelled; a queued one is answered -32800 without running.
-    fn on_cancel_request(&mut self, params: Option<&serde_json::value::RawValue>) {
-        let Some(id) = params.and_then(cancel_target) else {
-            tracing::debug!("cancel notification without a readable id, ignored");
-            return;
-        };
-        let Some((seq, token)) = self.cancellable.get(&id) else {
-            return; // already answered, or never seen
-        };
-        let seq = *seq;
-        token.cancel();
-        // A queued single request is answered at once; a running one (or a
-        // batch, which runs its entries to completion) answers -32800 itself.
-        let queued = [&mut self.ready, &mut self.serial]
+        let entries: Vec<Entry> = items
             .into_iter()
-            .find_map(|queue| {
-                let pos = queue
-                    .iter()
-                    .position(|j| j.seq == seq && matches!(j.ids, Ids::One(..)))?;
-                queue.remove(pos)
-            });
-        if let Some(Job {
-            ids: Ids::One(id, version),
-            ..
-        }) = queued
-        {
-            let reply = encode_response(version, &id, Err(&ErrorObject::request_cancelled()));
-            self.outbox.push_back(reply);
-            self.cancellable.remove(&id);
-            self.pump();
+            .filter_map(|item| self.admit(item, true).map(|(_, entry)| entry))
+            .collect();
+        if !entries.is_empty() {
+            // Spec §6: the entries may run in any order, so they all run at
+            // once, as one concurrent job (a batch takes one handler slot).
+            self.scheduler
+                .submit(Concurrency::Concurrent, Work::Batch(entries));
+        }
+    }
+
+    /// Hands every job that may start now to be polled.
+    fn pump(&mut self) {
+        while let Some((kind, work)) = self.scheduler.next() {
+            self.starting.push_back(Running::new(kind, work));
+        }
+    }
+
+    fn on_finished(&mut self, kind: Concurrency, reply: Option<String>) {
+        self.scheduler.finished(kind);
+        if let Some(reply) = reply {
+            self.outbox.push(reply);
+        }
+        self.pump();
+    }
+
+    /// The peer cancels one of its requests.
+    fn on_cancel_request(&mut self, id: &Id) {
+        let started = self.running.iter_mut().chain(self.starting.iter_mut());
+        if let Some(reply) = crate::cancel::incoming(id, &mut self.scheduler, started) {
+            self.outbox.push(reply);
         }
     }
 
@@ -575,7 +334,7 @@ where
                     return;
                 }
                 self.pending.insert(id, reply);
-                self.outbox.push_back(encode_request(
+                self.outbox.push(encode_request(
                     self.speak,
                     &Id::from(id),
                     &method,
@@ -588,7 +347,7 @@ where
                     return;
                 }
                 self.outbox
-                    .push_back(encode_notification(self.speak, &method, params.as_deref()));
+                    .push(encode_notification(self.speak, &method, params.as_deref()));
             }
             Command::Batch(entries) => {
                 let mut frame = Vec::with_capacity(entries.len());
@@ -618,7 +377,7 @@ where
                     }
                 }
                 if let Some(text) = join_batch(frame) {
-                    self.outbox.push_back(text);
+                    self.outbox.push(text);
                 }
             }
         }
@@ -633,9 +392,8 @@ where
             return;
         }
         if let (Some(method), Phase::Open) = (&self.config.cancel_method, &self.phase) {
-            let params = serde_json::value::to_raw_value(&serde_json::json!({ "id": id })).ok();
             self.outbox
-                .push_back(encode_notification(self.speak, method, params.as_deref()));
+                .push(crate::cancel::notice(self.speak, method, id));
         }
     }
 
@@ -658,12 +416,10 @@ where
     /// The connection is gone: cancel everything now.
     fn abort(&mut self) {
         self.pending.fail_all(self.close_reason.as_ref());
-        for (_, (_, token)) in self.cancellable.drain() {
-            token.cancel();
-        }
-        self.running.abort_all();
-        self.ready.clear();
-        self.serial.clear();
+        // Dropping a call cancels it, and its token if it made one.
+        self.running.clear();
+        self.starting.clear();
+        self.scheduler.clear();
         self.phase = Phase::Closing;
         self.start_deadline();
     }
@@ -675,39 +431,12 @@ where
             // close after what is running has answered. Spec §5.1: -32700, id null.
             let reply = ErrorObject::parse_error(&err);
             self.outbox
-                .push_back(encode_response(Version::V2, &Id::null(), Err(&reply)));
+                .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
             self.begin_shutdown();
         } else {
             self.abort();
         }
         self.failure = Some(err);
-    }
-
-    /// Writes queued frames; `Ok(true)` when something moved.
-    fn poll_write(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<bool>> {
-        let mut moved = false;
-        while !self.outbox.is_empty() {
-            match Pin::new(&mut self.transport).poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => break,
-            }
-            if let Some(frame) = self.outbox.pop_front() {
-                Pin::new(&mut self.transport).start_send(frame)?;
-                self.unflushed = true;
-                moved = true;
-            }
-        }
-        // NB: one flush for everything written in this turn; under load many
-        // replies share one write call.
-        if self.unflushed {
-            match Pin::new(&mut self.transport).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => {}
-            }
-        }
-        Poll::Ready(Ok(moved))
     }
 
     /// Moves the shutdown along; `Ready` when the driver is done.
@@ -717,18 +446,18 @@ where
             .as_mut()
             .is_some_and(|d| d.as_mut().poll(cx).is_ready());
         if matches!(self.phase, Phase::Draining) {
-            if self.running.is_empty() && self.ready.is_empty() && self.serial.is_empty() {
+            if self.scheduler.is_idle() {
                 self.phase = Phase::Closing;
             } else if expired {
                 tracing::debug!(
-                    running = self.running.len(),
+                    running = self.scheduler.running(),
                     "drain deadline passed: cancelling handlers"
                 );
                 self.abort();
             }
         }
         if matches!(self.phase, Phase::Closing) {
-            if self.outbox.is_empty() && !self.unflushed {
+            if self.outbox.is_settled() {
                 return match Pin::new(&mut self.transport).poll_close(cx) {
                     Poll::Ready(result) => Poll::Ready(result),
                     // Everything was written; only the polite close (a
@@ -741,33 +470,15 @@ where
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "the peer did not read our last {} frames within the drain timeout",
-                        self.outbox.len()
+                        "the peer did not read our last {} frames ({} bytes) within the drain timeout",
+                        self.outbox.len(),
+                        self.outbox.bytes()
                     ),
                 )));
             }
         }
         Poll::Pending
     }
-}
-
-fn busy(queued: usize) -> ErrorObject {
-    ErrorObject::new(
-        ErrorObject::SERVER_BUSY,
-        format!("Server busy: {queued} calls are queued on this connection; retry later"),
-    )
-}
-
-/// The id in `$/cancelRequest` params: `{"id": …}` (LSP) or `[…]`.
-fn cancel_target(params: &serde_json::value::RawValue) -> Option<Id> {
-    #[derive(serde::Deserialize)]
-    struct ByName {
-        id: Id,
-    }
-    serde_json::from_str::<ByName>(params.get())
-        .map(|p| p.id)
-        .or_else(|_| serde_json::from_str::<(Id,)>(params.get()).map(|p| p.0))
-        .ok()
 }
 
 impl<T, S> Future for Driver<T, S>
@@ -795,10 +506,24 @@ where
                 }
                 progress = true;
             }
+            // NB: a call started in this turn is polled right here, on
+            // this task: a handler that answers at once puts its reply in
+            // the outbox before the write below, so the replies to every
+            // request read in one go leave in one write call.
             while this.outbox_has_room() {
-                match this.running.poll_join_next(cx) {
-                    Poll::Ready(Some(finished)) => {
-                        this.on_finished(finished);
+                let Some(mut run) = this.starting.pop_front() else {
+                    break;
+                };
+                match Pin::new(&mut run).poll(cx) {
+                    Poll::Ready((kind, reply)) => this.on_finished(kind, reply),
+                    Poll::Pending => this.running.push(run),
+                }
+                progress = true;
+            }
+            while this.outbox_has_room() {
+                match this.running.poll_next_unpin(cx) {
+                    Poll::Ready(Some((kind, reply))) => {
+                        this.on_finished(kind, reply);
                         progress = true;
                     }
                     Poll::Ready(None) | Poll::Pending => break,
@@ -825,7 +550,7 @@ where
                 }
                 progress = true;
             }
-            match this.poll_write(cx) {
+            match this.outbox.poll_write(&mut this.transport, cx) {
                 Poll::Ready(Ok(moved)) => progress |= moved,
                 Poll::Ready(Err(err)) => {
                     tracing::debug!("write failed: {err}");

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::context::Context;
+use crate::context::{Context, Incoming};
 use crate::error::ErrorObject;
 
 /// A boxed, sendable future, the shape every handler is erased to.
@@ -19,8 +19,10 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub type Outcome = Result<Box<RawValue>, ErrorObject>;
 
 /// A handler with its types erased: raw params in, raw outcome out.
+/// Params are borrowed from the frame: a typed handler decodes them before
+/// its future is built, so they are never copied.
 pub(crate) type ErasedHandler<S> =
-    Arc<dyn Fn(Option<Box<RawValue>>, Context<S>) -> BoxFuture<Outcome> + Send + Sync>;
+    Arc<dyn for<'a> Fn(Option<&'a RawValue>, Incoming<'a, S>) -> BoxFuture<Outcome> + Send + Sync>;
 
 /// What the router knows of a handler's types, for introspection.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +50,9 @@ pub struct Signature {
             E: Into<ErrorObject> (or `()` for notifications)"
 )]
 pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
-    /// Decodes `params`, runs the handler and encodes its reply.
-    fn call(&self, params: Option<Box<RawValue>>, cx: Context<S>) -> BoxFuture<Outcome>;
+    /// Decodes `params` and builds the future that runs the handler and
+    /// encodes its reply.
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome>;
 
     /// The handler's param and result types as JSON Schema.
     fn signature(gen: &mut SchemaGenerator) -> Signature;
@@ -224,12 +227,13 @@ where
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReply,
 {
-    fn call(&self, params: Option<Box<RawValue>>, cx: Context<S>) -> BoxFuture<Outcome> {
-        if let Err(err) = no_params(&cx.method, params.as_deref()) {
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
+        if let Err(err) = no_params(call.method, params) {
             return ready(Err(err));
         }
+        let method = call.method.clone();
         let fut = self();
-        Box::pin(async move { fut.await.into_reply(&cx.method) })
+        Box::pin(async move { fut.await.into_reply(&method) })
     }
 
     fn signature(gen: &mut SchemaGenerator) -> Signature {
@@ -247,12 +251,12 @@ where
     R: IntoReply,
     S: Send + Sync + 'static,
 {
-    fn call(&self, params: Option<Box<RawValue>>, cx: Context<S>) -> BoxFuture<Outcome> {
-        if let Err(err) = no_params(&cx.method, params.as_deref()) {
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
+        if let Err(err) = no_params(call.method, params) {
             return ready(Err(err));
         }
-        let method = cx.method.clone();
-        let fut = self(cx);
+        let method = call.method.clone();
+        let fut = self(call.into_context());
         Box::pin(async move { fut.await.into_reply(&method) })
     }
 
@@ -272,13 +276,14 @@ where
     P: DeserializeOwned + JsonSchema + Send + 'static,
     S: Send + Sync + 'static,
 {
-    fn call(&self, params: Option<Box<RawValue>>, cx: Context<S>) -> BoxFuture<Outcome> {
-        let p = match decode_params::<P>(&cx.method, params.as_deref()) {
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
+        let p = match decode_params::<P>(call.method, params) {
             Ok(p) => p,
             Err(err) => return ready(Err(err)),
         };
+        let method = call.method.clone();
         let fut = self(p);
-        Box::pin(async move { fut.await.into_reply(&cx.method) })
+        Box::pin(async move { fut.await.into_reply(&method) })
     }
 
     fn signature(gen: &mut SchemaGenerator) -> Signature {
@@ -297,13 +302,13 @@ where
     P: DeserializeOwned + JsonSchema + Send + 'static,
     S: Send + Sync + 'static,
 {
-    fn call(&self, params: Option<Box<RawValue>>, cx: Context<S>) -> BoxFuture<Outcome> {
-        let p = match decode_params::<P>(&cx.method, params.as_deref()) {
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
+        let p = match decode_params::<P>(call.method, params) {
             Ok(p) => p,
             Err(err) => return ready(Err(err)),
         };
-        let method = cx.method.clone();
-        let fut = self(p, cx);
+        let method = call.method.clone();
+        let fut = self(p, call.into_context());
         Box::pin(async move { fut.await.into_reply(&method) })
     }
 

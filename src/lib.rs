@@ -47,6 +47,7 @@
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+mod cancel;
 mod config;
 mod context;
 mod dispatch;
@@ -57,10 +58,13 @@ mod handler;
 #[cfg(feature = "ws")]
 pub mod http;
 pub mod message;
+mod outbox;
 mod peer;
 mod pending;
 pub mod reconnect;
 mod router;
+mod running;
+mod scheduler;
 mod session;
 pub mod testing;
 pub mod transport;
@@ -68,7 +72,7 @@ pub mod transport;
 pub mod ws_server;
 
 pub use config::Config;
-pub use context::Context;
+pub use context::{Context, Incoming};
 pub use driver::Driver;
 pub use error::{Error, ErrorObject};
 pub use handler::{BoxFuture, Handler, IntoReply, Outcome, Signature};

@@ -36,6 +36,7 @@ pub struct MethodInfo {
     notification: bool,
     concurrency: Option<Concurrency>,
     safe: bool,
+    task: bool,
 }
 
 impl MethodInfo {
@@ -48,6 +49,7 @@ impl MethodInfo {
             notification: false,
             concurrency: None,
             safe: false,
+            task: false,
         }
     }
 
@@ -81,6 +83,12 @@ impl MethodInfo {
         self.safe
     }
 
+    /// Whether each call runs on a Tokio task of its own (see
+    /// [`MethodConfig::own_task`]).
+    pub fn runs_on_own_task(&self) -> bool {
+        self.task
+    }
+
     /// How a call of this method is scheduled: the method's own setting, or
     /// the default for the kind of message (requests concurrent,
     /// notifications in order).
@@ -91,6 +99,18 @@ impl MethodInfo {
             Concurrency::Concurrent
         })
     }
+}
+
+/// A handler of raw params, erased: it owns a copy of its params and a full
+/// [`Context`], since it may keep both for as long as it runs.
+fn raw_handler<S, F, Fut>(handler: F) -> ErasedHandler<S>
+where
+    F: Fn(Option<Box<RawValue>>, Context<S>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    Arc::new(move |params, call| {
+        Box::pin(handler(params.map(ToOwned::to_owned), call.into_context()))
+    })
 }
 
 pub(crate) struct Entry<S> {
@@ -188,6 +208,17 @@ impl MethodConfig<'_> {
         self.info.safe = true;
         self
     }
+
+    /// Runs each call on a Tokio task of its own, for CPU-heavy or
+    /// blocking work. By default a handler's future is polled on its
+    /// connection's task, which is cheaper (no task, no wake-up across
+    /// threads) but means a handler that computes for long without
+    /// awaiting holds up the rest of its connection. The task is aborted
+    /// when the call is cancelled or its connection torn down.
+    pub fn own_task(self) -> Self {
+        self.info.task = true;
+        self
+    }
 }
 
 impl<S: Send + Sync + 'static> Router<S> {
@@ -241,7 +272,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.insert(
             name,
             info,
-            Arc::new(move |params, cx| handler.call(params, cx)),
+            Arc::new(move |params, call| handler.call(params, call)),
         )
     }
 
@@ -266,11 +297,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         Fut: Future<Output = Outcome> + Send + 'static,
     {
         let info = MethodInfo::new(name, None, None);
-        self.insert(
-            name,
-            info,
-            Arc::new(move |params, cx| Box::pin(handler(params, cx))),
-        )
+        self.insert(name, info, raw_handler(handler))
     }
 
     /// Handles every method that has no handler of its own (instead of
@@ -280,7 +307,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         F: Fn(Option<Box<RawValue>>, Context<S>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome> + Send + 'static,
     {
-        self.inner_mut().fallback = Some(Arc::new(move |params, cx| Box::pin(handler(params, cx))));
+        self.inner_mut().fallback = Some(raw_handler(handler));
     }
 
     /// Every registered method, sorted by name.

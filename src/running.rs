@@ -1,0 +1,264 @@
+//! Calls being answered, polled on the connection's own task: a panic becomes -32603, a cancel drops the handler.
+//!
+//! A handler is not a task of its own: the driver polls its future next to
+//! the transport, so a reply that is ready at once is written in the same
+//! turn as the request was read, with no task allocated and no wake-up sent
+//! to another thread. Cancelling a call is dropping its future.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll, Waker};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ErrorObject;
+use crate::handler::{BoxFuture, Outcome};
+use crate::message::{encode_response, Id, Version};
+use crate::router::Concurrency;
+
+/// One incoming call: its handler's future until it ends, then its reply.
+pub(crate) struct Entry {
+    state: State,
+}
+
+enum State {
+    Working(Call),
+    /// The reply to write (`None`: nothing, as for a notification).
+    Done(Option<String>),
+}
+
+/// A handler that has not finished yet.
+struct Call {
+    /// `None` for a notification.
+    id: Option<Id>,
+    version: Version,
+    method: Arc<str>,
+    work: BoxFuture<Outcome>,
+    /// Made only when the handler took a `Context`; cancelled when the call
+    /// is cancelled or dropped before it finished.
+    token: Option<CancellationToken>,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // A call that finished has handed its token back (`Entry::poll`);
+        // one dropped before that was cancelled or torn down, and work the
+        // handler spawned with the token must learn it.
+        if let Some(token) = self.token.take() {
+            token.cancel();
+        }
+    }
+}
+
+impl Entry {
+    /// A call whose handler runs when the entry is polled.
+    pub(crate) fn working(
+        id: Option<Id>,
+        version: Version,
+        method: Arc<str>,
+        work: BoxFuture<Outcome>,
+        token: Option<CancellationToken>,
+    ) -> Self {
+        Self {
+            state: State::Working(Call {
+                id,
+                version,
+                method,
+                work,
+                token,
+            }),
+        }
+    }
+
+    /// An entry answered before it ran (rejected, unknown method, busy).
+    pub(crate) fn done(reply: Option<String>) -> Self {
+        Self {
+            state: State::Done(reply),
+        }
+    }
+
+    /// The id this entry answers, while its handler still runs.
+    fn working_id(&self) -> Option<&Id> {
+        match &self.state {
+            State::Working(call) => call.id.as_ref(),
+            State::Done(_) => None,
+        }
+    }
+
+    /// Polls the handler; `Ready` once the reply is known.
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let State::Working(call) = &mut self.state else {
+            return Poll::Ready(());
+        };
+        // Spec §5.1 -32603: a handler's panic is caught here, where the
+        // request's id is still known, so the caller gets an answer and the
+        // connection keeps serving.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.work.as_mut().poll(cx)));
+        let outcome = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(outcome)) => outcome,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("non-string panic payload");
+                tracing::error!(method = %call.method, "handler panicked: {msg}");
+                Err(ErrorObject::internal_error())
+            }
+        };
+        // Finished: its token must not be cancelled when the call is dropped.
+        call.token = None;
+        let reply = match &call.id {
+            Some(id) => Some(encode_response(call.version, id, outcome.as_deref())),
+            None => {
+                if let Err(err) = outcome {
+                    // A notification's error has nowhere to go but the log.
+                    tracing::debug!(method = %call.method, "notification failed: {err}");
+                }
+                None
+            }
+        };
+        self.state = State::Done(reply);
+        Poll::Ready(())
+    }
+
+    /// Cancels the call if it still runs and answers `id`: its future is
+    /// dropped (which cancels its token) and its reply becomes -32800.
+    fn cancel(&mut self, id: &Id) -> bool {
+        if self.working_id() != Some(id) {
+            return false;
+        }
+        if let State::Working(call) = &self.state {
+            let reply = encode_response(call.version, id, Err(&ErrorObject::request_cancelled()));
+            self.state = State::Done(Some(reply));
+        }
+        true
+    }
+
+    fn take_reply(&mut self) -> Option<String> {
+        match &mut self.state {
+            State::Done(reply) => reply.take(),
+            State::Working(_) => None,
+        }
+    }
+}
+
+/// What one frame asked for: a single call or a batch (spec §6), whose
+/// entries all run at once and are answered in one array.
+pub(crate) enum Work {
+    One(Entry),
+    Batch(Vec<Entry>),
+}
+
+impl Work {
+    /// Polls every entry; `Ready` with the frame to write (if any) once all
+    /// have finished.
+    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<String>> {
+        match self {
+            Work::One(entry) => entry.poll(cx).map(|()| entry.take_reply()),
+            Work::Batch(entries) => {
+                let mut pending = false;
+                for entry in entries.iter_mut() {
+                    pending |= entry.poll(cx).is_pending();
+                }
+                if pending {
+                    return Poll::Pending;
+                }
+                Poll::Ready(join_batch(entries.iter_mut().map(Entry::take_reply)))
+            }
+        }
+    }
+
+    /// Cancels the running call that answers `id`, if this work has one.
+    pub(crate) fn cancel(&mut self, id: &Id) -> bool {
+        match self {
+            Work::One(entry) => entry.cancel(id),
+            Work::Batch(entries) => entries.iter_mut().any(|entry| entry.cancel(id)),
+        }
+    }
+
+    /// The reply of a single call that was answered without running (see
+    /// [`Work::cancel`]).
+    pub(crate) fn take_reply(&mut self) -> Option<String> {
+        match self {
+            Work::One(entry) => entry.take_reply(),
+            Work::Batch(_) => None,
+        }
+    }
+
+    /// Whether this is a single call that answers `id` and has not run yet.
+    pub(crate) fn is_single_call(&self, id: &Id) -> bool {
+        matches!(self, Work::One(entry) if entry.working_id() == Some(id))
+    }
+}
+
+/// Joins the replies of a batch's entries into one array, or `None` when
+/// every entry was a notification (spec §6: then nothing is returned).
+pub(crate) fn join_batch(replies: impl IntoIterator<Item = Option<String>>) -> Option<String> {
+    let mut out = String::new();
+    for reply in replies.into_iter().flatten() {
+        out.push(if out.is_empty() { '[' } else { ',' });
+        out.push_str(&reply);
+    }
+    if out.is_empty() {
+        None
+    } else {
+        out.push(']');
+        Some(out)
+    }
+}
+
+/// Started work, as the driver's set of running futures holds it.
+pub(crate) struct Running {
+    kind: Concurrency,
+    work: Work,
+    /// The waker of the last poll that returned `Pending`, so that a cancel
+    /// can have the set poll this work again.
+    waker: Option<Waker>,
+}
+
+impl Running {
+    pub(crate) fn new(kind: Concurrency, work: Work) -> Self {
+        Self {
+            kind,
+            work,
+            waker: None,
+        }
+    }
+
+    /// Cancels the call answering `id` in this work and has it polled again,
+    /// so its -32800 goes out and its slot frees up.
+    pub(crate) fn cancel(&mut self, id: &Id) -> bool {
+        let cancelled = self.work.cancel(id);
+        if cancelled {
+            if let Some(waker) = self.waker.take() {
+                waker.wake();
+            }
+        }
+        cancelled
+    }
+}
+
+impl Future for Running {
+    /// The kind it was scheduled as, and the frame to write.
+    type Output = (Concurrency, Option<String>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match this.work.poll(cx) {
+            Poll::Ready(reply) => Poll::Ready((this.kind, reply)),
+            Poll::Pending => {
+                // Stored only for work that waits, so a call answered at
+                // once costs no waker clone.
+                match &mut this.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Which incoming calls may start now: the three [`Concurrency`] modes and the in-flight bound, as a plain structure.
+//!
+//! The scheduler knows nothing of futures or sockets: the driver submits
+//! jobs, starts what [`Scheduler::next`] hands back and reports each job that
+//! finishes. Its rules, which the unit tests below pin down:
+//!
+//! 1. At most `max_running` jobs run at once; the rest wait in arrival order.
+//! 2. Concurrent jobs start in arrival order as slots free up.
+//! 3. In-order jobs run one at a time, in arrival order, alongside
+//!    concurrent ones.
+//! 4. An exclusive job starts only when nothing runs and no in-order job
+//!    that arrived before it is still waiting; while it runs nothing else
+//!    starts.
+//! 5. A waiting exclusive job is a barrier: no job that arrived after it,
+//!    in-order or concurrent, starts before it has run.
+
+use std::collections::VecDeque;
+
+use crate::router::Concurrency;
+
+/// A job waiting for its turn.
+#[derive(Debug)]
+struct Queued<J> {
+    seq: u64,
+    kind: Concurrency,
+    job: J,
+}
+
+/// The waiting jobs of one connection and what runs now.
+#[derive(Debug)]
+pub(crate) struct Scheduler<J> {
+    /// Concurrent and exclusive jobs, in arrival order.
+    ready: VecDeque<Queued<J>>,
+    /// In-order jobs, in arrival order.
+    serial: VecDeque<Queued<J>>,
+    running: usize,
+    serial_busy: bool,
+    exclusive_running: bool,
+    max_running: usize,
+    next_seq: u64,
+}
+
+impl<J> Scheduler<J> {
+    pub(crate) fn new(max_running: usize) -> Self {
+        Self {
+            ready: VecDeque::new(),
+            serial: VecDeque::new(),
+            running: 0,
+            serial_busy: false,
+            exclusive_running: false,
+            max_running: max_running.max(1),
+            next_seq: 0,
+        }
+    }
+
+    /// Jobs waiting to start.
+    pub(crate) fn queued(&self) -> usize {
+        self.ready.len() + self.serial.len()
+    }
+
+    /// Jobs started and not yet finished.
+    pub(crate) fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Nothing waits and nothing runs.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.running == 0 && self.queued() == 0
+    }
+
+    /// Queues `job`; [`Scheduler::next`] says when it may start.
+    pub(crate) fn submit(&mut self, kind: Concurrency, job: J) {
+        self.next_seq += 1;
+        let queued = Queued {
+            seq: self.next_seq,
+            kind,
+            job,
+        };
+        match kind {
+            Concurrency::InOrder => self.serial.push_back(queued),
+            Concurrency::Concurrent | Concurrency::Exclusive => self.ready.push_back(queued),
+        }
+    }
+
+    /// A job that may start now, counted as running from here on; `None`
+    /// when every waiting job must wait longer.
+    pub(crate) fn next(&mut self) -> Option<(Concurrency, J)> {
+        if self.exclusive_running {
+            return None;
+        }
+        let room = self.running < self.max_running;
+        // The first exclusive job waiting is the barrier of rule 5.
+        let barrier = self
+            .ready
+            .iter()
+            .find(|q| q.kind == Concurrency::Exclusive)
+            .map(|q| q.seq);
+        let serial_may_start = !self.serial_busy
+            && room
+            && self
+                .serial
+                .front()
+                .is_some_and(|q| barrier.is_none_or(|b| q.seq < b));
+        if serial_may_start {
+            let queued = self.serial.pop_front()?;
+            self.serial_busy = true;
+            return Some(self.started(queued));
+        }
+        let head = self.ready.front()?;
+        let may_start = match head.kind {
+            Concurrency::Exclusive => {
+                self.running == 0 && self.serial.front().is_none_or(|q| q.seq > head.seq)
+            }
+            Concurrency::Concurrent | Concurrency::InOrder => room,
+        };
+        if !may_start {
+            return None;
+        }
+        let queued = self.ready.pop_front()?;
+        if queued.kind == Concurrency::Exclusive {
+            self.exclusive_running = true;
+        }
+        Some(self.started(queued))
+    }
+
+    fn started(&mut self, queued: Queued<J>) -> (Concurrency, J) {
+        self.running += 1;
+        (queued.kind, queued.job)
+    }
+
+    /// A job of `kind` that [`Scheduler::next`] handed out has finished.
+    pub(crate) fn finished(&mut self, kind: Concurrency) {
+        self.running = self.running.saturating_sub(1);
+        match kind {
+            Concurrency::InOrder => self.serial_busy = false,
+            Concurrency::Exclusive => self.exclusive_running = false,
+            Concurrency::Concurrent => {}
+        }
+    }
+
+    /// Takes the first waiting job that `matches` out of the queues.
+    pub(crate) fn remove(&mut self, mut matches: impl FnMut(&J) -> bool) -> Option<J> {
+        for queue in [&mut self.ready, &mut self.serial] {
+            if let Some(pos) = queue.iter().position(|q| matches(&q.job)) {
+                return queue.remove(pos).map(|q| q.job);
+            }
+        }
+        None
+    }
+
+    /// Every waiting job, to change one in place.
+    pub(crate) fn waiting_mut(&mut self) -> impl Iterator<Item = &mut J> {
+        self.ready
+            .iter_mut()
+            .chain(self.serial.iter_mut())
+            .map(|q| &mut q.job)
+    }
+
+    /// Forgets every job, waiting or running (the connection is gone and
+    /// the driver dropped what ran).
+    pub(crate) fn clear(&mut self) {
+        self.ready.clear();
+        self.serial.clear();
+        self.running = 0;
+        self.serial_busy = false;
+        self.exclusive_running = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Concurrency::{Concurrent, Exclusive, InOrder};
+
+    /// Starts everything that may start; returns the job names in order.
+    fn start_all(s: &mut Scheduler<&'static str>) -> Vec<&'static str> {
+        std::iter::from_fn(|| s.next().map(|(_, job)| job)).collect()
+    }
+
+    #[test]
+    fn concurrent_jobs_start_at_once_up_to_the_bound() {
+        let mut s = Scheduler::new(2);
+        for job in ["a", "b", "c"] {
+            s.submit(Concurrent, job);
+        }
+        assert_eq!(start_all(&mut s), ["a", "b"]);
+        assert_eq!((s.running(), s.queued()), (2, 1));
+        s.finished(Concurrent);
+        assert_eq!(start_all(&mut s), ["c"]);
+    }
+
+    #[test]
+    fn in_order_jobs_run_one_at_a_time_beside_concurrent_ones() {
+        let mut s = Scheduler::new(8);
+        s.submit(InOrder, "n1");
+        s.submit(InOrder, "n2");
+        s.submit(Concurrent, "r1");
+        assert_eq!(start_all(&mut s), ["n1", "r1"]);
+        s.finished(InOrder);
+        assert_eq!(start_all(&mut s), ["n2"]);
+    }
+
+    #[test]
+    fn exclusive_waits_for_everything_running_and_runs_alone() {
+        let mut s = Scheduler::new(8);
+        s.submit(Concurrent, "r1");
+        assert_eq!(start_all(&mut s), ["r1"]);
+        s.submit(Exclusive, "x");
+        s.submit(Concurrent, "r2");
+        assert_eq!(start_all(&mut s), Vec::<&str>::new());
+        s.finished(Concurrent);
+        assert_eq!(start_all(&mut s), ["x"]);
+        s.finished(Exclusive);
+        assert_eq!(start_all(&mut s), ["r2"]);
+    }
+
+    #[test]
+    fn a_waiting_exclusive_job_is_a_barrier_for_later_in_order_jobs() {
+        let mut s = Scheduler::new(8);
+        s.submit(InOrder, "n1");
+        s.submit(Exclusive, "x");
+        s.submit(InOrder, "n2");
+        // n1 came first, so it runs; x waits for it; n2 waits for x.
+        assert_eq!(start_all(&mut s), ["n1"]);
+        s.finished(InOrder);
+        assert_eq!(start_all(&mut s), ["x"]);
+        s.finished(Exclusive);
+        assert_eq!(start_all(&mut s), ["n2"]);
+    }
+
+    #[test]
+    fn exclusive_waits_for_an_earlier_in_order_job_still_queued() {
+        let mut s = Scheduler::new(8);
+        s.submit(InOrder, "n1");
+        s.submit(InOrder, "n2");
+        s.submit(Exclusive, "x");
+        assert_eq!(start_all(&mut s), ["n1"]);
+        s.finished(InOrder);
+        assert_eq!(start_all(&mut s), ["n2"]);
+        s.finished(InOrder);
+        assert_eq!(start_all(&mut s), ["x"]);
+    }
+
+    #[test]
+    fn removing_a_waiting_job_leaves_the_rest_in_order() {
+        let mut s = Scheduler::new(1);
+        for job in ["a", "b", "c"] {
+            s.submit(Concurrent, job);
+        }
+        assert_eq!(start_all(&mut s), ["a"]);
+        assert_eq!(s.remove(|j| *j == "b"), Some("b"));
+        assert_eq!(s.remove(|j| *j == "b"), None);
+        s.finished(Concurrent);
+        assert_eq!(start_all(&mut s), ["c"]);
+        s.finished(Concurrent);
+        assert!(s.is_idle());
+    }
+}
