@@ -45,7 +45,7 @@ pub(crate) enum Admitted {
 /// free room rather than use it).
 pub(crate) fn admit<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
-    item: Result<Message, Rejected>,
+    item: Result<Message<'_>, Rejected>,
     full: Option<usize>,
 ) -> Admitted {
     match item {
@@ -54,11 +54,8 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
             Admitted::Answered(rejected.reply())
         }
         Ok(Message::Response(response)) => Admitted::Response(response),
-        Ok(Message::Notification(n)) if env.cancel_method == Some(n.method.as_str()) => {
-            Admitted::Cancel(
-                n.version,
-                n.params.as_deref().and_then(crate::cancel::target),
-            )
+        Ok(Message::Notification(n)) if env.cancel_method == Some(&*n.method) => {
+            Admitted::Cancel(n.version, n.params.and_then(crate::cancel::target))
         }
         Ok(Message::Request(req)) if full.is_some() => Admitted::Answered(encode_response(
             req.version,
@@ -71,17 +68,11 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
             Admitted::Dropped
         }
         Ok(Message::Request(req)) => {
-            let (kind, entry) = prepare(
-                env,
-                req.version,
-                Some(req.id),
-                &req.method,
-                req.params.as_deref(),
-            );
+            let (kind, entry) = prepare(env, req.version, Some(req.id), &req.method, req.params);
             Admitted::Call(kind, req.version, entry)
         }
         Ok(Message::Notification(n)) => {
-            let (kind, entry) = prepare(env, n.version, None, &n.method, n.params.as_deref());
+            let (kind, entry) = prepare(env, n.version, None, &n.method, n.params);
             Admitted::Call(kind, n.version, entry)
         }
     }

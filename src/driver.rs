@@ -191,7 +191,7 @@ where
     /// comes back to be scheduled; anything else is dealt with here.
     fn admit(
         &mut self,
-        item: Result<Message, Rejected>,
+        item: Result<Message<'_>, Rejected>,
         in_batch: bool,
     ) -> Option<(Concurrency, Entry)> {
         let queued = self.queued();
@@ -264,7 +264,7 @@ where
         }
     }
 
-    fn on_batch(&mut self, items: Vec<Result<Message, Rejected>>) {
+    fn on_batch(&mut self, items: Vec<Result<Message<'_>, Rejected>>) {
         if items.len() > self.config.max_batch_len {
             let err = ErrorObject::invalid_request(format!(
                 "a batch of {} entries exceeds the limit of {}",

@@ -131,28 +131,30 @@ impl<'de> Deserialize<'de> for Id {
     }
 }
 
-/// A call that expects a reply.
+/// A call that expects a reply, borrowed from the frame it was read from:
+/// a handler decodes its params before the frame is dropped, so neither
+/// the method nor the params are ever copied.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct Request<'a> {
     /// The version the request was written in.
     pub version: Version,
     /// The id to answer with.
     pub id: Id,
-    /// The method to call.
-    pub method: String,
+    /// The method to call (owned only when it was written with escapes).
+    pub method: Cow<'a, str>,
     /// The params as raw JSON (an array or an object), `None` when absent.
-    pub params: Option<Box<RawValue>>,
+    pub params: Option<&'a RawValue>,
 }
 
-/// A call that gets no reply.
+/// A call that gets no reply, borrowed from its frame like [`Request`].
 #[derive(Debug, Clone)]
-pub struct Notification {
+pub struct Notification<'a> {
     /// The version the notification was written in.
     pub version: Version,
-    /// The method to call.
-    pub method: String,
+    /// The method to call (owned only when it was written with escapes).
+    pub method: Cow<'a, str>,
     /// The params as raw JSON (an array or an object), `None` when absent.
-    pub params: Option<Box<RawValue>>,
+    pub params: Option<&'a RawValue>,
 }
 
 /// The answer to a request.
@@ -166,13 +168,13 @@ pub struct Response {
     pub outcome: Result<Box<RawValue>, ErrorObject>,
 }
 
-/// One JSON-RPC message.
+/// One JSON-RPC message, borrowed from the frame it was read from.
 #[derive(Debug, Clone)]
-pub enum Message {
+pub enum Message<'a> {
     /// A call that expects a reply.
-    Request(Request),
+    Request(Request<'a>),
     /// A call that gets no reply.
-    Notification(Notification),
+    Notification(Notification<'a>),
     /// The answer to one of our requests.
     Response(Response),
 }
@@ -205,11 +207,11 @@ impl Rejected {
 
 /// What one frame holds.
 #[derive(Debug)]
-pub enum Frame {
+pub enum Frame<'a> {
     /// A single message (or the reason it was rejected).
-    Single(Result<Message, Rejected>),
+    Single(Result<Message<'a>, Rejected>),
     /// A batch: one entry per element of the array, in order.
-    Batch(Vec<Result<Message, Rejected>>),
+    Batch(Vec<Result<Message<'a>, Rejected>>),
 }
 
 /// Every key a JSON-RPC 1.0 or 2.0 message may carry, all optional and raw.
@@ -252,7 +254,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 /// assert_eq!(req.method, "subtract");
 /// assert_eq!(req.params.unwrap().get(), "[42, 23]");
 /// ```
-pub fn parse(text: &str) -> Frame {
+pub fn parse(text: &str) -> Frame<'_> {
     match text.trim_start().as_bytes().first() {
         Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
             Ok(items) if items.is_empty() => Frame::Single(Err(Rejected::v2(
@@ -274,7 +276,7 @@ pub fn parse(text: &str) -> Frame {
 
 /// A batch entry is read with 2.0 rules and answered in 2.0 form, with or
 /// without its `"jsonrpc"` member: batches do not exist in 1.0.
-fn parse_batch_item(raw: &RawValue) -> Result<Message, Rejected> {
+fn parse_batch_item(raw: &RawValue) -> Result<Message<'_>, Rejected> {
     if !raw.get().starts_with('{') {
         let text: String = raw.get().chars().take(40).collect();
         return Err(Rejected::v2(ErrorObject::invalid_request(format!(
@@ -293,7 +295,7 @@ fn json_error(err: &serde_json::Error) -> ErrorObject {
 
 /// Reads one object; `unmarked` is the version of an object without a
 /// `"jsonrpc"` member (1.0 alone, 2.0 inside a batch).
-fn parse_object(text: &str, unmarked: Version) -> Result<Message, Rejected> {
+fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> {
     let env: Envelope<'_> = match serde_json::from_str(text) {
         Ok(env) => env,
         // Not an object (a batch element like `1`), or a duplicate key.
@@ -348,9 +350,7 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message, Rejected> {
             None => None,
             // 1.0 peers often send `"params": null` for "no params".
             Some(p) if version == Version::V1 && p.get() == "null" => None,
-            Some(p) if matches!(p.get().as_bytes().first(), Some(b'[' | b'{')) => {
-                Some(p.to_owned())
-            }
+            Some(p) if matches!(p.get().as_bytes().first(), Some(b'[' | b'{')) => Some(p),
             // Spec §4.2: params MUST be a structured value when present.
             Some(p) => {
                 return Err(reject(ErrorObject::invalid_request(format!(
@@ -359,7 +359,6 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message, Rejected> {
                 ))))
             }
         };
-        let method = method.into_owned();
         return Ok(match (version, id) {
             // Spec §4.1: in 2.0 only the absence of `id` makes a notification;
             // in 1.0 a null id does.
@@ -407,11 +406,17 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message, Rejected> {
     )))
 }
 
+/// A JSON string's value, borrowed unless it holds escapes (serde's own
+/// `Cow<str>` always copies).
 fn as_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    if raw.get().starts_with('"') {
-        serde_json::from_str(raw.get()).ok()
-    } else {
-        None
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
     }
 }
 
@@ -561,7 +566,7 @@ fn empty_array() -> &'static RawValue {
 mod tests {
     use super::*;
 
-    fn single(text: &str) -> Result<Message, Rejected> {
+    fn single(text: &str) -> Result<Message<'_>, Rejected> {
         match parse(text) {
             Frame::Single(m) => m,
             Frame::Batch(_) => panic!("unexpected batch"),
