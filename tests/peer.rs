@@ -808,3 +808,177 @@ async fn a_handler_uses_question_mark_on_its_calls_back() {
         other => panic!("expected the relayed error, got {other}"),
     }
 }
+
+/// Signals when dropped: it lives in a handler's future, so it fires when
+/// that future is dropped.
+struct OnDrop(Arc<Notify>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+#[tokio::test]
+async fn an_incoming_cancel_drops_the_handler_and_cancels_its_token() {
+    let started = Arc::new(Notify::new());
+    let dropped = Arc::new(Notify::new());
+    let token_cancelled = Arc::new(Notify::new());
+    let state = [started.clone(), dropped.clone(), token_cancelled.clone()];
+    let mut server = Router::with_state(state);
+    server.method("forever", |cx: Context<[Arc<Notify>; 3]>| async move {
+        let [started, dropped, told] = cx.state().clone();
+        let _guard = OnDrop(dropped);
+        // Work spawned outside the handler learns of the cancel only
+        // through the token.
+        let token = cx.cancellation().clone();
+        tokio::spawn(async move {
+            token.cancelled().await;
+            told.notify_one();
+        });
+        started.notify_one();
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"forever","id":"a"}"#)
+        .await;
+    within("handler start", started.notified()).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"a"}}"#)
+        .await;
+    let reply = wire.recv().await;
+    assert_eq!(reply["id"], "a");
+    assert_eq!(reply["error"]["code"], -32800);
+    within("the handler's future dropped", dropped.notified()).await;
+    within("the handler's token cancelled", token_cancelled.notified()).await;
+}
+
+#[tokio::test]
+async fn a_finished_handler_does_not_cancel_its_token() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut server = Router::with_state(tx);
+    server.method(
+        "keep",
+        |cx: Context<mpsc::UnboundedSender<tokio_util::sync::CancellationToken>>| async move {
+            let _ = cx.state().send(cx.cancellation().clone());
+            Ok::<_, ErrorObject>("done")
+        },
+    );
+    let addr = serve(server, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"keep","id":1}"#)
+        .await;
+    assert_eq!(reply["result"], "done");
+    let token = within("the token", rx.recv()).await.expect("a token");
+    assert!(
+        !token.is_cancelled(),
+        "a handler that answered was not cancelled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_on_its_own_task_does_not_hold_up_its_connection() {
+    // `crunch` blocks its thread until `release` has run. On the
+    // connection's task it would block the connection, and `release`
+    // could never be read: the call would answer "never released".
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = Arc::new(Mutex::new(rx));
+    let mut server = Router::with_state((Mutex::new(tx), rx));
+    server
+        .method(
+            "crunch",
+            |cx: Context<(
+                Mutex<std::sync::mpsc::Sender<()>>,
+                Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+            )>| async move {
+                let rx = cx.state().1.clone();
+                let released = rx
+                    .lock()
+                    .map(|rx| rx.recv_timeout(Duration::from_secs(10)).is_ok())
+                    .unwrap_or(false);
+                Ok::<_, ErrorObject>(if released {
+                    "released"
+                } else {
+                    "never released"
+                })
+            },
+        )
+        .own_task();
+    server.method(
+        "release",
+        |cx: Context<(
+            Mutex<std::sync::mpsc::Sender<()>>,
+            Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+        )>| async move {
+            let sent = cx
+                .state()
+                .0
+                .lock()
+                .map(|tx| tx.send(()).is_ok())
+                .unwrap_or(false);
+            Ok::<_, ErrorObject>(sent)
+        },
+    );
+    let addr = serve(server, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"crunch","id":1}"#)
+        .await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"release","id":2}"#)
+        .await;
+    let mut replies = [wire.recv().await, wire.recv().await];
+    replies.sort_by_key(|r| r["id"].as_u64());
+    assert_eq!(replies[0]["result"], "released");
+    assert_eq!(replies[1]["result"], true);
+}
+
+#[tokio::test]
+async fn a_panic_on_its_own_task_is_answered_and_the_connection_serves_on() {
+    let mut server = Router::new();
+    server
+        .method("boom", || async {
+            panic!("on purpose");
+            #[allow(unreachable_code)]
+            Ok::<_, ErrorObject>(())
+        })
+        .own_task();
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let addr = serve(server, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"boom","id":1}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32603);
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#)
+        .await;
+    assert_eq!(reply["result"], "pong");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_cancels_a_notification_handlers_token() {
+    let cancelled = Arc::new(Notify::new());
+    let started = Arc::new(Notify::new());
+    let mut server = Router::with_state((started.clone(), cancelled.clone()));
+    server.notification(
+        "watch",
+        |cx: Context<(Arc<Notify>, Arc<Notify>)>| async move {
+            let token = cx.cancellation().clone();
+            let told = cx.state().1.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                told.notify_one();
+            });
+            cx.state().0.notify_one();
+            std::future::pending::<()>().await;
+        },
+    );
+    let config = Config::default().drain_timeout(Duration::from_millis(100));
+    let addr = serve_with(server, Framing::Newline, config, 1 << 20).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"watch"}"#).await;
+    within("handler start", started.notified()).await;
+    drop(wire);
+    within("the notification's token cancelled", cancelled.notified()).await;
+}
