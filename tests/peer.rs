@@ -878,6 +878,12 @@ async fn a_finished_handler_does_not_cancel_its_token() {
     );
 }
 
+/// A blocking hand-over between two handlers.
+type Hand = (
+    Mutex<std::sync::mpsc::Sender<()>>,
+    Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_method_on_its_own_task_does_not_hold_up_its_connection() {
     // `crunch` blocks its thread until `release` has run. On the
@@ -887,40 +893,28 @@ async fn a_method_on_its_own_task_does_not_hold_up_its_connection() {
     let rx = Arc::new(Mutex::new(rx));
     let mut server = Router::with_state((Mutex::new(tx), rx));
     server
-        .method(
-            "crunch",
-            |cx: Context<(
-                Mutex<std::sync::mpsc::Sender<()>>,
-                Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
-            )>| async move {
-                let rx = cx.state().1.clone();
-                let released = rx
-                    .lock()
-                    .map(|rx| rx.recv_timeout(Duration::from_secs(10)).is_ok())
-                    .unwrap_or(false);
-                Ok::<_, ErrorObject>(if released {
-                    "released"
-                } else {
-                    "never released"
-                })
-            },
-        )
-        .own_task();
-    server.method(
-        "release",
-        |cx: Context<(
-            Mutex<std::sync::mpsc::Sender<()>>,
-            Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
-        )>| async move {
-            let sent = cx
-                .state()
-                .0
+        .method("crunch", |cx: Context<Hand>| async move {
+            let rx = cx.state().1.clone();
+            let released = rx
                 .lock()
-                .map(|tx| tx.send(()).is_ok())
+                .map(|rx| rx.recv_timeout(Duration::from_secs(10)).is_ok())
                 .unwrap_or(false);
-            Ok::<_, ErrorObject>(sent)
-        },
-    );
+            Ok::<_, ErrorObject>(if released {
+                "released"
+            } else {
+                "never released"
+            })
+        })
+        .own_task();
+    server.method("release", |cx: Context<Hand>| async move {
+        let sent = cx
+            .state()
+            .0
+            .lock()
+            .map(|tx| tx.send(()).is_ok())
+            .unwrap_or(false);
+        Ok::<_, ErrorObject>(sent)
+    });
     let addr = serve(server, Framing::Newline).await;
     let mut wire = Wire::connect(addr, Framing::Newline).await;
     wire.send(r#"{"jsonrpc":"2.0","method":"crunch","id":1}"#)
