@@ -32,62 +32,104 @@ pub enum Version {
 /// assert_eq!(Id::from("abc").as_str().as_deref(), Some("abc"));
 /// ```
 #[derive(Debug, Clone)]
-pub struct Id(Box<RawValue>);
+pub struct Id(Repr);
+
+/// One form for each value, so that equal ids compare and hash alike: a
+/// number is `Number` exactly when its text is the canonical one of a
+/// `u64` (the common case, kept without an allocation), else `Raw`.
+#[derive(Debug, Clone)]
+enum Repr {
+    Null,
+    Number(u64),
+    /// A string, or a number written any other way (negative, fraction,
+    /// exponent, past 64 bits), byte for byte.
+    Raw(Box<RawValue>),
+}
 
 impl Id {
     /// The `null` id.
     pub fn null() -> Self {
-        Self(crate::error::null())
+        Self(Repr::Null)
     }
 
     /// Checks that `raw` is an id the spec allows (string, number or null).
     fn from_raw(raw: &RawValue) -> Option<Self> {
-        match raw.get().as_bytes().first()? {
-            b'"' | b'-' | b'0'..=b'9' | b'n' => Some(Self(raw.to_owned())),
+        let text = raw.get();
+        match text.as_bytes().first()? {
+            b'n' => Some(Self(Repr::Null)),
+            b'0'..=b'9' => Some(Self(match canonical_u64(text) {
+                Some(n) => Repr::Number(n),
+                None => Repr::Raw(raw.to_owned()),
+            })),
+            b'"' | b'-' => Some(Self(Repr::Raw(raw.to_owned()))),
             _ => None,
         }
     }
 
     /// Whether this is the `null` id.
     pub fn is_null(&self) -> bool {
-        self.0.get() == "null"
+        matches!(self.0, Repr::Null)
     }
 
     /// The id as a `u64`, when it is a non-negative integer that fits.
     pub fn as_u64(&self) -> Option<u64> {
-        self.0.get().parse().ok()
+        match &self.0 {
+            Repr::Number(n) => Some(*n),
+            Repr::Raw(raw) => raw.get().parse().ok(),
+            Repr::Null => None,
+        }
     }
 
     /// The id as a string, when it is one (escapes resolved).
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
-        if self.0.get().starts_with('"') {
-            serde_json::from_str(self.0.get()).ok()
-        } else {
-            None
+        match &self.0 {
+            Repr::Raw(raw) if raw.get().starts_with('"') => as_string(raw),
+            _ => None,
         }
     }
 
-    /// The id's JSON text, exactly as it was received.
-    pub fn as_raw(&self) -> &RawValue {
-        &self.0
+    /// Appends the id's JSON text, exactly as it was received.
+    fn write_json(&self, out: &mut String) {
+        match &self.0 {
+            Repr::Null => out.push_str("null"),
+            Repr::Number(n) => {
+                // Writing to a String cannot fail.
+                let _ = fmt::Write::write_fmt(out, format_args!("{n}"));
+            }
+            Repr::Raw(raw) => out.push_str(raw.get()),
+        }
+    }
+}
+
+/// `text` as a `u64` when writing that `u64` back gives `text` again.
+fn canonical_u64(text: &str) -> Option<u64> {
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    let no_leading_zero = text.len() == 1 || !text.starts_with('0');
+    if digits && no_leading_zero {
+        text.parse().ok()
+    } else {
+        None
     }
 }
 
 impl From<u64> for Id {
     fn from(n: u64) -> Self {
-        Self(RawValue::from_string(n.to_string()).unwrap_or_else(|_| crate::error::null()))
+        Self(Repr::Number(n))
     }
 }
 
 impl From<i64> for Id {
     fn from(n: i64) -> Self {
-        Self(RawValue::from_string(n.to_string()).unwrap_or_else(|_| crate::error::null()))
+        match u64::try_from(n) {
+            Ok(n) => Self(Repr::Number(n)),
+            Err(_) => Self(RawValue::from_string(n.to_string()).map_or(Repr::Null, Repr::Raw)),
+        }
     }
 }
 
 impl From<&str> for Id {
     fn from(s: &str) -> Self {
-        Self(serde_json::value::to_raw_value(s).unwrap_or_else(|_| crate::error::null()))
+        Self(serde_json::value::to_raw_value(s).map_or(Repr::Null, Repr::Raw))
     }
 }
 
@@ -99,7 +141,12 @@ impl From<String> for Id {
 
 impl PartialEq for Id {
     fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+        match (&self.0, &other.0) {
+            (Repr::Null, Repr::Null) => true,
+            (Repr::Number(a), Repr::Number(b)) => a == b,
+            (Repr::Raw(a), Repr::Raw(b)) => a.get() == b.get(),
+            _ => false,
+        }
     }
 }
 
@@ -107,19 +154,31 @@ impl Eq for Id {}
 
 impl Hash for Id {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.get().hash(state);
+        match &self.0 {
+            Repr::Null => state.write_u8(0),
+            Repr::Number(n) => n.hash(state),
+            Repr::Raw(raw) => raw.get().hash(state),
+        }
     }
 }
 
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.get())
+        match &self.0 {
+            Repr::Null => f.write_str("null"),
+            Repr::Number(n) => write!(f, "{n}"),
+            Repr::Raw(raw) => f.write_str(raw.get()),
+        }
     }
 }
 
 impl Serialize for Id {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        match &self.0 {
+            Repr::Null => s.serialize_unit(),
+            Repr::Number(n) => s.serialize_u64(*n),
+            Repr::Raw(raw) => raw.serialize(s),
+        }
     }
 }
 
@@ -494,6 +553,26 @@ pub fn encode_response(
     id: &Id,
     outcome: Result<&RawValue, &ErrorObject>,
 ) -> String {
+    if let Ok(result) = outcome {
+        // The hot path, written by hand into one buffer of the right size:
+        // both members are valid JSON text already.
+        let (head, tail) = match version {
+            Version::V2 => (r#"{"jsonrpc":"2.0","result":"#, r#","id":"#),
+            Version::V1 => (r#"{"result":"#, r#","error":null,"id":"#),
+        };
+        let id_len = match &id.0 {
+            Repr::Raw(raw) => raw.get().len(),
+            Repr::Null | Repr::Number(_) => 20,
+        };
+        let mut out =
+            String::with_capacity(head.len() + result.get().len() + tail.len() + id_len + 1);
+        out.push_str(head);
+        out.push_str(result.get());
+        out.push_str(tail);
+        id.write_json(&mut out);
+        out.push('}');
+        return out;
+    }
     let (result, error) = match (version, outcome) {
         (Version::V2, Ok(r)) => (Member::Value(r), Member::Absent),
         (Version::V2, Err(e)) => (Member::Absent, Member::Value(e)),
