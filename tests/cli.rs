@@ -1218,7 +1218,7 @@ async fn fake_peer(how: Peer) -> (String, tokio::sync::mpsc::UnboundedReceiver<S
 }
 
 #[tokio::test]
-async fn bench_cannot_be_fooled_by_duplicates_wrong_ids_silence_or_a_hang_up() {
+async fn bench_cannot_be_fooled_by_second_answers_wrong_ids_silence_or_a_hang_up() {
     for (how, why) in [
         (Peer::Twice, "a second reply to id"),
         (Peer::WrongId, "which was never sent"),
