@@ -980,3 +980,338 @@ async fn sigterm_lets_running_calls_finish_and_exits_despite_idle_connections() 
     // Stopped: nobody is listening any more.
     assert!(TcpStream::connect(server.tcp.as_str()).await.is_err());
 }
+
+/// Runs `rpcpeer bench ARGS --json` to its end: the exit status and the one JSON line.
+async fn bench(args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["bench", "--json"];
+    all.extend_from_slice(args);
+    let out = rpcpeer(&all).await;
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{all:?}: {text}{}", stderr(&out));
+    let report: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{all:?}: not JSON ({e}): {text}"));
+    for key in [
+        "url",
+        "method",
+        "conns",
+        "inflight",
+        "batch",
+        "notify",
+        "seconds",
+        "requests",
+        "items",
+        "rps",
+        "items_per_s",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "max_us",
+        "bytes_sent",
+        "bytes_received",
+        "errors",
+        "error_samples",
+    ] {
+        assert!(report.get(key).is_some(), "{all:?}: no `{key}` in {report}");
+    }
+    (out.status.code(), report)
+}
+
+/// A report's count under `key`.
+fn count(report: &Value, key: &str) -> u64 {
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("`{key}` is not a count: {report}"))
+}
+
+/// Whether one of the report's error samples contains `text`.
+fn sampled(report: &Value, text: &str) -> bool {
+    report["error_samples"].as_array().is_some_and(|samples| {
+        samples
+            .iter()
+            .any(|s| s.as_str().is_some_and(|s| s.contains(text)))
+    })
+}
+
+/// The demo's `echo` answers `["hello"]` with `"hello"`, the one param.
+const SHORT: [&str; 6] = ["--duration", "0.5", "--warmup", "0", "--conns", "2"];
+
+#[tokio::test]
+async fn bench_checks_every_reply_over_both_framings_and_websocket() {
+    for framing in FRAMINGS {
+        let server = Server::start(framing).await;
+        let mut urls = vec![format!("tcp://{}", server.tcp)];
+        if framing == Framing::Newline {
+            urls.push(server.ws.clone());
+        }
+        for url in &urls {
+            let mut args = vec![url.as_str(), "--framing", framing.as_str()];
+            args.extend(SHORT);
+            args.extend(["--inflight", "8", "--expect", r#""hello""#]);
+            let (code, report) = bench(&args).await;
+            assert_eq!(code, Some(0), "{url}: {report}");
+            assert_eq!(count(&report, "errors"), 0, "{url}: {report}");
+            assert_eq!(report["error_samples"], json!([]));
+            let requests = count(&report, "requests");
+            assert!(requests > 0, "{url}: {report}");
+            assert_eq!(count(&report, "items"), requests, "{url}: {report}");
+            assert!(count(&report, "bytes_sent") > 0 && count(&report, "bytes_received") > 0);
+            assert!(
+                count(&report, "p50_us") <= count(&report, "max_us"),
+                "{report}"
+            );
+            assert_eq!(report["url"], json!(url));
+            assert_eq!(report["batch"], Value::Null);
+        }
+
+        // Each message a batch of 5: every item answered and checked.
+        let url = format!("tcp://{}", server.tcp);
+        let mut args = vec![url.as_str(), "--framing", framing.as_str()];
+        args.extend(SHORT);
+        args.extend(["--batch", "5", "--inflight", "4", "--expect", r#""hello""#]);
+        let (code, report) = bench(&args).await;
+        assert_eq!(code, Some(0), "{report}");
+        let messages = count(&report, "requests");
+        assert!(messages > 0, "{report}");
+        assert_eq!(count(&report, "items"), 5 * messages, "{report}");
+        assert_eq!(count(&report, "errors"), 0, "{report}");
+        assert_eq!(report["batch"], json!(5));
+        let (status, _) = server.terminate().await;
+        assert!(status.success());
+    }
+}
+
+#[tokio::test]
+async fn bench_counts_wrong_results_and_error_replies_as_errors() {
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    let cases: [(&[&str], &str); 4] = [
+        // `["hello"]` is what was sent, not what echo answers.
+        (&["--expect", r#"["hello"]"#], "is not the expected"),
+        (
+            &[
+                "--method",
+                "fail",
+                "--params",
+                r#"{"code":-32050,"message":"broken"}"#,
+            ],
+            "-32050",
+        ),
+        (&["--method", "no_such_method"], "-32601"),
+        (&["--batch", "3", "--method", "no_such_method"], "-32601"),
+    ];
+    for (extra, why) in cases {
+        let mut args = vec![url.as_str()];
+        args.extend(SHORT);
+        args.extend(extra);
+        let (code, report) = bench(&args).await;
+        assert_eq!(code, Some(1), "{extra:?}: {report}");
+        assert!(count(&report, "errors") > 0, "{extra:?}: {report}");
+        // A reply that failed a check is not counted as done.
+        assert_eq!(count(&report, "requests"), 0, "{extra:?}: {report}");
+        assert!(sampled(&report, why), "{extra:?}: no `{why}` in {report}");
+    }
+
+    // Usage and connection failures: one line, the CLI's exit codes.
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!(
+            "tcp://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        )
+    };
+    for (args, want) in [
+        (vec!["bench", &refused], 3),
+        (vec!["bench", &url, "--params", "5"], 2),
+        (vec!["bench", &url, "--expect", "{"], 2),
+        (vec!["bench", "bogus://x"], 2),
+    ] {
+        let out = rpcpeer(&args).await;
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).trim_end().lines().count(), 1, "{args:?}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+}
+
+/// How a fake peer (not `serve`) answers `bench`.
+#[derive(Clone, Copy, Debug)]
+enum Peer {
+    /// Answers each request correctly, twice.
+    Twice,
+    /// Answers under a string id: `"7"` for `7`.
+    WrongId,
+    /// Reads everything, answers nothing.
+    Silent,
+    /// Answers ten requests, then hangs up.
+    HangUp,
+    /// Counts notifications (batched ones too) and answers each request
+    /// with the count so far.
+    Counting,
+}
+
+/// What a fake peer saw on one connection, sent when the connection ends.
+#[derive(Debug)]
+struct Seen {
+    notifications: u64,
+    /// The count when the last request arrived.
+    at_last_request: Option<u64>,
+}
+
+/// Starts a fake peer on 127.0.0.1 (newline framing); its URL, and what each connection saw.
+async fn fake_peer(how: Peer) -> (String, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+    let (seen_tx, seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let seen_tx = seen_tx.clone();
+            tokio::spawn(async move {
+                let mut io = rpcpeer::stream::framed(socket, Framing::Newline, 1 << 20);
+                let mut seen = Seen {
+                    notifications: 0,
+                    at_last_request: None,
+                };
+                let mut answered = 0;
+                while let Some(Ok(frame)) = io.next().await {
+                    let message: Value = serde_json::from_str(&frame).expect("bench sends JSON");
+                    let items = match message {
+                        Value::Array(items) => items,
+                        one => vec![one],
+                    };
+                    let mut replies = Vec::new();
+                    for item in items {
+                        let Some(id) = item.get("id").cloned() else {
+                            seen.notifications += 1;
+                            continue;
+                        };
+                        seen.at_last_request = Some(seen.notifications);
+                        let reply = |id: Value, result: Value| {
+                            json!({"jsonrpc": "2.0", "result": result, "id": id}).to_string()
+                        };
+                        match how {
+                            Peer::Twice => {
+                                replies.push(reply(id.clone(), json!("hello")));
+                                replies.push(reply(id, json!("hello")));
+                            }
+                            Peer::WrongId => {
+                                replies.push(reply(json!(id.to_string()), json!("hello")))
+                            }
+                            Peer::Silent => {}
+                            Peer::HangUp if answered == 10 => return,
+                            Peer::HangUp => replies.push(reply(id, json!("hello"))),
+                            Peer::Counting => replies.push(reply(id, json!(seen.notifications))),
+                        }
+                        answered += 1;
+                    }
+                    for reply in replies {
+                        if io.send(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = seen_tx.send(seen);
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn bench_cannot_be_fooled_by_second_answers_wrong_ids_silence_or_a_hang_up() {
+    for (how, why) in [
+        (Peer::Twice, "a second reply to id"),
+        (Peer::WrongId, "which was never sent"),
+        (Peer::Silent, "no reply within"),
+        (Peer::HangUp, "requests unanswered"),
+    ] {
+        let (url, _seen) = fake_peer(how).await;
+        let mut args = vec![url.as_str()];
+        args.extend(SHORT);
+        // `rpcpeer` gives up after 20 s: the run must end on its own well before.
+        let (code, report) = bench(&args).await;
+        assert_eq!(code, Some(1), "{how:?}: {report}");
+        assert!(count(&report, "errors") > 0, "{how:?}: {report}");
+        assert!(sampled(&report, why), "{how:?}: no `{why}` in {report}");
+        if let Peer::Twice = how {
+            // Each counted answer has a second one, counted as an error: a
+            // peer cannot look twice as fast.
+            assert!(count(&report, "requests") > 0, "{report}");
+            assert!(
+                count(&report, "errors") >= count(&report, "requests"),
+                "{report}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bench_notify_counts_what_it_sent_and_the_fence_comes_last() {
+    for batch in [None, Some("3")] {
+        let (url, mut seen) = fake_peer(Peer::Counting).await;
+        let mut args = vec![
+            url.as_str(),
+            "--notify",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+        ];
+        args.extend(["--conns", "2", "--inflight", "2"]);
+        if let Some(b) = batch {
+            args.extend(["--batch", b]);
+        }
+        let (code, report) = bench(&args).await;
+        assert_eq!(code, Some(0), "{report}");
+        assert_eq!(count(&report, "errors"), 0, "{report}");
+        let per_message = batch.map_or(1, |b| b.parse().expect("a number"));
+        let messages = count(&report, "requests");
+        assert!(messages > 0, "{report}");
+        assert_eq!(count(&report, "items"), per_message * messages, "{report}");
+        let mut read = 0;
+        for _ in 0..2 {
+            let conn = within("a connection's end", seen.recv())
+                .await
+                .expect("one report per connection");
+            // The fence was the last thing sent: the peer had read every
+            // notification of its connection when it answered the fence.
+            assert_eq!(conn.at_last_request, Some(conn.notifications), "{conn:?}");
+            read += conn.notifications;
+        }
+        // With no warm-up, every notification sent is one the report counts.
+        assert_eq!(read, count(&report, "items"), "{report}");
+    }
+}
+
+#[tokio::test]
+async fn bench_idle_holds_connections_until_stdin_ends() {
+    let server = Server::start(Framing::Newline).await;
+    for url in [format!("tcp://{}", server.tcp), server.ws.clone()] {
+        let mut child = Command::new(BIN)
+            .args(["bench", &url, "--idle", "5"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn rpcpeer bench --idle");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        assert_eq!(
+            next_line(&mut lines, "the holding line").await,
+            "holding 5 idle connections"
+        );
+        // Still holding while the server answers others.
+        let mut wire = server.wire().await;
+        wire.expect_nothing_before_next_reply().await;
+        assert!(
+            child.try_wait().expect("poll the child").is_none(),
+            "{url}: exited early"
+        );
+        drop(stdin);
+        let status = within("bench --idle to exit", child.wait())
+            .await
+            .expect("wait");
+        assert!(status.success(), "{url}: {status}");
+    }
+}

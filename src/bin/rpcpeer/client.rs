@@ -188,7 +188,7 @@ pub(crate) async fn connect<S: Send + Sync + 'static>(
 }
 
 /// Opens the transport to `target`; boxed, so every kind of peer drives the same way.
-async fn open(
+pub(crate) async fn open(
     target: &Target,
     args: &ConnectArgs,
 ) -> std::io::Result<(Box<dyn Transport>, Option<Child>)> {

@@ -3,6 +3,7 @@
 // No unwrap on anything a peer or a user sends: it is answered or reported, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+mod bench;
 mod client;
 mod demo;
 mod output;
@@ -57,6 +58,9 @@ enum Command {
     #[command(override_usage = "rpcpeer shell [OPTIONS] <URL>\n       \
                           rpcpeer shell [OPTIONS] --exec <COMMAND>")]
     Shell(ShellArgs),
+    /// Load any JSON-RPC peer: pipelined requests, batches or notifications
+    /// over N connections, every reply checked; prints throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 /// How to reach the peer; shared by every client subcommand.
@@ -172,10 +176,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Serve(_)));
     log_panics();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match cli.command {
+        Command::Bench(_) => bench::runtime(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("rpcpeer: could not start the async runtime: {err}");
@@ -189,6 +194,7 @@ fn main() -> ExitCode {
             Command::Notify(args) => client::notify(args).await,
             Command::Listen(args) => client::listen(args).await,
             Command::Shell(args) => shell::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     // NB: a short timeout, not a plain drop: a task blocked on stdin (the
