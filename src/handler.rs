@@ -123,6 +123,11 @@ pub(crate) fn decode_params<P: DeserializeOwned + JsonSchema>(
             ))
         });
     };
+    // Plain serde first: tracking the path costs on every call, and only a
+    // failure needs it, so only a failure decodes a second time.
+    if let Ok(p) = serde_json::from_str::<P>(raw.get()) {
+        return Ok(p);
+    }
     let de = &mut serde_json::Deserializer::from_str(raw.get());
     serde_path_to_error::deserialize(de).map_err(|err| {
         let inner = err.inner();
