@@ -92,10 +92,7 @@ impl Id {
     fn write_json(&self, out: &mut String) {
         match &self.0 {
             Repr::Null => out.push_str("null"),
-            Repr::Number(n) => {
-                // Writing to a String cannot fail.
-                let _ = fmt::Write::write_fmt(out, format_args!("{n}"));
-            }
+            Repr::Number(n) => out.push_str(itoa::Buffer::new().format(*n)),
             Repr::Raw(raw) => out.push_str(raw.get()),
         }
     }
@@ -471,12 +468,13 @@ fn as_string(raw: &RawValue) -> Option<Cow<'_, str>> {
     if !raw.get().starts_with('"') {
         return None;
     }
-    match serde_json::from_str::<&str>(raw.get()) {
-        Ok(text) => Some(Cow::Borrowed(text)),
-        Err(_) => serde_json::from_str::<String>(raw.get())
-            .ok()
-            .map(Cow::Owned),
+    // A valid JSON string without a backslash is its text between the
+    // quotes; only escapes need serde.
+    let text = raw.get();
+    if !text.as_bytes().contains(&b'\\') && text.len() >= 2 && text.ends_with('"') {
+        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
     }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// A peer's error as an [`ErrorObject`]; a non-standard one (1.0 allowed any

@@ -36,6 +36,9 @@ pub(crate) struct Scheduler<J> {
     running: usize,
     serial_busy: bool,
     exclusive_running: bool,
+    /// Exclusive jobs in `ready`: while none waits there is no barrier to
+    /// look for.
+    exclusive_waiting: usize,
     max_running: usize,
     next_seq: u64,
 }
@@ -48,6 +51,7 @@ impl<J> Scheduler<J> {
             running: 0,
             serial_busy: false,
             exclusive_running: false,
+            exclusive_waiting: 0,
             max_running: max_running.max(1),
             next_seq: 0,
         }
@@ -78,7 +82,11 @@ impl<J> Scheduler<J> {
         };
         match kind {
             Concurrency::InOrder => self.serial.push_back(queued),
-            Concurrency::Concurrent | Concurrency::Exclusive => self.ready.push_back(queued),
+            Concurrency::Concurrent => self.ready.push_back(queued),
+            Concurrency::Exclusive => {
+                self.exclusive_waiting += 1;
+                self.ready.push_back(queued);
+            }
         }
     }
 
@@ -90,10 +98,9 @@ impl<J> Scheduler<J> {
         }
         let room = self.running < self.max_running;
         // The first exclusive job waiting is the barrier of rule 5.
-        let barrier = self
-            .ready
-            .iter()
-            .find(|q| q.kind == Concurrency::Exclusive)
+        let barrier = (self.exclusive_waiting > 0)
+            .then(|| self.ready.iter().find(|q| q.kind == Concurrency::Exclusive))
+            .flatten()
             .map(|q| q.seq);
         let serial_may_start = !self.serial_busy
             && room
@@ -118,6 +125,7 @@ impl<J> Scheduler<J> {
         }
         let queued = self.ready.pop_front()?;
         if queued.kind == Concurrency::Exclusive {
+            self.exclusive_waiting -= 1;
             self.exclusive_running = true;
         }
         Some(self.started(queued))
@@ -142,7 +150,11 @@ impl<J> Scheduler<J> {
     pub(crate) fn remove(&mut self, mut matches: impl FnMut(&J) -> bool) -> Option<J> {
         for queue in [&mut self.ready, &mut self.serial] {
             if let Some(pos) = queue.iter().position(|q| matches(&q.job)) {
-                return queue.remove(pos).map(|q| q.job);
+                let queued = queue.remove(pos)?;
+                if queued.kind == Concurrency::Exclusive {
+                    self.exclusive_waiting -= 1;
+                }
+                return Some(queued.job);
             }
         }
         None
@@ -164,6 +176,7 @@ impl<J> Scheduler<J> {
         self.running = 0;
         self.serial_busy = false;
         self.exclusive_running = false;
+        self.exclusive_waiting = 0;
     }
 }
 
@@ -239,6 +252,18 @@ mod tests {
         assert_eq!(start_all(&mut s), ["n2"]);
         s.finished(InOrder);
         assert_eq!(start_all(&mut s), ["x"]);
+    }
+
+    #[test]
+    fn a_removed_exclusive_job_is_no_barrier_any_more() {
+        let mut s = Scheduler::new(8);
+        s.submit(Concurrent, "r1");
+        assert_eq!(start_all(&mut s), ["r1"]);
+        s.submit(Exclusive, "x");
+        s.submit(InOrder, "n1");
+        assert_eq!(start_all(&mut s), Vec::<&str>::new());
+        assert_eq!(s.remove(|j| *j == "x"), Some("x"));
+        assert_eq!(start_all(&mut s), ["n1"]);
     }
 
     #[test]

@@ -123,9 +123,13 @@ impl Encoder<String> for NewlineCodec {
         dst.reserve(frame.len() + 1);
         let start = dst.len();
         dst.extend_from_slice(frame.as_bytes());
-        for byte in &mut dst[start..] {
-            if *byte == b'\n' {
-                *byte = b' ';
+        // Looked for first (memchr-fast): a compact JSON text has no line
+        // feed, and a byte-by-byte rewrite cost more than the copy itself.
+        if frame.as_bytes().contains(&b'\n') {
+            for byte in &mut dst[start..] {
+                if *byte == b'\n' {
+                    *byte = b' ';
+                }
             }
         }
         dst.extend_from_slice(b"\n");
