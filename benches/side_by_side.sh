@@ -146,7 +146,7 @@ start_proc() {
     local out=$work/$name.$starts.out
     log_of[$name]=$work/$name.$starts.err
     : >"$out"
-    "${cmd[@]}" >"$out" 2>"${log_of[$name]}" </dev/null &
+    "${pin[@]}" "${cmd[@]}" >"$out" 2>"${log_of[$name]}" </dev/null &
     pid_of[$name]=$!
     pids+=("$!")
     local deadline=$((SECONDS + 30))
@@ -212,7 +212,7 @@ measure() {
 
     local rss0 c0 c1 rc=0 bpid samples=()
     rss0=$(rss_kib "$spid")
-    timeout $((DURATION + WARMUP + 60)) "${bench[@]}" "$url" "${args[@]}" \
+    timeout $((DURATION + WARMUP + 60)) "${pin[@]}" "${bench[@]}" "$url" "${args[@]}" \
         >"$out" 2>"$work/bench.err" </dev/null &
     bpid=$!
     pids+=("$bpid")
@@ -282,6 +282,10 @@ scenario() {
 }
 
 echo_args=(--method echo --params '["hello"]' --expect '"hello"')
+# Empty: the servers and the bench use every core. The latency scenarios
+# set it to put server and client on one CPU, so a request's round trip
+# is the work of both and no cross-CPU wake-up.
+pin=()
 
 scenario tcp_echo_4x64 "rpcpeer-tcp naive raw-tcp" "${echo_args[@]}" --conns 4 --inflight 64
 scenario ws_echo_4x64 "rpcpeer-ws jsonrpsee raw-ws" "${echo_args[@]}" --conns 4 --inflight 64
@@ -289,8 +293,11 @@ scenario ws_batch100 "rpcpeer-ws jsonrpsee" "${echo_args[@]}" --batch 100 --conn
 # `update` is a notification rpcpeer's demo accepts; jsonrpsee has it too.
 scenario ws_notify "rpcpeer-ws jsonrpsee" --notify --method update --params '["hello"]' --conns 4 --inflight 64
 scenario ws_sleep_1x64 "rpcpeer-ws jsonrpsee" --method sleep --params '[10]' --expect 10 --conns 1 --inflight 64
+command -v taskset >/dev/null || die "needs taskset (util-linux) for the one-CPU latency scenarios"
+pin=(taskset -c 0)
 scenario tcp_latency_1x1 "rpcpeer-tcp raw-tcp naive" "${echo_args[@]}" --conns 1 --inflight 1
 scenario ws_latency_1x1 "rpcpeer-ws raw-ws jsonrpsee" "${echo_args[@]}" --conns 1 --inflight 1
+pin=()
 
 # ---------------------------------------------------------------- idle memory
 
