@@ -47,6 +47,7 @@
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+mod calls;
 mod cancel;
 mod config;
 mod context;
@@ -59,6 +60,7 @@ mod handler;
 pub mod http;
 pub mod message;
 mod outbox;
+mod outgoing;
 mod peer;
 mod pending;
 pub mod reconnect;

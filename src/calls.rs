@@ -1,0 +1,230 @@
+//! The peer's calls to us on one connection: admitted, scheduled, and polled on the connection's own task.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+
+use crate::config::Config;
+use crate::dispatch::{admit, Admitted, Env};
+use crate::error::ErrorObject;
+use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Version};
+use crate::outbox::Outbox;
+use crate::outgoing::Outgoing;
+use crate::peer::Peer;
+use crate::router::{Concurrency, Router};
+use crate::running::{Entry, Running, Work};
+use crate::scheduler::Scheduler;
+use crate::session::Session;
+
+/// Every call of the peer's that this connection has read and not yet answered.
+pub(crate) struct Calls<S> {
+    router: Router<S>,
+    /// Handed to handlers, to call the peer back.
+    peer: Peer,
+    session: Session,
+    /// Which calls may start, and which wait.
+    scheduler: Scheduler<Work>,
+    /// Started by the scheduler, not polled yet: polled once at once, so a
+    /// call answered without waiting never enters `running`.
+    starting: VecDeque<Running>,
+    /// Calls whose handlers wait on something.
+    running: FuturesUnordered<Running>,
+    max_queued: usize,
+    max_batch_len: usize,
+    cancel_method: Option<String>,
+}
+
+impl<S: Send + Sync + 'static> Calls<S> {
+    pub(crate) fn new(router: Router<S>, peer: Peer, session: Session, config: &Config) -> Self {
+        Self {
+            router,
+            peer,
+            session,
+            scheduler: Scheduler::new(config.max_in_flight),
+            starting: VecDeque::new(),
+            running: FuturesUnordered::new(),
+            max_queued: config.max_queued,
+            max_batch_len: config.max_batch_len,
+            cancel_method: config.cancel_method.clone(),
+        }
+    }
+
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Calls waiting for their turn.
+    pub(crate) fn queued(&self) -> usize {
+        self.scheduler.queued()
+    }
+
+    /// Calls started and not finished.
+    pub(crate) fn running(&self) -> usize {
+        self.scheduler.running()
+    }
+
+    /// Nothing waits and nothing runs.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.scheduler.is_idle()
+    }
+
+    /// Reads one frame: calls are scheduled, answers go to our callers.
+    pub(crate) fn on_frame(&mut self, text: &str, outgoing: &mut Outgoing, outbox: &mut Outbox) {
+        match parse(text) {
+            Frame::Single(item) => {
+                if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
+                    self.scheduler.submit(kind, Work::One(entry));
+                }
+            }
+            Frame::Batch(items) => self.on_batch(items, outgoing, outbox),
+        }
+        self.pump();
+    }
+
+    /// One path for every incoming message, alone or in a batch: a call
+    /// comes back to be scheduled; anything else is dealt with here.
+    fn admit(
+        &mut self,
+        item: Result<Message<'_>, Rejected>,
+        in_batch: bool,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) -> Option<(Concurrency, Entry)> {
+        let queued = self.queued();
+        let full = (queued >= self.max_queued).then_some(queued);
+        let env = Env {
+            router: &self.router,
+            peer: &self.peer,
+            session: &self.session,
+            cancel_method: self.cancel_method.as_deref(),
+        };
+        match admit(&env, item, full) {
+            Admitted::Call(kind, version, entry) => {
+                outgoing.follow(version);
+                Some((kind, entry))
+            }
+            Admitted::Response(resp) => {
+                outgoing.answer(resp.id, resp.outcome);
+                None
+            }
+            Admitted::Cancel(version, id) => {
+                outgoing.follow(version);
+                match id {
+                    Some(id) => self.cancel(&id, outbox),
+                    None => tracing::debug!("cancel notification without a readable id, ignored"),
+                }
+                None
+            }
+            // In a batch it is one of the array's entries; alone it needs
+            // no turn (and must not take a queue place while busy).
+            Admitted::Answered(reply) if in_batch => {
+                Some((Concurrency::Concurrent, Entry::done(Some(reply))))
+            }
+            Admitted::Answered(reply) => {
+                outbox.push(reply);
+                None
+            }
+            Admitted::Dropped => None,
+        }
+    }
+
+    fn on_batch(
+        &mut self,
+        items: Vec<Result<Message<'_>, Rejected>>,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) {
+        if items.len() > self.max_batch_len {
+            let err = ErrorObject::invalid_request(format!(
+                "a batch of {} entries exceeds the limit of {}",
+                items.len(),
+                self.max_batch_len
+            ));
+            outbox.push(encode_response(Version::V2, &Id::null(), Err(&err)));
+            return;
+        }
+        let entries: Vec<Entry> = items
+            .into_iter()
+            .filter_map(|item| {
+                self.admit(item, true, outgoing, outbox)
+                    .map(|(_, entry)| entry)
+            })
+            .collect();
+        if !entries.is_empty() {
+            // Spec §6: the entries may run in any order, so they all run at
+            // once, as one concurrent job (a batch takes one handler slot).
+            self.scheduler
+                .submit(Concurrency::Concurrent, Work::Batch(entries));
+        }
+    }
+
+    /// Hands every job that may start now to be polled.
+    fn pump(&mut self) {
+        while let Some((kind, work)) = self.scheduler.next() {
+            self.starting.push_back(Running::new(kind, work));
+        }
+    }
+
+    fn finished(&mut self, kind: Concurrency, reply: Option<String>, outbox: &mut Outbox) {
+        self.scheduler.finished(kind);
+        if let Some(reply) = reply {
+            outbox.push(reply);
+        }
+        self.pump();
+    }
+
+    /// The peer cancels one of its requests.
+    fn cancel(&mut self, id: &Id, outbox: &mut Outbox) {
+        let started = self.running.iter_mut().chain(self.starting.iter_mut());
+        if let Some(reply) = crate::cancel::incoming(id, &mut self.scheduler, started) {
+            outbox.push(reply);
+        }
+    }
+
+    /// Polls the calls started since the last turn, then those that were
+    /// woken, while the outbox has fewer than `max_outbox` frames; `true`
+    /// when any started or finished.
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        outbox: &mut Outbox,
+        max_outbox: usize,
+    ) -> bool {
+        let mut progress = false;
+        // NB: a call started in this turn is polled right here, on the
+        // connection's task: a handler that answers at once puts its reply
+        // in the outbox before the driver writes, so the replies to every
+        // request read in one go leave in one write call.
+        while outbox.len() < max_outbox {
+            let Some(mut run) = self.starting.pop_front() else {
+                break;
+            };
+            match Pin::new(&mut run).poll(cx) {
+                Poll::Ready((kind, reply)) => self.finished(kind, reply, outbox),
+                Poll::Pending => self.running.push(run),
+            }
+            progress = true;
+        }
+        while outbox.len() < max_outbox {
+            match self.running.poll_next_unpin(cx) {
+                Poll::Ready(Some((kind, reply))) => {
+                    self.finished(kind, reply, outbox);
+                    progress = true;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// Drops every call: each is cancelled, and its token if it made one.
+    pub(crate) fn abort(&mut self) {
+        self.running.clear();
+        self.starting.clear();
+        self.scheduler.clear();
+    }
+}

@@ -1,0 +1,161 @@
+//! Our own calls to the peer: each request parked in the pending table and encoded into the outbox, each answer handed to its caller.
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use crate::error::ErrorObject;
+use crate::message::{encode_notification, encode_request, Id, Version};
+use crate::outbox::Outbox;
+use crate::peer::Command;
+use crate::pending::{Failure, PendingTable, ReplySender};
+use crate::running::join_batch;
+
+/// What the connection still sends of ours, by shutdown phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sending {
+    /// Requests and notifications.
+    Everything,
+    /// Draining: a request could never be answered, so it fails at once;
+    /// notifications still go out.
+    Notifications,
+    /// Closing: nothing more is written.
+    Nothing,
+}
+
+/// The calls we made that wait for an answer, and the version we write in.
+pub(crate) struct Outgoing {
+    pending: PendingTable,
+    /// The version our own messages use: the peer's last, unless configured.
+    speak: Version,
+    configured: Option<Version>,
+    /// What our pending calls are told when they fail: the transport's
+    /// error, the peer's last complaint about our messages, or a local close.
+    pub(crate) close_reason: Option<Arc<str>>,
+}
+
+impl Outgoing {
+    pub(crate) fn new(configured: Option<Version>) -> Self {
+        Self {
+            pending: PendingTable::default(),
+            speak: configured.unwrap_or(Version::V2),
+            configured,
+            close_reason: None,
+        }
+    }
+
+    /// Follows the version the peer writes in, unless one is configured.
+    pub(crate) fn follow(&mut self, version: Version) {
+        if self.configured.is_none() {
+            self.speak = version;
+        }
+    }
+
+    /// Whether a call of ours waits for its answer.
+    pub(crate) fn is_waiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes what a `Peer` asked for, as far as `sending` allows.
+    pub(crate) fn command(&mut self, cmd: Command, sending: Sending, outbox: &mut Outbox) {
+        match cmd {
+            Command::Request {
+                id,
+                method,
+                params,
+                reply,
+            } => {
+                if let Some(text) = self.request(id, &method, params.as_deref(), reply, sending) {
+                    outbox.push(text);
+                }
+            }
+            Command::Notify { method, .. } if sending == Sending::Nothing => {
+                tracing::debug!(%method, "connection closing: notification not sent");
+            }
+            Command::Notify { method, params } => {
+                outbox.push(encode_notification(self.speak, &method, params.as_deref()));
+            }
+            Command::Batch(entries) => {
+                let mut frame = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    let params = entry.params.as_deref();
+                    frame.push(match entry.call {
+                        Some((id, reply)) => {
+                            self.request(id, &entry.method, params, reply, sending)
+                        }
+                        None if sending == Sending::Everything => {
+                            Some(encode_notification(self.speak, &entry.method, params))
+                        }
+                        None => None,
+                    });
+                }
+                if let Some(text) = join_batch(frame) {
+                    outbox.push(text);
+                }
+            }
+        }
+    }
+
+    /// Parks one request and gives its text, or answers its caller at once.
+    fn request(
+        &mut self,
+        id: u64,
+        method: &str,
+        params: Option<&RawValue>,
+        reply: ReplySender,
+        sending: Sending,
+    ) -> Option<String> {
+        // NB: a caller that gave up before we got here (a dropped future, a
+        // timeout while the queue was full) must not leave a call pending
+        // forever: nothing of ours would ever be "not pending" again, and
+        // reading would ignore its bounds. `CancelOnDrop` closes the
+        // channel before it says so.
+        if reply.is_closed() {
+            return None;
+        }
+        if sending != Sending::Everything {
+            let _ = reply.send(Err(Failure::Closed(self.close_reason.clone())));
+            return None;
+        }
+        self.pending.insert(id, reply);
+        Some(encode_request(self.speak, &Id::from(id), method, params))
+    }
+
+    /// An answer from the peer: to its caller, or to the log.
+    pub(crate) fn answer(&mut self, id: Id, outcome: Result<Box<RawValue>, ErrorObject>) {
+        let unmatched = match id.as_u64() {
+            Some(n) => self.pending.resolve(n, outcome).err(),
+            None => Some(outcome),
+        };
+        match unmatched {
+            None => {}
+            Some(Err(err)) if id.is_null() => {
+                tracing::warn!("the peer could not read one of our messages: {err}");
+                // Often the last word before the peer hangs up (a frame over
+                // its limit): the calls that fail then say so.
+                self.close_reason =
+                    Some(format!("the peer could not read our message: {err}").into());
+            }
+            Some(_) => {
+                tracing::warn!(%id, "response to no request of ours (or one already given up), dropped")
+            }
+        }
+    }
+
+    /// A caller gave up on request `id`: forget it, and give the notice
+    /// that tells the peer (`cancel_method`) when one is to be sent.
+    pub(crate) fn caller_gone(&mut self, id: u64, cancel_method: Option<&str>) -> Option<String> {
+        if !self.pending.forget(id) {
+            // Answered already, or not seen yet: then its reply channel is
+            // closed before this notice was sent (see `CancelOnDrop`), and
+            // `request` skips the call when it arrives.
+            return None;
+        }
+        cancel_method.map(|method| crate::cancel::notice(self.speak, method, id))
+    }
+
+    /// Every waiting caller fails with the close reason.
+    pub(crate) fn fail_all(&mut self) {
+        self.pending.fail_all(self.close_reason.as_ref());
+    }
+}
