@@ -1,6 +1,6 @@
 //! Our outgoing requests that wait for a reply, by id. Owned by the driver alone, so no lock.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;

@@ -1,6 +1,6 @@
 //! The method table: names to handlers, with what each method declares about itself.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -227,7 +227,7 @@ impl<S: Send + Sync + 'static> Router<S> {
     pub fn with_state(state: S) -> Self {
         Self {
             inner: Arc::new(Inner {
-                methods: HashMap::new(),
+                methods: HashMap::default(),
                 fallback: None,
                 state: Arc::new(state),
             }),
