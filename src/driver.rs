@@ -282,8 +282,8 @@ where
                 }
             }
             // NB: reading never waits on a handler: a frame is parsed and
-            // its calls started or queued right here; they are first polled
-            // at the top of the next turn, before the write.
+            // its calls started or queued right here.
+            let mut read = false;
             while this.may_read() {
                 match Pin::new(&mut this.transport).poll_next(cx) {
                     Poll::Ready(Some(Ok(text))) => {
@@ -294,6 +294,13 @@ where
                     Poll::Ready(None) => this.begin_shutdown(),
                     Poll::Pending => break,
                 }
+                read = true;
+            }
+            if read {
+                // The calls just read get their first poll before the write:
+                // those that answer at once leave in this turn's write call.
+                this.calls
+                    .poll(cx, &mut this.outbox, this.config.max_outbox);
                 progress = true;
             }
             match this.outbox.poll_write(&mut this.transport, cx) {

@@ -1,5 +1,6 @@
 //! The handle that calls the other side: requests, notifications, batches, close.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -356,6 +357,23 @@ impl Peer {
         // when this matters most. An error means the driver is gone already.
         let _ = self.shared.control.send(Control::Close);
         self.closed().await;
+    }
+
+    /// Closes the connection gracefully (as [`Peer::close`]) once `signal`
+    /// completes, unless it has ended before; a server hands every
+    /// connection its stop signal this way.
+    ///
+    /// The signal is watched by a task of its own (spawned on the current
+    /// Tokio runtime), not by the connection's: joined with the driver it
+    /// would be polled again at every wake-up of a busy connection.
+    pub fn close_when(&self, signal: impl Future<Output = ()> + Send + 'static) {
+        let peer = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = signal => peer.close().await,
+                () = peer.closed() => {}
+            }
+        });
     }
 
     /// Completes when the connection's driver has stopped.

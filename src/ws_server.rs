@@ -210,24 +210,11 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
             hook(&peer, &session, remote);
         }
         let stop = self.stop.clone();
+        peer.close_when(async move { stop.cancelled().await });
         // NB: tracked so that a graceful stop waits for the peer's close.
-        self.peers
-            .track_future(async move {
-                let close_on_stop = async {
-                    tokio::select! {
-                        () = stop.cancelled() => peer.close().await,
-                        () = peer.closed() => {}
-                    }
-                };
-                // NB: joined, not raced: `Peer::close` completes only once the
-                // driver has finished, so the driver must go on being polled
-                // while it waits (awaiting it in place of the driver deadlocks).
-                let (result, ()) = tokio::join!(driver, close_on_stop);
-                if let Err(err) = result {
-                    tracing::debug!(%remote, "WebSocket peer ended: {err}");
-                }
-            })
-            .await;
+        if let Err(err) = self.peers.track_future(driver).await {
+            tracing::debug!(%remote, "WebSocket peer ended: {err}");
+        }
     }
 
     async fn http(&self, req: Request<String>, _remote: SocketAddr) -> Response<String> {

@@ -177,17 +177,12 @@ async fn serve_peer<T: Transport>(transport: T, shared: Arc<Shared>, label: Stri
         session,
     );
     tracing::debug!("{label}: connected");
-    let stop = async {
-        tokio::select! {
-            // Graceful: stop reading, let running handlers answer, close.
-            () = shared.stop.cancelled() => peer.close().await,
-            () = peer.closed() => {}
-        }
-    };
-    // NB: joined on this task, not spawned: `close` only completes while
-    // the driver is polled. (The chat notices the end by itself: a group
-    // member leaves when its connection closes.)
-    let (result, ()) = tokio::join!(driver, stop);
+    // Graceful: stop reading, let running handlers answer, close. (The
+    // chat notices the end by itself: a group member leaves when its
+    // connection closes.)
+    let stop = shared.stop.clone();
+    peer.close_when(async move { stop.cancelled().await });
+    let result = driver.await;
     match result {
         Ok(()) => tracing::debug!("{label}: closed"),
         Err(err) => tracing::debug!("{label}: closed: {err}"),
