@@ -167,7 +167,9 @@ impl Work {
                 if pending {
                     return Poll::Pending;
                 }
-                Poll::Ready(join_batch(entries.iter_mut().map(Entry::take_reply)))
+                Poll::Ready(join_batch(
+                    entries.iter_mut().map(Entry::take_reply).collect(),
+                ))
             }
         }
     }
@@ -197,18 +199,20 @@ impl Work {
 
 /// Joins the replies of a batch's entries into one array, or `None` when
 /// every entry was a notification (spec §6: then nothing is returned).
-pub(crate) fn join_batch(replies: impl IntoIterator<Item = Option<String>>) -> Option<String> {
-    let mut out = String::new();
-    for reply in replies.into_iter().flatten() {
+pub(crate) fn join_batch(replies: Vec<Option<String>>) -> Option<String> {
+    // Sized once: a hundred replies would otherwise grow the array several
+    // times over.
+    let size: usize = replies.iter().flatten().map(|r| r.len() + 1).sum();
+    if size == 0 {
+        return None;
+    }
+    let mut out = String::with_capacity(size + 1);
+    for reply in replies.iter().flatten() {
         out.push(if out.is_empty() { '[' } else { ',' });
-        out.push_str(&reply);
+        out.push_str(reply);
     }
-    if out.is_empty() {
-        None
-    } else {
-        out.push(']');
-        Some(out)
-    }
+    out.push(']');
+    Some(out)
 }
 
 /// Started work, as the driver's set of running futures holds it.
