@@ -8,12 +8,14 @@
 //! 2. The [`Driver`] reads it and [`message::parse`]s it into requests,
 //!    notifications, responses or a batch, classified by their keys.
 //! 3. A response resolves one of our own pending calls ([`Peer::request`]).
-//!    A request or notification is looked up in the [`Router`] and its
-//!    handler is spawned (or queued, per its [`Concurrency`]); the read loop
-//!    never waits on a handler.
-//! 4. The handler decodes its params once, runs, and its reply is encoded in
-//!    the version the request was written in.
-//! 5. The driver writes the reply frame back through the transport.
+//!    A request or notification is looked up in the [`Router`]; its handler
+//!    decodes the params once and its future is started at once (or queued,
+//!    per its [`Concurrency`]), polled on the connection's own task. The read
+//!    loop never waits on a handler.
+//! 4. The finished handler's reply is encoded in the version the request was
+//!    written in.
+//! 5. The driver writes every ready reply back through the transport, one
+//!    flush per turn.
 //!
 //! ```
 //! use rpcpeer::{Context, ErrorObject, Router, testing::connected_pair};
