@@ -976,3 +976,33 @@ async fn a_dropped_connection_cancels_a_notification_handlers_token() {
     drop(wire);
     within("the notification's token cancelled", cancelled.notified()).await;
 }
+
+#[tokio::test]
+async fn close_when_closes_gracefully_once_the_signal_fires() {
+    // A call in flight when the signal fires still gets its answer; then
+    // the connection ends and both sides see it.
+    let release = Arc::new(Notify::new());
+    let mut server = Router::with_state(release.clone());
+    server.method("wait", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notified().await;
+        Ok::<_, ErrorObject>("answered")
+    });
+    let (client, server) = rpcpeer::testing::connected_pair(Router::new(), server);
+    let stop = Arc::new(Notify::new());
+    let signal = stop.clone();
+    server.close_when(async move { signal.notified().await });
+
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request::<String>("wait", ()).await }
+    });
+    // The call must be running on the server before the stop.
+    let ping = within("a round trip", client.request::<Value>("rpc.none", ())).await;
+    assert!(ping.is_err(), "an unknown method is refused");
+    stop.notify_one();
+    release.notify_one();
+    let answer = within("the call in flight", call).await.expect("the task");
+    assert_eq!(answer.expect("an answer"), "answered");
+    within("the server's end", server.closed()).await;
+    within("the client's end", client.closed()).await;
+}
