@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -272,27 +273,151 @@ pub enum Frame<'a> {
 
 /// Every key a JSON-RPC 1.0 or 2.0 message may carry, all optional and raw.
 /// Keys are checked by hand (never `#[serde(untagged)]`) so that each
-/// problem gets its own error and the id survives a bad `method`.
-#[derive(Deserialize)]
+/// problem gets its own error and the id survives a bad `method`. A key
+/// that is present holds `Some`, even as `null`: a plain `Option` would turn
+/// `"id": null` into `None` and make a 2.0 request look like a notification.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
     jsonrpc: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
     method: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
     params: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
     result: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
     error: Option<&'a RawValue>,
+    /// A key given twice. Recorded rather than failed on, so that in a
+    /// batch the other entries are still read.
+    duplicate: Option<&'static str>,
 }
 
-/// `Some` whenever the key is present, even as `null`; a plain `Option` would
-/// turn `"id": null` into `None` and make a 2.0 request look like a notification.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message (an object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+        let mut env = Envelope::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            let (slot, name) = match key {
+                Key::Jsonrpc => (&mut env.jsonrpc, "jsonrpc"),
+                Key::Id => (&mut env.id, "id"),
+                Key::Method => (&mut env.method, "method"),
+                Key::Params => (&mut env.params, "params"),
+                Key::Result => (&mut env.result, "result"),
+                Key::Error => (&mut env.error, "error"),
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                env.duplicate.get_or_insert(name);
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                *slot = Some(map.next_value::<&RawValue>()?);
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// The members an envelope keeps; any other is skipped unread.
+enum Key {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "jsonrpc" => Key::Jsonrpc,
+                    "id" => Key::Id,
+                    "method" => Key::Method,
+                    "params" => Key::Params,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// One element of a batch, read in the same pass as the array (reading
+/// each as raw text first, then again as an object, scanned it twice): an
+/// object's envelope, or what the element is instead.
+struct Element<'a>(Result<Envelope<'a>, String>);
+
+impl<'de> Deserialize<'de> for Element<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ElementVisitor)
+    }
+}
+
+struct ElementVisitor;
+
+impl<'de> Visitor<'de> for ElementVisitor {
+    type Value = Element<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a batch element")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element<'de>, A::Error> {
+        EnvelopeVisitor.visit_map(map).map(|env| Element(Ok(env)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Element(Err("an array".into())))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Element<'de>, E> {
+        let text: String = v.chars().take(40).collect();
+        Ok(Element(Err(format!("the string {text:?}"))))
+    }
+
+    fn visit_unit<E>(self) -> Result<Element<'de>, E> {
+        Ok(Element(Err("null".into())))
+    }
 }
 
 /// Reads one frame: a single message or a batch.
@@ -312,12 +437,12 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 /// ```
 pub fn parse(text: &str) -> Frame<'_> {
     match text.trim_start().as_bytes().first() {
-        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
+        Some(b'[') => match serde_json::from_str::<Vec<Element<'_>>>(text) {
             Ok(items) if items.is_empty() => Frame::Single(Err(Rejected::v2(
                 ErrorObject::invalid_request("empty batch"),
             ))),
             // Spec §6: each element is answered on its own, in 2.0 form.
-            Ok(items) => Frame::Batch(items.into_iter().map(parse_batch_item).collect()),
+            Ok(items) => Frame::Batch(items.into_iter().map(batch_item).collect()),
             Err(err) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
         },
         Some(b'{') => Frame::Single(parse_object(text, Version::V1)),
@@ -332,14 +457,13 @@ pub fn parse(text: &str) -> Frame<'_> {
 
 /// A batch entry is read with 2.0 rules and answered in 2.0 form, with or
 /// without its `"jsonrpc"` member: batches do not exist in 1.0.
-fn parse_batch_item(raw: &RawValue) -> Result<Message<'_>, Rejected> {
-    if !raw.get().starts_with('{') {
-        let text: String = raw.get().chars().take(40).collect();
-        return Err(Rejected::v2(ErrorObject::invalid_request(format!(
-            "a batch entry must be an object, not {text}"
-        ))));
+fn batch_item(element: Element<'_>) -> Result<Message<'_>, Rejected> {
+    match element.0 {
+        Ok(env) => message(env, Version::V2),
+        Err(what) => Err(Rejected::v2(ErrorObject::invalid_request(format!(
+            "a batch entry must be an object, not {what}"
+        )))),
     }
-    parse_object(raw.get(), Version::V2)
 }
 
 fn json_error(err: &serde_json::Error) -> ErrorObject {
@@ -352,11 +476,21 @@ fn json_error(err: &serde_json::Error) -> ErrorObject {
 /// Reads one object; `unmarked` is the version of an object without a
 /// `"jsonrpc"` member (1.0 alone, 2.0 inside a batch).
 fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> {
-    let env: Envelope<'_> = match serde_json::from_str(text) {
-        Ok(env) => env,
-        // Not an object (a batch element like `1`), or a duplicate key.
-        Err(err) => return Err(Rejected::v2(json_error(&err))),
-    };
+    match serde_json::from_str(text) {
+        Ok(env) => message(env, unmarked),
+        Err(err) => Err(Rejected::v2(json_error(&err))),
+    }
+}
+
+/// Classifies an envelope by its keys; `unmarked` as for [`parse_object`].
+fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected> {
+    if let Some(key) = env.duplicate {
+        // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
+        // of two ids or methods to believe is no guess to make.
+        return Err(Rejected::v2(ErrorObject::invalid_request(format!(
+            "duplicate member `{key}`"
+        ))));
+    }
     let method = env.method.and_then(as_string);
     // The 1.0 form is for an object with no "jsonrpc" member and a string method,
     // or a response to one of our 1.0 requests.
@@ -746,5 +880,73 @@ mod tests {
             encode_response(Version::V1, &id, Err(&err)),
             r#"{"result":null,"error":{"code":1,"message":"x"},"id":1}"#
         );
+    }
+
+    #[test]
+    fn a_duplicate_member_refuses_its_own_batch_entry_only() {
+        let Frame::Batch(items) = parse(
+            r#"[{"jsonrpc":"2.0","method":"a","id":1,"id":2},{"jsonrpc":"2.0","method":"b","id":3}]"#,
+        ) else {
+            panic!("not a batch");
+        };
+        let Err(rejected) = &items[0] else {
+            panic!("a duplicate id was accepted");
+        };
+        assert_eq!(rejected.error.code, ErrorObject::INVALID_REQUEST);
+        assert!(rejected.error.message.contains("duplicate member `id`"));
+        assert!(matches!(&items[1], Ok(Message::Request(r)) if r.method == "b"));
+        assert!(single(r#"{"jsonrpc":"2.0","method":"a","method":"b","id":1}"#).is_err());
+    }
+
+    #[test]
+    fn batch_elements_that_are_not_objects_say_what_they_are() {
+        let Frame::Batch(items) = parse(r#"[1, "x", [2], null, true, -1.5, {"method":"m"}]"#)
+        else {
+            panic!("not a batch");
+        };
+        let said: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                Err(rejected) => rejected.error.message.clone(),
+                Ok(_) => "a message".into(),
+            })
+            .collect();
+        for (said, what) in
+            said.iter()
+                .zip(["1", "the string \"x\"", "an array", "null", "true", "-1.5"])
+        {
+            assert!(said.ends_with(&format!("not {what}")), "{said}");
+        }
+        assert_eq!(said[6], "a message");
+    }
+
+    #[test]
+    fn ids_keep_their_exact_text() {
+        for text in [
+            "1",
+            "0",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-0",
+            "1.0",
+            "1e3",
+            "\"a\\u0062\"",
+            "null",
+        ] {
+            let reply = encode_response(
+                Version::V2,
+                &Id::from_raw(&RawValue::from_string(text.into()).unwrap()).unwrap(),
+                Ok(RawValue::NULL),
+            );
+            assert_eq!(
+                reply,
+                format!(r#"{{"jsonrpc":"2.0","result":null,"id":{text}}}"#)
+            );
+        }
+        assert_eq!(
+            Id::from(7u64),
+            Id::from_raw(&RawValue::from_string("7".into()).unwrap()).unwrap()
+        );
+        assert_ne!(Id::from(7u64), Id::from("7"));
     }
 }
