@@ -239,13 +239,23 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        // NB: a source that answered Pending has this task's waker: a later
+        // round of this same poll would find nothing new there, so it is not
+        // asked again (each ask costs atomics and a waker registration).
+        // Sources stopped by a bound instead (outbox room, `may_read`) are
+        // asked again, since a round may have lifted the bound.
+        let (mut control_idle, mut commands_idle, mut input_idle) = (false, false, false);
         loop {
             let mut progress = false;
 
             // NB: in this order: control first (a close or a caller that gave
             // up must get through a full command queue), then replies and
             // our own calls, so output is served before new input is read.
-            while let Poll::Ready(Some(control)) = this.channels.control.poll_recv(cx) {
+            while !control_idle {
+                let Poll::Ready(Some(control)) = this.channels.control.poll_recv(cx) else {
+                    control_idle = true;
+                    break;
+                };
                 match control {
                     Control::CallerGone(id) => {
                         let open = matches!(this.phase, Phase::Open);
@@ -266,7 +276,8 @@ where
             progress |= this
                 .calls
                 .poll(cx, &mut this.outbox, this.config.max_outbox);
-            while this.outbox_has_room() && !matches!(this.phase, Phase::Closing) {
+            while !commands_idle && this.outbox_has_room() && !matches!(this.phase, Phase::Closing)
+            {
                 match this.channels.commands.poll_recv(cx) {
                     Poll::Ready(Some(cmd)) => {
                         let sending = match this.phase {
@@ -277,14 +288,14 @@ where
                         this.outgoing.command(cmd, sending, &mut this.outbox);
                         progress = true;
                     }
-                    // The driver holds a Peer itself, so this does not happen.
-                    Poll::Ready(None) | Poll::Pending => break,
+                    // The driver holds a Peer itself, so `None` does not happen.
+                    Poll::Ready(None) | Poll::Pending => commands_idle = true,
                 }
             }
             // NB: reading never waits on a handler: a frame is parsed and
             // its calls started or queued right here.
             let mut read = false;
-            while this.may_read() {
+            while !input_idle && this.may_read() {
                 match Pin::new(&mut this.transport).poll_next(cx) {
                     Poll::Ready(Some(Ok(text))) => {
                         this.calls
@@ -292,7 +303,10 @@ where
                     }
                     Poll::Ready(Some(Err(err))) => this.on_read_error(err),
                     Poll::Ready(None) => this.begin_shutdown(),
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        input_idle = true;
+                        break;
+                    }
                 }
                 read = true;
             }
