@@ -356,3 +356,44 @@ async fn an_exclusive_method_on_its_own_task_waits_for_its_turn() {
         "the exclusive `solo` ran while `hold` was running: {replies:?}"
     );
 }
+
+/// While a handler waits for its call back, the driver reads past its
+/// queue bound and answers "busy". A batch refused that way must be
+/// answered at once like a single request: queued, it would hold its
+/// replies in memory past the bound, and a peer sending batches could
+/// grow the queue without limit.
+#[tokio::test]
+async fn a_batch_refused_busy_is_answered_at_once_not_queued_past_the_bound() {
+    let mut router = Router::new();
+    router.method("ask", |cx: Context| async move {
+        cx.peer().request::<Value>("cb", ()).await.ok();
+        Ok::<_, ErrorObject>(())
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let config = Config::default().max_in_flight(1).max_queued(1);
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::with_config(a, router, config);
+    tokio::spawn(driver);
+    w.send(r#"{"jsonrpc":"2.0","method":"ask","id":1}"#.to_owned())
+        .await
+        .unwrap();
+    let cb = recv(&mut w).await;
+    assert_eq!(cb["method"], "cb", "{cb}");
+    // `ask` holds the one slot and `ping` fills the queue.
+    w.send(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#.to_owned())
+        .await
+        .unwrap();
+    for id in 10..13 {
+        let batch = json!([{"jsonrpc":"2.0","method":"ping","id":id}]).to_string();
+        w.send(batch).await.unwrap();
+    }
+    w.send(r#"{"jsonrpc":"2.0","method":"ping","id":"single"}"#.to_owned())
+        .await
+        .unwrap();
+    let first = recv(&mut w).await;
+    assert!(
+        first.is_array(),
+        "the busy batches were queued past the bound; first reply: {first}"
+    );
+    assert_eq!(first[0]["error"]["code"], -32000, "{first}");
+}
