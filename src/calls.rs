@@ -16,7 +16,7 @@ use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
-use crate::running::{Entry, Running, Work};
+use crate::running::{join_batch, Entry, Running, Work};
 use crate::scheduler::Scheduler;
 use crate::session::Session;
 
@@ -147,13 +147,24 @@ impl<S: Send + Sync + 'static> Calls<S> {
             outbox.push(encode_response(Version::V2, &Id::null(), Err(&err)));
             return;
         }
-        let entries: Vec<Entry> = items
+        let full = self.queued() >= self.max_queued;
+        let mut entries: Vec<Entry> = items
             .into_iter()
             .filter_map(|item| {
                 self.admit(item, true, outgoing, outbox)
                     .map(|(_, entry)| entry)
             })
             .collect();
+        if full && entries.iter().all(Entry::is_done) {
+            // Refused busy (or rejected) as a whole: answered now, like a
+            // single request. Queued, it would take a place past the bound,
+            // and a peer could grow the queue without limit while we read
+            // on for the reply to a call of ours.
+            if let Some(reply) = join_batch(entries.iter_mut().map(Entry::take_reply).collect()) {
+                outbox.push(reply);
+            }
+            return;
+        }
         if !entries.is_empty() {
             // Spec §6: the entries may run in any order, so they all run at
             // once, as one concurrent job (a batch takes one handler slot).

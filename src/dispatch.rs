@@ -145,8 +145,12 @@ fn prepare<S: Send + Sync + 'static>(
 
 /// Runs `work` on a task of its own; dropping the returned future aborts it.
 fn on_own_task(work: BoxFuture<Outcome>) -> BoxFuture<Outcome> {
-    let task = AbortOnDropHandle::new(tokio::spawn(AssertUnwindSafe(work).catch_unwind()));
     Box::pin(async move {
+        // NB: spawned at the first poll, not when the call is read: the
+        // scheduler decides when a call starts (its turn, the in-flight
+        // bound, an exclusive method running alone), and a call polls its
+        // future only once started.
+        let task = AbortOnDropHandle::new(tokio::spawn(AssertUnwindSafe(work).catch_unwind()));
         match task.await {
             Ok(Ok(outcome)) => outcome,
             // Re-raised so that the entry reports it like any handler's panic.

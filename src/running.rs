@@ -138,7 +138,12 @@ impl Entry {
         true
     }
 
-    fn take_reply(&mut self) -> Option<String> {
+    /// Answered already: nothing left to run.
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self.state, State::Done(_))
+    }
+
+    pub(crate) fn take_reply(&mut self) -> Option<String> {
         match &mut self.state {
             State::Done(reply) => reply.take(),
             State::Working(_) => None,

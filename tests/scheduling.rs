@@ -301,3 +301,99 @@ async fn max_queued_zero_still_reads() {
     let r = tokio::time::timeout(Duration::from_secs(5), w.next()).await;
     assert!(r.is_ok(), "no answer to a ping with max_queued(0)");
 }
+
+#[derive(Default)]
+struct Hold {
+    running: std::sync::atomic::AtomicBool,
+    started: Notify,
+    gate: Notify,
+}
+
+/// A method on its own task keeps its turn: an exclusive one must not start
+/// while another call runs, even though it runs on a task of its own.
+#[tokio::test]
+async fn an_exclusive_method_on_its_own_task_waits_for_its_turn() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let st = Arc::new(Hold::default());
+    let mut router = Router::with_state(st.clone());
+    router.method("hold", |cx: Context<Arc<Hold>>| async move {
+        cx.state().running.store(true, SeqCst);
+        cx.state().started.notify_one();
+        cx.state().gate.notified().await;
+        cx.state().running.store(false, SeqCst);
+        Ok::<_, ErrorObject>(())
+    });
+    router
+        .method("solo", |cx: Context<Arc<Hold>>| async move {
+            // What an exclusive call must never see: another call running.
+            Ok::<_, ErrorObject>(cx.state().running.load(SeqCst))
+        })
+        .concurrency(Concurrency::Exclusive)
+        .own_task();
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, router);
+    tokio::spawn(driver);
+    w.send(r#"{"jsonrpc":"2.0","method":"hold","id":1}"#.to_owned())
+        .await
+        .unwrap();
+    within("hold starts", st.started.notified()).await;
+    w.send(r#"{"jsonrpc":"2.0","method":"solo","id":2}"#.to_owned())
+        .await
+        .unwrap();
+    // Answered at once, without a turn: once its reply is back, `solo` has
+    // been read (and, were it started early, its task spawned before this
+    // test task is woken on this one-thread runtime).
+    w.send(r#"{"jsonrpc":"2.0","id":3}"#.to_owned())
+        .await
+        .unwrap();
+    let invalid = recv(&mut w).await;
+    assert_eq!(invalid["id"], 3, "{invalid}");
+    st.gate.notify_one();
+    let mut replies = [recv(&mut w).await, recv(&mut w).await];
+    replies.sort_by_key(|r| r["id"].as_u64());
+    assert_eq!(
+        replies[1]["result"], false,
+        "the exclusive `solo` ran while `hold` was running: {replies:?}"
+    );
+}
+
+/// While a handler waits for its call back, the driver reads past its
+/// queue bound and answers "busy". A batch refused that way must be
+/// answered at once like a single request: queued, it would hold its
+/// replies in memory past the bound, and a peer sending batches could
+/// grow the queue without limit.
+#[tokio::test]
+async fn a_batch_refused_busy_is_answered_at_once_not_queued_past_the_bound() {
+    let mut router = Router::new();
+    router.method("ask", |cx: Context| async move {
+        cx.peer().request::<Value>("cb", ()).await.ok();
+        Ok::<_, ErrorObject>(())
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let config = Config::default().max_in_flight(1).max_queued(1);
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::with_config(a, router, config);
+    tokio::spawn(driver);
+    w.send(r#"{"jsonrpc":"2.0","method":"ask","id":1}"#.to_owned())
+        .await
+        .unwrap();
+    let cb = recv(&mut w).await;
+    assert_eq!(cb["method"], "cb", "{cb}");
+    // `ask` holds the one slot and `ping` fills the queue.
+    w.send(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#.to_owned())
+        .await
+        .unwrap();
+    for id in 10..13 {
+        let batch = json!([{"jsonrpc":"2.0","method":"ping","id":id}]).to_string();
+        w.send(batch).await.unwrap();
+    }
+    w.send(r#"{"jsonrpc":"2.0","method":"ping","id":"single"}"#.to_owned())
+        .await
+        .unwrap();
+    let first = recv(&mut w).await;
+    assert!(
+        first.is_array(),
+        "the busy batches were queued past the bound; first reply: {first}"
+    );
+    assert_eq!(first[0]["error"]["code"], -32000, "{first}");
+}
