@@ -147,7 +147,6 @@ impl<S: Send + Sync + 'static> Calls<S> {
             outbox.push(encode_response(Version::V2, &Id::null(), Err(&err)));
             return;
         }
-        let full = self.queued() >= self.max_queued;
         let mut entries: Vec<Entry> = items
             .into_iter()
             .filter_map(|item| {
@@ -155,22 +154,22 @@ impl<S: Send + Sync + 'static> Calls<S> {
                     .map(|(_, entry)| entry)
             })
             .collect();
-        if full && entries.iter().all(Entry::is_done) {
-            // Refused busy (or rejected) as a whole: answered now, like a
-            // single request. Queued, it would take a place past the bound,
-            // and a peer could grow the queue without limit while we read
-            // on for the reply to a call of ours.
+        if entries.iter().all(Entry::is_done) {
+            // Nothing to run (only responses, or entries refused busy,
+            // rejected or of unknown methods):
+            // answered now, like a single request. Queued, a batch refused
+            // busy would take a place past the bound, and a peer could grow
+            // the queue without limit while we read on for the reply to a
+            // call of ours.
             if let Some(reply) = join_batch(entries.iter_mut().map(Entry::take_reply).collect()) {
                 outbox.push(reply);
             }
             return;
         }
-        if !entries.is_empty() {
-            // Spec §6: the entries may run in any order, so they all run at
-            // once, as one concurrent job (a batch takes one handler slot).
-            self.scheduler
-                .submit(Concurrency::Concurrent, Work::Batch(entries));
-        }
+        // Spec §6: the entries may run in any order, so they all run at
+        // once, as one concurrent job (a batch takes one handler slot).
+        self.scheduler
+            .submit(Concurrency::Concurrent, Work::Batch(entries));
     }
 
     /// Hands every job that may start now to be polled.
