@@ -1009,6 +1009,8 @@ async fn bench(args: &[&str]) -> (Option<i32>, Value) {
         "bytes_sent",
         "bytes_received",
         "errors",
+        "broken",
+        "interrupted",
         "error_samples",
     ] {
         assert!(report.get(key).is_some(), "{all:?}: no `{key}` in {report}");
@@ -1078,6 +1080,41 @@ async fn bench_checks_every_reply_over_both_framings_and_websocket() {
         let (status, _) = server.terminate().await;
         assert!(status.success());
     }
+}
+
+#[tokio::test]
+async fn bench_compares_numbers_by_value_and_fails_a_run_that_counted_nothing() {
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    // `sum [1,2,3]` answers 6; 6.0 is the same JSON number.
+    let mut args = vec![
+        url.as_str(),
+        "--method",
+        "sum",
+        "--params",
+        "[1,2,3]",
+        "--expect",
+        "6.0",
+    ];
+    args.extend(SHORT);
+    let (code, report) = bench(&args).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert!(count(&report, "requests") > 0, "{report}");
+
+    // Over before a single reply could come back: nothing was measured,
+    // and a script must not take that for a result.
+    let (code, report) = bench(&[&url, "--duration", "0.000001", "--warmup", "0"]).await;
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(count(&report, "requests"), 0, "{report}");
+    assert_eq!(
+        report["p50_us"],
+        Value::Null,
+        "no latency without a reply: {report}"
+    );
+
+    // --idle takes no load options.
+    let out = rpcpeer(&["bench", &url, "--idle", "2", "--json"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[tokio::test]
@@ -1230,7 +1267,15 @@ async fn bench_cannot_be_fooled_by_second_answers_wrong_ids_silence_or_a_hang_up
         args.extend(SHORT);
         // `rpcpeer` gives up after 20 s: the run must end on its own well before.
         let (code, report) = bench(&args).await;
-        assert_eq!(code, Some(1), "{how:?}: {report}");
+        // A connection that broke is a connection failure (3); a wrong
+        // answer is a failed check (1).
+        let expected = if let Peer::HangUp = how { 3 } else { 1 };
+        assert_eq!(code, Some(expected), "{how:?}: {report}");
+        assert_eq!(
+            count(&report, "broken") > 0,
+            matches!(how, Peer::HangUp),
+            "{how:?}: {report}"
+        );
         assert!(count(&report, "errors") > 0, "{how:?}: {report}");
         assert!(sampled(&report, why), "{how:?}: no `{why}` in {report}");
         if let Peer::Twice = how {
@@ -1247,7 +1292,19 @@ async fn bench_cannot_be_fooled_by_second_answers_wrong_ids_silence_or_a_hang_up
 
 #[tokio::test]
 async fn bench_notify_counts_what_it_sent_and_the_fence_comes_last() {
-    for batch in [None, Some("3")] {
+    let (url, _seen) = fake_peer(Peer::Counting).await;
+    let out = rpcpeer(&["bench", &url, "--notify", "--batch", "3"]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "batches of notifications are refused"
+    );
+    assert!(
+        stderr(&out).contains("--batch does not go with it"),
+        "{}",
+        stderr(&out)
+    );
+    for batch in [None] {
         let (url, mut seen) = fake_peer(Peer::Counting).await;
         let mut args = vec![
             url.as_str(),

@@ -51,12 +51,12 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 64, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     inflight: u32,
     /// Seconds to measure (fractions allowed).
-    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = crate::parse_seconds)]
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = parse_span)]
     duration: Duration,
     /// Seconds of load before measuring; nothing from them is counted but errors.
-    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = crate::parse_seconds)]
+    #[arg(long, default_value = "1", value_name = "SECONDS", value_parser = parse_span)]
     warmup: Duration,
-    /// Send each message as a batch: a JSON array of B requests.
+    /// Send each message as a batch: a JSON array of B requests (not with --notify).
     #[arg(long, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
     batch: Option<u32>,
     /// Send notifications as fast as the connection takes them; one request
@@ -66,11 +66,19 @@ pub(crate) struct BenchArgs {
     /// Every result must equal this JSON (compared as values, not as text).
     #[arg(long, value_name = "JSON")]
     expect: Option<String>,
-    /// Print one JSON line on stdout instead of the report.
+    /// Print one JSON line on stdout instead of the report, with: url,
+    /// method, conns, inflight, batch (null without --batch), notify,
+    /// seconds (measured), requests (messages answered and checked, or
+    /// notifications sent, in the measured time), items (requests in those
+    /// messages), rps, items_per_s, p50_us/p90_us/p99_us/max_us (latency of
+    /// the counted requests; of the probes with --notify; null when none),
+    /// bytes_sent, bytes_received, errors, broken (connections that failed),
+    /// interrupted, error_samples.
     #[arg(long)]
     json: bool,
     /// Only open N connections, send nothing, and hold them until SIGINT,
-    /// SIGTERM or the end of stdin.
+    /// SIGTERM or the end of stdin (so give it a stdin that stays open when
+    /// it runs in the background). Takes no load options.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     idle: Option<u32>,
 }
@@ -118,7 +126,17 @@ pub(crate) fn runtime() -> tokio::runtime::Builder {
 pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     let target = Target::new(Some(&args.url), None)?;
     if let Some(n) = args.idle {
+        if args.json || args.batch.is_some() || args.notify || args.expect.is_some() {
+            return Err(Failure::Usage(
+                "--idle only holds connections: --json, --batch, --notify and --expect do not go with it".into(),
+            ));
+        }
         return hold_idle(&args, &target, n as usize).await;
+    }
+    if args.notify && args.batch.is_some() {
+        return Err(Failure::Usage(
+            "--notify sends single notifications: --batch does not go with it".into(),
+        ));
     }
     let messages = Messages::new(&args)?;
     let expect = args.expect.as_deref().map(Expected::new).transpose()?;
@@ -189,6 +207,11 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     let report = Report {
         args: &args,
         seconds: seconds.as_secs_f64(),
+        warmup: measured_end
+            .min(start)
+            .saturating_duration_since(start - args.warmup)
+            .as_secs_f64(),
+        interrupted: interrupted_at.is_some(),
         tally: &total,
     };
     if args.json {
@@ -196,10 +219,25 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     } else {
         print_line(report.text().trim_end())?;
     }
-    if total.errors > 0 {
-        // Exit 1, like a call the peer answered with an error; the report
-        // already says what went wrong.
-        Err(Failure::Remote)
+    // NB: the worst first, so a script can trust a 0: a connection that
+    // broke (3), a reply that failed a check (1), nothing measured (1), an
+    // interrupted run (130, after the report of what was measured).
+    if total.broken > 0 {
+        Err(Failure::Connection(format!(
+            "{} of {} connections failed during the run (see the report)",
+            total.broken, args.conns
+        )))
+    } else if total.errors > 0 {
+        Err(Failure::Check(format!(
+            "{} replies failed a check (see the report)",
+            total.errors
+        )))
+    } else if interrupted_at.is_some() {
+        Err(Failure::Interrupted)
+    } else if total.requests == 0 {
+        Err(Failure::Check(
+            "no reply was counted in the measured time: lengthen --duration".into(),
+        ))
     } else {
         Ok(())
     }
@@ -338,7 +376,35 @@ impl Expected {
     /// result would cost the generator more than the peer.
     fn matches(&self, result: &RawValue) -> bool {
         result.get() == self.text
-            || serde_json::from_str::<Value>(result.get()).is_ok_and(|v| v == self.value)
+            || serde_json::from_str::<Value>(result.get()).is_ok_and(|v| same(&v, &self.value))
+    }
+}
+
+/// JSON equality where numbers compare by value: `6` and `6.0` are one
+/// number to JSON (RFC 8259 §6 does not tell them apart).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i128(), y.as_i128()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// `--duration` and `--warmup`: seconds, fractions allowed.
+fn parse_span(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 && secs.is_finite() && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!("`{text}` is not a number of seconds (0 or more)")),
     }
 }
 
@@ -390,6 +456,8 @@ struct Tally {
     samples: Vec<String>,
     /// `--notify`: when the last fence reply came.
     last_fence: Option<Instant>,
+    /// Connections that failed (dropped, unreadable) during the run.
+    broken: u64,
 }
 
 impl Tally {
@@ -404,6 +472,7 @@ impl Tally {
             errors: 0,
             samples: Vec::new(),
             last_fence: None,
+            broken: 0,
         }
     }
 
@@ -433,6 +502,7 @@ impl Tally {
             }
         }
         self.last_fence = self.last_fence.max(other.last_fence);
+        self.broken += other.broken;
     }
 }
 
@@ -557,6 +627,7 @@ impl Conn {
 
     /// Counts a dropped or failed connection as one error.
     fn broken(&mut self, why: String) {
+        self.tally.broken += 1;
         let owed = self.pending.len();
         let index = self.index;
         self.error(|| format!("connection {index}: {why} ({owed} requests unanswered)"));
@@ -894,6 +965,9 @@ impl Progress {
 struct Report<'a> {
     args: &'a BenchArgs,
     seconds: f64,
+    /// The warm-up that ran: shorter than asked when the run ended early.
+    warmup: f64,
+    interrupted: bool,
     tally: &'a Tally,
 }
 
@@ -928,15 +1002,22 @@ impl Report<'_> {
             "items": tally.items,
             "rps": self.per_second(tally.requests),
             "items_per_s": self.per_second(tally.items),
-            "p50_us": self.percentile(0.5),
-            "p90_us": self.percentile(0.9),
-            "p99_us": self.percentile(0.99),
-            "max_us": tally.latency_us.max(),
+            "p50_us": self.latency(|_| self.percentile(0.5)),
+            "p90_us": self.latency(|_| self.percentile(0.9)),
+            "p99_us": self.latency(|_| self.percentile(0.99)),
+            "max_us": self.latency(|t| t.latency_us.max()),
             "bytes_sent": tally.bytes_sent,
             "bytes_received": tally.bytes_received,
             "errors": tally.errors,
+            "broken": tally.broken,
+            "interrupted": self.interrupted,
             "error_samples": tally.samples,
         })
+    }
+
+    /// A latency figure, or `None` when no latency was recorded.
+    fn latency(&self, figure: impl Fn(&Tally) -> u64) -> Option<u64> {
+        (!self.tally.latency_us.is_empty()).then(|| figure(self.tally))
     }
 
     fn text(&self) -> String {
@@ -945,14 +1026,16 @@ impl Report<'_> {
         let what = if args.notify { "notify" } else { "call" };
         let _ = writeln!(
             out,
-            "{} {what} `{}`: {} connections × {} in flight{}, {:.2} s measured after {:.2} s of warm-up",
+            "{} {what} `{}`: {} connection{} × {} in flight{}, {:.2} s measured after {:.2} s of warm-up{}",
             args.url,
             args.method,
             args.conns,
+            if args.conns == 1 { "" } else { "s" },
             args.inflight,
             args.batch.map(|b| format!(", batches of {b}")).unwrap_or_default(),
             self.seconds,
-            args.warmup.as_secs_f64(),
+            self.warmup,
+            if self.interrupted { " (interrupted)" } else { "" },
         );
         let name = if args.notify {
             "notifications"
@@ -966,7 +1049,7 @@ impl Report<'_> {
         };
         let _ = writeln!(
             out,
-            "  {name:<14}{:.1}/s  ({} {unit}{})",
+            "  {name:<14}{:.0}/s  ({} {unit}{})",
             self.per_second(tally.requests),
             tally.requests,
             if args.notify {
@@ -978,7 +1061,7 @@ impl Report<'_> {
         if args.batch.is_some() {
             let _ = writeln!(
                 out,
-                "  {:<14}{:.1}/s  ({} items)",
+                "  {:<14}{:.0}/s  ({} items)",
                 "items",
                 self.per_second(tally.items),
                 tally.items
@@ -989,14 +1072,18 @@ impl Report<'_> {
         } else {
             "latency"
         };
-        let _ = writeln!(
-            out,
-            "  {latency:<14}p50 {}  p90 {}  p99 {}  max {}",
-            micros(self.percentile(0.5)),
-            micros(self.percentile(0.9)),
-            micros(self.percentile(0.99)),
-            micros(tally.latency_us.max()),
-        );
+        if tally.latency_us.is_empty() {
+            let _ = writeln!(out, "  {latency:<14}none recorded");
+        } else {
+            let _ = writeln!(
+                out,
+                "  {latency:<14}p50 {}  p90 {}  p99 {}  max {}",
+                micros(self.percentile(0.5)),
+                micros(self.percentile(0.9)),
+                micros(self.percentile(0.99)),
+                micros(tally.latency_us.max()),
+            );
+        }
         let _ = writeln!(
             out,
             "  {:<14}{} sent, {} received (JSON text, in the measured time)",
@@ -1007,6 +1094,14 @@ impl Report<'_> {
         let _ = writeln!(out, "  {:<14}{}", "errors", tally.errors);
         for sample in &tally.samples {
             let _ = writeln!(out, "    {sample}");
+        }
+        let shown = tally.samples.len() as u64;
+        if tally.errors > shown && shown > 0 {
+            let _ = writeln!(
+                out,
+                "    (the first {shown} kinds shown; {} errors in all)",
+                tally.errors
+            );
         }
         out
     }

@@ -148,15 +148,21 @@ enum Failure {
     Usage(String),
     /// The connection could not be made, broke, or timed out. Exit 3.
     Connection(String),
+    /// A check failed (`bench`: a reply was wrong, or none was counted). Exit 1.
+    Check(String),
+    /// Stopped by SIGINT or SIGTERM before it was done (`bench`). Exit 130.
+    Interrupted,
 }
 
 impl Failure {
     /// The process exit status for this failure.
     fn exit_code(&self) -> ExitCode {
         match self {
-            Failure::Remote => ExitCode::from(1),
+            Failure::Remote | Failure::Check(_) => ExitCode::from(1),
             Failure::Usage(_) => ExitCode::from(2),
             Failure::Connection(_) => ExitCode::from(3),
+            // The shell's convention for a process ended by SIGINT.
+            Failure::Interrupted => ExitCode::from(130),
         }
     }
 }
@@ -165,7 +171,12 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Remote => f.write_str("the peer answered with an error"),
-            Failure::Usage(msg) | Failure::Connection(msg) => f.write_str(msg),
+            Failure::Interrupted => {
+                f.write_str("interrupted: the report covers the time until then")
+            }
+            Failure::Usage(msg) | Failure::Connection(msg) | Failure::Check(msg) => {
+                f.write_str(msg)
+            }
         }
     }
 }
