@@ -4,7 +4,8 @@
 # Usage: benches/side_by_side.sh   (from anywhere; it works from the repo root)
 #
 # Needs: bash 4.1+, cargo, python3 (parses the bench's JSON and prints the
-# table), coreutils (timeout, mktemp), Linux /proc. It installs nothing.
+# table), coreutils (timeout, mktemp), taskset (util-linux), Linux /proc.
+# It installs nothing. About 12 minutes with the defaults on 2 CPUs.
 # Run it on a quiet machine: the load generator and the server share the
 # cores, and any other busy process moves the numbers.
 #
@@ -16,9 +17,12 @@
 #   BATCH_INFLIGHT [8]  batches in flight per connection in the batch scenario
 #   IDLE [1000]         connections held open by the memory test
 #   SWEEP_ROUNDS [1]    rounds of the in-flight sweep (5 depths x 3 servers)
-#   CSV [benches/side_by_side.csv]      the sweep: depth,server,rps
-#   RESULTS [benches/side_by_side.jsonl] every bench run's JSON, plus ours
-#   CHART [0]           1: also draw the sweep into benches/chart.svg
+#   OUT [target/side_by_side]  where the results go: side_by_side.jsonl
+#                       (every bench run's JSON, plus ours),
+#                       side_by_side.csv (the sweep: depth,server,rps) and,
+#                       with CHART=1, chart.svg. `OUT=benches` refreshes the
+#                       committed ones that BENCHMARKS.md shows.
+#   CHART [0]           1: also draw the sweep into $OUT/chart.svg
 #   STRICT [0]          1: exit 1 when a target is missed
 #   CARGO [cargo]       the cargo command, split on spaces (e.g. to wrap it
 #                       in a lock shared with other builds)
@@ -36,8 +40,10 @@ WARMUP=${WARMUP:-1}
 BATCH_INFLIGHT=${BATCH_INFLIGHT:-8}
 IDLE=${IDLE:-1000}
 SWEEP_ROUNDS=${SWEEP_ROUNDS:-1}
-CSV=${CSV:-benches/side_by_side.csv}
-RESULTS=${RESULTS:-benches/side_by_side.jsonl}
+OUT=${OUT:-target/side_by_side}
+mkdir -p "$OUT"
+CSV=$OUT/side_by_side.csv
+RESULTS=$OUT/side_by_side.jsonl
 CHART=${CHART:-0}
 STRICT=${STRICT:-0}
 read -r -a cargo <<<"${CARGO:-cargo}"
@@ -362,6 +368,14 @@ ROUNDS=$saved_rounds
 # ---------------------------------------------------------------- report
 
 cp "$work/results.jsonl" "$RESULTS"
+# The idle-memory test's one measurement per server, beside the runs.
+python3 - "$work/idle.tsv" >>"$RESULTS" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    server, before, after, conns = line.split()
+    print(json.dumps({"scenario": "idle", "server": server, "connections": int(conns),
+                      "rss_before_kib": int(before), "rss_after_kib": int(after)}))
+PY
 status=0
 python3 - "$work/results.jsonl" "$work/idle.tsv" "$CSV" "$STRICT" <<'PY' || status=$?
 import json, math, statistics, sys
@@ -479,7 +493,7 @@ sys.exit(1 if strict == "1" and not all(checks) else 0)
 PY
 
 if [[ $CHART == 1 ]]; then
-    "$ex/chart" "$CSV" benches/chart.svg
-    echo "chart written to benches/chart.svg"
+    "$ex/chart" "$CSV" "$OUT/chart.svg"
+    echo "chart written to $OUT/chart.svg"
 fi
 exit "$status"
