@@ -169,7 +169,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // Spec §6: the entries may run in any order, so they all run at
         // once, as one concurrent job (a batch takes one handler slot).
         self.scheduler
-            .submit(Concurrency::Concurrent, Work::Batch(entries));
+            .submit(Concurrency::Concurrent, Work::batch(entries));
     }
 
     /// Hands every job that may start now to be polled.

@@ -187,7 +187,7 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
     };
     let mut work = match parse(text) {
         Frame::Single(item) => Work::One(entry(item)?),
-        Frame::Batch(items) => Work::Batch(items.into_iter().filter_map(entry).collect()),
+        Frame::Batch(items) => Work::batch(items.into_iter().filter_map(entry).collect()),
     };
     poll_fn(|cx| work.poll(cx)).await
 }

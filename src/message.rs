@@ -685,25 +685,35 @@ pub fn encode_response(
     id: &Id,
     outcome: Result<&RawValue, &ErrorObject>,
 ) -> String {
+    let size = match outcome {
+        Ok(result) => result.get().len() + 64,
+        Err(_) => 128,
+    };
+    let mut out = String::with_capacity(size);
+    write_response(&mut out, version, id, outcome);
+    out
+}
+
+/// [`encode_response`], appended to `out` (a batch's array, say).
+pub(crate) fn write_response(
+    out: &mut String,
+    version: Version,
+    id: &Id,
+    outcome: Result<&RawValue, &ErrorObject>,
+) {
     if let Ok(result) = outcome {
-        // The hot path, written by hand into one buffer of the right size:
-        // both members are valid JSON text already.
+        // The hot path, written by hand: both members are valid JSON text
+        // already.
         let (head, tail) = match version {
             Version::V2 => (r#"{"jsonrpc":"2.0","result":"#, r#","id":"#),
             Version::V1 => (r#"{"result":"#, r#","error":null,"id":"#),
         };
-        let id_len = match &id.0 {
-            Repr::Raw(raw) => raw.get().len(),
-            Repr::Null | Repr::Number(_) => 20,
-        };
-        let mut out =
-            String::with_capacity(head.len() + result.get().len() + tail.len() + id_len + 1);
         out.push_str(head);
         out.push_str(result.get());
         out.push_str(tail);
-        id.write_json(&mut out);
+        id.write_json(out);
         out.push('}');
-        return out;
+        return;
     }
     let (result, error) = match (version, outcome) {
         (Version::V2, Ok(r)) => (Member::Value(r), Member::Absent),
@@ -711,15 +721,17 @@ pub fn encode_response(
         (Version::V1, Ok(r)) => (Member::Value(r), Member::Null),
         (Version::V1, Err(e)) => (Member::Null, Member::Value(e)),
     };
-    Outgoing {
-        jsonrpc: jsonrpc(version),
-        method: None,
-        params: Member::Absent,
-        result,
-        error,
-        id: Member::Value(id),
-    }
-    .to_text()
+    out.push_str(
+        &Outgoing {
+            jsonrpc: jsonrpc(version),
+            method: None,
+            params: Member::Absent,
+            result,
+            error,
+            id: Member::Value(id),
+        }
+        .to_text(),
+    );
 }
 
 /// A request with a numeric id. 1.0 requires `params` to be an array, so a

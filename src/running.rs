@@ -9,13 +9,13 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{ready, Context as TaskContext, Poll, Waker};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ErrorObject;
 use crate::handler::{BoxFuture, Outcome};
-use crate::message::{encode_response, Id, Version};
+use crate::message::{encode_response, write_response, Id, Version};
 use crate::router::Concurrency;
 
 /// One incoming call: its handler's future until it ends, then its reply.
@@ -39,6 +39,41 @@ struct Call {
     /// Made only when the handler took a `Context`; cancelled when the call
     /// is cancelled or dropped before it finished.
     token: Option<CancellationToken>,
+}
+
+impl Call {
+    /// Polls the handler; its outcome once it has finished.
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Outcome> {
+        // Spec §5.1 -32603: a handler's panic is caught here, where the
+        // request's id is still known, so the caller gets an answer and the
+        // connection keeps serving.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| self.work.as_mut().poll(cx)));
+        let outcome = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(outcome)) => outcome,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("non-string panic payload");
+                tracing::error!(method = %self.method, "handler panicked: {msg}");
+                Err(ErrorObject::internal_error())
+            }
+        };
+        // Finished: its token must not be cancelled when the call is dropped.
+        self.token = None;
+        if let (None, Err(err)) = (&self.id, &outcome) {
+            // A notification's error has nowhere to go but the log.
+            tracing::debug!(method = %self.method, "notification failed: {err}");
+        }
+        Poll::Ready(outcome)
+    }
+}
+
+/// Starts the next element of a batch's reply array.
+fn open_item(array: &mut String) {
+    array.push(if array.is_empty() { '[' } else { ',' });
 }
 
 impl Drop for Call {
@@ -92,36 +127,38 @@ impl Entry {
         let State::Working(call) = &mut self.state else {
             return Poll::Ready(());
         };
-        // Spec §5.1 -32603: a handler's panic is caught here, where the
-        // request's id is still known, so the caller gets an answer and the
-        // connection keeps serving.
-        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.work.as_mut().poll(cx)));
-        let outcome = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(outcome)) => outcome,
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("non-string panic payload");
-                tracing::error!(method = %call.method, "handler panicked: {msg}");
-                Err(ErrorObject::internal_error())
-            }
-        };
-        // Finished: its token must not be cancelled when the call is dropped.
-        call.token = None;
-        let reply = match &call.id {
-            Some(id) => Some(encode_response(call.version, id, outcome.as_deref())),
-            None => {
-                if let Err(err) = outcome {
-                    // A notification's error has nowhere to go but the log.
-                    tracing::debug!(method = %call.method, "notification failed: {err}");
-                }
-                None
-            }
-        };
+        let outcome = ready!(call.poll(cx));
+        let reply = call.id.as_ref().map(|id| {
+            let size = outcome.as_deref().map_or(128, |r| r.get().len() + 64);
+            let mut reply = String::with_capacity(size);
+            write_response(&mut reply, call.version, id, outcome.as_deref());
+            reply
+        });
         self.state = State::Done(reply);
+        Poll::Ready(())
+    }
+
+    /// Polls the handler of a batch entry whose entries before it are all
+    /// written; once it has finished, its reply is appended to `array`
+    /// (with no string of its own when it finishes here).
+    fn poll_into(&mut self, cx: &mut TaskContext<'_>, array: &mut String) -> Poll<()> {
+        match &mut self.state {
+            State::Done(None) => {}
+            State::Done(reply @ Some(_)) => {
+                if let Some(reply) = reply.take() {
+                    open_item(array);
+                    array.push_str(&reply);
+                }
+            }
+            State::Working(call) => {
+                let outcome = ready!(call.poll(cx));
+                if let Some(id) = &call.id {
+                    open_item(array);
+                    write_response(array, call.version, id, outcome.as_deref());
+                }
+                self.state = State::Done(None);
+            }
+        }
         Poll::Ready(())
     }
 
@@ -155,26 +192,49 @@ impl Entry {
 /// entries all run at once and are answered in one array.
 pub(crate) enum Work {
     One(Entry),
-    Batch(Vec<Entry>),
+    Batch {
+        entries: Vec<Entry>,
+        /// The reply array, written as entries finish.
+        array: String,
+    },
 }
 
 impl Work {
+    /// A batch's entries, to run at once and answer in one array.
+    pub(crate) fn batch(entries: Vec<Entry>) -> Self {
+        // Room for a typical small reply per entry, so the array seldom grows.
+        let array = String::with_capacity(entries.len() * 64);
+        Work::Batch { entries, array }
+    }
+
     /// Polls every entry; `Ready` with the frame to write (if any) once all
     /// have finished.
     pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<String>> {
         match self {
             Work::One(entry) => entry.poll(cx).map(|()| entry.take_reply()),
-            Work::Batch(entries) => {
+            Work::Batch { entries, array } => {
+                // NB: replies go into the array in request order (spec §6
+                // allows any, but peers and the spec's own examples expect
+                // this one): an entry finished behind one still running
+                // keeps its reply until the entries before it are written.
                 let mut pending = false;
                 for entry in entries.iter_mut() {
-                    pending |= entry.poll(cx).is_pending();
+                    let polled = if pending {
+                        entry.poll(cx)
+                    } else {
+                        entry.poll_into(cx, array)
+                    };
+                    pending |= polled.is_pending();
                 }
                 if pending {
                     return Poll::Pending;
                 }
-                Poll::Ready(join_batch(
-                    entries.iter_mut().map(Entry::take_reply).collect(),
-                ))
+                // Spec §6: nothing at all when every entry was a notification.
+                if array.is_empty() {
+                    return Poll::Ready(None);
+                }
+                array.push(']');
+                Poll::Ready(Some(std::mem::take(array)))
             }
         }
     }
@@ -183,7 +243,7 @@ impl Work {
     pub(crate) fn cancel(&mut self, id: &Id) -> bool {
         match self {
             Work::One(entry) => entry.cancel(id),
-            Work::Batch(entries) => entries.iter_mut().any(|entry| entry.cancel(id)),
+            Work::Batch { entries, .. } => entries.iter_mut().any(|entry| entry.cancel(id)),
         }
     }
 
@@ -192,7 +252,7 @@ impl Work {
     pub(crate) fn take_reply(&mut self) -> Option<String> {
         match self {
             Work::One(entry) => entry.take_reply(),
-            Work::Batch(_) => None,
+            Work::Batch { .. } => None,
         }
     }
 

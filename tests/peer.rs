@@ -1006,3 +1006,39 @@ async fn close_when_closes_gracefully_once_the_signal_fires() {
     within("the server's end", server.closed()).await;
     within("the client's end", client.closed()).await;
 }
+
+#[tokio::test]
+async fn a_batch_answers_in_request_order_when_a_later_entry_finishes_first() {
+    let release = Arc::new(Notify::new());
+    let mut router = Router::with_state(release);
+    router.method("slow", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notified().await;
+        Ok::<_, ErrorObject>("slow")
+    });
+    router.method("fast", || async { Ok::<_, ErrorObject>("fast") });
+    router.method("release", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notify_one();
+        Ok::<_, ErrorObject>(())
+    });
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    wire.send(
+        r#"[{"jsonrpc":"2.0","method":"slow","id":1},{"jsonrpc":"2.0","method":"fast","id":2},{"jsonrpc":"2.0","method":"nope","id":3}]"#,
+    )
+    .await;
+    // `fast` and the unknown method are answered while `slow` still waits.
+    let released = wire
+        .call(r#"{"jsonrpc":"2.0","method":"release","id":4}"#)
+        .await;
+    assert_eq!(released["id"], 4);
+    let batch = wire.recv().await;
+    let ids: Vec<Value> = batch
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(1), json!(2), json!(3)], "{batch}");
+    assert_eq!(batch[0]["result"], "slow");
+    assert_eq!(batch[2]["error"]["code"], -32601);
+}
