@@ -127,18 +127,35 @@ fn prepare<S: Send + Sync + 'static>(
         return (kind, Entry::done(reply));
     };
     let mut token = None;
-    let work = handler(
-        params,
-        Incoming {
-            method: &name,
-            id: id.as_ref(),
-            version,
-            peer: env.peer,
-            session: env.session,
-            state: env.router.state(),
-            token: &mut token,
-        },
-    );
+    // NB: a handler can panic before its future exists (a closure that
+    // checks its params before its `async` block, a `Deserialize` impl that
+    // panics): caught here like a panic in the future, so the caller gets
+    // -32603 and the connection is not torn down with the driver's task.
+    let built = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        handler(
+            params,
+            Incoming {
+                method: &name,
+                id: id.as_ref(),
+                version,
+                peer: env.peer,
+                session: env.session,
+                state: env.router.state(),
+                token: &mut token,
+            },
+        )
+    }));
+    let work = match built {
+        Ok(work) => work,
+        Err(_) => {
+            tracing::error!(method = %name, "handler panicked before it started");
+            let err = ErrorObject::internal_error();
+            let reply = id
+                .as_ref()
+                .map(|id| encode_response(version, id, Err(&err)));
+            return (kind, Entry::done(reply));
+        }
+    };
     let work = if own_task { on_own_task(work) } else { work };
     (kind, Entry::working(id, version, name, work, token))
 }

@@ -1042,3 +1042,25 @@ async fn a_batch_answers_in_request_order_when_a_later_entry_finishes_first() {
     assert_eq!(batch[0]["result"], "slow");
     assert_eq!(batch[2]["error"]["code"], -32601);
 }
+
+#[tokio::test]
+async fn a_handler_that_panics_before_its_future_exists_is_answered() {
+    let mut server = Router::new();
+    server.method("eager", |p: Vec<i64>| {
+        // Checked before the `async` block: the panic comes while the
+        // call is being prepared, not while it runs.
+        assert!(!p.is_empty(), "eager wants params");
+        async move { Ok::<_, ErrorObject>(p.len()) }
+    });
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let addr = serve(server, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"eager","params":[],"id":1}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32603, "{reply}");
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#)
+        .await;
+    assert_eq!(reply["result"], "pong");
+}
