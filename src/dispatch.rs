@@ -105,26 +105,26 @@ fn prepare<S: Send + Sync + 'static>(
         None => (
             method.into(),
             env.router.fallback_handler(),
-            if is_notification {
-                Concurrency::InOrder
-            } else {
-                Concurrency::Concurrent
-            },
+            Concurrency::default_for(is_notification),
             false,
         ),
     };
-    let Some(handler) = handler else {
-        let err = ErrorObject::method_not_found(&name);
+    // A call answered before it runs: a request gets `err`, a notification
+    // nothing (its error has nowhere to go but the log). Answered at once,
+    // but in its turn: an in-order notification still waits behind the
+    // ones before it.
+    let refused = |id: Option<Id>, err: ErrorObject| {
         let reply = match &id {
             Some(id) => Some(encode_response(version, id, Err(&err))),
             None => {
-                tracing::debug!(method = %name, "notification of an unknown method, dropped");
+                tracing::debug!(method = %name, "notification refused: {err}");
                 None
             }
         };
-        // Answered at once, but in its turn: an unknown in-order
-        // notification still waits behind the ones before it.
-        return (kind, Entry::done(reply));
+        (kind, Entry::done(reply))
+    };
+    let Some(handler) = handler else {
+        return refused(id, ErrorObject::method_not_found(&name));
     };
     let mut token = None;
     // NB: a handler can panic before its future exists (a closure that
@@ -147,13 +147,10 @@ fn prepare<S: Send + Sync + 'static>(
     }));
     let work = match built {
         Ok(work) => work,
-        Err(_) => {
-            tracing::error!(method = %name, "handler panicked before it started");
-            let err = ErrorObject::internal_error();
-            let reply = id
-                .as_ref()
-                .map(|id| encode_response(version, id, Err(&err)));
-            return (kind, Entry::done(reply));
+        Err(panic) => {
+            let msg = crate::running::panic_message(panic.as_ref());
+            tracing::error!(method = %name, "handler panicked before it started: {msg}");
+            return refused(id, ErrorObject::internal_error());
         }
     };
     let work = if own_task { on_own_task(work) } else { work };

@@ -93,11 +93,20 @@ impl MethodInfo {
     /// the default for the kind of message (requests concurrent,
     /// notifications in order).
     pub fn concurrency(&self, is_notification: bool) -> Concurrency {
-        self.concurrency.unwrap_or(if is_notification {
+        self.concurrency
+            .unwrap_or(Concurrency::default_for(is_notification))
+    }
+}
+
+impl Concurrency {
+    /// How a call is scheduled when its method says nothing (or is not
+    /// registered): requests concurrently, notifications in arrival order.
+    pub(crate) fn default_for(is_notification: bool) -> Self {
+        if is_notification {
             Concurrency::InOrder
         } else {
             Concurrency::Concurrent
-        })
+        }
     }
 }
 

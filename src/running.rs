@@ -52,11 +52,7 @@ impl Call {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(outcome)) => outcome,
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("non-string panic payload");
+                let msg = panic_message(panic.as_ref());
                 tracing::error!(method = %self.method, "handler panicked: {msg}");
                 Err(ErrorObject::internal_error())
             }
@@ -69,6 +65,15 @@ impl Call {
         }
         Poll::Ready(outcome)
     }
+}
+
+/// What a panic said, for the log (the wire only ever gets -32603).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic payload")
 }
 
 /// Starts the next element of a batch's reply array.
