@@ -133,12 +133,10 @@ impl Entry {
             return Poll::Ready(());
         };
         let outcome = ready!(call.poll(cx));
-        let reply = call.id.as_ref().map(|id| {
-            let size = outcome.as_deref().map_or(128, |r| r.get().len() + 64);
-            let mut reply = String::with_capacity(size);
-            write_response(&mut reply, call.version, id, outcome.as_deref());
-            reply
-        });
+        let reply = call
+            .id
+            .as_ref()
+            .map(|id| encode_response(call.version, id, outcome.as_deref()));
         self.state = State::Done(reply);
         Poll::Ready(())
     }
