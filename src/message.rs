@@ -486,10 +486,18 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> 
 fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected> {
     if let Some(key) = env.duplicate {
         // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
-        // of two ids or methods to believe is no guess to make.
-        return Err(Rejected::v2(ErrorObject::invalid_request(format!(
-            "duplicate member `{key}`"
-        ))));
+        // of two ids or methods to believe is no guess to make. The reply
+        // still carries the id when it is not the member repeated (spec §5:
+        // null only when the id could not be detected).
+        let id = match (key, env.id.and_then(Id::from_raw)) {
+            ("id", _) | (_, None) => Id::null(),
+            (_, Some(id)) => id,
+        };
+        return Err(Rejected {
+            version: Version::V2,
+            id,
+            error: ErrorObject::invalid_request(format!("duplicate member `{key}`")),
+        });
     }
     let method = env.method.and_then(as_string);
     // The 1.0 form is for an object with no "jsonrpc" member and a string method,
@@ -906,8 +914,12 @@ mod tests {
         };
         assert_eq!(rejected.error.code, ErrorObject::INVALID_REQUEST);
         assert!(rejected.error.message.contains("duplicate member `id`"));
+        assert!(rejected.id.is_null(), "which of two ids is unknown: null");
         assert!(matches!(&items[1], Ok(Message::Request(r)) if r.method == "b"));
-        assert!(single(r#"{"jsonrpc":"2.0","method":"a","method":"b","id":1}"#).is_err());
+        let Err(rejected) = single(r#"{"jsonrpc":"2.0","method":"a","method":"b","id":1}"#) else {
+            panic!("a duplicate method was accepted");
+        };
+        assert_eq!(rejected.id, Id::from(1u64), "the id was not repeated: kept");
     }
 
     #[test]

@@ -501,6 +501,16 @@ async fn wrong_params_name_the_param_and_what_was_expected() {
     assert_eq!(reply["error"]["code"], -32602);
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.contains("too many"), "{message}");
+    // A number beyond f64 is a serde syntax error, but not a count problem.
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"subtract","params":[1e400, 2],"id":4}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602);
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("out of range") && !message.contains("too many"),
+        "{message}"
+    );
     let reply = wire
         .call(r#"{"jsonrpc":"2.0","method":"subtract","params":[1],"id":5}"#)
         .await;
