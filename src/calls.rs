@@ -16,8 +16,8 @@ use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
-use crate::running::{join_batch, Entry, Running, Work};
-use crate::scheduler::Scheduler;
+use crate::running::{join_batch, Entry, Finished, Running, Work};
+use crate::scheduler::{Scheduler, Weight};
 use crate::session::Session;
 
 /// Every call of the peer's that this connection has read and not yet answered.
@@ -33,7 +33,10 @@ pub(crate) struct Calls<S> {
     starting: VecDeque<Running>,
     /// Calls whose handlers wait on something.
     running: FuturesUnordered<Running>,
+    /// The bytes of the frames whose calls run now.
+    running_bytes: usize,
     max_queued: usize,
+    max_incoming_bytes: usize,
     max_batch_len: usize,
     cancel_method: Option<String>,
 }
@@ -47,7 +50,9 @@ impl<S: Send + Sync + 'static> Calls<S> {
             scheduler: Scheduler::new(config.max_in_flight),
             starting: VecDeque::new(),
             running: FuturesUnordered::new(),
+            running_bytes: 0,
             max_queued: config.max_queued,
+            max_incoming_bytes: config.max_incoming_bytes,
             max_batch_len: config.max_batch_len,
             cancel_method: config.cancel_method.clone(),
         }
@@ -57,9 +62,21 @@ impl<S: Send + Sync + 'static> Calls<S> {
         &self.session
     }
 
-    /// Calls waiting for their turn.
-    pub(crate) fn queued(&self) -> usize {
-        self.scheduler.queued()
+    /// Whether more calls may be read: the queue has fewer than
+    /// `max_queued` calls (a batch counts its entries), and the calls read
+    /// and not yet answered hold fewer than `max_incoming_bytes`.
+    pub(crate) fn has_room(&self) -> bool {
+        self.busy().is_none()
+    }
+
+    /// What is held, when it is too much to take more.
+    fn busy(&self) -> Option<Weight> {
+        let waiting = self.scheduler.waiting();
+        let held = Weight {
+            calls: waiting.calls,
+            bytes: waiting.bytes + self.running_bytes,
+        };
+        (held.calls >= self.max_queued || held.bytes >= self.max_incoming_bytes).then_some(held)
     }
 
     /// Calls started and not finished.
@@ -77,10 +94,10 @@ impl<S: Send + Sync + 'static> Calls<S> {
         match parse(text) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
-                    self.scheduler.submit(kind, Work::One(entry));
+                    self.scheduler.submit(kind, Work::one(entry, text.len()));
                 }
             }
-            Frame::Batch(items) => self.on_batch(items, outgoing, outbox),
+            Frame::Batch(items) => self.on_batch(items, text.len(), outgoing, outbox),
         }
         self.pump();
     }
@@ -94,8 +111,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         outgoing: &mut Outgoing,
         outbox: &mut Outbox,
     ) -> Option<(Concurrency, Entry)> {
-        let queued = self.queued();
-        let full = (queued >= self.max_queued).then_some(queued);
+        let full = self.busy();
         let env = Env {
             router: &self.router,
             peer: &self.peer,
@@ -135,6 +151,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
     fn on_batch(
         &mut self,
         items: Vec<Result<Message<'_>, Rejected>>,
+        bytes: usize,
         outgoing: &mut Outgoing,
         outbox: &mut Outbox,
     ) {
@@ -169,19 +186,21 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // Spec §6: the entries may run in any order, so they all run at
         // once, as one concurrent job (a batch takes one handler slot).
         self.scheduler
-            .submit(Concurrency::Concurrent, Work::batch(entries));
+            .submit(Concurrency::Concurrent, Work::batch(entries, bytes));
     }
 
     /// Hands every job that may start now to be polled.
     fn pump(&mut self) {
         while let Some((kind, work)) = self.scheduler.next() {
+            self.running_bytes += work.bytes();
             self.starting.push_back(Running::new(kind, work));
         }
     }
 
-    fn finished(&mut self, kind: Concurrency, reply: Option<String>, outbox: &mut Outbox) {
-        self.scheduler.finished(kind);
-        if let Some(reply) = reply {
+    fn finished(&mut self, done: Finished, outbox: &mut Outbox) {
+        self.scheduler.finished(done.kind);
+        self.running_bytes = self.running_bytes.saturating_sub(done.bytes);
+        if let Some(reply) = done.reply {
             outbox.push(reply);
         }
         self.pump();
@@ -196,33 +215,27 @@ impl<S: Send + Sync + 'static> Calls<S> {
     }
 
     /// Polls the calls started since the last turn, then those that were
-    /// woken, while the outbox has fewer than `max_outbox` frames; `true`
-    /// when any started or finished.
-    pub(crate) fn poll(
-        &mut self,
-        cx: &mut TaskContext<'_>,
-        outbox: &mut Outbox,
-        max_outbox: usize,
-    ) -> bool {
+    /// woken, while the outbox has room; `true` when any started or finished.
+    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>, outbox: &mut Outbox) -> bool {
         let mut progress = false;
         // NB: a call started in this turn is polled right here, on the
         // connection's task: a handler that answers at once puts its reply
         // in the outbox before the driver writes, so the replies to every
         // request read in one go leave in one write call.
-        while outbox.len() < max_outbox {
+        while outbox.has_room() {
             let Some(mut run) = self.starting.pop_front() else {
                 break;
             };
             match Pin::new(&mut run).poll(cx) {
-                Poll::Ready((kind, reply)) => self.finished(kind, reply, outbox),
+                Poll::Ready(done) => self.finished(done, outbox),
                 Poll::Pending => self.running.push(run),
             }
             progress = true;
         }
-        while outbox.len() < max_outbox {
+        while outbox.has_room() {
             match self.running.poll_next_unpin(cx) {
-                Poll::Ready(Some((kind, reply))) => {
-                    self.finished(kind, reply, outbox);
+                Poll::Ready(Some(done)) => {
+                    self.finished(done, outbox);
                     progress = true;
                 }
                 Poll::Ready(None) | Poll::Pending => break,
@@ -236,5 +249,6 @@ impl<S: Send + Sync + 'static> Calls<S> {
         self.running.clear();
         self.starting.clear();
         self.scheduler.clear();
+        self.running_bytes = 0;
     }
 }

@@ -14,6 +14,7 @@ use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Respo
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
 use crate::running::{Entry, Work};
+use crate::scheduler::Weight;
 use crate::session::Session;
 
 /// What a call's handler gets to see of its connection.
@@ -39,14 +40,14 @@ pub(crate) enum Admitted {
     Dropped,
 }
 
-/// Admits one message. With `full` (the number of calls queued), the
-/// connection's queue has no room: a request is answered "busy" and a
+/// Admits one message. With `full` (what the connection holds), the
+/// connection has no room: a request is answered "busy" and a
 /// notification dropped, but responses and cancels are still taken (they
 /// free room rather than use it).
 pub(crate) fn admit<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
     item: Result<Message<'_>, Rejected>,
-    full: Option<usize>,
+    full: Option<Weight>,
 ) -> Admitted {
     match item {
         Err(rejected) => {
@@ -78,10 +79,13 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
     }
 }
 
-fn busy(queued: usize) -> ErrorObject {
+fn busy(held: Weight) -> ErrorObject {
     ErrorObject::new(
         ErrorObject::SERVER_BUSY,
-        format!("Server busy: {queued} calls are queued on this connection; retry later"),
+        format!(
+            "Server busy: {} calls ({} bytes) wait on this connection; retry later",
+            held.calls, held.bytes
+        ),
     )
 }
 
@@ -200,8 +204,10 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
         Admitted::Cancel(..) | Admitted::Dropped => None,
     };
     let mut work = match parse(text) {
-        Frame::Single(item) => Work::One(entry(item)?),
-        Frame::Batch(items) => Work::batch(items.into_iter().filter_map(entry).collect()),
+        Frame::Single(item) => Work::one(entry(item)?, text.len()),
+        Frame::Batch(items) => {
+            Work::batch(items.into_iter().filter_map(entry).collect(), text.len())
+        }
     };
     poll_fn(|cx| work.poll(cx)).await
 }
