@@ -11,7 +11,7 @@ use futures::StreamExt;
 use crate::config::Config;
 use crate::dispatch::{admit, Admitted, Env};
 use crate::error::ErrorObject;
-use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Version};
+use crate::message::{encode_response, parse_within, Frame, Id, Message, Rejected, Version};
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
 use crate::peer::Peer;
@@ -38,6 +38,7 @@ pub(crate) struct Calls<S> {
     max_queued: usize,
     max_incoming_bytes: usize,
     max_batch_len: usize,
+    max_depth: usize,
     cancel_method: Option<String>,
 }
 
@@ -54,6 +55,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
             max_queued: config.max_queued,
             max_incoming_bytes: config.max_incoming_bytes,
             max_batch_len: config.max_batch_len,
+            max_depth: config.max_depth,
             cancel_method: config.cancel_method.clone(),
         }
     }
@@ -91,7 +93,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
 
     /// Reads one frame: calls are scheduled, answers go to our callers.
     pub(crate) fn on_frame(&mut self, text: &str, outgoing: &mut Outgoing, outbox: &mut Outbox) {
-        match parse(text) {
+        match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
                     self.scheduler.submit(kind, Work::one(entry, text.len()));

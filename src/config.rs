@@ -25,6 +25,7 @@ pub struct Config {
     pub(crate) max_outbox_bytes: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) max_batch_len: usize,
+    pub(crate) max_depth: usize,
     pub(crate) command_queue: usize,
     pub(crate) max_command_bytes: usize,
     pub(crate) request_timeout: Option<Duration>,
@@ -43,6 +44,7 @@ impl Default for Config {
             max_outbox_bytes: 4 << 20,
             write_timeout: Duration::from_secs(30),
             max_batch_len: 1024,
+            max_depth: crate::message::DEFAULT_MAX_DEPTH,
             command_queue: 256,
             max_command_bytes: 1 << 20,
             request_timeout: None,
@@ -117,6 +119,14 @@ impl Config {
     /// answered with one -32600 error.
     pub fn max_batch_len(mut self, n: usize) -> Self {
         self.max_batch_len = n.max(1);
+        self
+    }
+
+    /// How deep arrays and objects may nest in an incoming message, params
+    /// included (default 128, serde_json's own limit); a deeper message is
+    /// answered -32600 with id null and not read further.
+    pub fn max_depth(mut self, levels: usize) -> Self {
+        self.max_depth = levels.max(1);
         self
     }
 

@@ -1074,3 +1074,29 @@ async fn a_handler_that_panics_before_its_future_exists_is_answered() {
         .await;
     assert_eq!(reply["result"], "pong");
 }
+
+#[tokio::test]
+async fn params_nested_past_the_depth_limit_are_refused_and_the_connection_goes_on() {
+    let config = Config::default().max_depth(64);
+    let addr = serve_with(common::spec_router(), Framing::Newline, config, 1 << 20).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let reply = wire
+        .call(&format!(
+            r#"{{"jsonrpc":"2.0","method":"sum","params":{deep},"id":1}}"#
+        ))
+        .await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    assert!(reply["id"].is_null(), "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("64 levels"), "{message}");
+    // Within the limit, the same shape is read (and answered by the method).
+    let ok = format!("[{}1{}]", "[".repeat(10), "]".repeat(10));
+    let reply = wire
+        .call(&format!(
+            r#"{{"jsonrpc":"2.0","method":"sum","params":{ok},"id":2}}"#
+        ))
+        .await;
+    assert_eq!(reply["id"], 2, "{reply}");
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+}
