@@ -9,6 +9,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::context::Incoming;
 use crate::error::ErrorObject;
+use crate::excerpt::excerpt;
 use crate::handler::{BoxFuture, Outcome};
 use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
 use crate::peer::Peer;
@@ -65,7 +66,7 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
         )),
         Ok(Message::Notification(n)) if full.is_some() => {
             // No reply can say "busy" to a notification; the log must.
-            tracing::warn!(method = %n.method, "queue full while waiting for a reply: notification dropped");
+            tracing::warn!(method = %excerpt(&n.method), "queue full while waiting for a reply: notification dropped");
             Admitted::Dropped
         }
         Ok(Message::Request(req)) => {
@@ -121,7 +122,7 @@ fn prepare<S: Send + Sync + 'static>(
         let reply = match &id {
             Some(id) => Some(encode_response(version, id, Err(&err))),
             None => {
-                tracing::debug!(method = %name, "notification refused: {err}");
+                tracing::debug!(method = %excerpt(&name), "notification refused: {err}");
                 None
             }
         };

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
+use crate::excerpt::excerpt;
 
 /// The protocol version a message was written in. Replies mirror the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -612,7 +613,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         let Some(method) = method else {
             return Err(reject(ErrorObject::invalid_request(format!(
                 "`method` must be a string, not {}",
-                m.get()
+                excerpt(m.get())
             ))));
         };
         let params = match env.params {
@@ -624,7 +625,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             Some(p) => {
                 return Err(reject(ErrorObject::invalid_request(format!(
                     "`params` must be an array or an object, not {}",
-                    p.get()
+                    excerpt(p.get())
                 ))))
             }
         };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
+use crate::excerpt::excerpt_of;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
 use crate::peer::Command;
@@ -130,6 +131,7 @@ impl Outgoing {
         match unmatched {
             None => {}
             Some(Err(err)) if id.is_null() => {
+                let err = excerpt_of(&err);
                 tracing::warn!("the peer could not read one of our messages: {err}");
                 // Often the last word before the peer hangs up (a frame over
                 // its limit): the calls that fail then say so.

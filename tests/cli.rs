@@ -43,12 +43,17 @@ struct Server {
 impl Server {
     /// Starts `serve` on port 0 with two accounts and waits for its two `listening on` lines.
     async fn start(framing: Framing) -> Self {
+        Self::start_with_stderr(framing, Stdio::null()).await
+    }
+
+    /// [`Server::start`] with its stderr going to `stderr`.
+    async fn start_with_stderr(framing: Framing, stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
             .args(["--framing", framing.as_str()])
             .args(["--user", "alice:secret", "--user", "bob:hunter2"])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn rpcpeer serve");
@@ -940,6 +945,26 @@ async fn call_reaches_a_unix_socket() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "\"unix\"\n");
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_stderr_nobody_reads_never_stops_the_server() {
+    // Each `panic` call logs a line; a pipe holds 64 KiB, so a few thousand
+    // calls fill it. Logging must drop lines then, not block the server.
+    let mut server = Server::start_with_stderr(Framing::Newline, Stdio::piped()).await;
+    let _unread = server.child.stderr.take().expect("piped stderr");
+    let mut wire = server.wire().await;
+    for i in 0..3000 {
+        let reply = wire
+            .call(&format!(r#"{{"jsonrpc":"2.0","method":"panic","id":{i}}}"#))
+            .await;
+        assert_eq!(reply["error"]["code"], -32603, "{reply}");
+    }
+    let mut other = server.wire().await;
+    let reply = other
+        .call(r#"{"jsonrpc":"2.0","method":"echo","params":["still here"],"id":"e"}"#)
+        .await;
+    assert_eq!(result(&reply), &json!("still here"), "{reply}");
 }
 
 #[tokio::test]

@@ -1100,3 +1100,27 @@ async fn params_nested_past_the_depth_limit_are_refused_and_the_connection_goes_
     assert_eq!(reply["id"], 2, "{reply}");
     assert_eq!(reply["error"]["code"], -32602, "{reply}");
 }
+
+#[tokio::test]
+async fn a_huge_method_name_or_bad_params_are_not_echoed_whole() {
+    let addr = serve(common::spec_router(), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let name = "m".repeat(100_000);
+    let reply = wire
+        .call(&format!(r#"{{"jsonrpc":"2.0","method":"{name}","id":1}}"#))
+        .await;
+    assert_eq!(reply["error"]["code"], -32601, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.len() < 300 && message.contains("100000 bytes in all"),
+        "{message}"
+    );
+    let reply = wire
+        .call(&format!(
+            r#"{{"jsonrpc":"2.0","method":"sum","params":"{name}","id":2}}"#
+        ))
+        .await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 300, "{message}");
+}
