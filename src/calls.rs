@@ -246,6 +246,27 @@ impl<S: Send + Sync + 'static> Calls<S> {
         progress
     }
 
+    /// Ends every call, running or waiting, with `err` written to each
+    /// request that has no answer yet: for a shutdown that cannot wait any
+    /// longer, where a caller must still learn what became of its call.
+    pub(crate) fn fail_all(&mut self, err: &ErrorObject, outbox: &mut Outbox) {
+        let running = std::mem::take(&mut self.running);
+        let replies = running
+            .into_iter()
+            .chain(self.starting.drain(..))
+            .map(|run| run.fail(err))
+            .chain(
+                self.scheduler
+                    .drain_waiting()
+                    .into_iter()
+                    .map(|work| work.fail(err)),
+            );
+        for reply in replies.flatten().collect::<Vec<_>>() {
+            outbox.push(reply);
+        }
+        self.abort();
+    }
+
     /// Drops every call: each is cancelled, and its token if it made one.
     pub(crate) fn abort(&mut self) {
         self.running.clear();

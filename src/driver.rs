@@ -18,6 +18,10 @@ use crate::peer::{Control, Peer, PeerChannels};
 use crate::router::Router;
 use crate::session::Session;
 
+/// How long the answers to calls cut off by the drain deadline may take to
+/// be written (at most the drain timeout itself).
+const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+
 enum Phase {
     /// Reading, dispatching, writing.
     Open,
@@ -219,7 +223,24 @@ where
                     running = self.calls.running(),
                     "drain deadline passed: cancelling handlers"
                 );
-                self.abort();
+                // NB: every caller still waiting is told, and the answers
+                // get a short deadline of their own to be written: the
+                // drain's has passed.
+                let err = ErrorObject::new(
+                    ErrorObject::SHUTTING_DOWN,
+                    format!(
+                        "Shutting down: the call did not finish within the drain timeout ({:?})",
+                        self.config.drain_timeout
+                    ),
+                );
+                self.calls.fail_all(&err, &mut self.outbox);
+                self.outgoing.fail_all();
+                self.phase = Phase::Closing;
+                let at = Instant::now() + LAST_WRITE.min(self.config.drain_timeout);
+                self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
+                // The answers are in the outbox: another turn writes them.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
         if matches!(self.phase, Phase::Closing) {

@@ -67,6 +67,9 @@ impl ErrorObject {
     pub const SERVER_BUSY: i64 = -32000;
     /// The method needs an authenticated session (server error range).
     pub const UNAUTHORIZED: i64 = -32001;
+    /// The connection closed before the handler finished: the drain
+    /// timeout passed while shutting down (server error range).
+    pub const SHUTTING_DOWN: i64 = -32003;
     /// The request was cancelled by the caller (LSP's `RequestCancelled`).
     pub const REQUEST_CANCELLED: i64 = -32800;
 

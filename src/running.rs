@@ -179,6 +179,18 @@ impl Entry {
         true
     }
 
+    /// Ends the call if it still runs: its future is dropped (which
+    /// cancels its token) and a request is answered `err`.
+    fn fail(&mut self, err: &ErrorObject) {
+        if let State::Working(call) = &self.state {
+            let reply = call
+                .id
+                .as_ref()
+                .map(|id| encode_response(call.version, id, Err(err)));
+            self.state = State::Done(reply);
+        }
+    }
+
     /// Answered already: nothing left to run.
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.state, State::Done(_))
@@ -274,6 +286,21 @@ impl Work {
         }
     }
 
+    /// Ends every call still running with `err`; the frame that answers
+    /// them all (and the replies already made), if any.
+    pub(crate) fn fail(mut self, err: &ErrorObject) -> Option<String> {
+        match &mut self.shape {
+            Shape::One(entry) => entry.fail(err),
+            Shape::Batch { entries, .. } => entries.iter_mut().for_each(|e| e.fail(err)),
+        }
+        // Every entry is done now, so one poll gives the frame.
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        match self.poll(&mut cx) {
+            Poll::Ready(reply) => reply,
+            Poll::Pending => None,
+        }
+    }
+
     /// The reply of a single call that was answered without running (see
     /// [`Work::cancel`]).
     pub(crate) fn take_reply(&mut self) -> Option<String> {
@@ -359,6 +386,13 @@ pub(crate) struct Finished {
     pub(crate) reply: Option<String>,
     /// The bytes of the frame the work was read from.
     pub(crate) bytes: usize,
+}
+
+impl Running {
+    /// See [`Work::fail`].
+    pub(crate) fn fail(self, err: &ErrorObject) -> Option<String> {
+        self.work.fail(err)
+    }
 }
 
 impl Future for Running {

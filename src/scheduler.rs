@@ -207,6 +207,19 @@ impl<J: Weighed> Scheduler<J> {
             .map(|q| &mut q.job)
     }
 
+    /// Takes every waiting job out, in no particular order.
+    pub(crate) fn drain_waiting(&mut self) -> Vec<J> {
+        let jobs = self
+            .ready
+            .drain(..)
+            .chain(self.serial.drain(..))
+            .map(|q| q.job)
+            .collect();
+        self.exclusive_waiting = 0;
+        self.waiting = Weight::default();
+        jobs
+    }
+
     /// Forgets every job, waiting or running (the connection is gone and
     /// the driver dropped what ran).
     pub(crate) fn clear(&mut self) {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{add_sync, connect, connect_with, serve, serve_with, within, Wire, FRAMINGS};
-use rpcpeer::{Batch, Concurrency, Config, Context, Error, ErrorObject, Router, Version};
+use rpcpeer::{Batch, Concurrency, Config, Context, Driver, Error, ErrorObject, Router, Version};
 use rpcpeer_stream::Framing;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Barrier, Notify};
@@ -1123,4 +1123,72 @@ async fn a_huge_method_name_or_bad_params_are_not_echoed_whole() {
     assert_eq!(reply["error"]["code"], -32600, "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.len() < 300, "{message}");
+}
+
+/// Calls still running when the drain timeout of a closing connection
+/// passes are answered with an error that says so (before, the connection
+/// just closed), a batch's finished entries keeping their answers.
+#[tokio::test]
+async fn calls_cut_off_by_the_drain_deadline_are_answered_before_the_close() {
+    let mut router = Router::new();
+    router.method("hold", || async {
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(true)
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let listener = rpcpeer_stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = Config::default().drain_timeout(Duration::from_millis(200));
+    let server = tokio::spawn(async move {
+        let (transport, _) = listener.accept().await.expect("accept");
+        let (peer, driver) = Driver::with_config(transport, router, config);
+        (peer, tokio::spawn(driver))
+    });
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"hold","id":1}"#)
+        .await;
+    wire.send(
+        r#"[{"jsonrpc":"2.0","method":"ping","id":2},{"jsonrpc":"2.0","method":"hold","id":3}]"#,
+    )
+    .await;
+    wire.send(r#"{"method":"hold","params":[],"id":4}"#).await;
+    // Frames are read in order: once this is answered, so were the calls
+    // before it read and started.
+    let pong = wire
+        .call(r#"{"jsonrpc":"2.0","method":"ping","id":"p"}"#)
+        .await;
+    assert_eq!(pong["result"], "pong", "{pong}");
+    let (peer, driver) = server.await.expect("server");
+    peer.close().await;
+
+    let mut replies = Vec::new();
+    while let Some(text) = wire.recv_text().await {
+        replies.push(serde_json::from_str::<Value>(&text).expect("json"));
+    }
+    let single = replies
+        .iter()
+        .find(|r| r["id"] == 1)
+        .expect("hold answered");
+    assert_eq!(single["error"]["code"], -32003, "{single}");
+    let message = single["error"]["message"].as_str().unwrap();
+    assert!(message.contains("drain timeout"), "{message}");
+    let v1 = replies
+        .iter()
+        .find(|r| r["id"] == 4)
+        .expect("1.0 hold answered");
+    assert_eq!(v1["error"]["code"], -32003, "{v1}");
+    assert!(
+        v1.get("jsonrpc").is_none(),
+        "answered in its own 1.0 form: {v1}"
+    );
+    let batch = replies
+        .iter()
+        .find_map(Value::as_array)
+        .expect("the batch answered");
+    assert_eq!(batch[0], json!({"jsonrpc":"2.0","result":"pong","id":2}));
+    assert_eq!(batch[1]["error"]["code"], -32003, "{batch:?}");
+    let ended = within("the driver", driver).await.expect("task");
+    assert!(ended.is_ok(), "{ended:?}");
 }
