@@ -189,7 +189,8 @@ where
         }
         self.outgoing.close_reason = Some(err.to_string().into());
         if err.kind() == io::ErrorKind::InvalidData {
-            // Framing is lost (oversized or unreadable frame): say why, then
+            // Framing is lost (an unreadable frame, or a WebSocket message
+            // over its limit): say why, then
             // close after what is running has answered. Spec §5.1: -32700, id null.
             let reply = ErrorObject::parse_error(&err);
             self.outbox

@@ -634,6 +634,43 @@ async fn a_body_far_over_the_limit_is_skipped_as_it_arrives() {
 }
 
 #[tokio::test]
+async fn a_connection_without_a_message_for_its_idle_timeout_is_closed() {
+    let listener = rpcpeer_stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
+        .await
+        .unwrap()
+        .with_idle_timeout(Some(Duration::from_millis(200)));
+    let addr = listener.local_addr().unwrap();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((transport, _)) = listener.accept().await {
+            let (_peer, driver) = rpcpeer::Driver::new(transport, common::spec_router());
+            let ended_tx = ended_tx.clone();
+            tokio::spawn(async move {
+                let _ = ended_tx.send(driver.await);
+            });
+        }
+    });
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#)
+        .await;
+    assert_eq!(reply["result"], 3);
+    // Then nothing: the server hangs up.
+    assert_eq!(
+        wire.recv_text().await,
+        None,
+        "the idle connection is closed"
+    );
+    let ended = within("the server's driver", ended.recv()).await.unwrap();
+    match ended {
+        Err(Error::Transport(err)) => {
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}")
+        }
+        other => panic!("expected the idle timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn stray_responses_and_garbage_leave_the_connection_usable() {
     let addr = serve(common::spec_router(), Framing::Newline).await;
     let mut wire = Wire::connect(addr, Framing::Newline).await;
