@@ -129,7 +129,9 @@ where
     /// # Errors
     /// [`Error::Transport`] when reading or writing failed, or a frame could
     /// not be read (after answering it with -32700). A peer that hangs up
-    /// cleanly, or [`Peer::close`], gives `Ok`.
+    /// cleanly, or [`Peer::close`], gives `Ok`. A message the transport
+    /// skipped for its size is no error: it is answered with -32600 and
+    /// reading goes on.
     ///
     /// # Cancel safety
     /// Dropping the future drops the connection: running handlers are
@@ -177,9 +179,22 @@ where
     }
 
     fn on_read_error(&mut self, err: io::Error) {
+        if err.kind() == io::ErrorKind::FileTooLarge {
+            // The transport skipped a message over its size limit and reads
+            // on (the stream framings do; WebSocket closes instead): say so
+            // and keep the connection. Spec §5.1: -32600, not -32700, since
+            // nothing was parsed and the JSON may well be valid: it is the
+            // message that is not acceptable. Its id is unknown: null.
+            tracing::debug!("skipped an incoming message: {err}");
+            let reply = ErrorObject::invalid_request(&err);
+            self.outbox
+                .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
+            return;
+        }
         self.outgoing.close_reason = Some(err.to_string().into());
         if err.kind() == io::ErrorKind::InvalidData {
-            // Framing is lost (oversized or unreadable frame): say why, then
+            // Framing is lost (an unreadable frame, or a WebSocket message
+            // over its limit): say why, then
             // close after what is running has answered. Spec §5.1: -32700, id null.
             let reply = ErrorObject::parse_error(&err);
             self.outbox

@@ -43,15 +43,26 @@ struct Server {
 impl Server {
     /// Starts `serve` on port 0 with two accounts and waits for its two `listening on` lines.
     async fn start(framing: Framing) -> Self {
-        Self::start_with_stderr(framing, Stdio::null()).await
+        Self::launch(framing, &[], Stdio::null()).await
     }
 
     /// [`Server::start`] with its stderr going to `stderr`.
     async fn start_with_stderr(framing: Framing, stderr: Stdio) -> Self {
+        Self::launch(framing, &[], stderr).await
+    }
+
+    /// [`Server::start`] with more arguments.
+    async fn start_with(framing: Framing, more: &[&str]) -> Self {
+        Self::launch(framing, more, Stdio::null()).await
+    }
+
+    /// Starts `serve` with `more` arguments and its stderr going to `stderr`.
+    async fn launch(framing: Framing, more: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
             .args(["--framing", framing.as_str()])
             .args(["--user", "alice:secret", "--user", "bob:hunter2"])
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .kill_on_drop(true)
@@ -657,6 +668,76 @@ async fn websocket_and_http_serve_the_same_table() {
         let error: Value = serde_json::from_str(&body).expect("a JSON-RPC error body");
         assert!(error["error"]["code"].is_i64(), "{body}");
     }
+}
+
+const GET_DATA: &str = r#"{"jsonrpc":"2.0","method":"get_data","id":1}"#;
+
+#[tokio::test]
+async fn serve_refuses_connections_past_max_connections_until_one_closes() {
+    let server = Server::start_with(Framing::Newline, &["--max-connections", "1"]).await;
+    let mut first = server.wire().await;
+    result(&first.call(GET_DATA).await);
+    // The TCP port's one place is taken: the next is closed at once.
+    let mut second = server.wire().await;
+    assert!(
+        !matches!(within("the refusal", second.io.next()).await, Some(Ok(_))),
+        "a second TCP connection is refused"
+    );
+    // The WebSocket port has one place of its own: the next gets 503.
+    let mut ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    ws.send(GET_DATA.to_owned()).await.expect("ws send");
+    within("a WebSocket reply", ws.next())
+        .await
+        .expect("open")
+        .expect("frame");
+    let (status, _, body) = http(
+        server.http_addr(),
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        GET_DATA,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+
+    // The first TCP connection closes: its place is free once the server
+    // has seen it go, a moment after the client has.
+    drop(first);
+    within("a place for a new connection", async {
+        loop {
+            let mut next = server.wire().await;
+            next.send(GET_DATA).await;
+            if let Some(Ok(_)) = next.io.next().await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn serve_closes_connections_idle_for_idle_timeout() {
+    let server = Server::start_with(Framing::ContentLength, &["--idle-timeout", "0.2"]).await;
+    let mut tcp = server.wire().await;
+    result(&tcp.call(GET_DATA).await);
+    let mut ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    // Then nothing: both are closed.
+    assert!(
+        !matches!(within("the TCP close", tcp.io.next()).await, Some(Ok(_))),
+        "the idle TCP connection is closed"
+    );
+    assert!(
+        !matches!(within("the WebSocket close", ws.next()).await, Some(Ok(_))),
+        "the idle WebSocket connection is closed"
+    );
+    assert_eq!(ws.close_frame(), Some((1001, "idle for 0.2 s".to_owned())));
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
 }
 
 /// Runs `rpcpeer ARGS` to its end.

@@ -535,7 +535,7 @@ async fn wrong_params_name_the_param_and_what_was_expected() {
 }
 
 #[tokio::test]
-async fn a_frame_over_the_limit_is_refused_and_other_connections_go_on() {
+async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goes_on() {
     for framing in FRAMINGS {
         let addr = serve_with(common::spec_router(), framing, Config::default(), 1024).await;
         let mut big = Wire::connect(addr, framing).await;
@@ -546,20 +546,127 @@ async fn a_frame_over_the_limit_is_refused_and_other_connections_go_on() {
         );
         big.send(&huge).await;
         let reply = big.recv().await;
-        assert_eq!(reply["error"]["code"], -32700, "{reply}");
-        assert!(
-            reply["error"]["message"].as_str().unwrap().contains("1024"),
-            "{reply}"
-        );
+        let expected = match framing {
+            Framing::Newline => {
+                "Invalid Request: message exceeds the limit of 1024 bytes".to_owned()
+            }
+            Framing::ContentLength => format!(
+                "Invalid Request: message of {} bytes exceeds the limit of 1024 bytes",
+                huge.len()
+            ),
+        };
         assert_eq!(
-            big.recv_text().await,
-            None,
-            "the connection closes after a framing error"
+            reply,
+            json!({"jsonrpc":"2.0","error":{"code":-32600,"message":expected},"id":null}),
+            "{framing}"
         );
-        let reply = other
+        let reply = big
             .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#)
             .await;
-        assert_eq!(reply["result"], 3);
+        assert_eq!(reply["result"], 3, "{framing}: the same connection goes on");
+        let reply = other
+            .call(r#"{"jsonrpc":"2.0","method":"sum","params":[3,4],"id":3}"#)
+            .await;
+        assert_eq!(reply["result"], 7, "{framing}");
+    }
+}
+
+/// The case of a language server's 79 MB reply to a cancelled request:
+/// a body many times the limit, arriving in pieces, skipped without being
+/// held, then the next message served.
+#[tokio::test]
+async fn a_body_far_over_the_limit_is_skipped_as_it_arrives() {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let addr = serve_with(
+        common::spec_router(),
+        Framing::ContentLength,
+        Config::default(),
+        1024,
+    )
+    .await;
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    let len = 8 << 20;
+    let send = tokio::spawn(async move {
+        writer
+            .write_all(format!("Content-Length: {len}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..len / chunk.len() {
+            writer.write_all(&chunk).await.unwrap();
+        }
+        let next = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#;
+        writer
+            .write_all(format!("Content-Length: {}\r\n\r\n{next}", next.len()).as_bytes())
+            .await
+            .unwrap();
+        writer
+    });
+    let mut replies = rpcpeer_stream::framed(
+        tokio::io::join(&mut reader, tokio::io::sink()),
+        Framing::ContentLength,
+        1 << 20,
+    );
+    let first: Value = serde_json::from_str(
+        &within("the refusal", replies.next())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["error"]["code"], -32600, "{first}");
+    assert_eq!(
+        first["error"]["message"],
+        format!("Invalid Request: message of {len} bytes exceeds the limit of 1024 bytes")
+    );
+    let second: Value = serde_json::from_str(
+        &within("the next reply", replies.next())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(second["result"], 3, "{second}");
+    assert_eq!(second["id"], 2);
+    drop(within("the sender", send).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_connection_without_a_message_for_its_idle_timeout_is_closed() {
+    let listener = rpcpeer_stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
+        .await
+        .unwrap()
+        .with_idle_timeout(Some(Duration::from_millis(200)));
+    let addr = listener.local_addr().unwrap();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((transport, _)) = listener.accept().await {
+            let (_peer, driver) = rpcpeer::Driver::new(transport, common::spec_router());
+            let ended_tx = ended_tx.clone();
+            tokio::spawn(async move {
+                let _ = ended_tx.send(driver.await);
+            });
+        }
+    });
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#)
+        .await;
+    assert_eq!(reply["result"], 3);
+    // Then nothing: the server hangs up.
+    assert_eq!(
+        wire.recv_text().await,
+        None,
+        "the idle connection is closed"
+    );
+    let ended = within("the server's driver", ended.recv()).await.unwrap();
+    match ended {
+        Err(Error::Transport(err)) => {
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}")
+        }
+        other => panic!("expected the idle timeout, got {other:?}"),
     }
 }
 
@@ -777,18 +884,60 @@ async fn a_call_refused_for_its_size_says_why() {
     .await;
     let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
     let big: Vec<i64> = vec![1; 2000];
-    let err = within("the big call", peer.request::<i64>("sum", big))
-        .await
-        .unwrap_err();
-    let Error::Closed {
-        reason: Some(reason),
-        ..
-    } = &err
-    else {
-        panic!("expected Closed with a reason, got {err}");
+    let (refused, small) = within("both calls", async {
+        tokio::join!(
+            peer.request::<i64>("sum", big),
+            peer.request::<i64>("sum", [1, 2])
+        )
+    })
+    .await;
+    // The server skipped it unread, so only its size tells which call it
+    // was: the one longer than the limit the refusal names.
+    let err = refused.unwrap_err();
+    let Error::Remote { source, method } = &err else {
+        panic!("expected the peer's refusal, got {err}");
     };
-    assert!(reason.contains("1024"), "{err}");
-    assert!(err.to_string().contains("1024"), "{err}");
+    assert_eq!(method, "sum");
+    assert_eq!(source.code, ErrorObject::INVALID_REQUEST);
+    assert!(
+        source.message.ends_with("exceeds the limit of 1024 bytes"),
+        "{err}"
+    );
+    assert_eq!(small.unwrap(), 3, "the call within the limit is answered");
+    assert_eq!(
+        within("a call after", peer.request::<i64>("sum", [3, 4]))
+            .await
+            .unwrap(),
+        7,
+        "the connection goes on"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_refused_for_its_size_fails_each_of_its_calls() {
+    let addr = serve_with(
+        common::spec_router(),
+        Framing::ContentLength,
+        Config::default(),
+        1024,
+    )
+    .await;
+    let (peer, _driver) = connect(addr, Framing::ContentLength, Router::new()).await;
+    let mut batch = Batch::new();
+    // Each entry is small; the array is not.
+    for _ in 0..40 {
+        batch.request("sum", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+    let answers = within("the batch", peer.batch(batch)).await.unwrap();
+    assert_eq!(answers.len(), 40);
+    for answer in answers {
+        match answer {
+            Err(Error::Remote { source, .. }) => {
+                assert_eq!(source.code, ErrorObject::INVALID_REQUEST, "{source}");
+            }
+            other => panic!("expected the peer's refusal, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]

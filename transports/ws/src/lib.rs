@@ -11,10 +11,13 @@
 //!   [`Service::http`].
 //! - [`from_upgraded`] mounts a transport on a stream that another HTTP stack
 //!   (axum, hyper) has already upgraded.
+//! - [`refuse_connection`] turns a connection away with `503 Service
+//!   Unavailable`, for a server at its connection cap.
 
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+mod refuse;
 mod server;
 mod transport;
 
@@ -30,6 +33,7 @@ use tokio_tungstenite::{
 };
 
 pub use http;
+pub use refuse::refuse_connection;
 pub use server::{serve_connection, ServerIo, Service};
 pub use tokio_tungstenite::{tungstenite::protocol::Role, MaybeTlsStream};
 pub use transport::WsTransport;
@@ -60,6 +64,16 @@ pub struct Config {
     /// [`WsTransport::close_with`] and the sending of a close frame when the
     /// connection fails.
     pub ping_timeout: Duration,
+    /// How long the connection may go without an incoming message before it
+    /// is closed (code 1001, and the stream yields
+    /// [`io::ErrorKind::TimedOut`]). Default: `None`, never, since a client
+    /// may well only listen; servers set it (rpcpeer's `WsServer` does, to
+    /// 5 minutes). `None` or a zero duration turns it off.
+    ///
+    /// Only text and binary messages restart the clock, not pings or pongs.
+    /// A call that runs longer than this without a message from the peer
+    /// ends with the connection, so set it above the longest such call.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -68,6 +82,7 @@ impl Default for Config {
             max_message_len: 16 << 20,
             ping_interval: Some(Duration::from_secs(30)),
             ping_timeout: Duration::from_secs(20),
+            idle_timeout: None,
         }
     }
 }
