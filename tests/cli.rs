@@ -1055,6 +1055,18 @@ async fn a_stderr_nobody_reads_never_stops_the_server() {
 }
 
 #[tokio::test]
+async fn the_demo_sleep_is_bounded_so_every_call_ends() {
+    let server = Server::start(Framing::Newline).await;
+    let mut wire = server.wire().await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"sleep","params":[60001],"id":1}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("at most 60000"), "{message}");
+}
+
+#[tokio::test]
 async fn sigterm_lets_running_calls_finish_and_exits_despite_idle_connections() {
     let server = Server::start(Framing::Newline).await;
     let _idle_tcp = server.wire().await;

@@ -214,3 +214,44 @@ async fn a_slow_reader_that_catches_up_gets_every_reply() {
     sender.await.expect("sender");
     assert_eq!(calls.load(Ordering::SeqCst), 500);
 }
+
+/// A client that fills the queue (so the server stops reading it) and goes
+/// away is noticed once the calls it left behind answer: the writes fail,
+/// and the connection, its handlers and its queue are freed.
+#[tokio::test]
+async fn a_client_that_fills_its_queue_and_leaves_is_noticed() {
+    let mut router = Router::new();
+    router.method("nap", || async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok::<_, ErrorObject>("x".repeat(1000))
+    });
+    let listener = rpcpeer_stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = Config::default().max_in_flight(2).max_queued(4);
+    let server = tokio::spawn(async move {
+        let (transport, _) = listener.accept().await.expect("accept");
+        Driver::with_config(transport, router, config).1.await
+    });
+    let mut socket = TcpStream::connect(addr).await.expect("connect");
+    let mut requests = String::new();
+    for i in 0..2_000 {
+        requests += &format!("{{\"jsonrpc\":\"2.0\",\"method\":\"nap\",\"id\":{i}}}\n");
+    }
+    socket.write_all(requests.as_bytes()).await.expect("write");
+    drop(socket);
+    let ended = within("the server noticing the client left", server)
+        .await
+        .expect("driver task");
+    let Err(Error::Transport(err)) = ended else {
+        panic!("expected a failed write, got {ended:?}");
+    };
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ),
+        "{err}"
+    );
+}
