@@ -67,6 +67,11 @@ impl ErrorObject {
     pub const SERVER_BUSY: i64 = -32000;
     /// The method needs an authenticated session (server error range).
     pub const UNAUTHORIZED: i64 = -32001;
+    /// The method needs a connection to push to or call back, and the call
+    /// came without one: a one-shot HTTP request joining a
+    /// [`Group`](crate::group::Group), say (server error range). `?` on
+    /// [`Error::NoConnection`] gives this code.
+    pub const NO_CONNECTION: i64 = -32004;
     /// The request was cancelled by the caller (LSP's `RequestCancelled`).
     pub const REQUEST_CANCELLED: i64 = -32800;
 
@@ -147,6 +152,7 @@ impl From<Error> for ErrorObject {
     fn from(err: Error) -> Self {
         match err {
             Error::Remote { source, .. } => source,
+            Error::NoConnection => ErrorObject::new(ErrorObject::NO_CONNECTION, err.to_string()),
             other => ErrorObject::new(
                 ErrorObject::INTERNAL_ERROR,
                 format!("Internal error: {other}"),
@@ -218,4 +224,9 @@ pub enum Error {
     /// Reading or writing the transport failed.
     #[error("transport failed: {0}")]
     Transport(#[from] io::Error),
+    /// The peer has no connection (see [`Peer::is_detached`](crate::Peer::is_detached)),
+    /// so nothing can be pushed to it: a group refuses it. Becomes
+    /// [`ErrorObject::NO_CONNECTION`] on the wire.
+    #[error("groups need a connection (WebSocket or TCP) to push to; this call came without one (a one-shot HTTP request)")]
+    NoConnection,
 }

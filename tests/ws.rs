@@ -273,7 +273,7 @@ type Joined = mpsc::UnboundedSender<(MemberId, Peer)>;
 fn room_router(room: Group, joined: Joined) -> Router<(Group, Joined)> {
     let mut router = Router::with_state((room, joined));
     router.method("join", |cx: Context<(Group, Joined)>| async move {
-        let member = cx.state().0.join(cx.peer().clone());
+        let member = cx.state().0.join(cx.peer().clone())?;
         let _ = cx.state().1.send((member.id(), cx.peer().clone()));
         Ok::<_, ErrorObject>(true)
     });
