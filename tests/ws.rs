@@ -518,7 +518,11 @@ async fn http_get_calls_safe_methods_only() {
             Ok::<_, ErrorObject>(p.value)
         })
         .safe();
-    let addr = ws_server(WsServer::new(router).http_options(HttpOptions { jsonp: true })).await;
+    let addr = ws_server(WsServer::new(router).http_options(HttpOptions {
+        jsonp: true,
+        ..HttpOptions::default()
+    }))
+    .await;
 
     let (status, kind, body) = http(addr, "GET", "/echo?value=hello+world", None, "").await;
     assert_eq!((status, kind.as_str()), (200, "application/json"));
