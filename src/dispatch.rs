@@ -10,11 +10,13 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::context::Incoming;
 use crate::error::ErrorObject;
+use crate::excerpt::excerpt;
 use crate::handler::{BoxFuture, Outcome};
 use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
 use crate::running::{join_batch, Entry, Work};
+use crate::scheduler::Weight;
 use crate::session::Session;
 
 /// What a call's handler gets to see of its connection.
@@ -40,14 +42,14 @@ pub(crate) enum Admitted {
     Dropped,
 }
 
-/// Admits one message. With `full` (the number of calls queued), the
-/// connection's queue has no room: a request is answered "busy" and a
+/// Admits one message. With `full` (what the connection holds), the
+/// connection has no room: a request is answered "busy" and a
 /// notification dropped, but responses and cancels are still taken (they
 /// free room rather than use it).
 pub(crate) fn admit<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
     item: Result<Message<'_>, Rejected>,
-    full: Option<usize>,
+    full: Option<Weight>,
 ) -> Admitted {
     match item {
         Err(rejected) => {
@@ -65,7 +67,7 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
         )),
         Ok(Message::Notification(n)) if full.is_some() => {
             // No reply can say "busy" to a notification; the log must.
-            tracing::warn!(method = %n.method, "queue full while waiting for a reply: notification dropped");
+            tracing::warn!(method = %excerpt(&n.method), "queue full while waiting for a reply: notification dropped");
             Admitted::Dropped
         }
         Ok(Message::Request(req)) => {
@@ -79,10 +81,13 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
     }
 }
 
-fn busy(queued: usize) -> ErrorObject {
+fn busy(held: Weight) -> ErrorObject {
     ErrorObject::new(
         ErrorObject::SERVER_BUSY,
-        format!("Server busy: {queued} calls are queued on this connection; retry later"),
+        format!(
+            "Server busy: {} calls ({} bytes) wait on this connection; retry later",
+            held.calls, held.bytes
+        ),
     )
 }
 
@@ -118,7 +123,7 @@ fn prepare<S: Send + Sync + 'static>(
         let reply = match &id {
             Some(id) => Some(encode_response(version, id, Err(&err))),
             None => {
-                tracing::debug!(method = %name, "notification refused: {err}");
+                tracing::debug!(method = %excerpt(&name), "notification refused: {err}");
                 None
             }
         };
@@ -214,7 +219,7 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
     };
     match parse(text) {
         Frame::Single(item) => {
-            let mut work = Work::One(entry(item)?);
+            let mut work = Work::one(entry(item)?, text.len());
             poll_fn(|cx| work.poll(cx)).await
         }
         Frame::Batch(items) if items.len() > max_batch_len => {
@@ -231,7 +236,8 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
                 .filter_map(entry)
                 .enumerate()
                 .map(|(i, entry)| {
-                    let mut work = Work::One(entry);
+                    // No scheduler here: the bytes it counts are not used.
+                    let mut work = Work::one(entry, 0);
                     async move { (i, poll_fn(|cx| work.poll(cx)).await) }
                 })
                 .collect();

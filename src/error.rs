@@ -67,6 +67,9 @@ impl ErrorObject {
     pub const SERVER_BUSY: i64 = -32000;
     /// The method needs an authenticated session (server error range).
     pub const UNAUTHORIZED: i64 = -32001;
+    /// The connection closed before the handler finished: the drain
+    /// timeout passed while shutting down (server error range).
+    pub const SHUTTING_DOWN: i64 = -32003;
     /// The method needs a connection to push to or call back, and the call
     /// came without one: a one-shot HTTP request joining a
     /// [`Group`](crate::group::Group), say (server error range). `?` on
@@ -112,7 +115,7 @@ impl ErrorObject {
     pub fn method_not_found(method: &str) -> Self {
         Self::new(
             Self::METHOD_NOT_FOUND,
-            format!("Method not found: `{method}`"),
+            format!("Method not found: `{}`", crate::excerpt::excerpt(method)),
         )
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
+use crate::excerpt::excerpt_of;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
 use crate::peer::Command;
@@ -77,11 +78,16 @@ impl Outgoing {
             }
             Command::Batch(entries) => {
                 let mut frame = Vec::with_capacity(entries.len());
+                let mut calls = Vec::new();
                 for entry in entries {
                     let params = entry.params.as_deref();
                     frame.push(match entry.call {
                         Some((id, reply)) => {
-                            self.request(id, &entry.method, params, reply, sending)
+                            let text = self.request(id, &entry.method, params, reply, sending);
+                            if text.is_some() {
+                                calls.push(id);
+                            }
+                            text
                         }
                         None if sending == Sending::Everything => {
                             Some(encode_notification(self.speak, &entry.method, params))
@@ -90,6 +96,10 @@ impl Outgoing {
                     });
                 }
                 if let Some(text) = join_batch(frame) {
+                    // A peer refuses a batch over its size limit whole.
+                    for id in calls {
+                        self.pending.set_frame_len(id, text.len());
+                    }
                     outbox.push(text);
                 }
             }
@@ -117,8 +127,9 @@ impl Outgoing {
             let _ = reply.send(Err(Failure::Closed(self.close_reason.clone())));
             return None;
         }
-        self.pending.insert(id, reply);
-        Some(encode_request(self.speak, &Id::from(id), method, params))
+        let text = encode_request(self.speak, &Id::from(id), method, params);
+        self.pending.insert(id, reply, text.len());
+        Some(text)
     }
 
     /// An answer from the peer: to its caller, or to the log.
@@ -130,6 +141,13 @@ impl Outgoing {
         match unmatched {
             None => {}
             Some(Err(err)) if id.is_null() => {
+                // A peer that skips a message over its size limit cannot
+                // tell whose it was, but rpcpeer names the limit: the calls
+                // whose frames were longer are the ones it will never answer.
+                if let Some(limit) = size_limit_named(&err.message) {
+                    self.pending.fail_longer_than(limit, &err);
+                }
+                let err = excerpt_of(&err);
                 tracing::warn!("the peer could not read one of our messages: {err}");
                 // Often the last word before the peer hangs up (a frame over
                 // its limit): the calls that fail then say so.
@@ -157,5 +175,39 @@ impl Outgoing {
     /// Every waiting caller fails with the close reason.
     pub(crate) fn fail_all(&mut self) {
         self.pending.fail_all(self.close_reason.as_ref());
+    }
+}
+
+/// The limit in a peer's refusal of a message for its size, worded as
+/// rpcpeer words it: `… exceeds the limit of N bytes`.
+fn size_limit_named(message: &str) -> Option<usize> {
+    let (_, rest) = message.split_once("exceeds the limit of ")?;
+    let (digits, unit) = rest.split_once(' ')?;
+    unit.starts_with("bytes")
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_limit_is_read_from_rpcpeers_wording_only() {
+        for (message, limit) in [
+            (
+                "Invalid Request: message of 2000 bytes exceeds the limit of 1024 bytes",
+                Some(1024),
+            ),
+            (
+                "Invalid Request: message exceeds the limit of 64 bytes",
+                Some(64),
+            ),
+            ("Parse error: expected value at line 1 column 1", None),
+            ("message exceeds the limit of many bytes", None),
+            ("a batch of 2000 entries exceeds the limit of 1024", None),
+        ] {
+            assert_eq!(size_limit_named(message), limit, "{message}");
+        }
     }
 }

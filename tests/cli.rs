@@ -43,18 +43,28 @@ struct Server {
 impl Server {
     /// Starts `serve` on port 0 with two accounts and waits for its two `listening on` lines.
     async fn start(framing: Framing) -> Self {
-        Self::start_with(framing, &[]).await
+        Self::launch(framing, &[], Stdio::null()).await
     }
 
-    /// As [`Server::start`], with more arguments for `serve`.
+    /// [`Server::start`] with its stderr going to `stderr`.
+    async fn start_with_stderr(framing: Framing, stderr: Stdio) -> Self {
+        Self::launch(framing, &[], stderr).await
+    }
+
+    /// [`Server::start`] with more arguments.
     async fn start_with(framing: Framing, more: &[&str]) -> Self {
+        Self::launch(framing, more, Stdio::null()).await
+    }
+
+    /// Starts `serve` with `more` arguments and its stderr going to `stderr`.
+    async fn launch(framing: Framing, more: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
             .args(["--framing", framing.as_str()])
-            .args(more)
             .args(["--user", "alice:secret", "--user", "bob:hunter2"])
+            .args(more)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn rpcpeer serve");
@@ -805,6 +815,76 @@ async fn serve_can_turn_either_protocol_off_and_allow_origins() {
     );
 }
 
+const GET_DATA: &str = r#"{"jsonrpc":"2.0","method":"get_data","id":1}"#;
+
+#[tokio::test]
+async fn serve_refuses_connections_past_max_connections_until_one_closes() {
+    let server = Server::start_with(Framing::Newline, &["--max-connections", "1"]).await;
+    let mut first = server.wire().await;
+    result(&first.call(GET_DATA).await);
+    // The TCP port's one place is taken: the next is closed at once.
+    let mut second = server.wire().await;
+    assert!(
+        !matches!(within("the refusal", second.io.next()).await, Some(Ok(_))),
+        "a second TCP connection is refused"
+    );
+    // The WebSocket port has one place of its own: the next gets 503.
+    let mut ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    ws.send(GET_DATA.to_owned()).await.expect("ws send");
+    within("a WebSocket reply", ws.next())
+        .await
+        .expect("open")
+        .expect("frame");
+    let (status, _, body) = http(
+        server.http_addr(),
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        GET_DATA,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+
+    // The first TCP connection closes: its place is free once the server
+    // has seen it go, a moment after the client has.
+    drop(first);
+    within("a place for a new connection", async {
+        loop {
+            let mut next = server.wire().await;
+            next.send(GET_DATA).await;
+            if let Some(Ok(_)) = next.io.next().await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn serve_closes_connections_idle_for_idle_timeout() {
+    let server = Server::start_with(Framing::ContentLength, &["--idle-timeout", "0.2"]).await;
+    let mut tcp = server.wire().await;
+    result(&tcp.call(GET_DATA).await);
+    let mut ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    // Then nothing: both are closed.
+    assert!(
+        !matches!(within("the TCP close", tcp.io.next()).await, Some(Ok(_))),
+        "the idle TCP connection is closed"
+    );
+    assert!(
+        !matches!(within("the WebSocket close", ws.next()).await, Some(Ok(_))),
+        "the idle WebSocket connection is closed"
+    );
+    assert_eq!(ws.close_frame(), Some((1001, "idle for 0.2 s".to_owned())));
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+}
+
 /// Runs `rpcpeer ARGS` to its end.
 async fn rpcpeer(args: &[&str]) -> Output {
     let output = Command::new(BIN).args(args).kill_on_drop(true).output();
@@ -1091,6 +1171,26 @@ async fn call_reaches_a_unix_socket() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "\"unix\"\n");
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_stderr_nobody_reads_never_stops_the_server() {
+    // Each `panic` call logs a line; a pipe holds 64 KiB, so a few thousand
+    // calls fill it. Logging must drop lines then, not block the server.
+    let mut server = Server::start_with_stderr(Framing::Newline, Stdio::piped()).await;
+    let _unread = server.child.stderr.take().expect("piped stderr");
+    let mut wire = server.wire().await;
+    for i in 0..3000 {
+        let reply = wire
+            .call(&format!(r#"{{"jsonrpc":"2.0","method":"panic","id":{i}}}"#))
+            .await;
+        assert_eq!(reply["error"]["code"], -32603, "{reply}");
+    }
+    let mut other = server.wire().await;
+    let reply = other
+        .call(r#"{"jsonrpc":"2.0","method":"echo","params":["still here"],"id":"e"}"#)
+        .await;
+    assert_eq!(result(&reply), &json!("still here"), "{reply}");
 }
 
 #[tokio::test]

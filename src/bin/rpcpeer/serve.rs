@@ -45,6 +45,15 @@ pub(crate) struct ServeArgs {
     /// A demo account for `login` (repeatable).
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<(String, String)>,
+    /// Connections each port holds open at once; past it, new ones are
+    /// refused (TCP: closed at once; WebSocket and HTTP: 503) and the
+    /// refusal is logged.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_connections: usize,
+    /// Close a TCP or WebSocket connection after this many seconds without
+    /// a complete incoming message (0: never).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "300")]
+    idle_timeout: Duration,
 }
 
 /// `--ws-mode`: which protocols the WebSocket/HTTP port speaks.
@@ -98,9 +107,12 @@ struct Shared {
 /// Runs the demo server until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut signals = crate::StopSignals::watch();
+    let idle_timeout = Some(args.idle_timeout).filter(|limit| !limit.is_zero());
     let tcp = TcpListener::bind(&args.tcp, args.framing)
         .await
-        .map_err(|err| Failure::Usage(format!("cannot listen on tcp://{}: {err}", args.tcp)))?;
+        .map_err(|err| Failure::Usage(format!("cannot listen on tcp://{}: {err}", args.tcp)))?
+        .with_max_connections(args.max_connections)
+        .with_idle_timeout(idle_timeout);
     let ws = tokio::net::TcpListener::bind(&args.ws)
         .await
         .map_err(|err| Failure::Usage(format!("cannot listen on ws://{}/: {err}", args.ws)))?;
@@ -150,6 +162,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
             allowed_origins: args.allowed_origins,
             ..HttpOptions::default()
         })
+        .max_connections(args.max_connections)
+        .idle_timeout(idle_timeout)
         .on_connect({
             let shared = shared.clone();
             move |_peer, session, remote| {

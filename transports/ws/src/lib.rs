@@ -11,6 +11,8 @@
 //!   [`Service::http`].
 //! - [`from_upgraded`] mounts a transport on a stream that another HTTP stack
 //!   (axum, hyper) has already upgraded.
+//! - [`refuse_connection`] turns a connection away with `503 Service
+//!   Unavailable`, for a server at its connection cap.
 //!
 //! ## Limits of the server side
 //!
@@ -28,6 +30,7 @@
 
 mod body;
 mod heads;
+mod refuse;
 mod server;
 mod transport;
 
@@ -44,6 +47,7 @@ use tokio_tungstenite::{
 
 pub use body::BodyBudget;
 pub use http;
+pub use refuse::refuse_connection;
 pub use server::{serve_connection, ServerIo, Service};
 pub use tokio_tungstenite::{tungstenite::protocol::Role, MaybeTlsStream};
 pub use transport::WsTransport;
@@ -100,6 +104,16 @@ pub struct Config {
     /// [`WsTransport::close_with`] and the sending of a close frame when the
     /// connection fails.
     pub ping_timeout: Duration,
+    /// How long the connection may go without an incoming message before it
+    /// is closed (code 1001, and the stream yields
+    /// [`io::ErrorKind::TimedOut`]). Default: `None`, never, since a client
+    /// may well only listen; servers set it (rpcpeer's `WsServer` does, to
+    /// 5 minutes). `None` or a zero duration turns it off.
+    ///
+    /// Only text and binary messages restart the clock, not pings or pongs.
+    /// A call that runs longer than this without a message from the peer
+    /// ends with the connection, so set it above the longest such call.
+    pub idle_timeout: Option<Duration>,
     /// What the server's port speaks: WebSocket, plain HTTP, or both.
     /// Default: [`Protocols::Both`].
     pub protocols: Protocols,
@@ -127,6 +141,7 @@ impl Default for Config {
             max_message_len: 16 << 20,
             ping_interval: Some(Duration::from_secs(30)),
             ping_timeout: Duration::from_secs(20),
+            idle_timeout: None,
             protocols: Protocols::Both,
             http_header_timeout: Duration::from_secs(10),
             http_body_timeout: Duration::from_secs(30),
