@@ -30,6 +30,7 @@ pub struct Config {
     pub(crate) max_command_bytes: usize,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) drain_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) version: Option<Version>,
     pub(crate) cancel_method: Option<String>,
 }
@@ -52,6 +53,7 @@ impl Default for Config {
             max_command_bytes: 1 << 20,
             request_timeout: None,
             drain_timeout: Duration::from_secs(5),
+            idle_timeout: None,
             version: None,
             cancel_method: Some("$/cancelRequest".to_owned()),
         }
@@ -163,6 +165,17 @@ impl Config {
     /// they are cancelled (default 5 s).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may go with no message read or written and
+    /// nothing in flight (no call of the peer's running or queued, none of
+    /// ours waiting for its reply) before it is closed (default: no limit;
+    /// the servers of this crate and the `rpcpeer` command set 5 minutes).
+    /// Only whole messages count, so a peer that trickles a message it
+    /// never ends is idle too; a call that runs for hours is not.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 

@@ -71,6 +71,8 @@ pub struct Driver<T, S = ()> {
     /// Armed while the outbox is full: when it fires with nothing written
     /// since, the peer is taken as not reading.
     write_stall: Option<Pin<Box<Sleep>>>,
+    /// With an idle timeout: fires when no message moved for that long.
+    idle: Option<Pin<Box<Sleep>>>,
     /// Why the connection ended, when it was not a clean close.
     failure: Option<io::Error>,
 }
@@ -113,6 +115,9 @@ where
             phase: Phase::Open,
             deadline: None,
             write_stall: None,
+            idle: config
+                .idle_timeout
+                .map(|after| Box::pin(tokio::time::sleep(after))),
             failure: None,
             config,
         };
@@ -222,6 +227,30 @@ where
         self.write_stall
             .as_mut()
             .is_some_and(|stall| stall.as_mut().poll(cx).is_ready())
+    }
+
+    /// Whether the connection has been idle for the idle timeout: nothing
+    /// moved either way and nothing in flight. `active` says whether a
+    /// message was read or written in this turn.
+    fn idled_out(&mut self, active: bool, cx: &mut TaskContext<'_>) -> bool {
+        let (Some(idle), Some(after)) = (self.idle.as_mut(), self.config.idle_timeout) else {
+            return false;
+        };
+        if active {
+            idle.as_mut().reset(Instant::now() + after);
+            return false;
+        }
+        if idle.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let busy = !self.calls.is_idle() || self.outgoing.is_waiting() || !self.outbox.is_settled();
+        if busy {
+            // NB: a long call is no idleness: look again a period later.
+            idle.as_mut().reset(Instant::now() + after);
+            let _ = idle.as_mut().poll(cx);
+            return false;
+        }
+        true
     }
 
     /// Moves the shutdown along; `Ready` when the driver is done.
@@ -400,6 +429,13 @@ where
                 this.abort();
                 this.finish();
                 return Poll::Ready(Err(Error::Transport(err)));
+            }
+            if matches!(this.phase, Phase::Open) && this.idled_out(read || moved, cx) {
+                let after = this.config.idle_timeout.unwrap_or_default();
+                tracing::debug!("closing a connection idle for {after:?}");
+                this.outgoing.close_reason = Some(format!("idle for {after:?}").into());
+                this.begin_shutdown();
+                progress = true;
             }
             match this.poll_shutdown(cx) {
                 Poll::Ready(result) => {

@@ -27,8 +27,9 @@ type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
 /// 15 KiB, so this many is about 150 MiB, and each holds a file descriptor.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-/// How long a [`WsServer`]'s WebSocket peer may go without sending a
-/// message before it is closed, unless told otherwise: 5 minutes.
+/// How long a [`WsServer`]'s WebSocket peer may go with no message either
+/// way and nothing in flight before it is closed, unless told otherwise:
+/// 5 minutes (see [`Config::idle_timeout`]).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// At most one warning about refused connections per this long.
@@ -42,7 +43,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// most 16 MiB ([`ws_config`](Self::ws_config), `max_message_len`); at most
 /// [`DEFAULT_MAX_CONNECTIONS`] connections open at once
 /// ([`max_connections`](Self::max_connections)); WebSocket peers closed
-/// after [`DEFAULT_IDLE_TIMEOUT`] without a message
+/// after [`DEFAULT_IDLE_TIMEOUT`] with no message and nothing in flight
 /// ([`idle_timeout`](Self::idle_timeout)).
 ///
 /// ```no_run
@@ -149,10 +150,11 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         self
     }
 
-    /// How long a WebSocket peer may go without sending a message before it
-    /// is closed with code 1001 (default [`DEFAULT_IDLE_TIMEOUT`]; `None` or
-    /// zero: never). Pings and pongs do not count, nor messages we send; a
-    /// call the peer waits on for longer than this ends with the connection.
+    /// How long a WebSocket peer may go with no message read or written and
+    /// nothing in flight before it is closed (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]; `None`: never). Pings and pongs do not
+    /// count; a call that runs longer than this is no idleness. It replaces
+    /// the [`Config::idle_timeout`] of [`config`](Self::config).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
         self
@@ -200,7 +202,7 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         let mut service = self.service;
-        service.ws.idle_timeout = self.idle_timeout;
+        service.config = service.config.idle_timeout(self.idle_timeout);
         let max_connections = self.max_connections;
         let mut refusals = Refusals::default();
         let connections = TaskTracker::new();

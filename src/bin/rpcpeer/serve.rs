@@ -50,8 +50,8 @@ pub(crate) struct ServeArgs {
     /// refusal is logged.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     max_connections: usize,
-    /// Close a TCP or WebSocket connection after this many seconds without
-    /// a complete incoming message (0: never).
+    /// Close a TCP or WebSocket connection after this many seconds with no
+    /// message either way and no call in flight (0: never).
     #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "300")]
     idle_timeout: Duration,
 }
@@ -111,8 +111,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let tcp = TcpListener::bind(&args.tcp, args.framing)
         .await
         .map_err(|err| Failure::Usage(format!("cannot listen on tcp://{}: {err}", args.tcp)))?
-        .with_max_connections(args.max_connections)
-        .with_idle_timeout(idle_timeout);
+        .with_max_connections(args.max_connections);
     let ws = tokio::net::TcpListener::bind(&args.ws)
         .await
         .map_err(|err| Failure::Usage(format!("cannot listen on ws://{}/: {err}", args.ws)))?;
@@ -124,7 +123,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let users: HashMap<String, String> = args.users.into_iter().collect();
     let shared = Arc::new(Shared {
         router: demo::router(users),
-        config: Config::default().drain_timeout(DRAIN),
+        config: Config::default()
+            .drain_timeout(DRAIN)
+            .idle_timeout(idle_timeout),
         stop: CancellationToken::new(),
         tracker: TaskTracker::new(),
         next_conn: AtomicU64::new(1),

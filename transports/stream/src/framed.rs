@@ -104,8 +104,7 @@ impl<T: AsyncRead + AsyncWrite> Framed<T> {
     /// Ends the connection when no complete message has arrived for
     /// `timeout`: the stream then yields an [`io::ErrorKind::TimedOut`]
     /// error and ends. `None`, or a zero duration, turns it off; it is off
-    /// unless set, except on connections a listener accepts (see
-    /// [`DEFAULT_IDLE_TIMEOUT`](crate::DEFAULT_IDLE_TIMEOUT)).
+    /// unless set.
     ///
     /// Only complete incoming messages (a skipped oversized one included)
     /// restart the clock: bytes that never make a message, such as a peer

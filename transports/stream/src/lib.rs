@@ -23,9 +23,11 @@
 //! - a listener holds at most [`DEFAULT_MAX_CONNECTIONS`] connections open
 //!   at once; it closes the ones past that as soon as it accepts them
 //!   ([`TcpListener::with_max_connections`]);
-//! - a connection a listener accepted is closed after
-//!   [`DEFAULT_IDLE_TIMEOUT`] without a complete incoming message
-//!   ([`TcpListener::with_idle_timeout`], [`Framed::with_idle_timeout`]).
+//! - a connection may be closed after a time without a complete incoming
+//!   message ([`TcpListener::with_idle_timeout`],
+//!   [`Framed::with_idle_timeout`]; off unless set: this crate cannot tell
+//!   a long call from an idle peer, `rpcpeer`'s driver can, and has its
+//!   own `Config::idle_timeout`).
 //!
 //! ```no_run
 //! use futures::{SinkExt, StreamExt};
@@ -47,7 +49,6 @@
 use std::fmt;
 use std::io;
 use std::str::FromStr;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -89,15 +90,6 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// [`TcpListener::with_max_connections`] or
 /// `UnixListener::with_max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-
-/// How long a connection a listener accepted may go without a complete
-/// incoming message before it is closed, unless told otherwise: 5 minutes.
-///
-/// Set with [`TcpListener::with_idle_timeout`],
-/// `UnixListener::with_idle_timeout` or [`Framed::with_idle_timeout`];
-/// connections this crate opens itself (`connect_tcp`, `stdio`,
-/// `spawn_child`, …) have none unless set.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// How frames are delimited on a byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -7,9 +7,7 @@ use std::time::Duration;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 use crate::connections::{Place, Places};
-use crate::{
-    framed, Framed, Framing, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
-};
+use crate::{framed, Framed, Framing, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN};
 
 /// Connects to `addr` and frames the socket, with [`DEFAULT_MAX_FRAME_LEN`].
 ///
@@ -50,9 +48,8 @@ pub async fn connect_tcp(
 ///   is skipped (see [`Framed`]);
 /// - at most [`DEFAULT_MAX_CONNECTIONS`] connections open at once
 ///   ([`with_max_connections`](Self::with_max_connections));
-/// - each connection closed after [`DEFAULT_IDLE_TIMEOUT`] without a
-///   complete incoming message
-///   ([`with_idle_timeout`](Self::with_idle_timeout)).
+/// - if set, each connection closed after a time without a complete
+///   incoming message ([`with_idle_timeout`](Self::with_idle_timeout)).
 ///
 /// ```no_run
 /// use futures::{SinkExt, StreamExt};
@@ -123,7 +120,7 @@ impl TcpListener {
             listener,
             framing,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            idle_timeout: None,
             places: Places::new(DEFAULT_MAX_CONNECTIONS),
         }
     }
@@ -150,8 +147,8 @@ impl TcpListener {
     /// Sets how long an accepted connection may go without a complete
     /// incoming message before its stream yields a
     /// [`TimedOut`](io::ErrorKind::TimedOut) error and ends (default
-    /// [`DEFAULT_IDLE_TIMEOUT`]; `None` or zero: never). See
-    /// [`Framed::with_idle_timeout`].
+    /// `None`: never, since only the protocol above knows whether a long
+    /// silence is a call still running). See [`Framed::with_idle_timeout`].
     pub fn with_idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
         self.idle_timeout = idle_timeout;
         self

@@ -8,9 +8,7 @@ use tokio::net::unix::SocketAddr;
 use tokio::net::UnixStream;
 
 use crate::connections::{Place, Places};
-use crate::{
-    framed, Framed, Framing, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN,
-};
+use crate::{framed, Framed, Framing, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_LEN};
 
 /// Connects to the Unix socket at `path` and frames it, with
 /// [`DEFAULT_MAX_FRAME_LEN`] (see [`Framed::with_max_frame_len`]) and no
@@ -45,8 +43,8 @@ pub async fn connect_unix(
 /// same builder methods: frames of at most [`DEFAULT_MAX_FRAME_LEN`] bytes
 /// ([`with_max_frame_len`](Self::with_max_frame_len)), at most
 /// [`DEFAULT_MAX_CONNECTIONS`] connections open at once
-/// ([`with_max_connections`](Self::with_max_connections)), each closed
-/// after [`DEFAULT_IDLE_TIMEOUT`] without a complete incoming message
+/// ([`with_max_connections`](Self::with_max_connections)), and if set, each
+/// closed after a time without a complete incoming message
 /// ([`with_idle_timeout`](Self::with_idle_timeout)). Like
 /// tokio's listener, it neither removes a stale socket file before binding
 /// nor removes its own when dropped: that is the caller's job.
@@ -112,7 +110,7 @@ impl UnixListener {
             listener,
             framing,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            idle_timeout: None,
             places: Places::new(DEFAULT_MAX_CONNECTIONS),
         }
     }
@@ -139,7 +137,7 @@ impl UnixListener {
     /// Sets how long an accepted connection may go without a complete
     /// incoming message before its stream yields a
     /// [`TimedOut`](io::ErrorKind::TimedOut) error and ends (default
-    /// [`DEFAULT_IDLE_TIMEOUT`]; `None` or zero: never). See
+    /// `None`: never, as for [`TcpListener`](crate::TcpListener)). See
     /// [`Framed::with_idle_timeout`].
     pub fn with_idle_timeout(mut self, idle_timeout: Option<Duration>) -> Self {
         self.idle_timeout = idle_timeout;

@@ -237,7 +237,7 @@ async fn tcp_listener_closes_an_idle_connection() {
                 .await
                 .expect("bind")
                 .idle_timeout(),
-            Some(rpcpeer_stream::DEFAULT_IDLE_TIMEOUT)
+            None
         );
         let addr = listener.local_addr().expect("local_addr");
         let (accepted, client) =
