@@ -35,6 +35,9 @@ pub struct Config {
     pub(crate) cancel_method: Option<String>,
 }
 
+/// The default of [`Config::max_batch_len`], which HTTP requests share.
+pub(crate) const DEFAULT_MAX_BATCH_LEN: usize = 1024;
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -44,7 +47,7 @@ impl Default for Config {
             max_outbox: 1024,
             max_outbox_bytes: 4 << 20,
             write_timeout: Duration::from_secs(30),
-            max_batch_len: 1024,
+            max_batch_len: DEFAULT_MAX_BATCH_LEN,
             max_depth: crate::message::DEFAULT_MAX_DEPTH,
             command_queue: 256,
             max_command_bytes: 1 << 20,
@@ -118,7 +121,10 @@ impl Config {
     }
 
     /// Entries one incoming batch may have (default 1024); a larger batch is
-    /// answered with one -32600 error.
+    /// answered with one -32600 error and none of it runs. HTTP requests
+    /// have the same limit, set by
+    /// [`HttpOptions::max_batch_len`](crate::http::HttpOptions::max_batch_len)
+    /// (feature `ws`).
     pub fn max_batch_len(mut self, n: usize) -> Self {
         self.max_batch_len = n.max(1);
         self

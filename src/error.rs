@@ -70,6 +70,11 @@ impl ErrorObject {
     /// The connection closed before the handler finished: the drain
     /// timeout passed while shutting down (server error range).
     pub const SHUTTING_DOWN: i64 = -32003;
+    /// The method needs a connection to push to or call back, and the call
+    /// came without one: a one-shot HTTP request joining a
+    /// [`Group`](crate::group::Group), say (server error range). `?` on
+    /// [`Error::NoConnection`] gives this code.
+    pub const NO_CONNECTION: i64 = -32004;
     /// The request was cancelled by the caller (LSP's `RequestCancelled`).
     pub const REQUEST_CANCELLED: i64 = -32800;
 
@@ -150,6 +155,7 @@ impl From<Error> for ErrorObject {
     fn from(err: Error) -> Self {
         match err {
             Error::Remote { source, .. } => source,
+            Error::NoConnection => ErrorObject::new(ErrorObject::NO_CONNECTION, err.to_string()),
             other => ErrorObject::new(
                 ErrorObject::INTERNAL_ERROR,
                 format!("Internal error: {other}"),
@@ -221,4 +227,9 @@ pub enum Error {
     /// Reading or writing the transport failed.
     #[error("transport failed: {0}")]
     Transport(#[from] io::Error),
+    /// The peer has no connection (see [`Peer::is_detached`](crate::Peer::is_detached)),
+    /// so nothing can be pushed to it: a group refuses it. Becomes
+    /// [`ErrorObject::NO_CONNECTION`] on the wire.
+    #[error("groups need a connection (WebSocket or TCP) to push to; this call came without one (a one-shot HTTP request)")]
+    NoConnection,
 }

@@ -60,7 +60,10 @@ pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 1 << 20;
 /// policy applies to it. What a slow member holds beyond that is bounded by
 /// its connection's [`Config`](crate::Config) (`max_command_bytes` and
 /// `max_outbox_bytes`), so memory does not follow the size of the posts. Members leave by [`Member::leave`],
-/// or by themselves when their connection closes.
+/// or by themselves when their connection closes. Only a peer with a
+/// connection can join: a handler answering a one-shot HTTP request gets
+/// [`Error::NoConnection`], which `?` turns into the JSON-RPC error
+/// [`ErrorObject::NO_CONNECTION`](crate::ErrorObject::NO_CONNECTION) (-32004).
 ///
 /// ```
 /// use rpcpeer::{group::{Group, SlowMember}, testing::connected_pair, Router};
@@ -69,7 +72,7 @@ pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 1 << 20;
 /// # async fn main() -> Result<(), rpcpeer::Error> {
 /// let room = Group::new(64, SlowMember::DropOldest);
 /// let (to_client, _) = connected_pair(Router::new(), Router::new());
-/// let member = room.join(to_client);
+/// let member = room.join(to_client)?;
 /// assert_eq!(room.len(), 1);
 /// room.notify("handleMessage", ("ada", "hello"))?;
 /// member.leave();
@@ -127,9 +130,17 @@ impl Group {
 
     /// Adds `peer`; it gets every push from now on until it leaves.
     ///
+    /// # Errors
+    /// [`Error::NoConnection`] when `peer` is [detached](Peer::is_detached)
+    /// (a one-shot HTTP call): it could never receive a push, and it would
+    /// vanish at once while the caller believed it had joined.
+    ///
     /// # Panics
     /// When called outside a tokio runtime (the forwarding task is spawned).
-    pub fn join(&self, peer: Peer) -> Member {
+    pub fn join(&self, peer: Peer) -> Result<Member, Error> {
+        if peer.is_detached() {
+            return Err(Error::NoConnection);
+        }
         let id = MemberId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let gone = CancellationToken::new();
         // Subscribe before the member is visible, so no push sent after
@@ -148,7 +159,7 @@ impl Group {
             self.inner.slow,
             self.inner.capacity,
         ));
-        member
+        Ok(member)
     }
 
     /// Pushes a notification to every member; returns how many members

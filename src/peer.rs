@@ -80,6 +80,8 @@ struct Shared {
     next_id: AtomicU64,
     timeout: Option<Duration>,
     done: CancellationToken,
+    /// Made by [`Peer::detached`]: there never was a connection.
+    detached: bool,
 }
 
 /// A cloneable handle to the peer at the other end of one connection: call
@@ -121,6 +123,15 @@ impl Peer {
         max_bytes: usize,
         timeout: Option<Duration>,
     ) -> (Self, PeerChannels) {
+        Self::with_connection(queue, max_bytes, timeout, true)
+    }
+
+    fn with_connection(
+        queue: usize,
+        max_bytes: usize,
+        timeout: Option<Duration>,
+        connected: bool,
+    ) -> (Self, PeerChannels) {
         let (commands, commands_rx) = mpsc::channel(queue);
         let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -134,6 +145,7 @@ impl Peer {
                 next_id: AtomicU64::new(1),
                 timeout,
                 done: done.clone(),
+                detached: !connected,
             }),
         };
         let channels = PeerChannels {
@@ -147,7 +159,7 @@ impl Peer {
     /// A peer with no connection behind it: every call fails with
     /// [`Error::Closed`]. Handlers run over one-shot transports (HTTP) get one.
     pub fn detached() -> Self {
-        let (peer, channels) = Self::new(1, 1, None);
+        let (peer, channels) = Self::with_connection(1, 1, None, false);
         channels.done.cancel();
         peer
     }
@@ -428,9 +440,18 @@ impl Peer {
         self.shared.done.cancelled().await;
     }
 
-    /// Whether the connection's driver has stopped.
+    /// Whether the connection's driver has stopped (always, for a
+    /// [detached](Peer::detached) peer).
     pub fn is_closed(&self) -> bool {
         self.shared.done.is_cancelled()
+    }
+
+    /// Whether this peer never had a connection: a handler run for a
+    /// one-shot HTTP request (or by [`Router::handle_text`](crate::Router::handle_text))
+    /// gets one. Nothing can be pushed to it, so it cannot join a
+    /// [`Group`](crate::group::Group).
+    pub fn is_detached(&self) -> bool {
+        self.shared.detached
     }
 
     async fn send(&self, method: &str, cmd: Command) -> Result<(), Error> {

@@ -344,10 +344,17 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     /// Answers one frame without a connection: the reply text, or `None`
-    /// when nothing is to be sent back (notifications only). This is what an
-    /// HTTP POST endpoint calls, and how handlers are tested without sockets.
-    /// Handlers that call the peer back get [`Error::Closed`](crate::Error::Closed).
+    /// when nothing is to be sent back (notifications only). This is how
+    /// handlers are tested without sockets; an HTTP endpoint calls
+    /// [`http::respond`](crate::http::respond), which sets its own batch limit.
+    ///
+    /// A batch of more than [`Config::max_batch_len`](crate::Config::max_batch_len)'s
+    /// default (1024 entries) is answered with one -32600 error, as on a
+    /// connection. Handlers run without a connection: calling the peer back
+    /// fails with [`Error::Closed`](crate::Error::Closed), and joining a
+    /// [`Group`](crate::group::Group) with [`Error::NoConnection`](crate::Error::NoConnection).
     pub async fn handle_text(&self, text: &str, session: &Session) -> Option<String> {
-        crate::dispatch::handle_text(self, text, session).await
+        crate::dispatch::handle_text(self, text, session, crate::config::DEFAULT_MAX_BATCH_LEN)
+            .await
     }
 }

@@ -118,9 +118,23 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         self
     }
 
-    /// The WebSocket settings: message size limit, keep-alive. Its
-    /// `idle_timeout` is not used: [`idle_timeout`](Self::idle_timeout)
+    /// The settings of the port: which protocols it speaks
+    /// ([`Protocols`](rpcpeer_ws::Protocols): WebSocket, HTTP, or both, the
+    /// default), the message and HTTP body size limit, keep-alive, and the
+    /// HTTP head and body timeouts and body budget (see
+    /// [`rpcpeer_ws::Config`] for each default and what happens past it).
+    /// Its `idle_timeout` is not used: [`idle_timeout`](Self::idle_timeout)
     /// sets the server's.
+    ///
+    /// ```
+    /// use rpcpeer::{ws::{Config, Protocols}, ws_server::WsServer, Router};
+    ///
+    /// let server = WsServer::new(Router::new()).ws_config(Config {
+    ///     protocols: Protocols::WebSocketOnly,
+    ///     ..Config::default()
+    /// });
+    /// # let _ = server;
+    /// ```
     pub fn ws_config(mut self, ws: rpcpeer_ws::Config) -> Self {
         self.service.ws = ws;
         self
@@ -146,7 +160,8 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         self
     }
 
-    /// What the HTTP side allows beyond `POST` (JSONP).
+    /// What the HTTP side allows beyond same-origin `POST`s (JSONP, CORS
+    /// origins) and its batch limit; see [`HttpOptions`].
     pub fn http_options(mut self, http: HttpOptions) -> Self {
         self.service.http = http;
         self

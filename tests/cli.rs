@@ -78,7 +78,10 @@ impl Server {
             .to_owned();
         let ws = second
             .strip_prefix("listening on ")
-            .filter(|url| url.starts_with("ws://127.0.0.1:") && url.ends_with('/'))
+            .filter(|url| {
+                (url.starts_with("ws://127.0.0.1:") || url.starts_with("http://127.0.0.1:"))
+                    && url.ends_with('/')
+            })
             .unwrap_or_else(|| panic!("second line: {second}"))
             .to_owned();
         assert!(tcp.starts_with("127.0.0.1:"), "{tcp}");
@@ -101,7 +104,10 @@ impl Server {
 
     /// `host:port` of the WebSocket/HTTP listener.
     fn http_addr(&self) -> &str {
-        self.ws.trim_start_matches("ws://").trim_end_matches('/')
+        self.ws
+            .trim_start_matches("ws://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
     }
 
     /// SIGTERM, then the exit status, and how long it took to come.
@@ -668,6 +674,145 @@ async fn websocket_and_http_serve_the_same_table() {
         let error: Value = serde_json::from_str(&body).expect("a JSON-RPC error body");
         assert!(error["error"]["code"].is_i64(), "{body}");
     }
+}
+
+/// One raw HTTP/1.1 exchange on a fresh connection, the request written
+/// exactly as given: (status, the whole head in lower case, body).
+async fn raw_http(addr: &str, request: &str) -> (u16, String, String) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect for HTTP");
+    tcp.write_all(request.as_bytes()).await.expect("write HTTP");
+    let mut response = Vec::new();
+    // The server closes after each of these answers.
+    let _ = within("an HTTP response", tcp.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// A JSON `POST` of `body` from a page of `origin`, closing after its answer.
+fn post_from(origin: &str, body: &str) -> String {
+    format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nOrigin: {origin}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn the_http_side_refuses_what_a_web_page_or_a_smuggler_sends() {
+    let server = Server::start(Framing::Newline).await;
+    let addr = server.http_addr();
+    let sum = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    // A form post or a body with no media type: 415, saying what to send.
+    for head in [
+        "POST / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        "POST / HTTP/1.1\r\nContent-Type: text/plain+json",
+        "POST / HTTP/1.1",
+    ] {
+        let (status, _, body) = http(addr, head, sum).await;
+        assert_eq!(status, 415, "{head}");
+        let error: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+        assert_eq!(error["error"]["code"], -32600);
+        assert!(body.contains("application/json"), "{body}");
+    }
+    // Transfer codings other than chunked; Content-Length beside one.
+    for (extra, what) in [
+        ("Transfer-Encoding: gzip, chunked\r\n", "transfer coding"),
+        (
+            "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+            "both Content-Length and Transfer-Encoding",
+        ),
+    ] {
+        let (status, _, body) = raw_http(
+            addr,
+            &format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}\r\n0\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 400, "{extra}");
+        assert!(body.contains(what), "{body}");
+    }
+    // Over the 16 MiB body limit: refused before the body is sent.
+    let (status, _, _) = raw_http(
+        addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16777217\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 413);
+    // A batch past 1,024 entries: one error, as over TCP.
+    let batch = format!("[{}]", vec![sum; 1025].join(","));
+    let (status, _, body) = http(
+        addr,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        &batch,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut wire = server.wire().await;
+    let over_tcp = wire.call_text(&batch).await;
+    assert_eq!(body, over_tcp);
+    assert!(body.contains("exceeds the limit of 1024"), "{body}");
+    // Log in, join, post in one HTTP batch: joining needs a connection.
+    let (_, _, body) = http(
+        addr,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        r#"[{"jsonrpc":"2.0","method":"login","params":["alice","secret"],"id":1},
+            {"jsonrpc":"2.0","method":"join","params":["eve"],"id":2},
+            {"jsonrpc":"2.0","method":"postMessage","params":["hi"],"id":3}]"#,
+    )
+    .await;
+    let replies: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(replies[1]["error"]["code"], -32004, "{body}");
+    assert_eq!(replies[2]["error"]["code"], -32004, "{body}");
+    // CORS is off: a preflight is refused, and no answer allows an origin.
+    let (status, head, _) = raw_http(
+        addr,
+        "OPTIONS / HTTP/1.1\r\nHost: x\r\nOrigin: http://page.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    let (status, head, _) = raw_http(addr, &post_from("http://page.example", sum)).await;
+    assert_eq!(status, 200);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+#[tokio::test]
+async fn serve_can_turn_either_protocol_off_and_allow_origins() {
+    let sum = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    let ws_only = Server::start_with(Framing::Newline, &["--ws-mode", "websocket"]).await;
+    let (status, head, body) = raw_http(ws_only.http_addr(), &post_from("http://x", sum)).await;
+    assert_eq!(status, 426, "{body}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    let mut ws = rpcpeer::ws::connect(&ws_only.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    ws.send(sum.to_owned()).await.expect("ws send");
+    let reply = within("a WebSocket reply", ws.next()).await;
+    assert!(reply
+        .expect("open")
+        .expect("frame")
+        .contains("\"result\":3"));
+
+    let http_only = Server::start_with(
+        Framing::Newline,
+        &["--ws-mode", "http", "--allow-origin", "http://app.example"],
+    )
+    .await;
+    assert!(http_only.ws.starts_with("http://"), "{}", http_only.ws);
+    let url = format!("ws://{}/", http_only.http_addr());
+    let refused = rpcpeer::ws::connect(&url, &rpcpeer::ws::Config::default()).await;
+    assert!(refused.is_err(), "an upgrade on an HTTP-only port");
+    let (status, head, body) =
+        raw_http(http_only.http_addr(), &post_from("http://app.example", sum)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.contains("access-control-allow-origin: http://app.example"),
+        "{head}"
+    );
 }
 
 const GET_DATA: &str = r#"{"jsonrpc":"2.0","method":"get_data","id":1}"#;

@@ -275,7 +275,7 @@ type Joined = mpsc::UnboundedSender<(MemberId, Peer)>;
 fn room_router(room: Group, joined: Joined) -> Router<(Group, Joined)> {
     let mut router = Router::with_state((room, joined));
     router.method("join", |cx: Context<(Group, Joined)>| async move {
-        let member = cx.state().0.join(cx.peer().clone());
+        let member = cx.state().0.join(cx.peer().clone())?;
         let _ = cx.state().1.send((member.id(), cx.peer().clone()));
         Ok::<_, ErrorObject>(true)
     });
@@ -631,7 +631,11 @@ async fn http_get_calls_safe_methods_only() {
             Ok::<_, ErrorObject>(p.value)
         })
         .safe();
-    let addr = ws_server(WsServer::new(router).http_options(HttpOptions { jsonp: true })).await;
+    let addr = ws_server(WsServer::new(router).http_options(HttpOptions {
+        jsonp: true,
+        ..HttpOptions::default()
+    }))
+    .await;
 
     let (status, kind, body) = http(addr, "GET", "/echo?value=hello+world", None, "").await;
     assert_eq!((status, kind.as_str()), (200, "application/json"));

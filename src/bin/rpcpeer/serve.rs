@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use rpcpeer::http::HttpOptions;
 use rpcpeer::stream::{Framing, TcpListener};
 use rpcpeer::transport::Transport;
+use rpcpeer::ws::{Config as WsConfig, Protocols};
 use rpcpeer::ws_server::WsServer;
 use rpcpeer::{Config, Driver, Router, Session};
 use tokio::time::Instant;
@@ -31,6 +33,15 @@ pub(crate) struct ServeArgs {
     /// Address for WebSocket (any path) and HTTP POST on the same port.
     #[arg(long, default_value = "127.0.0.1:7071", value_name = "ADDR")]
     ws: String,
+    /// What the --ws port speaks: both, websocket (plain HTTP gets 426) or
+    /// http (WebSocket upgrades get 400).
+    #[arg(long, default_value = "both", value_name = "MODE")]
+    ws_mode: WsMode,
+    /// An origin whose web pages may call the HTTP side from a browser
+    /// (CORS), such as http://localhost:8080 (repeatable; `*` for any).
+    /// None by default: CORS is off.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
     /// A demo account for `login` (repeatable).
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<(String, String)>,
@@ -43,6 +54,27 @@ pub(crate) struct ServeArgs {
     /// message either way and no call in flight (0: never).
     #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "300")]
     idle_timeout: Duration,
+}
+
+/// `--ws-mode`: which protocols the WebSocket/HTTP port speaks.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WsMode {
+    /// WebSocket and plain HTTP.
+    Both,
+    /// WebSocket only.
+    Websocket,
+    /// Plain HTTP only.
+    Http,
+}
+
+impl From<WsMode> for Protocols {
+    fn from(mode: WsMode) -> Self {
+        match mode {
+            WsMode::Both => Protocols::Both,
+            WsMode::Websocket => Protocols::WebSocketOnly,
+            WsMode::Http => Protocols::HttpOnly,
+        }
+    }
 }
 
 /// `--user NAME:PASSWORD`; the password may itself hold colons.
@@ -99,18 +131,23 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         next_conn: AtomicU64::new(1),
     });
 
+    let ws_scheme = if args.ws_mode == WsMode::Http {
+        "http"
+    } else {
+        "ws"
+    };
     // NB: printed only once both are bound, and flushed: whoever reads
     // stdout may connect as soon as it sees its line.
     {
         let mut stdout = std::io::stdout().lock();
         let printed = writeln!(stdout, "listening on tcp://{tcp_addr}")
-            .and_then(|()| writeln!(stdout, "listening on ws://{ws_addr}/"))
+            .and_then(|()| writeln!(stdout, "listening on {ws_scheme}://{ws_addr}/"))
             .and_then(|()| stdout.flush());
         if let Err(err) = printed {
             tracing::warn!("could not print the listening addresses: {err}");
         }
     }
-    tracing::info!(framing = %args.framing, "serving tcp://{tcp_addr} and ws://{ws_addr}/");
+    tracing::info!(framing = %args.framing, "serving tcp://{tcp_addr} and {ws_scheme}://{ws_addr}/");
 
     shared.tracker.spawn(accept_tcp(tcp, shared.clone()));
     // The WebSocket and HTTP port: the library's server, with each
@@ -118,6 +155,14 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     // ConnId, which is how chat and callback refuse them).
     let ws_server = WsServer::new(shared.router.clone())
         .config(shared.config.clone())
+        .ws_config(WsConfig {
+            protocols: args.ws_mode.into(),
+            ..WsConfig::default()
+        })
+        .http_options(HttpOptions {
+            allowed_origins: args.allowed_origins,
+            ..HttpOptions::default()
+        })
         .max_connections(args.max_connections)
         .idle_timeout(idle_timeout)
         .on_connect({
