@@ -52,6 +52,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::
     Box::<RawValue>::deserialize(d).map(Some)
 }
 
+/// The codes rpcpeer itself answers with. In the spec's server range
+/// (-32000..=-32099) it keeps -32000..=-32049 for its own; applications
+/// are free to use -32050..=-32099 (and anything outside -32768..=-32000).
 impl ErrorObject {
     /// Invalid JSON was received (spec §5.1).
     pub const PARSE_ERROR: i64 = -32700;
