@@ -11,6 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll, Waker};
 
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ErrorObject;
@@ -75,6 +77,16 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("non-string panic payload")
+}
+
+/// Ends a batch's reply array; `None` when nothing was written (spec §6:
+/// nothing at all when every entry was a notification).
+fn close_array(array: &mut String) -> Option<String> {
+    if array.is_empty() {
+        return None;
+    }
+    array.push(']');
+    Some(std::mem::take(array))
 }
 
 /// Starts the next element of a batch's reply array.
@@ -219,7 +231,48 @@ enum Shape {
         entries: Vec<Entry>,
         /// The reply array, written as entries finish.
         array: String,
+        /// After the first poll, the entries still running.
+        parked: Option<Parked>,
     },
+}
+
+/// A batch's entries that did not finish at their first poll, each polled
+/// from then on only when it is woken: polling every entry at each wake-up
+/// would cost a batch of waiting calls its length squared.
+struct Parked {
+    /// Entries before this one are in the reply array; from it on, each
+    /// keeps its reply until all have finished.
+    from: usize,
+    running: FuturesUnordered<ParkedEntry>,
+}
+
+/// A running batch entry, away from its place in the batch.
+struct ParkedEntry {
+    index: usize,
+    entry: Option<Entry>,
+    /// The waker of its last poll, so that a cancel can have it polled again.
+    waker: Option<Waker>,
+}
+
+impl Future for ParkedEntry {
+    /// Its place in the batch, and the entry, finished.
+    type Output = (usize, Entry);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(entry) = this.entry.as_mut() else {
+            return Poll::Pending;
+        };
+        match entry.poll(cx) {
+            Poll::Ready(()) => {
+                Poll::Ready((this.index, this.entry.take().unwrap_or(Entry::done(None))))
+            }
+            Poll::Pending => {
+                this.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }
 
 impl Work {
@@ -236,7 +289,11 @@ impl Work {
         // Room for a typical small reply per entry, so the array seldom grows.
         let array = String::with_capacity(entries.len() * 64);
         Work {
-            shape: Shape::Batch { entries, array },
+            shape: Shape::Batch {
+                entries,
+                array,
+                parked: None,
+            },
             bytes,
         }
     }
@@ -251,29 +308,60 @@ impl Work {
     pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<String>> {
         match &mut self.shape {
             Shape::One(entry) => entry.poll(cx).map(|()| entry.take_reply()),
-            Shape::Batch { entries, array } => {
-                // NB: replies go into the array in request order (spec §6
-                // allows any, but peers and the spec's own examples expect
-                // this one): an entry finished behind one still running
-                // keeps its reply until the entries before it are written.
-                let mut pending = false;
-                for entry in entries.iter_mut() {
-                    let polled = if pending {
-                        entry.poll(cx)
-                    } else {
-                        entry.poll_into(cx, array)
+            Shape::Batch {
+                entries,
+                array,
+                parked,
+            } => {
+                if parked.is_none() {
+                    // NB: replies go into the array in request order (spec §6
+                    // allows any, but peers and the spec's own examples expect
+                    // this one): an entry finished behind one still running
+                    // keeps its reply until the entries before it are written.
+                    let mut first_pending = None;
+                    for (i, entry) in entries.iter_mut().enumerate() {
+                        let polled = if first_pending.is_some() {
+                            entry.poll(cx)
+                        } else {
+                            entry.poll_into(cx, array)
+                        };
+                        if polled.is_pending() && first_pending.is_none() {
+                            first_pending = Some(i);
+                        }
+                    }
+                    let Some(from) = first_pending else {
+                        return Poll::Ready(close_array(array));
                     };
-                    pending |= polled.is_pending();
+                    let running = FuturesUnordered::new();
+                    for (index, entry) in entries.iter_mut().enumerate().skip(from) {
+                        if !entry.is_done() {
+                            running.push(ParkedEntry {
+                                index,
+                                entry: Some(std::mem::replace(entry, Entry::done(None))),
+                                waker: None,
+                            });
+                        }
+                    }
+                    *parked = Some(Parked { from, running });
                 }
-                if pending {
+                let Some(waiting) = parked.as_mut() else {
+                    return Poll::Pending;
+                };
+                while let Poll::Ready(Some((index, entry))) = waiting.running.poll_next_unpin(cx) {
+                    entries[index] = entry;
+                }
+                if !waiting.running.is_empty() {
                     return Poll::Pending;
                 }
-                // Spec §6: nothing at all when every entry was a notification.
-                if array.is_empty() {
-                    return Poll::Ready(None);
+                let from = waiting.from;
+                *parked = None;
+                for entry in &mut entries[from..] {
+                    if let Some(reply) = entry.take_reply() {
+                        open_item(array);
+                        array.push_str(&reply);
+                    }
                 }
-                array.push(']');
-                Poll::Ready(Some(std::mem::take(array)))
+                Poll::Ready(close_array(array))
             }
         }
     }
@@ -282,7 +370,26 @@ impl Work {
     pub(crate) fn cancel(&mut self, id: &Id) -> bool {
         match &mut self.shape {
             Shape::One(entry) => entry.cancel(id),
-            Shape::Batch { entries, .. } => entries.iter_mut().any(|entry| entry.cancel(id)),
+            Shape::Batch {
+                entries, parked, ..
+            } => {
+                if entries.iter_mut().any(|entry| entry.cancel(id)) {
+                    return true;
+                }
+                let Some(waiting) = parked else {
+                    return false;
+                };
+                for parked in waiting.running.iter_mut() {
+                    if parked.entry.as_mut().is_some_and(|entry| entry.cancel(id)) {
+                        // Its -32800 is ready: the set must poll it again.
+                        if let Some(waker) = parked.waker.take() {
+                            waker.wake();
+                        }
+                        return true;
+                    }
+                }
+                false
+            }
         }
     }
 
@@ -291,7 +398,19 @@ impl Work {
     pub(crate) fn fail(mut self, err: &ErrorObject) -> Option<String> {
         match &mut self.shape {
             Shape::One(entry) => entry.fail(err),
-            Shape::Batch { entries, .. } => entries.iter_mut().for_each(|e| e.fail(err)),
+            Shape::Batch {
+                entries, parked, ..
+            } => {
+                // Back in their places, then answered like the rest.
+                if let Some(waiting) = parked.take() {
+                    for mut entry in waiting.running {
+                        if let Some(taken) = entry.entry.take() {
+                            entries[entry.index] = taken;
+                        }
+                    }
+                }
+                entries.iter_mut().for_each(|e| e.fail(err));
+            }
         }
         // Every entry is done now, so one poll gives the frame.
         let mut cx = TaskContext::from_waker(Waker::noop());
