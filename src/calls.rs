@@ -9,9 +9,9 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 
 use crate::config::Config;
-use crate::dispatch::{admit, Admitted, Env};
+use crate::dispatch::{admit, batch_too_long, Admitted, Env};
 use crate::error::ErrorObject;
-use crate::message::{encode_response, parse_within, Frame, Id, Message, Rejected, Version};
+use crate::message::{parse_within, Frame, Id, Message, Rejected};
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
 use crate::peer::Peer;
@@ -158,12 +158,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         outbox: &mut Outbox,
     ) {
         if items.len() > self.max_batch_len {
-            let err = ErrorObject::invalid_request(format!(
-                "a batch of {} entries exceeds the limit of {}",
-                items.len(),
-                self.max_batch_len
-            ));
-            outbox.push(encode_response(Version::V2, &Id::null(), Err(&err)));
+            outbox.push(batch_too_long(items.len(), self.max_batch_len));
             return;
         }
         let mut entries: Vec<Entry> = items
