@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use crate::auth::{Auth, Credentials, Identity, LoginError};
 use crate::message::{Id, Version};
 use crate::peer::Peer;
 use crate::session::Session;
@@ -27,6 +28,7 @@ pub struct Context<S = ()> {
     pub(crate) session: Session,
     pub(crate) state: Arc<S>,
     pub(crate) cancel: CancellationToken,
+    pub(crate) auth: Option<Arc<Auth>>,
 }
 
 impl<S> Context<S> {
@@ -74,6 +76,49 @@ impl<S> Context<S> {
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         self.cancel.cancelled()
     }
+
+    /// Who called: the identity this connection (or HTTP request) logged in
+    /// with, if any.
+    pub fn identity(&self) -> Option<Identity> {
+        self.session.get::<Identity>()
+    }
+
+    /// Logs this connection in: checks `credentials` with the router's
+    /// [`Authenticator`](crate::auth::Authenticator), through the throttle
+    /// on failed logins, and on success keeps the identity in the session,
+    /// where methods registered [`authenticated`](crate::MethodConfig::authenticated)
+    /// look for it. `?` turns the error into the right error object.
+    ///
+    /// ```
+    /// use rpcpeer::auth::Credentials;
+    /// use rpcpeer::{Context, ErrorObject, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.method("login", |(user, password): (String, String), cx: Context| async move {
+    ///     let identity = cx.login(Credentials::Password { user, password }).await?;
+    ///     Ok::<_, ErrorObject>(identity.user)
+    /// });
+    /// ```
+    ///
+    /// # Errors
+    /// - [`LoginError::Throttled`] when this connection or its address has
+    ///   failed too often lately (-32006); the authenticator is not asked.
+    /// - [`LoginError::Failed`] when the authenticator says no (-32001 for
+    ///   rejected credentials).
+    /// - [`LoginError::NoAuthenticator`] when the router has none.
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it completes leaves the connection as it
+    /// was, but the attempt still counts as a failure.
+    pub async fn login(&self, credentials: Credentials) -> Result<Identity, LoginError> {
+        let auth = self.auth.as_ref().ok_or(LoginError::NoAuthenticator)?;
+        auth.login(&self.session, credentials).await
+    }
+
+    /// Forgets who this connection is; returns who it was.
+    pub fn logout(&self) -> Option<Identity> {
+        self.session.remove::<Identity>()
+    }
 }
 
 impl<S> Clone for Context<S> {
@@ -86,6 +131,7 @@ impl<S> Clone for Context<S> {
             session: self.session.clone(),
             state: self.state.clone(),
             cancel: self.cancel.clone(),
+            auth: self.auth.clone(),
         }
     }
 }
@@ -101,8 +147,10 @@ pub struct Incoming<'a, S> {
     pub(crate) peer: &'a Peer,
     pub(crate) session: &'a Session,
     pub(crate) state: &'a Arc<S>,
-    /// Where the driver finds the token of a context made here, to cancel it.
+    /// Where the driver finds the token of a context made here, to cancel
+    /// it; a token already there is the one the context gets.
     pub(crate) token: &'a mut Option<CancellationToken>,
+    pub(crate) auth: Option<&'a Arc<Auth>>,
 }
 
 impl<S> Incoming<'_, S> {
@@ -113,8 +161,10 @@ impl<S> Incoming<'_, S> {
 
     /// The full context of the call, with a cancellation token of its own.
     pub fn into_context(self) -> Context<S> {
-        let cancel = CancellationToken::new();
-        *self.token = Some(cancel.clone());
+        let cancel = self
+            .token
+            .get_or_insert_with(CancellationToken::new)
+            .clone();
         Context {
             method: self.method.clone(),
             id: self.id.cloned(),
@@ -123,6 +173,7 @@ impl<S> Incoming<'_, S> {
             session: self.session.clone(),
             state: self.state.clone(),
             cancel,
+            auth: self.auth.cloned(),
         }
     }
 }

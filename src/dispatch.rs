@@ -8,10 +8,11 @@ use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::auth::{Access, Auth};
 use crate::context::Incoming;
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
-use crate::handler::{BoxFuture, Outcome};
+use crate::handler::{BoxFuture, ErasedHandler, Outcome};
 use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
@@ -100,19 +101,22 @@ fn prepare<S: Send + Sync + 'static>(
     method: &str,
     params: Option<&RawValue>,
 ) -> (Concurrency, Entry) {
+    static PUBLIC: Access = Access::Public;
     let is_notification = id.is_none();
-    let (name, handler, kind, own_task) = match env.router.lookup(method) {
+    let (name, handler, kind, own_task, access) = match env.router.lookup(method) {
         Some(entry) => (
             entry.name.clone(),
             Some(&entry.handler),
             entry.info.concurrency(is_notification),
             entry.info.runs_on_own_task(),
+            entry.info.access(),
         ),
         None => (
             method.into(),
             env.router.fallback_handler(),
             Concurrency::default_for(is_notification),
             false,
+            &PUBLIC,
         ),
     };
     // A call answered before it runs: a request gets `err`, a notification
@@ -132,6 +136,24 @@ fn prepare<S: Send + Sync + 'static>(
     let Some(handler) = handler else {
         return refused(id, ErrorObject::method_not_found(&name));
     };
+    // NB: before the handler's future is built, so that its params are not
+    // even decoded for a caller who may not call it. Public methods pay
+    // this one branch; a caller who passes pays one look into the session.
+    if *access != Access::Public && crate::auth::check(access, &name, env.session).is_err() {
+        // Not refused yet: checked again when the call starts, since a
+        // login read before it (an exclusive one) may not have run yet.
+        let token = tokio_util::sync::CancellationToken::new();
+        let work = when_allowed(
+            env,
+            handler.clone(),
+            access.clone(),
+            params.map(ToOwned::to_owned),
+            (name.clone(), id.clone(), version),
+            token.clone(),
+        );
+        let work = if own_task { on_own_task(work) } else { work };
+        return (kind, Entry::working(id, version, name, work, Some(token)));
+    }
     let mut token = None;
     // NB: a handler can panic before its future exists (a closure that
     // checks its params before its `async` block, a `Deserialize` impl that
@@ -148,6 +170,7 @@ fn prepare<S: Send + Sync + 'static>(
                 session: env.session,
                 state: env.router.state(),
                 token: &mut token,
+                auth: env.router.auth(),
             },
         )
     }));
@@ -161,6 +184,55 @@ fn prepare<S: Send + Sync + 'static>(
     };
     let work = if own_task { on_own_task(work) } else { work };
     (kind, Entry::working(id, version, name, work, token))
+}
+
+/// A call whose caller could not call its method when it was read: when
+/// it starts, checked again (a login may have run since), then, with
+/// [`Router::credentials_in_params`](crate::Router::credentials_in_params),
+/// logged in with the leading params; the handler's future is built only
+/// once the caller may call it, and never if not.
+fn when_allowed<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    handler: ErasedHandler<S>,
+    access: Access,
+    params: Option<Box<RawValue>>,
+    (name, id, version): (std::sync::Arc<str>, Option<Id>, Version),
+    token: tokio_util::sync::CancellationToken,
+) -> BoxFuture<Outcome> {
+    let (peer, session) = (env.peer.clone(), env.session.clone());
+    let state = env.router.state().clone();
+    let auth: Option<std::sync::Arc<Auth>> = env.router.auth().cloned();
+    Box::pin(async move {
+        let mut params = params;
+        if let Err(err) = crate::auth::check(&access, &name, &session) {
+            let in_params = auth
+                .as_ref()
+                .filter(|auth| auth.credentials_in_params && err.code == ErrorObject::UNAUTHORIZED);
+            let Some((auth, (credentials, rest))) = in_params
+                .and_then(|auth| Some((auth, crate::auth::split_credentials(params.as_deref())?)))
+            else {
+                return Err(err);
+            };
+            auth.login(&session, credentials).await?;
+            crate::auth::check(&access, &name, &session)?;
+            params = rest;
+        }
+        let mut token = Some(token);
+        let work = handler(
+            params.as_deref(),
+            Incoming {
+                method: &name,
+                id: id.as_ref(),
+                version,
+                peer: &peer,
+                session: &session,
+                state: &state,
+                token: &mut token,
+                auth: auth.as_ref(),
+            },
+        );
+        work.await
+    })
 }
 
 /// Runs `work` on a task of its own; dropping the returned future aborts it.

@@ -68,7 +68,9 @@ impl ErrorObject {
     pub const INTERNAL_ERROR: i64 = -32603;
     /// The connection has more requests queued than its limit allows (server error range).
     pub const SERVER_BUSY: i64 = -32000;
-    /// The method needs an authenticated session (server error range).
+    /// The method needs an authenticated caller and this one is not, or
+    /// its credentials were rejected (server error range; see
+    /// [`MethodConfig::authenticated`](crate::MethodConfig::authenticated)).
     pub const UNAUTHORIZED: i64 = -32001;
     /// The connection closed before the handler finished: the drain
     /// timeout passed while shutting down (server error range).
@@ -78,6 +80,14 @@ impl ErrorObject {
     /// [`Group`](crate::group::Group), say (server error range). `?` on
     /// [`Error::NoConnection`] gives this code.
     pub const NO_CONNECTION: i64 = -32004;
+    /// The caller is authenticated but lacks the role the method needs
+    /// (server error range; see [`MethodConfig::role`](crate::MethodConfig::role)).
+    pub const FORBIDDEN: i64 = -32005;
+    /// Too many failed logins from this connection or address: the attempt
+    /// was refused without checking it; `data.retry_after` says in how many
+    /// seconds to try again (server error range; see
+    /// [`LoginLimits`](crate::auth::LoginLimits)).
+    pub const TOO_MANY_LOGINS: i64 = -32006;
     /// The request was cancelled by the caller (LSP's `RequestCancelled`).
     pub const REQUEST_CANCELLED: i64 = -32800;
 

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use rpcpeer_ws::http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
+use crate::auth::{AuthError, Credentials, LoginError};
 use crate::error::ErrorObject;
 use crate::message::{encode_response, Id, Version};
 use crate::router::Router;
@@ -94,6 +95,13 @@ const JSON_TYPES: [&str; 3] = [
 ///   (`0=…&1=…` by position), each value as JSON when it parses, else as a
 ///   string (JSON-RPC 1.1's idempotent procedures).
 /// - `OPTIONS` preflight: see [`HttpOptions::allowed_origins`].
+/// - With an [`Authenticator`](crate::auth::Authenticator) on the router,
+///   `Authorization: Bearer <token>` or `Basic …` logs `session` in for
+///   this request (through the throttle on failed logins): failed
+///   credentials get 401 (with `WWW-Authenticate`), too many failures 429
+///   (with `Retry-After`), each with a JSON-RPC error body, and nothing
+///   runs. Without the header the request runs unauthenticated, and
+///   methods that need a caller answer -32001.
 /// - Anything else: 405 (wrong HTTP method, or a method that is not safe
 ///   for `GET`), 404 (unknown method), 415 (a body not sent as JSON, or
 ///   sent without `Content-Type`), 403 (a preflight from an origin not
@@ -131,19 +139,26 @@ pub async fn respond<S: Send + Sync + 'static>(
     options: &HttpOptions,
 ) -> Response<String> {
     let origin = options.allowed_origin(&req);
-    let mut response = match *req.method() {
-        Method::POST => post(router, &req, session, options).await,
-        Method::GET => get(router, &req, session, options).await,
-        Method::OPTIONS if req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) => {
-            preflight(&req, origin.is_some())
-        }
-        _ => with_allow(error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorObject::invalid_request(format!(
-                "HTTP {} is not supported: POST a JSON-RPC request, or GET /<method>?<params> for a safe method",
-                req.method()
+    let authenticated = match *req.method() {
+        Method::POST | Method::GET => authenticate(router, req.headers(), None, session).await,
+        _ => Ok(()),
+    };
+    let mut response = match authenticated {
+        Err(refused) => refused,
+        Ok(()) => match *req.method() {
+            Method::POST => post(router, &req, session, options).await,
+            Method::GET => get(router, &req, session, options).await,
+            Method::OPTIONS if req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) => {
+                preflight(&req, origin.is_some())
+            }
+            _ => with_allow(error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorObject::invalid_request(format!(
+                    "HTTP {} is not supported: POST a JSON-RPC request, or GET /<method>?<params> for a safe method",
+                    req.method()
+                )),
             )),
-        )),
+        },
     };
     let headers = response.headers_mut();
     if !options.allowed_origins.is_empty() {
@@ -152,6 +167,74 @@ pub async fn respond<S: Send + Sync + 'static>(
     }
     if let Some(origin) = origin {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    response
+}
+
+/// Logs `session` in with the credentials of an `Authorization` header (or
+/// `token`, the `?token=` of a WebSocket URL), when the router has an
+/// authenticator and the request carries some; the answer to send instead
+/// when they fail. No credentials: the request goes on unauthenticated.
+pub(crate) async fn authenticate<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    headers: &rpcpeer_ws::http::HeaderMap,
+    token: Option<String>,
+    session: &Session,
+) -> Result<(), Response<String>> {
+    let Some(auth) = router.auth() else {
+        return Ok(());
+    };
+    let credentials = match headers.get(header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(Credentials::from_authorization)
+            .ok_or_else(|| {
+                refusal(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorObject::new(
+                        ErrorObject::UNAUTHORIZED,
+                        "the Authorization header must be `Bearer <token>` or `Basic <base64 of user:password>`",
+                    ),
+                )
+            })?,
+        None => match token {
+            Some(token) => Credentials::Token(token),
+            None => return Ok(()),
+        },
+    };
+    match auth.login(session, credentials).await {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            let status = match &err {
+                LoginError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                LoginError::Failed(AuthError::Rejected) => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let retry_after = match &err {
+                LoginError::Throttled { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+                _ => None,
+            };
+            let mut response = refusal(status, err.into());
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Err(response)
+        }
+    }
+}
+
+/// An authentication failure: a JSON-RPC error body, and for 401 the
+/// schemes we take (RFC 9110 §11.6.1).
+fn refusal(status: StatusCode, err: ErrorObject) -> Response<String> {
+    let mut response = error_response(status, err);
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer, Basic realm=\"rpcpeer\""),
+        );
     }
     response
 }
@@ -188,7 +271,7 @@ fn preflight(req: &Request<String>, allowed: bool) -> Response<String> {
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type"),
+        HeaderValue::from_static("Content-Type, Authorization"),
     );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -49,6 +49,7 @@
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+pub mod auth;
 mod calls;
 mod cancel;
 mod config;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::value::RawValue;
 
+use crate::auth::{Access, Auth, Authenticator, LoginLimits};
 use crate::context::Context;
 use crate::handler::{ErasedHandler, Handler, Outcome};
 use crate::session::Session;
@@ -37,6 +38,7 @@ pub struct MethodInfo {
     concurrency: Option<Concurrency>,
     safe: bool,
     task: bool,
+    access: Access,
 }
 
 impl MethodInfo {
@@ -50,6 +52,7 @@ impl MethodInfo {
             concurrency: None,
             safe: false,
             task: false,
+            access: Access::Public,
         }
     }
 
@@ -87,6 +90,11 @@ impl MethodInfo {
     /// [`MethodConfig::own_task`]).
     pub fn runs_on_own_task(&self) -> bool {
         self.task
+    }
+
+    /// Who may call it (see [`MethodConfig::authenticated`]).
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// How a call of this method is scheduled: the method's own setting, or
@@ -132,6 +140,11 @@ struct Inner<S> {
     methods: HashMap<Arc<str>, Arc<Entry<S>>>,
     fallback: Option<ErasedHandler<S>>,
     state: Arc<S>,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    login_limits: LoginLimits,
+    credentials_in_params: bool,
+    /// Built from the three above whenever one changes.
+    auth: Option<Arc<Auth>>,
 }
 
 impl<S> Clone for Inner<S> {
@@ -140,6 +153,10 @@ impl<S> Clone for Inner<S> {
             methods: self.methods.clone(),
             fallback: self.fallback.clone(),
             state: self.state.clone(),
+            authenticator: self.authenticator.clone(),
+            login_limits: self.login_limits,
+            credentials_in_params: self.credentials_in_params,
+            auth: self.auth.clone(),
         }
     }
 }
@@ -228,6 +245,26 @@ impl MethodConfig<'_> {
         self.info.task = true;
         self
     }
+
+    /// Only an authenticated caller may call this method (see
+    /// [`Router::authenticator`]). Anyone else's request is answered
+    /// -32001 ([`ErrorObject::UNAUTHORIZED`](crate::ErrorObject::UNAUTHORIZED)),
+    /// and a notification is dropped (and logged); the handler never runs.
+    pub fn authenticated(self) -> Self {
+        if self.info.access == Access::Public {
+            self.info.access = Access::Authenticated;
+        }
+        self
+    }
+
+    /// Only an authenticated caller with `role` may call this method:
+    /// -32001 without an identity, -32005
+    /// ([`ErrorObject::FORBIDDEN`](crate::ErrorObject::FORBIDDEN)) without
+    /// the role.
+    pub fn role(self, role: impl Into<String>) -> Self {
+        self.info.access = Access::Role(role.into());
+        self
+    }
 }
 
 impl<S: Send + Sync + 'static> Router<S> {
@@ -239,6 +276,10 @@ impl<S: Send + Sync + 'static> Router<S> {
                 methods: HashMap::default(),
                 fallback: None,
                 state: Arc::new(state),
+                authenticator: None,
+                login_limits: LoginLimits::default(),
+                credentials_in_params: false,
+                auth: None,
             }),
         }
     }
@@ -317,6 +358,51 @@ impl<S: Send + Sync + 'static> Router<S> {
         Fut: Future<Output = Outcome> + Send + 'static,
     {
         self.inner_mut().fallback = Some(raw_handler(handler));
+    }
+
+    /// Sets who decides who a caller is: used by [`Context::login`], by
+    /// [`WsServer`](crate::ws_server::WsServer)'s handshake and
+    /// [`http::respond`](crate::http::respond) (`Authorization` header), and
+    /// for credentials in params (see [`Router::credentials_in_params`]).
+    /// Every attempt goes through the throttle ([`Router::login_limits`]).
+    pub fn authenticator(&mut self, authenticator: impl Authenticator) -> &mut Self {
+        self.inner_mut().authenticator = Some(Arc::new(authenticator));
+        self.rebuild_auth()
+    }
+
+    /// How many failed logins are allowed per connection and per address
+    /// (default: [`LoginLimits::default`]).
+    pub fn login_limits(&mut self, limits: LoginLimits) -> &mut Self {
+        self.inner_mut().login_limits = limits;
+        self.rebuild_auth()
+    }
+
+    /// Takes a call's credentials from its params, as django-json-rpc does
+    /// (off by default): a call to a method that needs authentication, from
+    /// a caller with no identity, whose params array starts with two
+    /// strings, has them checked as user and password (through the
+    /// throttle) and removed before the handler decodes the rest. A success
+    /// logs the connection in, as a login method would; later calls then
+    /// carry their own params only.
+    pub fn credentials_in_params(&mut self, on: bool) -> &mut Self {
+        self.inner_mut().credentials_in_params = on;
+        self.rebuild_auth()
+    }
+
+    fn rebuild_auth(&mut self) -> &mut Self {
+        let inner = self.inner_mut();
+        inner.auth = inner.authenticator.clone().map(|authenticator| {
+            Arc::new(Auth::new(
+                authenticator,
+                inner.login_limits,
+                inner.credentials_in_params,
+            ))
+        });
+        self
+    }
+
+    pub(crate) fn auth(&self) -> Option<&Arc<Auth>> {
+        self.inner.auth.as_ref()
     }
 
     /// Every registered method, sorted by name.

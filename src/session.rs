@@ -63,6 +63,33 @@ impl Session {
         self.with(|m| m.contains_key(&TypeId::of::<T>()))
     }
 
+    /// Runs `f` on the stored value of type `T`, without copying it.
+    pub(crate) fn read<T: Any + Send + Sync, R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        self.with(|m| {
+            f(m.get(&TypeId::of::<T>())
+                .and_then(|v| v.downcast_ref::<T>()))
+        })
+    }
+
+    /// Changes the stored value of type `T` (made with `T::default()` if
+    /// there is none) in one step, so that concurrent handlers cannot lose
+    /// each other's changes.
+    pub(crate) fn update<T: Any + Send + Sync + Default, R>(
+        &self,
+        f: impl FnOnce(&mut T) -> R,
+    ) -> R {
+        self.with(|m| {
+            let slot = m
+                .entry(TypeId::of::<T>())
+                .or_insert_with(|| Box::new(T::default()));
+            match slot.downcast_mut::<T>() {
+                Some(value) => f(value),
+                // The map is keyed by the value's own type: never taken.
+                None => f(&mut T::default()),
+            }
+        })
+    }
+
     /// Takes the stored value of type `T` out.
     pub fn remove<T: Any + Send + Sync>(&self) -> Option<T> {
         self.with(|m| m.remove(&TypeId::of::<T>()))

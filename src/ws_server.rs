@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::RemoteAddr;
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::http::{respond, HttpOptions};
@@ -318,11 +319,42 @@ impl Refusals {
 }
 
 impl<S: Send + Sync + 'static> Service for RouterService<S> {
-    async fn websocket(&self, ws: WsTransport<ServerIo>, remote: SocketAddr) {
+    /// With an authenticator on the router, an upgrade carrying
+    /// `Authorization` or `?token=` is accepted only if they log in; the
+    /// connection starts with that identity in its session.
+    async fn handshake(
+        &self,
+        head: &rpcpeer_ws::http::request::Parts,
+        remote: SocketAddr,
+    ) -> Result<rpcpeer_ws::http::Extensions, Response<String>> {
+        let mut accepted = rpcpeer_ws::http::Extensions::new();
+        if self.router.auth().is_none() {
+            return Ok(accepted);
+        }
+        let session = Session::new();
+        session.insert(RemoteAddr(remote));
+        let token = form_urlencoded::parse(head.uri.query().unwrap_or_default().as_bytes())
+            .find(|(name, _)| name == "token")
+            .map(|(_, token)| token.into_owned());
+        crate::http::authenticate(&self.router, &head.headers, token, &session).await?;
+        accepted.insert(session);
+        Ok(accepted)
+    }
+
+    async fn websocket(
+        &self,
+        ws: WsTransport<ServerIo>,
+        mut accepted: rpcpeer_ws::http::Extensions,
+        remote: SocketAddr,
+    ) {
         if self.stop.is_cancelled() {
             return;
         }
-        let session = Session::new();
+        let session = accepted.remove::<Session>().unwrap_or_else(|| {
+            let session = Session::new();
+            session.insert(RemoteAddr(remote));
+            session
+        });
         let (peer, driver) = Driver::with_session(
             ws,
             self.router.clone(),
@@ -340,9 +372,11 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         }
     }
 
-    async fn http(&self, req: Request<String>, _remote: SocketAddr) -> Response<String> {
+    async fn http(&self, req: Request<String>, remote: SocketAddr) -> Response<String> {
         let _answering = self.requests.token();
-        let mut response = respond(&self.router, req, &Session::new(), &self.http).await;
+        let session = Session::new();
+        session.insert(RemoteAddr(remote));
+        let mut response = respond(&self.router, req, &session, &self.http).await;
         if self.stop.is_cancelled() {
             // Tells the client (and hyper) that this connection ends here.
             response

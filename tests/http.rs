@@ -551,7 +551,7 @@ async fn cors_is_off_unless_origins_are_configured() {
     );
     assert_eq!(
         reply.header("access-control-allow-headers"),
-        Some("Content-Type")
+        Some("Content-Type, Authorization")
     );
     let reply = http.exchange(with_origin("http://app.example:8080")).await;
     assert_eq!(

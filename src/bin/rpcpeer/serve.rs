@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use rpcpeer::auth::RemoteAddr;
 use rpcpeer::http::HttpOptions;
 use rpcpeer::stream::{Framing, TcpListener};
 use rpcpeer::transport::Transport;
@@ -211,7 +212,7 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                 let label = format!("tcp {remote}");
                 shared
                     .tracker
-                    .spawn(serve_peer(transport, shared.clone(), label));
+                    .spawn(serve_peer(transport, remote, shared.clone(), label));
             }
             Err(err) => accept_failed(&err).await,
         }
@@ -226,10 +227,17 @@ async fn accept_failed(err: &std::io::Error) {
 }
 
 /// Runs one TCP connection to its end (WebSocket ones run in `WsServer`).
-async fn serve_peer<T: Transport>(transport: T, shared: Arc<Shared>, label: String) {
+async fn serve_peer<T: Transport>(
+    transport: T,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    label: String,
+) {
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
     let session = Session::new();
     session.insert(conn);
+    // Failed logins are also counted per address.
+    session.insert(RemoteAddr(remote));
     let (peer, driver) = Driver::with_session(
         transport,
         shared.router.clone(),

@@ -27,10 +27,27 @@ pub type ServerIo = TokioIo<Upgraded>;
 /// What a server does with each WebSocket conversation and each plain HTTP
 /// request; [`serve_connection`] calls it.
 pub trait Service: Clone + Send + Sync + 'static {
-    /// Runs one WebSocket conversation to its end (the crate spawns it).
+    /// Decides whether to accept a WebSocket upgrade request that is
+    /// otherwise valid, before the `101` is sent: to check its credentials
+    /// (`Authorization`, a query token) or its `Origin`. `Err(response)`
+    /// is sent instead of the `101` and no conversation starts; `Ok`
+    /// carries what [`Service::websocket`] is to know of the handshake.
+    /// The default accepts every upgrade.
+    fn handshake(
+        &self,
+        head: &http::request::Parts,
+        remote: SocketAddr,
+    ) -> impl Future<Output = Result<http::Extensions, http::Response<String>>> + Send {
+        let _ = (head, remote);
+        async { Ok(http::Extensions::new()) }
+    }
+
+    /// Runs one WebSocket conversation to its end (the crate spawns it);
+    /// `accepted` is what [`Service::handshake`] returned.
     fn websocket(
         &self,
         ws: WsTransport<ServerIo>,
+        accepted: http::Extensions,
         remote: SocketAddr,
     ) -> impl Future<Output = ()> + Send;
 
@@ -75,7 +92,7 @@ pub trait Service: Clone + Send + Sync + 'static {
 /// struct Echo;
 ///
 /// impl Service for Echo {
-///     async fn websocket(&self, mut ws: WsTransport<ServerIo>, _remote: SocketAddr) {
+///     async fn websocket(&self, mut ws: WsTransport<ServerIo>, _: http::Extensions, _remote: SocketAddr) {
 ///         while let Some(Ok(text)) = ws.next().await {
 ///             if ws.send(text).await.is_err() {
 ///                 break;
@@ -200,7 +217,7 @@ async fn route<S: Service>(
                 "WebSocket is turned off on this port: it serves plain HTTP only\n",
             ));
         }
-        let response = upgrade(req, remote, config, service, conversations);
+        let response = upgrade(req, remote, config, service, conversations).await;
         // NB: after an upgrade request the head watcher stops (the bytes
         // would be WebSocket's), so a refused one must end the connection.
         return if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -302,10 +319,11 @@ fn refused(err: BodyError) -> Response<Full<Bytes>> {
     closing(plain(status, text))
 }
 
-/// Checks an upgrade request (RFC 6455 §4.2.1), spawns the conversation and
-/// returns the `101` that hyper must send before it hands the stream over.
-fn upgrade<S: Service>(
-    mut req: Request<Incoming>,
+/// Checks an upgrade request (RFC 6455 §4.2.1) and asks the service's
+/// [`Service::handshake`], spawns the conversation and returns the `101`
+/// that hyper must send before it hands the stream over.
+async fn upgrade<S: Service>(
+    req: Request<Incoming>,
     remote: SocketAddr,
     config: &Arc<Config>,
     service: &S,
@@ -352,6 +370,12 @@ fn upgrade<S: Service>(
         );
     };
 
+    let (parts, body) = req.into_parts();
+    let accepted = match service.handshake(&parts, remote).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => return refusal.map(|body| Full::new(Bytes::from(body))),
+    };
+    let mut req = Request::from_parts(parts, body);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (config, service) = (config.clone(), service.clone());
     let conversation = tokio::spawn(async move {
@@ -359,7 +383,7 @@ fn upgrade<S: Service>(
         // is no conversation to run.
         if let Ok(upgraded) = on_upgrade.await {
             let ws = from_upgraded(TokioIo::new(upgraded), Role::Server, &config).await;
-            service.websocket(ws, remote).await;
+            service.websocket(ws, accepted, remote).await;
         }
     });
     // The receiver lives until every sender is gone, so this cannot fail.

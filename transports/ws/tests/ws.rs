@@ -41,7 +41,12 @@ struct TestService {
 }
 
 impl Service for TestService {
-    async fn websocket(&self, mut ws: WsTransport<ServerIo>, _remote: SocketAddr) {
+    async fn websocket(
+        &self,
+        mut ws: WsTransport<ServerIo>,
+        _: rpcpeer_ws::http::Extensions,
+        _remote: SocketAddr,
+    ) {
         let error = match self.mode {
             Mode::Echo => loop {
                 match ws.next().await {

@@ -1,46 +1,62 @@
-//! Session-backed authentication: login and whoami.
+//! Authentication through the library: the `--user` accounts as an `Authenticator`, and login and whoami.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rpcpeer::auth::{AuthError, Credentials, Identity, LoginError};
 use rpcpeer::{Concurrency, ErrorObject, Router};
 use serde::Deserialize;
 
 use super::{codes, Cx, Demo};
 
-/// The name a connection logged in under, kept in its session.
-#[derive(Debug, Clone)]
-struct User(String);
-
-/// Registers this module's methods.
-pub(super) fn register(router: &mut Router<Demo>) {
+/// Registers this module's methods, and the `--user` accounts as the
+/// router's authenticator (for `login`, the WebSocket handshake and HTTP
+/// `Authorization: Basic`).
+pub(super) fn register(router: &mut Router<Demo>, users: Arc<HashMap<String, String>>) {
+    router.authenticator(move |credentials: Credentials| {
+        let users = users.clone();
+        async move {
+            match credentials {
+                Credentials::Password { user, password }
+                    if users
+                        .get(&user)
+                        .is_some_and(|known| same(known.as_bytes(), password.as_bytes())) =>
+                {
+                    Ok(Identity::new(user))
+                }
+                // The demo hands out no tokens.
+                _ => Err(AuthError::Rejected),
+            }
+        }
+    });
     router
         .method("login", |p: Login, cx: Cx| async move {
-            let known = cx
-                .state()
-                .users
-                .get(&p.username)
-                .is_some_and(|password| same(password.as_bytes(), p.password.as_bytes()));
-            if !known {
-                return Err(ErrorObject::new(
+            let credentials = Credentials::Password {
+                user: p.username,
+                password: p.password,
+            };
+            match cx.login(credentials).await {
+                Ok(_) => Ok(true),
+                Err(LoginError::Failed(AuthError::Rejected)) => Err(ErrorObject::new(
                     codes::LOGIN_FAILED,
                     "Login failed: unknown user or wrong password",
-                ));
+                )),
+                // Throttled: -32006, saying when to retry.
+                Err(err) => Err(err.into()),
             }
-            cx.session().insert(User(p.username));
-            Ok(true)
         })
         // NB: exclusive: calls pipelined after it see the caller logged in,
         // calls pipelined before it do not.
         .concurrency(Concurrency::Exclusive)
-        .doc("Logs this connection in with an account given to `serve --user NAME:PASSWORD`; returns true.");
+        .doc("Logs this connection in with an account given to `serve --user NAME:PASSWORD`; returns true. \
+              After 5 failures on a connection (20 from an address) within a minute, refused with -32006 until the minute ends.");
     router
         .method("whoami", |cx: Cx| async move {
-            match cx.session().get::<User>() {
-                Some(User(name)) => Ok(name),
-                None => Err(ErrorObject::new(
-                    ErrorObject::UNAUTHORIZED,
-                    "Authentication required: call `login` first",
-                )),
-            }
+            cx.identity()
+                .map(|identity| identity.user)
+                .ok_or_else(ErrorObject::internal_error)
         })
+        .authenticated()
         .doc("Returns the name this connection logged in under; without login, error -32001 (authentication required).");
 }
 

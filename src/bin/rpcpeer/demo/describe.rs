@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use rpcpeer::auth::Access;
 use rpcpeer::schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use rpcpeer::{ErrorObject, MethodInfo, Router};
 use serde::Serialize;
@@ -26,6 +27,15 @@ pub(super) fn register(router: &mut Router<Demo>) {
         })
         .doc("An OpenRPC document of every method: params as content descriptors and the result.")
         .safe();
+}
+
+/// Who may call the method, as both documents say it (`None`: anyone).
+fn access(info: &MethodInfo) -> Option<String> {
+    match info.access() {
+        Access::Authenticated => Some("authenticated".to_owned()),
+        Access::Role(role) => Some(format!("role:{role}")),
+        _ => None,
+    }
 }
 
 /// The documents built by [`Docs::build`].
@@ -75,6 +85,9 @@ struct Procedure {
     /// The type of its result.
     #[serde(rename = "return")]
     returns: ProcReturn,
+    /// Who may call it: `authenticated`, or `role:NAME`; absent for anyone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<String>,
 }
 
 /// One param of a [`Procedure`].
@@ -166,6 +179,7 @@ impl Docs {
                 returns: ProcReturn {
                     kind: type_name(&result, &components),
                 },
+                access: access(info),
             });
             let mut method = Map::new();
             method.insert("name".into(), info.name().into());
@@ -185,6 +199,9 @@ impl Docs {
             if info.is_notification() {
                 // OpenRPC has no notion of a notification; say it the extension way.
                 method.insert("x-notification".into(), true.into());
+            }
+            if let Some(access) = access(info) {
+                method.insert("x-access".into(), access.into());
             }
             methods.push(Value::Object(method));
         }

@@ -18,7 +18,8 @@ use serde_json::value::RawValue;
 
 /// The demo's own error codes, in the upper half of the spec's server range
 /// (-32050..=-32099): the core keeps -32000..=-32049 for its own
-/// (`ErrorObject::SERVER_BUSY`, `UNAUTHORIZED` used by `whoami`,
+/// (`ErrorObject::SERVER_BUSY`, `UNAUTHORIZED` for `whoami` without login,
+/// `TOO_MANY_LOGINS` for a throttled `login`,
 /// `NO_CONNECTION` for chat and callback over one-shot HTTP, …).
 pub(crate) mod codes {
     /// `login` with a name and password that `--user` did not give.
@@ -38,8 +39,6 @@ pub(crate) struct ConnId(pub(crate) u64);
 
 /// What every demo handler can reach through `Context::state`.
 pub(crate) struct Demo {
-    /// `--user` accounts: name to password.
-    users: HashMap<String, String>,
     /// Everyone who has joined the chat.
     chat: Group,
     /// The introspection documents. Filled once the table is complete,
@@ -54,13 +53,12 @@ pub(crate) type Cx = Context<Demo>;
 pub(crate) fn router(users: HashMap<String, String>) -> Router<Demo> {
     let docs = Arc::new(OnceLock::new());
     let mut router = Router::with_state(Demo {
-        users,
         chat: chat::room(),
         docs: docs.clone(),
     });
     math::register(&mut router);
     chat::register(&mut router);
-    auth::register(&mut router);
+    auth::register(&mut router, Arc::new(users));
     callback::register(&mut router);
     describe::register(&mut router);
     // NB: last, after every method is registered, so the documents list
