@@ -127,15 +127,11 @@ impl ErrorObject {
     }
 }
 
-fn because(reason: Option<&str>) -> String {
-    reason.map(|r| format!(" ({r})")).unwrap_or_default()
-}
-
 impl Error {
-    pub(crate) fn closed(method: &str, reason: Option<&str>) -> Self {
+    pub(crate) fn closed(method: &str, reason: impl Into<String>) -> Self {
         Error::Closed {
             method: method.to_owned(),
-            reason: reason.map(str::to_owned),
+            reason: reason.into(),
         }
     }
 }
@@ -174,14 +170,19 @@ pub enum Error {
         source: ErrorObject,
     },
     /// The connection closed (or was closed) before the reply arrived.
-    #[error("the connection closed before `{method}` got a reply{}", because(reason.as_deref()))]
+    #[error("the connection closed before `{method}` got a reply ({reason})")]
     Closed {
         /// The method that was called, or the notification that could not be sent.
         method: String,
-        /// Why, when known: the transport's error, the peer's complaint about
-        /// one of our messages (a frame over its size limit, say), or a close
-        /// asked for on this side.
-        reason: Option<String>,
+        /// Why, always said: whether the call was sent at all (`not sent: …`,
+        /// or `sent, then the connection was lost: …`), then the cause: the
+        /// peer closed the connection, the transport's error, the peer's
+        /// complaint about one of our messages (a frame over its size limit,
+        /// say), a close asked for on this side (which is also how a server's
+        /// shutdown and a group's slow-member disconnection close), or a
+        /// [`ReconnectingPeer`](crate::reconnect::ReconnectingPeer) that gave
+        /// up or was closed.
+        reason: String,
     },
     /// No reply arrived within the request timeout; the request was cancelled.
     #[error("`{method}` got no reply within {after:?}")]

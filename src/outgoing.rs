@@ -31,8 +31,19 @@ pub(crate) struct Outgoing {
     configured: Option<Version>,
     /// What our pending calls are told when they fail: the transport's
     /// error, the peer's last complaint about our messages, or a local close.
+    /// `None` when the peer hung up (see [`Outgoing::ending`]).
     pub(crate) close_reason: Option<Arc<str>>,
 }
+
+/// Why our calls fail when the driver stopped reading without a reason of
+/// its own: only the peer's end of stream stops it so.
+const PEER_HUNG_UP: &str = "the peer closed the connection";
+
+/// Why our pending calls fail when the connection ended with no reason
+/// recorded: the peer's end of stream, or a write that failed (the driver
+/// keeps a write error to return, not for the calls), or a driver dropped
+/// before it finished.
+const ENDED: &str = "the connection ended: the peer closed it, or writing to it failed";
 
 impl Outgoing {
     pub(crate) fn new(configured: Option<Version>) -> Self {
@@ -114,7 +125,8 @@ impl Outgoing {
             return None;
         }
         if sending != Sending::Everything {
-            let _ = reply.send(Err(Failure::Closed(self.close_reason.clone())));
+            let why = format!("the connection was closing: {}", self.ending());
+            let _ = reply.send(Err(Failure::NotSent(why.into())));
             return None;
         }
         self.pending.insert(id, reply);
@@ -154,8 +166,17 @@ impl Outgoing {
         cancel_method.map(|method| crate::cancel::notice(self.speak, method, id))
     }
 
+    /// Why the connection stops sending, once it has stopped reading.
+    fn ending(&self) -> &str {
+        self.close_reason.as_deref().unwrap_or(PEER_HUNG_UP)
+    }
+
     /// Every waiting caller fails with the close reason.
     pub(crate) fn fail_all(&mut self) {
-        self.pending.fail_all(self.close_reason.as_ref());
+        if self.pending.is_empty() {
+            return;
+        }
+        let why = self.close_reason.clone().unwrap_or_else(|| ENDED.into());
+        self.pending.fail_all(&why);
     }
 }

@@ -195,11 +195,11 @@ impl ReconnectingPeer {
             .map(|s| s.clone());
         match found {
             Ok(State::Connected(peer)) => Ok(peer),
-            Ok(State::Stopped(why)) => Err(Error::closed(method, Some(&why))),
+            Ok(State::Stopped(why)) => Err(Error::closed(method, format!("not sent: {why}"))),
             // The supervisor is gone (its runtime shut down).
             _ => Err(Error::closed(
                 method,
-                Some("the reconnecting client stopped"),
+                "not sent: the reconnecting client's task stopped",
             )),
         }
     }
