@@ -227,6 +227,11 @@ impl Peer {
             .map_err(CallError::into_error)
     }
 
+    /// The connection's request timeout.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.shared.timeout
+    }
+
     /// One call on this connection, saying whether it was never sent.
     pub(crate) async fn attempt(
         &self,
