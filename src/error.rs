@@ -181,7 +181,7 @@ pub enum Error {
         /// say), a close asked for on this side (which is also how a server's
         /// shutdown and a group's slow-member disconnection close), or a
         /// [`ReconnectingPeer`](crate::reconnect::ReconnectingPeer) that gave
-        /// up or was closed.
+        /// up (with its last attempt's error) or was closed.
         reason: String,
     },
     /// No reply arrived within the request timeout; the request was cancelled.

@@ -28,7 +28,9 @@ pub struct Backoff {
     /// The longest wait (default 10 s).
     pub max: Duration,
     /// Failed attempts in a row after which the client gives up and closes
-    /// (default `None`: never).
+    /// (default `None`: never). An attempt fails when connecting fails or
+    /// when the `on_connect` hook returns an error; calls then fail with
+    /// [`Error::Closed`] whose reason gives the last attempt's error.
     pub max_attempts: Option<u32>,
 }
 
@@ -118,7 +120,9 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
 
     /// Runs after each connection and reconnection, before the connection is
     /// handed to callers: log in again, re-join rooms. An error closes that
-    /// connection and counts as a failed attempt.
+    /// connection and counts as a failed attempt; when the client gives up
+    /// (see [`Backoff::max_attempts`]), the last such error is in the reason
+    /// its calls fail with.
     pub fn on_connect<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
@@ -329,6 +333,8 @@ async fn supervise<S, C, Fut, T>(
     T: Transport,
 {
     let mut failures = 0u32;
+    // What went wrong with the last failed attempt, for the give-up reason.
+    let mut last_failure = String::new();
     loop {
         if failures > 0 {
             if settings
@@ -336,7 +342,10 @@ async fn supervise<S, C, Fut, T>(
                 .max_attempts
                 .is_some_and(|max| failures >= max)
             {
-                let why = format!("gave up reconnecting after {failures} failed attempts");
+                let why = format!(
+                    "gave up reconnecting after {failures} failed attempts; the last one: {last_failure}"
+                );
+                tracing::warn!("{why}");
                 state.send_replace(State::Stopped(why.into()));
                 return;
             }
@@ -354,6 +363,7 @@ async fn supervise<S, C, Fut, T>(
             Err(err) => {
                 failures += 1;
                 tracing::debug!(failures, "connection attempt failed: {err}");
+                last_failure = format!("could not connect: {err}");
                 continue;
             }
         };
@@ -374,6 +384,7 @@ async fn supervise<S, C, Fut, T>(
                 tracing::warn!("the on_connect hook failed, reconnecting: {err}");
                 peer.close().await;
                 failures += 1;
+                last_failure = format!("the on_connect hook failed: {err}");
                 continue;
             }
         }

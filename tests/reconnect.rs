@@ -135,6 +135,70 @@ async fn a_call_written_before_the_link_dropped_fails_as_lost_and_is_not_resent(
     client.close();
 }
 
+/// When the client gives up, its calls say why, with the `on_connect`
+/// hook's last error (here, the server refusing the password).
+#[tokio::test]
+async fn giving_up_says_the_on_connect_hooks_last_error() {
+    let mut server = Router::new();
+    server.method("login", |(password,): (String,)| async move {
+        if password == "secret" {
+            Ok(true)
+        } else {
+            Err(ErrorObject::new(-32002, "wrong password"))
+        }
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let client = Reconnect::new()
+        .backoff(quick_backoff(Some(3)))
+        .on_connect(|peer| async move { peer.request::<bool>("login", ["guess"]).await.map(drop) })
+        .spawn(move || connect_tcp(addr, Framing::Newline));
+
+    let err = within("the call", client.request::<Value>("anything", ()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::Closed { ref method, .. } if method == "anything"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gave up reconnecting after 3 failed attempts"),
+        "{text}"
+    );
+    assert!(text.contains("the on_connect hook failed"), "{text}");
+    assert!(text.contains("wrong password"), "{text}");
+    // The same for every later caller, and for `peer()`.
+    let text = within("peer", client.peer()).await.unwrap_err().to_string();
+    assert!(text.contains("wrong password"), "{text}");
+}
+
+/// When connecting itself fails, the give-up reason has the connect error.
+#[tokio::test]
+async fn giving_up_says_why_connecting_failed() {
+    // A port that was just free: nothing listens there now.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let refused = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect_err("nothing should listen on the port")
+        .to_string();
+    let client = Reconnect::new()
+        .backoff(quick_backoff(Some(2)))
+        .spawn(move || connect_tcp(addr, Framing::Newline));
+    let text = within("the call", client.request::<Value>("anything", ()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("gave up reconnecting after 2 failed attempts"),
+        "{text}"
+    );
+    assert!(text.contains("could not connect"), "{text}");
+    assert!(text.contains(&refused), "{text} lacks {refused}");
+}
+
 /// A closed client says so.
 #[tokio::test]
 async fn a_closed_client_says_it_was_closed() {
