@@ -184,7 +184,10 @@ pub enum Error {
         /// up (with its last attempt's error) or was closed.
         reason: String,
     },
-    /// No reply arrived within the request timeout; the request was cancelled.
+    /// No reply arrived within the request timeout
+    /// ([`Config::request_timeout`](crate::Config::request_timeout), 30 s by
+    /// default); the call was forgotten (a late reply is ignored) and the
+    /// peer told to cancel it.
     #[error("`{method}` got no reply within {after:?}")]
     Timeout {
         /// The method that was called.

@@ -33,6 +33,9 @@ pub(crate) struct Outgoing {
     /// error, the peer's last complaint about our messages, or a local close.
     /// `None` when the peer hung up (see [`Outgoing::ending`]).
     pub(crate) close_reason: Option<Arc<str>>,
+    /// The highest id written so far: a reply to an id at or below it that
+    /// is no longer pending answers a call we gave up (timed out, dropped).
+    sent_up_to: u64,
 }
 
 /// Why our calls fail when the driver stopped reading without a reason of
@@ -52,6 +55,7 @@ impl Outgoing {
             speak: configured.unwrap_or(Version::V2),
             configured,
             close_reason: None,
+            sent_up_to: 0,
         }
     }
 
@@ -130,6 +134,7 @@ impl Outgoing {
             return None;
         }
         self.pending.insert(id, reply);
+        self.sent_up_to = self.sent_up_to.max(id);
         Some(encode_request(self.speak, &Id::from(id), method, params))
     }
 
@@ -148,8 +153,13 @@ impl Outgoing {
                 self.close_reason =
                     Some(format!("the peer could not read our message: {err}").into());
             }
+            // Ids are ours, from one counter: a lower one was a call of ours
+            // whose caller stopped waiting (a timeout, a dropped future).
+            Some(_) if id.as_u64().is_some_and(|n| n <= self.sent_up_to) => {
+                tracing::debug!(%id, "late reply to a call given up (timed out or dropped), ignored")
+            }
             Some(_) => {
-                tracing::warn!(%id, "response to no request of ours (or one already given up), dropped")
+                tracing::warn!(%id, "response to no request of ours, dropped")
             }
         }
     }

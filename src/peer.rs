@@ -165,7 +165,9 @@ impl Peer {
     /// - [`Error::Remote`] when the peer answers with an error object.
     /// - [`Error::Closed`] when the connection ends before the reply; its
     ///   reason says whether the call had been sent.
-    /// - [`Error::Timeout`] when [`Config::request_timeout`](crate::Config::request_timeout) passes first.
+    /// - [`Error::Timeout`] when [`Config::request_timeout`](crate::Config::request_timeout)
+    ///   (30 s by default) passes first; the call is then forgotten (a late
+    ///   reply is ignored) and the peer told to cancel it.
     /// - [`Error::EncodeParams`] / [`Error::DecodeReply`] when serde fails either way.
     ///
     /// # Cancel safety
