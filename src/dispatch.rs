@@ -2,9 +2,12 @@
 
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::FutureExt;
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::context::Incoming;
@@ -95,18 +98,20 @@ fn prepare<S: Send + Sync + 'static>(
     params: Option<&RawValue>,
 ) -> (Concurrency, Entry) {
     let is_notification = id.is_none();
-    let (name, handler, kind, own_task) = match env.router.lookup(method) {
+    let (name, handler, kind, own_task, limit) = match env.router.lookup(method) {
         Some(entry) => (
             entry.name.clone(),
             Some(&entry.handler),
             entry.info.concurrency(is_notification),
             entry.info.runs_on_own_task(),
+            entry.info.timeout(),
         ),
         None => (
             method.into(),
             env.router.fallback_handler(),
             Concurrency::default_for(is_notification),
             false,
+            None,
         ),
     };
     // A call answered before it runs: a request gets `err`, a notification
@@ -154,7 +159,37 @@ fn prepare<S: Send + Sync + 'static>(
         }
     };
     let work = if own_task { on_own_task(work) } else { work };
+    // NB: outside `on_own_task`, so that the answer goes out on time even
+    // when the task computes without yielding, and the task is aborted.
+    let work = match limit {
+        None => work,
+        Some(limit) => within_limit(work, limit, name.clone(), token.clone()),
+    };
     (kind, Entry::working(id, version, name, work, token))
+}
+
+/// Answers -32099 once `work` has run for `limit`, dropping it and firing
+/// its context's token (a call that finishes hands its token back
+/// un-cancelled, so the entry would not fire it).
+fn within_limit(
+    work: BoxFuture<Outcome>,
+    limit: Duration,
+    method: Arc<str>,
+    token: Option<CancellationToken>,
+) -> BoxFuture<Outcome> {
+    Box::pin(async move {
+        // The clock starts at the first poll, when the call starts.
+        match tokio::time::timeout(limit, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                if let Some(token) = token {
+                    token.cancel();
+                }
+                tracing::debug!(%method, ?limit, "handler over its time limit: cancelled");
+                Err(ErrorObject::handler_timeout(&method, limit))
+            }
+        }
+    })
 }
 
 /// Runs `work` on a task of its own; dropping the returned future aborts it.

@@ -69,6 +69,11 @@ impl ErrorObject {
     pub const UNAUTHORIZED: i64 = -32001;
     /// The request was cancelled by the caller (LSP's `RequestCancelled`).
     pub const REQUEST_CANCELLED: i64 = -32800;
+    /// The handler ran past its method's limit
+    /// ([`MethodConfig::timeout`](crate::MethodConfig::timeout)) and was
+    /// cancelled (server error range; the far end of it, away from the codes
+    /// applications number up from -32000).
+    pub const HANDLER_TIMEOUT: i64 = -32099;
 
     /// An error with this code and message, without `data`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
@@ -124,6 +129,14 @@ impl ErrorObject {
     /// -32800: the caller cancelled the request before it finished.
     pub fn request_cancelled() -> Self {
         Self::new(Self::REQUEST_CANCELLED, "Request cancelled")
+    }
+
+    /// -32099: `method`'s handler did not finish within `limit` and was cancelled.
+    pub fn handler_timeout(method: &str, limit: Duration) -> Self {
+        Self::new(
+            Self::HANDLER_TIMEOUT,
+            format!("Timeout: `{method}` did not finish within its limit of {limit:?} and was cancelled"),
+        )
     }
 }
 

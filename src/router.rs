@@ -3,6 +3,7 @@
 use foldhash::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use schemars::{Schema, SchemaGenerator};
 use serde_json::value::RawValue;
@@ -37,6 +38,7 @@ pub struct MethodInfo {
     concurrency: Option<Concurrency>,
     safe: bool,
     task: bool,
+    timeout: Option<Duration>,
 }
 
 impl MethodInfo {
@@ -50,6 +52,7 @@ impl MethodInfo {
             concurrency: None,
             safe: false,
             task: false,
+            timeout: None,
         }
     }
 
@@ -87,6 +90,12 @@ impl MethodInfo {
     /// [`MethodConfig::own_task`]).
     pub fn runs_on_own_task(&self) -> bool {
         self.task
+    }
+
+    /// How long one call may run before it is answered -32099 and
+    /// cancelled (see [`MethodConfig::timeout`]); `None`: no limit.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// How a call of this method is scheduled: the method's own setting, or
@@ -226,6 +235,32 @@ impl MethodConfig<'_> {
     /// when the call is cancelled or its connection torn down.
     pub fn own_task(self) -> Self {
         self.info.task = true;
+        self
+    }
+
+    /// Limits how long one call may run (default: no limit), counted from
+    /// when it starts, not from when it arrived (time waiting for its turn
+    /// does not count). Past it, the caller is answered
+    /// [`ErrorObject::HANDLER_TIMEOUT`](crate::ErrorObject::HANDLER_TIMEOUT)
+    /// (-32099) with a message naming the method and the limit, and the
+    /// handler's future is dropped: its
+    /// [`Context::cancellation`](crate::Context::cancellation) token fires,
+    /// its own task (see [`MethodConfig::own_task`]) is aborted, and its
+    /// slot is freed. A notification over its limit is dropped the same way,
+    /// unanswered. Methods without a limit pay nothing for this.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rpcpeer::{ErrorObject, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .method("report", || async { Ok::<_, ErrorObject>("done") })
+    ///     .timeout(Duration::from_secs(10));
+    /// assert_eq!(router.method_info("report").unwrap().timeout(), Some(Duration::from_secs(10)));
+    /// ```
+    pub fn timeout(self, limit: Duration) -> Self {
+        self.info.timeout = Some(limit);
         self
     }
 }
