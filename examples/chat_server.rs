@@ -36,7 +36,8 @@ async fn main() -> std::io::Result<()> {
                         format!("already joined as {}", joined.name),
                     ));
                 }
-                let member = cx.state().join(cx.peer().clone());
+                // A one-shot HTTP call has no connection: -32004.
+                let member = cx.state().join(cx.peer().clone())?;
                 // Announce the departure however it happens (leave or disconnect).
                 let (room, who, left) = (cx.state().clone(), name.clone(), member.clone());
                 tokio::spawn(async move {

@@ -11,13 +11,13 @@ use futures::StreamExt;
 use crate::config::Config;
 use crate::dispatch::{admit, Admitted, Env};
 use crate::error::ErrorObject;
-use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Version};
+use crate::message::{encode_response, parse_within, Frame, Id, Message, Rejected, Version};
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
-use crate::running::{join_batch, Entry, Running, Work};
-use crate::scheduler::Scheduler;
+use crate::running::{join_batch, Entry, Finished, Running, Work};
+use crate::scheduler::{Scheduler, Weight};
 use crate::session::Session;
 
 /// Every call of the peer's that this connection has read and not yet answered.
@@ -33,8 +33,12 @@ pub(crate) struct Calls<S> {
     starting: VecDeque<Running>,
     /// Calls whose handlers wait on something.
     running: FuturesUnordered<Running>,
+    /// The bytes of the frames whose calls run now.
+    running_bytes: usize,
     max_queued: usize,
+    max_incoming_bytes: usize,
     max_batch_len: usize,
+    max_depth: usize,
     cancel_method: Option<String>,
 }
 
@@ -47,8 +51,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
             scheduler: Scheduler::new(config.max_in_flight),
             starting: VecDeque::new(),
             running: FuturesUnordered::new(),
+            running_bytes: 0,
             max_queued: config.max_queued,
+            max_incoming_bytes: config.max_incoming_bytes,
             max_batch_len: config.max_batch_len,
+            max_depth: config.max_depth,
             cancel_method: config.cancel_method.clone(),
         }
     }
@@ -57,9 +64,21 @@ impl<S: Send + Sync + 'static> Calls<S> {
         &self.session
     }
 
-    /// Calls waiting for their turn.
-    pub(crate) fn queued(&self) -> usize {
-        self.scheduler.queued()
+    /// Whether more calls may be read: the queue has fewer than
+    /// `max_queued` calls (a batch counts its entries), and the calls read
+    /// and not yet answered hold fewer than `max_incoming_bytes`.
+    pub(crate) fn has_room(&self) -> bool {
+        self.busy().is_none()
+    }
+
+    /// What is held, when it is too much to take more.
+    fn busy(&self) -> Option<Weight> {
+        let waiting = self.scheduler.waiting();
+        let held = Weight {
+            calls: waiting.calls,
+            bytes: waiting.bytes + self.running_bytes,
+        };
+        (held.calls >= self.max_queued || held.bytes >= self.max_incoming_bytes).then_some(held)
     }
 
     /// Calls started and not finished.
@@ -74,13 +93,13 @@ impl<S: Send + Sync + 'static> Calls<S> {
 
     /// Reads one frame: calls are scheduled, answers go to our callers.
     pub(crate) fn on_frame(&mut self, text: &str, outgoing: &mut Outgoing, outbox: &mut Outbox) {
-        match parse(text) {
+        match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
-                    self.scheduler.submit(kind, Work::One(entry));
+                    self.scheduler.submit(kind, Work::one(entry, text.len()));
                 }
             }
-            Frame::Batch(items) => self.on_batch(items, outgoing, outbox),
+            Frame::Batch(items) => self.on_batch(items, text.len(), outgoing, outbox),
         }
         self.pump();
     }
@@ -94,8 +113,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         outgoing: &mut Outgoing,
         outbox: &mut Outbox,
     ) -> Option<(Concurrency, Entry)> {
-        let queued = self.queued();
-        let full = (queued >= self.max_queued).then_some(queued);
+        let full = self.busy();
         let env = Env {
             router: &self.router,
             peer: &self.peer,
@@ -135,6 +153,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
     fn on_batch(
         &mut self,
         items: Vec<Result<Message<'_>, Rejected>>,
+        bytes: usize,
         outgoing: &mut Outgoing,
         outbox: &mut Outbox,
     ) {
@@ -169,19 +188,21 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // Spec §6: the entries may run in any order, so they all run at
         // once, as one concurrent job (a batch takes one handler slot).
         self.scheduler
-            .submit(Concurrency::Concurrent, Work::batch(entries));
+            .submit(Concurrency::Concurrent, Work::batch(entries, bytes));
     }
 
     /// Hands every job that may start now to be polled.
     fn pump(&mut self) {
         while let Some((kind, work)) = self.scheduler.next() {
+            self.running_bytes += work.bytes();
             self.starting.push_back(Running::new(kind, work));
         }
     }
 
-    fn finished(&mut self, kind: Concurrency, reply: Option<String>, outbox: &mut Outbox) {
-        self.scheduler.finished(kind);
-        if let Some(reply) = reply {
+    fn finished(&mut self, done: Finished, outbox: &mut Outbox) {
+        self.scheduler.finished(done.kind);
+        self.running_bytes = self.running_bytes.saturating_sub(done.bytes);
+        if let Some(reply) = done.reply {
             outbox.push(reply);
         }
         self.pump();
@@ -196,33 +217,27 @@ impl<S: Send + Sync + 'static> Calls<S> {
     }
 
     /// Polls the calls started since the last turn, then those that were
-    /// woken, while the outbox has fewer than `max_outbox` frames; `true`
-    /// when any started or finished.
-    pub(crate) fn poll(
-        &mut self,
-        cx: &mut TaskContext<'_>,
-        outbox: &mut Outbox,
-        max_outbox: usize,
-    ) -> bool {
+    /// woken, while the outbox has room; `true` when any started or finished.
+    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>, outbox: &mut Outbox) -> bool {
         let mut progress = false;
         // NB: a call started in this turn is polled right here, on the
         // connection's task: a handler that answers at once puts its reply
         // in the outbox before the driver writes, so the replies to every
         // request read in one go leave in one write call.
-        while outbox.len() < max_outbox {
+        while outbox.has_room() {
             let Some(mut run) = self.starting.pop_front() else {
                 break;
             };
             match Pin::new(&mut run).poll(cx) {
-                Poll::Ready((kind, reply)) => self.finished(kind, reply, outbox),
+                Poll::Ready(done) => self.finished(done, outbox),
                 Poll::Pending => self.running.push(run),
             }
             progress = true;
         }
-        while outbox.len() < max_outbox {
+        while outbox.has_room() {
             match self.running.poll_next_unpin(cx) {
-                Poll::Ready(Some((kind, reply))) => {
-                    self.finished(kind, reply, outbox);
+                Poll::Ready(Some(done)) => {
+                    self.finished(done, outbox);
                     progress = true;
                 }
                 Poll::Ready(None) | Poll::Pending => break,
@@ -231,10 +246,32 @@ impl<S: Send + Sync + 'static> Calls<S> {
         progress
     }
 
+    /// Ends every call, running or waiting, with `err` written to each
+    /// request that has no answer yet: for a shutdown that cannot wait any
+    /// longer, where a caller must still learn what became of its call.
+    pub(crate) fn fail_all(&mut self, err: &ErrorObject, outbox: &mut Outbox) {
+        let running = std::mem::take(&mut self.running);
+        let replies = running
+            .into_iter()
+            .chain(self.starting.drain(..))
+            .map(|run| run.fail(err))
+            .chain(
+                self.scheduler
+                    .drain_waiting()
+                    .into_iter()
+                    .map(|work| work.fail(err)),
+            );
+        for reply in replies.flatten().collect::<Vec<_>>() {
+            outbox.push(reply);
+        }
+        self.abort();
+    }
+
     /// Drops every call: each is cancelled, and its token if it made one.
     pub(crate) fn abort(&mut self) {
         self.running.clear();
         self.starting.clear();
         self.scheduler.clear();
+        self.running_bytes = 0;
     }
 }

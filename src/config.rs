@@ -23,25 +23,40 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Config {
     pub(crate) max_in_flight: usize,
     pub(crate) max_queued: usize,
+    pub(crate) max_incoming_bytes: usize,
     pub(crate) max_outbox: usize,
+    pub(crate) max_outbox_bytes: usize,
+    pub(crate) write_timeout: Duration,
     pub(crate) max_batch_len: usize,
+    pub(crate) max_depth: usize,
     pub(crate) command_queue: usize,
+    pub(crate) max_command_bytes: usize,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) drain_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) version: Option<Version>,
     pub(crate) cancel_method: Option<String>,
 }
+
+/// The default of [`Config::max_batch_len`], which HTTP requests share.
+pub(crate) const DEFAULT_MAX_BATCH_LEN: usize = 1024;
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             max_in_flight: 128,
             max_queued: 1024,
+            max_incoming_bytes: 4 << 20,
             max_outbox: 1024,
-            max_batch_len: 1024,
+            max_outbox_bytes: 4 << 20,
+            write_timeout: Duration::from_secs(30),
+            max_batch_len: DEFAULT_MAX_BATCH_LEN,
+            max_depth: crate::message::DEFAULT_MAX_DEPTH,
             command_queue: 256,
+            max_command_bytes: 1 << 20,
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             drain_timeout: Duration::from_secs(5),
+            idle_timeout: None,
             version: None,
             cancel_method: Some("$/cancelRequest".to_owned()),
         }
@@ -56,7 +71,8 @@ impl Config {
         self
     }
 
-    /// Calls that may wait for a free handler slot (default 1024). When the
+    /// Calls that may wait for a free handler slot (default 1024; a batch
+    /// counts as many calls as it has entries). When the
     /// queue is full the driver stops reading the transport, so a client
     /// that pipelines thousands of requests is slowed down by TCP flow
     /// control, never refused; it goes on reading only while one of our own
@@ -69,6 +85,18 @@ impl Config {
         self
     }
 
+    /// Bytes of the peer's calls read and not yet answered, waiting or
+    /// running, counted as the frames they came in (default 4 MiB). Past
+    /// it the driver stops reading as for a full queue (see
+    /// [`Config::max_queued`]), so the memory a connection's calls hold
+    /// follows this bound, not the size or number of the messages. A call
+    /// larger than the bound is still read when the connection holds
+    /// nothing else.
+    pub fn max_incoming_bytes(mut self, n: usize) -> Self {
+        self.max_incoming_bytes = n.max(1);
+        self
+    }
+
     /// Frames waiting to be written (default 1024). When the peer stops
     /// reading and this fills, the driver stops taking new work until the
     /// transport drains: memory stays bounded.
@@ -77,10 +105,39 @@ impl Config {
         self
     }
 
+    /// Bytes waiting to be written (default 4 MiB), with the same effect as
+    /// [`Config::max_outbox`]: the outbox holds at most this much plus one
+    /// reply before the driver stops taking new work, and at most twice it
+    /// before it stops reading too.
+    pub fn max_outbox_bytes(mut self, n: usize) -> Self {
+        self.max_outbox_bytes = n.max(1);
+        self
+    }
+
+    /// How long the outbox may stay full with nothing written before the
+    /// peer is taken as not reading and the connection is closed (default
+    /// 30 s). A peer that reads slowly but steadily is not cut off: the
+    /// clock restarts whenever a frame is written.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
     /// Entries one incoming batch may have (default 1024); a larger batch is
-    /// answered with one -32600 error.
+    /// answered with one -32600 error and none of it runs. HTTP requests
+    /// have the same limit, set by
+    /// [`HttpOptions::max_batch_len`](crate::http::HttpOptions::max_batch_len)
+    /// (feature `ws`).
     pub fn max_batch_len(mut self, n: usize) -> Self {
         self.max_batch_len = n.max(1);
+        self
+    }
+
+    /// How deep arrays and objects may nest in an incoming message, params
+    /// included (default 128, serde_json's own limit); a deeper message is
+    /// answered -32600 with id null and not read further.
+    pub fn max_depth(mut self, levels: usize) -> Self {
+        self.max_depth = levels.max(1);
         self
     }
 
@@ -88,6 +145,14 @@ impl Config {
     /// reach the driver (default 256); `notify` waits for room, `try_notify` fails.
     pub fn command_queue(mut self, n: usize) -> Self {
         self.command_queue = n.max(1);
+        self
+    }
+
+    /// Bytes of params those calls and notifications may hold together
+    /// (default 1 MiB), with the same effect as [`Config::command_queue`].
+    /// One larger than the bound waits until the queue is empty, then goes.
+    pub fn max_command_bytes(mut self, n: usize) -> Self {
+        self.max_command_bytes = n.max(1);
         self
     }
 
@@ -112,6 +177,17 @@ impl Config {
     /// they are cancelled (default 5 s).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may go with no message read or written and
+    /// nothing in flight (no call of the peer's running or queued, none of
+    /// ours waiting for its reply) before it is closed (default: no limit;
+    /// the servers of this crate and the `rpcpeer` command set 5 minutes).
+    /// Only whole messages count, so a peer that trickles a message it
+    /// never ends is idle too; a call that runs for hours is not.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 

@@ -18,6 +18,10 @@ use crate::peer::{Control, Peer, PeerChannels};
 use crate::router::Router;
 use crate::session::Session;
 
+/// How long the answers to calls cut off by the drain deadline may take to
+/// be written (at most the drain timeout itself).
+const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+
 enum Phase {
     /// Reading, dispatching, writing.
     Open,
@@ -64,6 +68,11 @@ pub struct Driver<T, S = ()> {
     /// Set when shutdown starts: bounds both the drain and the last flush,
     /// so a peer that stopped reading cannot hold the connection open.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Armed while the outbox is full: when it fires with nothing written
+    /// since, the peer is taken as not reading.
+    write_stall: Option<Pin<Box<Sleep>>>,
+    /// With an idle timeout: fires when no message moved for that long.
+    idle: Option<Pin<Box<Sleep>>>,
     /// Why the connection ended, when it was not a clean close.
     failure: Option<io::Error>,
 }
@@ -92,15 +101,23 @@ where
         config: Config,
         session: Session,
     ) -> (Peer, Self) {
-        let (peer, channels) = Peer::new(config.command_queue, config.request_timeout);
+        let (peer, channels) = Peer::new(
+            config.command_queue,
+            config.max_command_bytes,
+            config.request_timeout,
+        );
         let driver = Self {
             transport,
             calls: Calls::new(router, peer.clone(), session, &config),
             channels,
             outgoing: Outgoing::new(config.version),
-            outbox: Outbox::default(),
+            outbox: Outbox::new(config.max_outbox, config.max_outbox_bytes),
             phase: Phase::Open,
             deadline: None,
+            write_stall: None,
+            idle: config
+                .idle_timeout
+                .map(|after| Box::pin(tokio::time::sleep(after))),
             failure: None,
             config,
         };
@@ -117,21 +134,15 @@ where
     /// # Errors
     /// [`Error::Transport`] when reading or writing failed, or a frame could
     /// not be read (after answering it with -32700). A peer that hangs up
-    /// cleanly, or [`Peer::close`], gives `Ok`.
+    /// cleanly, or [`Peer::close`], gives `Ok`. A message the transport
+    /// skipped for its size is no error: it is answered with -32600 and
+    /// reading goes on.
     ///
     /// # Cancel safety
     /// Dropping the future drops the connection: running handlers are
     /// cancelled and every pending call fails with [`Error::Closed`].
     pub async fn run(self) -> Result<(), Error> {
         self.await
-    }
-
-    fn outbox_has_room(&self) -> bool {
-        self.outbox.len() < self.config.max_outbox
-    }
-
-    fn queued(&self) -> usize {
-        self.calls.queued()
     }
 
     fn may_read(&self) -> bool {
@@ -142,11 +153,10 @@ where
         // both stopped reading until their output drained would wait on each
         // other forever. Twice the outbox bound is the hard stop that keeps
         // memory bounded against a peer that floods and never reads.
-        if !matches!(self.phase, Phase::Open) || self.outbox.len() >= 2 * self.config.max_outbox {
+        if !matches!(self.phase, Phase::Open) || self.outbox.is_overfull() {
             return false;
         }
-        self.outgoing.is_waiting()
-            || (self.queued() < self.config.max_queued && self.outbox_has_room())
+        self.outgoing.is_waiting() || (self.calls.has_room() && self.outbox.has_room())
     }
 
     /// Stop reading, fail our pending calls, let handlers finish until the deadline.
@@ -174,9 +184,22 @@ where
     }
 
     fn on_read_error(&mut self, err: io::Error) {
+        if err.kind() == io::ErrorKind::FileTooLarge {
+            // The transport skipped a message over its size limit and reads
+            // on (the stream framings do; WebSocket closes instead): say so
+            // and keep the connection. Spec §5.1: -32600, not -32700, since
+            // nothing was parsed and the JSON may well be valid: it is the
+            // message that is not acceptable. Its id is unknown: null.
+            tracing::debug!("skipped an incoming message: {err}");
+            let reply = ErrorObject::invalid_request(&err);
+            self.outbox
+                .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
+            return;
+        }
         self.outgoing.close_reason = Some(err.to_string().into());
         if err.kind() == io::ErrorKind::InvalidData {
-            // Framing is lost (oversized or unreadable frame): say why, then
+            // Framing is lost (an unreadable frame, or a WebSocket message
+            // over its limit): say why, then
             // close after what is running has answered. Spec §5.1: -32700, id null.
             let reply = ErrorObject::parse_error(&err);
             self.outbox
@@ -186,6 +209,48 @@ where
             self.abort();
         }
         self.failure = Some(err);
+    }
+
+    /// Whether the outbox has been full, with nothing written, for the
+    /// write timeout; `moved` says whether this turn wrote a frame.
+    fn write_stalled(&mut self, moved: bool, cx: &mut TaskContext<'_>) -> bool {
+        if self.outbox.has_room() {
+            self.write_stall = None;
+            return false;
+        }
+        let deadline = Instant::now() + self.config.write_timeout;
+        match &mut self.write_stall {
+            None => self.write_stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            Some(stall) if moved => stall.as_mut().reset(deadline),
+            Some(_) => {}
+        }
+        self.write_stall
+            .as_mut()
+            .is_some_and(|stall| stall.as_mut().poll(cx).is_ready())
+    }
+
+    /// Whether the connection has been idle for the idle timeout: nothing
+    /// moved either way and nothing in flight. `active` says whether a
+    /// message was read or written in this turn.
+    fn idled_out(&mut self, active: bool, cx: &mut TaskContext<'_>) -> bool {
+        let (Some(idle), Some(after)) = (self.idle.as_mut(), self.config.idle_timeout) else {
+            return false;
+        };
+        if active {
+            idle.as_mut().reset(Instant::now() + after);
+            return false;
+        }
+        if idle.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let busy = !self.calls.is_idle() || self.outgoing.is_waiting() || !self.outbox.is_settled();
+        if busy {
+            // NB: a long call is no idleness: look again a period later.
+            idle.as_mut().reset(Instant::now() + after);
+            let _ = idle.as_mut().poll(cx);
+            return false;
+        }
+        true
     }
 
     /// Moves the shutdown along; `Ready` when the driver is done.
@@ -202,7 +267,24 @@ where
                     running = self.calls.running(),
                     "drain deadline passed: cancelling handlers"
                 );
-                self.abort();
+                // NB: every caller still waiting is told, and the answers
+                // get a short deadline of their own to be written: the
+                // drain's has passed.
+                let err = ErrorObject::new(
+                    ErrorObject::SHUTTING_DOWN,
+                    format!(
+                        "Shutting down: the call did not finish within the drain timeout ({:?})",
+                        self.config.drain_timeout
+                    ),
+                );
+                self.calls.fail_all(&err, &mut self.outbox);
+                self.outgoing.fail_all();
+                self.phase = Phase::Closing;
+                let at = Instant::now() + LAST_WRITE.min(self.config.drain_timeout);
+                self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
+                // The answers are in the outbox: another turn writes them.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
         }
         if matches!(self.phase, Phase::Closing) {
@@ -273,19 +355,20 @@ where
                 }
                 progress = true;
             }
-            progress |= this
-                .calls
-                .poll(cx, &mut this.outbox, this.config.max_outbox);
-            while !commands_idle && this.outbox_has_room() && !matches!(this.phase, Phase::Closing)
+            progress |= this.calls.poll(cx, &mut this.outbox);
+            while !commands_idle && this.outbox.has_room() && !matches!(this.phase, Phase::Closing)
             {
                 match this.channels.commands.poll_recv(cx) {
-                    Poll::Ready(Some(cmd)) => {
+                    Poll::Ready(Some(queued)) => {
                         let sending = match this.phase {
                             Phase::Open => Sending::Everything,
                             Phase::Draining => Sending::Notifications,
                             Phase::Closing => Sending::Nothing,
                         };
-                        this.outgoing.command(cmd, sending, &mut this.outbox);
+                        // Its share of the byte bound is given back here,
+                        // when it is in the outbox (which has a bound of its own).
+                        this.outgoing
+                            .command(queued.command, sending, &mut this.outbox);
                         progress = true;
                     }
                     // The driver holds a Peer itself, so `None` does not happen.
@@ -313,19 +396,46 @@ where
             if read {
                 // The calls just read get their first poll before the write:
                 // those that answer at once leave in this turn's write call.
-                this.calls
-                    .poll(cx, &mut this.outbox, this.config.max_outbox);
+                this.calls.poll(cx, &mut this.outbox);
                 progress = true;
             }
-            match this.outbox.poll_write(&mut this.transport, cx) {
-                Poll::Ready(Ok(moved)) => progress |= moved,
+            let moved = match this.outbox.poll_write(&mut this.transport, cx) {
+                Poll::Ready(Ok(moved)) => moved,
                 Poll::Ready(Err(err)) => {
                     tracing::debug!("write failed: {err}");
+                    this.outgoing.close_reason = Some(format!("write failed: {err}").into());
                     this.abort();
                     this.finish();
                     return Poll::Ready(Err(Error::Transport(err)));
                 }
-                Poll::Pending => {}
+                Poll::Pending => false,
+            };
+            progress |= moved;
+            // NB: a peer that stops reading must not hold the connection,
+            // its handlers and its outbox forever: once nothing has moved
+            // for the write timeout, it is cut off without a drain.
+            if this.write_stalled(moved, cx) {
+                let err = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the peer read nothing for {:?} while {} frames ({} bytes) waited",
+                        this.config.write_timeout,
+                        this.outbox.len(),
+                        this.outbox.bytes()
+                    ),
+                );
+                tracing::warn!("closing the connection: {err}");
+                this.outgoing.close_reason = Some(err.to_string().into());
+                this.abort();
+                this.finish();
+                return Poll::Ready(Err(Error::Transport(err)));
+            }
+            if matches!(this.phase, Phase::Open) && this.idled_out(read || moved, cx) {
+                let after = this.config.idle_timeout.unwrap_or_default();
+                tracing::debug!("closing a connection idle for {after:?}");
+                this.outgoing.close_reason = Some(format!("idle for {after:?}").into());
+                this.begin_shutdown();
+                progress = true;
             }
             match this.poll_shutdown(cx) {
                 Poll::Ready(result) => {

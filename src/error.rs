@@ -52,6 +52,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::
     Box::<RawValue>::deserialize(d).map(Some)
 }
 
+/// The codes rpcpeer itself answers with. In the spec's server range
+/// (-32000..=-32099) it keeps -32000..=-32049 for its own; applications
+/// are free to use -32050..=-32099 (and anything outside -32768..=-32000).
 impl ErrorObject {
     /// Invalid JSON was received (spec §5.1).
     pub const PARSE_ERROR: i64 = -32700;
@@ -67,13 +70,20 @@ impl ErrorObject {
     pub const SERVER_BUSY: i64 = -32000;
     /// The method needs an authenticated session (server error range).
     pub const UNAUTHORIZED: i64 = -32001;
+    /// The connection closed before the handler finished: the drain
+    /// timeout passed while shutting down (server error range).
+    pub const SHUTTING_DOWN: i64 = -32003;
+    /// The method needs a connection to push to or call back, and the call
+    /// came without one: a one-shot HTTP request joining a
+    /// [`Group`](crate::group::Group), say (server error range). `?` on
+    /// [`Error::NoConnection`] gives this code.
+    pub const NO_CONNECTION: i64 = -32004;
     /// The request was cancelled by the caller (LSP's `RequestCancelled`).
     pub const REQUEST_CANCELLED: i64 = -32800;
     /// The handler ran past its method's limit
     /// ([`MethodConfig::timeout`](crate::MethodConfig::timeout)) and was
-    /// cancelled (server error range; the far end of it, away from the codes
-    /// applications number up from -32000).
-    pub const HANDLER_TIMEOUT: i64 = -32099;
+    /// cancelled (server error range).
+    pub const HANDLER_TIMEOUT: i64 = -32005;
 
     /// An error with this code and message, without `data`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
@@ -112,7 +122,7 @@ impl ErrorObject {
     pub fn method_not_found(method: &str) -> Self {
         Self::new(
             Self::METHOD_NOT_FOUND,
-            format!("Method not found: `{method}`"),
+            format!("Method not found: `{}`", crate::excerpt::excerpt(method)),
         )
     }
 
@@ -131,7 +141,7 @@ impl ErrorObject {
         Self::new(Self::REQUEST_CANCELLED, "Request cancelled")
     }
 
-    /// -32099: `method`'s handler did not finish within `limit` and was cancelled.
+    /// -32005: `method`'s handler did not finish within `limit` and was cancelled.
     pub fn handler_timeout(method: &str, limit: Duration) -> Self {
         Self::new(
             Self::HANDLER_TIMEOUT,
@@ -156,6 +166,7 @@ impl From<Error> for ErrorObject {
     fn from(err: Error) -> Self {
         match err {
             Error::Remote { source, .. } => source,
+            Error::NoConnection => ErrorObject::new(ErrorObject::NO_CONNECTION, err.to_string()),
             other => ErrorObject::new(
                 ErrorObject::INTERNAL_ERROR,
                 format!("Internal error: {other}"),
@@ -235,4 +246,9 @@ pub enum Error {
     /// Reading or writing the transport failed.
     #[error("transport failed: {0}")]
     Transport(#[from] io::Error),
+    /// The peer has no connection (see [`Peer::is_detached`](crate::Peer::is_detached)),
+    /// so nothing can be pushed to it: a group refuses it. Becomes
+    /// [`ErrorObject::NO_CONNECTION`] on the wire.
+    #[error("groups need a connection (WebSocket or TCP) to push to; this call came without one (a one-shot HTTP request)")]
+    NoConnection,
 }

@@ -1,7 +1,7 @@
 //! Broadcast groups: push one notification to many peers, where one slow reader never stalls the rest.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -39,15 +39,31 @@ struct Inner {
     next_id: AtomicU64,
     slow: SlowMember,
     capacity: usize,
+    max_backlog_bytes: AtomicUsize,
 }
+
+impl Push {
+    fn bytes(&self) -> usize {
+        self.method.len() + self.params.as_ref().map_or(0, |p| p.get().len())
+    }
+}
+
+/// The default of [`Group::set_max_backlog_bytes`].
+pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 1 << 20;
 
 /// Peers that receive the same notifications: a chat room, a topic.
 ///
 /// Each push is serialized once and stored once. Every member has its own
 /// task that forwards pushes to its connection, so a member whose socket is
-/// slow falls behind alone; past `capacity` pushes behind, the group's
-/// [`SlowMember`] policy applies to it. Members leave by [`Member::leave`],
-/// or by themselves when their connection closes.
+/// slow falls behind alone; past `capacity` pushes behind, or pushes of more
+/// than [`Group::set_max_backlog_bytes`] bytes, the group's [`SlowMember`]
+/// policy applies to it. What a slow member holds beyond that is bounded by
+/// its connection's [`Config`](crate::Config) (`max_command_bytes` and
+/// `max_outbox_bytes`), so memory does not follow the size of the posts. Members leave by [`Member::leave`],
+/// or by themselves when their connection closes. Only a peer with a
+/// connection can join: a handler answering a one-shot HTTP request gets
+/// [`Error::NoConnection`], which `?` turns into the JSON-RPC error
+/// [`ErrorObject::NO_CONNECTION`](crate::ErrorObject::NO_CONNECTION) (-32004).
 ///
 /// ```
 /// use rpcpeer::{group::{Group, SlowMember}, testing::connected_pair, Router};
@@ -56,7 +72,7 @@ struct Inner {
 /// # async fn main() -> Result<(), rpcpeer::Error> {
 /// let room = Group::new(64, SlowMember::DropOldest);
 /// let (to_client, _) = connected_pair(Router::new(), Router::new());
-/// let member = room.join(to_client);
+/// let member = room.join(to_client)?;
 /// assert_eq!(room.len(), 1);
 /// room.notify("handleMessage", ("ada", "hello"))?;
 /// member.leave();
@@ -89,8 +105,19 @@ impl Group {
                 next_id: AtomicU64::new(1),
                 slow,
                 capacity,
+                max_backlog_bytes: AtomicUsize::new(DEFAULT_MAX_BACKLOG_BYTES),
             }),
         }
+    }
+
+    /// How many bytes of pushes (method and params) a member may fall
+    /// behind before the [`SlowMember`] policy applies to it (default
+    /// [`DEFAULT_MAX_BACKLOG_BYTES`], 1 MiB), whatever `capacity` says.
+    /// Takes effect from the next push on.
+    pub fn set_max_backlog_bytes(&self, bytes: usize) {
+        self.inner
+            .max_backlog_bytes
+            .store(bytes.max(1), Ordering::Relaxed);
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, HashMap<MemberId, CancellationToken>> {
@@ -103,9 +130,17 @@ impl Group {
 
     /// Adds `peer`; it gets every push from now on until it leaves.
     ///
+    /// # Errors
+    /// [`Error::NoConnection`] when `peer` is [detached](Peer::is_detached)
+    /// (a one-shot HTTP call): it could never receive a push, and it would
+    /// vanish at once while the caller believed it had joined.
+    ///
     /// # Panics
     /// When called outside a tokio runtime (the forwarding task is spawned).
-    pub fn join(&self, peer: Peer) -> Member {
+    pub fn join(&self, peer: Peer) -> Result<Member, Error> {
+        if peer.is_detached() {
+            return Err(Error::NoConnection);
+        }
         let id = MemberId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let gone = CancellationToken::new();
         // Subscribe before the member is visible, so no push sent after
@@ -124,7 +159,7 @@ impl Group {
             self.inner.slow,
             self.inner.capacity,
         ));
-        member
+        Ok(member)
     }
 
     /// Pushes a notification to every member; returns how many members
@@ -223,10 +258,14 @@ async fn forward(
     capacity: usize,
 ) {
     let mut backlog: VecDeque<Push> = VecDeque::new();
+    let mut backlog_bytes = 0usize;
     let mut dropped = 0u64;
     'pushes: loop {
         let push = match backlog.pop_front() {
-            Some(push) => push,
+            Some(push) => {
+                backlog_bytes -= push.bytes();
+                push
+            }
             None => tokio::select! {
                 // NB: biased so that a member that left gets nothing more,
                 // even when pushes are waiting.
@@ -263,7 +302,10 @@ async fn forward(
                 next = rx.recv() => {
                     match next {
                         Ok(next) if next.except == Some(member.id) => {}
-                        Ok(next) => backlog.push_back(next),
+                        Ok(next) => {
+                            backlog_bytes += next.bytes();
+                            backlog.push_back(next);
+                        }
                         Err(broadcast::error::RecvError::Lagged(missed)) => {
                             dropped += missed;
                             // A burst overran even the ring: as slow as it gets.
@@ -274,10 +316,17 @@ async fn forward(
                         // The group is gone: send what is left, then stop.
                         Err(broadcast::error::RecvError::Closed) => {}
                     }
-                    if backlog.len() > capacity {
+                    let max_bytes = member.group.inner.max_backlog_bytes.load(Ordering::Relaxed);
+                    // NB: one push always stays, however large: the bound is
+                    // on falling behind, not on the size of a post.
+                    while backlog.len() > capacity
+                        || (backlog_bytes > max_bytes && backlog.len() > 1)
+                    {
                         match slow {
                             SlowMember::DropOldest => {
-                                backlog.pop_front();
+                                if let Some(old) = backlog.pop_front() {
+                                    backlog_bytes -= old.bytes();
+                                }
                                 dropped += 1;
                             }
                             SlowMember::Disconnect => {

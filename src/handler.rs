@@ -132,7 +132,12 @@ pub(crate) fn decode_params<P: DeserializeOwned + JsonSchema>(
     serde_path_to_error::deserialize(de).map_err(|err| {
         let inner = err.inner();
         let path = err.path().to_string();
-        let detail = if inner.classify() == serde_json::error::Category::Syntax {
+        // NB: serde_json reports an array longer than the struct as trailing
+        // characters, a syntax error; other syntax errors (a number out of
+        // range, say) are about the value and are reported as they are.
+        let too_many = inner.classify() == serde_json::error::Category::Syntax
+            && inner.to_string().starts_with("trailing characters");
+        let detail = if too_many {
             // serde_json stops at the first element a struct does not have room for.
             format!("too many params ({})", positional_hint::<P>())
         } else if let Some(missing) = missing_positional::<P>(inner) {

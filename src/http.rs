@@ -10,38 +10,98 @@ use crate::message::{encode_response, Id, Version};
 use crate::router::Router;
 use crate::session::Session;
 
-/// What the HTTP side allows beyond `POST`.
-#[derive(Debug, Clone, Default)]
+/// What the HTTP side allows beyond plain same-origin `POST`s, and its
+/// batch limit.
+///
+/// ```
+/// use rpcpeer::http::HttpOptions;
+///
+/// // Pages served from this origin may call the server from the browser.
+/// let options = HttpOptions {
+///     allowed_origins: vec!["https://app.example.com".into()],
+///     ..HttpOptions::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// Answer `GET /method?…&callback=name` with `name(<reply>);` as
     /// `application/javascript` (JSONP, for pages that cannot make
     /// cross-origin requests). Off by default: it lets any web page read
     /// the answers of safe methods.
     pub jsonp: bool,
+    /// Origins whose web pages may call this server from a browser (CORS),
+    /// written as browsers send them in `Origin`: `https://app.example.com`,
+    /// `http://localhost:8080` (compared without regard to case). `"*"`
+    /// allows every origin. Default: none, so CORS is off: no
+    /// `Access-Control-Allow-Origin` header is ever sent, and a preflight
+    /// (`OPTIONS` with `Access-Control-Request-Method`) is answered `403`.
+    /// For an allowed origin, a preflight for `POST` or `GET` is answered
+    /// `204` (allowing the `Content-Type` header, cached 10 minutes), and
+    /// every answer carries `Access-Control-Allow-Origin` with that origin.
+    pub allowed_origins: Vec<String>,
+    /// Entries one batch may have (default 1024, as
+    /// [`Config::max_batch_len`](crate::Config::max_batch_len)); a longer
+    /// batch is answered with one -32600 error (200, as any JSON-RPC error),
+    /// exactly as on a connection, and none of it runs.
+    pub max_batch_len: usize,
 }
 
-/// Media types taken as JSON in a `POST`. `application/x-www-form-urlencoded`
-/// is among them because it is what `curl -d` sends unless told otherwise.
-const JSON_TYPES: [&str; 4] = [
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            jsonp: false,
+            allowed_origins: Vec::new(),
+            max_batch_len: crate::config::DEFAULT_MAX_BATCH_LEN,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The `Origin` of `req` when it is allowed, for
+    /// `Access-Control-Allow-Origin`.
+    fn allowed_origin(&self, req: &Request<String>) -> Option<HeaderValue> {
+        let origin = req.headers().get(header::ORIGIN)?;
+        let text = origin.to_str().ok()?;
+        self.allowed_origins
+            .iter()
+            .map(|allowed| allowed.trim_end_matches('/'))
+            .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(text))
+            .then(|| origin.clone())
+    }
+}
+
+/// Media types a `POST` body may be sent as (parameters such as `charset`
+/// allowed). Nothing else, not even a missing `Content-Type`: a web page can
+/// make a browser send a form (`application/x-www-form-urlencoded`,
+/// `text/plain`) to any server without asking it first, but not JSON.
+const JSON_TYPES: [&str; 3] = [
     "application/json",
     "application/json-rpc",
     "application/jsonrequest",
-    "application/x-www-form-urlencoded",
 ];
 
 /// Answers one HTTP request with `router`.
 ///
-/// - `POST` (any path) with a JSON body, single or batch: the JSON-RPC reply
-///   with 200 and `Content-Type: application/json`, or 204 when nothing is
-///   to be returned (notifications only). JSON-RPC errors are 200 too: HTTP
-///   worked, the call did not.
+/// - `POST` (any path) with a JSON body (`Content-Type: application/json`,
+///   `application/json-rpc` or `application/jsonrequest`), single or batch:
+///   the JSON-RPC reply with 200 and `Content-Type: application/json`, or
+///   204 when nothing is to be returned (notifications only). JSON-RPC errors
+///   are 200 too: HTTP worked, the call did not. A batch longer than
+///   [`HttpOptions::max_batch_len`] gets one -32600 error.
 /// - `GET /method?a=1&b=x`: calls a method registered with
 ///   [`MethodConfig::safe`](crate::MethodConfig::safe), params by name
 ///   (`0=…&1=…` by position), each value as JSON when it parses, else as a
 ///   string (JSON-RPC 1.1's idempotent procedures).
+/// - `OPTIONS` preflight: see [`HttpOptions::allowed_origins`].
 /// - Anything else: 405 (wrong HTTP method, or a method that is not safe
-///   for `GET`), 404 (unknown method), 415 (a body that is not JSON), each
-///   with a JSON-RPC error body that says what to do instead.
+///   for `GET`), 404 (unknown method), 415 (a body not sent as JSON, or
+///   sent without `Content-Type`), 403 (a preflight from an origin not
+///   allowed), each with a JSON-RPC error body that says what to do instead.
+///
+/// Handlers run without a connection ([`Peer::is_detached`](crate::Peer::is_detached)):
+/// they cannot call the client back, push to it, or join it to a
+/// [`Group`](crate::group::Group) (-32004).
 ///
 /// ```
 /// use rpcpeer::{http::{respond, HttpOptions}, ErrorObject, Router, Session};
@@ -54,6 +114,14 @@ const JSON_TYPES: [&str; 4] = [
 /// let reply = respond(&router, get, &Session::new(), &HttpOptions::default()).await;
 /// assert_eq!(reply.status(), 200);
 /// assert_eq!(reply.body(), r#"{"jsonrpc":"2.0","result":3,"id":null}"#);
+///
+/// // A form post from some web page: refused.
+/// let form = Request::post("/")
+///     .header("content-type", "application/x-www-form-urlencoded")
+///     .body(r#"{"jsonrpc":"2.0","method":"sum","params":[1],"id":1}"#.to_owned())
+///     .unwrap();
+/// let reply = respond(&router, form, &Session::new(), &HttpOptions::default()).await;
+/// assert_eq!(reply.status(), 415);
 /// # });
 /// ```
 pub async fn respond<S: Send + Sync + 'static>(
@@ -62,9 +130,13 @@ pub async fn respond<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
-    match *req.method() {
-        Method::POST => post(router, &req, session).await,
+    let origin = options.allowed_origin(&req);
+    let mut response = match *req.method() {
+        Method::POST => post(router, &req, session, options).await,
         Method::GET => get(router, &req, session, options).await,
+        Method::OPTIONS if req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) => {
+            preflight(&req, origin.is_some())
+        }
         _ => with_allow(error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             ErrorObject::invalid_request(format!(
@@ -72,6 +144,73 @@ pub async fn respond<S: Send + Sync + 'static>(
                 req.method()
             )),
         )),
+    };
+    let headers = response.headers_mut();
+    if !options.allowed_origins.is_empty() {
+        // The answer depends on `Origin`: caches must keep them apart.
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    if let Some(origin) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+    response
+}
+
+/// A CORS preflight: allowed only for configured origins, and only for the
+/// HTTP methods and header a JSON-RPC call needs.
+fn preflight(req: &Request<String>, allowed: bool) -> Response<String> {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("(none)");
+    if !allowed {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            ErrorObject::invalid_request(format!(
+                "cross-origin calls from {origin} are not allowed by this server"
+            )),
+        );
+    }
+    let method = req.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if !method.is_some_and(|m| m == "POST" || m == "GET") {
+        return with_allow(error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorObject::invalid_request("only POST and GET may be called cross-origin"),
+        ));
+    }
+    let mut response = Response::new(String::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, GET"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+/// Why a `POST` body is not taken as JSON: the media type it was sent as.
+fn not_json(req: &Request<String>) -> Option<String> {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Some("no Content-Type at all".to_owned());
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if JSON_TYPES
+        .iter()
+        .any(|json| essence.eq_ignore_ascii_case(json))
+    {
+        None
+    } else {
+        Some(format!("`{text}`"))
     }
 }
 
@@ -79,29 +218,18 @@ async fn post<S: Send + Sync + 'static>(
     router: &Router<S>,
     req: &Request<String>,
     session: &Session,
+    options: &HttpOptions,
 ) -> Response<String> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
-    if let Some(kind) =
-        content_type.filter(|k| !JSON_TYPES.contains(&k.as_str()) && !k.ends_with("+json"))
-    {
+    if let Some(sent) = not_json(req) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorObject::invalid_request(format!(
-                "the body must be JSON (Content-Type: application/json), not {kind}"
+                "the body must be sent as JSON, with Content-Type: application/json \
+                 (or application/json-rpc, application/jsonrequest); this request has {sent}"
             )),
         );
     }
-    match router.handle_text(req.body(), session).await {
+    match crate::dispatch::handle_text(router, req.body(), session, options.max_batch_len).await {
         Some(reply) => json_response(StatusCode::OK, reply),
         None => {
             let mut response = Response::new(String::new());

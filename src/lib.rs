@@ -56,6 +56,7 @@ mod context;
 mod dispatch;
 mod driver;
 mod error;
+mod excerpt;
 pub mod group;
 mod handler;
 #[cfg(feature = "ws")]

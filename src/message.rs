@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
+use crate::excerpt::excerpt;
 
 /// The protocol version a message was written in. Replies mirror the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -436,6 +437,30 @@ impl<'de> Visitor<'de> for ElementVisitor {
 /// assert_eq!(req.params.unwrap().get(), "[42, 23]");
 /// ```
 pub fn parse(text: &str) -> Frame<'_> {
+    parse_within(text, DEFAULT_MAX_DEPTH)
+}
+
+/// The nesting depth [`parse`] accepts: serde_json's own limit for values.
+pub const DEFAULT_MAX_DEPTH: usize = 128;
+
+/// [`parse`], refusing a message whose arrays and objects nest deeper than
+/// `max_depth` (-32600, id null) before anything else is read: a value
+/// nested 100,000 deep is valid JSON, but many peers cannot read it back,
+/// and a chat post would carry it to every member of a room.
+///
+/// ```
+/// use rpcpeer::message::{parse_within, Frame};
+///
+/// let deep = format!(r#"{{"jsonrpc":"2.0","method":"m","params":{}1{}}}"#, "[".repeat(9), "]".repeat(9));
+/// assert!(matches!(parse_within(&deep, 8), Frame::Single(Err(_))));
+/// assert!(matches!(parse_within(&deep, 10), Frame::Single(Ok(_))));
+/// ```
+pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
+    if nests_deeper_than(text, max_depth) {
+        return Frame::Single(Err(Rejected::v2(ErrorObject::invalid_request(format!(
+            "the message nests arrays and objects deeper than the limit of {max_depth} levels"
+        )))));
+    }
     match text.trim_start().as_bytes().first() {
         Some(b'[') => match serde_json::from_str::<Vec<Element<'_>>>(text) {
             Ok(items) if items.is_empty() => Frame::Single(Err(Rejected::v2(
@@ -453,6 +478,53 @@ pub fn parse(text: &str) -> Frame<'_> {
             },
         ))),
     }
+}
+
+/// Whether `text` opens more than `max_depth` arrays or objects at once,
+/// outside strings. Invalid JSON may pass: the parser that follows says so.
+fn nests_deeper_than(text: &str, max_depth: usize) -> bool {
+    // NB: each level takes a byte, so a short message (almost every one)
+    // is not scanned at all.
+    let bytes = text.as_bytes();
+    if bytes.len() <= max_depth {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(offset) = memchr::memchr3(b'"', b'[', b'{', &bytes[at..]).map(|o| o + at) {
+        // Closings between here and the last opening lower the depth.
+        depth = depth.saturating_sub(
+            bytes[at..offset]
+                .iter()
+                .filter(|&&b| b == b']' || b == b'}')
+                .count(),
+        );
+        if bytes[offset] == b'"' {
+            // Skip the string: to its closing quote, stepping over escapes.
+            let mut i = offset + 1;
+            loop {
+                let Some(rest) = bytes.get(i..) else {
+                    return false;
+                };
+                match memchr::memchr2(b'"', b'\\', rest) {
+                    Some(o) if bytes[i + o] == b'\\' => i += o + 2,
+                    Some(o) => {
+                        i += o + 1;
+                        break;
+                    }
+                    None => return false,
+                }
+            }
+            at = i;
+            continue;
+        }
+        depth += 1;
+        if depth > max_depth {
+            return true;
+        }
+        at = offset + 1;
+    }
+    false
 }
 
 /// A batch entry is read with 2.0 rules and answered in 2.0 form, with or
@@ -486,10 +558,18 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> 
 fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected> {
     if let Some(key) = env.duplicate {
         // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
-        // of two ids or methods to believe is no guess to make.
-        return Err(Rejected::v2(ErrorObject::invalid_request(format!(
-            "duplicate member `{key}`"
-        ))));
+        // of two ids or methods to believe is no guess to make. The reply
+        // still carries the id when it is not the member repeated (spec §5:
+        // null only when the id could not be detected).
+        let id = match (key, env.id.and_then(Id::from_raw)) {
+            ("id", _) | (_, None) => Id::null(),
+            (_, Some(id)) => id,
+        };
+        return Err(Rejected {
+            version: Version::V2,
+            id,
+            error: ErrorObject::invalid_request(format!("duplicate member `{key}`")),
+        });
     }
     let method = env.method.and_then(as_string);
     // The 1.0 form is for an object with no "jsonrpc" member and a string method,
@@ -533,7 +613,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         let Some(method) = method else {
             return Err(reject(ErrorObject::invalid_request(format!(
                 "`method` must be a string, not {}",
-                m.get()
+                excerpt(m.get())
             ))));
         };
         let params = match env.params {
@@ -545,7 +625,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             Some(p) => {
                 return Err(reject(ErrorObject::invalid_request(format!(
                     "`params` must be an array or an object, not {}",
-                    p.get()
+                    excerpt(p.get())
                 ))))
             }
         };
@@ -906,8 +986,12 @@ mod tests {
         };
         assert_eq!(rejected.error.code, ErrorObject::INVALID_REQUEST);
         assert!(rejected.error.message.contains("duplicate member `id`"));
+        assert!(rejected.id.is_null(), "which of two ids is unknown: null");
         assert!(matches!(&items[1], Ok(Message::Request(r)) if r.method == "b"));
-        assert!(single(r#"{"jsonrpc":"2.0","method":"a","method":"b","id":1}"#).is_err());
+        let Err(rejected) = single(r#"{"jsonrpc":"2.0","method":"a","method":"b","id":1}"#) else {
+            panic!("a duplicate method was accepted");
+        };
+        assert_eq!(rejected.id, Id::from(1u64), "the id was not repeated: kept");
     }
 
     #[test]
@@ -960,5 +1044,46 @@ mod tests {
             Id::from_raw(&RawValue::from_string("7".into()).unwrap()).unwrap()
         );
         assert_ne!(Id::from(7u64), Id::from("7"));
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let long = "x".repeat(300);
+        assert!(!nests_deeper_than(&format!("[{long}]"), 128));
+        assert!(!nests_deeper_than(&nested(128), 128));
+        assert!(nests_deeper_than(&nested(129), 128));
+        // Siblings do not add up: depth is what is open at once.
+        let wide = format!("[{}]", vec![nested(100); 3].join(","));
+        assert!(!nests_deeper_than(&wide, 128));
+        // Brackets and escaped quotes inside strings are text.
+        let in_string = format!(r#"["{}\"{}"]"#, "[".repeat(200), "{".repeat(200));
+        assert!(!nests_deeper_than(&in_string, 128));
+        let after_string = format!(r#"["a\"b", {}]"#, nested(200));
+        assert!(nests_deeper_than(&after_string, 128));
+        // Cut off inside a string or after an escape: no panic, no claim.
+        assert!(!nests_deeper_than(
+            &format!("[\"{}\\", "[".repeat(200)),
+            128
+        ));
+    }
+
+    #[test]
+    fn a_message_nested_too_deep_is_refused_with_the_limit() {
+        let text = format!(
+            r#"{{"jsonrpc":"2.0","method":"m","params":{}0{},"id":1}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let Frame::Single(Err(rejected)) = parse(&text) else {
+            panic!("a message nested 200 deep was read");
+        };
+        assert_eq!(rejected.error.code, ErrorObject::INVALID_REQUEST);
+        assert!(
+            rejected.error.message.contains("128"),
+            "{}",
+            rejected.error.message
+        );
+        assert!(matches!(parse_within(&text, 300), Frame::Single(Ok(_))));
     }
 }

@@ -8,16 +8,42 @@ use std::task::{Context as TaskContext, Poll};
 use futures::Sink;
 
 /// What the driver has to write, in order.
-#[derive(Default)]
 pub(crate) struct Outbox {
     frames: VecDeque<String>,
     /// The bytes the frames hold, for limits that count memory, not frames.
     bytes: usize,
     /// Frames went to the transport since its last flush.
     unflushed: bool,
+    max_frames: usize,
+    max_bytes: usize,
 }
 
 impl Outbox {
+    /// An outbox that has room while it holds fewer than `max_frames`
+    /// frames and `max_bytes` bytes.
+    pub(crate) fn new(max_frames: usize, max_bytes: usize) -> Self {
+        Self {
+            frames: VecDeque::new(),
+            bytes: 0,
+            unflushed: false,
+            max_frames,
+            max_bytes,
+        }
+    }
+
+    /// Whether new work may add to it. A single reply larger than the
+    /// byte bound still goes in when there is room: the bound stops new
+    /// work, it never refuses a reply.
+    pub(crate) fn has_room(&self) -> bool {
+        self.frames.len() < self.max_frames && self.bytes < self.max_bytes
+    }
+
+    /// Past twice its bounds: the hard stop for reading, even while we
+    /// wait for replies (see the driver's `may_read`).
+    pub(crate) fn is_overfull(&self) -> bool {
+        self.frames.len() >= 2 * self.max_frames || self.bytes >= 2 * self.max_bytes
+    }
+
     pub(crate) fn push(&mut self, frame: String) {
         self.bytes += frame.len();
         self.frames.push_back(frame);

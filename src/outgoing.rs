@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
+use crate::excerpt::excerpt_of;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
 use crate::peer::Command;
@@ -43,10 +44,9 @@ pub(crate) struct Outgoing {
 const PEER_HUNG_UP: &str = "the peer closed the connection";
 
 /// Why our pending calls fail when the connection ended with no reason
-/// recorded: the peer's end of stream, or a write that failed (the driver
-/// keeps a write error to return, not for the calls), or a driver dropped
-/// before it finished.
-const ENDED: &str = "the connection ended: the peer closed it, or writing to it failed";
+/// recorded: the peer's end of stream, or a driver dropped before it
+/// finished (its task aborted, its runtime shut down).
+const ENDED: &str = "the peer closed the connection, or its driver was dropped";
 
 impl Outgoing {
     pub(crate) fn new(configured: Option<Version>) -> Self {
@@ -92,11 +92,16 @@ impl Outgoing {
             }
             Command::Batch(entries) => {
                 let mut frame = Vec::with_capacity(entries.len());
+                let mut calls = Vec::new();
                 for entry in entries {
                     let params = entry.params.as_deref();
                     frame.push(match entry.call {
                         Some((id, reply)) => {
-                            self.request(id, &entry.method, params, reply, sending)
+                            let text = self.request(id, &entry.method, params, reply, sending);
+                            if text.is_some() {
+                                calls.push(id);
+                            }
+                            text
                         }
                         None if sending == Sending::Everything => {
                             Some(encode_notification(self.speak, &entry.method, params))
@@ -105,6 +110,10 @@ impl Outgoing {
                     });
                 }
                 if let Some(text) = join_batch(frame) {
+                    // A peer refuses a batch over its size limit whole.
+                    for id in calls {
+                        self.pending.set_frame_len(id, text.len());
+                    }
                     outbox.push(text);
                 }
             }
@@ -133,9 +142,10 @@ impl Outgoing {
             let _ = reply.send(Err(Failure::NotSent(why.into())));
             return None;
         }
-        self.pending.insert(id, reply);
+        let text = encode_request(self.speak, &Id::from(id), method, params);
+        self.pending.insert(id, reply, text.len());
         self.sent_up_to = self.sent_up_to.max(id);
-        Some(encode_request(self.speak, &Id::from(id), method, params))
+        Some(text)
     }
 
     /// An answer from the peer: to its caller, or to the log.
@@ -147,6 +157,13 @@ impl Outgoing {
         match unmatched {
             None => {}
             Some(Err(err)) if id.is_null() => {
+                // A peer that skips a message over its size limit cannot
+                // tell whose it was, but rpcpeer names the limit: the calls
+                // whose frames were longer are the ones it will never answer.
+                if let Some(limit) = size_limit_named(&err.message) {
+                    self.pending.fail_longer_than(limit, &err);
+                }
+                let err = excerpt_of(&err);
                 tracing::warn!("the peer could not read one of our messages: {err}");
                 // Often the last word before the peer hangs up (a frame over
                 // its limit): the calls that fail then say so.
@@ -188,5 +205,39 @@ impl Outgoing {
         }
         let why = self.close_reason.clone().unwrap_or_else(|| ENDED.into());
         self.pending.fail_all(&why);
+    }
+}
+
+/// The limit in a peer's refusal of a message for its size, worded as
+/// rpcpeer words it: `… exceeds the limit of N bytes`.
+fn size_limit_named(message: &str) -> Option<usize> {
+    let (_, rest) = message.split_once("exceeds the limit of ")?;
+    let (digits, unit) = rest.split_once(' ')?;
+    unit.starts_with("bytes")
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_limit_is_read_from_rpcpeers_wording_only() {
+        for (message, limit) in [
+            (
+                "Invalid Request: message of 2000 bytes exceeds the limit of 1024 bytes",
+                Some(1024),
+            ),
+            (
+                "Invalid Request: message exceeds the limit of 64 bytes",
+                Some(64),
+            ),
+            ("Parse error: expected value at line 1 column 1", None),
+            ("message exceeds the limit of many bytes", None),
+            ("a batch of 2000 entries exceeds the limit of 1024", None),
+        ] {
+            assert_eq!(size_limit_named(message), limit, "{message}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
@@ -30,6 +30,30 @@ pub(crate) enum Command {
     Batch(Vec<BatchEntry>),
 }
 
+impl Command {
+    /// The bytes it holds until the driver has written it.
+    fn bytes(&self) -> usize {
+        let params = |p: &Option<Box<RawValue>>| p.as_ref().map_or(0, |p| p.get().len());
+        match self {
+            Command::Request {
+                method, params: p, ..
+            }
+            | Command::Notify { method, params: p } => method.len() + params(p),
+            Command::Batch(entries) => entries
+                .iter()
+                .map(|e| e.method.len() + params(&e.params))
+                .sum(),
+        }
+    }
+}
+
+/// A command on its way to the driver, with the share of the command
+/// queue's byte bound it holds until the driver takes it.
+pub(crate) struct Queued {
+    pub(crate) command: Command,
+    _room: OwnedSemaphorePermit,
+}
+
 /// What must reach the driver even when its command queue is full: these
 /// travel on an unbounded channel that the driver always drains first.
 /// Each caller sends at most a few, so it stays small.
@@ -48,13 +72,16 @@ pub(crate) struct BatchEntry {
 }
 
 struct Shared {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<Queued>,
+    /// One permit per byte the queued commands may hold.
+    room: Arc<Semaphore>,
+    max_bytes: u32,
     control: mpsc::UnboundedSender<Control>,
     next_id: AtomicU64,
     timeout: Option<Duration>,
     done: CancellationToken,
-    /// Why a call fails when the driver is gone before it took the call.
-    gone: &'static str,
+    /// Made by [`Peer::detached`]: there never was a connection.
+    detached: bool,
 }
 
 /// How a call failed, as far as sending it elsewhere is concerned.
@@ -108,32 +135,40 @@ pub struct Peer {
 
 /// The receiving ends that the driver keeps.
 pub(crate) struct PeerChannels {
-    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) commands: mpsc::Receiver<Queued>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
     pub(crate) done: CancellationToken,
 }
 
 impl Peer {
-    pub(crate) fn new(queue: usize, timeout: Option<Duration>) -> (Self, PeerChannels) {
-        Self::with_gone(queue, timeout, "the connection had already ended")
+    pub(crate) fn new(
+        queue: usize,
+        max_bytes: usize,
+        timeout: Option<Duration>,
+    ) -> (Self, PeerChannels) {
+        Self::with_connection(queue, max_bytes, timeout, true)
     }
 
-    fn with_gone(
+    fn with_connection(
         queue: usize,
+        max_bytes: usize,
         timeout: Option<Duration>,
-        gone: &'static str,
+        connected: bool,
     ) -> (Self, PeerChannels) {
         let (commands, commands_rx) = mpsc::channel(queue);
+        let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
         let (control, control_rx) = mpsc::unbounded_channel();
         let done = CancellationToken::new();
         let peer = Self {
             shared: Arc::new(Shared {
                 commands,
+                room: Arc::new(Semaphore::new(max_bytes as usize)),
+                max_bytes,
                 control,
                 next_id: AtomicU64::new(1),
                 timeout,
                 done: done.clone(),
-                gone,
+                detached: !connected,
             }),
         };
         let channels = PeerChannels {
@@ -147,11 +182,7 @@ impl Peer {
     /// A peer with no connection behind it: every call fails with
     /// [`Error::Closed`]. Handlers run over one-shot transports (HTTP) get one.
     pub fn detached() -> Self {
-        let (peer, channels) = Self::with_gone(
-            1,
-            None,
-            "this peer has no connection to call back on (a one-shot request, such as HTTP POST)",
-        );
+        let (peer, channels) = Self::with_connection(1, 1, None, false);
         channels.done.cancel();
         peer
     }
@@ -340,12 +371,25 @@ impl Peer {
             method: method.to_owned(),
             params,
         };
-        self.shared.commands.try_send(cmd).map_err(|err| match err {
-            mpsc::error::TrySendError::Full(_) => Error::Full {
-                method: method.to_owned(),
-            },
-            mpsc::error::TrySendError::Closed(_) => self.gone(method),
-        })
+        let full = || Error::Full {
+            method: method.to_owned(),
+        };
+        let room = match Arc::clone(&self.shared.room).try_acquire_many_owned(self.share(&cmd)) {
+            Ok(room) => room,
+            Err(TryAcquireError::NoPermits) => return Err(full()),
+            Err(TryAcquireError::Closed) => return Err(self.gone(method)),
+        };
+        let queued = Queued {
+            command: cmd,
+            _room: room,
+        };
+        self.shared
+            .commands
+            .try_send(queued)
+            .map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => full(),
+                mpsc::error::TrySendError::Closed(_) => self.gone(method),
+            })
     }
 
     /// Sends every entry of `batch` as one JSON array and waits for all the
@@ -456,22 +500,52 @@ impl Peer {
         self.shared.done.cancelled().await;
     }
 
-    /// Whether the connection's driver has stopped.
+    /// Whether the connection's driver has stopped (always, for a
+    /// [detached](Peer::detached) peer).
     pub fn is_closed(&self) -> bool {
         self.shared.done.is_cancelled()
     }
 
+    /// Whether this peer never had a connection: a handler run for a
+    /// one-shot HTTP request (or by [`Router::handle_text`](crate::Router::handle_text))
+    /// gets one. Nothing can be pushed to it, so it cannot join a
+    /// [`Group`](crate::group::Group).
+    pub fn is_detached(&self) -> bool {
+        self.shared.detached
+    }
+
     async fn send(&self, method: &str, cmd: Command) -> Result<(), CallError> {
+        let closed = || CallError::NotSent(self.gone(method));
+        let room = Arc::clone(&self.shared.room)
+            .acquire_many_owned(self.share(&cmd))
+            .await
+            .map_err(|_| closed())?;
+        let queued = Queued {
+            command: cmd,
+            _room: room,
+        };
         self.shared
             .commands
-            .send(cmd)
+            .send(queued)
             .await
-            .map_err(|_| CallError::NotSent(self.gone(method)))
+            .map_err(|_| closed())
     }
 
     /// The error of a call that found the driver gone.
     fn gone(&self, method: &str) -> Error {
-        Error::closed(method, format!("not sent: {}", self.shared.gone))
+        let why = if self.shared.detached {
+            "this peer has no connection to call back on (a one-shot request, such as HTTP POST)"
+        } else {
+            "the connection had already ended"
+        };
+        Error::closed(method, format!("not sent: {why}"))
+    }
+    /// The permits `cmd` takes: its bytes, but never more than the whole
+    /// bound, so that a command larger than the bound goes alone.
+    fn share(&self, cmd: &Command) -> u32 {
+        u32::try_from(cmd.bytes())
+            .unwrap_or(u32::MAX)
+            .min(self.shared.max_bytes)
     }
 }
 

@@ -27,12 +27,27 @@ pub(crate) type ReplySender = oneshot::Sender<Result<Box<RawValue>, Failure>>;
 
 #[derive(Default)]
 pub(crate) struct PendingTable {
-    calls: HashMap<u64, ReplySender>,
+    calls: HashMap<u64, Waiting>,
+}
+
+struct Waiting {
+    reply: ReplySender,
+    /// Bytes of the frame that carried the request: the whole array for a
+    /// batch entry. A peer refuses a frame over its size limit unread.
+    frame_len: usize,
 }
 
 impl PendingTable {
-    pub(crate) fn insert(&mut self, id: u64, reply: ReplySender) {
-        self.calls.insert(id, reply);
+    pub(crate) fn insert(&mut self, id: u64, reply: ReplySender, frame_len: usize) {
+        self.calls.insert(id, Waiting { reply, frame_len });
+    }
+
+    /// Records that call `id` went out in a frame of `frame_len` bytes (a
+    /// batch, whose length is known once all its entries are written).
+    pub(crate) fn set_frame_len(&mut self, id: u64, frame_len: usize) {
+        if let Some(waiting) = self.calls.get_mut(&id) {
+            waiting.frame_len = frame_len;
+        }
     }
 
     /// Hands the reply to its caller; gives the outcome back when no call
@@ -43,7 +58,7 @@ impl PendingTable {
         outcome: Result<Box<RawValue>, ErrorObject>,
     ) -> Result<(), Result<Box<RawValue>, ErrorObject>> {
         match self.calls.remove(&id) {
-            Some(reply) => {
+            Some(Waiting { reply, .. }) => {
                 // The caller may have stopped waiting; nothing to do then.
                 let _ = reply.send(outcome.map_err(Failure::Remote));
                 Ok(())
@@ -64,8 +79,24 @@ impl PendingTable {
     /// Resolves every waiting caller with `Lost`. Called when the driver
     /// stops reading, so no `Peer::request` future can hang.
     pub(crate) fn fail_all(&mut self, reason: &Arc<str>) {
-        for (_, reply) in self.calls.drain() {
-            let _ = reply.send(Err(Failure::Lost(reason.clone())));
+        for (_, waiting) in self.calls.drain() {
+            let _ = waiting.reply.send(Err(Failure::Lost(reason.clone())));
+        }
+    }
+
+    /// Fails with `err` every call whose frame was longer than `limit`
+    /// bytes: the peer refused those frames unread, and will never answer.
+    pub(crate) fn fail_longer_than(&mut self, limit: usize, err: &ErrorObject) {
+        let refused: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, waiting)| waiting.frame_len > limit)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in refused {
+            if let Some(waiting) = self.calls.remove(&id) {
+                let _ = waiting.reply.send(Err(Failure::Remote(err.clone())));
+            }
         }
     }
 }

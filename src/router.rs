@@ -92,7 +92,7 @@ impl MethodInfo {
         self.task
     }
 
-    /// How long one call may run before it is answered -32099 and
+    /// How long one call may run before it is answered -32005 and
     /// cancelled (see [`MethodConfig::timeout`]); `None`: no limit.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
@@ -242,7 +242,7 @@ impl MethodConfig<'_> {
     /// when it starts, not from when it arrived (time waiting for its turn
     /// does not count). Past it, the caller is answered
     /// [`ErrorObject::HANDLER_TIMEOUT`](crate::ErrorObject::HANDLER_TIMEOUT)
-    /// (-32099) with a message naming the method and the limit, and the
+    /// (-32005) with a message naming the method and the limit, and the
     /// handler's future is dropped: its
     /// [`Context::cancellation`](crate::Context::cancellation) token fires,
     /// its own task (see [`MethodConfig::own_task`]) is aborted, and its
@@ -379,10 +379,17 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     /// Answers one frame without a connection: the reply text, or `None`
-    /// when nothing is to be sent back (notifications only). This is what an
-    /// HTTP POST endpoint calls, and how handlers are tested without sockets.
-    /// Handlers that call the peer back get [`Error::Closed`](crate::Error::Closed).
+    /// when nothing is to be sent back (notifications only). This is how
+    /// handlers are tested without sockets; an HTTP endpoint calls
+    /// [`http::respond`](crate::http::respond), which sets its own batch limit.
+    ///
+    /// A batch of more than [`Config::max_batch_len`](crate::Config::max_batch_len)'s
+    /// default (1024 entries) is answered with one -32600 error, as on a
+    /// connection. Handlers run without a connection: calling the peer back
+    /// fails with [`Error::Closed`](crate::Error::Closed), and joining a
+    /// [`Group`](crate::group::Group) with [`Error::NoConnection`](crate::Error::NoConnection).
     pub async fn handle_text(&self, text: &str, session: &Session) -> Option<String> {
-        crate::dispatch::handle_text(self, text, session).await
+        crate::dispatch::handle_text(self, text, session, crate::config::DEFAULT_MAX_BATCH_LEN)
+            .await
     }
 }

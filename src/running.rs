@@ -17,6 +17,7 @@ use crate::error::ErrorObject;
 use crate::handler::{BoxFuture, Outcome};
 use crate::message::{encode_response, write_response, Id, Version};
 use crate::router::Concurrency;
+use crate::scheduler::{Weighed, Weight};
 
 /// One incoming call: its handler's future until it ends, then its reply.
 pub(crate) struct Entry {
@@ -178,6 +179,18 @@ impl Entry {
         true
     }
 
+    /// Ends the call if it still runs: its future is dropped (which
+    /// cancels its token) and a request is answered `err`.
+    fn fail(&mut self, err: &ErrorObject) {
+        if let State::Working(call) = &self.state {
+            let reply = call
+                .id
+                .as_ref()
+                .map(|id| encode_response(call.version, id, Err(err)));
+            self.state = State::Done(reply);
+        }
+    }
+
     /// Answered already: nothing left to run.
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.state, State::Done(_))
@@ -193,7 +206,14 @@ impl Entry {
 
 /// What one frame asked for: a single call or a batch (spec §6), whose
 /// entries all run at once and are answered in one array.
-pub(crate) enum Work {
+pub(crate) struct Work {
+    shape: Shape,
+    /// The bytes of the frame it was read from, for the bounds on what a
+    /// connection holds.
+    bytes: usize,
+}
+
+enum Shape {
     One(Entry),
     Batch {
         entries: Vec<Entry>,
@@ -203,19 +223,35 @@ pub(crate) enum Work {
 }
 
 impl Work {
+    /// A single call, read from a frame of `bytes`.
+    pub(crate) fn one(entry: Entry, bytes: usize) -> Self {
+        Work {
+            shape: Shape::One(entry),
+            bytes,
+        }
+    }
+
     /// A batch's entries, to run at once and answer in one array.
-    pub(crate) fn batch(entries: Vec<Entry>) -> Self {
+    pub(crate) fn batch(entries: Vec<Entry>, bytes: usize) -> Self {
         // Room for a typical small reply per entry, so the array seldom grows.
         let array = String::with_capacity(entries.len() * 64);
-        Work::Batch { entries, array }
+        Work {
+            shape: Shape::Batch { entries, array },
+            bytes,
+        }
+    }
+
+    /// The bytes of the frame it was read from.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Polls every entry; `Ready` with the frame to write (if any) once all
     /// have finished.
     pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<String>> {
-        match self {
-            Work::One(entry) => entry.poll(cx).map(|()| entry.take_reply()),
-            Work::Batch { entries, array } => {
+        match &mut self.shape {
+            Shape::One(entry) => entry.poll(cx).map(|()| entry.take_reply()),
+            Shape::Batch { entries, array } => {
                 // NB: replies go into the array in request order (spec §6
                 // allows any, but peers and the spec's own examples expect
                 // this one): an entry finished behind one still running
@@ -244,24 +280,52 @@ impl Work {
 
     /// Cancels the running call that answers `id`, if this work has one.
     pub(crate) fn cancel(&mut self, id: &Id) -> bool {
-        match self {
-            Work::One(entry) => entry.cancel(id),
-            Work::Batch { entries, .. } => entries.iter_mut().any(|entry| entry.cancel(id)),
+        match &mut self.shape {
+            Shape::One(entry) => entry.cancel(id),
+            Shape::Batch { entries, .. } => entries.iter_mut().any(|entry| entry.cancel(id)),
+        }
+    }
+
+    /// Ends every call still running with `err`; the frame that answers
+    /// them all (and the replies already made), if any.
+    pub(crate) fn fail(mut self, err: &ErrorObject) -> Option<String> {
+        match &mut self.shape {
+            Shape::One(entry) => entry.fail(err),
+            Shape::Batch { entries, .. } => entries.iter_mut().for_each(|e| e.fail(err)),
+        }
+        // Every entry is done now, so one poll gives the frame.
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        match self.poll(&mut cx) {
+            Poll::Ready(reply) => reply,
+            Poll::Pending => None,
         }
     }
 
     /// The reply of a single call that was answered without running (see
     /// [`Work::cancel`]).
     pub(crate) fn take_reply(&mut self) -> Option<String> {
-        match self {
-            Work::One(entry) => entry.take_reply(),
-            Work::Batch { .. } => None,
+        match &mut self.shape {
+            Shape::One(entry) => entry.take_reply(),
+            Shape::Batch { .. } => None,
         }
     }
 
     /// Whether this is a single call that answers `id` and has not run yet.
     pub(crate) fn is_single_call(&self, id: &Id) -> bool {
-        matches!(self, Work::One(entry) if entry.working_id() == Some(id))
+        matches!(&self.shape, Shape::One(entry) if entry.working_id() == Some(id))
+    }
+}
+
+impl Weighed for Work {
+    fn weight(&self) -> Weight {
+        let calls = match &self.shape {
+            Shape::One(_) => 1,
+            Shape::Batch { entries, .. } => entries.len(),
+        };
+        Weight {
+            calls,
+            bytes: self.bytes,
+        }
     }
 }
 
@@ -314,14 +378,34 @@ impl Running {
     }
 }
 
+/// Work that has ended.
+pub(crate) struct Finished {
+    /// The kind it was scheduled as.
+    pub(crate) kind: Concurrency,
+    /// The frame to write, if any.
+    pub(crate) reply: Option<String>,
+    /// The bytes of the frame the work was read from.
+    pub(crate) bytes: usize,
+}
+
+impl Running {
+    /// See [`Work::fail`].
+    pub(crate) fn fail(self, err: &ErrorObject) -> Option<String> {
+        self.work.fail(err)
+    }
+}
+
 impl Future for Running {
-    /// The kind it was scheduled as, and the frame to write.
-    type Output = (Concurrency, Option<String>);
+    type Output = Finished;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match this.work.poll(cx) {
-            Poll::Ready(reply) => Poll::Ready((this.kind, reply)),
+            Poll::Ready(reply) => Poll::Ready(Finished {
+                kind: this.kind,
+                reply,
+                bytes: this.work.bytes(),
+            }),
             Poll::Pending => {
                 // Stored only for work that waits, so a call answered at
                 // once costs no waker clone.

@@ -13,10 +13,26 @@
 //!    starts.
 //! 5. A waiting exclusive job is a barrier: no job that arrived after it,
 //!    in-order or concurrent, starts before it has run.
+//!
+//! It also keeps the sum of the waiting jobs' [`Weight`]s, so the driver can
+//! bound the queue by calls and bytes (a batch is as many calls as it has
+//! entries, and weighs the bytes it was read from).
 
 use std::collections::VecDeque;
 
 use crate::router::Concurrency;
+
+/// What a waiting job holds: the calls in it and the bytes they were read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Weight {
+    pub(crate) calls: usize,
+    pub(crate) bytes: usize,
+}
+
+/// A job that knows its [`Weight`].
+pub(crate) trait Weighed {
+    fn weight(&self) -> Weight;
+}
 
 /// A job waiting for its turn.
 #[derive(Debug)]
@@ -41,9 +57,11 @@ pub(crate) struct Scheduler<J> {
     exclusive_waiting: usize,
     max_running: usize,
     next_seq: u64,
+    /// The sum of the waiting jobs' weights.
+    waiting: Weight,
 }
 
-impl<J> Scheduler<J> {
+impl<J: Weighed> Scheduler<J> {
     pub(crate) fn new(max_running: usize) -> Self {
         Self {
             ready: VecDeque::new(),
@@ -54,12 +72,28 @@ impl<J> Scheduler<J> {
             exclusive_waiting: 0,
             max_running: max_running.max(1),
             next_seq: 0,
+            waiting: Weight::default(),
         }
     }
 
     /// Jobs waiting to start.
     pub(crate) fn queued(&self) -> usize {
         self.ready.len() + self.serial.len()
+    }
+
+    /// What the waiting jobs hold, together.
+    pub(crate) fn waiting(&self) -> Weight {
+        self.waiting
+    }
+
+    fn add(&mut self, weight: Weight) {
+        self.waiting.calls += weight.calls;
+        self.waiting.bytes += weight.bytes;
+    }
+
+    fn take(&mut self, weight: Weight) {
+        self.waiting.calls = self.waiting.calls.saturating_sub(weight.calls);
+        self.waiting.bytes = self.waiting.bytes.saturating_sub(weight.bytes);
     }
 
     /// Jobs started and not yet finished.
@@ -74,6 +108,7 @@ impl<J> Scheduler<J> {
 
     /// Queues `job`; [`Scheduler::next`] says when it may start.
     pub(crate) fn submit(&mut self, kind: Concurrency, job: J) {
+        self.add(job.weight());
         self.next_seq += 1;
         let queued = Queued {
             seq: self.next_seq,
@@ -132,6 +167,7 @@ impl<J> Scheduler<J> {
     }
 
     fn started(&mut self, queued: Queued<J>) -> (Concurrency, J) {
+        self.take(queued.job.weight());
         self.running += 1;
         (queued.kind, queued.job)
     }
@@ -148,16 +184,19 @@ impl<J> Scheduler<J> {
 
     /// Takes the first waiting job that `matches` out of the queues.
     pub(crate) fn remove(&mut self, mut matches: impl FnMut(&J) -> bool) -> Option<J> {
+        let mut removed = None;
         for queue in [&mut self.ready, &mut self.serial] {
             if let Some(pos) = queue.iter().position(|q| matches(&q.job)) {
-                let queued = queue.remove(pos)?;
-                if queued.kind == Concurrency::Exclusive {
-                    self.exclusive_waiting -= 1;
-                }
-                return Some(queued.job);
+                removed = queue.remove(pos);
+                break;
             }
         }
-        None
+        let queued = removed?;
+        if queued.kind == Concurrency::Exclusive {
+            self.exclusive_waiting -= 1;
+        }
+        self.take(queued.job.weight());
+        Some(queued.job)
     }
 
     /// Every waiting job, to change one in place.
@@ -166,6 +205,19 @@ impl<J> Scheduler<J> {
             .iter_mut()
             .chain(self.serial.iter_mut())
             .map(|q| &mut q.job)
+    }
+
+    /// Takes every waiting job out, in no particular order.
+    pub(crate) fn drain_waiting(&mut self) -> Vec<J> {
+        let jobs = self
+            .ready
+            .drain(..)
+            .chain(self.serial.drain(..))
+            .map(|q| q.job)
+            .collect();
+        self.exclusive_waiting = 0;
+        self.waiting = Weight::default();
+        jobs
     }
 
     /// Forgets every job, waiting or running (the connection is gone and
@@ -177,6 +229,7 @@ impl<J> Scheduler<J> {
         self.serial_busy = false;
         self.exclusive_running = false;
         self.exclusive_waiting = 0;
+        self.waiting = Weight::default();
     }
 }
 
@@ -184,6 +237,16 @@ impl<J> Scheduler<J> {
 mod tests {
     use super::*;
     use Concurrency::{Concurrent, Exclusive, InOrder};
+
+    /// A test job weighs one call, and a byte per letter of its name.
+    impl Weighed for &'static str {
+        fn weight(&self) -> Weight {
+            Weight {
+                calls: 1,
+                bytes: self.len(),
+            }
+        }
+    }
 
     /// Starts everything that may start; returns the job names in order.
     fn start_all(s: &mut Scheduler<&'static str>) -> Vec<&'static str> {
@@ -279,5 +342,20 @@ mod tests {
         assert_eq!(start_all(&mut s), ["c"]);
         s.finished(Concurrent);
         assert!(s.is_idle());
+    }
+
+    #[test]
+    fn the_waiting_weight_follows_submit_start_remove_and_clear() {
+        let mut s = Scheduler::new(1);
+        for job in ["a", "bb", "ccc"] {
+            s.submit(Concurrent, job);
+        }
+        assert_eq!(s.waiting(), Weight { calls: 3, bytes: 6 });
+        assert_eq!(start_all(&mut s), ["a"]);
+        assert_eq!(s.waiting(), Weight { calls: 2, bytes: 5 });
+        assert_eq!(s.remove(|j| *j == "ccc"), Some("ccc"));
+        assert_eq!(s.waiting(), Weight { calls: 1, bytes: 2 });
+        s.clear();
+        assert_eq!(s.waiting(), Weight::default());
     }
 }

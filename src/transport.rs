@@ -12,6 +12,12 @@ use tokio_util::sync::PollSender;
 /// and a sink for outgoing ones, each frame one JSON text. Implemented for
 /// every type that has both halves; the framing crates (`rpcpeer::stream`,
 /// `rpcpeer::ws`) produce such types.
+///
+/// An error from the stream ends the connection, except one of kind
+/// [`io::ErrorKind::FileTooLarge`]: it says the transport skipped a message
+/// over its size limit and reads on, and its text names the limit. The
+/// driver answers it with -32600 (id null, the error's text in the
+/// message) and keeps reading.
 pub trait Transport:
     Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
 {

@@ -4,10 +4,12 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rpcpeer_ws::http::{header, HeaderValue, Request, Response};
 use rpcpeer_ws::{ServerIo, Service, WsTransport};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,9 +22,29 @@ use crate::session::Session;
 
 type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
 
+/// How many connections (WebSocket and HTTP alike) a [`WsServer`] holds open
+/// at once unless told otherwise: 10,000. An idle WebSocket peer costs some
+/// 15 KiB, so this many is about 150 MiB, and each holds a file descriptor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// How long a [`WsServer`]'s WebSocket peer may go with no message either
+/// way and nothing in flight before it is closed, unless told otherwise:
+/// 5 minutes (see [`Config::idle_timeout`]).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// At most one warning about refused connections per this long.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Serves a [`Router`] on one TCP port: WebSocket connections (any path)
 /// become peers that both serve and call, and plain HTTP requests are
 /// answered by [`http::respond`](crate::http::respond).
+///
+/// Its limits, each with a builder method: messages and HTTP bodies of at
+/// most 16 MiB ([`ws_config`](Self::ws_config), `max_message_len`); at most
+/// [`DEFAULT_MAX_CONNECTIONS`] connections open at once
+/// ([`max_connections`](Self::max_connections)); WebSocket peers closed
+/// after [`DEFAULT_IDLE_TIMEOUT`] with no message and nothing in flight
+/// ([`idle_timeout`](Self::idle_timeout)).
 ///
 /// ```no_run
 /// use rpcpeer::{ws_server::WsServer, ErrorObject, Router};
@@ -39,6 +61,8 @@ type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
 /// ```
 pub struct WsServer<S> {
     service: RouterService<S>,
+    max_connections: usize,
+    idle_timeout: Option<Duration>,
 }
 
 struct RouterService<S> {
@@ -83,6 +107,8 @@ impl<S: Send + Sync + 'static> WsServer<S> {
                 peers: TaskTracker::new(),
                 requests: TaskTracker::new(),
             },
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 
@@ -92,13 +118,50 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         self
     }
 
-    /// The WebSocket settings: message size limit, keep-alive.
+    /// The settings of the port: which protocols it speaks
+    /// ([`Protocols`](rpcpeer_ws::Protocols): WebSocket, HTTP, or both, the
+    /// default), the message and HTTP body size limit, keep-alive, and the
+    /// HTTP head and body timeouts and body budget (see
+    /// [`rpcpeer_ws::Config`] for each default and what happens past it).
+    /// Its `idle_timeout` is not used: [`idle_timeout`](Self::idle_timeout)
+    /// sets the server's.
+    ///
+    /// ```
+    /// use rpcpeer::{ws::{Config, Protocols}, ws_server::WsServer, Router};
+    ///
+    /// let server = WsServer::new(Router::new()).ws_config(Config {
+    ///     protocols: Protocols::WebSocketOnly,
+    ///     ..Config::default()
+    /// });
+    /// # let _ = server;
+    /// ```
     pub fn ws_config(mut self, ws: rpcpeer_ws::Config) -> Self {
         self.service.ws = ws;
         self
     }
 
-    /// What the HTTP side allows beyond `POST` (JSONP).
+    /// How many connections may be open at once, WebSocket peers and HTTP
+    /// keep-alive connections alike (default [`DEFAULT_MAX_CONNECTIONS`]; at
+    /// least 1). Past it, each new connection is answered `503 Service
+    /// Unavailable` and closed; refusals are logged at warn, at most one
+    /// line per 10 s with the count of those in between.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a WebSocket peer may go with no message read or written and
+    /// nothing in flight before it is closed (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]; `None`: never). Pings and pongs do not
+    /// count; a call that runs longer than this is no idleness. It replaces
+    /// the [`Config::idle_timeout`] of [`config`](Self::config).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// What the HTTP side allows beyond same-origin `POST`s (JSONP, CORS
+    /// origins) and its batch limit; see [`HttpOptions`].
     pub fn http_options(mut self, http: HttpOptions) -> Self {
         self.service.http = http;
         self
@@ -138,7 +201,10 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        let service = self.service;
+        let mut service = self.service;
+        service.config = service.config.idle_timeout(self.idle_timeout);
+        let max_connections = self.max_connections;
+        let mut refusals = Refusals::default();
         let connections = TaskTracker::new();
         tokio::pin!(shutdown);
         loop {
@@ -156,6 +222,19 @@ impl<S: Send + Sync + 'static> WsServer<S> {
                     }
                 },
             };
+            // NB: counted by their tasks, which end with the connection (a
+            // WebSocket conversation included, see `serve_connection`).
+            if connections.len() >= max_connections {
+                refusals.refused(remote, max_connections);
+                tokio::spawn(rpcpeer_ws::refuse_connection(
+                    tcp,
+                    format!(
+                        "the server is at its limit of {max_connections} connections; try again later"
+                    ),
+                ));
+                continue;
+            }
+            refusals.accepting(max_connections);
             let mut service = service.clone();
             service.requests = TaskTracker::new();
             let (stop, requests, ws) = (
@@ -191,6 +270,50 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         service.peers.wait().await;
         connections.wait().await;
         Ok(())
+    }
+}
+
+/// Refused connections, logged at warn without flooding the log: a flood of
+/// connections at a full server writes one line per [`WARN_EVERY`].
+#[derive(Default)]
+struct Refusals {
+    /// Refused since the last line about them.
+    unreported: u64,
+    /// When that line was written.
+    last_line: Option<Instant>,
+}
+
+impl Refusals {
+    fn refused(&mut self, remote: SocketAddr, max: usize) {
+        self.unreported += 1;
+        let now = Instant::now();
+        if self
+            .last_line
+            .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
+        {
+            return;
+        }
+        self.last_line = Some(now);
+        match std::mem::take(&mut self.unreported) {
+            1 => tracing::warn!(
+                %remote,
+                "refused a connection (503): all {max} places are taken (max_connections)"
+            ),
+            n => tracing::warn!(
+                %remote,
+                "refused {n} connections (503), the last one now: all {max} places are taken (max_connections)"
+            ),
+        }
+    }
+
+    /// A connection got a place: report refusals no line has told of yet.
+    fn accepting(&mut self, max: usize) {
+        let n = std::mem::take(&mut self.unreported);
+        if n > 0 {
+            tracing::warn!(
+                "accepting again, after refusing {n} more connections (503) while all {max} places were taken (max_connections)"
+            );
+        }
     }
 }
 

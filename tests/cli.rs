@@ -43,12 +43,28 @@ struct Server {
 impl Server {
     /// Starts `serve` on port 0 with two accounts and waits for its two `listening on` lines.
     async fn start(framing: Framing) -> Self {
+        Self::launch(framing, &[], Stdio::null()).await
+    }
+
+    /// [`Server::start`] with its stderr going to `stderr`.
+    async fn start_with_stderr(framing: Framing, stderr: Stdio) -> Self {
+        Self::launch(framing, &[], stderr).await
+    }
+
+    /// [`Server::start`] with more arguments.
+    async fn start_with(framing: Framing, more: &[&str]) -> Self {
+        Self::launch(framing, more, Stdio::null()).await
+    }
+
+    /// Starts `serve` with `more` arguments and its stderr going to `stderr`.
+    async fn launch(framing: Framing, more: &[&str], stderr: Stdio) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
             .args(["--framing", framing.as_str()])
             .args(["--user", "alice:secret", "--user", "bob:hunter2"])
+            .args(more)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn rpcpeer serve");
@@ -62,7 +78,10 @@ impl Server {
             .to_owned();
         let ws = second
             .strip_prefix("listening on ")
-            .filter(|url| url.starts_with("ws://127.0.0.1:") && url.ends_with('/'))
+            .filter(|url| {
+                (url.starts_with("ws://127.0.0.1:") || url.starts_with("http://127.0.0.1:"))
+                    && url.ends_with('/')
+            })
             .unwrap_or_else(|| panic!("second line: {second}"))
             .to_owned();
         assert!(tcp.starts_with("127.0.0.1:"), "{tcp}");
@@ -85,7 +104,10 @@ impl Server {
 
     /// `host:port` of the WebSocket/HTTP listener.
     fn http_addr(&self) -> &str {
-        self.ws.trim_start_matches("ws://").trim_end_matches('/')
+        self.ws
+            .trim_start_matches("ws://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
     }
 
     /// SIGTERM, then the exit status, and how long it took to come.
@@ -654,6 +676,221 @@ async fn websocket_and_http_serve_the_same_table() {
     }
 }
 
+/// One raw HTTP/1.1 exchange on a fresh connection, the request written
+/// exactly as given: (status, the whole head in lower case, body).
+async fn raw_http(addr: &str, request: &str) -> (u16, String, String) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect for HTTP");
+    tcp.write_all(request.as_bytes()).await.expect("write HTTP");
+    let mut response = Vec::new();
+    // The server closes after each of these answers.
+    let _ = within("an HTTP response", tcp.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").expect("a header block");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// A JSON `POST` of `body` from a page of `origin`, closing after its answer.
+fn post_from(origin: &str, body: &str) -> String {
+    format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nOrigin: {origin}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn the_http_side_refuses_what_a_web_page_or_a_smuggler_sends() {
+    let server = Server::start(Framing::Newline).await;
+    let addr = server.http_addr();
+    let sum = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    // A form post or a body with no media type: 415, saying what to send.
+    for head in [
+        "POST / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+        "POST / HTTP/1.1\r\nContent-Type: text/plain+json",
+        "POST / HTTP/1.1",
+    ] {
+        let (status, _, body) = http(addr, head, sum).await;
+        assert_eq!(status, 415, "{head}");
+        let error: Value = serde_json::from_str(&body).expect("a JSON-RPC error");
+        assert_eq!(error["error"]["code"], -32600);
+        assert!(body.contains("application/json"), "{body}");
+    }
+    // Transfer codings other than chunked; Content-Length beside one.
+    for (extra, what) in [
+        ("Transfer-Encoding: gzip, chunked\r\n", "transfer coding"),
+        (
+            "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+            "both Content-Length and Transfer-Encoding",
+        ),
+    ] {
+        let (status, _, body) = raw_http(
+            addr,
+            &format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}\r\n0\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 400, "{extra}");
+        assert!(body.contains(what), "{body}");
+    }
+    // Over the 16 MiB body limit: refused before the body is sent.
+    let (status, _, _) = raw_http(
+        addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16777217\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 413);
+    // A batch past 1,024 entries: one error, as over TCP.
+    let batch = format!("[{}]", vec![sum; 1025].join(","));
+    let (status, _, body) = http(
+        addr,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        &batch,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut wire = server.wire().await;
+    let over_tcp = wire.call_text(&batch).await;
+    assert_eq!(body, over_tcp);
+    assert!(body.contains("exceeds the limit of 1024"), "{body}");
+    // Log in, join, post in one HTTP batch: joining needs a connection.
+    let (_, _, body) = http(
+        addr,
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        r#"[{"jsonrpc":"2.0","method":"login","params":["alice","secret"],"id":1},
+            {"jsonrpc":"2.0","method":"join","params":["eve"],"id":2},
+            {"jsonrpc":"2.0","method":"postMessage","params":["hi"],"id":3}]"#,
+    )
+    .await;
+    let replies: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(replies[1]["error"]["code"], -32004, "{body}");
+    assert_eq!(replies[2]["error"]["code"], -32004, "{body}");
+    // CORS is off: a preflight is refused, and no answer allows an origin.
+    let (status, head, _) = raw_http(
+        addr,
+        "OPTIONS / HTTP/1.1\r\nHost: x\r\nOrigin: http://page.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+    let (status, head, _) = raw_http(addr, &post_from("http://page.example", sum)).await;
+    assert_eq!(status, 200);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+#[tokio::test]
+async fn serve_can_turn_either_protocol_off_and_allow_origins() {
+    let sum = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    let ws_only = Server::start_with(Framing::Newline, &["--ws-mode", "websocket"]).await;
+    let (status, head, body) = raw_http(ws_only.http_addr(), &post_from("http://x", sum)).await;
+    assert_eq!(status, 426, "{body}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    let mut ws = rpcpeer::ws::connect(&ws_only.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    ws.send(sum.to_owned()).await.expect("ws send");
+    let reply = within("a WebSocket reply", ws.next()).await;
+    assert!(reply
+        .expect("open")
+        .expect("frame")
+        .contains("\"result\":3"));
+
+    let http_only = Server::start_with(
+        Framing::Newline,
+        &["--ws-mode", "http", "--allow-origin", "http://app.example"],
+    )
+    .await;
+    assert!(http_only.ws.starts_with("http://"), "{}", http_only.ws);
+    let url = format!("ws://{}/", http_only.http_addr());
+    let refused = rpcpeer::ws::connect(&url, &rpcpeer::ws::Config::default()).await;
+    assert!(refused.is_err(), "an upgrade on an HTTP-only port");
+    let (status, head, body) =
+        raw_http(http_only.http_addr(), &post_from("http://app.example", sum)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.contains("access-control-allow-origin: http://app.example"),
+        "{head}"
+    );
+}
+
+const GET_DATA: &str = r#"{"jsonrpc":"2.0","method":"get_data","id":1}"#;
+
+#[tokio::test]
+async fn serve_refuses_connections_past_max_connections_until_one_closes() {
+    let server = Server::start_with(Framing::Newline, &["--max-connections", "1"]).await;
+    let mut first = server.wire().await;
+    result(&first.call(GET_DATA).await);
+    // The TCP port's one place is taken: the next is closed at once.
+    let mut second = server.wire().await;
+    assert!(
+        !matches!(within("the refusal", second.io.next()).await, Some(Ok(_))),
+        "a second TCP connection is refused"
+    );
+    // The WebSocket port has one place of its own: the next gets 503.
+    let mut ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    ws.send(GET_DATA.to_owned()).await.expect("ws send");
+    within("a WebSocket reply", ws.next())
+        .await
+        .expect("open")
+        .expect("frame");
+    let (status, _, body) = http(
+        server.http_addr(),
+        "POST / HTTP/1.1\r\nContent-Type: application/json",
+        GET_DATA,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+
+    // The first TCP connection closes: its place is free once the server
+    // has seen it go, a moment after the client has.
+    drop(first);
+    within("a place for a new connection", async {
+        loop {
+            let mut next = server.wire().await;
+            next.send(GET_DATA).await;
+            if let Some(Ok(_)) = next.io.next().await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn serve_closes_connections_idle_for_idle_timeout() {
+    let server = Server::start_with(Framing::ContentLength, &["--idle-timeout", "0.2"]).await;
+    let mut tcp = server.wire().await;
+    result(&tcp.call(GET_DATA).await);
+    let mut ws = rpcpeer::ws::connect(&server.ws, &rpcpeer::ws::Config::default())
+        .await
+        .expect("WebSocket connect");
+    // Then nothing: both are closed.
+    assert!(
+        !matches!(within("the TCP close", tcp.io.next()).await, Some(Ok(_))),
+        "the idle TCP connection is closed"
+    );
+    assert!(
+        !matches!(within("the WebSocket close", ws.next()).await, Some(Ok(_))),
+        "the idle WebSocket connection is closed"
+    );
+    assert!(ws.close_frame().is_some(), "closed with a close frame");
+    // A call longer than the idle timeout is no idleness.
+    let mut busy = server.wire().await;
+    let reply = busy
+        .call(r#"{"jsonrpc":"2.0","method":"sleep","params":[600],"id":"nap"}"#)
+        .await;
+    assert_eq!(result(&reply), &json!(600), "{reply}");
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+}
+
 /// Runs `rpcpeer ARGS` to its end.
 async fn rpcpeer(args: &[&str]) -> Output {
     let output = Command::new(BIN).args(args).kill_on_drop(true).output();
@@ -940,6 +1177,38 @@ async fn call_reaches_a_unix_socket() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "\"unix\"\n");
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_stderr_nobody_reads_never_stops_the_server() {
+    // Each `panic` call logs a line; a pipe holds 64 KiB, so a few thousand
+    // calls fill it. Logging must drop lines then, not block the server.
+    let mut server = Server::start_with_stderr(Framing::Newline, Stdio::piped()).await;
+    let _unread = server.child.stderr.take().expect("piped stderr");
+    let mut wire = server.wire().await;
+    for i in 0..3000 {
+        let reply = wire
+            .call(&format!(r#"{{"jsonrpc":"2.0","method":"panic","id":{i}}}"#))
+            .await;
+        assert_eq!(reply["error"]["code"], -32603, "{reply}");
+    }
+    let mut other = server.wire().await;
+    let reply = other
+        .call(r#"{"jsonrpc":"2.0","method":"echo","params":["still here"],"id":"e"}"#)
+        .await;
+    assert_eq!(result(&reply), &json!("still here"), "{reply}");
+}
+
+#[tokio::test]
+async fn the_demo_sleep_is_bounded_so_every_call_ends() {
+    let server = Server::start(Framing::Newline).await;
+    let mut wire = server.wire().await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"sleep","params":[60001],"id":1}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("at most 60000"), "{message}");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! every reply it produces is a valid JSON-RPC error or result object.
 
 use proptest::prelude::*;
-use rpcpeer::message::{parse, Frame, Message};
+use rpcpeer::message::{parse, parse_within, Frame, Message};
 use rpcpeer::{ErrorObject, Router, Session};
 use serde_json::Value;
 
@@ -77,8 +77,49 @@ fn message_like() -> impl Strategy<Value = String> {
     ]
 }
 
+/// How deep arrays and objects nest in `value` (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(members) => 1 + members.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// JSON values nested up to a few levels, with strings full of brackets,
+/// quotes and backslashes to mislead a depth count that reads them.
+fn nested_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<i32>().prop_map(Value::from),
+        "[\\[\\]{}\"\\\\a]{0,6}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(12, 64, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map("[a-z\\[{\"]{0,3}", inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn the_depth_limit_refuses_exactly_the_messages_nested_past_it(
+        params in nested_value(),
+        limit in 1usize..14,
+    ) {
+        let params = Value::Array(vec![params]);
+        let message = serde_json::json!({"jsonrpc": "2.0", "method": "m", "params": params, "id": 1});
+        let text = message.to_string();
+        let refused = match parse_within(&text, limit) {
+            Frame::Single(Err(rejected)) => rejected.error.message.contains("deeper than"),
+            _ => false,
+        };
+        prop_assert_eq!(refused, depth(&message) > limit, "{} at limit {}", text, limit);
+    }
 
     #[test]
     fn any_text_parses_without_panicking(text in "\\PC{0,64}") {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{add_sync, connect, connect_with, serve, serve_with, within, Wire, FRAMINGS};
-use rpcpeer::{Batch, Concurrency, Config, Context, Error, ErrorObject, Router, Version};
+use rpcpeer::{Batch, Concurrency, Config, Context, Driver, Error, ErrorObject, Router, Version};
 use rpcpeer_stream::Framing;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Barrier, Notify};
@@ -501,6 +501,16 @@ async fn wrong_params_name_the_param_and_what_was_expected() {
     assert_eq!(reply["error"]["code"], -32602);
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.contains("too many"), "{message}");
+    // A number beyond f64 is a serde syntax error, but not a count problem.
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"subtract","params":[1e400, 2],"id":4}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602);
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("out of range") && !message.contains("too many"),
+        "{message}"
+    );
     let reply = wire
         .call(r#"{"jsonrpc":"2.0","method":"subtract","params":[1],"id":5}"#)
         .await;
@@ -525,7 +535,7 @@ async fn wrong_params_name_the_param_and_what_was_expected() {
 }
 
 #[tokio::test]
-async fn a_frame_over_the_limit_is_refused_and_other_connections_go_on() {
+async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goes_on() {
     for framing in FRAMINGS {
         let addr = serve_with(common::spec_router(), framing, Config::default(), 1024).await;
         let mut big = Wire::connect(addr, framing).await;
@@ -536,20 +546,127 @@ async fn a_frame_over_the_limit_is_refused_and_other_connections_go_on() {
         );
         big.send(&huge).await;
         let reply = big.recv().await;
-        assert_eq!(reply["error"]["code"], -32700, "{reply}");
-        assert!(
-            reply["error"]["message"].as_str().unwrap().contains("1024"),
-            "{reply}"
-        );
+        let expected = match framing {
+            Framing::Newline => {
+                "Invalid Request: message exceeds the limit of 1024 bytes".to_owned()
+            }
+            Framing::ContentLength => format!(
+                "Invalid Request: message of {} bytes exceeds the limit of 1024 bytes",
+                huge.len()
+            ),
+        };
         assert_eq!(
-            big.recv_text().await,
-            None,
-            "the connection closes after a framing error"
+            reply,
+            json!({"jsonrpc":"2.0","error":{"code":-32600,"message":expected},"id":null}),
+            "{framing}"
         );
-        let reply = other
+        let reply = big
             .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#)
             .await;
-        assert_eq!(reply["result"], 3);
+        assert_eq!(reply["result"], 3, "{framing}: the same connection goes on");
+        let reply = other
+            .call(r#"{"jsonrpc":"2.0","method":"sum","params":[3,4],"id":3}"#)
+            .await;
+        assert_eq!(reply["result"], 7, "{framing}");
+    }
+}
+
+/// The case of a language server's 79 MB reply to a cancelled request:
+/// a body many times the limit, arriving in pieces, skipped without being
+/// held, then the next message served.
+#[tokio::test]
+async fn a_body_far_over_the_limit_is_skipped_as_it_arrives() {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let addr = serve_with(
+        common::spec_router(),
+        Framing::ContentLength,
+        Config::default(),
+        1024,
+    )
+    .await;
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    let len = 8 << 20;
+    let send = tokio::spawn(async move {
+        writer
+            .write_all(format!("Content-Length: {len}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..len / chunk.len() {
+            writer.write_all(&chunk).await.unwrap();
+        }
+        let next = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#;
+        writer
+            .write_all(format!("Content-Length: {}\r\n\r\n{next}", next.len()).as_bytes())
+            .await
+            .unwrap();
+        writer
+    });
+    let mut replies = rpcpeer_stream::framed(
+        tokio::io::join(&mut reader, tokio::io::sink()),
+        Framing::ContentLength,
+        1 << 20,
+    );
+    let first: Value = serde_json::from_str(
+        &within("the refusal", replies.next())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["error"]["code"], -32600, "{first}");
+    assert_eq!(
+        first["error"]["message"],
+        format!("Invalid Request: message of {len} bytes exceeds the limit of 1024 bytes")
+    );
+    let second: Value = serde_json::from_str(
+        &within("the next reply", replies.next())
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(second["result"], 3, "{second}");
+    assert_eq!(second["id"], 2);
+    drop(within("the sender", send).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_connection_without_a_message_for_its_idle_timeout_is_closed() {
+    let listener = rpcpeer_stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
+        .await
+        .unwrap()
+        .with_idle_timeout(Some(Duration::from_millis(200)));
+    let addr = listener.local_addr().unwrap();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((transport, _)) = listener.accept().await {
+            let (_peer, driver) = rpcpeer::Driver::new(transport, common::spec_router());
+            let ended_tx = ended_tx.clone();
+            tokio::spawn(async move {
+                let _ = ended_tx.send(driver.await);
+            });
+        }
+    });
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#)
+        .await;
+    assert_eq!(reply["result"], 3);
+    // Then nothing: the server hangs up.
+    assert_eq!(
+        wire.recv_text().await,
+        None,
+        "the idle connection is closed"
+    );
+    let ended = within("the server's driver", ended.recv()).await.unwrap();
+    match ended {
+        Err(Error::Transport(err)) => {
+            assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}")
+        }
+        other => panic!("expected the idle timeout, got {other:?}"),
     }
 }
 
@@ -767,14 +884,60 @@ async fn a_call_refused_for_its_size_says_why() {
     .await;
     let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
     let big: Vec<i64> = vec![1; 2000];
-    let err = within("the big call", peer.request::<i64>("sum", big))
-        .await
-        .unwrap_err();
-    let Error::Closed { reason, .. } = &err else {
-        panic!("expected Closed, got {err}");
+    let (refused, small) = within("both calls", async {
+        tokio::join!(
+            peer.request::<i64>("sum", big),
+            peer.request::<i64>("sum", [1, 2])
+        )
+    })
+    .await;
+    // The server skipped it unread, so only its size tells which call it
+    // was: the one longer than the limit the refusal names.
+    let err = refused.unwrap_err();
+    let Error::Remote { source, method } = &err else {
+        panic!("expected the peer's refusal, got {err}");
     };
-    assert!(reason.contains("1024"), "{err}");
-    assert!(err.to_string().contains("1024"), "{err}");
+    assert_eq!(method, "sum");
+    assert_eq!(source.code, ErrorObject::INVALID_REQUEST);
+    assert!(
+        source.message.ends_with("exceeds the limit of 1024 bytes"),
+        "{err}"
+    );
+    assert_eq!(small.unwrap(), 3, "the call within the limit is answered");
+    assert_eq!(
+        within("a call after", peer.request::<i64>("sum", [3, 4]))
+            .await
+            .unwrap(),
+        7,
+        "the connection goes on"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_refused_for_its_size_fails_each_of_its_calls() {
+    let addr = serve_with(
+        common::spec_router(),
+        Framing::ContentLength,
+        Config::default(),
+        1024,
+    )
+    .await;
+    let (peer, _driver) = connect(addr, Framing::ContentLength, Router::new()).await;
+    let mut batch = Batch::new();
+    // Each entry is small; the array is not.
+    for _ in 0..40 {
+        batch.request("sum", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+    let answers = within("the batch", peer.batch(batch)).await.unwrap();
+    assert_eq!(answers.len(), 40);
+    for answer in answers {
+        match answer {
+            Err(Error::Remote { source, .. }) => {
+                assert_eq!(source.code, ErrorObject::INVALID_REQUEST, "{source}");
+            }
+            other => panic!("expected the peer's refusal, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -1059,4 +1222,122 @@ async fn a_handler_that_panics_before_its_future_exists_is_answered() {
         .call(r#"{"jsonrpc":"2.0","method":"ping","id":2}"#)
         .await;
     assert_eq!(reply["result"], "pong");
+}
+
+#[tokio::test]
+async fn params_nested_past_the_depth_limit_are_refused_and_the_connection_goes_on() {
+    let config = Config::default().max_depth(64);
+    let addr = serve_with(common::spec_router(), Framing::Newline, config, 1 << 20).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let reply = wire
+        .call(&format!(
+            r#"{{"jsonrpc":"2.0","method":"sum","params":{deep},"id":1}}"#
+        ))
+        .await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    assert!(reply["id"].is_null(), "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("64 levels"), "{message}");
+    // Within the limit, the same shape is read (and answered by the method).
+    let ok = format!("[{}1{}]", "[".repeat(10), "]".repeat(10));
+    let reply = wire
+        .call(&format!(
+            r#"{{"jsonrpc":"2.0","method":"sum","params":{ok},"id":2}}"#
+        ))
+        .await;
+    assert_eq!(reply["id"], 2, "{reply}");
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+}
+
+#[tokio::test]
+async fn a_huge_method_name_or_bad_params_are_not_echoed_whole() {
+    let addr = serve(common::spec_router(), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let name = "m".repeat(100_000);
+    let reply = wire
+        .call(&format!(r#"{{"jsonrpc":"2.0","method":"{name}","id":1}}"#))
+        .await;
+    assert_eq!(reply["error"]["code"], -32601, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.len() < 300 && message.contains("100000 bytes in all"),
+        "{message}"
+    );
+    let reply = wire
+        .call(&format!(
+            r#"{{"jsonrpc":"2.0","method":"sum","params":"{name}","id":2}}"#
+        ))
+        .await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.len() < 300, "{message}");
+}
+
+/// Calls still running when the drain timeout of a closing connection
+/// passes are answered with an error that says so (before, the connection
+/// just closed), a batch's finished entries keeping their answers.
+#[tokio::test]
+async fn calls_cut_off_by_the_drain_deadline_are_answered_before_the_close() {
+    let mut router = Router::new();
+    router.method("hold", || async {
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(true)
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let listener = rpcpeer_stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = Config::default().drain_timeout(Duration::from_millis(200));
+    let server = tokio::spawn(async move {
+        let (transport, _) = listener.accept().await.expect("accept");
+        let (peer, driver) = Driver::with_config(transport, router, config);
+        (peer, tokio::spawn(driver))
+    });
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    wire.send(r#"{"jsonrpc":"2.0","method":"hold","id":1}"#)
+        .await;
+    wire.send(
+        r#"[{"jsonrpc":"2.0","method":"ping","id":2},{"jsonrpc":"2.0","method":"hold","id":3}]"#,
+    )
+    .await;
+    wire.send(r#"{"method":"hold","params":[],"id":4}"#).await;
+    // Frames are read in order: once this is answered, so were the calls
+    // before it read and started.
+    let pong = wire
+        .call(r#"{"jsonrpc":"2.0","method":"ping","id":"p"}"#)
+        .await;
+    assert_eq!(pong["result"], "pong", "{pong}");
+    let (peer, driver) = server.await.expect("server");
+    peer.close().await;
+
+    let mut replies = Vec::new();
+    while let Some(text) = wire.recv_text().await {
+        replies.push(serde_json::from_str::<Value>(&text).expect("json"));
+    }
+    let single = replies
+        .iter()
+        .find(|r| r["id"] == 1)
+        .expect("hold answered");
+    assert_eq!(single["error"]["code"], -32003, "{single}");
+    let message = single["error"]["message"].as_str().unwrap();
+    assert!(message.contains("drain timeout"), "{message}");
+    let v1 = replies
+        .iter()
+        .find(|r| r["id"] == 4)
+        .expect("1.0 hold answered");
+    assert_eq!(v1["error"]["code"], -32003, "{v1}");
+    assert!(
+        v1.get("jsonrpc").is_none(),
+        "answered in its own 1.0 form: {v1}"
+    );
+    let batch = replies
+        .iter()
+        .find_map(Value::as_array)
+        .expect("the batch answered");
+    assert_eq!(batch[0], json!({"jsonrpc":"2.0","result":"pong","id":2}));
+    assert_eq!(batch[1]["error"]["code"], -32003, "{batch:?}");
+    let ended = within("the driver", driver).await.expect("task");
+    assert!(ended.is_ok(), "{ended:?}");
 }

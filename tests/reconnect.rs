@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{serve, within};
+use futures::StreamExt;
 use rpcpeer::reconnect::{Backoff, Reconnect, ReconnectingPeer};
 use rpcpeer::stream::{connect_tcp, Framing};
 use rpcpeer::{Config, Context, Error, ErrorObject, Router};
@@ -76,46 +77,37 @@ fn closed_reason(result: Result<impl std::fmt::Debug, Error>) -> String {
 /// was sent and then lost.
 #[tokio::test]
 async fn a_call_written_before_the_link_dropped_fails_as_lost_and_is_not_resent() {
-    struct Holds {
-        count: AtomicUsize,
-        started: Notify,
-    }
-    let holds = Arc::new(Holds {
-        count: AtomicUsize::new(0),
-        started: Notify::new(),
-    });
+    let holds = Arc::new(AtomicUsize::new(0));
     let mut server = Router::with_state(holds.clone());
-    server.method("hold", |cx: Context<Arc<Holds>>| async move {
-        cx.state().count.fetch_add(1, Ordering::SeqCst);
-        cx.state().started.notify_one();
+    server.method("hold", |cx: Context<Arc<AtomicUsize>>| async move {
+        cx.state().fetch_add(1, Ordering::SeqCst);
         std::future::pending::<()>().await;
         Ok::<_, ErrorObject>(())
     });
     server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
-    server.method("kick", |cx: Context<Arc<Holds>>| async move {
-        let peer = cx.peer().clone();
-        tokio::spawn(async move { peer.close().await });
-        Ok::<_, ErrorObject>(true)
-    });
-    let config = Config::default().drain_timeout(Duration::from_millis(100));
-    let addr = common::serve_with(
-        server,
-        Framing::Newline,
-        config,
-        rpcpeer_stream::DEFAULT_MAX_FRAME_LEN,
-    )
-    .await;
-    let client = client_of(addr);
-    let hold = tokio::spawn({
-        let client = client.clone();
-        async move { client.request::<Value>("hold", ()).await }
-    });
-    within("hold started", holds.started.notified()).await;
-    assert!(within("kick", client.request::<bool>("kick", ()))
+    let listener = rpcpeer::stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
         .await
-        .unwrap());
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn({
+        let holds = holds.clone();
+        async move {
+            // The first connection reads `hold` and hangs up unanswered.
+            let (mut first, _) = listener.accept().await.unwrap();
+            let frame = first.next().await.unwrap().unwrap();
+            assert!(frame.contains("hold"), "{frame}");
+            holds.fetch_add(1, Ordering::SeqCst);
+            drop(first);
+            while let Ok((transport, _)) = listener.accept().await {
+                tokio::spawn(rpcpeer::Driver::new(transport, server.clone()).1);
+            }
+        }
+    });
+    let client = client_of(addr);
 
-    let err = within("hold", hold).await.unwrap().unwrap_err();
+    let err = within("hold", client.request::<Value>("hold", ()))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::Closed { ref method, .. } if method == "hold"),
         "{err}"
@@ -131,7 +123,7 @@ async fn a_call_written_before_the_link_dropped_fails_as_lost_and_is_not_resent(
             .unwrap(),
         "pong"
     );
-    assert_eq!(holds.count.load(Ordering::SeqCst), 1, "`hold` was resent");
+    assert_eq!(holds.load(Ordering::SeqCst), 1, "`hold` was resent");
     client.close();
 }
 

@@ -217,7 +217,7 @@ async fn disconnect_case(burst: bool) {
         peer.notify("fill", ()).await.unwrap();
     }
     let room = Group::new(2, SlowMember::Disconnect);
-    let member = room.join(peer.clone());
+    let member = room.join(peer.clone()).unwrap();
     room.notify("p", [0]).unwrap();
     for _ in 0..10 {
         tokio::task::yield_now().await; // forwarder now waits on its send

@@ -103,7 +103,7 @@ impl Drop for OnDrop {
     }
 }
 
-/// A method over its limit is answered -32099 naming it and the limit, its
+/// A method over its limit is answered -32005 naming it and the limit, its
 /// token fires (or its task is aborted), and other calls go on.
 #[tokio::test]
 async fn a_handler_over_its_time_limit_is_answered_and_cancelled() {
@@ -174,7 +174,7 @@ async fn a_handler_over_its_time_limit_is_answered_and_cancelled() {
             panic!("{method}: expected an error reply, got {err}");
         };
         assert_eq!(source.code, ErrorObject::HANDLER_TIMEOUT, "{err}");
-        assert_eq!(source.code, -32099);
+        assert_eq!(source.code, -32005);
         assert!(
             source.message.contains(&format!("`{method}`")) && source.message.contains("100ms"),
             "{err}"

@@ -239,10 +239,12 @@ async fn a_reconnecting_client_runs_its_hook_again_and_never_resends() {
     assert!(within("kick", client.request::<bool>("kick", ()))
         .await
         .unwrap());
-    // The call that was running when the link dropped fails, clearly.
+    // The call that was running when the server closed the link fails,
+    // clearly: the server answers it "shutting down" after its drain timeout.
     let err = within("hold", hold).await.unwrap().unwrap_err();
     assert!(
-        matches!(err, Error::Closed { ref method, .. } if method == "hold"),
+        matches!(&err, Error::Remote { method, source }
+            if method == "hold" && source.code == ErrorObject::SHUTTING_DOWN),
         "{err}"
     );
 
@@ -273,7 +275,7 @@ type Joined = mpsc::UnboundedSender<(MemberId, Peer)>;
 fn room_router(room: Group, joined: Joined) -> Router<(Group, Joined)> {
     let mut router = Router::with_state((room, joined));
     router.method("join", |cx: Context<(Group, Joined)>| async move {
-        let member = cx.state().0.join(cx.peer().clone());
+        let member = cx.state().0.join(cx.peer().clone())?;
         let _ = cx.state().1.send((member.id(), cx.peer().clone()));
         Ok::<_, ErrorObject>(true)
     });
@@ -414,10 +416,17 @@ async fn an_oversized_message_is_refused_and_others_are_served() {
             !matches!(msg, tokio_tungstenite::tungstenite::Message::Text(ref t) if t.contains("result"))
         );
         if let tokio_tungstenite::tungstenite::Message::Close(frame) = msg {
-            closed_with = frame.map(|f| u16::from(f.code));
+            closed_with = frame.map(|f| (u16::from(f.code), f.reason.as_str().to_owned()));
         }
     }
-    assert_eq!(closed_with, Some(1009));
+    // RFC 6455: a message over the limit is fatal to its connection; the
+    // close reason names the limit.
+    let (code, reason) = closed_with.expect("a close frame");
+    assert_eq!(code, 1009);
+    assert!(
+        reason.ends_with("exceeds the limit of 1024 bytes"),
+        "{reason}"
+    );
     let other = ws_client(addr, Router::new()).await;
     assert_eq!(
         within("sum", other.request::<i64>("sum", [1, 2]))
@@ -425,6 +434,110 @@ async fn an_oversized_message_is_refused_and_others_are_served() {
             .unwrap(),
         3
     );
+}
+
+/// Opens a WebSocket peer, or says why the server refused it.
+async fn try_ws_client(addr: SocketAddr) -> Result<Peer, String> {
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
+        .await
+        .map_err(|err| err.to_string())?;
+    let (peer, driver) = Driver::new(transport, Router::new());
+    tokio::spawn(driver);
+    Ok(peer)
+}
+
+/// Whether a refusal is the server's 503.
+fn is_503(refusal: &str) -> bool {
+    refusal.contains("HTTP 503")
+}
+
+#[tokio::test]
+async fn a_server_at_its_connection_cap_answers_503_until_one_closes() {
+    let addr = ws_server(WsServer::new(common::spec_router()).max_connections(2)).await;
+    let first = ws_client(addr, Router::new()).await;
+    let second = ws_client(addr, Router::new()).await;
+    for peer in [&first, &second] {
+        assert_eq!(
+            within("sum", peer.request::<i64>("sum", [1, 2]))
+                .await
+                .unwrap(),
+            3
+        );
+    }
+    // The third, WebSocket or plain HTTP, is turned away.
+    match within("the third", try_ws_client(addr)).await {
+        Err(refusal) => assert!(is_503(&refusal), "{refusal}"),
+        Ok(_) => panic!("a third connection got in"),
+    }
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/",
+        Some("application/json"),
+        r#"{"jsonrpc":"2.0","method":"sum","params":[1],"id":1}"#,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("limit of 2 connections"), "{body}");
+    // Those already in are not disturbed.
+    assert_eq!(
+        within("sum", second.request::<i64>("sum", [3, 4]))
+            .await
+            .unwrap(),
+        7
+    );
+
+    within("the close", first.close()).await;
+    // The server frees the place when its side of the connection has
+    // ended, a moment after the client's: until then, a 503.
+    let third = within("a place", async {
+        loop {
+            match try_ws_client(addr).await {
+                Ok(peer) => break peer,
+                Err(refusal) if is_503(&refusal) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(refusal) => panic!("{refusal}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        within("sum", third.request::<i64>("sum", [5, 6]))
+            .await
+            .unwrap(),
+        11
+    );
+}
+
+#[tokio::test]
+async fn an_idle_websocket_peer_is_closed_but_not_one_waiting_on_a_long_call() {
+    let mut router = common::spec_router();
+    router.method("nap", |(ms,): (u64,)| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok::<_, ErrorObject>(ms)
+    });
+    let addr =
+        ws_server(WsServer::new(router).idle_timeout(Some(Duration::from_millis(200)))).await;
+    let (mut silent, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    let mut closed = false;
+    while let Some(Ok(msg)) = within("the close", silent.next()).await {
+        closed |= msg.is_close();
+    }
+    assert!(closed, "an idle peer gets a close frame");
+
+    // A call three times the idle timeout long: in flight, so not idle.
+    let (peer, _driver) = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
+        .await
+        .map(|transport| rpcpeer::Driver::new(transport, Router::new()))
+        .map(|(peer, driver)| (peer, tokio::spawn(driver)))
+        .unwrap();
+    let slept: u64 = within("a long call", peer.request("nap", [600]))
+        .await
+        .unwrap();
+    assert_eq!(slept, 600);
 }
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, content type, body).
@@ -518,7 +631,11 @@ async fn http_get_calls_safe_methods_only() {
             Ok::<_, ErrorObject>(p.value)
         })
         .safe();
-    let addr = ws_server(WsServer::new(router).http_options(HttpOptions { jsonp: true })).await;
+    let addr = ws_server(WsServer::new(router).http_options(HttpOptions {
+        jsonp: true,
+        ..HttpOptions::default()
+    }))
+    .await;
 
     let (status, kind, body) = http(addr, "GET", "/echo?value=hello+world", None, "").await;
     assert_eq!((status, kind.as_str()), (200, "application/json"));

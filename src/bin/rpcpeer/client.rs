@@ -261,8 +261,7 @@ impl Connection {
                 Failure::Remote
             }
             Error::Closed { method, reason } => {
-                // The driver's own error, when it has one the reason lacks
-                // (a failed write is known only to the driver).
+                // The driver's own error too, when the reason lacks it.
                 let end = match self.end_reason().await {
                     Some(end) if !reason.contains(&end) => format!("; {end}"),
                     _ => String::new(),

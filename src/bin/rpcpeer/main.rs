@@ -185,7 +185,8 @@ impl fmt::Display for Failure {
 /// its failure into a message and an exit status.
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve(_)));
+    // Kept to the end: dropping it flushes what is buffered (for a bounded time).
+    let _log = init_logging(matches!(cli.command, Command::Serve(_)));
     log_panics();
     let mut builder = match cli.command {
         Command::Bench(_) => bench::runtime(),
@@ -226,16 +227,27 @@ fn main() -> ExitCode {
 /// Logs go to stderr, so stdout carries only results (and serve's
 /// `listening on` lines). `RUST_LOG` overrides the default level: info for
 /// the server, warnings only for the one-shot client commands.
-fn init_logging(server: bool) {
+fn init_logging(server: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let default = if server { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // NB: log lines go through a bounded queue to a thread of their own,
+    // and are dropped when it is full: a stderr that nobody reads (a pipe
+    // left alone) must cost lines, never stop a worker thread mid-request.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_BUFFERED)
+        .lossy(true)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    guard
 }
+
+/// Log lines that may wait for a slow stderr before new ones are dropped.
+const LOG_LINES_BUFFERED: usize = 4096;
 
 /// Panics become one log line with their location instead of a backtrace
 /// on stderr: the demo's `panic` method panics on every call, and the core

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use rpcpeer::http::HttpOptions;
 use rpcpeer::stream::{Framing, TcpListener};
 use rpcpeer::transport::Transport;
+use rpcpeer::ws::{Config as WsConfig, Protocols};
 use rpcpeer::ws_server::WsServer;
 use rpcpeer::{Config, Driver, Router, Session};
 use tokio::time::Instant;
@@ -31,9 +33,48 @@ pub(crate) struct ServeArgs {
     /// Address for WebSocket (any path) and HTTP POST on the same port.
     #[arg(long, default_value = "127.0.0.1:7071", value_name = "ADDR")]
     ws: String,
+    /// What the --ws port speaks: both, websocket (plain HTTP gets 426) or
+    /// http (WebSocket upgrades get 400).
+    #[arg(long, default_value = "both", value_name = "MODE")]
+    ws_mode: WsMode,
+    /// An origin whose web pages may call the HTTP side from a browser
+    /// (CORS), such as http://localhost:8080 (repeatable; `*` for any).
+    /// None by default: CORS is off.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
     /// A demo account for `login` (repeatable).
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<(String, String)>,
+    /// Connections each port holds open at once; past it, new ones are
+    /// refused (TCP: closed at once; WebSocket and HTTP: 503) and the
+    /// refusal is logged.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_connections: usize,
+    /// Close a TCP or WebSocket connection after this many seconds with no
+    /// message either way and no call in flight (0: never).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "300")]
+    idle_timeout: Duration,
+}
+
+/// `--ws-mode`: which protocols the WebSocket/HTTP port speaks.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WsMode {
+    /// WebSocket and plain HTTP.
+    Both,
+    /// WebSocket only.
+    Websocket,
+    /// Plain HTTP only.
+    Http,
+}
+
+impl From<WsMode> for Protocols {
+    fn from(mode: WsMode) -> Self {
+        match mode {
+            WsMode::Both => Protocols::Both,
+            WsMode::Websocket => Protocols::WebSocketOnly,
+            WsMode::Http => Protocols::HttpOnly,
+        }
+    }
 }
 
 /// `--user NAME:PASSWORD`; the password may itself hold colons.
@@ -66,9 +107,11 @@ struct Shared {
 /// Runs the demo server until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut signals = crate::StopSignals::watch();
+    let idle_timeout = Some(args.idle_timeout).filter(|limit| !limit.is_zero());
     let tcp = TcpListener::bind(&args.tcp, args.framing)
         .await
-        .map_err(|err| Failure::Usage(format!("cannot listen on tcp://{}: {err}", args.tcp)))?;
+        .map_err(|err| Failure::Usage(format!("cannot listen on tcp://{}: {err}", args.tcp)))?
+        .with_max_connections(args.max_connections);
     let ws = tokio::net::TcpListener::bind(&args.ws)
         .await
         .map_err(|err| Failure::Usage(format!("cannot listen on ws://{}/: {err}", args.ws)))?;
@@ -80,24 +123,31 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let users: HashMap<String, String> = args.users.into_iter().collect();
     let shared = Arc::new(Shared {
         router: demo::router(users),
-        config: Config::default().drain_timeout(DRAIN),
+        config: Config::default()
+            .drain_timeout(DRAIN)
+            .idle_timeout(idle_timeout),
         stop: CancellationToken::new(),
         tracker: TaskTracker::new(),
         next_conn: AtomicU64::new(1),
     });
 
+    let ws_scheme = if args.ws_mode == WsMode::Http {
+        "http"
+    } else {
+        "ws"
+    };
     // NB: printed only once both are bound, and flushed: whoever reads
     // stdout may connect as soon as it sees its line.
     {
         let mut stdout = std::io::stdout().lock();
         let printed = writeln!(stdout, "listening on tcp://{tcp_addr}")
-            .and_then(|()| writeln!(stdout, "listening on ws://{ws_addr}/"))
+            .and_then(|()| writeln!(stdout, "listening on {ws_scheme}://{ws_addr}/"))
             .and_then(|()| stdout.flush());
         if let Err(err) = printed {
             tracing::warn!("could not print the listening addresses: {err}");
         }
     }
-    tracing::info!(framing = %args.framing, "serving tcp://{tcp_addr} and ws://{ws_addr}/");
+    tracing::info!(framing = %args.framing, "serving tcp://{tcp_addr} and {ws_scheme}://{ws_addr}/");
 
     shared.tracker.spawn(accept_tcp(tcp, shared.clone()));
     // The WebSocket and HTTP port: the library's server, with each
@@ -105,6 +155,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     // ConnId, which is how chat and callback refuse them).
     let ws_server = WsServer::new(shared.router.clone())
         .config(shared.config.clone())
+        .ws_config(WsConfig {
+            protocols: args.ws_mode.into(),
+            ..WsConfig::default()
+        })
+        .http_options(HttpOptions {
+            allowed_origins: args.allowed_origins,
+            ..HttpOptions::default()
+        })
+        .max_connections(args.max_connections)
+        .idle_timeout(idle_timeout)
         .on_connect({
             let shared = shared.clone();
             move |_peer, session, remote| {

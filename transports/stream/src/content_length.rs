@@ -2,10 +2,10 @@
 
 use std::io;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::invalid_data;
+use crate::{invalid_data, too_large};
 
 /// The longest header block accepted, blank line included. Real peers send
 /// one or two short headers; this only stops a peer that never ends them.
@@ -20,15 +20,19 @@ const MAX_HEADER_LEN: usize = 8 * 1024;
 ///   characters. A repeat with the same value is accepted, a different value
 ///   is an error;
 /// - `Content-Type` and any other header are accepted and ignored;
-/// - a length over `max_frame_len` is rejected as soon as its header line
-///   arrives, before any of the body is buffered or reserved;
+/// - a body longer than `max_frame_len` is skipped: once its header block
+///   has ended, decoding fails with an [`io::ErrorKind::FileTooLarge`] error
+///   that names the length and the limit, and the codec then discards
+///   exactly that many bytes as they arrive, never buffering or reserving
+///   them, and decodes the frames after it as usual;
 /// - a header block over 8 KiB, a line not ended by `\r\n`, a line that is
 ///   not `Name: value`, a body that is not UTF-8, and a stream that ends
 ///   inside a frame are all errors.
 ///
-/// Every decoding error but the last is `InvalidData`; an early end of
-/// stream is `UnexpectedEof`. `max_frame_len` only bounds decoding: this
-/// codec writes frames of any length.
+/// `FileTooLarge` is the one error after which decoding goes on. The others
+/// mean the framing is lost: they are `InvalidData`, except an early end of
+/// stream, which is `UnexpectedEof`. `max_frame_len` only bounds decoding:
+/// this codec writes frames of any length.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -39,9 +43,14 @@ const MAX_HEADER_LEN: usize = 8 * 1024;
 /// let mut buf = BytesMut::from("content-length: 2\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}");
 /// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some("{}"));
 ///
-/// let mut buf = BytesMut::from("Content-Length: 1073741824\r\n");
+/// // Over the limit: refused, skipped, and the next frame is decoded.
+/// let mut buf = BytesMut::from("Content-Length: 1073741824\r\n\r\n");
 /// let err = codec.decode(&mut buf).unwrap_err();
-/// assert_eq!(err.to_string(), "frame of 1073741824 bytes exceeds the 1024 byte limit");
+/// assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+/// assert_eq!(err.to_string(), "message of 1073741824 bytes exceeds the limit of 1024 bytes");
+/// buf.extend_from_slice(&[b'x'; 4096]); // dropped as it arrives
+/// assert_eq!(codec.decode(&mut buf)?, None);
+/// assert!(buf.is_empty());
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -50,8 +59,9 @@ pub struct ContentLengthCodec {
     max_frame_len: usize,
     /// Bytes of the current header block consumed so far, for the 8 KiB cap.
     header_len: usize,
-    /// The `Content-Length` seen so far in the current header block.
-    content_length: Option<usize>,
+    /// The `Content-Length` seen so far in the current header block, not yet
+    /// checked against the limit.
+    content_length: Option<u64>,
 }
 
 /// Where the decoder is inside a frame.
@@ -61,6 +71,9 @@ enum DecodeState {
     Headers,
     /// The header block is done; the body is this many bytes.
     Body(usize),
+    /// A body over the limit: this many of its bytes are still to be
+    /// thrown away as they arrive.
+    Skip(u64),
 }
 
 impl ContentLengthCodec {
@@ -110,8 +123,9 @@ impl ContentLengthCodec {
         }
     }
 
-    /// Parses a `Content-Length` value and checks it against the limit.
-    fn parse_length(&self, value: &[u8]) -> io::Result<usize> {
+    /// Parses a `Content-Length` value; the limit is checked once the header
+    /// block has ended, since a body over it is skipped, not read.
+    fn parse_length(&self, value: &[u8]) -> io::Result<u64> {
         // NB: check the digits by hand: `usize::from_str` would also accept
         // a leading `+`, which is not a valid Content-Length.
         if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
@@ -121,14 +135,13 @@ impl ContentLengthCodec {
             )));
         }
         let digits = shown(value);
-        match digits.parse::<usize>() {
-            Ok(len) if len <= self.max_frame_len => Ok(len),
-            // Too big for a usize is too big for any limit.
-            _ => Err(invalid_data(format!(
-                "frame of {digits} bytes exceeds the {} byte limit",
-                self.max_frame_len
-            ))),
-        }
+        // Past 2^64 bytes even skipping is meaningless: no real peer sends
+        // that much, so it can only be a broken header.
+        digits.parse::<u64>().map_err(|_| {
+            invalid_data(format!(
+                "Content-Length `{digits}` is too large to be a byte count"
+            ))
+        })
     }
 }
 
@@ -170,10 +183,34 @@ impl Decoder for ContentLengthCodec {
                         return Err(invalid_data("missing Content-Length header"));
                     };
                     self.header_len = 0;
-                    // NB: `len` was checked against `max_frame_len` when its
-                    // header was parsed, so this reserves at most the limit.
+                    let len = match usize::try_from(len) {
+                        Ok(len) if len <= self.max_frame_len => len,
+                        // Too big: skip the body rather than end the
+                        // connection, which the length lets us do exactly.
+                        _ => {
+                            self.state = DecodeState::Skip(len);
+                            return Err(too_large(format!(
+                                "message of {len} bytes exceeds the limit of {} bytes",
+                                self.max_frame_len
+                            )));
+                        }
+                    };
+                    // NB: `len` is within `max_frame_len`, so this reserves
+                    // at most the limit.
                     src.reserve(len.saturating_sub(src.len()));
                     self.state = DecodeState::Body(len);
+                }
+                // Skipping: what has arrived of the body is dropped at once.
+                DecodeState::Skip(left) => {
+                    let here = src.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    src.advance(here);
+                    // `here` is at most `left`, so this cannot wrap.
+                    let left = left - here as u64;
+                    if left > 0 {
+                        self.state = DecodeState::Skip(left);
+                        return Ok(None);
+                    }
+                    self.state = DecodeState::Headers;
                 }
                 // Part of the body is still on its way.
                 DecodeState::Body(len) if src.len() < len => return Ok(None),
@@ -210,6 +247,10 @@ impl Decoder for ContentLengthCodec {
                     "stream ended {} bytes short of a {len} byte frame body",
                     len - src.len()
                 ),
+            )),
+            DecodeState::Skip(left) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("stream ended {left} bytes short of the end of a message being skipped"),
             )),
         }
     }

@@ -13,10 +13,21 @@
 //!   `Content-Length: N\r\n\r\n` then N bytes of UTF-8. See
 //!   [`ContentLengthCodec`].
 //!
-//! Both are bounded by a `max_frame_len` that is always set
-//! ([`DEFAULT_MAX_FRAME_LEN`] unless told otherwise). A decoding error means
-//! the framing is lost: the stream yields that error and then ends, and
-//! nothing tries to resynchronise the byte stream.
+//! Limits, each with a default and a setting:
+//! - a message longer than `max_frame_len` ([`DEFAULT_MAX_FRAME_LEN`],
+//!   16 MiB) is skipped without being buffered, and the stream yields an
+//!   [`io::ErrorKind::FileTooLarge`] error that names the limit, then goes on
+//!   with the next message (see [`Framed`]). Any other decoding error means
+//!   the framing is lost: the stream yields that error and then ends, and
+//!   nothing tries to resynchronise the byte stream;
+//! - a listener holds at most [`DEFAULT_MAX_CONNECTIONS`] connections open
+//!   at once; it closes the ones past that as soon as it accepts them
+//!   ([`TcpListener::with_max_connections`]);
+//! - a connection may be closed after a time without a complete incoming
+//!   message ([`TcpListener::with_idle_timeout`],
+//!   [`Framed::with_idle_timeout`]; off unless set: this crate cannot tell
+//!   a long call from an idle peer, `rpcpeer`'s driver can, and has its
+//!   own `Config::idle_timeout`).
 //!
 //! ```no_run
 //! use futures::{SinkExt, StreamExt};
@@ -43,7 +54,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder};
 
+mod connections;
 mod content_length;
+mod framed;
 mod newline;
 mod process;
 mod tcp;
@@ -51,6 +64,7 @@ mod tcp;
 mod unix;
 
 pub use content_length::ContentLengthCodec;
+pub use framed::Framed;
 pub use newline::NewlineCodec;
 pub use process::{spawn_child, stdio, ChildIo, Stdio};
 pub use tcp::{connect_tcp, TcpListener};
@@ -60,10 +74,22 @@ pub use unix::{connect_unix, UnixListener};
 /// The largest frame accepted when no other limit is given: 16 MiB.
 ///
 /// A frame is held whole in memory before it is handed over, so this bounds
-/// what one peer can make us buffer. Every listener and connector in this
-/// crate uses it; pass another limit to [`framed`], [`FrameCodec::new`] or
-/// `with_max_frame_len` to change it.
+/// what one peer can make us buffer; a longer one is skipped as it arrives
+/// (see [`Framed`]). Every listener and connector in this crate uses it;
+/// pass another limit to [`framed`] or [`FrameCodec::new`], or set one with
+/// [`Framed::with_max_frame_len`] or a listener's `with_max_frame_len`.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// How many connections a listener holds open at once unless told
+/// otherwise: 10,000.
+///
+/// An idle connection costs an `rpcpeer` server some 15 KiB, so this many
+/// is about 150 MiB, and each holds a file descriptor (raise `ulimit -n`
+/// to use them all). A connection past the cap is accepted and closed at
+/// once, and the refusal is logged. Set with
+/// [`TcpListener::with_max_connections`] or
+/// `UnixListener::with_max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// How frames are delimited on a byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -128,8 +154,10 @@ impl std::error::Error for ParseFramingError {}
 /// A codec for either framing, so that every helper returns the same type.
 ///
 /// It decodes bytes into `String` frames and encodes `String` frames into
-/// bytes, delegating to [`NewlineCodec`] or [`ContentLengthCodec`]. After a
-/// decoding error the framing is lost; drop the stream rather than decode on.
+/// bytes, delegating to [`NewlineCodec`] or [`ContentLengthCodec`]. After an
+/// [`io::ErrorKind::FileTooLarge`] error (a message over the limit, being
+/// skipped) decoding goes on; after any other error the framing is lost:
+/// drop the stream rather than decode on.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -219,14 +247,8 @@ impl Encoder<String> for FrameCodec {
     }
 }
 
-/// A byte stream cut into `String` frames: the transport every helper returns.
-///
-/// It is a `Stream<Item = io::Result<String>> + Sink<String, Error = io::Error>`.
-/// The stream ends after its first error.
-pub type Framed<T> = tokio_util::codec::Framed<T, FrameCodec>;
-
-/// Wraps any byte stream in `framing`, rejecting frames longer than
-/// `max_frame_len` bytes.
+/// Wraps any byte stream in `framing`, skipping messages longer than
+/// `max_frame_len` bytes (see [`Framed`]).
 ///
 /// Use it for a transport this crate has no helper for, or to set a limit
 /// other than [`DEFAULT_MAX_FRAME_LEN`] on a connection:
@@ -245,10 +267,15 @@ pub fn framed<T: AsyncRead + AsyncWrite>(
     framing: Framing,
     max_frame_len: usize,
 ) -> Framed<T> {
-    tokio_util::codec::Framed::new(io, FrameCodec::new(framing, max_frame_len))
+    Framed::new(io, framing, max_frame_len)
 }
 
 /// An `InvalidData` error: the bytes on the wire broke the framing.
 pub(crate) fn invalid_data(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+/// A `FileTooLarge` error: a message over the limit, which the codec skips.
+pub(crate) fn too_large(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::FileTooLarge, message)
 }

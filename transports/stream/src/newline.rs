@@ -5,7 +5,7 @@ use std::io;
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
 
-use crate::invalid_data;
+use crate::{invalid_data, too_large};
 
 /// Newline-delimited framing: each frame is one line of UTF-8 text.
 ///
@@ -14,12 +14,18 @@ use crate::invalid_data;
 ///   line ends work too;
 /// - blank lines and lines of JSON whitespace only (space, tab, `\r`) are
 ///   skipped, never yielded;
-/// - a line longer than `max_frame_len` bytes is an `InvalidData` error as
-///   soon as more than `max_frame_len` bytes have arrived without a `\n`,
-///   so an endless line is never buffered whole. The limit counts the bytes
-///   before the `\n`, including a `\r` if there is one;
+/// - a line longer than `max_frame_len` bytes is skipped: as soon as more
+///   than `max_frame_len` bytes have arrived without a `\n`, decoding fails
+///   with an [`io::ErrorKind::FileTooLarge`] error naming the limit, and the
+///   codec then discards the rest of the line as it arrives, up to and
+///   including its `\n`, and decodes the lines after it as usual. An endless
+///   line is never buffered whole. The limit counts the bytes before the
+///   `\n`, including a `\r` if there is one;
 /// - a line that is not UTF-8 is an `InvalidData` error;
 /// - at end of stream, a last line without `\n` is still a frame.
+///
+/// `FileTooLarge` is the one error after which decoding goes on; after any
+/// other, the framing is lost.
 ///
 /// Encoding writes the text and then `\n`. See [`Encoder::encode`] on this
 /// type for what happens to a text that contains a `\n` itself.
@@ -35,6 +41,14 @@ use crate::invalid_data;
 /// assert_eq!(codec.decode(&mut buf)?, None); // `[1,` waits for its `\n`
 /// buf.extend_from_slice(b"2]");
 /// assert_eq!(codec.decode_eof(&mut buf)?.as_deref(), Some("[1,2]"));
+///
+/// // A line over the limit is refused, and the next one is decoded.
+/// let mut codec = NewlineCodec::new(4);
+/// let mut buf = BytesMut::from("[1,2,3]\n[4]\n");
+/// let err = codec.decode(&mut buf).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+/// assert_eq!(err.to_string(), "message exceeds the limit of 4 bytes");
+/// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some("[4]"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -44,7 +58,7 @@ pub struct NewlineCodec {
 }
 
 impl NewlineCodec {
-    /// A codec that rejects lines longer than `max_frame_len` bytes.
+    /// A codec that skips lines longer than `max_frame_len` bytes.
     pub fn new(max_frame_len: usize) -> Self {
         NewlineCodec {
             lines: LinesCodec::new_with_max_length(max_frame_len),
@@ -60,8 +74,10 @@ impl NewlineCodec {
     /// Turns `LinesCodec`'s errors into the `io::Error`s this crate promises.
     fn map_err(&self, err: LinesCodecError) -> io::Error {
         match err {
-            LinesCodecError::MaxLineLengthExceeded => invalid_data(format!(
-                "frame exceeds the {} byte limit",
+            // `LinesCodec` now discards up to the next `\n`, and decodes on.
+            // How long the line is cannot be known without reading it.
+            LinesCodecError::MaxLineLengthExceeded => too_large(format!(
+                "message exceeds the limit of {} bytes",
                 self.max_frame_len
             )),
             // `LinesCodec` only makes `InvalidData` itself when a line is

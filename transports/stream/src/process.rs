@@ -13,8 +13,9 @@ pub type Stdio = Join<tokio::io::Stdin, tokio::io::Stdout>;
 /// A child's stdout (read) and stdin (write) as one byte stream.
 pub type ChildIo = Join<ChildStdout, ChildStdin>;
 
-/// Frames this process's stdin and stdout, with [`DEFAULT_MAX_FRAME_LEN`]:
-/// frames are read from stdin and written to stdout.
+/// Frames this process's stdin and stdout, with [`DEFAULT_MAX_FRAME_LEN`]
+/// (set another limit with [`Framed::with_max_frame_len`]) and no idle
+/// timeout: frames are read from stdin and written to stdout.
 ///
 /// Nothing else may write to stdout while this is in use (send logs to
 /// stderr), or the peer sees broken frames. Every frame sent is flushed.
@@ -34,7 +35,8 @@ pub type ChildIo = Join<ChildStdout, ChildStdin>;
 /// use rpcpeer_stream::{stdio, Framing};
 ///
 /// # async fn run() -> std::io::Result<()> {
-/// let mut conn = stdio(Framing::ContentLength);
+/// // Messages of up to 64 MiB; longer ones are skipped.
+/// let mut conn = stdio(Framing::ContentLength).with_max_frame_len(64 << 20);
 /// while let Some(frame) = conn.next().await {
 ///     conn.send(frame?).await?; // echo
 /// }
@@ -47,8 +49,9 @@ pub fn stdio(framing: Framing) -> Framed<Stdio> {
 }
 
 /// Spawns `cmd` with its stdin and stdout piped to us, and frames them, with
-/// [`DEFAULT_MAX_FRAME_LEN`]: frames sent go to the child's stdin, frames
-/// read come from its stdout.
+/// [`DEFAULT_MAX_FRAME_LEN`] (set another limit with
+/// [`Framed::with_max_frame_len`]) and no idle timeout: frames sent go to
+/// the child's stdin, frames read come from its stdout.
 ///
 /// The child's stderr is left as `cmd` sets it, which by default means
 /// inherited from this process, so its logs still show. `kill_on_drop` is
@@ -70,7 +73,9 @@ pub fn stdio(framing: Framing) -> Framed<Stdio> {
 /// # async fn run() -> std::io::Result<()> {
 /// let mut cmd = tokio::process::Command::new("some-language-server");
 /// cmd.arg("--stdio");
-/// let (mut conn, mut child) = spawn_child(&mut cmd, Framing::ContentLength)?;
+/// let (conn, mut child) = spawn_child(&mut cmd, Framing::ContentLength)?;
+/// // A language server's replies can be large: allow 256 MiB each.
+/// let mut conn = conn.with_max_frame_len(256 << 20);
 /// conn.send(r#"{"jsonrpc":"2.0","method":"exit"}"#.to_string()).await?;
 /// let status = child.wait().await?;
 /// # Ok(())

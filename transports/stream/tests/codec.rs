@@ -87,6 +87,86 @@ fn assert_invalid_data(err: &io::Error, needle: &str) {
     assert!(err.to_string().contains(needle), "`{err}` lacks `{needle}`");
 }
 
+/// A message over the limit: skipped, and decoding goes on.
+fn assert_too_large(err: &io::Error, message: &str) {
+    assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
+    assert_eq!(err.to_string(), message);
+}
+
+/// Everything a codec yields for `chunks` then the end of the stream:
+/// frames as `Ok`, skipped messages as `Err` with the error's text. Fails
+/// the test on any other error.
+fn items_of<D>(mut codec: D, chunks: &[&[u8]]) -> Vec<Result<String, String>>
+where
+    D: Decoder<Item = String, Error = io::Error>,
+{
+    let mut buf = BytesMut::new();
+    let mut items = Vec::new();
+    let take = |decoded: io::Result<Option<String>>, items: &mut Vec<_>| match decoded {
+        Ok(Some(frame)) => {
+            items.push(Ok(frame));
+            true
+        }
+        Ok(None) => false,
+        Err(err) if err.kind() == io::ErrorKind::FileTooLarge => {
+            items.push(Err(err.to_string()));
+            true
+        }
+        Err(err) => panic!("decoding failed: {err}"),
+    };
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        while take(codec.decode(&mut buf), &mut items) {}
+    }
+    while take(codec.decode_eof(&mut buf), &mut items) {}
+    assert!(buf.is_empty(), "bytes left over: {buf:?}");
+    items
+}
+
+/// Checks that `input` gives `expected` however it is cut into reads, as
+/// [`assert_decodes_at_every_split`] does, skipped messages included.
+fn assert_items_at_every_split<D>(
+    new_codec: impl Fn() -> D,
+    input: &[u8],
+    expected: &[Result<&str, &str>],
+) where
+    D: Decoder<Item = String, Error = io::Error>,
+{
+    let expected: Vec<Result<String, String>> = expected
+        .iter()
+        .map(|item| item.map(str::to_owned).map_err(str::to_owned))
+        .collect();
+    for split in 0..=input.len() {
+        let (head, tail) = input.split_at(split);
+        assert_eq!(
+            items_of(new_codec(), &[head, tail]),
+            expected,
+            "split at byte {split}"
+        );
+    }
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(items_of(new_codec(), &bytes), expected, "one byte per read");
+}
+
+/// Feeds `total` bytes of `x` in `chunk` byte reads, checking after each
+/// that the codec held none of them, and returns what it decoded.
+fn feed_filler<D>(codec: &mut D, buf: &mut BytesMut, total: usize, chunk: usize) -> Vec<String>
+where
+    D: Decoder<Item = String, Error = io::Error>,
+{
+    let mut frames = Vec::new();
+    let filler = vec![b'x'; chunk];
+    let mut sent = 0;
+    while sent < total {
+        let n = chunk.min(total - sent);
+        buf.extend_from_slice(&filler[..n]);
+        sent += n;
+        drain(codec, buf, &mut frames);
+        assert!(buf.is_empty(), "{} skipped bytes were kept", buf.len());
+    }
+    frames
+}
+
 fn encode<E: Encoder<String, Error = io::Error>>(codec: &mut E, frame: &str) -> BytesMut {
     let mut buf = BytesMut::new();
     codec
@@ -162,27 +242,61 @@ fn newline_limit_counts_bytes_not_chars() {
         [text]
     );
     let err = decode_err(&mut NewlineCodec::new(11), input.as_bytes());
-    assert_invalid_data(&err, "frame exceeds the 11 byte limit");
+    assert_too_large(&err, "message exceeds the limit of 11 bytes");
 }
 
 #[test]
-fn newline_rejects_a_long_line_before_it_ends() {
+fn newline_refuses_a_long_line_before_it_ends() {
     let mut codec = NewlineCodec::new(16);
     let buf = &mut BytesMut::from(&[b'x'; 16][..]);
     // Exactly at the limit, a `\n` may still come.
     assert_eq!(codec.decode(buf).expect("decode"), None);
-    // One byte more and no `\n` in sight: fail now, not when the line ends.
+    // One byte more and no `\n` in sight: refuse now, not when the line ends.
     buf.extend_from_slice(b"x");
     let err = codec.decode(buf).expect_err("17 bytes without a line end");
-    assert_invalid_data(&err, "frame exceeds the 16 byte limit");
+    assert_too_large(&err, "message exceeds the limit of 16 bytes");
 }
 
 #[test]
-fn newline_rejects_an_oversize_line_in_one_read() {
+fn newline_skips_an_oversize_line_in_one_read_and_decodes_the_next() {
     let mut input = vec![b'x'; MIB + 1];
-    input.push(b'\n');
-    let err = decode_err(&mut NewlineCodec::new(MIB), &input);
-    assert_invalid_data(&err, &format!("exceeds the {MIB} byte limit"));
+    input.extend_from_slice(b"\n[1]\n");
+    let mut codec = NewlineCodec::new(MIB);
+    let buf = &mut BytesMut::from(&input[..]);
+    let err = codec.decode(buf).expect_err("over the limit");
+    assert_too_large(&err, &format!("message exceeds the limit of {MIB} bytes"));
+    assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("[1]"));
+    assert_eq!(codec.decode(buf).expect("decode"), None);
+}
+
+#[test]
+fn newline_skips_an_oversize_line_without_holding_it() {
+    let mut codec = NewlineCodec::new(64);
+    let buf = &mut BytesMut::from(&[b'x'; 65][..]);
+    let err = codec.decode(buf).expect_err("over the limit");
+    assert_too_large(&err, "message exceeds the limit of 64 bytes");
+    // Ten MiB more of the same line: dropped as it comes.
+    assert!(feed_filler(&mut codec, buf, 10 * MIB, 64 * 1024).is_empty());
+    buf.extend_from_slice(b"\"rest of it\"\n{\"next\":1}\n");
+    assert_eq!(
+        codec.decode(buf).expect("decode").as_deref(),
+        Some(r#"{"next":1}"#)
+    );
+}
+
+#[test]
+fn newline_skipped_lines_split_at_every_byte() {
+    assert_items_at_every_split(
+        || NewlineCodec::new(4),
+        b"[1]\n[1,2,3]\r\n[2]\n123456789\n\n[3]",
+        &[
+            Ok("[1]"),
+            Err("message exceeds the limit of 4 bytes"),
+            Ok("[2]"),
+            Err("message exceeds the limit of 4 bytes"),
+            Ok("[3]"),
+        ],
+    );
 }
 
 #[test]
@@ -353,25 +467,66 @@ fn content_length_rejects_newline_framed_json_at_its_first_byte() {
 }
 
 #[test]
-fn content_length_rejects_an_oversize_length_before_buffering_the_body() {
+fn content_length_refuses_an_oversize_length_before_buffering_the_body() {
     let mut codec = ContentLengthCodec::new(MIB);
-    // The header line alone, without the blank line or any body, is enough.
-    let buf = &mut BytesMut::from(&b"Content-Length: 1073741824\r\n"[..]);
+    let buf = &mut BytesMut::from(&b"Content-Length: 1073741824\r\n\r\n"[..]);
     let err = codec.decode(buf).expect_err("1 GiB over a 1 MiB limit");
-    assert_invalid_data(
+    assert_too_large(
         &err,
-        &format!("frame of 1073741824 bytes exceeds the {MIB} byte limit"),
+        &format!("message of 1073741824 bytes exceeds the limit of {MIB} bytes"),
     );
     assert!(buf.capacity() < MIB, "reserved {} bytes", buf.capacity());
 }
 
 #[test]
-fn content_length_rejects_a_length_too_big_for_usize() {
+fn content_length_skips_exactly_the_oversize_body_without_holding_it() {
+    let body = 10 * MIB + 3;
+    let mut codec = ContentLengthCodec::new(1024);
+    let buf = &mut BytesMut::from(format!("Content-Length: {body}\r\n\r\n").as_bytes());
+    let err = codec.decode(buf).expect_err("over the limit");
+    assert_too_large(
+        &err,
+        &format!("message of {body} bytes exceeds the limit of 1024 bytes"),
+    );
+    assert!(feed_filler(&mut codec, buf, body, 64 * 1024).is_empty());
+    // The body's last byte was the last skipped: the next frame starts here.
+    buf.extend_from_slice(b"Content-Length: 2\r\n\r\n{}");
+    assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("{}"));
+}
+
+#[test]
+fn content_length_skipped_bodies_split_at_every_byte() {
+    assert_items_at_every_split(
+        || ContentLengthCodec::new(4),
+        b"Content-Length: 4\r\n\r\n1234Content-Length: 5\r\n\r\n\r\n\r\n\rContent-Length: 2\r\n\r\n{}",
+        &[
+            Ok("1234"),
+            Err("message of 5 bytes exceeds the limit of 4 bytes"),
+            Ok("{}"),
+        ],
+    );
+}
+
+#[test]
+fn content_length_eof_while_skipping_is_an_error() {
+    let mut codec = ContentLengthCodec::new(4);
+    let buf = &mut BytesMut::from(&b"Content-Length: 10\r\n\r\n123"[..]);
+    codec.decode(buf).expect_err("over the limit");
+    let err = codec.decode_eof(buf).expect_err("stream ended mid-body");
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    assert_eq!(
+        err.to_string(),
+        "stream ended 7 bytes short of the end of a message being skipped"
+    );
+}
+
+#[test]
+fn content_length_rejects_a_length_too_big_to_count() {
     let input = b"Content-Length: 99999999999999999999999999\r\n\r\n";
     let err = decode_err(&mut ContentLengthCodec::new(64), input);
     assert_invalid_data(
         &err,
-        "frame of 99999999999999999999999999 bytes exceeds the 64 byte limit",
+        "Content-Length `99999999999999999999999999` is too large to be a byte count",
     );
 }
 
@@ -382,7 +537,7 @@ fn content_length_accepts_a_length_at_the_limit() {
     let buf = &mut BytesMut::from(&input[..]);
     assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("1234"));
     let err = codec.decode(buf).expect_err("5 bytes over a 4 byte limit");
-    assert_invalid_data(&err, "frame of 5 bytes exceeds the 4 byte limit");
+    assert_too_large(&err, "message of 5 bytes exceeds the limit of 4 bytes");
 }
 
 /// A header block of exactly `block_len` bytes, blank line included, for a
@@ -515,7 +670,11 @@ fn frame_codec_delegates_to_the_chosen_framing() {
             "{framing}"
         );
         let err = decode_err(&mut FrameCodec::new(framing, 2), wire);
-        assert_invalid_data(&err, "exceeds the 2 byte limit");
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{framing}: {err}");
+        assert!(
+            err.to_string().ends_with("exceeds the limit of 2 bytes"),
+            "{framing}: {err}"
+        );
     }
 }
 
@@ -574,4 +733,125 @@ async fn framed_stream_yields_the_error_then_ends() {
         assert!(conn.next().await.is_none());
     })
     .await;
+}
+
+#[tokio::test]
+async fn framed_stream_skips_an_oversize_message_and_goes_on() {
+    within_deadline(async {
+        for (framing, wire, error) in [
+            (
+                Framing::Newline,
+                &b"[1]\n[1,2,3,4,5,6,7,8,9]\n[2]\n"[..],
+                "message exceeds the limit of 8 bytes",
+            ),
+            (
+                Framing::ContentLength,
+                b"Content-Length: 3\r\n\r\n[1]Content-Length: 19\r\n\r\n[1,2,3,4,5,6,7,8,9]Content-Length: 3\r\n\r\n[2]",
+                "message of 19 bytes exceeds the limit of 8 bytes",
+            ),
+        ] {
+            let (mut writer, reader) = tokio::io::duplex(1024);
+            let mut conn = framed(reader, framing, 8);
+            writer.write_all(wire).await.expect("write");
+            drop(writer);
+            assert_eq!(conn.next().await.expect("a frame").expect("no error"), "[1]");
+            let err = conn
+                .next()
+                .await
+                .expect("an item")
+                .expect_err("over the limit");
+            assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{framing}: {err}");
+            assert_eq!(err.to_string(), error, "{framing}");
+            assert_eq!(
+                conn.next().await.expect("a frame").expect("no error"),
+                "[2]",
+                "{framing}: the stream goes on after the skipped message"
+            );
+            assert!(conn.next().await.is_none(), "{framing}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn framed_with_max_frame_len_replaces_the_limit() {
+    let (a, _b) = tokio::io::duplex(64);
+    let conn = framed(a, Framing::ContentLength, 1024).with_max_frame_len(7);
+    assert_eq!(conn.codec().max_frame_len(), 7);
+    assert_eq!(conn.codec().framing(), Framing::ContentLength);
+    assert_eq!(conn.idle_timeout(), None, "no idle timeout unless set");
+}
+
+/// Paused time: the clock moves only when every task waits, straight to
+/// the next timer, so these tests are exact and take no real time.
+mod idle {
+    use std::time::Duration;
+
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_clock_restarts_at_each_complete_message() {
+        let (a, b) = tokio::io::duplex(1024);
+        let mut client = framed(a, Framing::Newline, 1024);
+        let mut server = framed(b, Framing::Newline, 1024).with_idle_timeout(Some(IDLE));
+        assert_eq!(server.idle_timeout(), Some(IDLE));
+        for n in 0..3 {
+            // 8 s each time: 24 s in all, over the 10 s, but never 10 s
+            // without a message.
+            tokio::time::advance(Duration::from_secs(8)).await;
+            client.send(format!("[{n}]")).await.expect("send");
+            let frame = server.next().await.expect("a frame").expect("not idle");
+            assert_eq!(frame, format!("[{n}]"));
+        }
+        let err = server.next().await.expect("an item").expect_err("idle");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("idle"), "{err}");
+        assert!(server.next().await.is_none(), "the stream ends after it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_that_never_make_a_message_do_not_count() {
+        let (mut a, b) = tokio::io::duplex(1024);
+        let mut server = framed(b, Framing::ContentLength, 1024).with_idle_timeout(Some(IDLE));
+        let trickle = async {
+            // One byte every 2 s of a header block that never ends.
+            for byte in b"Content-Length: 99999" {
+                a.write_all(&[*byte]).await.expect("write");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            a
+        };
+        let (item, _a) = tokio::join!(server.next(), trickle);
+        let err = item.expect("an item").expect_err("idle");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_skipped_message_counts_as_one() {
+        let (mut a, b) = tokio::io::duplex(1024);
+        let mut server = framed(b, Framing::Newline, 4).with_idle_timeout(Some(IDLE));
+        tokio::time::advance(Duration::from_secs(8)).await;
+        a.write_all(b"[1,2,3]\n").await.expect("write");
+        let err = server
+            .next()
+            .await
+            .expect("an item")
+            .expect_err("too large");
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
+        tokio::time::advance(Duration::from_secs(8)).await;
+        a.write_all(b"[4]\n").await.expect("write");
+        assert_eq!(
+            server.next().await.expect("a frame").expect("not idle"),
+            "[4]"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_idle_timeout_is_none() {
+        let (_a, b) = tokio::io::duplex(64);
+        let server = framed(b, Framing::Newline, 64).with_idle_timeout(Some(Duration::ZERO));
+        assert_eq!(server.idle_timeout(), None);
+    }
 }

@@ -6,8 +6,14 @@ use proptest::prelude::*;
 use rpcpeer_stream::{FrameCodec, Framing};
 use tokio_util::codec::Decoder;
 
-/// Every frame the codec yields for `input` read in `chunks`, stopping at the first error.
-fn decode_all(framing: Framing, input: &[u8], chunks: &[usize]) -> (Vec<String>, bool) {
+/// Every frame the codec yields for `input` read in `chunks` (as `Ok`, and
+/// each message skipped for its size as `Err` with the error's text),
+/// stopping at the first other error; `true` when there was one.
+fn decode_all(
+    framing: Framing,
+    input: &[u8],
+    chunks: &[usize],
+) -> (Vec<Result<String, String>>, bool) {
     let mut codec = FrameCodec::new(framing, 256);
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
@@ -19,18 +25,25 @@ fn decode_all(framing: Framing, input: &[u8], chunks: &[usize]) -> (Vec<String>,
         rest = &rest[n..];
         loop {
             match codec.decode(&mut buf) {
-                Ok(Some(frame)) => frames.push(frame),
+                Ok(Some(frame)) => frames.push(Ok(frame)),
                 Ok(None) => break,
+                Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
+                    frames.push(Err(err.to_string()))
+                }
                 Err(_) => return (frames, true),
             }
         }
     }
-    match codec.decode_eof(&mut buf) {
-        Ok(Some(frame)) => frames.push(frame),
-        Ok(None) => {}
-        Err(_) => return (frames, true),
+    loop {
+        match codec.decode_eof(&mut buf) {
+            Ok(Some(frame)) => frames.push(Ok(frame)),
+            Ok(None) => return (frames, false),
+            Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
+                frames.push(Err(err.to_string()))
+            }
+            Err(_) => return (frames, true),
+        }
     }
-    (frames, false)
 }
 
 /// Bytes that are often, but not always, valid frames.
@@ -38,6 +51,9 @@ fn wire() -> impl Strategy<Value = Vec<u8>> {
     let piece = prop_oneof![
         Just(b"Content-Length: 2\r\n\r\n{}".to_vec()),
         Just(b"Content-Length: 9\r\n\r\n".to_vec()),
+        // Over the limit of 256: skipped, whatever follows.
+        Just(b"Content-Length: 300\r\n\r\n".to_vec()),
+        Just([vec![b'x'; 300], b"\n".to_vec()].concat()),
         Just(b"{\"a\":1}\n".to_vec()),
         Just(b"\r\n".to_vec()),
         Just("h\u{e9}llo \u{2713}\n".as_bytes().to_vec()),
@@ -55,7 +71,7 @@ proptest! {
             let whole = decode_all(framing, &input, &[input.len().max(1)]);
             let split = decode_all(framing, &input, &chunks);
             prop_assert_eq!(&whole, &split, "{:?} split as {:?}", framing, chunks);
-            for frame in &whole.0 {
+            for frame in whole.0.iter().flatten() {
                 prop_assert!(frame.len() <= 256, "a frame over the limit got through");
             }
         }

@@ -97,6 +97,33 @@ async fn tcp_frames_flow_both_ways_in_both_framings() {
     .await;
 }
 
+/// Sends a message over the limit of 8 bytes and one within it: the first
+/// is refused with an error that names the limit, the second arrives.
+async fn assert_skips_over_8_bytes<A, B>(mut from: A, mut to: B, framing: Framing)
+where
+    A: Sink<String, Error = io::Error> + Unpin,
+    B: Stream<Item = io::Result<String>> + Unpin,
+{
+    from.send("[1,2,3,4,5]".to_owned()).await.expect("send");
+    from.send("[6]".to_owned()).await.expect("send");
+    let err = to
+        .next()
+        .await
+        .expect("an item")
+        .expect_err("over the limit");
+    assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{framing}: {err}");
+    let expected = match framing {
+        Framing::Newline => "message exceeds the limit of 8 bytes",
+        Framing::ContentLength => "message of 11 bytes exceeds the limit of 8 bytes",
+    };
+    assert_eq!(err.to_string(), expected, "{framing}");
+    assert_eq!(
+        to.next().await.expect("a frame").expect("no error"),
+        "[6]",
+        "{framing}: the connection goes on"
+    );
+}
+
 #[tokio::test]
 async fn tcp_listener_applies_its_max_frame_len() {
     within_deadline(async {
@@ -108,22 +135,156 @@ async fn tcp_listener_applies_its_max_frame_len() {
             assert_eq!(listener.max_frame_len(), 8);
             let addr = listener.local_addr().expect("local_addr");
             let (accepted, client) = tokio::join!(listener.accept(), connect_tcp(addr, framing));
-            let (mut server, _) = accepted.expect("accept");
-            let mut client = client.expect("connect");
+            let (server, _) = accepted.expect("accept");
             // The client keeps the default limit, so only the server refuses.
-            client.send("[1,2,3,4,5]".to_owned()).await.expect("send");
-            let err = server
-                .next()
-                .await
-                .expect("an item")
-                .expect_err("over the limit");
-            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{framing}: {err}");
-            assert!(err.to_string().contains("8 byte limit"), "{framing}: {err}");
-            assert!(
-                server.next().await.is_none(),
-                "{framing}: the stream ends after the error"
-            );
+            assert_skips_over_8_bytes(client.expect("connect"), server, framing).await;
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connected_transport_takes_a_limit_too() {
+    within_deadline(async {
+        for framing in FRAMINGS {
+            let listener = TcpListener::bind("127.0.0.1:0", framing)
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            let (accepted, client) = tokio::join!(listener.accept(), connect_tcp(addr, framing));
+            let (server, _) = accepted.expect("accept");
+            let client = client.expect("connect").with_max_frame_len(8);
+            assert_skips_over_8_bytes(server, client, framing).await;
+        }
+    })
+    .await;
+}
+
+/// Whether the listener closed this connection without a word: the client
+/// reads the end of the stream (or a reset, had it sent anything).
+async fn refused(mut client: Framed<tokio::net::TcpStream>) -> bool {
+    match client.next().await {
+        None => true,
+        Some(Err(err)) => err.kind() == io::ErrorKind::ConnectionReset,
+        Some(Ok(frame)) => panic!("a refused connection got a frame: {frame}"),
+    }
+}
+
+#[tokio::test]
+async fn tcp_listener_refuses_connections_past_its_cap_until_one_closes() {
+    within_deadline(async {
+        let listener = TcpListener::bind("127.0.0.1:0", Framing::Newline)
+            .await
+            .expect("bind")
+            .with_max_connections(2);
+        assert_eq!(listener.max_connections(), 2);
+        let addr = listener.local_addr().expect("local_addr");
+        let listener = std::sync::Arc::new(listener);
+
+        let mut held = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let (accepted, client) =
+                tokio::join!(listener.accept(), connect_tcp(addr, Framing::Newline));
+            held.push(accepted.expect("accept").0);
+            clients.push(client.expect("connect"));
+        }
+
+        // The third: accepted by the kernel, then closed by the listener,
+        // whose accept goes on waiting.
+        let next = tokio::spawn({
+            let listener = listener.clone();
+            async move { listener.accept().await }
+        });
+        let third = connect_tcp(addr, Framing::Newline).await.expect("connect");
+        assert!(refused(third).await, "the third connection is refused");
+        assert!(
+            !next.is_finished(),
+            "a refused connection is not handed out"
+        );
+
+        // One of the two closes (its transport is dropped): its place is free.
+        drop(held.pop());
+        let mut fourth = connect_tcp(addr, Framing::Newline).await.expect("connect");
+        let (mut server, _) = next.await.expect("accept task").expect("accept");
+        fourth.send("[4]".to_owned()).await.expect("send");
+        assert_eq!(
+            server.next().await.expect("a frame").expect("no error"),
+            "[4]"
+        );
+        // The connection that stayed open was never disturbed.
+        server
+            .send("[\"still here\"]".to_owned())
+            .await
+            .expect("send");
+        assert_eq!(
+            fourth.next().await.expect("a frame").expect("no error"),
+            "[\"still here\"]"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcp_listener_closes_an_idle_connection() {
+    within_deadline(async {
+        let listener = TcpListener::bind("127.0.0.1:0", Framing::Newline)
+            .await
+            .expect("bind")
+            .with_idle_timeout(Some(std::time::Duration::from_millis(200)));
+        assert_eq!(
+            TcpListener::bind("127.0.0.1:0", Framing::Newline)
+                .await
+                .expect("bind")
+                .idle_timeout(),
+            None
+        );
+        let addr = listener.local_addr().expect("local_addr");
+        let (accepted, client) =
+            tokio::join!(listener.accept(), connect_tcp(addr, Framing::Newline));
+        let (mut server, _) = accepted.expect("accept");
+        let _client = client.expect("connect");
+        let err = server
+            .next()
+            .await
+            .expect("an item")
+            .expect_err("idle connection");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(server.next().await.is_none(), "the stream ends");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tcp_listener_closes_a_connection_that_trickles_a_message_it_never_ends() {
+    within_deadline(async {
+        let listener = TcpListener::bind("127.0.0.1:0", Framing::Newline)
+            .await
+            .expect("bind")
+            .with_idle_timeout(Some(std::time::Duration::from_millis(200)));
+        let addr = listener.local_addr().expect("local_addr");
+        let (accepted, client) =
+            tokio::join!(listener.accept(), tokio::net::TcpStream::connect(addr));
+        let (mut server, _) = accepted.expect("accept");
+        let mut client = client.expect("connect");
+        let trickle = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // A byte every 20 ms of a line that never ends, until the
+            // server hangs up.
+            while client.write_all(b"x").await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+        let err = server
+            .next()
+            .await
+            .expect("an item")
+            .expect_err("trickling connection");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        drop(server);
+        trickle
+            .await
+            .expect("the trickle stops once the server hangs up");
     })
     .await;
 }
@@ -193,24 +354,54 @@ mod unix {
     #[tokio::test]
     async fn unix_listener_applies_its_max_frame_len() {
         within_deadline(async {
-            let path = SocketPath::new("max-frame-len");
+            for framing in FRAMINGS {
+                let path = SocketPath::new(&format!("max-frame-len-{framing}"));
+                let listener = UnixListener::bind(&path.0, framing)
+                    .expect("bind")
+                    .with_max_frame_len(8);
+                let (accepted, client) =
+                    tokio::join!(listener.accept(), connect_unix(&path.0, framing));
+                let (server, _) = accepted.expect("accept");
+                assert_skips_over_8_bytes(client.expect("connect"), server, framing).await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn unix_listener_refuses_connections_past_its_cap_until_one_closes() {
+        within_deadline(async {
+            let path = SocketPath::new("max-connections");
             let listener = UnixListener::bind(&path.0, Framing::Newline)
                 .expect("bind")
-                .with_max_frame_len(4);
-            let (accepted, client) =
+                .with_max_connections(1)
+                .with_idle_timeout(None);
+            assert_eq!(listener.max_connections(), 1);
+            assert_eq!(listener.idle_timeout(), None);
+            let listener = std::sync::Arc::new(listener);
+            let (accepted, _first) =
                 tokio::join!(listener.accept(), connect_unix(&path.0, Framing::Newline));
-            let (mut server, _) = accepted.expect("accept");
-            client
-                .expect("connect")
-                .send("[1,2]".to_owned())
+            let (held, _) = accepted.expect("accept");
+
+            let next = tokio::spawn({
+                let listener = listener.clone();
+                async move { listener.accept().await }
+            });
+            let mut second = connect_unix(&path.0, Framing::Newline)
                 .await
-                .expect("send");
-            let err = server
-                .next()
+                .expect("connect");
+            assert!(second.next().await.is_none(), "the second is refused");
+
+            drop(held);
+            let mut third = connect_unix(&path.0, Framing::Newline)
                 .await
-                .expect("an item")
-                .expect_err("over the limit");
-            assert!(err.to_string().contains("4 byte limit"), "{err}");
+                .expect("connect");
+            let (mut server, _) = next.await.expect("accept task").expect("accept");
+            third.send("[3]".to_owned()).await.expect("send");
+            assert_eq!(
+                server.next().await.expect("a frame").expect("no error"),
+                "[3]"
+            );
         })
         .await;
     }
@@ -248,6 +439,23 @@ mod child {
                     matches!(end, Ok(None)),
                     "{framing}: the stream ends with the child"
                 );
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_child_transport_takes_a_limit() {
+        within_deadline(async {
+            for framing in FRAMINGS {
+                // `cat` echoes: the over-long frame comes back, and is refused.
+                let mut cmd = tokio::process::Command::new("cat");
+                let (conn, _child) =
+                    rpcpeer_stream::spawn_child(&mut cmd, framing).expect("spawn cat");
+                let conn = conn.with_max_frame_len(8);
+                assert_eq!(conn.codec().max_frame_len(), 8);
+                let (sink, stream) = conn.split();
+                assert_skips_over_8_bytes(sink, stream, framing).await;
             }
         })
         .await;

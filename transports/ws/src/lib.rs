@@ -11,10 +11,26 @@
 //!   [`Service::http`].
 //! - [`from_upgraded`] mounts a transport on a stream that another HTTP stack
 //!   (axum, hyper) has already upgraded.
+//! - [`refuse_connection`] turns a connection away with `503 Service
+//!   Unavailable`, for a server at its connection cap.
+//!
+//! ## Limits of the server side
+//!
+//! | limit | default | setting | past it |
+//! |---|---|---|---|
+//! | request body | 16 MiB | [`Config::max_message_len`] | `413`, before the body is read when its length is declared |
+//! | request head, and idle time between keep-alive requests | 10 s | [`Config::http_header_timeout`] | the connection is closed |
+//! | request body arrival | 30 s | [`Config::http_body_timeout`] | `408`, connection closed |
+//! | body bytes held at once, all connections | 64 MiB | [`Config::http_body_budget`] | `503` with `Retry-After`, connection closed |
+//! | transfer codings | `chunked` only | none | `400`, connection closed |
+//! | `Content-Length` with `Transfer-Encoding` | refused | none | `400`, connection closed |
 
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+mod body;
+mod heads;
+mod refuse;
 mod server;
 mod transport;
 
@@ -29,12 +45,40 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
+pub use body::BodyBudget;
 pub use http;
+pub use refuse::refuse_connection;
 pub use server::{serve_connection, ServerIo, Service};
 pub use tokio_tungstenite::{tungstenite::protocol::Role, MaybeTlsStream};
 pub use transport::WsTransport;
 
-/// Limits and timers of one WebSocket connection.
+/// Which protocols [`serve_connection`] speaks on its port.
+///
+/// ```
+/// use rpcpeer_ws::{Config, Protocols};
+///
+/// // A port for browsers' WebSocket connections only: plain HTTP gets 426.
+/// let config = Config { protocols: Protocols::WebSocketOnly, ..Config::default() };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocols {
+    /// WebSocket upgrades and plain HTTP requests (the default).
+    #[default]
+    Both,
+    /// WebSocket only: any other request is answered
+    /// `426 Upgrade Required` (with `Upgrade: websocket`), and the
+    /// connection is closed.
+    WebSocketOnly,
+    /// Plain HTTP only: a WebSocket upgrade request is answered
+    /// `400 Bad Request` with a message saying so, and the connection is
+    /// closed.
+    HttpOnly,
+}
+
+/// Limits and timers of one WebSocket connection, and of the HTTP requests
+/// that [`serve_connection`] reads (the `http_` fields and
+/// [`protocols`](Self::protocols) only matter there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The largest incoming message, and the largest plain HTTP request body,
@@ -60,6 +104,35 @@ pub struct Config {
     /// [`WsTransport::close_with`] and the sending of a close frame when the
     /// connection fails.
     pub ping_timeout: Duration,
+    /// How long the connection may go without an incoming message before it
+    /// is closed (code 1001, and the stream yields
+    /// [`io::ErrorKind::TimedOut`]). Default: `None`, never, since a client
+    /// may well only listen; servers set it (rpcpeer's `WsServer` does, to
+    /// 5 minutes). `None` or a zero duration turns it off.
+    ///
+    /// Only text and binary messages restart the clock, not pings or pongs.
+    /// A call that runs longer than this without a message from the peer
+    /// ends with the connection, so set it above the longest such call.
+    pub idle_timeout: Option<Duration>,
+    /// What the server's port speaks: WebSocket, plain HTTP, or both.
+    /// Default: [`Protocols::Both`].
+    pub protocols: Protocols,
+    /// How long a request's head (request line and headers) may take to
+    /// arrive, counted from when the server starts waiting for it: when the
+    /// connection opens, or, on a keep-alive connection, when the previous
+    /// response has been sent; so it is also how long such a connection may
+    /// sit idle. Default: 10 s. Past it the connection is
+    /// closed, without a response.
+    pub http_header_timeout: Duration,
+    /// How long a request's body may take to arrive, counted from the end of
+    /// its head. Default: 30 s. Past it the request is answered
+    /// `408 Request Timeout` and the connection is closed; a body shorter
+    /// than its `Content-Length` ends this way.
+    pub http_body_timeout: Duration,
+    /// The memory request bodies may hold at once on every connection served
+    /// with clones of this `Config`. Default: 64 MiB
+    /// ([`BodyBudget::DEFAULT`]). Past it: `503`, see [`BodyBudget`].
+    pub http_body_budget: BodyBudget,
 }
 
 impl Default for Config {
@@ -68,6 +141,11 @@ impl Default for Config {
             max_message_len: 16 << 20,
             ping_interval: Some(Duration::from_secs(30)),
             ping_timeout: Duration::from_secs(20),
+            idle_timeout: None,
+            protocols: Protocols::Both,
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(30),
+            http_body_budget: BodyBudget::default(),
         }
     }
 }

@@ -5,20 +5,20 @@ use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc};
 use bytes::Bytes;
 use http::{
     header::{
-        CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
-        UPGRADE,
+        CONNECTION, CONTENT_TYPE, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+        SEC_WEBSOCKET_VERSION, TRANSFER_ENCODING, UPGRADE,
     },
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode,
 };
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::{
-    body::Body, body::Incoming, server::conn::http1, service::service_fn, upgrade::Upgraded,
-};
+use http_body_util::Full;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn, upgrade::Upgraded};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::{from_upgraded, Config, Role, WsTransport};
+use crate::body::{self, BodyError};
+use crate::heads::{self, Heads};
+use crate::{from_upgraded, Config, Protocols, Role, WsTransport};
 
 /// The stream under a server-side [`WsTransport`]: the TCP connection as
 /// hyper hands it over after the upgrade.
@@ -53,6 +53,14 @@ pub trait Service: Clone + Send + Sync + 'static {
 ///   bytes (larger: `413`, before the rest is read), checked for UTF-8
 ///   (`400` if not) and handed to [`Service::http`], whose response is sent.
 ///   Keep-alive connections carry any number of such requests.
+/// - [`Config::protocols`] can turn either off: plain requests then get
+///   `426`, or upgrade requests `400`.
+///
+/// Every limit of the HTTP side (head and body timeouts, the body budget
+/// shared by all connections, the transfer codings taken) is listed in the
+/// [crate docs](crate#limits-of-the-server-side); a request refused by one
+/// of them gets a `text/plain` answer that names it, and its connection is
+/// closed, since the rest of its body is still on the wire unread.
 ///
 /// The future ends when the connection does: after the last HTTP exchange,
 /// or once the WebSocket conversation has run to its end, so whoever tracks
@@ -82,9 +90,11 @@ pub trait Service: Clone + Send + Sync + 'static {
 ///
 /// # async fn run() -> std::io::Result<()> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+/// // One Config for every connection: its clones share one body budget.
+/// let config = Config::default();
 /// loop {
 ///     let (tcp, remote) = listener.accept().await?;
-///     tokio::spawn(rpcpeer_ws::serve_connection(tcp, remote, Config::default(), Echo));
+///     tokio::spawn(rpcpeer_ws::serve_connection(tcp, remote, config.clone(), Echo));
 /// }
 /// # }
 /// ```
@@ -94,8 +104,8 @@ pub trait Service: Clone + Send + Sync + 'static {
 ///   request or writes a response, including a peer that hangs up in the
 ///   middle of a request (a peer that hangs up between requests is a normal
 ///   end).
-/// - [`io::ErrorKind::TimedOut`] when a request's headers take longer than
-///   hyper's header read timeout (30 s).
+/// - [`io::ErrorKind::TimedOut`] when a request's head takes longer than
+///   [`Config::http_header_timeout`], idle keep-alive time included.
 /// - [`io::ErrorKind::Other`] when [`Service::websocket`] panicked.
 ///
 /// # Cancel safety
@@ -110,17 +120,27 @@ pub async fn serve_connection<S: Service>(
     // Latency matters more than packet count for small JSON messages; a
     // failure only costs some latency.
     let _ = tcp.set_nodelay(true);
+    let header_timeout = config.http_header_timeout;
     let config = Arc::new(config);
+    let (tcp, heads) = heads::watch(tcp);
     let (conversations, mut spawned) = mpsc::unbounded_channel();
     let route = service_fn(move |req| {
-        let (config, service, conversations) =
-            (config.clone(), service.clone(), conversations.clone());
-        async move { Ok::<_, Infallible>(route(req, remote, &config, &service, &conversations).await) }
+        let (config, service, conversations, heads) = (
+            config.clone(),
+            service.clone(),
+            conversations.clone(),
+            heads.clone(),
+        );
+        async move {
+            Ok::<_, Infallible>(route(req, remote, &config, &service, &conversations, &heads).await)
+        }
     });
     let served = http1::Builder::new()
         // The timer turns on hyper's header read timeout, which stops a
-        // client that trickles its headers from holding the connection.
+        // client that trickles its headers, or idles, from holding the
+        // connection.
         .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
         .serve_connection(TokioIo::new(tcp), route)
         .with_upgrades()
         .await;
@@ -150,46 +170,136 @@ pub async fn serve_connection<S: Service>(
     })
 }
 
-/// Answers one request: an upgrade, or a plain request for the service.
+/// Answers one request: an upgrade, a refusal, or a plain request for the
+/// service.
 async fn route<S: Service>(
     req: Request<Incoming>,
     remote: SocketAddr,
     config: &Arc<Config>,
     service: &S,
     conversations: &mpsc::UnboundedSender<JoinHandle<()>>,
+    heads: &Heads,
 ) -> Response<Full<Bytes>> {
-    if has_token(req.headers(), UPGRADE, "websocket") {
-        return upgrade(req, remote, config, service, conversations);
-    }
-    let max = config.max_message_len;
-    let (parts, body) = req.into_parts();
-    // NB: a declared length over the limit is refused before any of the body
-    // is read; `Limited` below catches chunked bodies as they grow.
-    if body.size_hint().lower() > u64::try_from(max).unwrap_or(u64::MAX) {
-        return too_large(max);
-    }
-    let body = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => return too_large(max),
-        Err(err) => {
-            let mut response = plain(
-                StatusCode::BAD_REQUEST,
-                format!("could not read the request body: {err}\n"),
-            );
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-            return response;
-        }
+    // The request target as it was on the wire, for the usual origin form.
+    let target = match (req.uri().scheme(), req.uri().path_and_query()) {
+        (None, Some(path)) => path.as_str().to_owned(),
+        _ => req.uri().to_string(),
     };
-    let Ok(body) = String::from_utf8(body.into()) else {
-        return plain(
+    let head = heads.next(req.method().as_str(), &target);
+    if head.is_some_and(|head| head.length_and_encoding) {
+        // RFC 9112 §6.3: a likely request smuggling attempt.
+        return closing(plain(
             StatusCode::BAD_REQUEST,
-            "the request body is not UTF-8 text\n",
-        );
+            "a request must not carry both Content-Length and Transfer-Encoding\n",
+        ));
+    }
+    if has_token(req.headers(), UPGRADE, "websocket") {
+        if config.protocols == Protocols::HttpOnly {
+            return closing(plain(
+                StatusCode::BAD_REQUEST,
+                "WebSocket is turned off on this port: it serves plain HTTP only\n",
+            ));
+        }
+        let response = upgrade(req, remote, config, service, conversations);
+        // NB: after an upgrade request the head watcher stops (the bytes
+        // would be WebSocket's), so a refused one must end the connection.
+        return if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            response
+        } else {
+            closing(response)
+        };
+    }
+    if config.protocols == Protocols::WebSocketOnly {
+        let mut response = closing(plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "this port serves WebSocket only: send a WebSocket upgrade request\n",
+        ));
+        response
+            .headers_mut()
+            .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        return response;
+    }
+    if let Some(coding) = unknown_coding(req.headers()) {
+        return closing(plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "transfer coding `{coding}` is not supported: only `chunked` is (send the body as it is)\n"
+            ),
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let (max, budget) = (config.max_message_len, &config.http_body_budget);
+    let (body, _charge) = match body::read(body, max, config.http_body_timeout, budget).await {
+        Ok(read) => read,
+        Err(err) => return refused(err),
     };
     let response = service.http(Request::from_parts(parts, body), remote).await;
-    response.map(|body| Full::new(Bytes::from(body)))
+    let response = response.map(|body| Full::new(Bytes::from(body)));
+    // The watcher lost track of this connection's framing (or never had
+    // this request's head): the next request could not be checked, so there
+    // is none.
+    if head.is_none() || heads.is_lost() {
+        closing(response)
+    } else {
+        response
+    }
+}
+
+/// The first transfer coding that is not `chunked`, or a second `chunked`
+/// (hyper has already refused a list that does not end with `chunked`).
+fn unknown_coding(headers: &HeaderMap) -> Option<String> {
+    let mut chunked = 0;
+    for coding in headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+    {
+        let coding = String::from_utf8_lossy(coding.trim_ascii());
+        // Parameters (`;q=…`) do not make a coding known.
+        let name = coding.split(';').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("chunked") && chunked == 0 {
+            chunked += 1;
+        } else {
+            return Some(coding.into_owned());
+        }
+    }
+    None
+}
+
+/// The answer to a body that could not be read.
+fn refused(err: BodyError) -> Response<Full<Bytes>> {
+    let (status, text) = match err {
+        BodyError::TooLarge(max) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than the {max} byte limit\n"),
+        ),
+        BodyError::TimedOut(after) => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {after:?}\n"),
+        ),
+        BodyError::Busy => {
+            let mut response = closing(plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is reading too many request bodies at once: retry later\n",
+            ));
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+        BodyError::Broken(err) => (
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {err}\n"),
+        ),
+        BodyError::NotText => {
+            // Read whole: the connection can go on.
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "the request body is not UTF-8 text\n",
+            );
+        }
+    };
+    closing(plain(status, text))
 }
 
 /// Checks an upgrade request (RFC 6455 §4.2.1), spawns the conversation and
@@ -275,13 +385,11 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
-fn too_large(max: usize) -> Response<Full<Bytes>> {
-    let mut response = plain(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the request body is larger than the {max} byte limit\n"),
-    );
-    // NB: the rest of the body is still on the wire, unread; closing is the
-    // only way not to take it for the next request.
+/// Tells the client (and hyper) that the connection ends after this
+/// response.
+// NB: whenever a body is left unread on the wire, closing is the only way
+// not to take it for the next request.
+fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     response
         .headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));

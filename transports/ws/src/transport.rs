@@ -22,7 +22,7 @@ use tokio_tungstenite::{
     tungstenite::{
         error::{CapacityError, ProtocolError},
         protocol::{frame::coding::CloseCode, CloseFrame},
-        Bytes, Error as WsError, Message,
+        Bytes, Error as WsError, Message, Utf8Bytes,
     },
     WebSocketStream,
 };
@@ -37,8 +37,13 @@ use crate::Config;
 ///   is yielded as text too (some clients only send binary frames);
 /// - a message that is not UTF-8 closes the connection with code 1007 and
 ///   yields an [`io::ErrorKind::InvalidData`] error; one longer than
-///   [`Config::max_message_len`] closes it with code 1009 and yields the same
-///   kind;
+///   [`Config::max_message_len`] closes it with code 1009, whose reason
+///   names the limit, and yields the same kind (RFC 6455 §7.4.1: past a
+///   message's first frame the connection cannot be resynchronised, so
+///   unlike the stream framings nothing is skipped);
+/// - with [`Config::idle_timeout`] set, a connection over which no message
+///   has arrived for that long is closed with code 1001 ("going away") and
+///   yields [`io::ErrorKind::TimedOut`];
 /// - pings are answered by themselves, and with
 ///   [`Config::ping_interval`] set the transport pings the peer and yields
 ///   [`io::ErrorKind::TimedOut`] when the peer stays silent past
@@ -93,6 +98,38 @@ pub struct WsTransport<S> {
     close_frame: Option<(u16, String)>,
     /// While lingering: when the peer counts as quiet.
     quiet: Option<Pin<Box<Sleep>>>,
+    idle: Option<Idle>,
+}
+
+/// The idle timeout's clock.
+#[derive(Debug)]
+struct Idle {
+    after: Duration,
+    /// When the last message arrived, or the transport was made.
+    last: Instant,
+    /// Armed at the first poll; moved on only when it fires.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Idle {
+    /// Ready once `after` has passed since the last message.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            let Some(due) = self.last.checked_add(self.after) else {
+                // So far off that it cannot be written down: never.
+                return Poll::Pending;
+            };
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            ready!(sleep.as_mut().poll(cx));
+            // The timer fired, but a message may have come since it was set.
+            if due <= Instant::now() {
+                return Poll::Ready(());
+            }
+            sleep.as_mut().reset(due);
+        }
+    }
 }
 
 /// How long a failing connection waits after the peer's last byte before it
@@ -138,6 +175,14 @@ impl<S> WsTransport<S> {
             sink_waker: None,
             close_frame: None,
             quiet: None,
+            idle: config
+                .idle_timeout
+                .filter(|after| !after.is_zero())
+                .map(|after| Idle {
+                    after,
+                    last: Instant::now(),
+                    sleep: None,
+                }),
         }
     }
 
@@ -235,6 +280,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         if self.waiting == Some(Wait::Pong) {
             self.waiting = None;
         }
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+            // Only messages count: pings and pongs show the peer is alive,
+            // not that it uses the connection.
+            if let Some(idle) = &mut self.idle {
+                idle.last = Instant::now();
+            }
+        }
         match msg {
             Message::Text(text) => Some(Ok(text.as_str().to_owned())),
             Message::Binary(bytes) => match String::from_utf8(bytes.into()) {
@@ -244,7 +296,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
                         io::ErrorKind::InvalidData,
                         format!("binary WebSocket message is not valid UTF-8: {err}"),
                     );
-                    self.fail(CloseCode::Invalid, "message is not valid UTF-8", err);
+                    self.fail(CloseCode::Invalid, "message is not valid UTF-8".into(), err);
                     None
                 }
             },
@@ -269,17 +321,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
         match err {
             WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                let err = invalid(format!(
-                    "incoming WebSocket message of {size} bytes exceeds max_message_len ({max_size} bytes)"
-                ));
-                self.fail(CloseCode::Size, "message too big", err);
+                // At most 86 bytes: a close reason may have 123.
+                let reason =
+                    format!("message of {size} bytes exceeds the limit of {max_size} bytes");
+                let err = invalid(format!("incoming WebSocket {reason} (max_message_len)"));
+                self.fail(CloseCode::Size, reason.into(), err);
                 None
             }
             WsError::Utf8(detail) => {
                 let err = invalid(format!(
                     "text WebSocket message is not valid UTF-8: {detail}"
                 ));
-                self.fail(CloseCode::Invalid, "message is not valid UTF-8", err);
+                self.fail(CloseCode::Invalid, "message is not valid UTF-8".into(), err);
                 None
             }
             WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Some(io_error(err)),
@@ -287,7 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
                 let err = invalid(format!(
                     "the peer broke the WebSocket protocol: {violation}"
                 ));
-                self.fail(CloseCode::Protocol, "protocol error", err);
+                self.fail(CloseCode::Protocol, "protocol error".into(), err);
                 None
             }
             other => Some(io_error(other)),
@@ -296,16 +349,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 
     /// Fails the connection (RFC 6455 §7.1.7): queues a close frame with
     /// `code`, and leaves `err` to be yielded once it is flushed.
-    fn fail(&mut self, code: CloseCode, reason: &'static str, err: io::Error) {
+    fn fail(&mut self, code: CloseCode, reason: Utf8Bytes, err: io::Error) {
         if !self.closing {
             self.closing = true;
             // NB: straight to `start_send` without `poll_ready`: tungstenite
             // always accepts a frame into its unbounded write buffer, and the
             // error worth reporting is `err`, not a failure to write.
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
+            let frame = CloseFrame { code, reason };
             let _ = Pin::new(&mut self.inner).start_send(Message::Close(Some(frame)));
         }
         // NB: bounded, because a peer that stopped reading would otherwise
@@ -392,8 +442,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         Pin::new(&mut self.inner).poll_flush(&mut cx).map(drop)
     }
 
-    /// Runs the keep-alive timers; called when there is nothing to read.
+    /// Runs the keep-alive timers and the idle timeout; called when there
+    /// is nothing to read.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
+        if !self.closing {
+            if let Some(idle) = &mut self.idle {
+                if idle.poll_expired(cx).is_ready() {
+                    let secs = idle.after.as_secs_f64();
+                    let err = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no message for {secs} s: closing the idle connection"),
+                    );
+                    // RFC 6455 §7.4.1: 1001, the server is going away from
+                    // this connection (as cloud gateways close idle ones).
+                    self.fail(CloseCode::Away, format!("idle for {secs} s").into(), err);
+                    return self.poll_failing(cx);
+                }
+            }
+        }
         if self.ticks.is_none() {
             if let Some(period) = self.ping_interval {
                 let mut ticks = tokio::time::interval_at(Instant::now() + period, period);

@@ -130,9 +130,19 @@ async fn close_code<S>(raw: &mut tokio_tungstenite::WebSocketStream<S>) -> u16
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    close_frame(raw).await.0
+}
+
+/// Reads raw frames until the close frame and returns its code and reason.
+async fn close_frame<S>(raw: &mut tokio_tungstenite::WebSocketStream<S>) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match within(raw.next()).await {
-            Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (frame.code.into(), frame.reason.as_str().to_owned())
+            }
             Some(Ok(Message::Close(None))) => panic!("close frame without a code"),
             Some(Ok(_)) => {}
             other => panic!("expected a close frame, got {other:?}"),
@@ -238,7 +248,14 @@ async fn oversized_message_closes_with_1009_and_server_keeps_serving() {
     within(raw.send(Message::text("x".repeat(2000))))
         .await
         .expect("send");
-    assert_eq!(close_code(&mut raw).await, 1009);
+    // RFC 6455 §7.4.1: 1009, and the reason says what the limit is.
+    assert_eq!(
+        close_frame(&mut raw).await,
+        (
+            1009,
+            "message of 2000 bytes exceeds the limit of 1024 bytes".to_owned()
+        )
+    );
     let err = server
         .outcome()
         .await
@@ -284,7 +301,12 @@ async fn oversized_fragmented_message_closes_with_1009() {
     ))))
     .await
     .expect("send");
-    assert_eq!(close_code(&mut raw).await, 1009);
+    let (code, reason) = close_frame(&mut raw).await;
+    assert_eq!(code, 1009);
+    assert!(
+        reason.ends_with("exceeds the limit of 1024 bytes"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -327,6 +349,139 @@ async fn silent_peer_is_declared_dead() {
         .expect("the server stream yields an error");
     assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
     assert!(err.to_string().contains("no pong"), "{err}");
+}
+
+#[tokio::test]
+async fn idle_peer_is_closed_with_1001() {
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..Config::default()
+    };
+    let mut server = Server::start(Mode::Echo, config).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    let (code, reason) = close_frame(&mut raw).await;
+    assert_eq!(code, 1001, "{reason}");
+    assert_eq!(reason, "idle for 0.2 s");
+    let err = server
+        .outcome()
+        .await
+        .error
+        .expect("the server stream yields an error");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+}
+
+#[tokio::test]
+async fn a_peer_trickling_a_message_it_never_ends_is_idle() {
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..Config::default()
+    };
+    let mut server = Server::start(Mode::Echo, config).await;
+    let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
+        .await
+        .expect("connect");
+    // The first fragment of a message whose last never comes; then pings,
+    // which show the peer alive but are no message.
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    within(raw.send(Message::Frame(Frame::message(
+        vec![b'['; 10],
+        OpCode::Data(Data::Text),
+        false,
+    ))))
+    .await
+    .expect("send");
+    let (mut tx, mut rx) = raw.split();
+    let pinging = async move {
+        while tx.send(Message::Ping(Bytes::new())).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let closed = async move {
+        loop {
+            match rx.next().await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    };
+    let closed_with = tokio::select! {
+        code = within(closed) => code,
+        () = pinging => panic!("the server hung up without a close frame"),
+    };
+    assert_eq!(closed_with, Some(1001));
+    let err = server
+        .outcome()
+        .await
+        .error
+        .expect("the server stream yields an error");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+}
+
+/// On a paused clock, so exact: the clock moves only when every task
+/// waits, straight to the next timer.
+#[tokio::test(start_paused = true)]
+async fn the_idle_clock_restarts_at_each_message() {
+    let quiet = Config {
+        ping_interval: None,
+        ..Config::default()
+    };
+    let idle = Config {
+        idle_timeout: Some(Duration::from_secs(10)),
+        ..quiet.clone()
+    };
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let mut client = from_upgraded(a, Role::Client, &quiet).await;
+    let mut server = from_upgraded(b, Role::Server, &idle).await;
+    for n in 0..3 {
+        // 8 s each: 24 s in all, but never 10 s without a message.
+        tokio::time::advance(Duration::from_secs(8)).await;
+        client.send(format!("[{n}]")).await.expect("send");
+        let text = server.next().await.expect("a message").expect("not idle");
+        assert_eq!(text, format!("[{n}]"));
+    }
+    let (server_side, client_side) = tokio::join!(server.next(), client.next());
+    let err = server_side.expect("an item").expect_err("idle");
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(client_side.is_none(), "the client sees the close");
+    assert_eq!(
+        client.close_frame(),
+        Some((1001, "idle for 10 s".to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn refused_connections_get_503_with_the_reason() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(rpcpeer_ws::refuse_connection(tcp, "full up".to_owned()));
+        }
+    });
+    // A WebSocket client reads it as the answer to its upgrade request.
+    match within(tokio_tungstenite::connect_async(format!("ws://{addr}/"))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+            let body = response.body().as_deref().unwrap_or_default();
+            assert_eq!(body, b"full up\n");
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    // An HTTP client too, with its request read and the connection closed.
+    let response = raw_http(
+        addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await;
+    assert!(
+        response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{response}"
+    );
+    assert!(response.contains("\r\nConnection: close\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nfull up\n"), "{response}");
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ pub(super) fn register(router: &mut Router<Demo>) {
             }
             let room = cx.state().chat.clone();
             let joined = Joined {
-                member: room.join(cx.peer().clone()),
+                member: room.join(cx.peer().clone())?,
                 name: Arc::new(Mutex::new(p.name)),
             };
             cx.session().insert(joined.clone());

@@ -35,10 +35,20 @@ pub(super) fn register(router: &mut Router<Demo>) {
         .safe();
     router
         .method("sleep", |p: Sleep| async move {
+            // NB: bounded, so that every call ends: a client that fills its
+            // queue with sleeps and goes away is noticed when the answers
+            // are written (nothing else can tell, since the server has
+            // stopped reading that connection).
+            if p.ms > MAX_SLEEP_MS {
+                return Err(ErrorObject::invalid_params(format!(
+                    "`sleep`: ms must be at most {MAX_SLEEP_MS}, not {}",
+                    p.ms
+                )));
+            }
             tokio::time::sleep(Duration::from_millis(p.ms)).await;
             Ok::<_, ErrorObject>(p.ms)
         })
-        .doc("Waits ms milliseconds, then returns ms. Cancellable with $/cancelRequest.");
+        .doc("Waits ms milliseconds (at most 60,000), then returns ms. Cancellable with $/cancelRequest.");
     router
         .method("fail", |p: Fail| async move {
             Err::<(), _>(ErrorObject {
@@ -57,6 +67,9 @@ pub(super) fn register(router: &mut Router<Demo>) {
             .doc("A notification that is accepted and does nothing; any params.");
     }
 }
+
+/// The longest `sleep`.
+const MAX_SLEEP_MS: u64 = 60_000;
 
 /// Params of `subtract`.
 #[derive(Deserialize, JsonSchema)]

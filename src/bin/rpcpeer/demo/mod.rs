@@ -16,19 +16,18 @@ use rpcpeer::{Context, ErrorObject, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-/// The demo's own error codes, all in the spec's server range (-32000..=-32099).
-/// `ErrorObject::SERVER_BUSY` (-32000) and `ErrorObject::UNAUTHORIZED`
-/// (-32001, used by `whoami`) come from the core.
+/// The demo's own error codes, in the upper half of the spec's server range
+/// (-32050..=-32099): the core keeps -32000..=-32049 for its own
+/// (`ErrorObject::SERVER_BUSY`, `UNAUTHORIZED` used by `whoami`,
+/// `NO_CONNECTION` for chat and callback over one-shot HTTP, …).
 pub(crate) mod codes {
     /// `login` with a name and password that `--user` did not give.
-    pub(crate) const LOGIN_FAILED: i64 = -32002;
+    pub(crate) const LOGIN_FAILED: i64 = -32050;
     /// `postMessage` from a connection that has not called `join`.
-    pub(crate) const NOT_JOINED: i64 = -32003;
-    /// A method that needs a persistent connection (chat, callback) called over HTTP.
-    pub(crate) const NEEDS_CONNECTION: i64 = -32004;
+    pub(crate) const NOT_JOINED: i64 = -32051;
     /// `callback` could not get an answer from the caller (as opposed to
     /// getting an error object, which is passed on as it came).
-    pub(crate) const CALLBACK_FAILED: i64 = -32005;
+    pub(crate) const CALLBACK_FAILED: i64 = -32052;
 }
 
 /// Names one persistent connection (TCP, WebSocket). `serve` puts it in the
@@ -74,7 +73,7 @@ pub(crate) fn router(users: HashMap<String, String>) -> Router<Demo> {
 fn connection(cx: &Cx) -> Result<ConnId, ErrorObject> {
     cx.session().get::<ConnId>().ok_or_else(|| {
         ErrorObject::new(
-            codes::NEEDS_CONNECTION,
+            ErrorObject::NO_CONNECTION,
             format!(
                 "`{}` needs a persistent connection (TCP or WebSocket), not a one-shot HTTP request",
                 cx.method()

@@ -1,0 +1,64 @@
+//! Turning a connection away: `503 Service Unavailable`, then a close that does not lose the answer.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How long a refused client has to finish sending its request and read the
+/// answer before the socket is dropped anyway.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// How much of a refused client's request is read (and thrown away) at most.
+const MAX_DRAINED: usize = 64 * 1024;
+
+/// Answers a connection the server will not serve, such as one past its
+/// connection cap, with `503 Service Unavailable` (`reason` as the plain
+/// text body, `Connection: close`, `Retry-After: 1`), then closes it.
+///
+/// The answer is written before the request is read: WebSocket clients and
+/// HTTP clients alike read it as the response to their request. The
+/// request is then read and thrown away for up to a second (and 64 KiB), so
+/// that closing the socket with it unread does not make the kernel reset
+/// the connection under the answer.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+/// let (tcp, _remote) = listener.accept().await?;
+/// tokio::spawn(rpcpeer_ws::refuse_connection(tcp, "at capacity, try again later".into()));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cancel safety
+/// Dropping the future drops the connection, perhaps before the answer is
+/// out; nothing else is left behind.
+pub async fn refuse_connection(mut tcp: TcpStream, reason: String) {
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n\
+         Connection: close\r\n\
+         Retry-After: 1\r\n\r\n{reason}\n",
+        reason.len() + 1
+    );
+    let deadline = Instant::now() + LINGER;
+    let answered = async {
+        tcp.write_all(response.as_bytes()).await?;
+        tcp.shutdown().await?;
+        let mut scratch = [0u8; 4096];
+        let mut drained = 0;
+        while drained < MAX_DRAINED {
+            match tcp.read(&mut scratch).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    // Whatever happens (a client that never reads, one that resets), the
+    // connection is dropped at the deadline at the latest: nothing to report.
+    let _ = tokio::time::timeout_at(deadline, answered).await;
+}
