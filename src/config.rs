@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use crate::message::Version;
 
+/// How long one of our requests waits for its reply by default.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Settings of one connection's [`Driver`](crate::Driver). Each limit is
 /// documented with its default and with what happens when it is reached.
 ///
@@ -51,7 +54,7 @@ impl Default for Config {
             max_depth: crate::message::DEFAULT_MAX_DEPTH,
             command_queue: 256,
             max_command_bytes: 1 << 20,
-            request_timeout: None,
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             drain_timeout: Duration::from_secs(5),
             idle_timeout: None,
             version: None,
@@ -153,8 +156,17 @@ impl Config {
         self
     }
 
-    /// How long an outgoing request waits for its reply before it fails with
-    /// [`Error::Timeout`](crate::Error::Timeout) and is cancelled (default: no limit).
+    /// How long one of our requests ([`Peer::request`](crate::Peer::request),
+    /// [`Peer::request_raw`](crate::Peer::request_raw), each call of a
+    /// [`Peer::batch`](crate::Peer::batch), a handler calling its caller
+    /// back) waits for its reply (default 30 s). Past it the call fails with
+    /// [`Error::Timeout`](crate::Error::Timeout), is removed from the pending
+    /// table (a late reply is ignored, logged at debug level) and the peer is
+    /// told to cancel it; a handler waiting on it gets the error and can
+    /// finish, freeing its slot. `None` waits for ever, for peers whose calls
+    /// may legitimately take long (a language server's, say);
+    /// [`Peer::request_with_timeout`](crate::Peer::request_with_timeout) sets
+    /// one call's limit.
     pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.request_timeout = timeout;
         self
@@ -197,5 +209,10 @@ impl Config {
     /// See [`Config::max_in_flight`].
     pub fn get_max_in_flight(&self) -> usize {
         self.max_in_flight
+    }
+
+    /// See [`Config::request_timeout`].
+    pub fn get_request_timeout(&self) -> Option<Duration> {
+        self.request_timeout
     }
 }

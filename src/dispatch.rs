@@ -2,10 +2,13 @@
 
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::auth::{Access, Auth};
@@ -103,13 +106,14 @@ fn prepare<S: Send + Sync + 'static>(
 ) -> (Concurrency, Entry) {
     static PUBLIC: Access = Access::Public;
     let is_notification = id.is_none();
-    let (name, handler, kind, own_task, access) = match env.router.lookup(method) {
+    let (name, handler, kind, own_task, access, limit) = match env.router.lookup(method) {
         Some(entry) => (
             entry.name.clone(),
             Some(&entry.handler),
             entry.info.concurrency(is_notification),
             entry.info.runs_on_own_task(),
             entry.info.access(),
+            entry.info.timeout(),
         ),
         None => (
             method.into(),
@@ -117,6 +121,7 @@ fn prepare<S: Send + Sync + 'static>(
             Concurrency::default_for(is_notification),
             false,
             &PUBLIC,
+            None,
         ),
     };
     // A call answered before it runs: a request gets `err`, a notification
@@ -152,6 +157,10 @@ fn prepare<S: Send + Sync + 'static>(
             token.clone(),
         );
         let work = if own_task { on_own_task(work) } else { work };
+        let work = match limit {
+            None => work,
+            Some(limit) => within_limit(work, limit, name.clone(), Some(token.clone())),
+        };
         return (kind, Entry::working(id, version, name, work, Some(token)));
     }
     let mut token = None;
@@ -183,6 +192,12 @@ fn prepare<S: Send + Sync + 'static>(
         }
     };
     let work = if own_task { on_own_task(work) } else { work };
+    // NB: outside `on_own_task`, so that the answer goes out on time even
+    // when the task computes without yielding, and the task is aborted.
+    let work = match limit {
+        None => work,
+        Some(limit) => within_limit(work, limit, name.clone(), token.clone()),
+    };
     (kind, Entry::working(id, version, name, work, token))
 }
 
@@ -232,6 +247,30 @@ fn when_allowed<S: Send + Sync + 'static>(
             },
         );
         work.await
+    })
+}
+
+/// Answers -32002 once `work` has run for `limit`, dropping it and firing
+/// its context's token (a call that finishes hands its token back
+/// un-cancelled, so the entry would not fire it).
+fn within_limit(
+    work: BoxFuture<Outcome>,
+    limit: Duration,
+    method: Arc<str>,
+    token: Option<CancellationToken>,
+) -> BoxFuture<Outcome> {
+    Box::pin(async move {
+        // The clock starts at the first poll, when the call starts.
+        match tokio::time::timeout(limit, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                if let Some(token) = token {
+                    token.cancel();
+                }
+                tracing::debug!(%method, ?limit, "handler over its time limit: cancelled");
+                Err(ErrorObject::handler_timeout(&method, limit))
+            }
+        }
     })
 }
 

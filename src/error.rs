@@ -90,6 +90,10 @@ impl ErrorObject {
     pub const TOO_MANY_LOGINS: i64 = -32006;
     /// The request was cancelled by the caller (LSP's `RequestCancelled`).
     pub const REQUEST_CANCELLED: i64 = -32800;
+    /// The handler ran past its method's limit
+    /// ([`MethodConfig::timeout`](crate::MethodConfig::timeout)) and was
+    /// cancelled (server error range).
+    pub const HANDLER_TIMEOUT: i64 = -32002;
 
     /// An error with this code and message, without `data`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
@@ -146,17 +150,21 @@ impl ErrorObject {
     pub fn request_cancelled() -> Self {
         Self::new(Self::REQUEST_CANCELLED, "Request cancelled")
     }
-}
 
-fn because(reason: Option<&str>) -> String {
-    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    /// -32002: `method`'s handler did not finish within `limit` and was cancelled.
+    pub fn handler_timeout(method: &str, limit: Duration) -> Self {
+        Self::new(
+            Self::HANDLER_TIMEOUT,
+            format!("Timeout: `{method}` did not finish within its limit of {limit:?} and was cancelled"),
+        )
+    }
 }
 
 impl Error {
-    pub(crate) fn closed(method: &str, reason: Option<&str>) -> Self {
+    pub(crate) fn closed(method: &str, reason: impl Into<String>) -> Self {
         Error::Closed {
             method: method.to_owned(),
-            reason: reason.map(str::to_owned),
+            reason: reason.into(),
         }
     }
 }
@@ -196,16 +204,24 @@ pub enum Error {
         source: ErrorObject,
     },
     /// The connection closed (or was closed) before the reply arrived.
-    #[error("the connection closed before `{method}` got a reply{}", because(reason.as_deref()))]
+    #[error("the connection closed before `{method}` got a reply ({reason})")]
     Closed {
         /// The method that was called, or the notification that could not be sent.
         method: String,
-        /// Why, when known: the transport's error, the peer's complaint about
-        /// one of our messages (a frame over its size limit, say), or a close
-        /// asked for on this side.
-        reason: Option<String>,
+        /// Why, always said: whether the call was sent at all (`not sent: …`,
+        /// or `sent, then the connection was lost: …`), then the cause: the
+        /// peer closed the connection, the transport's error, the peer's
+        /// complaint about one of our messages (a frame over its size limit,
+        /// say), a close asked for on this side (which is also how a server's
+        /// shutdown and a group's slow-member disconnection close), or a
+        /// [`ReconnectingPeer`](crate::reconnect::ReconnectingPeer) that gave
+        /// up (with its last attempt's error) or was closed.
+        reason: String,
     },
-    /// No reply arrived within the request timeout; the request was cancelled.
+    /// No reply arrived within the request timeout
+    /// ([`Config::request_timeout`](crate::Config::request_timeout), 30 s by
+    /// default); the call was forgotten (a late reply is ignored) and the
+    /// peer told to cancel it.
     #[error("`{method}` got no reply within {after:?}")]
     Timeout {
         /// The method that was called.

@@ -32,8 +32,21 @@ pub(crate) struct Outgoing {
     configured: Option<Version>,
     /// What our pending calls are told when they fail: the transport's
     /// error, the peer's last complaint about our messages, or a local close.
+    /// `None` when the peer hung up (see [`Outgoing::ending`]).
     pub(crate) close_reason: Option<Arc<str>>,
+    /// The highest id written so far: a reply to an id at or below it that
+    /// is no longer pending answers a call we gave up (timed out, dropped).
+    sent_up_to: u64,
 }
+
+/// Why our calls fail when the driver stopped reading without a reason of
+/// its own: only the peer's end of stream stops it so.
+const PEER_HUNG_UP: &str = "the peer closed the connection";
+
+/// Why our pending calls fail when the connection ended with no reason
+/// recorded: the peer's end of stream, or a driver dropped before it
+/// finished (its task aborted, its runtime shut down).
+const ENDED: &str = "the peer closed the connection, or its driver was dropped";
 
 impl Outgoing {
     pub(crate) fn new(configured: Option<Version>) -> Self {
@@ -42,6 +55,7 @@ impl Outgoing {
             speak: configured.unwrap_or(Version::V2),
             configured,
             close_reason: None,
+            sent_up_to: 0,
         }
     }
 
@@ -124,11 +138,13 @@ impl Outgoing {
             return None;
         }
         if sending != Sending::Everything {
-            let _ = reply.send(Err(Failure::Closed(self.close_reason.clone())));
+            let why = format!("the connection was closing: {}", self.ending());
+            let _ = reply.send(Err(Failure::NotSent(why.into())));
             return None;
         }
         let text = encode_request(self.speak, &Id::from(id), method, params);
         self.pending.insert(id, reply, text.len());
+        self.sent_up_to = self.sent_up_to.max(id);
         Some(text)
     }
 
@@ -154,8 +170,13 @@ impl Outgoing {
                 self.close_reason =
                     Some(format!("the peer could not read our message: {err}").into());
             }
+            // Ids are ours, from one counter: a lower one was a call of ours
+            // whose caller stopped waiting (a timeout, a dropped future).
+            Some(_) if id.as_u64().is_some_and(|n| n <= self.sent_up_to) => {
+                tracing::debug!(%id, "late reply to a call given up (timed out or dropped), ignored")
+            }
             Some(_) => {
-                tracing::warn!(%id, "response to no request of ours (or one already given up), dropped")
+                tracing::warn!(%id, "response to no request of ours, dropped")
             }
         }
     }
@@ -172,9 +193,18 @@ impl Outgoing {
         cancel_method.map(|method| crate::cancel::notice(self.speak, method, id))
     }
 
+    /// Why the connection stops sending, once it has stopped reading.
+    fn ending(&self) -> &str {
+        self.close_reason.as_deref().unwrap_or(PEER_HUNG_UP)
+    }
+
     /// Every waiting caller fails with the close reason.
     pub(crate) fn fail_all(&mut self) {
-        self.pending.fail_all(self.close_reason.as_ref());
+        if self.pending.is_empty() {
+            return;
+        }
+        let why = self.close_reason.clone().unwrap_or_else(|| ENDED.into());
+        self.pending.fail_all(&why);
     }
 }
 

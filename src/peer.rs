@@ -84,6 +84,29 @@ struct Shared {
     detached: bool,
 }
 
+/// How a call failed, as far as sending it elsewhere is concerned.
+pub(crate) enum CallError {
+    /// Never written to this connection, which was ending: it can go out on
+    /// another connection without being run twice.
+    NotSent(Error),
+    /// Anything else, a call written and then lost included.
+    Failed(Error),
+}
+
+impl CallError {
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            CallError::NotSent(err) | CallError::Failed(err) => err,
+        }
+    }
+}
+
+impl From<Error> for CallError {
+    fn from(err: Error) -> Self {
+        CallError::Failed(err)
+    }
+}
+
 /// A cloneable handle to the peer at the other end of one connection: call
 /// its methods, push it notifications, close the connection.
 ///
@@ -171,8 +194,11 @@ impl Peer {
     ///
     /// # Errors
     /// - [`Error::Remote`] when the peer answers with an error object.
-    /// - [`Error::Closed`] when the connection ends before the reply.
-    /// - [`Error::Timeout`] when [`Config::request_timeout`](crate::Config::request_timeout) passes first.
+    /// - [`Error::Closed`] when the connection ends before the reply; its
+    ///   reason says whether the call had been sent.
+    /// - [`Error::Timeout`] when [`Config::request_timeout`](crate::Config::request_timeout)
+    ///   (30 s by default) passes first; the call is then forgotten (a late
+    ///   reply is ignored) and the peer told to cancel it.
     /// - [`Error::EncodeParams`] / [`Error::DecodeReply`] when serde fails either way.
     ///
     /// # Cancel safety
@@ -229,6 +255,23 @@ impl Peer {
         params: Option<Box<RawValue>>,
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, Error> {
+        self.attempt(method, params, timeout)
+            .await
+            .map_err(CallError::into_error)
+    }
+
+    /// The connection's request timeout.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.shared.timeout
+    }
+
+    /// One call on this connection, saying whether it was never sent.
+    pub(crate) async fn attempt(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, CallError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Request {
@@ -240,22 +283,24 @@ impl Peer {
         self.send(method, cmd).await?;
         let mut guard = CancelOnDrop {
             ids: vec![id],
-            waiting: vec![rx],
+            waiting: rx,
             control: &self.shared.control,
         };
-        let Some(rx) = guard.waiting.first_mut() else {
-            return Err(Error::closed(method, None));
-        };
+        if self.shared.commands.is_closed() {
+            guard.ids.clear();
+            return settled(method, &mut guard.waiting);
+        }
         let outcome = match timeout {
-            None => rx.await,
-            Some(after) => match tokio::time::timeout(after, rx).await {
+            None => (&mut guard.waiting).await,
+            Some(after) => match tokio::time::timeout(after, &mut guard.waiting).await {
                 Ok(outcome) => outcome,
-                // The guard still holds the id, so the peer is told to stop.
+                // The guard still holds the id: the driver forgets the call
+                // and tells the peer to stop.
                 Err(_) => {
-                    return Err(Error::Timeout {
+                    return Err(CallError::Failed(Error::Timeout {
                         method: method.to_owned(),
                         after,
-                    })
+                    }))
                 }
             },
         };
@@ -273,11 +318,7 @@ impl Peer {
     /// Dropping the future before it returns may or may not send the notification.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
         let params = to_params(method, &params)?;
-        let cmd = Command::Notify {
-            method: method.to_owned(),
-            params,
-        };
-        self.send(method, cmd).await
+        self.notify_raw(method, params).await
     }
 
     /// [`Peer::notify`] with params that are already JSON.
@@ -292,6 +333,17 @@ impl Peer {
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Result<(), Error> {
+        self.notify_attempt(method, params)
+            .await
+            .map_err(CallError::into_error)
+    }
+
+    /// A notification on this connection, saying whether it was never sent.
+    pub(crate) async fn notify_attempt(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Result<(), CallError> {
         let cmd = Command::Notify {
             method: method.to_owned(),
             params,
@@ -325,7 +377,7 @@ impl Peer {
         let room = match Arc::clone(&self.shared.room).try_acquire_many_owned(self.share(&cmd)) {
             Ok(room) => room,
             Err(TryAcquireError::NoPermits) => return Err(full()),
-            Err(TryAcquireError::Closed) => return Err(Error::closed(method, None)),
+            Err(TryAcquireError::Closed) => return Err(self.gone(method)),
         };
         let queued = Queued {
             command: cmd,
@@ -336,7 +388,7 @@ impl Peer {
             .try_send(queued)
             .map_err(|err| match err {
                 mpsc::error::TrySendError::Full(_) => full(),
-                mpsc::error::TrySendError::Closed(_) => Error::closed(method, None),
+                mpsc::error::TrySendError::Closed(_) => self.gone(method),
             })
     }
 
@@ -370,12 +422,20 @@ impl Peer {
                 call,
             });
         }
-        self.send("batch", Command::Batch(entries)).await?;
+        self.send("batch", Command::Batch(entries))
+            .await
+            .map_err(CallError::into_error)?;
+        if self.shared.commands.is_closed() {
+            return Ok(waiting
+                .into_iter()
+                .map(|(_, method, mut rx)| settled(&method, &mut rx).map_err(CallError::into_error))
+                .collect());
+        }
         let (ids, methods): (Vec<u64>, Vec<String>) =
             waiting.iter().map(|(id, m, _)| (*id, m.clone())).unzip();
         let mut guard = CancelOnDrop {
             ids: ids.clone(),
-            waiting: waiting.into_iter().map(|(_, _, rx)| rx).collect(),
+            waiting: waiting.into_iter().map(|(_, _, rx)| rx).collect::<Vec<_>>(),
             control: &self.shared.control,
         };
         // One deadline for the whole batch, not one per entry in turn.
@@ -396,7 +456,7 @@ impl Peer {
                 },
             };
             guard.ids.retain(|pending| *pending != id);
-            answers.push(into_result(&method, outcome));
+            answers.push(into_result(&method, outcome).map_err(CallError::into_error));
         }
         Ok(answers)
     }
@@ -454,8 +514,8 @@ impl Peer {
         self.shared.detached
     }
 
-    async fn send(&self, method: &str, cmd: Command) -> Result<(), Error> {
-        let closed = || Error::closed(method, None);
+    async fn send(&self, method: &str, cmd: Command) -> Result<(), CallError> {
+        let closed = || CallError::NotSent(self.gone(method));
         let room = Arc::clone(&self.shared.room)
             .acquire_many_owned(self.share(&cmd))
             .await
@@ -471,6 +531,15 @@ impl Peer {
             .map_err(|_| closed())
     }
 
+    /// The error of a call that found the driver gone.
+    fn gone(&self, method: &str) -> Error {
+        let why = if self.shared.detached {
+            "this peer has no connection to call back on (a one-shot request, such as HTTP POST)"
+        } else {
+            "the connection had already ended"
+        };
+        Error::closed(method, format!("not sent: {why}"))
+    }
     /// The permits `cmd` takes: its bytes, but never more than the whole
     /// bound, so that a command larger than the bound goes alone.
     fn share(&self, cmd: &Command) -> u32 {
@@ -540,19 +609,38 @@ impl Batch {
     }
 }
 
+type ReplyReceiver = oneshot::Receiver<Result<Box<RawValue>, Failure>>;
+
+/// Reply channels that a caller can close while it still holds them.
+trait Waiting {
+    fn close(&mut self);
+}
+
+impl Waiting for ReplyReceiver {
+    fn close(&mut self) {
+        oneshot::Receiver::close(self);
+    }
+}
+
+impl Waiting for Vec<ReplyReceiver> {
+    fn close(&mut self) {
+        self.iter_mut().for_each(oneshot::Receiver::close);
+    }
+}
+
 /// Tells the driver about calls whose caller stopped waiting.
-struct CancelOnDrop<'a> {
+struct CancelOnDrop<'a, W: Waiting> {
     ids: Vec<u64>,
     /// The reply channels, closed before the driver is told: a call the
     /// driver has not taken from its queue yet is then seen as abandoned
     /// when it is, and never sent.
-    waiting: Vec<oneshot::Receiver<Result<Box<RawValue>, Failure>>>,
+    waiting: W,
     control: &'a mpsc::UnboundedSender<Control>,
 }
 
-impl Drop for CancelOnDrop<'_> {
+impl<W: Waiting> Drop for CancelOnDrop<'_, W> {
     fn drop(&mut self) {
-        self.waiting.clear();
+        self.waiting.close();
         for id in self.ids.drain(..) {
             // A closed channel means the driver is gone and the call with it.
             let _ = self.control.send(Control::CallerGone(id));
@@ -591,18 +679,50 @@ fn decode<R: DeserializeOwned>(method: &str, raw: &RawValue) -> Result<R, Error>
     })
 }
 
+/// The outcome of a call sent to a driver that has since dropped its
+/// command queue: it answered (or failed) every call it took before that,
+/// so the outcome is there now or never comes.
+///
+/// NB: checked after every send, because a send can complete after the
+/// driver is gone: a sender that got its queue slot before the driver
+/// dropped the receiver pushes the call after the receiver drained the
+/// queue, and nothing would ever drop its reply channel (until every `Peer`
+/// is gone). The check is one atomic load; the token `done` would take a lock.
+fn settled(method: &str, rx: &mut ReplyReceiver) -> Result<Box<RawValue>, CallError> {
+    match rx.try_recv() {
+        Ok(outcome) => into_result(method, Ok(outcome)),
+        Err(_) => Err(CallError::NotSent(Error::closed(
+            method,
+            "not sent: the connection ended before the call left its queue",
+        ))),
+    }
+}
+
 fn into_result(
     method: &str,
     outcome: Result<Result<Box<RawValue>, Failure>, oneshot::error::RecvError>,
-) -> Result<Box<RawValue>, Error> {
+) -> Result<Box<RawValue>, CallError> {
     match outcome {
         Ok(Ok(raw)) => Ok(raw),
-        Ok(Err(Failure::Remote(source))) => Err(Error::Remote {
+        Ok(Err(Failure::Remote(source))) => Err(CallError::Failed(Error::Remote {
             method: method.to_owned(),
             source,
-        }),
-        Ok(Err(Failure::Closed(reason))) => Err(Error::closed(method, reason.as_deref())),
-        // The driver dropped the reply sender: it stopped.
-        Err(_) => Err(Error::closed(method, None)),
+        })),
+        Ok(Err(Failure::NotSent(why))) => Err(CallError::NotSent(Error::closed(
+            method,
+            format!("not sent: {why}"),
+        ))),
+        Ok(Err(Failure::Lost(why))) => Err(CallError::Failed(Error::closed(
+            method,
+            format!("sent, then the connection was lost before the reply: {why}"),
+        ))),
+        // NB: the sender was dropped unanswered, which only happens to a
+        // call still in the driver's queue when the driver ended: a call it
+        // took is answered, failed `Lost` (`fail_all`, also on drop) or
+        // failed `NotSent`.
+        Err(_) => Err(CallError::NotSent(Error::closed(
+            method,
+            "not sent: the connection ended before the call left its queue",
+        ))),
     }
 }

@@ -13,8 +13,14 @@ use crate::error::ErrorObject;
 pub(crate) enum Failure {
     /// The peer answered with an error object.
     Remote(ErrorObject),
-    /// The connection ended first, perhaps with a known reason.
-    Closed(Option<Arc<str>>),
+    /// The connection was ending when the call reached the driver, so it was
+    /// never written: it can safely go out on another connection. Says why
+    /// the connection was ending.
+    NotSent(Arc<str>),
+    /// The call was written (or handed to the transport), then the
+    /// connection ended before its reply: the peer may or may not have run
+    /// it. Says why the connection ended.
+    Lost(Arc<str>),
 }
 
 pub(crate) type ReplySender = oneshot::Sender<Result<Box<RawValue>, Failure>>;
@@ -70,11 +76,11 @@ impl PendingTable {
         self.calls.is_empty()
     }
 
-    /// Resolves every waiting caller with `Closed`. Called when the driver
+    /// Resolves every waiting caller with `Lost`. Called when the driver
     /// stops reading, so no `Peer::request` future can hang.
-    pub(crate) fn fail_all(&mut self, reason: Option<&Arc<str>>) {
+    pub(crate) fn fail_all(&mut self, reason: &Arc<str>) {
         for (_, waiting) in self.calls.drain() {
-            let _ = waiting.reply.send(Err(Failure::Closed(reason.cloned())));
+            let _ = waiting.reply.send(Err(Failure::Lost(reason.clone())));
         }
     }
 

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::handler::BoxFuture;
-use crate::peer::Peer;
+use crate::peer::{to_params, CallError, Peer};
 use crate::router::Router;
 use crate::transport::Transport;
 
@@ -28,7 +28,9 @@ pub struct Backoff {
     /// The longest wait (default 10 s).
     pub max: Duration,
     /// Failed attempts in a row after which the client gives up and closes
-    /// (default `None`: never).
+    /// (default `None`: never). An attempt fails when connecting fails or
+    /// when the `on_connect` hook returns an error; calls then fail with
+    /// [`Error::Closed`] whose reason gives the last attempt's error.
     pub max_attempts: Option<u32>,
 }
 
@@ -118,7 +120,9 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
 
     /// Runs after each connection and reconnection, before the connection is
     /// handed to callers: log in again, re-join rooms. An error closes that
-    /// connection and counts as a failed attempt.
+    /// connection and counts as a failed attempt; when the client gives up
+    /// (see [`Backoff::max_attempts`]), the last such error is in the reason
+    /// its calls fail with.
     pub fn on_connect<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(Peer) -> Fut + Send + Sync + 'static,
@@ -140,18 +144,18 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
     {
         let (state_tx, state) = watch::channel(State::Connecting);
         let stop = CancellationToken::new();
-        let connections = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::default());
         tokio::spawn(supervise(
             self,
             connect,
             state_tx,
             stop.clone(),
-            connections.clone(),
+            shared.clone(),
         ));
         ReconnectingPeer {
             state,
             stop,
-            connections,
+            shared,
         }
     }
 }
@@ -159,19 +163,58 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
 #[derive(Clone)]
 enum State {
     Connecting,
-    Connected(Peer),
+    /// The connection numbered `.0` (the first is 1).
+    Connected(u64, Peer),
     Stopped(Arc<str>),
 }
 
-/// A peer that comes back after the connection drops. Calls made while
-/// it is reconnecting wait for the new connection; calls that were pending
-/// when the link dropped fail with [`Error::Closed`] and are never resent
-/// (the peer may or may not have run them).
+/// What the supervisor and the callers share.
+#[derive(Default)]
+struct Shared {
+    /// How many connections have been made so far.
+    connections: AtomicU64,
+    /// The highest-numbered connection that a caller found ending (it
+    /// refused a call unsent) before the supervisor noticed.
+    ending: AtomicU64,
+    /// Wakes the supervisor when `ending` rises.
+    ending_changed: Notify,
+}
+
+impl Shared {
+    /// A caller found connection `number` ending.
+    fn found_ending(&self, number: u64) {
+        self.ending.fetch_max(number, Ordering::SeqCst);
+        self.ending_changed.notify_one();
+    }
+
+    /// Completes once a caller has found connection `number` ending.
+    async fn ending(&self, number: u64) {
+        // NB: `notify_one` keeps a permit when nobody waits, so a rise
+        // between the check and the wait is not missed.
+        while self.ending.load(Ordering::SeqCst) < number {
+            self.ending_changed.notified().await;
+        }
+    }
+}
+
+/// A peer that comes back after the connection drops.
+///
+/// - Calls made while it is reconnecting wait for the new connection, and so
+///   do calls that reached a connection already ending (closing, or closed
+///   before the client noticed): they were never written to it, so they go
+///   out on the next one.
+/// - Calls that were written and pending when the link dropped fail with
+///   [`Error::Closed`] (its reason says the connection was lost after the
+///   call was sent) and are never resent: the peer may or may not have run
+///   them.
+/// - Each call's [`Config::request_timeout`] counts on the connection that
+///   took it; the wait for a connection is bounded by
+///   [`Backoff::max_attempts`] instead.
 #[derive(Clone)]
 pub struct ReconnectingPeer {
     state: watch::Receiver<State>,
     stop: CancellationToken,
-    connections: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl ReconnectingPeer {
@@ -184,27 +227,34 @@ impl ReconnectingPeer {
     /// # Cancel safety
     /// Dropping the future has no effect on the client.
     pub async fn peer(&self) -> Result<Peer, Error> {
-        self.current("(connect)").await
+        self.current("(connect)", 0).await.map(|(_, peer)| peer)
     }
 
-    async fn current(&self, method: &str) -> Result<Peer, Error> {
+    /// The current connection and its number, once it is numbered above
+    /// `after` (a connection found ending is not handed out again).
+    async fn current(&self, method: &str, after: u64) -> Result<(u64, Peer), Error> {
         let mut state = self.state.clone();
         let found = state
-            .wait_for(|s| !matches!(s, State::Connecting))
+            .wait_for(|s| match s {
+                State::Connecting => false,
+                State::Connected(number, _) => *number > after,
+                State::Stopped(_) => true,
+            })
             .await
             .map(|s| s.clone());
         match found {
-            Ok(State::Connected(peer)) => Ok(peer),
-            Ok(State::Stopped(why)) => Err(Error::closed(method, Some(&why))),
+            Ok(State::Connected(number, peer)) => Ok((number, peer)),
+            Ok(State::Stopped(why)) => Err(Error::closed(method, format!("not sent: {why}"))),
             // The supervisor is gone (its runtime shut down).
             _ => Err(Error::closed(
                 method,
-                Some("the reconnecting client stopped"),
+                "not sent: the reconnecting client's task stopped",
             )),
         }
     }
 
-    /// [`Peer::request`] on the current connection.
+    /// [`Peer::request`] on the current connection, or on the next one when
+    /// the current one turns out to be ending before the call was written.
     ///
     /// # Errors
     /// As [`Peer::request`] and [`ReconnectingPeer::peer`].
@@ -216,20 +266,52 @@ impl ReconnectingPeer {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, Error> {
-        self.current(method).await?.request(method, params).await
+        let mut after = 0;
+        loop {
+            let (number, peer) = self.current(method, after).await?;
+            // Encoded again for each connection: a call refused unsent has
+            // given its params away, and most calls are never refused.
+            let params = to_params(method, &params)?;
+            match peer.attempt(method, params, peer.timeout()).await {
+                Ok(raw) => {
+                    return serde_json::from_str(raw.get()).map_err(|source| Error::DecodeReply {
+                        method: method.to_owned(),
+                        source,
+                    })
+                }
+                Err(CallError::NotSent(err)) => {
+                    tracing::debug!(%method, number, "connection ending, the call waits for the next: {err}");
+                    self.shared.found_ending(number);
+                    after = number;
+                }
+                Err(CallError::Failed(err)) => return Err(err),
+            }
+        }
     }
 
-    /// [`Peer::notify`] on the current connection.
+    /// [`Peer::notify`] on the current connection, or on the next one when
+    /// the current one is found gone before the notification was queued.
     ///
     /// # Errors
     /// As [`Peer::notify`] and [`ReconnectingPeer::peer`].
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
-        self.current(method).await?.notify(method, params).await
+        let mut after = 0;
+        loop {
+            let (number, peer) = self.current(method, after).await?;
+            let params = to_params(method, &params)?;
+            match peer.notify_attempt(method, params).await {
+                Err(CallError::NotSent(_)) => {
+                    self.shared.found_ending(number);
+                    after = number;
+                }
+                done => return done.map_err(CallError::into_error),
+            }
+        }
     }
 
     /// How many connections have been made so far (the first one included).
     pub fn connections(&self) -> u64 {
-        self.connections.load(Ordering::Relaxed)
+        self.shared.connections.load(Ordering::Relaxed)
     }
 
     /// Stops reconnecting and closes the current connection.
@@ -243,7 +325,7 @@ async fn supervise<S, C, Fut, T>(
     connect: C,
     state: watch::Sender<State>,
     stop: CancellationToken,
-    connections: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 ) where
     S: Send + Sync + 'static,
     C: Fn() -> Fut + Send + Sync + 'static,
@@ -251,6 +333,8 @@ async fn supervise<S, C, Fut, T>(
     T: Transport,
 {
     let mut failures = 0u32;
+    // What went wrong with the last failed attempt, for the give-up reason.
+    let mut last_failure = String::new();
     loop {
         if failures > 0 {
             if settings
@@ -258,7 +342,10 @@ async fn supervise<S, C, Fut, T>(
                 .max_attempts
                 .is_some_and(|max| failures >= max)
             {
-                let why = format!("gave up reconnecting after {failures} failed attempts");
+                let why = format!(
+                    "gave up reconnecting after {failures} failed attempts; the last one: {last_failure}"
+                );
+                tracing::warn!("{why}");
                 state.send_replace(State::Stopped(why.into()));
                 return;
             }
@@ -276,6 +363,7 @@ async fn supervise<S, C, Fut, T>(
             Err(err) => {
                 failures += 1;
                 tracing::debug!(failures, "connection attempt failed: {err}");
+                last_failure = format!("could not connect: {err}");
                 continue;
             }
         };
@@ -296,13 +384,19 @@ async fn supervise<S, C, Fut, T>(
                 tracing::warn!("the on_connect hook failed, reconnecting: {err}");
                 peer.close().await;
                 failures += 1;
+                last_failure = format!("the on_connect hook failed: {err}");
                 continue;
             }
         }
-        connections.fetch_add(1, Ordering::Relaxed);
-        state.send_replace(State::Connected(peer.clone()));
+        let number = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        state.send_replace(State::Connected(number, peer.clone()));
         tokio::select! {
             _ = driver => {}
+            // NB: a connection that stopped reading may drain its own
+            // handlers for a while (its drain timeout) before its driver
+            // ends; callers it refused wait for the next connection, so the
+            // next one is made now. The old driver finishes on its own task.
+            () = shared.ending(number) => {}
             () = stop.cancelled() => {
                 peer.close().await;
                 break;

@@ -3,6 +3,7 @@
 use foldhash::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use schemars::{Schema, SchemaGenerator};
 use serde_json::value::RawValue;
@@ -39,6 +40,7 @@ pub struct MethodInfo {
     safe: bool,
     task: bool,
     access: Access,
+    timeout: Option<Duration>,
 }
 
 impl MethodInfo {
@@ -53,6 +55,7 @@ impl MethodInfo {
             safe: false,
             task: false,
             access: Access::Public,
+            timeout: None,
         }
     }
 
@@ -95,6 +98,12 @@ impl MethodInfo {
     /// Who may call it (see [`MethodConfig::authenticated`]).
     pub fn access(&self) -> &Access {
         &self.access
+    }
+
+    /// How long one call may run before it is answered -32002 and
+    /// cancelled (see [`MethodConfig::timeout`]); `None`: no limit.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// How a call of this method is scheduled: the method's own setting, or
@@ -263,6 +272,32 @@ impl MethodConfig<'_> {
     /// the role.
     pub fn role(self, role: impl Into<String>) -> Self {
         self.info.access = Access::Role(role.into());
+        self
+    }
+
+    /// Limits how long one call may run (default: no limit), counted from
+    /// when it starts, not from when it arrived (time waiting for its turn
+    /// does not count). Past it, the caller is answered
+    /// [`ErrorObject::HANDLER_TIMEOUT`](crate::ErrorObject::HANDLER_TIMEOUT)
+    /// (-32002) with a message naming the method and the limit, and the
+    /// handler's future is dropped: its
+    /// [`Context::cancellation`](crate::Context::cancellation) token fires,
+    /// its own task (see [`MethodConfig::own_task`]) is aborted, and its
+    /// slot is freed. A notification over its limit is dropped the same way,
+    /// unanswered. Methods without a limit pay nothing for this.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rpcpeer::{ErrorObject, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .method("report", || async { Ok::<_, ErrorObject>("done") })
+    ///     .timeout(Duration::from_secs(10));
+    /// assert_eq!(router.method_info("report").unwrap().timeout(), Some(Duration::from_secs(10)));
+    /// ```
+    pub fn timeout(self, limit: Duration) -> Self {
+        self.info.timeout = Some(limit);
         self
     }
 }

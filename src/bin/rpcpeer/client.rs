@@ -261,14 +261,13 @@ impl Connection {
                 Failure::Remote
             }
             Error::Closed { method, reason } => {
-                let reason = match reason {
-                    Some(reason) => Some(reason),
-                    None => self.end_reason().await,
-                }
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
+                // The driver's own error too, when the reason lacks it.
+                let end = match self.end_reason().await {
+                    Some(end) if !reason.contains(&end) => format!("; {end}"),
+                    _ => String::new(),
+                };
                 Failure::Connection(format!(
-                    "{} hung up before answering `{method}`{reason}",
+                    "{} hung up before answering `{method}` ({reason}{end})",
                     self.label
                 ))
             }

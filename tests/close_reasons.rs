@@ -1,0 +1,166 @@
+//! Every `Error::Closed` says why: sent or not, and what ended the connection.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{connect, connect_with, serve, within};
+use futures::StreamExt;
+use rpcpeer::{Config, Context, Error, ErrorObject, Router, Session};
+use rpcpeer_stream::Framing;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+fn reason(result: Result<impl std::fmt::Debug, Error>) -> String {
+    match result {
+        Err(Error::Closed { reason, .. }) => reason,
+        other => panic!("expected Error::Closed, got {other:?}"),
+    }
+}
+
+/// A raw server that reads one frame, then runs `then` on the connection.
+async fn one_frame_server<F, Fut>(framing: Framing, then: F) -> std::net::SocketAddr
+where
+    F: FnOnce(rpcpeer_stream::Framed<tokio::net::TcpStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut framed = rpcpeer_stream::framed(socket, framing, 1 << 20);
+        let _ = framed.next().await;
+        then(framed).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_peer_that_hangs_up_fails_the_pending_call_saying_so() {
+    let addr = one_frame_server(Framing::Newline, |framed| async move { drop(framed) }).await;
+    let (peer, driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let err = within("the call", peer.request::<Value>("anything", ()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    let why = reason(Err::<(), _>(err));
+    assert!(
+        why.starts_with("sent, then the connection was lost before the reply: "),
+        "{why}"
+    );
+    assert!(why.contains("the peer closed"), "{why}");
+    assert_eq!(
+        text,
+        format!("the connection closed before `anything` got a reply ({why})")
+    );
+
+    within("driver end", driver).await.unwrap().unwrap();
+    let why = reason(peer.request::<Value>("later", ()).await);
+    assert_eq!(why, "not sent: the connection had already ended");
+    let why = reason(peer.notify("later", ()).await);
+    assert_eq!(why, "not sent: the connection had already ended");
+    let why = reason(peer.try_notify("later", ()));
+    assert_eq!(why, "not sent: the connection had already ended");
+}
+
+#[tokio::test]
+async fn a_transport_error_is_the_reason_of_the_call_it_cost() {
+    // The reply breaks Content-Length framing: the client's read fails.
+    let addr = one_frame_server(Framing::ContentLength, |framed| async move {
+        let mut socket = framed.into_inner();
+        let _ =
+            tokio::io::AsyncWriteExt::write_all(&mut socket, b"Content-Length: many\r\n\r\n").await;
+        // Held open: the read error alone ends the connection.
+        std::future::pending::<()>().await;
+    })
+    .await;
+    let (peer, driver) = connect(addr, Framing::ContentLength, Router::new()).await;
+    let why = reason(within("the call", peer.request::<Value>("anything", ())).await);
+    let Err(Error::Transport(err)) = within("driver end", driver).await.unwrap() else {
+        panic!("the driver should end with the transport's error");
+    };
+    assert!(
+        why.starts_with("sent, then the connection was lost before the reply: "),
+        "{why}"
+    );
+    assert!(why.contains(&err.to_string()), "{why} lacks {err}");
+}
+
+/// Closing on this side: a call written before fails as lost, a call made
+/// while running handlers drain is not sent, one made after the end says
+/// the connection had ended; each says why.
+#[tokio::test]
+async fn closing_on_this_side_says_so_to_every_call() {
+    let held = Arc::new(Notify::new());
+    let mut server = Router::with_state(held.clone());
+    server.method("hold", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notify_one();
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    server.method("stall_me", |cx: Context<Arc<Notify>>| async move {
+        let peer = cx.peer().clone();
+        tokio::spawn(async move { peer.request::<Value>("stall", ()).await });
+        Ok::<_, ErrorObject>(true)
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let stalled = Arc::new(Notify::new());
+    let mut client = Router::with_state(stalled.clone());
+    client.method("stall", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notify_one();
+        std::future::pending::<()>().await;
+        Ok::<_, ErrorObject>(())
+    });
+    let config = Config::default().drain_timeout(Duration::from_millis(200));
+    let (peer, _driver) = connect_with(addr, Framing::Newline, client, config).await;
+    assert!(within("stall_me", peer.request::<bool>("stall_me", ()))
+        .await
+        .unwrap());
+    within("stall running", stalled.notified()).await;
+    let hold = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.request::<Value>("hold", ()).await }
+    });
+    within("hold running", held.notified()).await;
+
+    // The close is asked for (its first poll) before the next call is made.
+    let mut closing = Box::pin(peer.close());
+    assert!(futures::poll!(&mut closing).is_pending());
+    let why = reason(within("during the drain", peer.request::<Value>("late", ())).await);
+    assert_eq!(
+        why,
+        "not sent: the connection was closing: closed on this side"
+    );
+    let why = reason(within("hold", hold).await.unwrap());
+    assert_eq!(
+        why,
+        "sent, then the connection was lost before the reply: closed on this side"
+    );
+
+    within("the close", closing).await;
+    let why = reason(peer.request::<Value>("after", ()).await);
+    assert_eq!(why, "not sent: the connection had already ended");
+}
+
+/// A handler answering a one-shot request (HTTP POST, `handle_text`) has no
+/// connection to call back on, and is told so.
+#[tokio::test]
+async fn calling_back_without_a_connection_says_there_is_none() {
+    let mut router = Router::new();
+    router.method("callback", |cx: Context| async move {
+        let answer: Value = cx.peer().request("ask", ()).await?;
+        Ok::<_, ErrorObject>(answer)
+    });
+    let reply = router
+        .handle_text(
+            r#"{"jsonrpc":"2.0","method":"callback","id":1}"#,
+            &Session::new(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        reply.contains("not sent: this peer has no connection to call back on"),
+        "{reply}"
+    );
+}
