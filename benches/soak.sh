@@ -24,6 +24,8 @@
 #   CARGO [cargo]     the cargo command, split on spaces (e.g. to wrap it
 #                     in a lock shared with other builds)
 #   SERVE_ARGS []     more arguments for `rpcpeer serve`, split on spaces
+#   BUILD [1]         0: run the release binaries already built, without
+#                     asking cargo (which may wait on a busy build lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +56,9 @@ if [[ $limit != unlimited ]] && ((limit < needed)); then
     die "the open files limit is $limit (hard limit $(ulimit -Hn)); $CONNS connections need $needed: raise the hard limit or lower CONNS" 2
 fi
 
-"${cargo[@]}" build --release --quiet --bin rpcpeer --example soak
+if [[ ${BUILD:-1} != 0 ]]; then
+    "${cargo[@]}" build --release --quiet --bin rpcpeer --example soak
+fi
 bin=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d)
