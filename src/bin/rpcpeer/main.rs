@@ -10,6 +10,14 @@ mod output;
 mod serve;
 mod shell;
 
+/// jemalloc, whose background thread gives the memory a load freed back
+/// to the OS once it has stayed unused for a while; glibc's malloc keeps
+/// most of it, and a server that once held many connections stays near
+/// its peak RSS.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::fmt;
 use std::process::ExitCode;
 use std::time::Duration;
