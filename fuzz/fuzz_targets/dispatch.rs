@@ -43,6 +43,10 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
+/// The most entries `handle_text` takes in a batch (`Config::max_batch_len`'s
+/// documented default).
+const MAX_BATCH_LEN: usize = 1024;
+
 /// What one reply must be.
 #[derive(Debug)]
 struct Expected {
@@ -103,6 +107,15 @@ fn expected_replies(router: &Router, text: &str) -> (bool, Vec<Expected>) {
     };
     match parse(text) {
         Frame::Single(item) => (false, expect(item).into_iter().collect()),
+        // Refused whole, with one error that is not in an array.
+        Frame::Batch(items) if items.len() > MAX_BATCH_LEN => {
+            let refused = Expected {
+                form: Form::V2,
+                id: "null".to_owned(),
+                code: Some(Code::Is(ErrorObject::INVALID_REQUEST)),
+            };
+            (false, vec![refused])
+        }
         Frame::Batch(items) => (true, items.into_iter().filter_map(expect).collect()),
     }
 }
