@@ -468,7 +468,13 @@ pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
             ))),
             // Spec §6: each element is answered on its own, in 2.0 form.
             Ok(items) => Frame::Batch(items.into_iter().map(batch_item).collect()),
-            Err(err) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
+            // NB: serde_json refuses some valid JSON as a batch entry (see
+            // `raw_batch_item`); only when the text is not an array of JSON
+            // values at all is the whole batch a parse error.
+            Err(err) => match serde_json::from_str::<Vec<&RawValue>>(text) {
+                Ok(raw) => Frame::Batch(raw.into_iter().map(raw_batch_item).collect()),
+                Err(_) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
+            },
         },
         Some(b'{') => Frame::Single(parse_object(text, Version::V1)),
         _ => Frame::Single(Err(Rejected::v2(
@@ -534,6 +540,21 @@ fn batch_item(element: Element<'_>) -> Result<Message<'_>, Rejected> {
         Ok(env) => message(env, Version::V2),
         Err(what) => Err(Rejected::v2(ErrorObject::invalid_request(format!(
             "a batch entry must be an object, not {what}"
+        )))),
+    }
+}
+
+/// A batch entry read on its own, after the batch failed to read in one
+/// pass although it is JSON: an entry serde_json will not read, such as a
+/// number past `f64` (`1e400`, RFC 8259 §6 lets a reader limit the range)
+/// or a member name with a lone surrogate escape (§8.2), is refused alone,
+/// and the other entries still run.
+fn raw_batch_item(raw: &RawValue) -> Result<Message<'_>, Rejected> {
+    match serde_json::from_str::<Element<'_>>(raw.get()) {
+        Ok(element) => batch_item(element),
+        Err(err) => Err(Rejected::v2(ErrorObject::invalid_request(format!(
+            "batch entry {} cannot be read ({err})",
+            excerpt(raw.get())
         )))),
     }
 }
