@@ -4,12 +4,9 @@
 
 mod common;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use common::within;
@@ -441,59 +438,10 @@ async fn the_batch_limit_and_its_error_are_the_same_over_http_and_websocket() {
     assert_eq!(reply.json()["error"]["code"], -32600);
 }
 
-/// Calls that finish one after the other, each woken alone, and a count of
-/// how often their futures are polled.
-struct Chain {
-    polls: Arc<AtomicUsize>,
-    /// `links[i]` wakes call `i`.
-    links: Vec<tokio::sync::Notify>,
-}
-
-/// A future that counts its polls.
-struct Polled<F> {
-    polls: Arc<AtomicUsize>,
-    inner: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for Polled<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        self.polls.fetch_add(1, Ordering::Relaxed);
-        self.inner.as_mut().poll(cx)
-    }
-}
-
 #[tokio::test]
 async fn a_long_batch_of_waiting_calls_is_polled_a_bounded_number_of_times_per_call() {
     let n = 1024;
-    let chain = Arc::new(Chain {
-        polls: Arc::default(),
-        links: (0..n).map(|_| tokio::sync::Notify::new()).collect(),
-    });
-    let mut router = Router::with_state(chain.clone());
-    // Call `i` finishes after call `i + 1`, which wakes it: the last first,
-    // the worst order for a batch that polls every entry whenever one of
-    // them is woken.
-    router.method(
-        "chain",
-        |(i, n): (usize, usize), cx: Context<Arc<Chain>>| {
-            let polls = cx.state().polls.clone();
-            Polled {
-                polls,
-                inner: Box::pin(async move {
-                    let links = &cx.state().links;
-                    if i + 1 < n {
-                        links[i].notified().await;
-                    }
-                    if i > 0 {
-                        links[i - 1].notify_one();
-                    }
-                    Ok::<_, ErrorObject>(i)
-                }),
-            }
-        },
-    );
+    let (router, chain) = common::chain_router(n);
     let addr = serve(WsServer::new(router)).await;
     let reply = Http::connect(addr)
         .await

@@ -256,62 +256,13 @@ async fn a_client_that_fills_its_queue_and_leaves_is_noticed() {
     );
 }
 
-/// Calls that finish one after the other, each woken alone, and a count of
-/// how often their futures are polled.
-struct Chain {
-    polls: Arc<AtomicUsize>,
-    /// `links[i]` wakes call `i`.
-    links: Vec<tokio::sync::Notify>,
-}
-
-/// A future that counts its polls.
-struct Polled<F> {
-    polls: Arc<AtomicUsize>,
-    inner: std::pin::Pin<Box<F>>,
-}
-
-impl<F: std::future::Future> std::future::Future for Polled<F> {
-    type Output = F::Output;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        self.polls.fetch_add(1, Ordering::Relaxed);
-        self.inner.as_mut().poll(cx)
-    }
-}
-
 /// A batch whose calls wait is polled per call woken, not per batch woken:
 /// polling every entry at each wake-up cost a batch of 1,024 calls that end
 /// last-first some 500,000 polls.
 #[tokio::test]
 async fn a_batch_of_waiting_calls_is_polled_in_linear_time_over_tcp() {
     let n = 1024;
-    let chain = Arc::new(Chain {
-        polls: Arc::default(),
-        links: (0..n).map(|_| tokio::sync::Notify::new()).collect(),
-    });
-    let mut router = Router::with_state(chain.clone());
-    router.method(
-        "chain",
-        |(i, n): (usize, usize), cx: Context<Arc<Chain>>| {
-            let polls = cx.state().polls.clone();
-            Polled {
-                polls,
-                inner: Box::pin(async move {
-                    let links = &cx.state().links;
-                    if i + 1 < n {
-                        links[i].notified().await;
-                    }
-                    if i > 0 {
-                        links[i - 1].notify_one();
-                    }
-                    Ok::<_, ErrorObject>(i)
-                }),
-            }
-        },
-    );
+    let (router, chain) = common::chain_router(n);
     let addr = serve_with(router, Framing::Newline, Config::default(), 1 << 20).await;
     let mut wire = Wire::connect(addr, Framing::Newline).await;
     let batch: Vec<String> = (0..n)

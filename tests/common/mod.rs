@@ -153,3 +153,61 @@ pub fn add_sync<S: Send + Sync + 'static>(router: &mut Router<S>) {
         .method("sync", || async { Ok::<_, ErrorObject>(true) })
         .concurrency(rpcpeer::Concurrency::Exclusive);
 }
+
+/// Calls that finish one after the other, each woken alone, and a count of
+/// how often their futures are polled.
+pub struct Chain {
+    pub polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// `links[i]` wakes call `i`.
+    links: Vec<tokio::sync::Notify>,
+}
+
+/// A future that counts its polls.
+struct Polled<F> {
+    polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Polled<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.polls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// A router whose `chain` `[i, n]` finishes after call `i + 1`, which wakes
+/// it: the last first, the worst order for a batch that polls every entry
+/// whenever one of them is woken. The `Chain` counts the polls.
+pub fn chain_router(n: usize) -> (Router<std::sync::Arc<Chain>>, std::sync::Arc<Chain>) {
+    let chain = std::sync::Arc::new(Chain {
+        polls: std::sync::Arc::default(),
+        links: (0..n).map(|_| tokio::sync::Notify::new()).collect(),
+    });
+    let mut router = Router::with_state(chain.clone());
+    router.method(
+        "chain",
+        |(i, n): (usize, usize), cx: rpcpeer::Context<std::sync::Arc<Chain>>| {
+            let polls = cx.state().polls.clone();
+            Polled {
+                polls,
+                inner: Box::pin(async move {
+                    let links = &cx.state().links;
+                    if i + 1 < n {
+                        links[i].notified().await;
+                    }
+                    if i > 0 {
+                        links[i - 1].notify_one();
+                    }
+                    Ok::<_, ErrorObject>(i)
+                }),
+            }
+        },
+    );
+    (router, chain)
+}
