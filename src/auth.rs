@@ -401,7 +401,15 @@ impl Auth {
         });
         taken.map_err(|retry_after| {
             session.update(|f: &mut ConnectionFailures| Window::refund(&mut f.0));
-            tracing::warn!(%address, "failed logins throttled for this address");
+            // A peer can retry at will (over new connections): one warn
+            // line per period, the rest at debug.
+            static THROTTLED: crate::log_limit::LogLimit = crate::log_limit::LogLimit::new();
+            match THROTTLED.allow() {
+                Some(more) => {
+                    tracing::warn!(%address, "failed logins throttled for this address{more}")
+                }
+                None => tracing::debug!(%address, "failed logins throttled for this address"),
+            }
             LoginError::Throttled {
                 scope: Scope::Address,
                 retry_after,

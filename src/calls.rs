@@ -205,7 +205,14 @@ impl<S: Send + Sync + 'static> Calls<S> {
 
     /// The peer cancels one of its requests.
     fn cancel(&mut self, id: &Id, outbox: &mut Outbox) {
-        let started = self.running.iter_mut().chain(self.starting.iter_mut());
+        // NB: newest first, for calls that share an id (see
+        // `cancel::incoming`): `starting` holds calls newer than any that
+        // runs, newest at the back; `FuturesUnordered` iterates newest first.
+        let started = self
+            .starting
+            .iter_mut()
+            .rev()
+            .chain(self.running.iter_mut());
         if let Some(reply) = crate::cancel::incoming(id, &mut self.scheduler, started) {
             outbox.push(reply);
         }

@@ -23,6 +23,17 @@ pub(crate) fn target(params: &RawValue) -> Option<Id> {
 /// write now; a running one (or an entry of a batch) has its handler
 /// dropped and answers -32800 in its turn. Rare, so a search is cheaper
 /// than keeping an index of every call.
+///
+/// Ids are the peer's to choose, and nothing stops two calls in flight from
+/// sharing one: each runs and is answered on its own, with that id (spec
+/// §5: the reply carries the request's id; telling the replies apart is the
+/// client's affair). Refusing the second would need a table of the ids in
+/// flight, a hash of every id on the request path, for a client's bug.
+/// A cancel then ends one call per cancel notification: one still waiting
+/// for its turn if there is one (nothing of it has run yet), else the one
+/// that started last, which is the one a client that reused the id still
+/// knows by it. `started` yields the newest first for that. A second cancel
+/// ends the next.
 pub(crate) fn incoming<'a>(
     id: &Id,
     scheduler: &mut Scheduler<Work>,

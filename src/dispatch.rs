@@ -16,6 +16,7 @@ use crate::context::Incoming;
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
 use crate::handler::{BoxFuture, ErasedHandler, Outcome};
+use crate::log_limit::LogLimit;
 use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
@@ -70,8 +71,17 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
             Err(&busy(full.unwrap_or_default())),
         )),
         Ok(Message::Notification(n)) if full.is_some() => {
-            // No reply can say "busy" to a notification; the log must.
-            tracing::warn!(method = %excerpt(&n.method), "queue full while waiting for a reply: notification dropped");
+            // No reply can say "busy" to a notification; the log must, but
+            // a peer that keeps sending them must not flood it.
+            static DROPPED: LogLimit = LogLimit::new();
+            match DROPPED.allow() {
+                Some(more) => {
+                    tracing::warn!(method = %excerpt(&n.method), "queue full while waiting for a reply: notification dropped{more}")
+                }
+                None => {
+                    tracing::debug!(method = %excerpt(&n.method), "queue full while waiting for a reply: notification dropped")
+                }
+            }
             Admitted::Dropped
         }
         Ok(Message::Request(req)) => {

@@ -136,7 +136,7 @@ where
     /// not be read (after answering it with -32700). A peer that hangs up
     /// cleanly, or [`Peer::close`], gives `Ok`. A message the transport
     /// skipped for its size is no error: it is answered with -32600 and
-    /// reading goes on.
+    /// reading goes on; nor is one that is not UTF-8 (-32700).
     ///
     /// # Cancel safety
     /// Dropping the future drops the connection: running handlers are
@@ -196,6 +196,16 @@ where
                 .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
             return;
         }
+        if crate::transport::is_not_utf8(&err) {
+            // One message that is not UTF-8, dropped by the transport,
+            // whose framing is intact: spec §5.1, text that is
+            // not JSON is -32700 with id null, and the connection goes on.
+            tracing::debug!("an incoming message is not UTF-8: {err}");
+            let reply = ErrorObject::parse_error(format_args!("the message is not UTF-8 ({err})"));
+            self.outbox
+                .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
+            return;
+        }
         self.outgoing.close_reason = Some(err.to_string().into());
         if err.kind() == io::ErrorKind::InvalidData {
             // Framing is lost (an unreadable frame, or a WebSocket message
@@ -209,6 +219,27 @@ where
             self.abort();
         }
         self.failure = Some(err);
+    }
+
+    /// The peer's side of the stream ended.
+    fn on_end_of_input(&mut self, cx: &mut TaskContext<'_>) {
+        self.outgoing
+            .close_reason
+            .get_or_insert_with(|| "the peer closed the connection".into());
+        // NB: over a byte stream this may be a half-close: the peer still
+        // reads, so what runs finishes and is answered (the drain). A
+        // transport that takes nothing more once its input ended (a
+        // WebSocket after the peer's close frame, RFC 6455 §5.5.1) says so
+        // from `poll_ready`: no answer could be delivered, so the calls are
+        // cancelled now rather than run to the drain deadline for nobody,
+        // and the connection ends as cleanly as the peer ended it.
+        if let Poll::Ready(Err(err)) = Pin::new(&mut self.transport).poll_ready(cx) {
+            tracing::debug!("the peer closed the connection, which takes no more frames: {err}");
+            self.abort();
+            self.outbox.clear();
+        } else {
+            self.begin_shutdown();
+        }
     }
 
     /// Whether the outbox has been full, with nothing written, for the
@@ -385,7 +416,7 @@ where
                             .on_frame(&text, &mut this.outgoing, &mut this.outbox)
                     }
                     Poll::Ready(Some(Err(err))) => this.on_read_error(err),
-                    Poll::Ready(None) => this.begin_shutdown(),
+                    Poll::Ready(None) => this.on_end_of_input(cx),
                     Poll::Pending => {
                         input_idle = true;
                         break;

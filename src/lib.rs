@@ -62,6 +62,7 @@ pub mod group;
 mod handler;
 #[cfg(feature = "ws")]
 pub mod http;
+mod log_limit;
 pub mod message;
 mod outbox;
 mod outgoing;

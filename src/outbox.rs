@@ -49,6 +49,13 @@ impl Outbox {
         self.frames.push_back(frame);
     }
 
+    /// Drops every frame waiting: the peer can no longer be written to.
+    pub(crate) fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+        self.unflushed = false;
+    }
+
     /// Frames waiting.
     pub(crate) fn len(&self) -> usize {
         self.frames.len()

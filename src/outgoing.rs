@@ -6,11 +6,15 @@ use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt_of;
+use crate::log_limit::LogLimit;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
 use crate::peer::Command;
 use crate::pending::{Failure, PendingTable, ReplySender};
 use crate::running::join_batch;
+
+/// Responses to no request of ours, logged at warn once per period.
+static STRAY: LogLimit = LogLimit::new();
 
 /// What the connection still sends of ours, by shutdown phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +168,13 @@ impl Outgoing {
                     self.pending.fail_longer_than(limit, &err);
                 }
                 let err = excerpt_of(&err);
-                tracing::warn!("the peer could not read one of our messages: {err}");
+                static UNREADABLE: LogLimit = LogLimit::new();
+                match UNREADABLE.allow() {
+                    Some(more) => {
+                        tracing::warn!("the peer could not read one of our messages: {err}{more}")
+                    }
+                    None => tracing::debug!("the peer could not read one of our messages: {err}"),
+                }
                 // Often the last word before the peer hangs up (a frame over
                 // its limit): the calls that fail then say so.
                 self.close_reason =
@@ -175,9 +185,13 @@ impl Outgoing {
             Some(_) if id.as_u64().is_some_and(|n| n <= self.sent_up_to) => {
                 tracing::debug!(%id, "late reply to a call given up (timed out or dropped), ignored")
             }
-            Some(_) => {
-                tracing::warn!(%id, "response to no request of ours, dropped")
-            }
+            // NB: a peer can send nothing but these, thousands a second:
+            // nothing is kept of them, and the log gets one line per
+            // period with the count of the others.
+            Some(_) => match STRAY.allow() {
+                Some(more) => tracing::warn!(%id, "response to no request of ours, dropped{more}"),
+                None => tracing::debug!(%id, "response to no request of ours, dropped"),
+            },
         }
     }
 

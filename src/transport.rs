@@ -13,11 +13,25 @@ use tokio_util::sync::PollSender;
 /// every type that has both halves; the framing crates (`rpcpeer::stream`,
 /// `rpcpeer::ws`) produce such types.
 ///
-/// An error from the stream ends the connection, except one of kind
-/// [`io::ErrorKind::FileTooLarge`]: it says the transport skipped a message
-/// over its size limit and reads on, and its text names the limit. The
-/// driver answers it with -32600 (id null, the error's text in the
-/// message) and keeps reading.
+/// An error from the stream ends the connection, except two, after which
+/// the transport reads on:
+/// - one of kind [`io::ErrorKind::FileTooLarge`]: the transport skipped a
+///   message over its size limit, and the error's text names the limit.
+///   The driver answers it with -32600 (id null, the error's text in the
+///   message);
+/// - one of kind [`io::ErrorKind::InvalidData`] that wraps a
+///   [`std::str::Utf8Error`] (`err.get_ref()` downcasts to it): the
+///   transport read a whole message that is not UTF-8 and dropped it. The
+///   driver answers it with -32700 (id null), as for any text that is not
+///   JSON.
+///
+/// Both are answered and reading goes on.
+///
+/// The end of the stream may leave the sink open (a TCP half-close: the
+/// peer still reads), and then running calls finish and are answered. A
+/// transport that can send nothing more once its stream has ended (a
+/// WebSocket after the peer's close frame) fails `poll_ready` from then
+/// on: the driver then cancels running calls at once.
 pub trait Transport:
     Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
 {
@@ -26,6 +40,15 @@ pub trait Transport:
 impl<T> Transport for T where
     T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
 {
+}
+
+/// Whether `err` says that one incoming message was not UTF-8 and was
+/// dropped, the transport reading on (see [`Transport`]).
+pub(crate) fn is_not_utf8(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::InvalidData
+        && err
+            .get_ref()
+            .is_some_and(|inner| inner.is::<std::str::Utf8Error>())
 }
 
 /// One end of an in-memory connection made by [`memory_pair`].

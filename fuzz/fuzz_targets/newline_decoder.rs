@@ -2,7 +2,7 @@
 //! frame over the limit, never more than the limit buffered, the same
 //! result however the reads are split, and exactly what a plain model of
 //! the framing says (lines cut at `\n`, one `\r` stripped, blank lines
-//! skipped, lines over the limit skipped and reported).
+//! skipped, lines over the limit or not UTF-8 skipped and reported).
 #![no_main]
 
 use bytes::BytesMut;
@@ -67,15 +67,13 @@ fn model(wire: &[u8], limit: usize) -> Decoded {
             items.push(too_large());
         } else if !(last && (line.is_empty() || line == b"\r")) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Ok(text) = std::str::from_utf8(line) else {
-                let end = Some(std::io::ErrorKind::InvalidData);
-                return Decoded { items, end };
-            };
-            if !text
-                .bytes()
-                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-            {
-                items.push(Item::Frame(text.to_owned()));
+            let blank = line
+                .iter()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+            match std::str::from_utf8(line) {
+                _ if blank => {}
+                Ok(text) => items.push(Item::Frame(text.to_owned())),
+                Err(err) => items.push(Item::NotUtf8(err.to_string())),
             }
         }
         if last {

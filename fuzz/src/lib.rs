@@ -72,6 +72,9 @@ pub enum Item {
     Frame(String),
     /// A message skipped for its size: the error's text.
     TooLarge(String),
+    /// A message skipped for not being UTF-8: the text of the `Utf8Error`
+    /// the error wraps.
+    NotUtf8(String),
 }
 
 /// Everything a decoder made of a byte stream.
@@ -79,10 +82,19 @@ pub enum Item {
 pub struct Decoded {
     /// Frames and skipped messages, in order.
     pub items: Vec<Item>,
-    /// The kind of the error that ended decoding (any but `FileTooLarge`),
-    /// if one did. Its text is left out: it may show the bytes read so far,
+    /// The kind of the error that ended decoding (any but those of a
+    /// skipped message), if one did. Its text is left out: it may show the bytes read so far,
     /// which depend on how the reads were split.
     pub end: Option<io::ErrorKind>,
+}
+
+/// Whether `err` reports a message that is not UTF-8, after which the
+/// decoders go on: `InvalidData` wrapping the `Utf8Error` itself.
+pub fn is_not_utf8(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::InvalidData
+        && err
+            .get_ref()
+            .is_some_and(|inner| inner.is::<std::str::Utf8Error>())
 }
 
 /// Feeds `wire` to `codec` in reads of `chunks` (cycled; empty for one
@@ -122,6 +134,10 @@ where
                 "a skipped message's error does not name the limit: {err}"
             );
             items.push(Item::TooLarge(err.to_string()));
+            Ok(true)
+        }
+        Err(err) if is_not_utf8(&err) => {
+            items.push(Item::NotUtf8(err.to_string()));
             Ok(true)
         }
         Err(err) => Err(err.kind()),

@@ -89,6 +89,24 @@ impl Wire {
         self.io.send(text.to_owned()).await.expect("send");
     }
 
+    /// Writes `bytes` as they are, framing and all: for frames no codec
+    /// would write (cut short, not UTF-8, no framing at all).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        // Every frame `send` wrote has been flushed, so writing under the
+        // codec keeps the byte order.
+        let tcp = self.io.get_mut();
+        tcp.write_all(bytes).await.expect("send raw bytes");
+        tcp.flush().await.expect("flush");
+    }
+
+    /// Shuts down the writing half: the server reads the end of the
+    /// stream, and this side can still read its answers.
+    pub async fn shutdown_write(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.io.get_mut().shutdown().await.expect("shutdown");
+    }
+
     /// The next frame's text; `None` when the server closed the connection.
     pub async fn recv_text(&mut self) -> Option<String> {
         match within("waiting for a frame", self.io.next()).await {

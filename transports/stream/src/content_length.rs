@@ -5,7 +5,7 @@ use std::io;
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{invalid_data, too_large};
+use crate::{invalid_data, not_utf8, too_large};
 
 /// The longest header block accepted, blank line included. Real peers send
 /// one or two short headers; this only stops a peer that never ends them.
@@ -25,13 +25,18 @@ const MAX_HEADER_LEN: usize = 8 * 1024;
 ///   that names the length and the limit, and the codec then discards
 ///   exactly that many bytes as they arrive, never buffering or reserving
 ///   them, and decodes the frames after it as usual;
+/// - a body that is not UTF-8 is consumed whole and reported as an
+///   [`io::ErrorKind::InvalidData`] error wrapping the
+///   [`Utf8Error`](std::str::Utf8Error) (`err.get_ref()` downcasts to it);
+///   its length still told where it ended, so the frames after it are
+///   decoded as usual;
 /// - a header block over 8 KiB, a line not ended by `\r\n`, a line that is
-///   not `Name: value`, a body that is not UTF-8, and a stream that ends
-///   inside a frame are all errors.
+///   not `Name: value`, and a stream that ends inside a frame are all errors.
 ///
-/// `FileTooLarge` is the one error after which decoding goes on. The others
-/// mean the framing is lost: they are `InvalidData`, except an early end of
-/// stream, which is `UnexpectedEof`. `max_frame_len` only bounds decoding:
+/// After those two (a body over the limit, a body not UTF-8) decoding goes
+/// on. The others mean the framing is lost: they are `InvalidData` with a
+/// message of their own, except an early end of stream, which is
+/// `UnexpectedEof`. `max_frame_len` only bounds decoding:
 /// this codec writes frames of any length.
 ///
 /// ```
@@ -218,10 +223,11 @@ impl Decoder for ContentLengthCodec {
                 DecodeState::Body(len) => {
                     let body = src.split_to(len);
                     self.state = DecodeState::Headers;
-                    return match std::str::from_utf8(&body) {
-                        Ok(text) => Ok(Some(text.to_owned())),
-                        Err(_) => Err(invalid_data("frame body is not UTF-8")),
-                    };
+                    // Not UTF-8: one bad message; the next header block
+                    // starts right after it all the same.
+                    return std::str::from_utf8(&body)
+                        .map(|text| Some(text.to_owned()))
+                        .map_err(not_utf8);
                 }
             }
         }

@@ -28,6 +28,10 @@ pin_project! {
     ///   item is the next message. The error's text names the limit (and the
     ///   message's size, when the framing tells it), so it can be passed on
     ///   to the peer;
+    /// - an [`io::ErrorKind::InvalidData`] error wrapping a
+    ///   [`std::str::Utf8Error`] (`err.get_ref()` downcasts to it) for each
+    ///   incoming message that is not UTF-8. That message was consumed
+    ///   whole, and the stream goes on;
     /// - an [`io::ErrorKind::TimedOut`] error, then the end, when an idle
     ///   timeout is set (see [`with_idle_timeout`](Self::with_idle_timeout))
     ///   and no complete message has arrived for that long;
@@ -212,10 +216,10 @@ impl<T: AsyncWrite> Sink<String> for Framed<T> {
     }
 }
 
-/// [`FrameCodec`] as `Framed` needs it: a skipped oversized message becomes
-/// an item. tokio-util's `Framed` ends the stream after any decoder error
-/// (it yields the error, then `None`), which would end the connection over
-/// a message the codec has already dealt with.
+/// [`FrameCodec`] as `Framed` needs it: a skipped message (oversized, or not
+/// UTF-8) becomes an item. tokio-util's `Framed` ends the stream after any
+/// decoder error (it yields the error, then `None`), which would end the
+/// connection over a message the codec has already dealt with.
 #[derive(Debug)]
 struct Frames(FrameCodec);
 
@@ -223,7 +227,7 @@ struct Frames(FrameCodec);
 fn skipped_as_item(decoded: io::Result<Option<String>>) -> io::Result<Option<io::Result<String>>> {
     match decoded {
         Ok(frame) => Ok(frame.map(Ok)),
-        Err(err) if err.kind() == io::ErrorKind::FileTooLarge => Ok(Some(Err(err))),
+        Err(err) if crate::is_skipped(&err) => Ok(Some(Err(err))),
         Err(err) => Err(err),
     }
 }

@@ -17,9 +17,11 @@
 //! - a message longer than `max_frame_len` ([`DEFAULT_MAX_FRAME_LEN`],
 //!   16 MiB) is skipped without being buffered, and the stream yields an
 //!   [`io::ErrorKind::FileTooLarge`] error that names the limit, then goes on
-//!   with the next message (see [`Framed`]). Any other decoding error means
-//!   the framing is lost: the stream yields that error and then ends, and
-//!   nothing tries to resynchronise the byte stream;
+//!   with the next message (see [`Framed`]). So does a message that is not
+//!   UTF-8: the stream yields an [`io::ErrorKind::InvalidData`] error that
+//!   wraps the [`std::str::Utf8Error`], then the next message. Any other
+//!   decoding error means the framing is lost: the stream yields that error
+//!   and then ends, and nothing tries to resynchronise the byte stream;
 //! - a listener holds at most [`DEFAULT_MAX_CONNECTIONS`] connections open
 //!   at once; it closes the ones past that as soon as it accepts them
 //!   ([`TcpListener::with_max_connections`]);
@@ -156,8 +158,10 @@ impl std::error::Error for ParseFramingError {}
 /// It decodes bytes into `String` frames and encodes `String` frames into
 /// bytes, delegating to [`NewlineCodec`] or [`ContentLengthCodec`]. After an
 /// [`io::ErrorKind::FileTooLarge`] error (a message over the limit, being
-/// skipped) decoding goes on; after any other error the framing is lost:
-/// drop the stream rather than decode on.
+/// skipped) or an [`io::ErrorKind::InvalidData`] error wrapping a
+/// [`std::str::Utf8Error`] (a message that is not UTF-8, consumed) decoding
+/// goes on; after any other error the framing is lost: drop the stream
+/// rather than decode on.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -278,4 +282,23 @@ pub(crate) fn invalid_data(message: impl Into<String>) -> io::Error {
 /// A `FileTooLarge` error: a message over the limit, which the codec skips.
 pub(crate) fn too_large(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::FileTooLarge, message)
+}
+
+/// An `InvalidData` error wrapping the `Utf8Error` itself: a whole message
+/// that is not UTF-8, consumed, after which decoding goes on. The wrapped
+/// type is what tells it from lost framing (see [`Framed`]).
+pub(crate) fn not_utf8(err: std::str::Utf8Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, err)
+}
+
+/// Whether decoding goes on after `err`: one message was skipped, for its
+/// size or because it is not UTF-8, and the framing is intact.
+pub(crate) fn is_skipped(err: &io::Error) -> bool {
+    match err.kind() {
+        io::ErrorKind::FileTooLarge => true,
+        io::ErrorKind::InvalidData => err
+            .get_ref()
+            .is_some_and(|inner| inner.is::<std::str::Utf8Error>()),
+        _ => false,
+    }
 }

@@ -1,11 +1,11 @@
-//! Newline framing: one JSON text per line, over tokio-util's bounded `LinesCodec`.
+//! Newline framing: one JSON text per line, bounded, with lines over the limit skipped as they arrive.
 
 use std::io;
 
-use bytes::BytesMut;
-use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{invalid_data, too_large};
+use crate::{not_utf8, too_large};
 
 /// Newline-delimited framing: each frame is one line of UTF-8 text.
 ///
@@ -21,11 +21,13 @@ use crate::{invalid_data, too_large};
 ///   including its `\n`, and decodes the lines after it as usual. An endless
 ///   line is never buffered whole. The limit counts the bytes before the
 ///   `\n`, including a `\r` if there is one;
-/// - a line that is not UTF-8 is an `InvalidData` error;
+/// - a line that is not UTF-8 is consumed whole and reported as an
+///   [`io::ErrorKind::InvalidData`] error wrapping the
+///   [`Utf8Error`](std::str::Utf8Error) (`err.get_ref()` downcasts to it);
+///   its `\n` still ended it, so the lines after it are decoded as usual;
 /// - at end of stream, a last line without `\n` is still a frame.
 ///
-/// `FileTooLarge` is the one error after which decoding goes on; after any
-/// other, the framing is lost.
+/// No error of this codec loses the framing: after each one decoding goes on.
 ///
 /// Encoding writes the text and then `\n`. See [`Encoder::encode`] on this
 /// type for what happens to a text that contains a `\n` itself.
@@ -49,20 +51,31 @@ use crate::{invalid_data, too_large};
 /// assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
 /// assert_eq!(err.to_string(), "message exceeds the limit of 4 bytes");
 /// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some("[4]"));
+///
+/// // So is a line that is not UTF-8.
+/// let mut buf = BytesMut::from(&b"\"\xff\"\n[5]\n"[..]);
+/// let err = codec.decode(&mut buf).unwrap_err();
+/// assert!(err.get_ref().is_some_and(|e| e.is::<std::str::Utf8Error>()));
+/// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some("[5]"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct NewlineCodec {
-    lines: LinesCodec,
     max_frame_len: usize,
+    /// How many bytes at the front of the buffer are known to hold no
+    /// `\n`, so that a line arriving in pieces is searched once.
+    searched: usize,
+    /// Inside a line over the limit: its bytes are dropped up to its `\n`.
+    discarding: bool,
 }
 
 impl NewlineCodec {
     /// A codec that skips lines longer than `max_frame_len` bytes.
     pub fn new(max_frame_len: usize) -> Self {
         NewlineCodec {
-            lines: LinesCodec::new_with_max_length(max_frame_len),
             max_frame_len,
+            searched: 0,
+            discarding: false,
         }
     }
 
@@ -71,30 +84,72 @@ impl NewlineCodec {
         self.max_frame_len
     }
 
-    /// Turns `LinesCodec`'s errors into the `io::Error`s this crate promises.
-    fn map_err(&self, err: LinesCodecError) -> io::Error {
-        match err {
-            // `LinesCodec` now discards up to the next `\n`, and decodes on.
-            // How long the line is cannot be known without reading it.
-            LinesCodecError::MaxLineLengthExceeded => too_large(format!(
-                "message exceeds the limit of {} bytes",
-                self.max_frame_len
-            )),
-            // `LinesCodec` only makes `InvalidData` itself when a line is
-            // not UTF-8; its own message does not say it was a frame.
-            LinesCodecError::Io(err) if err.kind() == io::ErrorKind::InvalidData => {
-                invalid_data("frame is not UTF-8")
+    /// The next complete line, without its line end.
+    ///
+    /// NB: not tokio-util's `LinesCodec`, whose UTF-8 check drops the line
+    /// with an error that cannot be told from lost framing: a line that is
+    /// not UTF-8 is one bad message, and the lines after it are intact.
+    fn next_line(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        loop {
+            // A `\n` right after `max_frame_len` bytes still ends a line
+            // within the limit, so one byte more is searched.
+            let end = src.len().min(self.max_frame_len.saturating_add(1));
+            let found = memchr::memchr(b'\n', &src[self.searched.min(end)..end])
+                .map(|at| self.searched.min(end) + at);
+            match (self.discarding, found) {
+                // The end of a line being skipped: decode on after it.
+                (true, Some(lf)) => {
+                    src.advance(lf + 1);
+                    self.discarding = false;
+                    self.searched = 0;
+                }
+                // Still inside it: what has arrived is dropped at once.
+                (true, None) => {
+                    src.advance(end);
+                    self.searched = 0;
+                    if src.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                (false, Some(lf)) => {
+                    self.searched = 0;
+                    let mut line = src.split_to(lf + 1);
+                    line.truncate(lf);
+                    if line.last() == Some(&b'\r') {
+                        line.truncate(lf - 1);
+                    }
+                    return Ok(Some(line));
+                }
+                // Over the limit without a line end: refuse it now, and
+                // skip the rest as it arrives.
+                (false, None) if src.len() > self.max_frame_len => {
+                    self.discarding = true;
+                    return Err(too_large(format!(
+                        "message exceeds the limit of {} bytes",
+                        self.max_frame_len
+                    )));
+                }
+                (false, None) => {
+                    self.searched = end;
+                    return Ok(None);
+                }
             }
-            LinesCodecError::Io(err) => err,
         }
     }
 }
 
 /// Whether `line` holds nothing but JSON whitespace (RFC 8259 §2), and so no
 /// JSON text: such lines are keep-alives or stray line ends, not frames.
-fn is_blank(line: &str) -> bool {
-    line.bytes()
+fn is_blank(line: &[u8]) -> bool {
+    line.iter()
         .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// A line's text, or the error that says it is not UTF-8.
+fn text(line: &[u8]) -> io::Result<String> {
+    std::str::from_utf8(line)
+        .map(str::to_owned)
+        .map_err(not_utf8)
 }
 
 impl Decoder for NewlineCodec {
@@ -103,25 +158,34 @@ impl Decoder for NewlineCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
         loop {
-            match self.lines.decode(src) {
+            match self.next_line(src)? {
                 // A blank line is consumed; look for the next one.
-                Ok(Some(line)) if is_blank(&line) => continue,
-                // A frame, or no complete line yet.
-                Ok(other) => return Ok(other),
-                Err(err) => return Err(self.map_err(err)),
+                Some(line) if is_blank(&line) => continue,
+                Some(line) => return text(&line).map(Some),
+                None => return Ok(None),
             }
         }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<String>> {
-        loop {
-            // `LinesCodec::decode_eof` yields the unterminated last line too.
-            match self.lines.decode_eof(src) {
-                Ok(Some(line)) if is_blank(&line) => continue,
-                Ok(other) => return Ok(other),
-                Err(err) => return Err(self.map_err(err)),
-            }
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
         }
+        // The stream ended: a last line without `\n` is still a frame
+        // (unless it was being skipped, or is blank).
+        self.searched = 0;
+        if self.discarding {
+            src.clear();
+            return Ok(None);
+        }
+        let mut line = src.split();
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        if is_blank(&line) {
+            return Ok(None);
+        }
+        text(&line).map(Some)
     }
 }
 

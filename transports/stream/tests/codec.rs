@@ -87,6 +87,15 @@ fn assert_invalid_data(err: &io::Error, needle: &str) {
     assert!(err.to_string().contains(needle), "`{err}` lacks `{needle}`");
 }
 
+/// A message that is not UTF-8: consumed, and decoding goes on; the error
+/// wraps the `Utf8Error`, which is how it is told from lost framing.
+fn is_not_utf8(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::InvalidData
+        && err
+            .get_ref()
+            .is_some_and(|inner| inner.is::<std::str::Utf8Error>())
+}
+
 /// A message over the limit: skipped, and decoding goes on.
 fn assert_too_large(err: &io::Error, message: &str) {
     assert_eq!(err.kind(), io::ErrorKind::FileTooLarge, "{err}");
@@ -108,7 +117,7 @@ where
             true
         }
         Ok(None) => false,
-        Err(err) if err.kind() == io::ErrorKind::FileTooLarge => {
+        Err(err) if err.kind() == io::ErrorKind::FileTooLarge || is_not_utf8(&err) => {
             items.push(Err(err.to_string()));
             true
         }
@@ -302,10 +311,29 @@ fn newline_skipped_lines_split_at_every_byte() {
 #[test]
 fn newline_rejects_invalid_utf8() {
     let err = decode_err(&mut NewlineCodec::new(64), b"\"\xff\xfe\"\n");
-    assert_invalid_data(&err, "frame is not UTF-8");
+    assert!(is_not_utf8(&err), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "invalid utf-8 sequence of 1 bytes from index 1"
+    );
     // A multi-byte character cut short by the end of the line.
     let err = decode_err(&mut NewlineCodec::new(64), b"\"\xe2\x9c\"\n");
-    assert_invalid_data(&err, "frame is not UTF-8");
+    assert!(is_not_utf8(&err), "{err}");
+}
+
+#[test]
+fn newline_lines_that_are_not_utf8_are_skipped_at_every_split() {
+    assert_items_at_every_split(
+        || NewlineCodec::new(16),
+        b"[1]\n\"\xff\"\r\n[2]\n\"\xe2\x9c\"\n[3]",
+        &[
+            Ok("[1]"),
+            Err("invalid utf-8 sequence of 1 bytes from index 1"),
+            Ok("[2]"),
+            Err("invalid utf-8 sequence of 2 bytes from index 1"),
+            Ok("[3]"),
+        ],
+    );
 }
 
 #[test]
@@ -386,7 +414,7 @@ fn content_length_counts_bytes_not_chars() {
     // A peer that counted chars cuts `✓` in half: the body is not UTF-8.
     let wrong = format!("Content-Length: 9\r\n\r\n{text}");
     let err = decode_err(&mut ContentLengthCodec::new(64), wrong.as_bytes());
-    assert_invalid_data(&err, "frame body is not UTF-8");
+    assert!(is_not_utf8(&err), "{err}");
 }
 
 #[test]
@@ -579,7 +607,24 @@ fn content_length_rejects_a_body_that_is_not_utf8() {
         &mut ContentLengthCodec::new(64),
         b"Content-Length: 2\r\n\r\n\xc3\x28",
     );
-    assert_invalid_data(&err, "frame body is not UTF-8");
+    assert!(is_not_utf8(&err), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "invalid utf-8 sequence of 1 bytes from index 0"
+    );
+}
+
+#[test]
+fn content_length_bodies_that_are_not_utf8_are_skipped_at_every_split() {
+    assert_items_at_every_split(
+        || ContentLengthCodec::new(16),
+        b"Content-Length: 3\r\n\r\n[1]Content-Length: 2\r\n\r\n\xc3\x28Content-Length: 3\r\n\r\n[2]",
+        &[
+            Ok("[1]"),
+            Err("invalid utf-8 sequence of 1 bytes from index 0"),
+            Ok("[2]"),
+        ],
+    );
 }
 
 #[test]

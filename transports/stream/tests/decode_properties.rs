@@ -7,8 +7,9 @@ use rpcpeer_stream::{FrameCodec, Framing};
 use tokio_util::codec::Decoder;
 
 /// Every frame the codec yields for `input` read in `chunks` (as `Ok`, and
-/// each message skipped for its size as `Err` with the error's text),
-/// stopping at the first other error; `true` when there was one.
+/// each message skipped for its size or for not being UTF-8 as `Err` with
+/// the error's text), stopping at the first other error; `true` when there
+/// was one.
 fn decode_all(
     framing: Framing,
     input: &[u8],
@@ -27,9 +28,7 @@ fn decode_all(
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => frames.push(Ok(frame)),
                 Ok(None) => break,
-                Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
-                    frames.push(Err(err.to_string()))
-                }
+                Err(err) if skipped(&err) => frames.push(Err(err.to_string())),
                 Err(_) => return (frames, true),
             }
         }
@@ -38,12 +37,19 @@ fn decode_all(
         match codec.decode_eof(&mut buf) {
             Ok(Some(frame)) => frames.push(Ok(frame)),
             Ok(None) => return (frames, false),
-            Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
-                frames.push(Err(err.to_string()))
-            }
+            Err(err) if skipped(&err) => frames.push(Err(err.to_string())),
             Err(_) => return (frames, true),
         }
     }
+}
+
+/// The errors after which decoding goes on: a message over the limit, or
+/// one that is not UTF-8 (the error wraps the `Utf8Error`).
+fn skipped(err: &std::io::Error) -> bool {
+    err.kind() == std::io::ErrorKind::FileTooLarge
+        || err
+            .get_ref()
+            .is_some_and(|inner| inner.is::<std::str::Utf8Error>())
 }
 
 /// Bytes that are often, but not always, valid frames.
@@ -57,6 +63,8 @@ fn wire() -> impl Strategy<Value = Vec<u8>> {
         Just(b"{\"a\":1}\n".to_vec()),
         Just(b"\r\n".to_vec()),
         Just("h\u{e9}llo \u{2713}\n".as_bytes().to_vec()),
+        Just(b"\"\xff\"\n".to_vec()),
+        Just(b"Content-Length: 2\r\n\r\n\xc3\x28".to_vec()),
         prop::collection::vec(any::<u8>(), 0..24),
     ];
     prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())

@@ -35,8 +35,13 @@ use crate::Config;
 /// Incoming:
 /// - a text message is yielded as is; a binary message that holds valid UTF-8
 ///   is yielded as text too (some clients only send binary frames);
-/// - a message that is not UTF-8 closes the connection with code 1007 and
-///   yields an [`io::ErrorKind::InvalidData`] error; one longer than
+/// - a binary message that is not UTF-8 is dropped and yields an
+///   [`io::ErrorKind::InvalidData`] error wrapping the
+///   [`std::str::Utf8Error`] (`err.get_ref()` downcasts to it); the
+///   connection goes on, as the WebSocket protocol itself was kept;
+/// - a text message that is not UTF-8 breaks the protocol (RFC 6455 §8.1):
+///   it closes the connection with code 1007 and yields an
+///   [`io::ErrorKind::InvalidData`] error of another kind; one longer than
 ///   [`Config::max_message_len`] closes it with code 1009, whose reason
 ///   names the limit, and yields the same kind (RFC 6455 §7.4.1: past a
 ///   message's first frame the connection cannot be resynchronised, so
@@ -54,7 +59,8 @@ use crate::Config;
 /// - a TCP connection dropped without a close frame yields
 ///   [`io::ErrorKind::UnexpectedEof`] (or the reset error) and then ends.
 ///
-/// After an error the stream ends. Outgoing, every `String` goes out as one
+/// After an error the stream ends, except after a binary message that is not
+/// UTF-8. Outgoing, every `String` goes out as one
 /// text frame; [`Sink::poll_close`] sends close code 1000 (normal closure).
 ///
 /// Keep-alive runs inside `poll_next`, so the transport works when one task
@@ -289,17 +295,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         }
         match msg {
             Message::Text(text) => Some(Ok(text.as_str().to_owned())),
-            Message::Binary(bytes) => match String::from_utf8(bytes.into()) {
-                Ok(text) => Some(Ok(text)),
-                Err(err) => {
-                    let err = io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("binary WebSocket message is not valid UTF-8: {err}"),
-                    );
-                    self.fail(CloseCode::Invalid, "message is not valid UTF-8".into(), err);
-                    None
-                }
-            },
+            // NB: a binary message that is not UTF-8 breaks no rule of the
+            // WebSocket protocol (1007 is for text that is not UTF-8), and
+            // the messages after it are intact: it is reported as one bad
+            // message, as the stream framings report theirs, and the
+            // connection goes on. The wrapped `Utf8Error` is what tells it
+            // from an error that ends the stream.
+            Message::Binary(bytes) => Some(
+                String::from_utf8(bytes.into())
+                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.utf8_error())),
+            ),
             // tungstenite queued the pong (or the close reply) when it read
             // the frame, and its next read flushes it before reading on, so
             // the reply goes out even while nothing is being sent.
@@ -575,8 +580,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> FusedStream for WsTransport<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<String> for WsTransport<S> {
     type Error = io::Error;
 
+    /// Fails with [`io::ErrorKind::NotConnected`] once the peer's close
+    /// frame has arrived: RFC 6455 §5.5.1, no message may follow it, so a
+    /// writer learns it before it gives a frame to send.
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some((code, _)) = &this.close_frame {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!("the peer closed the WebSocket connection (close code {code})"),
+            )));
+        }
         this.remember_sink_waker(cx);
         Pin::new(&mut this.inner).poll_ready(cx).map_err(io_error)
     }

@@ -28,6 +28,9 @@ struct Outcome {
 enum Mode {
     /// Echo every message until the stream ends.
     Echo,
+    /// Echo every message, and each error as the text `error: …` (`Utf8Error:
+    /// …` for one that wraps a `std::str::Utf8Error`), until the stream ends.
+    EchoErrors,
     /// Close at once with this code and reason.
     CloseWith(u16, &'static str),
     /// Drop the transport at once, without a close frame.
@@ -57,6 +60,21 @@ impl Service for TestService {
                     }
                     Some(Err(err)) => break Some(err),
                     None => break None,
+                }
+            },
+            Mode::EchoErrors => loop {
+                let text = match ws.next().await {
+                    Some(Ok(text)) => text,
+                    Some(Err(err))
+                        if err.get_ref().is_some_and(|e| e.is::<std::str::Utf8Error>()) =>
+                    {
+                        format!("Utf8Error: {err}")
+                    }
+                    Some(Err(err)) => format!("error: {err}"),
+                    None => break None,
+                };
+                if let Err(err) = ws.send(text).await {
+                    break Some(err);
                 }
             },
             Mode::CloseWith(code, reason) => ws.close_with(code, reason).await.err(),
@@ -202,22 +220,27 @@ async fn ping_is_answered_while_the_server_only_reads() {
 }
 
 #[tokio::test]
-async fn invalid_utf8_binary_closes_with_1007() {
-    let mut server = Server::start(Mode::Echo, Config::default()).await;
+async fn invalid_utf8_binary_is_reported_and_the_connection_goes_on() {
+    let server = Server::start(Mode::EchoErrors, Config::default()).await;
     let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
         .await
         .expect("connect");
     within(raw.send(Message::binary(vec![b'{', 0xff, 0xfe, b'}'])))
         .await
         .expect("send");
-    assert_eq!(close_code(&mut raw).await, 1007);
-    let err = server
-        .outcome()
-        .await
-        .error
-        .expect("the server stream yields an error");
-    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-    assert!(err.to_string().contains("UTF-8"), "{err}");
+    within(raw.send(Message::text("[1]"))).await.expect("send");
+    // The error (wrapping the `Utf8Error`, which tells a reader that the
+    // stream goes on), then the next message: the connection went on.
+    for expected in [
+        "Utf8Error: invalid utf-8 sequence of 1 bytes from index 1",
+        "[1]",
+    ] {
+        let echo = within(raw.next())
+            .await
+            .expect("an echo")
+            .expect("no error");
+        assert_eq!(echo, Message::text(expected));
+    }
 }
 
 #[tokio::test]
