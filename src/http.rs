@@ -40,6 +40,12 @@ pub struct HttpOptions {
     /// For an allowed origin, a preflight for `POST` or `GET` is answered
     /// `204` (allowing the `Content-Type` header, cached 10 minutes), and
     /// every answer carries `Access-Control-Allow-Origin` with that origin.
+    ///
+    /// On a [`WsServer`](crate::ws_server::WsServer) the same list says
+    /// which other origins' pages may open a WebSocket: an upgrade whose
+    /// `Origin` is neither this server's own (the `Host` it was reached at)
+    /// nor listed gets `403`, since browsers ask no permission before
+    /// opening one. Clients that are not browsers send no `Origin`.
     pub allowed_origins: Vec<String>,
     /// Entries one batch may have (default 1024, as
     /// [`Config::max_batch_len`](crate::Config::max_batch_len)); a longer
@@ -64,12 +70,70 @@ impl HttpOptions {
     fn allowed_origin(&self, req: &Request<String>) -> Option<HeaderValue> {
         let origin = req.headers().get(header::ORIGIN)?;
         let text = origin.to_str().ok()?;
+        self.is_allowed(text).then(|| origin.clone())
+    }
+
+    fn is_allowed(&self, origin: &str) -> bool {
         self.allowed_origins
             .iter()
             .map(|allowed| allowed.trim_end_matches('/'))
-            .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(text))
-            .then(|| origin.clone())
+            .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
     }
+
+    /// The refusal of a WebSocket upgrade that may not go on, judging by
+    /// its `Origin`.
+    ///
+    /// Browsers let any web page open a WebSocket to any server, cookies
+    /// and all, and say only which page asked in `Origin`; unlike a JSON
+    /// `POST` there is no preflight. So an upgrade with an `Origin` is taken
+    /// only from a page of this very server (its host and port are the
+    /// request's `Host`) or from one of [`allowed_origins`](Self::allowed_origins);
+    /// others get `403` before the `101`. Clients that are not browsers send
+    /// no `Origin` and are not concerned.
+    pub(crate) fn upgrade_origin_refusal(
+        &self,
+        head: &rpcpeer_ws::http::request::Parts,
+    ) -> Option<Response<String>> {
+        let origin = head.headers.get(header::ORIGIN)?;
+        let origin = String::from_utf8_lossy(origin.as_bytes());
+        let host = head.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if self.is_allowed(&origin) || host.is_some_and(|host| same_origin(&origin, host)) {
+            return None;
+        }
+        Some(error_response(
+            StatusCode::FORBIDDEN,
+            ErrorObject::invalid_request(format!(
+                "WebSocket connections from web pages of {} are not allowed by this server \
+                 (its pages are served as {}); the server can allow that origin",
+                crate::excerpt::excerpt(&origin),
+                crate::excerpt::excerpt(host.unwrap_or("(no Host)")),
+            )),
+        ))
+    }
+}
+
+/// Whether the serialized origin `origin` (`scheme://host[:port]`) names the
+/// server reached at `host` (a `Host` header: `host[:port]`), default ports
+/// of `http`/`ws` and `https`/`wss` included. The scheme itself is not
+/// compared: behind a proxy that ends TLS the server's own `https` pages
+/// reach it as plain HTTP, and one port cannot serve both.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Ok(origin) = origin.parse::<rpcpeer_ws::http::Uri>() else {
+        return false;
+    };
+    let (Some(scheme), Some(authority)) = (origin.scheme_str(), origin.authority()) else {
+        return false;
+    };
+    let Ok(host) = host.parse::<rpcpeer_ws::http::uri::Authority>() else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => Some(80),
+        "https" | "wss" => Some(443),
+        _ => None,
+    };
+    authority.host().eq_ignore_ascii_case(host.host())
+        && authority.port_u16().or(default_port) == host.port_u16().or(default_port)
 }
 
 /// Media types a `POST` body may be sent as (parameters such as `charset`
@@ -462,6 +526,20 @@ fn with_allow(mut response: Response<String>) -> Response<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn same_origin_compares_host_and_port_with_the_schemes_default_ports() {
+        assert!(same_origin("http://example.com", "example.com"));
+        assert!(same_origin("http://example.com", "EXAMPLE.com:80"));
+        assert!(same_origin("https://example.com:443", "example.com"));
+        assert!(same_origin("http://[::1]:8080", "[::1]:8080"));
+        assert!(!same_origin("https://example.com", "example.com:80"));
+        assert!(!same_origin("http://example.com", "example.com:8080"));
+        assert!(!same_origin("http://example.com.evil", "example.com"));
+        assert!(!same_origin("null", "example.com"));
+        assert!(!same_origin("example.com", "example.com"));
+        assert!(!same_origin("http://example.com", "not a host"));
+    }
 
     #[test]
     fn query_strings_become_params() {

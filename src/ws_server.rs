@@ -162,7 +162,9 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     }
 
     /// What the HTTP side allows beyond same-origin `POST`s (JSONP, CORS
-    /// origins) and its batch limit; see [`HttpOptions`].
+    /// origins) and its batch limit; see [`HttpOptions`]. Its
+    /// `allowed_origins` are also the web pages of other origins that may
+    /// open a WebSocket here: by default, only this server's own pages may.
     pub fn http_options(mut self, http: HttpOptions) -> Self {
         self.service.http = http;
         self
@@ -319,14 +321,19 @@ impl Refusals {
 }
 
 impl<S: Send + Sync + 'static> Service for RouterService<S> {
-    /// With an authenticator on the router, an upgrade carrying
-    /// `Authorization` or `?token=` is accepted only if they log in; the
-    /// connection starts with that identity in its session.
+    /// An upgrade from a web page of another origin is refused unless
+    /// [`HttpOptions::allowed_origins`] lists it. With an authenticator on
+    /// the router, an upgrade carrying `Authorization` or `?token=` is
+    /// accepted only if they log in; the connection starts with that
+    /// identity in its session.
     async fn handshake(
         &self,
         head: &rpcpeer_ws::http::request::Parts,
         remote: SocketAddr,
     ) -> Result<rpcpeer_ws::http::Extensions, Response<String>> {
+        if let Some(refusal) = self.http.upgrade_origin_refusal(head) {
+            return Err(refusal);
+        }
         let mut accepted = rpcpeer_ws::http::Extensions::new();
         if self.router.auth().is_none() {
             return Ok(accepted);

@@ -510,6 +510,92 @@ async fn a_server_at_its_connection_cap_answers_503_until_one_closes() {
     );
 }
 
+/// Opens a WebSocket to `addr` as a browser page of `origin` would, and
+/// calls `sum`: its answer, or the status and body of the refusal.
+async fn sum_from_origin(addr: SocketAddr, origin: Option<&str>) -> Result<i64, (u16, String)> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Error as WsError, Message};
+    let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    let mut ws = match within("the handshake", tokio_tungstenite::connect_async(request)).await {
+        Ok((ws, _)) => ws,
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            return Err((
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+        }
+        Err(err) => panic!("the handshake failed otherwise: {err}"),
+    };
+    let call = r#"{"jsonrpc":"2.0","method":"sum","params":[2,3],"id":1}"#;
+    ws.send(Message::text(call)).await.unwrap();
+    loop {
+        match within("the answer", ws.next()).await {
+            Some(Ok(Message::Text(reply))) => {
+                let reply: Value = serde_json::from_str(&reply).unwrap();
+                return Ok(reply["result"].as_i64().expect("a result"));
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_upgrades_from_other_origins_pages_are_refused_unless_allowed() {
+    let addr = ws_server(WsServer::new(common::spec_router())).await;
+    // Not a browser: no Origin, nothing to check.
+    assert_eq!(sum_from_origin(addr, None).await, Ok(5));
+    // A page of this server, however the scheme is written.
+    assert_eq!(
+        sum_from_origin(addr, Some(&format!("http://{addr}"))).await,
+        Ok(5)
+    );
+    let port = addr.port();
+    assert_eq!(
+        sum_from_origin(addr, Some(&format!("HTTP://127.0.0.1:{port}"))).await,
+        Ok(5)
+    );
+    // Anyone else's page, including this host under another name or port,
+    // and pages with an opaque origin.
+    for origin in [
+        "https://evil.example".to_string(),
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        "null".to_string(),
+    ] {
+        let (status, body) = sum_from_origin(addr, Some(&origin))
+            .await
+            .expect_err(&origin);
+        assert_eq!(status, 403, "{origin}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"]["code"], -32600, "{body}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(origin.as_str()), "{message}");
+    }
+
+    // A listed origin gets in; the rest are still refused.
+    let allowed = ws_server(
+        WsServer::new(common::spec_router()).http_options(HttpOptions {
+            allowed_origins: vec!["https://app.example".into()],
+            ..HttpOptions::default()
+        }),
+    )
+    .await;
+    assert_eq!(
+        sum_from_origin(allowed, Some("https://APP.example")).await,
+        Ok(5)
+    );
+    let (status, _) = sum_from_origin(allowed, Some("https://evil.example"))
+        .await
+        .expect_err("not listed");
+    assert_eq!(status, 403);
+}
+
 #[tokio::test]
 async fn an_idle_websocket_peer_is_closed_but_not_one_waiting_on_a_long_call() {
     let mut router = common::spec_router();

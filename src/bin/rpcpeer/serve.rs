@@ -38,9 +38,10 @@ pub(crate) struct ServeArgs {
     /// http (WebSocket upgrades get 400).
     #[arg(long, default_value = "both", value_name = "MODE")]
     ws_mode: WsMode,
-    /// An origin whose web pages may call the HTTP side from a browser
-    /// (CORS), such as http://localhost:8080 (repeatable; `*` for any).
-    /// None by default: CORS is off.
+    /// An origin whose web pages may call the --ws port from a browser,
+    /// such as http://localhost:8080 (repeatable; `*` for any): HTTP with
+    /// CORS, and WebSocket. None by default: CORS is off, and WebSocket
+    /// upgrades from other origins' pages get 403.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// A demo account for `login` (repeatable).
