@@ -72,7 +72,9 @@ pub(crate) struct BatchEntry {
 }
 
 struct Shared {
-    commands: mpsc::Sender<Queued>,
+    // Boxed: tokio's channel allocates its first block of 32 slots when it
+    // is made, so an idle connection pays for 32 boxes, not 32 commands.
+    commands: mpsc::Sender<Box<Queued>>,
     /// One permit per byte the queued commands may hold.
     room: Arc<Semaphore>,
     max_bytes: u32,
@@ -135,7 +137,7 @@ pub struct Peer {
 
 /// The receiving ends that the driver keeps.
 pub(crate) struct PeerChannels {
-    pub(crate) commands: mpsc::Receiver<Queued>,
+    pub(crate) commands: mpsc::Receiver<Box<Queued>>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
     pub(crate) done: CancellationToken,
 }
@@ -385,7 +387,7 @@ impl Peer {
         };
         self.shared
             .commands
-            .try_send(queued)
+            .try_send(Box::new(queued))
             .map_err(|err| match err {
                 mpsc::error::TrySendError::Full(_) => full(),
                 mpsc::error::TrySendError::Closed(_) => self.gone(method),
@@ -526,7 +528,7 @@ impl Peer {
         };
         self.shared
             .commands
-            .send(queued)
+            .send(Box::new(queued))
             .await
             .map_err(|_| closed())
     }
