@@ -74,8 +74,9 @@ struct RouterService<S> {
     on_connect: Option<ConnectHook>,
     stop: CancellationToken,
     peers: TaskTracker,
-    /// HTTP requests being answered on one connection (each connection's
-    /// clone gets its own), so a stop lets them finish.
+    /// HTTP requests being answered, or the WebSocket conversation, on one
+    /// connection (each connection's clone gets its own), so a stop lets
+    /// them finish.
     requests: TaskTracker,
 }
 
@@ -258,8 +259,8 @@ impl<S: Send + Sync + 'static> WsServer<S> {
                     () = stop.cancelled() => {}
                 }
                 // NB: an idle keep-alive connection is dropped now; one whose
-                // request is being answered finishes it (WebSocket peers are
-                // closed by their own task).
+                // request is being answered finishes it, and a WebSocket
+                // conversation runs until its peer's graceful close.
                 if !requests.is_empty() {
                     if let Err(err) = connection.await {
                         tracing::debug!(%remote, "connection ended: {err}");
@@ -357,6 +358,9 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         if self.stop.is_cancelled() {
             return;
         }
+        // The conversation runs within its connection's future, which a
+        // stop must not drop: the peer is closed gracefully instead.
+        let _conversation = self.requests.token();
         let session = accepted.remove::<Session>().unwrap_or_else(|| {
             let session = Session::new();
             session.insert(RemoteAddr(remote));

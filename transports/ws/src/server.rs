@@ -1,8 +1,16 @@
 //! One port for WebSocket and plain HTTP: hyper reads each request, upgrades go to `Service::websocket`, the rest to `Service::http`.
 
-use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc};
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::SocketAddr,
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex},
+};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{
     header::{
         CONNECTION, CONTENT_TYPE, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
@@ -13,7 +21,7 @@ use http::{
 use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn, upgrade::Upgraded};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::body::{self, BodyError};
@@ -42,7 +50,7 @@ pub trait Service: Clone + Send + Sync + 'static {
         async { Ok(http::Extensions::new()) }
     }
 
-    /// Runs one WebSocket conversation to its end (the crate spawns it);
+    /// Runs one WebSocket conversation to its end (on the connection's future);
     /// `accepted` is what [`Service::handshake`] returned.
     fn websocket(
         &self,
@@ -65,7 +73,7 @@ pub trait Service: Clone + Send + Sync + 'static {
 ///
 /// - A WebSocket upgrade request (RFC 6455 §4.2.1) on any path is answered
 ///   with `101 Switching Protocols`, and [`Service::websocket`] runs on the
-///   upgraded stream, on a task of its own.
+///   upgraded stream, within this future (no task of its own).
 /// - Any other request has its body read, up to [`Config::max_message_len`]
 ///   bytes (larger: `413`, before the rest is read), checked for UTF-8
 ///   (`400` if not) and handed to [`Service::http`], whose response is sent.
@@ -126,8 +134,8 @@ pub trait Service: Clone + Send + Sync + 'static {
 /// - [`io::ErrorKind::Other`] when [`Service::websocket`] panicked.
 ///
 /// # Cancel safety
-/// Dropping the future closes the connection, unless it has been upgraded: a
-/// running WebSocket conversation is on its own task and carries on.
+/// Dropping the future closes the connection, and ends its WebSocket
+/// conversation if it was upgraded.
 pub async fn serve_connection<S: Service>(
     tcp: TcpStream,
     remote: SocketAddr,
@@ -140,16 +148,19 @@ pub async fn serve_connection<S: Service>(
     let header_timeout = config.http_header_timeout;
     let config = Arc::new(config);
     let (tcp, heads) = heads::watch(tcp);
-    let (conversations, mut spawned) = mpsc::unbounded_channel();
-    let route = service_fn(move |req| {
-        let (config, service, conversations, heads) = (
-            config.clone(),
-            service.clone(),
-            conversations.clone(),
-            heads.clone(),
-        );
-        async move {
-            Ok::<_, Infallible>(route(req, remote, &config, &service, &conversations, &heads).await)
+    let upgrading = Upgrading::default();
+    let route = service_fn({
+        let (config, service, upgrading) = (config.clone(), service.clone(), upgrading.clone());
+        move |req| {
+            let (config, service, upgrading, heads) = (
+                config.clone(),
+                service.clone(),
+                upgrading.clone(),
+                heads.clone(),
+            );
+            async move {
+                Ok::<_, Infallible>(route(req, remote, &config, &service, &upgrading, &heads).await)
+            }
         }
     });
     let served = http1::Builder::new()
@@ -161,11 +172,24 @@ pub async fn serve_connection<S: Service>(
         .serve_connection(TokioIo::new(tcp), route)
         .with_upgrades()
         .await;
-    // NB: `route` (and with it every sender) is dropped once the connection
-    // future is done, so this loop ends after the last conversation.
-    while let Some(conversation) = spawned.recv().await {
-        if let Err(err) = conversation.await {
-            if err.is_panic() {
+    // The conversation runs here rather than on a task of its own: an idle
+    // WebSocket peer then costs one task, and this future's state holds
+    // either hyper's connection or the conversation, never both.
+    let pending = upgrading
+        .0
+        .lock()
+        .map_or(None, |mut pending| pending.take());
+    if let Some(Pending {
+        on_upgrade,
+        accepted,
+    }) = pending
+    {
+        // An error means the connection died before the 101 went out: there
+        // is no conversation to run.
+        if let Ok(upgraded) = on_upgrade.await {
+            let ws = from_upgraded(TokioIo::new(upgraded), Role::Server, &config).await;
+            let conversation = service.websocket(ws, accepted, remote);
+            if AssertUnwindSafe(conversation).catch_unwind().await.is_err() {
                 return Err(io::Error::other(format!(
                     "the WebSocket service for {remote} panicked"
                 )));
@@ -194,7 +218,7 @@ async fn route<S: Service>(
     remote: SocketAddr,
     config: &Arc<Config>,
     service: &S,
-    conversations: &mpsc::UnboundedSender<JoinHandle<()>>,
+    upgrading: &Upgrading,
     heads: &Heads,
 ) -> Response<Full<Bytes>> {
     // The request target as it was on the wire, for the usual origin form.
@@ -217,7 +241,7 @@ async fn route<S: Service>(
                 "WebSocket is turned off on this port: it serves plain HTTP only\n",
             ));
         }
-        let response = upgrade(req, remote, config, service, conversations).await;
+        let response = upgrade(req, remote, service, upgrading).await;
         // NB: after an upgrade request the head watcher stops (the bytes
         // would be WebSocket's), so a refused one must end the connection.
         return if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -319,15 +343,27 @@ fn refused(err: BodyError) -> Response<Full<Bytes>> {
     closing(plain(status, text))
 }
 
+/// An accepted upgrade whose conversation starts once hyper has sent the
+/// `101` and let go of the connection.
+struct Pending {
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    accepted: http::Extensions,
+}
+
+/// Where [`upgrade`] leaves the [`Pending`] conversation for
+/// [`serve_connection`] (a connection is upgraded at most once).
+#[derive(Clone, Default)]
+struct Upgrading(Arc<Mutex<Option<Pending>>>);
+
 /// Checks an upgrade request (RFC 6455 §4.2.1) and asks the service's
-/// [`Service::handshake`], spawns the conversation and returns the `101`
-/// that hyper must send before it hands the stream over.
+/// [`Service::handshake`], leaves the conversation to start in `upgrading`
+/// and returns the `101` that hyper must send before it hands the stream
+/// over.
 async fn upgrade<S: Service>(
     req: Request<Incoming>,
     remote: SocketAddr,
-    config: &Arc<Config>,
     service: &S,
-    conversations: &mpsc::UnboundedSender<JoinHandle<()>>,
+    upgrading: &Upgrading,
 ) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
         return plain(
@@ -377,17 +413,12 @@ async fn upgrade<S: Service>(
     };
     let mut req = Request::from_parts(parts, body);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let (config, service) = (config.clone(), service.clone());
-    let conversation = tokio::spawn(async move {
-        // An error means the connection died before the 101 went out: there
-        // is no conversation to run.
-        if let Ok(upgraded) = on_upgrade.await {
-            let ws = from_upgraded(TokioIo::new(upgraded), Role::Server, &config).await;
-            service.websocket(ws, accepted, remote).await;
-        }
-    });
-    // The receiver lives until every sender is gone, so this cannot fail.
-    let _ = conversations.send(conversation);
+    if let Ok(mut pending) = upgrading.0.lock() {
+        *pending = Some(Pending {
+            on_upgrade,
+            accepted,
+        });
+    }
 
     let mut response = Response::new(Full::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
