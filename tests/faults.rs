@@ -887,8 +887,38 @@ async fn ids_too_big_for_any_number_type_are_echoed_exactly() {
 /// result and that id (telling them apart is the client's affair). A
 /// cancel for that id ends one of them, the one started last; a second
 /// cancel ends the other.
-#[tokio::test]
-async fn requests_sharing_an_id_are_each_answered_and_a_cancel_ends_the_last_started() {
+/// One raw connection, TCP or WebSocket, for a conversation that must go
+/// the same way over both.
+trait Link {
+    async fn send_text(&mut self, text: &str);
+    async fn next_reply(&mut self) -> Value;
+    async fn round_trip(&mut self, text: &str) -> Value {
+        self.send_text(text).await;
+        self.next_reply().await
+    }
+}
+
+impl Link for Wire {
+    async fn send_text(&mut self, text: &str) {
+        Wire::send(self, text).await;
+    }
+    async fn next_reply(&mut self) -> Value {
+        Wire::recv(self).await
+    }
+}
+
+impl Link for RawWs {
+    async fn send_text(&mut self, text: &str) {
+        ws_send(self, text).await;
+    }
+    async fn next_reply(&mut self) -> Value {
+        ws_recv(self).await
+    }
+}
+
+/// Two calls with id 7 are both answered; of two running with id 8, a
+/// cancel ends the one started last, then the other.
+async fn calls_sharing_an_id(link: &mut impl Link, reports: &mut Reports) {
     let first = r#"{"jsonrpc":"2.0","method":"nap","params":[60,"first"],"id":7}"#;
     let second = r#"{"jsonrpc":"2.0","method":"nap","params":[10,"second"],"id":7}"#;
     let hold =
@@ -897,62 +927,41 @@ async fn requests_sharing_an_id_are_each_answered_and_a_cancel_ends_the_last_sta
     let cancelled =
         json!({"jsonrpc":"2.0","error":{"code":-32800,"message":"Request cancelled"},"id":8});
 
-    let mut server = tcp(Framing::Newline).await;
-    let mut wire = server.wire().await;
-    wire.send(first).await;
-    wire.send(second).await;
-    let mut results = [wire.recv().await, wire.recv().await].map(|r| {
+    link.send_text(first).await;
+    link.send_text(second).await;
+    let mut results = [link.next_reply().await, link.next_reply().await].map(|r| {
         assert_eq!(r["id"], 7, "{r}");
         r["result"].as_str().unwrap().to_owned()
     });
     results.sort();
     assert_eq!(results, ["first", "second"]);
     for _ in results {
-        within("start", server.reports.started.recv()).await;
+        within("start", reports.started.recv()).await;
     }
     for tag in ["older", "newer"] {
-        wire.send(&hold(tag)).await;
+        link.send_text(&hold(tag)).await;
         assert_eq!(
-            within("start", server.reports.started.recv())
-                .await
-                .as_deref(),
+            within("start", reports.started.recv()).await.as_deref(),
             Some(tag)
         );
     }
     for tag in ["newer", "older"] {
-        assert_eq!(wire.call(cancel).await, cancelled);
-        let dropped = within("the cancel", server.reports.dropped.recv()).await;
+        assert_eq!(link.round_trip(cancel).await, cancelled);
+        let dropped = within("the cancel", reports.dropped.recv()).await;
         assert_eq!(dropped, Some((tag.to_owned(), true)));
     }
+}
+
+#[tokio::test]
+async fn requests_sharing_an_id_are_each_answered_and_a_cancel_ends_the_last_started() {
+    let mut server = tcp(Framing::Newline).await;
+    let mut wire = server.wire().await;
+    calls_sharing_an_id(&mut wire, &mut server.reports).await;
     server.still_serves().await;
 
     let mut server = ws().await;
     let (mut raw, _) = server.connect().await;
-    ws_send(&mut raw, first).await;
-    ws_send(&mut raw, second).await;
-    let mut results = [ws_recv(&mut raw).await, ws_recv(&mut raw).await].map(|r| {
-        assert_eq!(r["id"], 7, "{r}");
-        r["result"].as_str().unwrap().to_owned()
-    });
-    results.sort();
-    assert_eq!(results, ["first", "second"]);
-    for _ in results {
-        within("start", server.reports.started.recv()).await;
-    }
-    for tag in ["older", "newer"] {
-        ws_send(&mut raw, &hold(tag)).await;
-        assert_eq!(
-            within("start", server.reports.started.recv())
-                .await
-                .as_deref(),
-            Some(tag)
-        );
-    }
-    for tag in ["newer", "older"] {
-        assert_eq!(ws_call(&mut raw, cancel).await, cancelled);
-        let dropped = within("the cancel", server.reports.dropped.recv()).await;
-        assert_eq!(dropped, Some((tag.to_owned(), true)));
-    }
+    calls_sharing_an_id(&mut raw, &mut server.reports).await;
     server.still_serves().await;
 }
 
