@@ -22,11 +22,12 @@
 //!   wraps the [`std::str::Utf8Error`], then the next message. Any other
 //!   decoding error means the framing is lost: the stream yields that error
 //!   and then ends, and nothing tries to resynchronise the byte stream;
-//! - a listener holds at most [`DEFAULT_MAX_CONNECTIONS`] connections open
-//!   at once; it closes the ones past that as soon as it accepts them
-//!   ([`TcpListener::with_max_connections`]);
+//! - a [`Listener`] (TCP, Unix, or any [`Accept`]) holds at most
+//!   [`DEFAULT_MAX_CONNECTIONS`] connections open at once; it closes the
+//!   ones past that as soon as it accepts them
+//!   ([`Listener::with_max_connections`]);
 //! - a connection may be closed after a time without a complete incoming
-//!   message ([`TcpListener::with_idle_timeout`],
+//!   message ([`Listener::with_idle_timeout`],
 //!   [`Framed::with_idle_timeout`]; off unless set: this crate cannot tell
 //!   a long call from an idle peer, `rpcpeer`'s driver can, and has its
 //!   own `Config::idle_timeout`).
@@ -59,6 +60,7 @@ use tokio_util::codec::{Decoder, Encoder};
 mod connections;
 mod content_length;
 mod framed;
+mod listener;
 mod newline;
 mod process;
 mod tcp;
@@ -67,6 +69,7 @@ mod unix;
 
 pub use content_length::ContentLengthCodec;
 pub use framed::Framed;
+pub use listener::{Accept, Listener};
 pub use newline::NewlineCodec;
 pub use process::{spawn_child, stdio, ChildIo, Stdio};
 pub use tcp::{connect_tcp, TcpListener};
@@ -89,8 +92,7 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// is about 150 MiB, and each holds a file descriptor (raise `ulimit -n`
 /// to use them all). A connection past the cap is accepted and closed at
 /// once, and the refusal is logged. Set with
-/// [`TcpListener::with_max_connections`] or
-/// `UnixListener::with_max_connections`.
+/// [`Listener::with_max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// How frames are delimited on a byte stream.
