@@ -9,6 +9,9 @@
 //! - [`serve_connection`] serves one accepted TCP connection: a WebSocket
 //!   upgrade on any path goes to [`Service::websocket`], any other request to
 //!   [`Service::http`].
+//! - [`Server`] runs the accept loop around it for a [`Listener`]: a cap on
+//!   open connections and a graceful stop ([`Stopping`]).
+//! - [`target`] decodes a plain HTTP request's path and query string.
 //! - [`from_upgraded`] mounts a transport on a stream that another HTTP stack
 //!   (axum, hyper) has already upgraded.
 //! - [`refuse_connection`] turns a connection away with `503 Service
@@ -24,14 +27,17 @@
 //! | body bytes held at once, all connections | 64 MiB | [`Config::http_body_budget`] | `503` with `Retry-After`, connection closed |
 //! | transfer codings | `chunked` only | none | `400`, connection closed |
 //! | `Content-Length` with `Transfer-Encoding` | refused | none | `400`, connection closed |
+//! | connections open at once, per [`Server`] | 10,000 | [`Server::max_connections`] | `503` with `Retry-After`, connection closed; logged at warn, one line per 10 s |
 
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+mod accept;
 mod body;
 mod heads;
 mod refuse;
 mod server;
+pub mod target;
 mod transport;
 
 use std::{io, time::Duration};
@@ -45,6 +51,7 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
+pub use accept::{Listener, Server, Stopping, DEFAULT_MAX_CONNECTIONS};
 pub use body::BodyBudget;
 pub use http;
 pub use refuse::refuse_connection;

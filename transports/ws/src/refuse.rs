@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// How long a refused client has to finish sending its request and read the
@@ -21,7 +20,8 @@ const MAX_DRAINED: usize = 64 * 1024;
 /// HTTP clients alike read it as the response to their request. The
 /// request is then read and thrown away for up to a second (and 64 KiB), so
 /// that closing the socket with it unread does not make the kernel reset
-/// the connection under the answer.
+/// the connection under the answer. [`Server`](crate::Server) does this to
+/// every connection past its cap.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -35,7 +35,7 @@ const MAX_DRAINED: usize = 64 * 1024;
 /// # Cancel safety
 /// Dropping the future drops the connection, perhaps before the answer is
 /// out; nothing else is left behind.
-pub async fn refuse_connection(mut tcp: TcpStream, reason: String) {
+pub async fn refuse_connection<I: AsyncRead + AsyncWrite + Unpin>(mut tcp: I, reason: String) {
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\

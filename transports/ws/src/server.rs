@@ -21,8 +21,15 @@ use http::{
 use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn, upgrade::Upgraded};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_util::{
+    sync::CancellationToken,
+    task::{task_tracker::TaskTrackerToken, TaskTracker},
+};
 
 use crate::body::{self, BodyError};
 use crate::heads::{self, Heads};
@@ -90,6 +97,8 @@ pub trait Service: Clone + Send + Sync + 'static {
 /// The future ends when the connection does: after the last HTTP exchange,
 /// or once the WebSocket conversation has run to its end, so whoever tracks
 /// this future (a `TaskTracker` for graceful stop) tracks the conversation too.
+/// [`Server`](crate::Server) runs this for every connection it accepts,
+/// under its connection cap and graceful stop.
 ///
 /// ```no_run
 /// use std::net::SocketAddr;
@@ -145,21 +154,57 @@ pub async fn serve_connection<S: Service>(
     // Latency matters more than packet count for small JSON messages; a
     // failure only costs some latency.
     let _ = tcp.set_nodelay(true);
+    serve_io(tcp, remote, config, service, Graceful::default()).await
+}
+
+/// How a connection takes part in the graceful stop of the
+/// [`Server`](crate::Server) that accepted it.
+#[derive(Clone, Default)]
+pub(crate) struct Graceful {
+    /// Cancelled when the server stops (never, for a connection served on
+    /// its own).
+    pub(crate) stop: CancellationToken,
+    /// What a stop lets finish on this connection: the request being
+    /// answered, the WebSocket conversation.
+    pub(crate) busy: TaskTracker,
+}
+
+/// [`serve_connection`] over any byte stream.
+pub(crate) async fn serve_io<I, S>(
+    io: I,
+    remote: SocketAddr,
+    config: Config,
+    service: S,
+    graceful: Graceful,
+) -> io::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service,
+{
     let header_timeout = config.http_header_timeout;
     let config = Arc::new(config);
-    let (tcp, heads) = heads::watch(tcp);
+    let (io, heads) = heads::watch(io);
     let upgrading = Upgrading::default();
     let route = service_fn({
-        let (config, service, upgrading) = (config.clone(), service.clone(), upgrading.clone());
+        let (config, service, upgrading, graceful) = (
+            config.clone(),
+            service.clone(),
+            upgrading.clone(),
+            graceful.clone(),
+        );
         move |req| {
-            let (config, service, upgrading, heads) = (
+            let (config, service, upgrading, heads, graceful) = (
                 config.clone(),
                 service.clone(),
                 upgrading.clone(),
                 heads.clone(),
+                graceful.clone(),
             );
             async move {
-                Ok::<_, Infallible>(route(req, remote, &config, &service, &upgrading, &heads).await)
+                let answer = route(
+                    req, remote, &config, &service, &upgrading, &heads, &graceful,
+                );
+                Ok::<_, Infallible>(answer.await)
             }
         }
     });
@@ -169,7 +214,7 @@ pub async fn serve_connection<S: Service>(
         // connection.
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(tcp), route)
+        .serve_connection(TokioIo::new(io), route)
         .with_upgrades()
         .await;
     // The conversation runs here rather than on a task of its own: an idle
@@ -182,11 +227,16 @@ pub async fn serve_connection<S: Service>(
     if let Some(Pending {
         on_upgrade,
         accepted,
+        _busy,
     }) = pending
     {
         // An error means the connection died before the 101 went out: there
-        // is no conversation to run.
+        // is no conversation to run. A server that stopped meanwhile starts
+        // none either.
         if let Ok(upgraded) = on_upgrade.await {
+            if graceful.stop.is_cancelled() {
+                return Ok(());
+            }
             let ws = from_upgraded(TokioIo::new(upgraded), Role::Server, &config).await;
             let conversation = service.websocket(ws, accepted, remote);
             if AssertUnwindSafe(conversation).catch_unwind().await.is_err() {
@@ -220,6 +270,7 @@ async fn route<S: Service>(
     service: &S,
     upgrading: &Upgrading,
     heads: &Heads,
+    graceful: &Graceful,
 ) -> Response<Full<Bytes>> {
     // The request target as it was on the wire, for the usual origin form.
     let target = match (req.uri().scheme(), req.uri().path_and_query()) {
@@ -241,7 +292,7 @@ async fn route<S: Service>(
                 "WebSocket is turned off on this port: it serves plain HTTP only\n",
             ));
         }
-        let response = upgrade(req, remote, service, upgrading).await;
+        let response = upgrade(req, remote, service, upgrading, graceful).await;
         // NB: after an upgrade request the head watcher stops (the bytes
         // would be WebSocket's), so a refused one must end the connection.
         return if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -274,12 +325,18 @@ async fn route<S: Service>(
         Ok(read) => read,
         Err(err) => return refused(err),
     };
-    let response = service.http(Request::from_parts(parts, body), remote).await;
+    let response = {
+        // NB: held while the service answers, so that a graceful stop lets
+        // this request finish rather than drop its connection.
+        let _answering = graceful.busy.token();
+        service.http(Request::from_parts(parts, body), remote).await
+    };
     let response = response.map(|body| Full::new(Bytes::from(body)));
     // The watcher lost track of this connection's framing (or never had
     // this request's head): the next request could not be checked, so there
-    // is none.
-    if head.is_none() || heads.is_lost() {
+    // is none. A server that is stopping serves no next request either, and
+    // says so (hyper then ends the connection once this answer is out).
+    if head.is_none() || heads.is_lost() || graceful.stop.is_cancelled() {
         closing(response)
     } else {
         response
@@ -348,6 +405,10 @@ fn refused(err: BodyError) -> Response<Full<Bytes>> {
 struct Pending {
     on_upgrade: hyper::upgrade::OnUpgrade,
     accepted: http::Extensions,
+    /// NB: taken before the 101 goes out, so that a stop from then on
+    /// waits for the conversation instead of dropping the connection
+    /// under it.
+    _busy: TaskTrackerToken,
 }
 
 /// Where [`upgrade`] leaves the [`Pending`] conversation for
@@ -364,6 +425,7 @@ async fn upgrade<S: Service>(
     remote: SocketAddr,
     service: &S,
     upgrading: &Upgrading,
+    graceful: &Graceful,
 ) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
         return plain(
@@ -417,6 +479,7 @@ async fn upgrade<S: Service>(
         *pending = Some(Pending {
             on_upgrade,
             accepted,
+            _busy: graceful.busy.token(),
         });
     }
 

@@ -1,0 +1,299 @@
+//! A port's accept loop: a cap on open connections (503 past it), and a graceful stop that lets the work in flight finish.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::refuse::refuse_connection;
+use crate::server::{serve_io, Graceful};
+use crate::{Config, Service};
+
+/// How many connections (WebSocket and HTTP alike) a [`Server`] holds open
+/// at once unless told otherwise: 10,000. Each holds a file descriptor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// At most one warning about refused connections per this long.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// How long accepting pauses after a failed accept.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// Where a [`Server`] takes its connections from: a bound socket that hands
+/// out byte streams and the address of their other end.
+///
+/// Implemented for tokio's [`TcpListener`] (with `TCP_NODELAY` set on each
+/// connection: JSON messages are small and latency-bound); implement it
+/// for a listener of your own, such as one that ends TLS before handing
+/// the stream over.
+pub trait Listener {
+    /// An accepted connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Waits for the next connection.
+    ///
+    /// # Errors
+    /// Errors of accepting; the server logs them and accepts on.
+    ///
+    /// # Cancel safety
+    /// Must be cancel safe: a dropped future loses no connection.
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Io = TcpStream;
+
+    async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (tcp, remote) = TcpListener::accept(self).await?;
+        // A failure only costs some latency.
+        let _ = tcp.set_nodelay(true);
+        Ok((tcp, remote))
+    }
+}
+
+/// Serves a [`Service`] on a listener: every accepted connection through
+/// [`serve_connection`](crate::serve_connection)'s HTTP and WebSocket
+/// split, at most [`max_connections`](Self::max_connections) of them at
+/// once, until a stop signal; then it stops gracefully.
+///
+/// - Past the connection cap, each new connection is answered `503 Service
+///   Unavailable` and closed (see [`refuse_connection`](crate::refuse_connection));
+///   refusals are logged at warn, at most one line per 10 s with the count
+///   of those in between.
+/// - A failed accept is logged and accepting goes on, after a short pause
+///   so that a lasting failure (a full descriptor table) cannot spin.
+/// - Stopping: no more accepting (the listener is dropped, so new
+///   connections are refused by the system); [`Stopping`] tells the
+///   service's WebSocket conversations, which end by themselves (an
+///   upgrade that completes after the stop starts none); an HTTP request
+///   being answered finishes and its response says `Connection: close`;
+///   an idle keep-alive connection is dropped. The serving future returns
+///   once all of that is done.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use rpcpeer_ws::{http, Server, ServerIo, Service, WsTransport};
+///
+/// #[derive(Clone)]
+/// struct Hello;
+///
+/// impl Service for Hello {
+///     async fn websocket(&self, _ws: WsTransport<ServerIo>, _: http::Extensions, _: SocketAddr) {}
+///
+///     async fn http(&self, _req: http::Request<String>, _: SocketAddr) -> http::Response<String> {
+///         http::Response::new("hello\n".to_owned())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let stop = tokio::sync::oneshot::channel::<()>();
+/// let server = Server::new(rpcpeer_ws::Config::default()).max_connections(1_000);
+/// let serving = tokio::spawn(server.serve_with_shutdown(listener, Hello, async move {
+///     let _ = stop.1.await;
+/// }));
+/// // Until the signal: then it stops accepting, lets work in flight finish, and returns.
+/// let _ = stop.0.send(());
+/// serving.await??;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    max_connections: usize,
+    stop: CancellationToken,
+}
+
+impl Server {
+    /// A server whose connections have the limits and timers of `config`
+    /// (its clones share one body budget), and at most
+    /// [`DEFAULT_MAX_CONNECTIONS`] open at once.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// How many connections may be open at once, WebSocket conversations
+    /// and HTTP keep-alive connections alike (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]; at least 1).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// The signal of this server's stop, for the service to hand its
+    /// WebSocket conversations so that they close when it comes.
+    pub fn stopping(&self) -> Stopping {
+        Stopping(self.stop.child_token())
+    }
+
+    /// Serves connections for as long as the future is polled.
+    ///
+    /// # Errors
+    /// None at present; the `Result` leaves room for failures to come.
+    ///
+    /// # Cancel safety
+    /// Dropping the future drops the listener: no more connections are
+    /// accepted. Those accepted run on tasks of their own and carry on,
+    /// with no stop to tell them to end.
+    pub async fn serve<L: Listener, S: Service>(self, listener: L, service: S) -> io::Result<()> {
+        self.serve_with_shutdown(listener, service, std::future::pending())
+            .await
+    }
+
+    /// Serves connections until `shutdown` completes, then stops gracefully
+    /// (see [`Server`]) and returns once every connection has ended.
+    ///
+    /// # Errors
+    /// None at present; the `Result` leaves room for failures to come.
+    ///
+    /// # Cancel safety
+    /// As [`serve`](Self::serve).
+    pub async fn serve_with_shutdown<L: Listener, S: Service>(
+        self,
+        listener: L,
+        service: S,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let max = self.max_connections;
+        let mut refusals = Refusals::default();
+        let connections = TaskTracker::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (io, remote) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    // One connection's failure, or a full descriptor table:
+                    // log it, pause so a lasting one cannot spin, go on.
+                    Err(err) => {
+                        tracing::warn!("accept failed: {err}");
+                        tokio::time::sleep(ACCEPT_PAUSE).await;
+                        continue;
+                    }
+                },
+            };
+            // NB: counted by their tasks, which end with the connection (a
+            // WebSocket conversation included, see `serve_connection`).
+            if connections.len() >= max {
+                refusals.refused(remote, max);
+                tokio::spawn(refuse_connection(
+                    io,
+                    format!("the server is at its limit of {max} connections; try again later"),
+                ));
+                continue;
+            }
+            refusals.accepting(max);
+            let graceful = Graceful {
+                stop: self.stop.clone(),
+                busy: TaskTracker::new(),
+            };
+            let connection = serve_io(
+                io,
+                remote,
+                self.config.clone(),
+                service.clone(),
+                graceful.clone(),
+            );
+            connections.spawn(async move {
+                tokio::pin!(connection);
+                tokio::select! {
+                    result = &mut connection => {
+                        if let Err(err) = result {
+                            tracing::debug!(%remote, "connection ended: {err}");
+                        }
+                        return;
+                    }
+                    () = graceful.stop.cancelled() => {}
+                }
+                // NB: an idle keep-alive connection is dropped now; one that
+                // is answering a request finishes it, one that carries a
+                // WebSocket conversation waits for its end.
+                if !graceful.busy.is_empty() {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(%remote, "connection ended: {err}");
+                    }
+                }
+            });
+        }
+        drop(listener);
+        self.stop.cancel();
+        connections.close();
+        connections.wait().await;
+        Ok(())
+    }
+}
+
+/// Tells a [`Server`]'s service that the server is stopping: a WebSocket
+/// conversation should then end gracefully (finish what is in flight, send
+/// its close frame), since the server waits for it.
+#[derive(Debug, Clone)]
+pub struct Stopping(CancellationToken);
+
+impl Stopping {
+    /// Whether the server has begun to stop.
+    pub fn is_stopping(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// Completes when the server begins to stop (at once if it has).
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.0.clone().cancelled_owned()
+    }
+}
+
+/// Refused connections, logged at warn without flooding the log: a flood of
+/// connections at a full server writes one line per [`WARN_EVERY`].
+#[derive(Default)]
+struct Refusals {
+    /// Refused since the last line about them.
+    unreported: u64,
+    /// When that line was written.
+    last_line: Option<Instant>,
+}
+
+impl Refusals {
+    fn refused(&mut self, remote: SocketAddr, max: usize) {
+        self.unreported += 1;
+        let now = Instant::now();
+        if self
+            .last_line
+            .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
+        {
+            return;
+        }
+        self.last_line = Some(now);
+        match std::mem::take(&mut self.unreported) {
+            1 => tracing::warn!(
+                %remote,
+                "refused a connection (503): all {max} places are taken (max_connections)"
+            ),
+            n => tracing::warn!(
+                %remote,
+                "refused {n} connections (503), the last one now: all {max} places are taken (max_connections)"
+            ),
+        }
+    }
+
+    /// A connection got a place: report refusals no line has told of yet.
+    fn accepting(&mut self, max: usize) {
+        let n = std::mem::take(&mut self.unreported);
+        if n > 0 {
+            tracing::warn!(
+                "accepting again, after refusing {n} more connections (503) while all {max} places were taken (max_connections)"
+            );
+        }
+    }
+}
