@@ -64,6 +64,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
         &self.session
     }
 
+    /// The handle to this connection's peer that handlers get.
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
     /// Whether more calls may be read: the queue has fewer than
     /// `max_queued` calls (a batch counts its entries), and the calls read
     /// and not yet answered hold fewer than `max_incoming_bytes`.

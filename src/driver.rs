@@ -145,6 +145,53 @@ where
         self.await
     }
 
+    /// Runs the connection until it ends or `signal` completes; from the
+    /// signal on, closes it gracefully (as [`Peer::close`]: stop reading,
+    /// fail our pending calls, let running handlers answer until
+    /// [`Config::drain_timeout`], flush, close) and runs it to its end. A
+    /// server hands each connection its stop signal this way.
+    ///
+    /// The signal is watched by a task of its own (see
+    /// [`Peer::close_when`]), so it is not polled at every wake-up of a
+    /// busy connection.
+    ///
+    /// ```
+    /// use rpcpeer::{Driver, ErrorObject, Router, transport::memory_pair};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rpcpeer::Error> {
+    /// let (a, b) = memory_pair();
+    /// let mut router = Router::new();
+    /// router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let (_, server) = Driver::new(a, router);
+    /// let server = tokio::spawn(server.run_until(async move {
+    ///     let _ = stopped.await;
+    /// }));
+    ///
+    /// let (client, client_driver) = Driver::new(b, Router::new());
+    /// tokio::spawn(client_driver);
+    /// assert_eq!(client.request::<String>("ping", ()).await?, "pong");
+    /// let _ = stop.send(());
+    /// // The server's side closes gracefully, and the client sees it.
+    /// server.await.expect("the server's task")?;
+    /// client.closed().await;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Driver::run`].
+    ///
+    /// # Cancel safety
+    /// As [`Driver::run`].
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        self.calls.peer().close_when(signal);
+        self.await
+    }
+
     fn may_read(&self) -> bool {
         // NB: reading stops only when nothing of ours waits for a reply;
         // otherwise a handler waiting on a callback to the peer would never

@@ -467,8 +467,12 @@ impl Peer {
     /// finish (up to [`Config::drain_timeout`](crate::Config::drain_timeout)),
     /// fail our pending calls with [`Error::Closed`], flush, close.
     /// Returns once the driver has stopped, so the driver must be running
-    /// elsewhere (spawned, or joined with this future); awaiting this in
-    /// place of the driver never returns.
+    /// elsewhere (spawned, or joined with this future).
+    ///
+    /// NB: awaiting this *in place of* the driver (the driver not spawned,
+    /// and nothing else polling it) never returns: nothing runs the close.
+    /// To run a driver until a stop signal and then close it gracefully,
+    /// await [`Driver::run_until`](crate::Driver::run_until) instead.
     ///
     /// # Cancel safety
     /// Dropping the future does not stop the close once it has been asked for.
@@ -481,8 +485,9 @@ impl Peer {
     }
 
     /// Closes the connection gracefully (as [`Peer::close`]) once `signal`
-    /// completes, unless it has ended before; a server hands every
-    /// connection its stop signal this way.
+    /// completes, unless it has ended before. (A server that runs each
+    /// driver itself says this in one call:
+    /// [`Driver::run_until`](crate::Driver::run_until).)
     ///
     /// The signal is watched by a task of its own (spawned on the current
     /// Tokio runtime), not by the connection's: joined with the driver it

@@ -1167,6 +1167,42 @@ async fn close_when_closes_gracefully_once_the_signal_fires() {
 }
 
 #[tokio::test]
+async fn run_until_lets_the_call_in_flight_answer_then_ends_the_driver() {
+    // The driver itself is what the server awaits: no task of the caller's
+    // runs it, and it still ends after the signal.
+    let release = Arc::new(Notify::new());
+    let mut router = Router::with_state(release.clone());
+    router.method("wait", |cx: Context<Arc<Notify>>| async move {
+        cx.state().notified().await;
+        Ok::<_, ErrorObject>("answered")
+    });
+    let (a, b) = rpcpeer::transport::memory_pair();
+    let (_server, server) = Driver::new(a, router);
+    let stop = Arc::new(Notify::new());
+    let signal = stop.clone();
+    let server = tokio::spawn(server.run_until(async move { signal.notified().await }));
+    let (client, client_driver) = Driver::new(b, Router::new());
+    tokio::spawn(client_driver);
+
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request::<String>("wait", ()).await }
+    });
+    // The call must be running on the server before the stop.
+    let ping = within("a round trip", client.request::<Value>("rpc.none", ())).await;
+    assert!(ping.is_err(), "an unknown method is refused");
+    stop.notify_one();
+    release.notify_one();
+    let answer = within("the call in flight", call).await.expect("the task");
+    assert_eq!(answer.expect("an answer"), "answered");
+    within("the server's driver to end", server)
+        .await
+        .expect("the task")
+        .expect("a clean close");
+    within("the client's end", client.closed()).await;
+}
+
+#[tokio::test]
 async fn a_batch_answers_in_request_order_when_a_later_entry_finishes_first() {
     let release = Arc::new(Notify::new());
     let mut router = Router::with_state(release);

@@ -239,7 +239,7 @@ async fn serve_peer<T: Transport>(
     session.insert(conn);
     // Failed logins are also counted per address.
     session.insert(RemoteAddr(remote));
-    let (peer, driver) = Driver::with_session(
+    let (_peer, driver) = Driver::with_session(
         transport,
         shared.router.clone(),
         shared.config.clone(),
@@ -249,10 +249,10 @@ async fn serve_peer<T: Transport>(
     // Graceful: stop reading, let running handlers answer, close. (The
     // chat notices the end by itself: a group member leaves when its
     // connection closes.)
-    let stop = shared.stop.clone();
-    peer.close_when(async move { stop.cancelled().await });
-    let result = driver.await;
-    match result {
+    match driver
+        .run_until(shared.stop.clone().cancelled_owned())
+        .await
+    {
         Ok(()) => tracing::debug!("{label}: closed"),
         Err(err) => tracing::debug!("{label}: closed: {err}"),
     }
