@@ -393,7 +393,7 @@ async fn get<S: Send + Sync + 'static>(
     options: &HttpOptions,
 ) -> Response<String> {
     let path = req.uri().path().trim_start_matches('/');
-    let name = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let name = rpcpeer_ws::target::percent_decode(path);
     let Some(info) = router.method_info(&name) else {
         return with_allow(if name.is_empty() {
             error_response(
@@ -414,7 +414,8 @@ async fn get<S: Send + Sync + 'static>(
             )),
         ));
     }
-    let (params, callback) = query_params(req.uri().query().unwrap_or_default());
+    let query = req.uri().query().unwrap_or_default();
+    let (params, callback) = query_params(rpcpeer_ws::target::query_pairs(query));
     let callback = match callback {
         Some(name) if !options.jsonp => {
             return error_response(
@@ -458,13 +459,15 @@ async fn get<S: Send + Sync + 'static>(
     }
 }
 
-/// `a=1&b=x` as `{"a": 1, "b": "x"}`; `0=1&1=2` as `[1, 2]` (positional).
-/// Values are JSON when they parse, else strings. `callback` is taken out
-/// for JSONP.
-fn query_params(query: &str) -> (Value, Option<String>) {
+/// The decoded pairs of a query string as params: `a=1&b=x` as
+/// `{"a": 1, "b": "x"}`; `0=1&1=2` as `[1, 2]` (positional). Values are
+/// JSON when they parse, else strings. `callback` is taken out for JSONP.
+fn query_params<'q>(
+    query: impl Iterator<Item = (Cow<'q, str>, Cow<'q, str>)>,
+) -> (Value, Option<String>) {
     let mut callback = None;
-    let mut pairs: Vec<(Cow<'_, str>, Value)> = Vec::new();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+    let mut pairs: Vec<(Cow<'q, str>, Value)> = Vec::new();
+    for (name, value) in query {
         if name == "callback" {
             callback = Some(value.into_owned());
             continue;
@@ -539,6 +542,10 @@ mod tests {
         assert!(!same_origin("null", "example.com"));
         assert!(!same_origin("example.com", "example.com"));
         assert!(!same_origin("http://example.com", "not a host"));
+    }
+
+    fn query_params(query: &str) -> (Value, Option<String>) {
+        super::query_params(rpcpeer_ws::target::query_pairs(query))
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! A router served over WebSocket and plain HTTP on one port.
+//! A router served over WebSocket and plain HTTP on one port: what joins a connection to a [`Driver`], and a request to [`respond`].
+//!
+//! No sockets here: the accept loop, the connection cap and the graceful
+//! stop are [`rpcpeer_ws::Server`]'s.
 
 use std::future::Future;
 use std::io;
@@ -6,12 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpcpeer_ws::http::{header, HeaderValue, Request, Response};
-use rpcpeer_ws::{ServerIo, Service, WsTransport};
-use tokio::net::TcpListener;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use rpcpeer_ws::http::{Request, Response};
+use rpcpeer_ws::{Listener, ServerIo, Service, Stopping, WsTransport};
 
 use crate::auth::RemoteAddr;
 use crate::config::Config;
@@ -26,17 +25,15 @@ type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
 /// How many connections (WebSocket and HTTP alike) a [`WsServer`] holds open
 /// at once unless told otherwise: 10,000. An idle WebSocket peer costs some
 /// 15 KiB, so this many is about 150 MiB, and each holds a file descriptor.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS: usize = rpcpeer_ws::DEFAULT_MAX_CONNECTIONS;
 
 /// How long a [`WsServer`]'s WebSocket peer may go with no message either
 /// way and nothing in flight before it is closed, unless told otherwise:
 /// 5 minutes (see [`Config::idle_timeout`]).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
-/// At most one warning about refused connections per this long.
-const WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// Serves a [`Router`] on one TCP port: WebSocket connections (any path)
+/// Serves a [`Router`] on one port (a TCP listener, or any
+/// [`rpcpeer_ws::Listener`]): WebSocket connections (any path)
 /// become peers that both serve and call, and plain HTTP requests are
 /// answered by [`http::respond`](crate::http::respond).
 ///
@@ -61,23 +58,23 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// # }
 /// ```
 pub struct WsServer<S> {
-    service: RouterService<S>,
-    max_connections: usize,
-    idle_timeout: Option<Duration>,
-}
-
-struct RouterService<S> {
     router: Router<S>,
     config: Config,
     ws: rpcpeer_ws::Config,
     http: HttpOptions,
     on_connect: Option<ConnectHook>,
-    stop: CancellationToken,
-    peers: TaskTracker,
-    /// HTTP requests being answered, or the WebSocket conversation, on one
-    /// connection (each connection's clone gets its own), so a stop lets
-    /// them finish.
-    requests: TaskTracker,
+    max_connections: usize,
+    idle_timeout: Option<Duration>,
+}
+
+/// One port's answers: each WebSocket connection a [`Driver`] for the
+/// router, each HTTP request [`respond`]'s answer.
+struct RouterService<S> {
+    router: Router<S>,
+    config: Config,
+    http: HttpOptions,
+    on_connect: Option<ConnectHook>,
+    stopping: Stopping,
 }
 
 impl<S> Clone for RouterService<S> {
@@ -85,12 +82,9 @@ impl<S> Clone for RouterService<S> {
         Self {
             router: self.router.clone(),
             config: self.config.clone(),
-            ws: self.ws.clone(),
             http: self.http.clone(),
             on_connect: self.on_connect.clone(),
-            stop: self.stop.clone(),
-            peers: self.peers.clone(),
-            requests: self.requests.clone(),
+            stopping: self.stopping.clone(),
         }
     }
 }
@@ -99,16 +93,11 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     /// A server for `router` with default settings.
     pub fn new(router: Router<S>) -> Self {
         Self {
-            service: RouterService {
-                router,
-                config: Config::default(),
-                ws: rpcpeer_ws::Config::default(),
-                http: HttpOptions::default(),
-                on_connect: None,
-                stop: CancellationToken::new(),
-                peers: TaskTracker::new(),
-                requests: TaskTracker::new(),
-            },
+            router,
+            config: Config::default(),
+            ws: rpcpeer_ws::Config::default(),
+            http: HttpOptions::default(),
+            on_connect: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
@@ -116,7 +105,7 @@ impl<S: Send + Sync + 'static> WsServer<S> {
 
     /// The settings of each WebSocket peer's connection.
     pub fn config(mut self, config: Config) -> Self {
-        self.service.config = config;
+        self.config = config;
         self
     }
 
@@ -138,7 +127,7 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     /// # let _ = server;
     /// ```
     pub fn ws_config(mut self, ws: rpcpeer_ws::Config) -> Self {
-        self.service.ws = ws;
+        self.ws = ws;
         self
     }
 
@@ -167,7 +156,7 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     /// `allowed_origins` are also the web pages of other origins that may
     /// open a WebSocket here: by default, only this server's own pages may.
     pub fn http_options(mut self, http: HttpOptions) -> Self {
-        self.service.http = http;
+        self.http = http;
         self
     }
 
@@ -178,146 +167,46 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         mut self,
         hook: impl Fn(&Peer, &Session, SocketAddr) + Send + Sync + 'static,
     ) -> Self {
-        self.service.on_connect = Some(Arc::new(hook));
+        self.on_connect = Some(Arc::new(hook));
         self
     }
 
-    /// Accepts connections for as long as the future is polled. A failed
-    /// accept is logged and accepting goes on.
+    /// Accepts connections from `listener` (such as a
+    /// `tokio::net::TcpListener`) for as long as the future is polled. A
+    /// failed accept is logged and accepting goes on.
     ///
     /// # Errors
     /// None at present; the `Result` leaves room for failures to come.
-    pub async fn serve(self, listener: TcpListener) -> io::Result<()> {
+    pub async fn serve(self, listener: impl Listener) -> io::Result<()> {
         self.serve_with_shutdown(listener, std::future::pending())
             .await
     }
 
-    /// Accepts connections until `shutdown` completes; then stops accepting,
-    /// closes every WebSocket peer gracefully (see [`Peer::close`]), lets
-    /// HTTP requests being answered finish (their responses say
-    /// `Connection: close`), drops idle keep-alive connections, and returns
-    /// once all of that is done. A failed accept is logged and accepting goes on.
+    /// Accepts connections from `listener` until `shutdown` completes; then
+    /// stops accepting, closes every WebSocket peer gracefully (see
+    /// [`Driver::run_until`]), lets HTTP requests being answered finish
+    /// (their responses say `Connection: close`), drops idle keep-alive
+    /// connections, and returns once all of that is done. A failed accept
+    /// is logged and accepting goes on.
     ///
     /// # Errors
     /// None at present; the `Result` leaves room for failures to come.
     pub async fn serve_with_shutdown(
         self,
-        listener: TcpListener,
+        listener: impl Listener,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        let mut service = self.service;
-        service.config = service.config.idle_timeout(self.idle_timeout);
-        let max_connections = self.max_connections;
-        let mut refusals = Refusals::default();
-        let connections = TaskTracker::new();
-        tokio::pin!(shutdown);
-        loop {
-            let (tcp, remote) = tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    // One connection's failure, or a full descriptor table:
-                    // log it, pause so a lasting one cannot spin, go on.
-                    Err(err) => {
-                        tracing::warn!("accept failed: {err}");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            // NB: counted by their tasks, which end with the connection (a
-            // WebSocket conversation included, see `serve_connection`).
-            if connections.len() >= max_connections {
-                refusals.refused(remote, max_connections);
-                tokio::spawn(rpcpeer_ws::refuse_connection(
-                    tcp,
-                    format!(
-                        "the server is at its limit of {max_connections} connections; try again later"
-                    ),
-                ));
-                continue;
-            }
-            refusals.accepting(max_connections);
-            let mut service = service.clone();
-            service.requests = TaskTracker::new();
-            let (stop, requests, ws) = (
-                service.stop.clone(),
-                service.requests.clone(),
-                service.ws.clone(),
-            );
-            connections.spawn(async move {
-                let connection = rpcpeer_ws::serve_connection(tcp, remote, ws, service);
-                tokio::pin!(connection);
-                tokio::select! {
-                    result = &mut connection => {
-                        if let Err(err) = result {
-                            tracing::debug!(%remote, "connection ended: {err}");
-                        }
-                        return;
-                    }
-                    () = stop.cancelled() => {}
-                }
-                // NB: an idle keep-alive connection is dropped now; one whose
-                // request is being answered finishes it, and a WebSocket
-                // conversation runs until its peer's graceful close.
-                if !requests.is_empty() {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(%remote, "connection ended: {err}");
-                    }
-                }
-            });
-        }
-        service.stop.cancel();
-        service.peers.close();
-        connections.close();
-        service.peers.wait().await;
-        connections.wait().await;
-        Ok(())
-    }
-}
-
-/// Refused connections, logged at warn without flooding the log: a flood of
-/// connections at a full server writes one line per [`WARN_EVERY`].
-#[derive(Default)]
-struct Refusals {
-    /// Refused since the last line about them.
-    unreported: u64,
-    /// When that line was written.
-    last_line: Option<Instant>,
-}
-
-impl Refusals {
-    fn refused(&mut self, remote: SocketAddr, max: usize) {
-        self.unreported += 1;
-        let now = Instant::now();
-        if self
-            .last_line
-            .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
-        {
-            return;
-        }
-        self.last_line = Some(now);
-        match std::mem::take(&mut self.unreported) {
-            1 => tracing::warn!(
-                %remote,
-                "refused a connection (503): all {max} places are taken (max_connections)"
-            ),
-            n => tracing::warn!(
-                %remote,
-                "refused {n} connections (503), the last one now: all {max} places are taken (max_connections)"
-            ),
-        }
-    }
-
-    /// A connection got a place: report refusals no line has told of yet.
-    fn accepting(&mut self, max: usize) {
-        let n = std::mem::take(&mut self.unreported);
-        if n > 0 {
-            tracing::warn!(
-                "accepting again, after refusing {n} more connections (503) while all {max} places were taken (max_connections)"
-            );
-        }
+        let server = rpcpeer_ws::Server::new(self.ws).max_connections(self.max_connections);
+        let service = RouterService {
+            router: self.router,
+            config: self.config.idle_timeout(self.idle_timeout),
+            http: self.http,
+            on_connect: self.on_connect,
+            stopping: server.stopping(),
+        };
+        server
+            .serve_with_shutdown(listener, service, shutdown)
+            .await
     }
 }
 
@@ -341,7 +230,7 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         }
         let session = Session::new();
         session.insert(RemoteAddr(remote));
-        let token = form_urlencoded::parse(head.uri.query().unwrap_or_default().as_bytes())
+        let token = rpcpeer_ws::target::query_pairs(head.uri.query().unwrap_or_default())
             .find(|(name, _)| name == "token")
             .map(|(_, token)| token.into_owned());
         crate::http::authenticate(&self.router, &head.headers, token, &session).await?;
@@ -355,12 +244,6 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         mut accepted: rpcpeer_ws::http::Extensions,
         remote: SocketAddr,
     ) {
-        if self.stop.is_cancelled() {
-            return;
-        }
-        // The conversation runs within its connection's future, which a
-        // stop must not drop: the peer is closed gracefully instead.
-        let _conversation = self.requests.token();
         let session = accepted.remove::<Session>().unwrap_or_else(|| {
             let session = Session::new();
             session.insert(RemoteAddr(remote));
@@ -375,25 +258,16 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         if let Some(hook) = &self.on_connect {
             hook(&peer, &session, remote);
         }
-        let stop = self.stop.clone();
-        peer.close_when(async move { stop.cancelled().await });
-        // NB: tracked so that a graceful stop waits for the peer's close.
-        if let Err(err) = self.peers.track_future(driver).await {
+        // NB: the server waits for this conversation when it stops, so the
+        // stop must close the peer.
+        if let Err(err) = driver.run_until(self.stopping.stopped()).await {
             tracing::debug!(%remote, "WebSocket peer ended: {err}");
         }
     }
 
     async fn http(&self, req: Request<String>, remote: SocketAddr) -> Response<String> {
-        let _answering = self.requests.token();
         let session = Session::new();
         session.insert(RemoteAddr(remote));
-        let mut response = respond(&self.router, req, &session, &self.http).await;
-        if self.stop.is_cancelled() {
-            // Tells the client (and hyper) that this connection ends here.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
+        respond(&self.router, req, &session, &self.http).await
     }
 }
