@@ -4,13 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::context::{Context, Incoming};
 use crate::error::ErrorObject;
+use crate::fields::field_names;
 
 /// A boxed, sendable future, the shape every handler is erased to.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -24,18 +24,48 @@ pub type Outcome = Result<Box<RawValue>, ErrorObject>;
 pub(crate) type ErasedHandler<S> =
     Arc<dyn for<'a> Fn(Option<&'a RawValue>, Incoming<'a, S>) -> BoxFuture<Outcome> + Send + Sync>;
 
-/// What the router knows of a handler's types, for introspection.
+/// What a handler's types say about its params, read from serde alone (no
+/// JSON Schema needed): introspection names the params with it, and errors
+/// about params name the one at fault.
+///
+/// ```
+/// use rpcpeer::{ErrorObject, Handler};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Subtract { minuend: i64, subtrahend: i64 }
+///
+/// fn signature<Args, H: Handler<Args, ()>>(_: &H) -> rpcpeer::Signature {
+///     H::signature()
+/// }
+/// let sig = signature(&|p: Subtract| async move { Ok::<_, ErrorObject>(p.minuend - p.subtrahend) });
+/// assert!(sig.takes_params);
+/// assert_eq!(sig.param_names, ["minuend", "subtrahend"]);
+/// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Signature {
-    /// JSON Schema of the params type; `None` when the handler takes none.
-    pub params: Option<Schema>,
-    /// JSON Schema of the result type; `None` when it returns nothing.
-    pub result: Option<Schema>,
+    /// Whether the handler takes params; one that does not accepts none,
+    /// `null`, `[]` or `{}`.
+    pub takes_params: bool,
+    /// The params struct's field names in declaration order, as serde names
+    /// them; empty when the params are not a struct (a tuple, a list, any
+    /// value) or the handler takes none.
+    pub param_names: &'static [&'static str],
+}
+
+impl Signature {
+    /// The signature of a handler that takes params of type `P`.
+    fn of<P: DeserializeOwned>() -> Self {
+        Signature {
+            takes_params: true,
+            param_names: field_names::<P>(),
+        }
+    }
 }
 
 /// An async function the router can call. Implemented for closures and
-/// `async fn`s of these shapes, where `P: Deserialize + JsonSchema` is the
-/// params type and `R: IntoReply` the return type:
+/// `async fn`s of these shapes, where `P: Deserialize` is the params type
+/// and `R: IntoReply` the return type:
 ///
 /// - `Fn() -> impl Future<Output = R>`
 /// - `Fn(P) -> impl Future<Output = R>`
@@ -46,7 +76,7 @@ pub struct Signature {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a JSON-RPC handler",
     note = "a handler is an async fn or closure taking `()`, `(P)`, `(Context<S>)` or `(P, Context<S>)`, \
-            where P: Deserialize + JsonSchema, returning `Result<T, E>` with T: Serialize + JsonSchema and \
+            where P: Deserialize, returning `Result<T, E>` with T: Serialize and \
             E: Into<ErrorObject> (or `()` for notifications)"
 )]
 pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
@@ -54,22 +84,22 @@ pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
     /// encodes its reply.
     fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome>;
 
-    /// The handler's param and result types as JSON Schema.
-    fn signature(gen: &mut SchemaGenerator) -> Signature;
+    /// What the handler's types say about its params, for introspection
+    /// (nothing, unless implemented).
+    fn signature() -> Signature {
+        Signature::default()
+    }
 }
 
 /// Turns a handler's return value into a result or an error object.
 pub trait IntoReply: Send + 'static {
     /// The outcome to put on the wire; `method` names the call in error messages.
     fn into_reply(self, method: &str) -> Outcome;
-
-    /// JSON Schema of the result, for introspection.
-    fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema>;
 }
 
 impl<T, E> IntoReply for Result<T, E>
 where
-    T: Serialize + JsonSchema + Send + 'static,
+    T: Serialize + Send + 'static,
     E: Into<ErrorObject> + Send + 'static,
 {
     fn into_reply(self, method: &str) -> Outcome {
@@ -84,20 +114,12 @@ where
             Err(err) => Err(err.into()),
         }
     }
-
-    fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
-        Some(gen.root_schema_for::<T>())
-    }
 }
 
 /// Notification handlers return nothing; as a request the reply is `null`.
 impl IntoReply for () {
     fn into_reply(self, _method: &str) -> Outcome {
         Ok(crate::error::null())
-    }
-
-    fn result_schema(_gen: &mut SchemaGenerator) -> Option<Schema> {
-        None
     }
 }
 
@@ -106,7 +128,7 @@ impl IntoReply for () {
 /// Serde maps a JSON array onto a struct's fields in declaration order and an
 /// object by name, so one struct accepts `[42, 23]` and
 /// `{"minuend": 42, "subtrahend": 23}` alike.
-pub(crate) fn decode_params<P: DeserializeOwned + JsonSchema>(
+pub(crate) fn decode_params<P: DeserializeOwned>(
     method: &str,
     params: Option<&RawValue>,
 ) -> Result<P, ErrorObject> {
@@ -162,18 +184,8 @@ pub(crate) fn no_params(method: &str, params: Option<&RawValue>) -> Result<(), E
     }
 }
 
-/// The declared param names of `P`, for messages.
-fn param_names<P: JsonSchema>() -> Vec<String> {
-    let schema = SchemaGenerator::default().into_root_schema_for::<P>();
-    schema
-        .get("properties")
-        .and_then(|p| p.as_object())
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-fn positional_hint<P: JsonSchema>() -> String {
-    let names = param_names::<P>();
+fn positional_hint<P: DeserializeOwned>() -> String {
+    let names = field_names::<P>();
     if names.is_empty() {
         "the params do not fit".into()
     } else {
@@ -184,13 +196,13 @@ fn positional_hint<P: JsonSchema>() -> String {
 /// Names the param at `path`: `` `minuend` (position 0) `` when `P` names its
 /// fields and the caller passed them by position (`[0].x` in serde's path),
 /// else `` `path` ``.
-fn describe_path<P: JsonSchema>(path: &str) -> String {
+fn describe_path<P: DeserializeOwned>(path: &str) -> String {
     let index = path
         .strip_prefix('[')
         .and_then(|rest| rest.split_once(']'))
         .and_then(|(n, rest)| Some((n.parse::<usize>().ok()?, rest)));
     match index {
-        Some((index, rest)) => match param_names::<P>().get(index) {
+        Some((index, rest)) => match field_names::<P>().get(index) {
             Some(name) => format!("`{name}{rest}` (position {index})"),
             None => format!("`{path}`"),
         },
@@ -200,7 +212,7 @@ fn describe_path<P: JsonSchema>(path: &str) -> String {
 
 /// For "invalid length 1, expected struct Subtract with 2 elements": which
 /// positional param is missing, by name when `P` names its fields.
-fn missing_positional<P: JsonSchema>(err: &serde_json::Error) -> Option<String> {
+fn missing_positional<P: DeserializeOwned>(err: &serde_json::Error) -> Option<String> {
     let text = err.to_string();
     let given: usize = text
         .strip_prefix("invalid length ")?
@@ -208,7 +220,7 @@ fn missing_positional<P: JsonSchema>(err: &serde_json::Error) -> Option<String> 
         .next()?
         .parse()
         .ok()?;
-    let names = param_names::<P>();
+    let names = field_names::<P>();
     let missing = names.get(given)?;
     Some(format!(
         "missing param `{missing}` (position {given}): {given} given, {} expected ({})",
@@ -245,13 +257,6 @@ where
         let fut = self();
         Box::pin(async move { fut.await.into_reply(&method) })
     }
-
-    fn signature(gen: &mut SchemaGenerator) -> Signature {
-        Signature {
-            params: None,
-            result: R::result_schema(gen),
-        }
-    }
 }
 
 impl<F, Fut, R, S> Handler<(Context<S>,), S> for F
@@ -269,13 +274,6 @@ where
         let fut = self(call.into_context());
         Box::pin(async move { fut.await.into_reply(&method) })
     }
-
-    fn signature(gen: &mut SchemaGenerator) -> Signature {
-        Signature {
-            params: None,
-            result: R::result_schema(gen),
-        }
-    }
 }
 
 impl<F, Fut, R, P, S> Handler<(P,), S> for F
@@ -283,7 +281,7 @@ where
     F: Fn(P) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReply,
-    P: DeserializeOwned + JsonSchema + Send + 'static,
+    P: DeserializeOwned + Send + 'static,
     S: Send + Sync + 'static,
 {
     fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
@@ -296,11 +294,8 @@ where
         Box::pin(async move { fut.await.into_reply(&method) })
     }
 
-    fn signature(gen: &mut SchemaGenerator) -> Signature {
-        Signature {
-            params: Some(gen.root_schema_for::<P>()),
-            result: R::result_schema(gen),
-        }
+    fn signature() -> Signature {
+        Signature::of::<P>()
     }
 }
 
@@ -309,7 +304,7 @@ where
     F: Fn(P, Context<S>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReply,
-    P: DeserializeOwned + JsonSchema + Send + 'static,
+    P: DeserializeOwned + Send + 'static,
     S: Send + Sync + 'static,
 {
     fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
@@ -322,10 +317,7 @@ where
         Box::pin(async move { fut.await.into_reply(&method) })
     }
 
-    fn signature(gen: &mut SchemaGenerator) -> Signature {
-        Signature {
-            params: Some(gen.root_schema_for::<P>()),
-            result: R::result_schema(gen),
-        }
+    fn signature() -> Signature {
+        Signature::of::<P>()
     }
 }

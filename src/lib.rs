@@ -21,7 +21,7 @@
 //! use rpcpeer::{Context, ErrorObject, Router, testing::connected_pair};
 //! use serde::Deserialize;
 //!
-//! #[derive(Deserialize, schemars::JsonSchema)]
+//! #[derive(Deserialize)]
 //! struct Subtract { minuend: i64, subtrahend: i64 }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -58,10 +58,12 @@ mod dispatch;
 mod driver;
 mod error;
 mod excerpt;
+mod fields;
 pub mod group;
 mod handler;
 #[cfg(feature = "ws")]
 pub mod http;
+pub mod introspection;
 mod log_limit;
 pub mod message;
 mod outbox;
@@ -72,6 +74,8 @@ pub mod reconnect;
 mod router;
 mod running;
 mod scheduler;
+#[cfg(feature = "schemars")]
+mod schema;
 mod session;
 pub mod testing;
 pub mod transport;
@@ -86,6 +90,8 @@ pub use handler::{BoxFuture, Handler, IntoReply, Outcome, Signature};
 pub use message::{Id, Version};
 pub use peer::{Batch, Peer};
 pub use router::{Concurrency, MethodConfig, MethodInfo, Router};
+/// The JSON Schema crate that [`Router::method_with_schema`] reads types with.
+#[cfg(feature = "schemars")]
 pub use schemars;
 pub use session::Session;
 

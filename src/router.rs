@@ -2,15 +2,17 @@
 
 use foldhash::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use schemars::{Schema, SchemaGenerator};
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::auth::{Access, Auth, Authenticator, LoginLimits};
 use crate::context::Context;
-use crate::handler::{ErasedHandler, Handler, Outcome};
+use crate::error::ErrorObject;
+use crate::handler::{ErasedHandler, Handler, Outcome, Signature};
+use crate::introspection::{Builtin, Documents, Service};
 use crate::session::Session;
 
 /// How calls of one method are scheduled on a connection.
@@ -28,13 +30,34 @@ pub enum Concurrency {
 }
 
 /// What the router knows of one method: enough for `rpc.discover` and
-/// `system.describe` documents.
+/// `system.describe` documents (see [`Router::introspection`]).
+///
+/// ```
+/// use rpcpeer::{ErrorObject, Router};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Join { name: String }
+///
+/// let mut router = Router::new();
+/// router
+///     .method("join", |p: Join| async move { Ok::<_, ErrorObject>(p.name) })
+///     .doc("Joins the chat.")
+///     .error(ErrorObject::new(-32051, "name taken"));
+/// let info = router.method_info("join").unwrap();
+/// assert_eq!(info.doc(), Some("Joins the chat."));
+/// assert_eq!(info.param_names(), ["name"]);
+/// assert_eq!(info.errors()[0].code, -32051);
+/// assert!(info.params().is_none()); // no schema was given
+/// ```
 #[derive(Debug, Clone)]
 pub struct MethodInfo {
     name: String,
     doc: Option<String>,
-    params: Option<Schema>,
-    result: Option<Schema>,
+    params: Option<Value>,
+    result: Option<Value>,
+    takes_params: bool,
+    param_names: &'static [&'static str],
+    errors: Vec<ErrorObject>,
     notification: bool,
     concurrency: Option<Concurrency>,
     safe: bool,
@@ -44,12 +67,15 @@ pub struct MethodInfo {
 }
 
 impl MethodInfo {
-    fn new(name: &str, params: Option<Schema>, result: Option<Schema>) -> Self {
+    fn new(name: &str, signature: Signature) -> Self {
         Self {
             name: name.to_owned(),
             doc: None,
-            params,
-            result,
+            params: None,
+            result: None,
+            takes_params: signature.takes_params,
+            param_names: signature.param_names,
+            errors: Vec::new(),
             notification: false,
             concurrency: None,
             safe: false,
@@ -57,6 +83,15 @@ impl MethodInfo {
             access: Access::Public,
             timeout: None,
         }
+    }
+
+    /// One of the introspection methods: documented, safe, takes no params.
+    pub(crate) fn builtin(name: &str, doc: &str, result: Value) -> Self {
+        let mut info = Self::new(name, Signature::default());
+        info.doc = Some(doc.to_owned());
+        info.result = Some(result);
+        info.safe = true;
+        info
     }
 
     /// The method's name.
@@ -69,14 +104,34 @@ impl MethodInfo {
         self.doc.as_deref()
     }
 
-    /// JSON Schema of its params (`None`: takes none, or raw).
-    pub fn params(&self) -> Option<&Schema> {
+    /// JSON Schema of its params, when one was given (see
+    /// [`MethodConfig::params_schema`]).
+    pub fn params(&self) -> Option<&Value> {
         self.params.as_ref()
     }
 
-    /// JSON Schema of its result (`None`: returns nothing, or raw).
-    pub fn result(&self) -> Option<&Schema> {
+    /// JSON Schema of its result, when one was given (see
+    /// [`MethodConfig::result_schema`]).
+    pub fn result(&self) -> Option<&Value> {
         self.result.as_ref()
+    }
+
+    /// The names of its params struct's fields, as serde names them, in
+    /// declaration order; empty when its params are not a struct, it takes
+    /// none, or they are raw.
+    pub fn param_names(&self) -> &[&'static str] {
+        self.param_names
+    }
+
+    /// Whether its handler takes params (`false` for raw handlers too,
+    /// whose params are unknown).
+    pub(crate) fn takes_params(&self) -> bool {
+        self.takes_params
+    }
+
+    /// The errors it declares (see [`MethodConfig::error`]).
+    pub fn errors(&self) -> &[ErrorObject] {
+        &self.errors
     }
 
     /// Whether it was registered as a notification handler.
@@ -143,6 +198,10 @@ pub(crate) struct Entry<S> {
     pub(crate) name: Arc<str>,
     pub(crate) info: MethodInfo,
     pub(crate) handler: ErasedHandler<S>,
+    /// Set for the introspection methods' place in the table, whose
+    /// handler answers with documents built when first asked for (see
+    /// [`Router::lookup`]).
+    builtin: Option<Builtin>,
 }
 
 struct Inner<S> {
@@ -154,6 +213,18 @@ struct Inner<S> {
     credentials_in_params: bool,
     /// Built from the three above whenever one changes.
     auth: Option<Arc<Auth>>,
+    /// What the introspection documents say of the service; `None` while
+    /// introspection is off.
+    service: Option<Arc<Service>>,
+    /// The introspection methods with their documents, built from the table
+    /// the first time one is called, and forgotten whenever it changes.
+    introspected: OnceLock<Introspected<S>>,
+}
+
+/// The two introspection methods as they are called.
+struct Introspected<S> {
+    discover: Arc<Entry<S>>,
+    describe: Arc<Entry<S>>,
 }
 
 impl<S> Clone for Inner<S> {
@@ -166,6 +237,9 @@ impl<S> Clone for Inner<S> {
             login_limits: self.login_limits,
             credentials_in_params: self.credentials_in_params,
             auth: self.auth.clone(),
+            service: self.service.clone(),
+            // A copy is made to be changed: its documents are built anew.
+            introspected: OnceLock::new(),
         }
     }
 }
@@ -179,7 +253,7 @@ impl<S> Clone for Inner<S> {
 /// use rpcpeer::{ErrorObject, Router};
 /// use serde::Deserialize;
 ///
-/// #[derive(Deserialize, schemars::JsonSchema)]
+/// #[derive(Deserialize)]
 /// struct Subtract { minuend: i64, subtrahend: i64 }
 ///
 /// let mut router = Router::new();
@@ -229,6 +303,70 @@ impl MethodConfig<'_> {
     /// Documentation, shown by introspection.
     pub fn doc(self, doc: impl Into<String>) -> Self {
         self.info.doc = Some(doc.into());
+        self
+    }
+
+    /// The JSON Schema of the params, for introspection: an object schema
+    /// lists the params by name (its `properties`, in order), an array
+    /// schema by position (`prefixItems`, or `items` for any number).
+    /// `$defs` are moved into the OpenRPC document's
+    /// `components.schemas`. Without one, introspection names the fields
+    /// of the params struct and says nothing of their types.
+    /// [`Router::method_with_schema`] (feature `schemars`) sets it from
+    /// the params type.
+    ///
+    /// ```
+    /// use rpcpeer::{ErrorObject, Router};
+    /// use serde_json::json;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Scale { factor: f64 }
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .method("scale", |p: Scale| async move { Ok::<_, ErrorObject>(p.factor * 2.0) })
+    ///     .params_schema(json!({
+    ///         "type": "object",
+    ///         "properties": {"factor": {"type": "number"}},
+    ///         "required": ["factor"]
+    ///     }))
+    ///     .result_schema(json!({"type": "number"}));
+    /// ```
+    pub fn params_schema(self, schema: Value) -> Self {
+        self.info.params = Some(schema);
+        self
+    }
+
+    /// The JSON Schema of the result, for introspection (see
+    /// [`MethodConfig::params_schema`]). Without one, a request's result
+    /// is described as any value, a notification's as `null`.
+    pub fn result_schema(self, schema: Value) -> Self {
+        self.info.result = Some(schema);
+        self
+    }
+
+    /// Declares an error the method may answer with, listed in its OpenRPC
+    /// `errors`. Declare as many as it has; the errors every method may
+    /// answer with (-32602 and the like) go without saying.
+    ///
+    /// ```
+    /// use rpcpeer::{ErrorObject, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .method("divide", |(a, b): (i64, i64)| async move {
+    ///         a.checked_div(b).ok_or_else(|| ErrorObject::new(-32050, "division by zero"))
+    ///     })
+    ///     .error(ErrorObject::new(-32050, "division by zero"));
+    /// ```
+    pub fn error(self, error: impl Into<ErrorObject>) -> Self {
+        self.info.errors.push(error.into());
+        self
+    }
+
+    /// Marks the method as a notification handler.
+    pub(crate) fn notification(self) -> Self {
+        self.info.notification = true;
         self
     }
 
@@ -315,6 +453,8 @@ impl<S: Send + Sync + 'static> Router<S> {
                 login_limits: LoginLimits::default(),
                 credentials_in_params: false,
                 auth: None,
+                service: None,
+                introspected: OnceLock::new(),
             }),
         }
     }
@@ -322,7 +462,10 @@ impl<S: Send + Sync + 'static> Router<S> {
     fn inner_mut(&mut self) -> &mut Inner<S> {
         // Building happens before the router is shared; if it already is,
         // this router gets its own copy of the table (entries stay shared).
-        Arc::make_mut(&mut self.inner)
+        let inner = Arc::make_mut(&mut self.inner);
+        // The documents describe the table as it was; it is about to change.
+        inner.introspected = OnceLock::new();
+        inner
     }
 
     fn insert(
@@ -331,11 +474,22 @@ impl<S: Send + Sync + 'static> Router<S> {
         info: MethodInfo,
         handler: ErasedHandler<S>,
     ) -> MethodConfig<'_> {
+        self.insert_entry(name, info, handler, None)
+    }
+
+    fn insert_entry(
+        &mut self,
+        name: &str,
+        info: MethodInfo,
+        handler: ErasedHandler<S>,
+        builtin: Option<Builtin>,
+    ) -> MethodConfig<'_> {
         let name: Arc<str> = name.into();
         let entry = Arc::new(Entry {
             name: name.clone(),
             info,
             handler,
+            builtin,
         });
         let slot = self.inner_mut().methods.entry(name).insert_entry(entry);
         let entry = Arc::get_mut(slot.into_mut()).map(|e| &mut e.info);
@@ -346,14 +500,16 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     /// Registers a request handler (see [`Handler`] for the shapes it may
-    /// have). Replaces any earlier handler of that name.
+    /// have). Replaces any earlier handler of that name. Its params and
+    /// result types need serde's traits only; introspection names the
+    /// params from the params struct's fields (see
+    /// [`Router::method_with_schema`] for full schemas).
     pub fn method<Args, H: Handler<Args, S>>(
         &mut self,
         name: &str,
         handler: H,
     ) -> MethodConfig<'_> {
-        let sig = H::signature(&mut SchemaGenerator::default());
-        let info = MethodInfo::new(name, sig.params, sig.result);
+        let info = MethodInfo::new(name, H::signature());
         self.insert(
             name,
             info,
@@ -368,9 +524,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         name: &str,
         handler: H,
     ) -> MethodConfig<'_> {
-        let config = self.method(name, handler);
-        config.info.notification = true;
-        config
+        self.method(name, handler).notification()
     }
 
     /// Registers a handler that takes the params and gives the result as raw
@@ -381,8 +535,66 @@ impl<S: Send + Sync + 'static> Router<S> {
         F: Fn(Option<Box<RawValue>>, Context<S>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Outcome> + Send + 'static,
     {
-        let info = MethodInfo::new(name, None, None);
+        let info = MethodInfo::new(name, Signature::default());
         self.insert(name, info, raw_handler(handler))
+    }
+
+    /// Serves `rpc.discover` (an OpenRPC 1.3 document) and
+    /// `system.describe` (a JSON-RPC 1.1 working draft service
+    /// description) describing every method of this router, the two
+    /// included: names, docs, params (by name and position, with schemas
+    /// where known), result, declared errors, notification or not, safe or
+    /// not, who may call it. Both are registered [`safe`](MethodConfig::safe).
+    ///
+    /// The documents are built when first asked for and kept until the
+    /// table changes, so methods registered after this call are described
+    /// too. A method registered later under either name replaces it.
+    /// See [`introspection`](crate::introspection) for an example.
+    pub fn introspection(&mut self, service: Service) -> &mut Self {
+        self.inner_mut().service = Some(Arc::new(service));
+        for builtin in Builtin::ALL {
+            // Never called: `lookup` hands out the entry with the document.
+            let placeholder: ErasedHandler<S> =
+                Arc::new(|_, _| Box::pin(std::future::ready(Err(ErrorObject::internal_error()))));
+            self.insert_entry(builtin.name(), builtin.info(), placeholder, Some(builtin));
+        }
+        self
+    }
+
+    /// The entry that answers `builtin` with its document, built now if
+    /// it is not yet.
+    fn introspected(&self, builtin: Builtin) -> Option<&Arc<Entry<S>>> {
+        let service = self.inner.service.as_ref()?;
+        let introspected = self.inner.introspected.get_or_init(|| {
+            let documents = Documents::build(self, service);
+            let entry = |builtin: Builtin, document: Box<RawValue>| {
+                let handler = move || {
+                    let document = document.clone();
+                    async move { Ok::<_, ErrorObject>(document) }
+                };
+                let info = self
+                    .inner
+                    .methods
+                    .get(builtin.name())
+                    .map_or_else(|| builtin.info(), |e| e.info.clone());
+                Arc::new(Entry {
+                    name: builtin.name().into(),
+                    info,
+                    handler: Arc::new(move |params, call| {
+                        Handler::<(), S>::call(&handler, params, call)
+                    }),
+                    builtin: None,
+                })
+            };
+            Introspected {
+                discover: entry(Builtin::Discover, documents.openrpc),
+                describe: entry(Builtin::Describe, documents.description),
+            }
+        });
+        Some(match builtin {
+            Builtin::Discover => &introspected.discover,
+            Builtin::Describe => &introspected.describe,
+        })
     }
 
     /// Handles every method that has no handler of its own (instead of
@@ -453,7 +665,11 @@ impl<S: Send + Sync + 'static> Router<S> {
     }
 
     pub(crate) fn lookup(&self, name: &str) -> Option<&Arc<Entry<S>>> {
-        self.inner.methods.get(name)
+        let entry = self.inner.methods.get(name)?;
+        match entry.builtin {
+            None => Some(entry),
+            Some(builtin) => self.introspected(builtin).or(Some(entry)),
+        }
     }
 
     pub(crate) fn fallback_handler(&self) -> Option<&ErasedHandler<S>> {

@@ -30,7 +30,7 @@ pub(super) fn register(router: &mut Router<Demo>, users: Arc<HashMap<String, Str
         }
     });
     router
-        .method("login", |p: Login, cx: Cx| async move {
+        .method_with_schema("login", |p: Login, cx: Cx| async move {
             let credentials = Credentials::Password {
                 user: p.username,
                 password: p.password,
@@ -51,7 +51,7 @@ pub(super) fn register(router: &mut Router<Demo>, users: Arc<HashMap<String, Str
         .doc("Logs this connection in with an account given to `serve --user NAME:PASSWORD`; returns true. \
               After 5 failures on a connection (20 from an address) within a minute, refused with -32006 until the minute ends.");
     router
-        .method("whoami", |cx: Cx| async move {
+        .method_with_schema("whoami", |cx: Cx| async move {
             cx.identity()
                 .map(|identity| identity.user)
                 .ok_or_else(ErrorObject::internal_error)

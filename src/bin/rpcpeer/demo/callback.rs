@@ -8,7 +8,7 @@ use super::{codes, connection, Cx, Demo, Raw};
 /// Registers this module's methods.
 pub(super) fn register(router: &mut Router<Demo>) {
     router
-        .method("callback", |p: Callback, cx: Cx| async move {
+        .method_with_schema("callback", |p: Callback, cx: Cx| async move {
             connection(&cx)?;
             let params = match p.params {
                 None => None,

@@ -39,7 +39,7 @@ impl Joined {
 /// Registers this module's methods.
 pub(super) fn register(router: &mut Router<Demo>) {
     router
-        .method("join", |p: Join, cx: Cx| async move {
+        .method_with_schema("join", |p: Join, cx: Cx| async move {
             connection(&cx)?;
             if p.name.trim().is_empty() {
                 return Err(ErrorObject::invalid_params(
@@ -71,7 +71,7 @@ pub(super) fn register(router: &mut Router<Demo>) {
         .concurrency(Concurrency::Exclusive)
         .doc("Joins the chat under this name (again: renames). The other members get handleMessage [name, text] for each post and userLeft [name] when a member disconnects.");
     router
-        .method("postMessage", |p: Post, cx: Cx| async move {
+        .method_with_schema("postMessage", |p: Post, cx: Cx| async move {
             connection(&cx)?;
             let Some(joined) = cx.session().get::<Joined>() else {
                 return Err(ErrorObject::new(

@@ -13,28 +13,28 @@ use super::{present, Demo, Raw};
 /// Registers this module's methods.
 pub(super) fn register(router: &mut Router<Demo>) {
     router
-        .method("subtract", |p: Subtract| async move {
+        .method_with_schema("subtract", |p: Subtract| async move {
             subtract(&p.minuend, &p.subtrahend)
         })
         .doc("Subtracts subtrahend from minuend; params by position or by name. Integers give an integer.")
         .safe();
     router
-        .method("sum", |Numbers(ns): Numbers| async move { sum(&ns) })
+        .method_with_schema("sum", |Numbers(ns): Numbers| async move { sum(&ns) })
         .doc("Adds up any number of numbers given by position; `[]` gives 0. Integers give an integer.")
         .safe();
     router
-        .method("get_data", || async { Ok::<_, ErrorObject>(("hello", 5)) })
+        .method_with_schema("get_data", || async { Ok::<_, ErrorObject>(("hello", 5)) })
         .doc("Returns [\"hello\", 5].")
         .safe();
     router
-        .method(
+        .method_with_schema(
             "echo",
             |p: Echo| async move { Ok::<_, ErrorObject>(p.value) },
         )
         .doc("Returns its one param, exactly as sent: [x] or {\"value\": x}.")
         .safe();
     router
-        .method("sleep", |p: Sleep| async move {
+        .method_with_schema("sleep", |p: Sleep| async move {
             // NB: bounded, so that every call ends: a client that fills its
             // queue with sleeps and goes away is noticed when the answers
             // are written (nothing else can tell, since the server has
@@ -50,7 +50,7 @@ pub(super) fn register(router: &mut Router<Demo>) {
         })
         .doc("Waits ms milliseconds (at most 60,000), then returns ms. Cancellable with $/cancelRequest.");
     router
-        .method("fail", |p: Fail| async move {
+        .method_with_schema("fail", |p: Fail| async move {
             Err::<(), _>(ErrorObject {
                 code: p.code,
                 message: p.message,
@@ -59,11 +59,11 @@ pub(super) fn register(router: &mut Router<Demo>) {
         })
         .doc("Answers with an error object of exactly this code, message and data (no data member when none is given).");
     router
-        .method("panic", panic)
+        .method_with_schema("panic", panic)
         .doc("The handler panics; the answer is -32603 and the connection goes on.");
     for name in ["update", "notify_hello", "notify_sum"] {
         router
-            .notification(name, |_: Raw| async {})
+            .notification_with_schema(name, |_: Raw| async {})
             .doc("A notification that is accepted and does nothing; any params.");
     }
 }

@@ -3,14 +3,14 @@
 mod auth;
 mod callback;
 mod chat;
-mod describe;
 mod math;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use rpcpeer::group::Group;
+use rpcpeer::introspection::Service;
 use rpcpeer::schemars::{JsonSchema, Schema, SchemaGenerator};
 use rpcpeer::{Context, ErrorObject, Router};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -41,9 +41,6 @@ pub(crate) struct ConnId(pub(crate) u64);
 pub(crate) struct Demo {
     /// Everyone who has joined the chat.
     chat: Group,
-    /// The introspection documents. Filled once the table is complete,
-    /// since they describe the very router that serves them.
-    docs: Arc<OnceLock<describe::Docs>>,
 }
 
 /// The context every demo handler gets.
@@ -51,19 +48,20 @@ pub(crate) type Cx = Context<Demo>;
 
 /// Builds the demo's method table.
 pub(crate) fn router(users: HashMap<String, String>) -> Router<Demo> {
-    let docs = Arc::new(OnceLock::new());
-    let mut router = Router::with_state(Demo {
-        chat: chat::room(),
-        docs: docs.clone(),
-    });
+    let mut router = Router::with_state(Demo { chat: chat::room() });
     math::register(&mut router);
     chat::register(&mut router);
     auth::register(&mut router, Arc::new(users));
     callback::register(&mut router);
-    describe::register(&mut router);
-    // NB: last, after every method is registered, so the documents list
-    // all of them, the introspection methods included.
-    let _ = docs.set(describe::Docs::build(&router));
+    // `system.describe` and `rpc.discover`, describing every method above.
+    router.introspection(
+        Service::new("rpcpeer demo", env!("CARGO_PKG_VERSION"))
+            .id("urn:rpcpeer:demo")
+            .summary("The demo peer of rpcpeer")
+            .description(
+                "The demo peer of rpcpeer: arithmetic, chat, authentication, callbacks and introspection.",
+            ),
+    );
     router
 }
 
@@ -106,3 +104,4 @@ impl JsonSchema for Raw {
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Raw>, D::Error> {
     Raw::deserialize(d).map(Some)
 }
+

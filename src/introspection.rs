@@ -1,0 +1,705 @@
+//! `rpc.discover` (OpenRPC 1.3) and `system.describe` (JSON-RPC 1.1 working draft), built from what a router knows of its methods.
+//!
+//! [`Router::introspection`] switches both on. The documents are built from
+//! each method's [`MethodInfo`]: its name, doc, whether it is a notification
+//! or safe, who may call it, the errors it declares, and its params: by
+//! the names serde gives a params struct's fields (enough for
+//! `system.describe` and for the params' names in `rpc.discover`), and with
+//! full JSON Schemas where they are known (set by hand with
+//! [`MethodConfig::params_schema`](crate::MethodConfig::params_schema), or
+//! from the types with
+//! [`Router::method_with_schema`](crate::Router::method_with_schema),
+//! feature `schemars`).
+//!
+//! ```
+//! use rpcpeer::introspection::Service;
+//! use rpcpeer::{ErrorObject, Router, Session};
+//! use serde_json::Value;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Subtract { minuend: i64, subtrahend: i64 }
+//!
+//! let mut router = Router::new();
+//! router
+//!     .method("subtract", |p: Subtract| async move { Ok::<_, ErrorObject>(p.minuend - p.subtrahend) })
+//!     .doc("Subtracts subtrahend from minuend.");
+//! router.introspection(Service::new("calculator", "1.0.0"));
+//!
+//! # futures::executor::block_on(async {
+//! let session = Session::new();
+//! let reply = router.handle_text(r#"{"jsonrpc":"2.0","method":"system.describe","id":1}"#, &session).await;
+//! let reply: Value = serde_json::from_str(&reply.unwrap()).unwrap();
+//! // Sorted by name: rpc.discover, subtract, system.describe.
+//! let subtract = &reply["result"]["procs"][1];
+//! assert_eq!(subtract["name"], "subtract");
+//! assert_eq!(subtract["params"][0], serde_json::json!({"name": "minuend", "type": "any"}));
+//!
+//! let reply = router.handle_text(r#"{"jsonrpc":"2.0","method":"rpc.discover","id":2}"#, &session).await;
+//! let reply: Value = serde_json::from_str(&reply.unwrap()).unwrap();
+//! assert_eq!(reply["result"]["openrpc"], "1.3.2");
+//! assert_eq!(reply["result"]["methods"][1]["paramStructure"], "either");
+//! # });
+//! ```
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use crate::auth::Access;
+use crate::error::ErrorObject;
+use crate::router::{MethodInfo, Router};
+
+#[cfg(feature = "schemars")]
+pub use crate::schema::{HandlerSchema, ReplySchema};
+
+/// The OpenRPC version the documents are written in.
+const OPENRPC_VERSION: &str = "1.3.2";
+
+/// What the documents say of the service as a whole: OpenRPC's `info`
+/// (title, version, description) and the 1.1 draft's service description
+/// (name, id, version, summary).
+///
+/// ```
+/// use rpcpeer::introspection::Service;
+///
+/// let service = Service::new("calculator", "1.0.0")
+///     .id("urn:example:calculator")
+///     .summary("Arithmetic")
+///     .description("Adds and subtracts, by position or by name.");
+/// # let _ = service;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Service {
+    name: String,
+    version: String,
+    id: Option<String>,
+    summary: Option<String>,
+    description: Option<String>,
+}
+
+impl Service {
+    /// A service called `name` (OpenRPC's `info.title`), at `version`.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            id: None,
+            summary: None,
+            description: None,
+        }
+    }
+
+    /// The 1.1 description's `id`, a URI that names the service for good
+    /// (default: the name).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The 1.1 description's one-line `summary` (default: none).
+    pub fn summary(mut self, summary: impl Into<String>) -> Self {
+        self.summary = Some(summary.into());
+        self
+    }
+
+    /// OpenRPC's `info.description` (default: none).
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// The two methods [`Router::introspection`] registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Builtin {
+    /// `rpc.discover`: the OpenRPC document.
+    Discover,
+    /// `system.describe`: the 1.1 service description.
+    Describe,
+}
+
+impl Builtin {
+    pub(crate) const ALL: [Builtin; 2] = [Builtin::Discover, Builtin::Describe];
+
+    /// The method's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Builtin::Discover => "rpc.discover",
+            Builtin::Describe => "system.describe",
+        }
+    }
+
+    /// What the documents say of the method itself.
+    pub(crate) fn info(self) -> MethodInfo {
+        let (doc, result) = match self {
+            Builtin::Discover => (
+                "An OpenRPC document of every method: params as content descriptors and the result.",
+                json!({
+                    "type": "object",
+                    "description": "An OpenRPC document (https://spec.open-rpc.org)",
+                    "title": "OpenRpcDocument"
+                }),
+            ),
+            Builtin::Describe => (
+                "A JSON-RPC 1.1 service description: every procedure with its params (name and type) and return type.",
+                description_schema(),
+            ),
+        };
+        MethodInfo::builtin(self.name(), doc, result)
+    }
+}
+
+/// Both documents as the text the two methods answer with.
+pub(crate) struct Documents {
+    pub(crate) openrpc: Box<RawValue>,
+    pub(crate) description: Box<RawValue>,
+}
+
+impl Documents {
+    /// Describes every method of `router`.
+    pub(crate) fn build<S: Send + Sync + 'static>(router: &Router<S>, service: &Service) -> Self {
+        let mut components = Map::new();
+        let mut procs = Vec::new();
+        let mut methods = Vec::new();
+        for info in router.methods() {
+            let (params, structure) = params_of(info, &mut components);
+            let result = result_of(info, &mut components);
+            let access = access(info);
+            procs.push(Procedure {
+                name: info.name(),
+                summary: info.doc(),
+                idempotent: info.is_safe(),
+                params: params
+                    .iter()
+                    .map(|p| ProcParam {
+                        name: p.name.clone(),
+                        kind: type_name(&p.schema, &components),
+                    })
+                    .collect(),
+                returns: ProcReturn {
+                    kind: type_name(&result, &components),
+                },
+                access: access.clone(),
+            });
+            methods.push(Method {
+                name: info.name(),
+                description: info.doc(),
+                params: params
+                    .into_iter()
+                    .map(|p| ContentDescriptor {
+                        name: p.name,
+                        required: Some(p.required),
+                        schema: p.schema,
+                    })
+                    .collect(),
+                result: ContentDescriptor {
+                    name: format!("{}Result", info.name()),
+                    required: None,
+                    schema: result,
+                },
+                errors: info.errors(),
+                param_structure: structure.as_str(),
+                // OpenRPC has no notion of a notification; say it the extension way.
+                notification: info.is_notification().then_some(true),
+                access,
+            });
+        }
+        let openrpc = OpenRpc {
+            openrpc: OPENRPC_VERSION,
+            info: Info {
+                title: &service.name,
+                version: &service.version,
+                description: service.description.as_deref(),
+            },
+            methods,
+            components: (!components.is_empty()).then_some(Components {
+                schemas: &components,
+            }),
+        };
+        let description = ServiceDescription {
+            sdversion: "1.0",
+            name: &service.name,
+            id: service.id.as_deref().unwrap_or(&service.name),
+            version: &service.version,
+            summary: service.summary.as_deref(),
+            procs,
+        };
+        Documents {
+            openrpc: raw(&openrpc),
+            description: raw(&description),
+        }
+    }
+}
+
+/// A document as JSON text; `null` if it cannot be (it always can: its
+/// maps have string keys).
+fn raw(document: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(document).unwrap_or_else(|_| crate::error::null())
+}
+
+/// Who may call the method, as both documents say it (`None`: anyone).
+fn access(info: &MethodInfo) -> Option<String> {
+    match info.access() {
+        Access::Authenticated => Some("authenticated".to_owned()),
+        Access::Role(role) => Some(format!("role:{role}")),
+        Access::Public => None,
+    }
+}
+
+/// An OpenRPC document (the parts we write).
+#[derive(Serialize)]
+struct OpenRpc<'a> {
+    openrpc: &'static str,
+    info: Info<'a>,
+    methods: Vec<Method<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    components: Option<Components<'a>>,
+}
+
+/// OpenRPC's `info` object.
+#[derive(Serialize)]
+struct Info<'a> {
+    title: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+/// OpenRPC's `components`: the schemas that the methods' schemas refer to.
+#[derive(Serialize)]
+struct Components<'a> {
+    schemas: &'a Map<String, Value>,
+}
+
+/// OpenRPC's method object.
+#[derive(Serialize)]
+struct Method<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    params: Vec<ContentDescriptor>,
+    result: ContentDescriptor,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ErrorObject],
+    #[serde(rename = "paramStructure")]
+    param_structure: &'static str,
+    #[serde(rename = "x-notification", skip_serializing_if = "Option::is_none")]
+    notification: Option<bool>,
+    #[serde(rename = "x-access", skip_serializing_if = "Option::is_none")]
+    access: Option<String>,
+}
+
+/// OpenRPC's content descriptor: a param or a result.
+#[derive(Serialize)]
+struct ContentDescriptor {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required: Option<bool>,
+    schema: Value,
+}
+
+/// A service description in the JSON-RPC 1.1 working draft's form (§10).
+#[derive(Serialize)]
+struct ServiceDescription<'a> {
+    sdversion: &'static str,
+    name: &'a str,
+    id: &'a str,
+    version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a str>,
+    procs: Vec<Procedure<'a>>,
+}
+
+/// One procedure of a [`ServiceDescription`].
+#[derive(Serialize)]
+struct Procedure<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<&'a str>,
+    idempotent: bool,
+    params: Vec<ProcParam>,
+    #[serde(rename = "return")]
+    returns: ProcReturn,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<String>,
+}
+
+/// One param of a [`Procedure`].
+#[derive(Serialize)]
+struct ProcParam {
+    name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The result of a [`Procedure`].
+#[derive(Serialize)]
+struct ProcReturn {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The JSON Schema of what `system.describe` answers.
+fn description_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "sdversion": {"type": "string", "description": "The version of the description format."},
+            "name": {"type": "string", "description": "The service's name."},
+            "id": {"type": "string", "description": "A URI that identifies the service."},
+            "version": {"type": "string", "description": "The service's version."},
+            "summary": {"type": "string", "description": "What the service is."},
+            "procs": {
+                "type": "array",
+                "items": {"$ref": "#/$defs/Procedure"},
+                "description": "Every procedure, sorted by name."
+            }
+        },
+        "required": ["sdversion", "name", "id", "version", "summary", "procs"],
+        "description": "A service description in the JSON-RPC 1.1 working draft's form (§10).",
+        "title": "ServiceDescription",
+        "$defs": {
+            "Procedure": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "The method name."},
+                    "summary": {"type": ["string", "null"], "description": "Its documentation."},
+                    "idempotent": {
+                        "type": "boolean",
+                        "description": "Whether it has no side effects (and may be called by HTTP GET)."
+                    },
+                    "params": {
+                        "type": "array",
+                        "items": {"$ref": "#/$defs/ProcParam"},
+                        "description": "Its params in order: by position they go in this order, by name under these names."
+                    },
+                    "return": {"$ref": "#/$defs/ProcReturn", "description": "The type of its result."},
+                    "access": {
+                        "type": ["string", "null"],
+                        "description": "Who may call it: `authenticated`, or `role:NAME`; absent for anyone."
+                    }
+                },
+                "required": ["name", "idempotent", "params", "return"],
+                "description": "One procedure of a [`ServiceDescription`]."
+            },
+            "ProcParam": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "The param's name."},
+                    "type": {"type": "string", "description": "Its type: bit, num, str, arr, obj, any or nil."}
+                },
+                "required": ["name", "type"],
+                "description": "One param of a [`Procedure`]."
+            },
+            "ProcReturn": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string", "description": "Its type: bit, num, str, arr, obj, any or nil."}
+                },
+                "required": ["type"],
+                "description": "The result of a [`Procedure`]."
+            }
+        }
+    })
+}
+
+/// One param as both documents see it.
+struct ParamDoc {
+    name: String,
+    schema: Value,
+    required: bool,
+}
+
+/// How a method's params may be given.
+#[derive(Clone, Copy)]
+enum Structure {
+    /// A struct: serde takes an array in field order or an object by name.
+    Either,
+    /// A tuple or a variadic list.
+    ByPosition,
+}
+
+impl Structure {
+    /// The name OpenRPC gives it in `paramStructure`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Structure::Either => "either",
+            Structure::ByPosition => "by-position",
+        }
+    }
+}
+
+/// Splits a method's params into named params.
+///
+/// With a schema:
+/// - a struct (`properties`): one param per field, in declaration order;
+/// - a tuple (`prefixItems`): one per element, named by its title or `argN`;
+/// - a list (`items`): one variadic param named by the items' title;
+/// - anything else: one param `params` of that schema.
+///
+/// Without one, a params struct's fields as serde names them, each of any
+/// type; params that are not a struct are one param `params` of any type.
+fn params_of(info: &MethodInfo, components: &mut Map<String, Value>) -> (Vec<ParamDoc>, Structure) {
+    let Some(schema) = info.params() else {
+        if !info.takes_params() {
+            return (Vec::new(), Structure::Either);
+        }
+        if info.param_names().is_empty() {
+            return (vec![any_params(Value::Bool(true))], Structure::ByPosition);
+        }
+        let params = info
+            .param_names()
+            .iter()
+            .map(|name| ParamDoc {
+                name: (*name).to_owned(),
+                schema: Value::Bool(true),
+                required: false,
+            })
+            .collect();
+        return (params, Structure::Either);
+    };
+    let root = hoist(schema, components);
+    let Some(object) = root.as_object() else {
+        return (vec![any_params(root)], Structure::ByPosition);
+    };
+    if let Some(Value::Object(props)) = object.get("properties") {
+        let required: Vec<&str> = object
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut params: Vec<ParamDoc> = props
+            .iter()
+            .map(|(name, schema)| ParamDoc {
+                name: name.clone(),
+                schema: schema.clone(),
+                required: required.contains(&name.as_str()),
+            })
+            .collect();
+        in_field_order(&mut params, info.param_names());
+        return (params, Structure::Either);
+    }
+    if let Some(Value::Array(items)) = object.get("prefixItems") {
+        let min = object.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+        let params = items
+            .iter()
+            .enumerate()
+            .map(|(i, schema)| ParamDoc {
+                name: title(schema).unwrap_or_else(|| format!("arg{i}")),
+                schema: schema.clone(),
+                required: (i as u64) < min,
+            })
+            .collect();
+        return (params, Structure::ByPosition);
+    }
+    if let Some(items) = object.get("items") {
+        let param = ParamDoc {
+            name: title(items).unwrap_or_else(|| "values".into()),
+            schema: items.clone(),
+            required: false,
+        };
+        return (vec![param], Structure::ByPosition);
+    }
+    (vec![any_params(root)], Structure::ByPosition)
+}
+
+/// Puts `params` in the order of the struct's fields, which is the order
+/// they go in by position, when the struct names every one of them: a
+/// schema's `properties` lose it in a `serde_json::Map` without the
+/// `preserve_order` feature.
+fn in_field_order(params: &mut [ParamDoc], fields: &[&str]) {
+    let position = |p: &ParamDoc| fields.iter().position(|f| *f == p.name);
+    if params.iter().all(|p| position(p).is_some()) {
+        params.sort_by_key(position);
+    }
+}
+
+/// Params that are not a list of named values: described as one param called `params`.
+fn any_params(schema: Value) -> ParamDoc {
+    ParamDoc {
+        name: "params".into(),
+        schema,
+        required: false,
+    }
+}
+
+/// A schema's `title`, which names a positional or variadic param.
+fn title(schema: &Value) -> Option<String> {
+    schema
+        .get("title")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// The result's schema: what the handler returns, `null` for a
+/// notification, anything when it is not known.
+fn result_of(info: &MethodInfo, components: &mut Map<String, Value>) -> Value {
+    match info.result() {
+        Some(schema) => hoist(schema, components),
+        None if info.is_notification() => json!({"type": "null"}),
+        None => Value::Bool(true),
+    }
+}
+
+/// A root schema made fit to sit inside another document: its `$defs` move
+/// to `components` (OpenRPC's `components.schemas`) and every reference is
+/// pointed there.
+fn hoist(schema: &Value, components: &mut Map<String, Value>) -> Value {
+    let mut value = schema.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("$schema");
+        for key in ["$defs", "definitions"] {
+            if let Some(Value::Object(defs)) = object.remove(key) {
+                for (name, mut def) in defs {
+                    repoint(&mut def);
+                    // Same name, same type: schemars names a type by its path.
+                    components.entry(name).or_insert(def);
+                }
+            }
+        }
+    }
+    repoint(&mut value);
+    value
+}
+
+/// Rewrites `#/$defs/X` references to `#/components/schemas/X`.
+fn repoint(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::String(target)) = object.get_mut("$ref") {
+                for prefix in ["#/$defs/", "#/definitions/"] {
+                    if let Some(name) = target.strip_prefix(prefix) {
+                        *target = format!("#/components/schemas/{name}");
+                        break;
+                    }
+                }
+            }
+            object.values_mut().for_each(repoint);
+        }
+        Value::Array(items) => items.iter_mut().for_each(repoint),
+        _ => {}
+    }
+}
+
+/// The JSON-RPC 1.1 working draft's name for the type a schema describes:
+/// `bit`, `num`, `str`, `arr`, `obj`, `nil`, or `any` when it is not one type.
+fn type_name(schema: &Value, components: &Map<String, Value>) -> &'static str {
+    type_name_at(schema, components, 0)
+}
+
+/// [`type_name`], `depth` references deep.
+fn type_name_at(schema: &Value, components: &Map<String, Value>, depth: u8) -> &'static str {
+    // A reference cycle ends here rather than overflowing the stack.
+    if depth > 16 {
+        return "any";
+    }
+    let Value::Object(object) = schema else {
+        return if schema == &Value::Bool(false) {
+            "nil"
+        } else {
+            "any"
+        };
+    };
+    if let Some(target) = object.get("$ref").and_then(Value::as_str) {
+        let name = target.rsplit('/').next().unwrap_or_default();
+        return components
+            .get(name)
+            .map_or("any", |def| type_name_at(def, components, depth + 1));
+    }
+    match object.get("type") {
+        Some(Value::String(kind)) => json_type(kind),
+        Some(Value::Array(kinds)) => {
+            // `Option<T>`: ["integer", "null"] is still a num.
+            let mut named = kinds
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|k| *k != "null");
+            match (named.next(), named.next()) {
+                (Some(kind), None) => json_type(kind),
+                (None, None) => "nil",
+                _ => "any",
+            }
+        }
+        Some(_) => "any",
+        None => {
+            let alternatives = ["anyOf", "oneOf"]
+                .iter()
+                .find_map(|key| object.get(*key).and_then(Value::as_array));
+            if let Some(alternatives) = alternatives {
+                let mut kinds = alternatives
+                    .iter()
+                    .map(|alt| type_name_at(alt, components, depth + 1))
+                    .filter(|kind| *kind != "nil");
+                return match (kinds.next(), kinds.next()) {
+                    (Some(kind), None) => kind,
+                    (None, None) => "nil",
+                    _ => "any",
+                };
+            }
+            if object.contains_key("properties") {
+                "obj"
+            } else if object.contains_key("items") || object.contains_key("prefixItems") {
+                "arr"
+            } else {
+                "any"
+            }
+        }
+    }
+}
+
+/// A JSON Schema `type` as a 1.1 type name.
+fn json_type(kind: &str) -> &'static str {
+    match kind {
+        "boolean" => "bit",
+        "integer" | "number" => "num",
+        "string" => "str",
+        "array" => "arr",
+        "object" => "obj",
+        "null" => "nil",
+        _ => "any",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_schema_types_get_their_1_1_names() {
+        let none = Map::new();
+        let cases = [
+            (json!({"type": "boolean"}), "bit"),
+            (json!({"type": "integer", "format": "int64"}), "num"),
+            (json!({"type": ["string", "null"]}), "str"),
+            (json!({"type": "array", "prefixItems": []}), "arr"),
+            (json!({"type": "object"}), "obj"),
+            (json!({"type": "null"}), "nil"),
+            (json!(true), "any"),
+            (json!({"type": ["string", "integer"]}), "any"),
+            (
+                json!({"anyOf": [{"type": "number"}, {"type": "null"}]}),
+                "num",
+            ),
+        ];
+        for (schema, want) in cases {
+            assert_eq!(type_name(&schema, &none), want, "{schema}");
+        }
+    }
+
+    #[test]
+    fn references_resolve_through_components() {
+        let mut components = Map::new();
+        components.insert("Point".into(), json!({"type": "object", "properties": {}}));
+        let schema = json!({"$ref": "#/components/schemas/Point"});
+        assert_eq!(type_name(&schema, &components), "obj");
+    }
+
+    #[test]
+    fn a_reference_cycle_ends_as_any() {
+        let mut components = Map::new();
+        components.insert("A".into(), json!({"$ref": "#/components/schemas/B"}));
+        components.insert("B".into(), json!({"$ref": "#/components/schemas/A"}));
+        let schema = json!({"$ref": "#/components/schemas/A"});
+        assert_eq!(type_name(&schema, &components), "any");
+    }
+}
