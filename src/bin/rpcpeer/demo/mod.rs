@@ -105,3 +105,26 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Raw>, D::Error> {
     Raw::deserialize(d).map(Some)
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rpcpeer::Session;
+    use serde_json::Value;
+
+    #[tokio::test]
+    async fn the_demo_document_fits_the_openrpc_meta_schema() {
+        let router = super::router(HashMap::new());
+        let reply = router
+            .handle_text(
+                r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#,
+                &Session::new(),
+            )
+            .await
+            .expect("a reply");
+        let mut reply: Value = serde_json::from_str(&reply).expect("JSON");
+        let document = reply["result"].take();
+        assert!(document["methods"].is_array(), "{reply}");
+        openrpc_check::validate(&document).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
