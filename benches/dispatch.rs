@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 const BATCH_LEN: usize = 100;
 
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(Deserialize)]
 struct Subtract {
     minuend: i64,
     subtrahend: i64,

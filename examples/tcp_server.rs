@@ -7,7 +7,7 @@ use rpcpeer::stream::{Framing, TcpListener};
 use rpcpeer::{Context, Driver, ErrorObject, Router};
 use serde::Deserialize;
 
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(Deserialize)]
 struct Subtract {
     minuend: i64,
     subtrahend: i64,

@@ -121,7 +121,7 @@ impl Drop for DropGuard {
     }
 }
 
-#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[derive(serde::Deserialize)]
 struct Typed {
     small: i64,
     ratio: f64,

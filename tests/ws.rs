@@ -746,7 +746,7 @@ async fn http_get_calls_safe_methods_only() {
     assert_eq!(status, 400);
 }
 
-#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[derive(serde::Deserialize)]
 struct EchoParams {
     value: Value,
 }

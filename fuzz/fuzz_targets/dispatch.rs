@@ -145,7 +145,7 @@ fn setup() -> (&'static tokio::runtime::Runtime, &'static Router) {
     (runtime, ROUTER.get_or_init(router))
 }
 
-#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[derive(serde::Deserialize)]
 struct Subtract {
     minuend: i64,
     subtrahend: i64,

@@ -145,7 +145,7 @@ impl Wire {
 
 /// The methods the JSON-RPC 2.0 spec's examples call, plus `sync`.
 pub fn spec_router() -> Router {
-    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[derive(serde::Deserialize)]
     struct Subtract {
         minuend: i64,
         subtrahend: i64,
