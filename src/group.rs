@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -22,9 +22,54 @@ pub enum SlowMember {
     Disconnect,
 }
 
-/// Identifies a member within its group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Identifies a member within its group (with [`Rooms`](crate::rooms::Rooms)
+/// across nodes: within its node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct MemberId(u64);
+
+impl MemberId {
+    /// The number itself, as [`MemberInfo`] serializes it.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn from_raw(id: u64) -> Self {
+        Self(id)
+    }
+}
+
+/// A member as its group lists it ([`Group::members`],
+/// [`Rooms::members`](crate::rooms::Rooms::members)).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// The node the member is connected to: the node name given to
+    /// [`Rooms`](crate::rooms::Rooms), empty for a plain [`Group`].
+    pub node: String,
+    /// Its id, unique within its node.
+    pub id: MemberId,
+    /// The application's metadata given when it joined (a user name, say),
+    /// as JSON; `null` for [`Group::join`].
+    pub meta: Box<RawValue>,
+}
+
+/// What the group and the member's handles share: its departure and its
+/// metadata (which [`Member::set_meta`] may change).
+struct Slot {
+    gone: CancellationToken,
+    meta: Mutex<Arc<RawValue>>,
+}
+
+impl Slot {
+    fn meta(&self) -> Arc<RawValue> {
+        // Each use is one assignment or clone: a panic cannot leave it half-changed.
+        self.meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
 
 #[derive(Clone)]
 struct Push {
@@ -35,7 +80,7 @@ struct Push {
 
 struct Inner {
     tx: broadcast::Sender<Push>,
-    members: Mutex<HashMap<MemberId, CancellationToken>>,
+    members: Mutex<HashMap<MemberId, Arc<Slot>>>,
     next_id: AtomicU64,
     slow: SlowMember,
     capacity: usize,
@@ -88,7 +133,7 @@ pub struct Group {
 #[derive(Clone)]
 pub struct Member {
     id: MemberId,
-    gone: CancellationToken,
+    slot: Arc<Slot>,
     group: Group,
 }
 
@@ -120,7 +165,7 @@ impl Group {
             .store(bytes.max(1), Ordering::Relaxed);
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, HashMap<MemberId, CancellationToken>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<MemberId, Arc<Slot>>> {
         // Each use is one map operation: a panic cannot leave it half-changed.
         self.inner
             .members
@@ -138,18 +183,47 @@ impl Group {
     /// # Panics
     /// When called outside a tokio runtime (the forwarding task is spawned).
     pub fn join(&self, peer: Peer) -> Result<Member, Error> {
+        self.join_with(peer, RawValue::NULL.to_owned())
+    }
+
+    /// [`Group::join`] with the application's metadata about the member
+    /// (a user name, say), which [`Group::members`] lists.
+    ///
+    /// ```
+    /// use rpcpeer::{group::{Group, SlowMember}, testing::connected_pair, Router};
+    /// use serde_json::value::to_raw_value;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let room = Group::new(64, SlowMember::DropOldest);
+    /// let (to_client, _) = connected_pair(Router::new(), Router::new());
+    /// let ada = room.join_with(to_client, to_raw_value("ada")?)?;
+    /// assert_eq!(room.members()[0].meta.get(), r#""ada""#);
+    /// assert_eq!(room.members()[0].id, ada.id());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Group::join`].
+    ///
+    /// # Panics
+    /// As [`Group::join`].
+    pub fn join_with(&self, peer: Peer, meta: Box<RawValue>) -> Result<Member, Error> {
         if peer.is_detached() {
             return Err(Error::NoConnection);
         }
         let id = MemberId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
-        let gone = CancellationToken::new();
+        let slot = Arc::new(Slot {
+            gone: CancellationToken::new(),
+            meta: Mutex::new(Arc::from(meta)),
+        });
         // Subscribe before the member is visible, so no push sent after
         // `join` returns is missed.
         let rx = self.inner.tx.subscribe();
-        self.members().insert(id, gone.clone());
+        self.slots().insert(id, slot.clone());
         let member = Member {
             id,
-            gone: gone.clone(),
+            slot,
             group: self.clone(),
         };
         tokio::spawn(forward(
@@ -163,7 +237,8 @@ impl Group {
     }
 
     /// Pushes a notification to every member; returns how many members
-    /// there were.
+    /// it was handed to: those of the moment, and possibly a few that have
+    /// just left (a member counts until its forwarding task has ended).
     ///
     /// # Errors
     /// [`Error::EncodeParams`] when the params are not an array or object.
@@ -172,6 +247,8 @@ impl Group {
     }
 
     /// Pushes to every member but `except` (the sender of a chat message).
+    /// Returns the same count as [`Group::notify`], which includes `except`
+    /// while it is a member (it skips the push when it comes).
     ///
     /// # Errors
     /// As [`Group::notify`].
@@ -191,18 +268,41 @@ impl Group {
         except: Option<MemberId>,
     ) -> Result<usize, Error> {
         let params = to_params(method, params)?.map(Arc::from);
+        Ok(self.push_raw(method.into(), params, except))
+    }
+
+    /// A push whose params are already JSON (an array, an object, or none):
+    /// what [`Rooms`](crate::rooms::Rooms) delivers from other nodes.
+    pub(crate) fn push_raw(
+        &self,
+        method: Arc<str>,
+        params: Option<Arc<RawValue>>,
+        except: Option<MemberId>,
+    ) -> usize {
         let push = Push {
-            method: method.into(),
+            method,
             params,
             except,
         };
         // An error only means there are no members right now.
-        Ok(self.inner.tx.send(push).unwrap_or(0))
+        self.inner.tx.send(push).unwrap_or(0)
     }
 
     /// How many members the group has.
     pub fn len(&self) -> usize {
-        self.members().len()
+        self.slots().len()
+    }
+
+    /// Every member, with its metadata, in no particular order.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.slots()
+            .iter()
+            .map(|(&id, slot)| MemberInfo {
+                node: String::new(),
+                id,
+                meta: RawValue::to_owned(&slot.meta()),
+            })
+            .collect()
     }
 
     /// Whether the group has no members.
@@ -212,7 +312,7 @@ impl Group {
 
     /// Whether `id` is still a member.
     pub fn contains(&self, id: MemberId) -> bool {
-        self.members().contains_key(&id)
+        self.slots().contains_key(&id)
     }
 }
 
@@ -222,20 +322,48 @@ impl Member {
         self.id
     }
 
+    /// The group this is a membership of.
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
+    /// The metadata given when it joined, or by the last [`Member::set_meta`].
+    pub fn meta(&self) -> Arc<RawValue> {
+        self.slot.meta()
+    }
+
+    /// Replaces the member's metadata (a new user name, say).
+    pub fn set_meta(&self, meta: Box<RawValue>) {
+        *self
+            .slot
+            .meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::from(meta);
+    }
+
     /// Leaves the group; pushes not yet forwarded are dropped.
     pub fn leave(&self) {
-        self.group.members().remove(&self.id);
-        self.gone.cancel();
+        self.group.slots().remove(&self.id);
+        self.slot.gone.cancel();
     }
 
     /// Completes when the member has left: by [`Member::leave`], because its
     /// connection closed, or because the group disconnected it as too slow.
     /// Announce departures from here.
     pub async fn left(&self) {
-        self.gone.cancelled().await;
+        self.slot.gone.cancelled().await;
+    }
+
+    /// Whether the member has left.
+    pub fn has_left(&self) -> bool {
+        self.slot.gone.is_cancelled()
     }
 
     /// Pushes to every other member of the group.
+    ///
+    /// Returns [`Group::notify_except`]'s count, which counts this member
+    /// too (it skips the push): the members the push was handed to are
+    /// that count less one, while this member has not left.
     ///
     /// # Errors
     /// As [`Group::notify`].
@@ -270,7 +398,7 @@ async fn forward(
                 // NB: biased so that a member that left gets nothing more,
                 // even when pushes are waiting.
                 biased;
-                () = member.gone.cancelled() => break,
+                () = member.slot.gone.cancelled() => break,
                 () = peer.closed() => break,
                 push = rx.recv() => match push {
                     Ok(push) if push.except == Some(member.id) => continue,
@@ -292,7 +420,7 @@ async fn forward(
         loop {
             tokio::select! {
                 biased;
-                () = member.gone.cancelled() => break 'pushes,
+                () = member.slot.gone.cancelled() => break 'pushes,
                 sent = &mut send => {
                     if sent.is_err() {
                         break 'pushes;
