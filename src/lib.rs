@@ -71,6 +71,7 @@ mod outgoing;
 mod peer;
 mod pending;
 pub mod reconnect;
+pub mod rooms;
 mod router;
 mod running;
 mod scheduler;
