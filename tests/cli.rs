@@ -475,6 +475,7 @@ async fn describe_and_discover_cover_every_method() {
         "panic",
         "join",
         "postMessage",
+        "members",
         "callback",
         "login",
         "whoami",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use rpcpeer::auth::RemoteAddr;
 use rpcpeer::http::HttpOptions;
+use rpcpeer::rooms::{RedisConfig, Rooms};
 use rpcpeer::stream::{Framing, TcpListener};
 use rpcpeer::transport::Transport;
 use rpcpeer::ws::{Config as WsConfig, Protocols};
@@ -56,6 +57,41 @@ pub(crate) struct ServeArgs {
     /// message either way and no call in flight (0: never).
     #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "300")]
     idle_timeout: Duration,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
+/// `serve`'s chat across servers: every `serve` naming the same Redis (and
+/// prefix) shares its rooms.
+#[derive(Args)]
+struct RedisArgs {
+    /// Share the chat rooms through this Redis, such as
+    /// redis://127.0.0.1:6379 (needs --node).
+    #[arg(long, value_name = "URL", requires = "node")]
+    redis: Option<String>,
+    /// This server's name among those sharing the Redis (each its own).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// What the Redis keys and channels start with.
+    #[arg(long, value_name = "PREFIX", default_value = "rpcpeer")]
+    redis_prefix: String,
+    /// How long a member stays listed without its server refreshing it: the
+    /// members of a server that died leave everywhere within it.
+    #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "15")]
+    presence_ttl: Duration,
+}
+
+impl RedisArgs {
+    /// The chat's rooms: through Redis when --redis names one.
+    fn rooms(&self) -> Result<Rooms, Failure> {
+        let (Some(url), Some(node)) = (&self.redis, &self.node) else {
+            return Ok(demo::local_rooms());
+        };
+        let config = RedisConfig::new(url, node)
+            .prefix(&self.redis_prefix)
+            .presence_ttl(self.presence_ttl);
+        demo::redis_rooms(config).map_err(|err| Failure::Usage(format!("--redis: {err}")))
+    }
 }
 
 /// `--ws-mode`: which protocols the WebSocket/HTTP port speaks.
@@ -123,8 +159,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let (tcp_addr, ws_addr) = (local(tcp.local_addr())?, local(ws.local_addr())?);
 
     let users: HashMap<String, String> = args.users.into_iter().collect();
+    let rooms = args.redis.rooms()?;
     let shared = Arc::new(Shared {
-        router: demo::router(users),
+        router: demo::router(users, rooms),
         config: Config::default()
             .drain_timeout(DRAIN)
             .idle_timeout(idle_timeout),

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rpcpeer::group::Group;
 use rpcpeer::introspection::Service;
+use rpcpeer::rooms::Rooms;
 use rpcpeer::schemars::{JsonSchema, Schema, SchemaGenerator};
 use rpcpeer::{Context, ErrorObject, Router};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -29,6 +29,9 @@ pub(crate) mod codes {
     /// `callback` could not get an answer from the caller (as opposed to
     /// getting an error object, which is passed on as it came).
     pub(crate) const CALLBACK_FAILED: i64 = -32052;
+    /// `postMessage` or `members` while the Redis that `serve --redis`
+    /// names is unreachable (a post still reached this server's members).
+    pub(crate) const ROOM_UNREACHABLE: i64 = -32053;
 }
 
 /// Names one persistent connection (TCP, WebSocket). `serve` puts it in the
@@ -39,16 +42,28 @@ pub(crate) struct ConnId(pub(crate) u64);
 
 /// What every demo handler can reach through `Context::state`.
 pub(crate) struct Demo {
-    /// Everyone who has joined the chat.
-    chat: Group,
+    /// The chat's rooms (across servers with `serve --redis`).
+    chat: Rooms,
 }
 
 /// The context every demo handler gets.
 pub(crate) type Cx = Context<Demo>;
 
-/// Builds the demo's method table.
-pub(crate) fn router(users: HashMap<String, String>) -> Router<Demo> {
-    let mut router = Router::with_state(Demo { chat: chat::room() });
+/// The chat's rooms within this process.
+pub(crate) fn local_rooms() -> Rooms {
+    Rooms::new(chat::room_options())
+}
+
+/// The chat's rooms, shared through Redis with every server that names it.
+pub(crate) fn redis_rooms(
+    config: rpcpeer::rooms::RedisConfig,
+) -> Result<Rooms, rpcpeer::rooms::RoomError> {
+    Rooms::redis(chat::room_options(), config)
+}
+
+/// Builds the demo's method table, its chat in `chat`.
+pub(crate) fn router(users: HashMap<String, String>, chat: Rooms) -> Router<Demo> {
+    let mut router = Router::with_state(Demo { chat });
     math::register(&mut router);
     chat::register(&mut router);
     auth::register(&mut router, Arc::new(users));
