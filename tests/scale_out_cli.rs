@@ -1,0 +1,222 @@
+//! Three `rpcpeer serve --redis` processes and a `redis-server`, with chat clients on each: one room across the three, and a server killed with SIGKILL leaves it.
+
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use std::future::Future;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use redis_server::RedisServer;
+use rpcpeer::stream::{connect_tcp, Framed, Framing};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rpcpeer");
+
+/// Turns a hang into a failure (nothing here should take a fraction of it).
+async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within 20 s (a hang)"))
+}
+
+/// One `rpcpeer serve --redis … --node NAME`.
+struct Serve {
+    child: Child,
+    tcp: String,
+}
+
+impl Serve {
+    async fn start(redis: &RedisServer, node: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
+            .args(["--redis", &redis.url(), "--node", node])
+            // Short, so that a killed server's members leave quickly.
+            .args(["--presence-ttl", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn rpcpeer serve");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let first = within("a `listening on` line", lines.next_line())
+            .await
+            .expect("read serve's output")
+            .expect("a first line");
+        let tcp = first
+            .strip_prefix("listening on tcp://")
+            .unwrap_or_else(|| panic!("first line: {first}"))
+            .to_owned();
+        Self { child, tcp }
+    }
+
+    async fn client(&self) -> Client {
+        Client {
+            io: connect_tcp(self.tcp.as_str(), Framing::Newline)
+                .await
+                .expect("connect to serve"),
+            next_id: 1,
+            pushed: Vec::new(),
+        }
+    }
+
+    async fn signal(&mut self, signal: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid} failed");
+    }
+}
+
+/// A chat client on a raw newline-framed TCP connection.
+struct Client {
+    io: Framed<TcpStream>,
+    next_id: u64,
+    /// Notifications read while waiting for replies: (method, params).
+    pushed: Vec<(String, Value)>,
+}
+
+impl Client {
+    async fn recv(&mut self) -> Value {
+        let text = within("a frame", self.io.next())
+            .await
+            .expect("the connection is open")
+            .expect("a frame");
+        serde_json::from_str(&text).expect("JSON")
+    }
+
+    /// Calls `method` and returns its reply, keeping notifications.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id});
+        self.io.send(request.to_string()).await.expect("send");
+        loop {
+            let frame = self.recv().await;
+            if frame["id"] == id {
+                return frame;
+            }
+            self.keep(frame);
+        }
+    }
+
+    fn keep(&mut self, frame: Value) {
+        let method = frame["method"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not a notification: {frame}"));
+        self.pushed
+            .push((method.to_owned(), frame["params"].clone()));
+    }
+
+    /// Reads notifications until `n` of them are called `method`; returns
+    /// their params.
+    async fn pushes(&mut self, method: &str, n: usize) -> Vec<Value> {
+        while self.pushed.iter().filter(|(m, _)| m == method).count() < n {
+            let frame = self.recv().await;
+            self.keep(frame);
+        }
+        let (wanted, rest) = std::mem::take(&mut self.pushed)
+            .into_iter()
+            .partition(|(m, _)| m == method);
+        self.pushed = rest;
+        wanted.into_iter().map(|(_, p)| p).collect::<Vec<_>>()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_serve_processes_share_one_chat_room_and_a_killed_one_leaves_it() {
+    let redis = RedisServer::start();
+    let mut a = Serve::start(&redis, "a").await;
+    let mut b = Serve::start(&redis, "b").await;
+    let mut c = Serve::start(&redis, "c").await;
+    let mut ann = a.client().await;
+    let mut ben = b.client().await;
+    let mut cat = c.client().await;
+    for (client, name) in [(&mut ann, "ann"), (&mut ben, "ben"), (&mut cat, "cat")] {
+        assert_eq!(
+            client.call("join", json!([name])).await["result"],
+            true,
+            "{name} joins"
+        );
+    }
+    // Every server lists all three once its link is up and each server has
+    // put its member in the room's presence.
+    let everyone = json!([
+        {"name": "ann", "node": "a"},
+        {"name": "ben", "node": "b"},
+        {"name": "cat", "node": "c"}
+    ]);
+    for client in [&mut ann, &mut ben, &mut cat] {
+        within("all three members listed", async {
+            while client.call("members", json!([])).await["result"] != everyone {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+    }
+
+    // ann (on a) and ben (on b) take turns; each post is answered once
+    // Redis has it, so this is the room's order.
+    let mut order = Vec::new();
+    for i in 0..5 {
+        for (client, name) in [(&mut ann, "ann"), (&mut ben, "ben")] {
+            let text = format!("{name} says {i}");
+            let reply = client.call("postMessage", json!([text])).await;
+            assert_eq!(reply["result"], 1, "{reply}");
+            order.push(json!([name, text]));
+        }
+    }
+    assert_eq!(
+        cat.pushes("handleMessage", 10).await,
+        order,
+        "cat, on c, hears both in order"
+    );
+    let without =
+        |name: &str| -> Vec<Value> { order.iter().filter(|p| p[0] != name).cloned().collect() };
+    assert_eq!(ann.pushes("handleMessage", 5).await, without("ann"));
+    assert_eq!(ben.pushes("handleMessage", 5).await, without("ben"));
+
+    // b dies without a word: its member leaves everywhere within the TTL.
+    b.signal("-KILL").await;
+    assert_eq!(ann.pushes("userLeft", 1).await, [json!(["ben"])]);
+    assert_eq!(cat.pushes("userLeft", 1).await, [json!(["ben"])]);
+    let two = json!([{"name": "ann", "node": "a"}, {"name": "cat", "node": "c"}]);
+    assert_eq!(ann.call("members", json!([])).await["result"], two);
+    // Nobody heard anything twice: what comes before the next posts in the
+    // room's order is all there was.
+    for (client, name) in [(&mut ann, "ann"), (&mut cat, "cat")] {
+        let reply = client
+            .call("postMessage", json!([format!("{name} is still here")]))
+            .await;
+        assert_eq!(reply["result"], 1, "{name}: {reply}");
+    }
+    assert_eq!(
+        ann.pushes("handleMessage", 1).await,
+        [json!(["cat", "cat is still here"])]
+    );
+    assert_eq!(
+        cat.pushes("handleMessage", 1).await,
+        [json!(["ann", "ann is still here"])]
+    );
+    for (who, client) in [("ann", &ann), ("cat", &cat)] {
+        assert!(
+            client.pushed.is_empty(),
+            "{who} got more: {:?}",
+            client.pushed
+        );
+    }
+    for serve in [&mut a, &mut c] {
+        serve.signal("-TERM").await;
+        let status = within("serve to exit", serve.child.wait())
+            .await
+            .expect("wait");
+        assert!(status.success(), "{status}");
+    }
+}
