@@ -106,7 +106,8 @@ pub enum RoomError {
     LocalOnly {
         /// The room.
         room: String,
-        /// How many of this node's members it was handed to.
+        /// How many of this node's members it was handed to (the sender
+        /// not counted; a member leaving at that moment may be).
         delivered: usize,
         /// The link's last error.
         reason: String,

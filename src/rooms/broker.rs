@@ -348,9 +348,11 @@ impl Broker {
             // NB: delivered here at once and never kept for later: the
             // other nodes miss it, and the caller hears so.
             let delivered = local.map_or(0, |local| {
-                local
+                let handed = local
                     .group
-                    .push_raw(method.into(), params.map(Arc::from), except)
+                    .push_raw(method.into(), params.map(Arc::from), except);
+                // The sender's own forwarding task counts, and skips it.
+                handed.saturating_sub(usize::from(except.is_some()))
             });
             return Err(RoomError::LocalOnly {
                 room: room.to_owned(),
