@@ -129,7 +129,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_demo_document_fits_the_openrpc_meta_schema() {
-        let router = super::router(HashMap::new());
+        let router = super::router(HashMap::new(), super::local_rooms());
         let reply = router
             .handle_text(
                 r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#,
