@@ -65,7 +65,13 @@ mod handler;
 pub mod http;
 pub mod introspection;
 mod log_limit;
+// The parser and encoders are internals: public only under a feature that
+// is no part of the API, for the fuzz targets, property tests and benchmarks.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod message;
+#[cfg(not(feature = "internals"))]
+mod message;
 mod outbox;
 mod outgoing;
 mod peer;
@@ -77,6 +83,7 @@ mod scheduler;
 #[cfg(feature = "schemars")]
 mod schema;
 mod session;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
 #[cfg(feature = "ws")]

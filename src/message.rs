@@ -1,4 +1,12 @@
 //! Wire types and the two directions of the wire: [`parse`] a frame into messages, encode messages into frames.
+//!
+//! Only [`Id`] and [`Version`] are part of the API (re-exported at the
+//! crate root); the rest is public under the `internals` feature alone.
+
+// Without `internals` the module is private and its `pub` items are the
+// crate's own (a few, such as `Response::version`, read only by the fuzz
+// targets).
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
 use std::borrow::Cow;
 use std::fmt;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rpcpeer::stream::{connect_tcp, spawn_child};
 use rpcpeer::transport::Transport;
-use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Peer, Router};
+use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Peer, Router, Version};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::process::Child;
@@ -516,6 +516,37 @@ fn print_stdout(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// A notification in the form it came in: 2.0 with its `"jsonrpc"`
+/// member, 1.0 with `"id": null` (and `[]` for absent params, as 1.0 has it).
+fn notification_text(version: Version, method: &str, params: Option<&RawValue>) -> String {
+    #[derive(serde::Serialize)]
+    struct Notification<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jsonrpc: Option<&'static str>,
+        method: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<()>,
+    }
+    let empty = serde_json::value::to_raw_value(&[(); 0]).ok();
+    let notification = match version {
+        Version::V2 => Notification {
+            jsonrpc: Some("2.0"),
+            method,
+            params,
+            id: None,
+        },
+        Version::V1 => Notification {
+            jsonrpc: None,
+            method,
+            params: params.or(empty.as_deref()),
+            id: Some(()),
+        },
+    };
+    serde_json::to_string(&notification).unwrap_or_default()
+}
+
 /// `rpcpeer listen`: every notification as one JSON line, until Ctrl-C.
 pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     let call = match args.call.as_deref() {
@@ -532,8 +563,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
                 // Only listening: a request gets the standard answer.
                 return Err(ErrorObject::method_not_found(cx.method()));
             }
-            let wire =
-                rpcpeer::message::encode_notification(cx.version(), cx.method(), params.as_deref());
+            let wire = notification_text(cx.version(), cx.method(), params.as_deref());
             let _ = cx.state().send(render(&wire, Style::line()));
             Ok(RawValue::NULL.to_owned())
         },
