@@ -229,14 +229,14 @@ pub enum Error {
         /// The timeout that expired.
         after: Duration,
     },
-    /// The params could not be serialized.
+    /// The params could not be serialized, or are not an array or an object.
     #[error("could not encode the params of `{method}`: {source}")]
     EncodeParams {
         /// The method that was called.
         method: String,
-        /// What serde_json said.
+        /// What was wrong with them.
         #[source]
-        source: serde_json::Error,
+        source: crate::params::ParamsError,
     },
     /// The reply did not decode into the type the caller asked for.
     #[error("could not decode the reply to `{method}`: {source}")]

@@ -287,7 +287,7 @@ async fn forward(
             },
         };
         let params = push.params.as_deref().map(RawValue::to_owned);
-        let send = peer.notify_raw(&push.method, params);
+        let send = peer.notify_attempt(&push.method, params);
         tokio::pin!(send);
         loop {
             tokio::select! {

@@ -74,6 +74,7 @@ pub mod message;
 mod message;
 mod outbox;
 mod outgoing;
+mod params;
 mod peer;
 mod pending;
 pub mod reconnect;
@@ -95,6 +96,7 @@ pub use driver::Driver;
 pub use error::{Error, ErrorObject};
 pub use handler::{BoxFuture, Handler, IntoReply, Outcome, Signature};
 pub use message::{Id, Version};
+pub use params::{Params, ParamsError};
 pub use peer::{Batch, Peer};
 pub use router::{Concurrency, MethodConfig, MethodInfo, Router};
 /// The JSON Schema crate that [`Router::method_with_schema`] reads types with.

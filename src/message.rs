@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
+use crate::params::Params;
 
 /// The protocol version a message was written in. Replies mirror the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -649,14 +650,11 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             None => None,
             // 1.0 peers often send `"params": null` for "no params".
             Some(p) if version == Version::V1 && p.get() == "null" => None,
-            Some(p) if matches!(p.get().as_bytes().first(), Some(b'[' | b'{')) => Some(p),
             // Spec §4.2: params MUST be a structured value when present.
-            Some(p) => {
-                return Err(reject(ErrorObject::invalid_request(format!(
-                    "`params` must be an array or an object, not {}",
-                    excerpt(p.get())
-                ))))
-            }
+            Some(p) => match Params::check(p) {
+                Ok(()) => Some(p),
+                Err(err) => return Err(reject(ErrorObject::invalid_request(err))),
+            },
         };
         return Ok(match (version, id) {
             // Spec §4.1: in 2.0 only the absence of `id` makes a notification;

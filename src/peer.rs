@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::params::Params;
 use crate::pending::{Failure, ReplySender};
 
 /// What a [`Peer`] asks of its driver. The driver alone owns the pending
@@ -192,7 +193,9 @@ impl Peer {
     /// Calls `method` and waits for the reply, decoded into `R`.
     ///
     /// `params` must serialize to an array (a tuple, a `Vec`) or an object (a
-    /// struct, a map); `()` sends no params.
+    /// struct, a map); `()` sends no params (see [`Params`], which also
+    /// carries params that are JSON text already). For the result as JSON
+    /// text, ask for `R = Box<RawValue>`.
     ///
     /// # Errors
     /// - [`Error::Remote`] when the peer answers with an error object.
@@ -212,9 +215,8 @@ impl Peer {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, Error> {
-        let raw = self
-            .request_raw(method, to_params(method, &params)?)
-            .await?;
+        let params = to_params(method, &params)?;
+        let raw = self.call(method, params, self.shared.timeout).await?;
         decode(method, &raw)
     }
 
@@ -234,21 +236,6 @@ impl Peer {
         let params = to_params(method, &params)?;
         let raw = self.call(method, params, Some(timeout)).await?;
         decode(method, &raw)
-    }
-
-    /// [`Peer::request`] with raw JSON params and result.
-    ///
-    /// # Errors
-    /// As [`Peer::request`], less the serde ones.
-    ///
-    /// # Cancel safety
-    /// As [`Peer::request`].
-    pub async fn request_raw(
-        &self,
-        method: &str,
-        params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, Error> {
-        self.call(method, params, self.shared.timeout).await
     }
 
     async fn call(
@@ -320,21 +307,6 @@ impl Peer {
     /// Dropping the future before it returns may or may not send the notification.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
         let params = to_params(method, &params)?;
-        self.notify_raw(method, params).await
-    }
-
-    /// [`Peer::notify`] with params that are already JSON.
-    ///
-    /// # Errors
-    /// [`Error::Closed`] when the connection is gone.
-    ///
-    /// # Cancel safety
-    /// As [`Peer::notify`].
-    pub async fn notify_raw(
-        &self,
-        method: &str,
-        params: Option<Box<RawValue>>,
-    ) -> Result<(), Error> {
         self.notify_attempt(method, params)
             .await
             .map_err(CallError::into_error)
@@ -361,14 +333,6 @@ impl Peer {
     /// the connection is gone, [`Error::EncodeParams`] as for `notify`.
     pub fn try_notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
         let params = to_params(method, &params)?;
-        self.try_notify_raw(method, params)
-    }
-
-    /// [`Peer::try_notify`] with params that are already JSON.
-    ///
-    /// # Errors
-    /// As [`Peer::try_notify`].
-    pub fn try_notify_raw(&self, method: &str, params: Option<Box<RawValue>>) -> Result<(), Error> {
         let cmd = Command::Notify {
             method: method.to_owned(),
             params,
@@ -655,27 +619,19 @@ impl<W: Waiting> Drop for CancelOnDrop<'_, W> {
     }
 }
 
-/// Serializes params; `()` and `None` mean "no params". Spec §4.2 allows only
-/// an array or an object, so anything else is refused here rather than
-/// sent and refused by the peer.
+/// Serializes params as [`Params`] does: an array or an object, or nothing
+/// for `()` and `None`. Anything else is refused here rather than sent and
+/// refused by the peer.
 pub(crate) fn to_params(
     method: &str,
     params: &impl Serialize,
 ) -> Result<Option<Box<RawValue>>, Error> {
-    let encode = |source| Error::EncodeParams {
-        method: method.to_owned(),
-        source,
-    };
-    let raw = serde_json::value::to_raw_value(params).map_err(encode)?;
-    match raw.get().as_bytes().first() {
-        Some(b'n') => Ok(None),
-        Some(b'[' | b'{') => Ok(Some(raw)),
-        _ => Err(encode(<serde_json::Error as serde::ser::Error>::custom(
-            format!(
-                "params must be an array or an object (a tuple, Vec, struct or map), not {}",
-                raw.get()
-            ),
-        ))),
+    match Params::new(params) {
+        Ok(params) => Ok(params.map(Params::into_raw)),
+        Err(source) => Err(Error::EncodeParams {
+            method: method.to_owned(),
+            source,
+        }),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rpcpeer::stream::{connect_tcp, spawn_child};
 use rpcpeer::transport::Transport;
-use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Peer, Router, Version};
+use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Params, Peer, Router, Version};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::process::Child;
@@ -285,18 +285,16 @@ impl Connection {
 /// - `name=value` words: an object (values are JSON when they parse, else strings);
 /// - other values: an array of them (`sleep 100` sends `[100]`), each JSON
 ///   when it parses, else a string (`postMessage hi` sends `["hi"]`).
-pub(crate) fn parse_params(args: &[String]) -> Result<Option<Box<RawValue>>, Failure> {
-    let not_json = |arg: &str, err: serde_json::Error| {
-        Failure::Usage(format!(
-            "params `{arg}` are not JSON ({err}); give one JSON array or object, JSON values, or name=value pairs"
-        ))
-    };
-    let raw = |arg: &str| -> Result<Box<RawValue>, Failure> {
-        serde_json::from_str::<Box<RawValue>>(arg).map_err(|err| not_json(arg, err))
-    };
+pub(crate) fn parse_params(args: &[String]) -> Result<Option<Params>, Failure> {
     match args {
         [] => return Ok(None),
-        [one] if one.trim_start().starts_with(['[', '{']) => return raw(one.trim()).map(Some),
+        [one] if one.trim_start().starts_with(['[', '{']) => {
+            return Params::from_json(one).map_err(|err| {
+                Failure::Usage(format!(
+                    "params `{one}`: {err}; give one JSON array or object, JSON values, or name=value pairs"
+                ))
+            })
+        }
         _ => {}
     }
     let pair = name_value;
@@ -333,9 +331,7 @@ pub(crate) fn parse_params(args: &[String]) -> Result<Option<Box<RawValue>>, Fai
         }
         text.push(']');
     }
-    RawValue::from_string(text)
-        .map(Some)
-        .map_err(|err| Failure::Usage(format!("params are not valid JSON: {err}")))
+    Params::from_json(&text).map_err(|err| Failure::Usage(format!("params: {err}")))
 }
 
 /// `name=value` as its two halves; `None` for a word that is not one (a
@@ -372,7 +368,7 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
     let (url, method, words) = split_call_args(&args)?;
     let params = parse_params(words)?;
     let conn = connect(&args.connect, url, Router::new()).await?;
-    match conn.peer.request_raw(method, params).await {
+    match conn.peer.request::<Box<RawValue>>(method, params).await {
         Ok(result) => {
             conn.close().await;
             print_stdout(&render(result.get(), Style::stdout()))
@@ -446,17 +442,14 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
     let mut batch = Batch::new();
     let mut ids = Vec::new();
     for entry in entries {
-        let params = match entry.params {
-            Some(p) if p.get() == "null" => None,
-            Some(p) if p.get().starts_with(['[', '{']) => Some(p),
-            Some(p) => {
+        let params = match entry.params.map(Params::from_raw).transpose() {
+            Ok(params) => params.flatten(),
+            Err(err) => {
                 return Err(Failure::Usage(format!(
-                    "{file}: the params of `{}` must be an array or an object, not {}",
-                    entry.method,
-                    p.get()
+                    "{file}: the params of `{}`: {err}",
+                    entry.method
                 )))
             }
-            None => None,
         };
         match entry.id {
             Some(id) => {
@@ -574,14 +567,16 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
         // NB: stderr, so stdout holds only notifications; the line also
         // tells whoever drives us (a person, a test) that the call is done.
         match call {
-            Some((method, params)) => match conn.peer.request_raw(method, params).await {
-                Ok(result) => eprintln!(
-                    "rpcpeer: `{method}` answered {}; listening to {} (Ctrl-C to stop)",
-                    render(result.get(), Style::line()),
-                    conn.label
-                ),
-                Err(err) => return Err(conn.fail(err).await),
-            },
+            Some((method, params)) => {
+                match conn.peer.request::<Box<RawValue>>(method, params).await {
+                    Ok(result) => eprintln!(
+                        "rpcpeer: `{method}` answered {}; listening to {} (Ctrl-C to stop)",
+                        render(result.get(), Style::line()),
+                        conn.label
+                    ),
+                    Err(err) => return Err(conn.fail(err).await),
+                }
+            }
             None => eprintln!("rpcpeer: listening to {} (Ctrl-C to stop)", conn.label),
         }
         Ok(conn)
@@ -636,7 +631,7 @@ mod tests {
 
     fn params(words: &[&str]) -> Result<Option<String>, Failure> {
         let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
-        parse_params(&words).map(|p| p.map(|raw| raw.get().to_owned()))
+        parse_params(&words).map(|p| p.map(|params| params.get().to_owned()))
     }
 
     #[test]
