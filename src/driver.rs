@@ -8,6 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use futures::{Sink, Stream};
 use tokio::time::{Instant, Sleep};
 
+use crate::builder::DriverBuilder;
 use crate::calls::Calls;
 use crate::config::Config;
 use crate::error::{Error, ErrorObject};
@@ -83,19 +84,18 @@ where
     S: Send + Sync + 'static,
 {
     /// A driver for `transport` with the default [`Config`], and the
-    /// [`Peer`] handle to call the other side.
+    /// [`Peer`] handle to call the other side. For anything else (a config,
+    /// a session), [`Driver::builder`].
     pub fn new(transport: T, router: Router<S>) -> (Peer, Self) {
-        Self::with_config(transport, router, Config::default())
+        Self::builder(transport, router).build()
     }
 
-    /// A driver with its own limits and timeouts.
-    pub fn with_config(transport: T, router: Router<S>, config: Config) -> (Peer, Self) {
-        Self::with_session(transport, router, config, Session::new())
+    /// Builds a driver with options: see [`DriverBuilder`].
+    pub fn builder(transport: T, router: Router<S>) -> DriverBuilder<T, S> {
+        DriverBuilder::new(transport, router)
     }
 
-    /// A driver whose handlers share `session` (for state set before the
-    /// first message, such as the remote address).
-    pub fn with_session(
+    pub(crate) fn from_parts(
         transport: T,
         router: Router<S>,
         config: Config,

@@ -50,6 +50,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod auth;
+mod builder;
 mod calls;
 mod cancel;
 mod config;
@@ -90,6 +91,7 @@ pub mod transport;
 #[cfg(feature = "ws")]
 pub mod ws_server;
 
+pub use builder::DriverBuilder;
 pub use config::Config;
 pub use context::{Context, Incoming};
 pub use driver::Driver;

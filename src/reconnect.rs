@@ -367,8 +367,9 @@ async fn supervise<S, C, Fut, T>(
                 continue;
             }
         };
-        let (peer, driver) =
-            Driver::with_config(transport, settings.router.clone(), settings.config.clone());
+        let (peer, driver) = Driver::builder(transport, settings.router.clone())
+            .config(settings.config.clone())
+            .build();
         let driver = tokio::spawn(driver);
         if let Some(hook) = &settings.on_connect {
             let hooked = tokio::select! {

@@ -249,12 +249,10 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
             session.insert(RemoteAddr(remote));
             session
         });
-        let (peer, driver) = Driver::with_session(
-            ws,
-            self.router.clone(),
-            self.config.clone(),
-            session.clone(),
-        );
+        let (peer, driver) = Driver::builder(ws, self.router.clone())
+            .config(self.config.clone())
+            .session(session.clone())
+            .build();
         if let Some(hook) = &self.on_connect {
             hook(&peer, &session, remote);
         }

@@ -178,7 +178,7 @@ pub(crate) async fn connect<S: Send + Sync + 'static>(
         }
     })?;
     let config = Config::default().request_timeout(args.timeout());
-    let (peer, driver) = Driver::with_config(transport, router, config);
+    let (peer, driver) = Driver::builder(transport, router).config(config).build();
     Ok(Connection {
         peer,
         label,
