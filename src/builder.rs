@@ -9,9 +9,10 @@ use crate::driver::Driver;
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
+use crate::transport::{CloseFrames, CloseHooks};
 
-/// Builds a [`Driver`] with its own [`Config`] or a [`Session`] filled
-/// before the first message; made by [`Driver::builder`].
+/// Builds a [`Driver`] with its own [`Config`], a [`Session`] filled before
+/// the first message, or close frames; made by [`Driver::builder`].
 /// ([`Driver::new`] is the builder with nothing set.)
 ///
 /// ```
@@ -40,6 +41,7 @@ pub struct DriverBuilder<T, S = ()> {
     router: Router<S>,
     config: Config,
     session: Option<Session>,
+    close_frames: Option<CloseHooks<T>>,
 }
 
 impl<T, S> DriverBuilder<T, S>
@@ -53,6 +55,7 @@ where
             router,
             config: Config::default(),
             session: None,
+            close_frames: None,
         }
     }
 
@@ -77,6 +80,22 @@ where
             self.router,
             self.config,
             self.session.unwrap_or_default(),
+            self.close_frames,
         )
+    }
+}
+
+impl<T, S> DriverBuilder<T, S>
+where
+    T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + CloseFrames,
+    S: Send + Sync + 'static,
+{
+    /// Uses the transport's close frames (see [`CloseFrames`]; a WebSocket
+    /// has them): [`Peer::close_with`] sends its code and reason, and the
+    /// peer's close frame reaches [`Error::Closed`](crate::Error::Closed).
+    /// Without this, closing the transport says nothing but "closed".
+    pub fn close_frames(mut self) -> Self {
+        self.close_frames = Some(CloseHooks::new());
+        self
     }
 }

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures::{Sink, Stream};
@@ -18,6 +19,7 @@ use crate::outgoing::{Outgoing, Sending};
 use crate::peer::{Control, Peer, PeerChannels};
 use crate::router::Router;
 use crate::session::Session;
+use crate::transport::{CloseFrame, CloseHooks};
 
 /// How long the answers to calls cut off by the drain deadline may take to
 /// be written (at most the drain timeout itself).
@@ -58,6 +60,8 @@ enum Phase {
 /// ```
 pub struct Driver<T, S = ()> {
     transport: T,
+    /// Set when the transport has close frames and the builder asked for them.
+    close_frames: Option<CloseHooks<T>>,
     config: Config,
     /// The peer's calls to us.
     calls: Calls<S>,
@@ -85,7 +89,7 @@ where
 {
     /// A driver for `transport` with the default [`Config`], and the
     /// [`Peer`] handle to call the other side. For anything else (a config,
-    /// a session), [`Driver::builder`].
+    /// a session, close frames), [`Driver::builder`].
     pub fn new(transport: T, router: Router<S>) -> (Peer, Self) {
         Self::builder(transport, router).build()
     }
@@ -100,6 +104,7 @@ where
         router: Router<S>,
         config: Config,
         session: Session,
+        close_frames: Option<CloseHooks<T>>,
     ) -> (Peer, Self) {
         let (peer, channels) = Peer::new(
             config.command_queue,
@@ -108,6 +113,7 @@ where
         );
         let driver = Self {
             transport,
+            close_frames,
             calls: Calls::new(router, peer.clone(), session, &config),
             channels,
             outgoing: Outgoing::new(config.version),
@@ -268,11 +274,37 @@ where
         self.failure = Some(err);
     }
 
+    /// A close asked for on this side, with the frame to send if any.
+    fn close_saying(&mut self, frame: Option<CloseFrame>) {
+        let why = match (&frame, &self.close_frames) {
+            (Some(frame), Some(hooks)) => match (hooks.set)(&mut self.transport, frame) {
+                Ok(()) => format!("closed on this side ({frame})"),
+                Err(err) => {
+                    tracing::warn!("closing without the close frame ({frame}): {err}");
+                    "closed on this side".to_owned()
+                }
+            },
+            (Some(frame), None) => {
+                tracing::debug!("the transport has no close frames: closing without {frame}");
+                "closed on this side".to_owned()
+            }
+            (None, _) => "closed on this side".to_owned(),
+        };
+        self.outgoing.close_reason.get_or_insert_with(|| why.into());
+    }
+
     /// The peer's side of the stream ended.
     fn on_end_of_input(&mut self, cx: &mut TaskContext<'_>) {
-        self.outgoing
-            .close_reason
-            .get_or_insert_with(|| "the peer closed the connection".into());
+        let frame = self
+            .close_frames
+            .as_ref()
+            .and_then(|hooks| (hooks.peer)(&self.transport));
+        let why = match &frame {
+            Some(frame) => format!("the peer closed the connection ({frame})"),
+            None => "the peer closed the connection".to_owned(),
+        };
+        self.outgoing.peer_close = frame.map(Arc::new);
+        self.outgoing.close_reason.get_or_insert_with(|| why.into());
         // NB: over a byte stream this may be a half-close: the peer still
         // reads, so what runs finishes and is answered (the drain). A
         // transport that takes nothing more once its input ended (a
@@ -424,10 +456,8 @@ where
                             this.outbox.push(notice);
                         }
                     }
-                    Control::Close => {
-                        this.outgoing
-                            .close_reason
-                            .get_or_insert_with(|| "closed on this side".into());
+                    Control::Close(frame) => {
+                        this.close_saying(frame);
                         this.begin_shutdown();
                     }
                 }
@@ -532,7 +562,7 @@ where
 
 impl<T, S> Driver<T, S> {
     fn finish(&mut self) {
-        self.channels.done.cancel();
+        self.channels.end(self.outgoing.ending());
     }
 }
 
@@ -541,6 +571,6 @@ impl<T, S> Drop for Driver<T, S> {
         // Whatever way the driver ends (completed, dropped, its task
         // aborted), nobody may wait on it forever.
         self.outgoing.fail_all();
-        self.channels.done.cancel();
+        self.channels.end(self.outgoing.ending());
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
+use crate::transport::CloseFrame;
+
 /// An error object as it travels on the wire (JSON-RPC 2.0 §5.1).
 ///
 /// Handlers return it (or anything that converts into it) to answer a request
@@ -165,6 +167,7 @@ impl Error {
         Error::Closed {
             method: method.to_owned(),
             reason: reason.into(),
+            peer_close: None,
         }
     }
 }
@@ -217,6 +220,11 @@ pub enum Error {
         /// [`ReconnectingPeer`](crate::reconnect::ReconnectingPeer) that gave
         /// up (with its last attempt's error) or was closed.
         reason: String,
+        /// The close frame the peer ended the connection with (its code and
+        /// reason are in `reason` too), over a transport that has them: a
+        /// WebSocket whose driver was built with
+        /// [`DriverBuilder::close_frames`](crate::DriverBuilder::close_frames).
+        peer_close: Option<CloseFrame>,
     },
     /// No reply arrived within the request timeout
     /// ([`Config::request_timeout`](crate::Config::request_timeout), 30 s by

@@ -105,6 +105,7 @@ pub use router::{Concurrency, MethodConfig, MethodInfo, Router};
 #[cfg(feature = "schemars")]
 pub use schemars;
 pub use session::Session;
+pub use transport::{CloseFrame, CloseFrameError};
 
 /// Newline and Content-Length framing over TCP, Unix sockets, stdio and child processes.
 #[cfg(feature = "stream")]

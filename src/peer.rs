@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::params::Params;
-use crate::pending::{Failure, ReplySender};
+use crate::pending::{Ending, Failure, ReplySender};
+use crate::transport::CloseFrame;
 
 /// What a [`Peer`] asks of its driver. The driver alone owns the pending
 /// table, so none of this needs a lock.
@@ -61,8 +62,8 @@ pub(crate) struct Queued {
 pub(crate) enum Control {
     /// A caller stopped waiting for the reply to this id.
     CallerGone(u64),
-    /// Close the connection gracefully.
-    Close,
+    /// Close the connection gracefully, saying why when there is a frame.
+    Close(Option<CloseFrame>),
 }
 
 pub(crate) struct BatchEntry {
@@ -83,6 +84,8 @@ struct Shared {
     next_id: AtomicU64,
     timeout: Option<Duration>,
     done: CancellationToken,
+    /// Why the connection ended, set by the driver just before `done`.
+    ended: Arc<OnceLock<Ending>>,
     /// Made by [`Peer::detached`]: there never was a connection.
     detached: bool,
 }
@@ -140,7 +143,16 @@ pub struct Peer {
 pub(crate) struct PeerChannels {
     pub(crate) commands: mpsc::Receiver<Box<Queued>>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
-    pub(crate) done: CancellationToken,
+    done: CancellationToken,
+    ended: Arc<OnceLock<Ending>>,
+}
+
+impl PeerChannels {
+    /// The driver has stopped, for the reason given: every `Peer` sees it.
+    pub(crate) fn end(&self, ending: Ending) {
+        let _ = self.ended.set(ending);
+        self.done.cancel();
+    }
 }
 
 impl Peer {
@@ -162,6 +174,7 @@ impl Peer {
         let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
         let (control, control_rx) = mpsc::unbounded_channel();
         let done = CancellationToken::new();
+        let ended = Arc::new(OnceLock::new());
         let peer = Self {
             shared: Arc::new(Shared {
                 commands,
@@ -171,6 +184,7 @@ impl Peer {
                 next_id: AtomicU64::new(1),
                 timeout,
                 done: done.clone(),
+                ended: ended.clone(),
                 detached: !connected,
             }),
         };
@@ -178,6 +192,7 @@ impl Peer {
             commands: commands_rx,
             control: control_rx,
             done,
+            ended,
         };
         (peer, channels)
     }
@@ -441,10 +456,66 @@ impl Peer {
     /// # Cancel safety
     /// Dropping the future does not stop the close once it has been asked for.
     pub async fn close(&self) {
+        self.close_saying(None).await;
+    }
+
+    /// Closes the connection gracefully, as [`Peer::close`] does, saying
+    /// why in a close frame: a WebSocket peer gets `frame`'s code and
+    /// reason instead of 1000 (normal closure). Over a transport that has
+    /// no close frames (see [`CloseFrames`](crate::transport::CloseFrames)),
+    /// or a driver not built with
+    /// [`DriverBuilder::close_frames`](crate::DriverBuilder::close_frames),
+    /// this is [`Peer::close`]. Either way our own calls still pending fail
+    /// with [`Error::Closed`], whose reason names the frame.
+    ///
+    /// ```
+    /// # #[cfg(feature = "ws")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rpcpeer::{ws_server::WsServer, CloseFrame, Context, Driver, Error, ErrorObject, Router};
+    ///
+    /// // A server that hangs up on whoever calls `logout`, saying why.
+    /// let mut server = Router::new();
+    /// server.method("logout", |cx: Context| async move {
+    ///     let peer = cx.peer().clone();
+    ///     tokio::spawn(async move {
+    ///         let frame = CloseFrame::new(4001, "logged out").expect("a valid close frame");
+    ///         peer.close_with(frame).await
+    ///     });
+    ///     Ok::<_, ErrorObject>(())
+    /// });
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let url = format!("ws://{}/", listener.local_addr()?);
+    /// tokio::spawn(WsServer::new(server).serve(listener));
+    ///
+    /// let ws = rpcpeer::ws::connect(&url, &Default::default()).await?;
+    /// let (client, driver) = Driver::builder(ws, Router::new()).close_frames().build();
+    /// tokio::spawn(driver);
+    /// client.request::<()>("logout", ()).await?;
+    /// client.closed().await;
+    /// // Calls pending when the server closed, and calls made since, say why.
+    /// match client.request::<()>("whoami", ()).await {
+    ///     Err(Error::Closed { peer_close: Some(frame), .. }) => {
+    ///         assert_eq!((frame.code(), frame.reason()), (4001, "logged out"));
+    ///     }
+    ///     other => panic!("expected the server's close frame, got {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "ws"))]
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Cancel safety
+    /// As [`Peer::close`].
+    pub async fn close_with(&self, frame: CloseFrame) {
+        self.close_saying(Some(frame)).await;
+    }
+
+    async fn close_saying(&self, frame: Option<CloseFrame>) {
         // NB: not through the command queue, which the driver stops reading
         // while the peer does not read our output: closing such a peer is
         // when this matters most. An error means the driver is gone already.
-        let _ = self.shared.control.send(Control::Close);
+        let _ = self.shared.control.send(Control::Close(frame));
         self.closed().await;
     }
 
@@ -504,12 +575,28 @@ impl Peer {
 
     /// The error of a call that found the driver gone.
     fn gone(&self, method: &str) -> Error {
-        let why = if self.shared.detached {
-            "this peer has no connection to call back on (a one-shot request, such as HTTP POST)"
-        } else {
-            "the connection had already ended"
+        if self.shared.detached {
+            return Error::closed(
+                method,
+                "not sent: this peer has no connection to call back on (a one-shot request, such as HTTP POST)",
+            );
+        }
+        let peer_close = self
+            .shared
+            .ended
+            .get()
+            .and_then(|ending| ending.peer_close.as_deref().cloned());
+        let reason = match &peer_close {
+            Some(frame) => {
+                format!("not sent: the connection had already ended (the peer's {frame})")
+            }
+            None => "not sent: the connection had already ended".to_owned(),
         };
-        Error::closed(method, format!("not sent: {why}"))
+        Error::Closed {
+            method: method.to_owned(),
+            reason,
+            peer_close,
+        }
     }
     /// The permits `cmd` takes: its bytes, but never more than the whole
     /// bound, so that a command larger than the bound goes alone.
@@ -671,13 +758,13 @@ fn into_result(
             method: method.to_owned(),
             source,
         })),
-        Ok(Err(Failure::NotSent(why))) => Err(CallError::NotSent(Error::closed(
+        Ok(Err(Failure::NotSent(ending))) => {
+            Err(CallError::NotSent(closed(method, "not sent", ending)))
+        }
+        Ok(Err(Failure::Lost(ending))) => Err(CallError::Failed(closed(
             method,
-            format!("not sent: {why}"),
-        ))),
-        Ok(Err(Failure::Lost(why))) => Err(CallError::Failed(Error::closed(
-            method,
-            format!("sent, then the connection was lost before the reply: {why}"),
+            "sent, then the connection was lost before the reply",
+            ending,
         ))),
         // NB: the sender was dropped unanswered, which only happens to a
         // call still in the driver's queue when the driver ended: a call it
@@ -687,5 +774,14 @@ fn into_result(
             method,
             "not sent: the connection ended before the call left its queue",
         ))),
+    }
+}
+
+/// [`Error::Closed`] for a call that the connection's end failed.
+fn closed(method: &str, fate: &str, ending: Ending) -> Error {
+    Error::Closed {
+        method: method.to_owned(),
+        reason: format!("{fate}: {}", ending.why),
+        peer_close: ending.peer_close.as_deref().cloned(),
     }
 }

@@ -252,6 +252,7 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         let (peer, driver) = Driver::builder(ws, self.router.clone())
             .config(self.config.clone())
             .session(session.clone())
+            .close_frames()
             .build();
         if let Some(hook) = &self.on_connect {
             hook(&peer, &session, remote);

@@ -1109,7 +1109,7 @@ async fn ending_ws_server(ending: Ending) -> SocketAddr {
 /// The reason a pending call was given when its connection ended.
 async fn closed_reason(peer: &rpcpeer::Peer) -> String {
     match within("the pending call", peer.request::<Value>("anything", ())).await {
-        Err(Error::Closed { method, reason }) => {
+        Err(Error::Closed { method, reason, .. }) => {
             assert_eq!(method, "anything");
             reason
         }

@@ -260,7 +260,7 @@ impl Connection {
                 eprintln!("{}", error_line(&source, Style::stderr()));
                 Failure::Remote
             }
-            Error::Closed { method, reason } => {
+            Error::Closed { method, reason, .. } => {
                 // The driver's own error too, when the reason lacks it.
                 let end = match self.end_reason().await {
                     Some(end) if !reason.contains(&end) => format!("; {end}"),
