@@ -1,9 +1,5 @@
 //! `DriverBuilder`: the one way to build a [`Driver`] with more than a transport and a router.
 
-use std::io;
-
-use futures::{Sink, Stream};
-
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::peer::Peer;
@@ -44,11 +40,8 @@ pub struct DriverBuilder<T, S = ()> {
     close_frames: Option<CloseHooks<T>>,
 }
 
-impl<T, S> DriverBuilder<T, S>
-where
-    T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin,
-    S: Send + Sync + 'static,
-{
+// No bound on the transport here: `Driver::builder` has them.
+impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
     pub(crate) fn new(transport: T, router: Router<S>) -> Self {
         Self {
             transport,
@@ -85,11 +78,7 @@ where
     }
 }
 
-impl<T, S> DriverBuilder<T, S>
-where
-    T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + CloseFrames,
-    S: Send + Sync + 'static,
-{
+impl<T: CloseFrames, S: Send + Sync + 'static> DriverBuilder<T, S> {
     /// Uses the transport's close frames (see [`CloseFrames`]; a WebSocket
     /// has them): [`Peer::close_with`] sends its code and reason, and the
     /// peer's close frame reaches [`Error::Closed`](crate::Error::Closed).

@@ -99,37 +99,6 @@ where
         DriverBuilder::new(transport, router)
     }
 
-    pub(crate) fn from_parts(
-        transport: T,
-        router: Router<S>,
-        config: Config,
-        session: Session,
-        close_frames: Option<CloseHooks<T>>,
-    ) -> (Peer, Self) {
-        let (peer, channels) = Peer::new(
-            config.command_queue,
-            config.max_command_bytes,
-            config.request_timeout,
-        );
-        let driver = Self {
-            transport,
-            close_frames,
-            calls: Calls::new(router, peer.clone(), session, &config),
-            channels,
-            outgoing: Outgoing::new(config.version),
-            outbox: Outbox::new(config.max_outbox, config.max_outbox_bytes),
-            phase: Phase::Open,
-            deadline: None,
-            write_stall: None,
-            idle: config
-                .idle_timeout
-                .map(|after| Box::pin(tokio::time::sleep(after))),
-            failure: None,
-            config,
-        };
-        (peer, driver)
-    }
-
     /// This connection's session store.
     pub fn session(&self) -> &Session {
         self.calls.session()
@@ -419,6 +388,40 @@ where
             }
         }
         Poll::Pending
+    }
+}
+
+// No bound on the transport: the builder needs none until the driver runs.
+impl<T, S: Send + Sync + 'static> Driver<T, S> {
+    pub(crate) fn from_parts(
+        transport: T,
+        router: Router<S>,
+        config: Config,
+        session: Session,
+        close_frames: Option<CloseHooks<T>>,
+    ) -> (Peer, Self) {
+        let (peer, channels) = Peer::new(
+            config.command_queue,
+            config.max_command_bytes,
+            config.request_timeout,
+        );
+        let driver = Self {
+            transport,
+            close_frames,
+            calls: Calls::new(router, peer.clone(), session, &config),
+            channels,
+            outgoing: Outgoing::new(config.version),
+            outbox: Outbox::new(config.max_outbox, config.max_outbox_bytes),
+            phase: Phase::Open,
+            deadline: None,
+            write_stall: None,
+            idle: config
+                .idle_timeout
+                .map(|after| Box::pin(tokio::time::sleep(after))),
+            failure: None,
+            config,
+        };
+        (peer, driver)
     }
 }
 
