@@ -194,6 +194,36 @@ pub(crate) fn null() -> Box<RawValue> {
 
 /// Why a call made through a [`Peer`](crate::Peer) failed, or why a
 /// [`Driver`](crate::Driver) stopped. Never serialized.
+///
+/// ```
+/// use rpcpeer::{testing::connected_pair, Error, ErrorObject, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut server = Router::new();
+/// server.method("divide", |(a, b): (i64, i64)| async move {
+///     if b == 0 {
+///         return Err(ErrorObject::invalid_params("division by zero"));
+///     }
+///     Ok(a / b)
+/// });
+/// let (client, _server) = connected_pair(Router::new(), server);
+///
+/// match client.request::<i64>("divide", (1, 0)).await {
+///     Err(Error::Remote { method, source }) => {
+///         assert_eq!(method, "divide");
+///         assert_eq!(source.code, ErrorObject::INVALID_PARAMS);
+///     }
+///     other => panic!("expected the peer's error, got {other:?}"),
+/// }
+/// // An answer that is not what the caller asked for.
+/// let wrong = client.request::<String>("divide", (4, 2)).await;
+/// assert!(matches!(wrong, Err(Error::DecodeReply { .. })));
+/// // Params must be an array or an object.
+/// let scalar = client.request::<i64>("divide", 4).await;
+/// assert!(matches!(scalar, Err(Error::EncodeParams { .. })));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -21,6 +21,20 @@ use crate::excerpt::excerpt;
 use crate::params::Params;
 
 /// The protocol version a message was written in. Replies mirror the request.
+///
+/// ```
+/// use rpcpeer::{Router, Session, Version};
+///
+/// # futures::executor::block_on(async {
+/// let router = Router::new();
+/// // A 1.0 request (no "jsonrpc" member) is answered in 1.0 form.
+/// let reply = router.handle_text(r#"{"method":"nope","params":[],"id":1}"#, &Session::new()).await;
+/// assert!(reply.unwrap().starts_with(r#"{"result":null,"error":{"code":-32601"#));
+/// // Our own calls speak 2.0 until the peer speaks 1.0, unless configured.
+/// let config = rpcpeer::Config::default().version(Some(Version::V1));
+/// # let _ = config;
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Version {
     /// JSON-RPC 1.0: no `"jsonrpc"` member, `result` and `error` both present in

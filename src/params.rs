@@ -34,6 +34,14 @@ use crate::excerpt::excerpt;
 pub struct Params(Box<RawValue>);
 
 /// Why a value cannot be a call's [`Params`].
+///
+/// ```
+/// use rpcpeer::{Params, ParamsError};
+///
+/// let err = Params::new(&"just a string").unwrap_err();
+/// assert_eq!(err.to_string(), r#"`params` must be an array or an object, not "just a string""#);
+/// assert!(matches!(Params::from_json("[1,"), Err(ParamsError::Json(_))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParamsError {

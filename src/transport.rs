@@ -1,4 +1,4 @@
-//! The transport contract (a stream and sink of text frames) and an in-memory pair for tests.
+//! The transport contract (a stream and sink of text frames, and close frames beside them) and an in-memory pair.
 
 use std::fmt;
 use std::io;
@@ -33,6 +33,30 @@ use tokio_util::sync::PollSender;
 /// transport that can send nothing more once its stream has ended (a
 /// WebSocket after the peer's close frame) fails `poll_ready` from then
 /// on: the driver then cancels running calls at once.
+///
+/// Code that runs a peer over any transport names it with this trait:
+///
+/// ```
+/// use rpcpeer::transport::{memory_pair, Transport};
+/// use rpcpeer::{Driver, ErrorObject, Peer, Router};
+///
+/// /// Runs a peer serving `router` over `transport`: TCP, WebSocket, in memory.
+/// fn start(transport: impl Transport, router: Router) -> Peer {
+///     let (peer, driver) = Driver::new(transport, router);
+///     tokio::spawn(driver);
+///     peer
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let (a, b) = memory_pair();
+/// let mut server = Router::new();
+/// server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+/// start(a, server);
+/// let client = start(b, Router::new());
+/// assert_eq!(client.request::<String>("ping", ()).await?, "pong");
+/// # Ok(()) }
+/// ```
 pub trait Transport:
     Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
 {
@@ -64,6 +88,14 @@ pub struct CloseFrame {
 }
 
 /// Why a [`CloseFrame`] cannot be sent.
+///
+/// ```
+/// use rpcpeer::{CloseFrame, CloseFrameError};
+///
+/// assert_eq!(CloseFrame::new(5000, "").unwrap_err(), CloseFrameError::Code(5000));
+/// let long = "why".repeat(42);
+/// assert_eq!(CloseFrame::new(4000, long).unwrap_err(), CloseFrameError::ReasonTooLong(126));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CloseFrameError {
@@ -128,7 +160,7 @@ impl fmt::Display for CloseFrame {
 /// it through this trait, beside the stream and the sink. A
 /// [`Driver`](crate::Driver) uses it when built with
 /// [`DriverBuilder::close_frames`](crate::DriverBuilder::close_frames)
-/// (as [`WsServer`](crate::ws_server::WsServer) builds its peers'): then
+/// (as `ws_server::WsServer` builds its peers'): then
 /// [`Peer::close_with`](crate::Peer::close_with) sends its frame, and the
 /// peer's frame reaches [`Error::Closed`](crate::Error::Closed). With the
 /// `ws` feature, `rpcpeer::ws::WsTransport` implements it.
@@ -170,7 +202,9 @@ pub trait CloseFrames {
     fn peer_close_frame(&self) -> Option<(u16, String)>;
 }
 
+/// A WebSocket's close frames (feature `ws`).
 #[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 impl<S> CloseFrames for rpcpeer_ws::WsTransport<S> {
     fn set_close_frame(&mut self, code: u16, reason: &str) -> io::Result<()> {
         rpcpeer_ws::WsTransport::set_close_frame(self, code, reason)
@@ -207,14 +241,31 @@ pub(crate) fn is_not_utf8(err: &io::Error) -> bool {
             .is_some_and(|inner| inner.is::<std::str::Utf8Error>())
 }
 
-/// One end of an in-memory connection made by [`memory_pair`].
+/// One end of an in-memory connection made by [`memory_pair`]: for peers
+/// in one process (a language server run in-process, say) and for tests.
+/// Dropping or closing one end ends the other's stream.
+///
+/// ```
+/// use futures::{SinkExt, StreamExt};
+/// use rpcpeer::transport::memory_pair;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let (mut a, mut b) = memory_pair();
+/// a.send(r#"{"jsonrpc":"2.0","method":"hello"}"#.to_owned()).await?;
+/// a.close().await?;
+/// assert!(b.next().await.is_some());
+/// assert!(b.next().await.is_none(), "a's close ends b's stream");
+/// # Ok(()) }
+/// ```
 pub struct MemoryTransport {
     rx: mpsc::Receiver<String>,
     tx: PollSender<String>,
 }
 
 /// Two transports joined back to back: what one sends, the other receives.
-/// Each direction holds at most 64 frames in flight.
+/// Each direction holds at most 64 frames in flight. It has no close
+/// frames ([`CloseFrames`]): closing one end just ends the other's stream.
 ///
 /// ```
 /// use futures::{SinkExt, StreamExt};

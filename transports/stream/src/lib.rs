@@ -48,6 +48,8 @@
 
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
+// docs.rs labels the Unix-only items (see Cargo.toml).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::io;
@@ -74,6 +76,7 @@ pub use newline::NewlineCodec;
 pub use process::{spawn_child, stdio, ChildIo, Stdio};
 pub use tcp::{connect_tcp, TcpListener};
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use unix::{connect_unix, UnixListener};
 
 /// The largest frame accepted when no other limit is given: 16 MiB.
