@@ -68,7 +68,7 @@ use crate::Config;
 /// polls it as both stream and sink, and also when the two halves of
 /// [`StreamExt::split`] live on different tasks.
 ///
-/// ```no_run
+/// ```
 /// use futures::{SinkExt, StreamExt};
 /// use rpcpeer_ws::{Config, Role};
 ///
@@ -81,6 +81,17 @@ use crate::Config;
 /// println!("peer said goodbye with {:?}", ws.close_frame());
 /// # Ok(())
 /// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Both ends in memory, as if the handshake had been done.
+/// # let (client_io, server_io) = tokio::io::duplex(4096);
+/// # let server = tokio::spawn(run(server_io));
+/// # let mut client = rpcpeer_ws::from_upgraded(client_io, Role::Client, &Config::default()).await;
+/// # client.send("hi".to_owned()).await?;
+/// # assert_eq!(client.next().await.transpose()?.as_deref(), Some("hi"));
+/// # client.close_with(4000, "done").await?;
+/// # server.await??;
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct WsTransport<S> {
