@@ -243,8 +243,12 @@ where
         self.failure = Some(err);
     }
 
-    /// A close asked for on this side, with the frame to send if any.
+    /// A close asked for on this side, with the frame to send if any. Only
+    /// the first close is heard: a later one finds the connection closing.
     fn close_saying(&mut self, frame: Option<CloseFrame>) {
+        if !matches!(self.phase, Phase::Open) {
+            return;
+        }
         let why = match (&frame, &self.close_frames) {
             (Some(frame), Some(hooks)) => match (hooks.set)(&mut self.transport, frame) {
                 Ok(()) => format!("closed on this side ({frame})"),
