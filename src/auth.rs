@@ -18,6 +18,14 @@ use crate::session::Session;
 /// Who a caller is, as the [`Authenticator`] said. Kept in the
 /// connection's [`Session`] once a login succeeds (a server may also put
 /// one there itself, from a client certificate, say).
+///
+/// ```
+/// use rpcpeer::auth::Identity;
+///
+/// let ada = Identity::new("ada").with_role("admin");
+/// assert!(ada.has_role("admin"));
+/// assert!(!ada.has_role("auditor"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The user's name.
@@ -48,6 +56,18 @@ impl Identity {
 }
 
 /// What a caller offers to prove who it is.
+///
+/// ```
+/// use rpcpeer::auth::Credentials;
+///
+/// // `ada:secret`, base64-encoded (RFC 7617).
+/// let basic = Credentials::from_authorization("Basic YWRhOnNlY3JldA==");
+/// let expected = Credentials::Password { user: "ada".into(), password: "secret".into() };
+/// assert_eq!(basic, Some(expected));
+/// let bearer = Credentials::from_authorization("Bearer t0k3n").unwrap();
+/// // Debug output never shows a secret.
+/// assert_eq!(format!("{bearer:?}"), "Token(..)");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// A name and password: a login method's params, HTTP `Basic`, or the
@@ -103,6 +123,27 @@ impl fmt::Debug for Credentials {
 }
 
 /// Why an [`Authenticator`] said no.
+///
+/// ```
+/// use rpcpeer::auth::{AuthError, Credentials, Identity};
+///
+/// /// Tokens are checked against a store that may be down.
+/// async fn check(credentials: Credentials, store_up: bool) -> Result<Identity, AuthError> {
+///     if !store_up {
+///         // Not the caller's fault: no failed login is counted.
+///         return Err(AuthError::Unavailable("the token store is down".into()));
+///     }
+///     match credentials {
+///         Credentials::Token(token) if token == "t0k3n" => Ok(Identity::new("ada")),
+///         _ => Err(AuthError::Rejected),
+///     }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// assert_eq!(check(Credentials::Token("t0k3n".into()), true).await, Ok(Identity::new("ada")));
+/// assert_eq!(check(Credentials::Token("guess".into()), true).await, Err(AuthError::Rejected));
+/// # });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
@@ -157,6 +198,16 @@ where
 
 /// Who may call a method; set with [`MethodConfig::authenticated`](crate::MethodConfig::authenticated)
 /// and [`MethodConfig::role`](crate::MethodConfig::role).
+///
+/// ```
+/// use rpcpeer::{auth::Access, ErrorObject, Router};
+///
+/// let mut router = Router::new();
+/// router.method("audit", || async { Ok::<_, ErrorObject>("clean") }).role("auditor");
+/// router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+/// assert_eq!(router.method_info("audit").unwrap().access(), &Access::Role("auditor".into()));
+/// assert_eq!(router.method_info("ping").unwrap().access(), &Access::Public);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Access {
     /// Anyone (the default).
@@ -168,9 +219,24 @@ pub enum Access {
     Role(String),
 }
 
-/// The address of the peer a session belongs to. [`WsServer`](crate::ws_server::WsServer)
+/// The address of the peer a session belongs to. `ws_server::WsServer`
 /// puts it in each connection's (and HTTP request's) session; a server of
 /// its own should too, since failed logins are also counted per address.
+///
+/// ```
+/// use rpcpeer::{auth::RemoteAddr, transport::memory_pair, Driver, Router, Session};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // As a server does for each connection it accepts:
+/// let remote = RemoteAddr("192.0.2.7:50000".parse().unwrap());
+/// let session = Session::new();
+/// session.insert(remote);
+/// let (transport, _other_end) = memory_pair();
+/// let (_peer, driver) = Driver::builder(transport, Router::new()).session(session).build();
+/// assert_eq!(driver.session().get::<RemoteAddr>(), Some(remote));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub SocketAddr);
 
@@ -184,6 +250,19 @@ pub struct RemoteAddr(pub SocketAddr);
 /// first failure ends. An attempt counts as a failure from its start
 /// until it succeeds, so attempts made at once (a batch) cannot get past
 /// the limit.
+///
+/// ```
+/// use std::time::Duration;
+/// use rpcpeer::{auth::LoginLimits, Router};
+///
+/// let mut router = Router::new();
+/// // Three tries per connection every five minutes; the rest as by default.
+/// router.login_limits(LoginLimits {
+///     per_connection: 3,
+///     window: Duration::from_secs(300),
+///     ..LoginLimits::default()
+/// });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimits {
     /// Failed logins one connection (or one HTTP request) may make per
@@ -210,7 +289,13 @@ impl Default for LoginLimits {
     }
 }
 
-/// What a login attempt is refused by.
+/// What a login attempt is refused by (in [`LoginError::Throttled`]).
+///
+/// ```
+/// use rpcpeer::auth::Scope;
+///
+/// assert_eq!(Scope::Address.to_string(), "address");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Too many failures on this connection.
@@ -228,7 +313,21 @@ impl fmt::Display for Scope {
     }
 }
 
-/// Why a login did not succeed.
+/// Why a login did not succeed ([`Context::login`](crate::Context::login)).
+/// A login method can pass it on with `?`: it becomes the error object
+/// the caller should see.
+///
+/// ```
+/// use std::time::Duration;
+/// use rpcpeer::auth::{LoginError, Scope};
+/// use rpcpeer::ErrorObject;
+///
+/// let throttled = LoginError::Throttled { scope: Scope::Address, retry_after: Duration::from_secs(30) };
+/// assert_eq!(throttled.to_string(), "too many failed logins from this address; retry in 30 s");
+/// let answer = ErrorObject::from(throttled);
+/// assert_eq!(answer.code, ErrorObject::TOO_MANY_LOGINS);
+/// assert_eq!(answer.data.unwrap().get(), r#"{"retry_after":30}"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoginError {

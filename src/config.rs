@@ -157,7 +157,7 @@ impl Config {
     }
 
     /// How long one of our requests ([`Peer::request`](crate::Peer::request),
-    /// [`Peer::request_raw`](crate::Peer::request_raw), each call of a
+    /// each call of a
     /// [`Peer::batch`](crate::Peer::batch), a handler calling its caller
     /// back) waits for its reply (default 30 s). Past it the call fails with
     /// [`Error::Timeout`](crate::Error::Timeout), is removed from the pending

@@ -3,11 +3,13 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures::{Sink, Stream};
 use tokio::time::{Instant, Sleep};
 
+use crate::builder::DriverBuilder;
 use crate::calls::Calls;
 use crate::config::Config;
 use crate::error::{Error, ErrorObject};
@@ -17,6 +19,7 @@ use crate::outgoing::{Outgoing, Sending};
 use crate::peer::{Control, Peer, PeerChannels};
 use crate::router::Router;
 use crate::session::Session;
+use crate::transport::{CloseFrame, CloseHooks};
 
 /// How long the answers to calls cut off by the drain deadline may take to
 /// be written (at most the drain timeout itself).
@@ -57,6 +60,8 @@ enum Phase {
 /// ```
 pub struct Driver<T, S = ()> {
     transport: T,
+    /// Set when the transport has close frames and the builder asked for them.
+    close_frames: Option<CloseHooks<T>>,
     config: Config,
     /// The peer's calls to us.
     calls: Calls<S>,
@@ -83,45 +88,15 @@ where
     S: Send + Sync + 'static,
 {
     /// A driver for `transport` with the default [`Config`], and the
-    /// [`Peer`] handle to call the other side.
+    /// [`Peer`] handle to call the other side. For anything else (a config,
+    /// a session, close frames), [`Driver::builder`].
     pub fn new(transport: T, router: Router<S>) -> (Peer, Self) {
-        Self::with_config(transport, router, Config::default())
+        Self::builder(transport, router).build()
     }
 
-    /// A driver with its own limits and timeouts.
-    pub fn with_config(transport: T, router: Router<S>, config: Config) -> (Peer, Self) {
-        Self::with_session(transport, router, config, Session::new())
-    }
-
-    /// A driver whose handlers share `session` (for state set before the
-    /// first message, such as the remote address).
-    pub fn with_session(
-        transport: T,
-        router: Router<S>,
-        config: Config,
-        session: Session,
-    ) -> (Peer, Self) {
-        let (peer, channels) = Peer::new(
-            config.command_queue,
-            config.max_command_bytes,
-            config.request_timeout,
-        );
-        let driver = Self {
-            transport,
-            calls: Calls::new(router, peer.clone(), session, &config),
-            channels,
-            outgoing: Outgoing::new(config.version),
-            outbox: Outbox::new(config.max_outbox, config.max_outbox_bytes),
-            phase: Phase::Open,
-            deadline: None,
-            write_stall: None,
-            idle: config
-                .idle_timeout
-                .map(|after| Box::pin(tokio::time::sleep(after))),
-            failure: None,
-            config,
-        };
-        (peer, driver)
+    /// Builds a driver with options: see [`DriverBuilder`].
+    pub fn builder(transport: T, router: Router<S>) -> DriverBuilder<T, S> {
+        DriverBuilder::new(transport, router)
     }
 
     /// This connection's session store.
@@ -268,11 +243,41 @@ where
         self.failure = Some(err);
     }
 
+    /// A close asked for on this side, with the frame to send if any. Only
+    /// the first close is heard: a later one finds the connection closing.
+    fn close_saying(&mut self, frame: Option<CloseFrame>) {
+        if !matches!(self.phase, Phase::Open) {
+            return;
+        }
+        let why = match (&frame, &self.close_frames) {
+            (Some(frame), Some(hooks)) => match (hooks.set)(&mut self.transport, frame) {
+                Ok(()) => format!("closed on this side ({frame})"),
+                Err(err) => {
+                    tracing::warn!("closing without the close frame ({frame}): {err}");
+                    "closed on this side".to_owned()
+                }
+            },
+            (Some(frame), None) => {
+                tracing::debug!("the transport has no close frames: closing without {frame}");
+                "closed on this side".to_owned()
+            }
+            (None, _) => "closed on this side".to_owned(),
+        };
+        self.outgoing.close_reason.get_or_insert_with(|| why.into());
+    }
+
     /// The peer's side of the stream ended.
     fn on_end_of_input(&mut self, cx: &mut TaskContext<'_>) {
-        self.outgoing
-            .close_reason
-            .get_or_insert_with(|| "the peer closed the connection".into());
+        let frame = self
+            .close_frames
+            .as_ref()
+            .and_then(|hooks| (hooks.peer)(&self.transport));
+        let why = match &frame {
+            Some(frame) => format!("the peer closed the connection ({frame})"),
+            None => "the peer closed the connection".to_owned(),
+        };
+        self.outgoing.peer_close = frame.map(Arc::new);
+        self.outgoing.close_reason.get_or_insert_with(|| why.into());
         // NB: over a byte stream this may be a half-close: the peer still
         // reads, so what runs finishes and is answered (the drain). A
         // transport that takes nothing more once its input ended (a
@@ -390,6 +395,40 @@ where
     }
 }
 
+// No bound on the transport: the builder needs none until the driver runs.
+impl<T, S: Send + Sync + 'static> Driver<T, S> {
+    pub(crate) fn from_parts(
+        transport: T,
+        router: Router<S>,
+        config: Config,
+        session: Session,
+        close_frames: Option<CloseHooks<T>>,
+    ) -> (Peer, Self) {
+        let (peer, channels) = Peer::new(
+            config.command_queue,
+            config.max_command_bytes,
+            config.request_timeout,
+        );
+        let driver = Self {
+            transport,
+            close_frames,
+            calls: Calls::new(router, peer.clone(), session, &config),
+            channels,
+            outgoing: Outgoing::new(config.version),
+            outbox: Outbox::new(config.max_outbox, config.max_outbox_bytes),
+            phase: Phase::Open,
+            deadline: None,
+            write_stall: None,
+            idle: config
+                .idle_timeout
+                .map(|after| Box::pin(tokio::time::sleep(after))),
+            failure: None,
+            config,
+        };
+        (peer, driver)
+    }
+}
+
 impl<T, S> Future for Driver<T, S>
 where
     T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin,
@@ -424,10 +463,8 @@ where
                             this.outbox.push(notice);
                         }
                     }
-                    Control::Close => {
-                        this.outgoing
-                            .close_reason
-                            .get_or_insert_with(|| "closed on this side".into());
+                    Control::Close(frame) => {
+                        this.close_saying(frame);
                         this.begin_shutdown();
                     }
                 }
@@ -532,7 +569,7 @@ where
 
 impl<T, S> Driver<T, S> {
     fn finish(&mut self) {
-        self.channels.done.cancel();
+        self.channels.end(self.outgoing.ending());
     }
 }
 
@@ -541,6 +578,6 @@ impl<T, S> Drop for Driver<T, S> {
         // Whatever way the driver ends (completed, dropped, its task
         // aborted), nobody may wait on it forever.
         self.outgoing.fail_all();
-        self.channels.done.cancel();
+        self.channels.end(self.outgoing.ending());
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
+use crate::transport::CloseFrame;
+
 /// An error object as it travels on the wire (JSON-RPC 2.0 §5.1).
 ///
 /// Handlers return it (or anything that converts into it) to answer a request
@@ -165,6 +167,7 @@ impl Error {
         Error::Closed {
             method: method.to_owned(),
             reason: reason.into(),
+            peer_close: None,
         }
     }
 }
@@ -191,6 +194,36 @@ pub(crate) fn null() -> Box<RawValue> {
 
 /// Why a call made through a [`Peer`](crate::Peer) failed, or why a
 /// [`Driver`](crate::Driver) stopped. Never serialized.
+///
+/// ```
+/// use rpcpeer::{testing::connected_pair, Error, ErrorObject, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut server = Router::new();
+/// server.method("divide", |(a, b): (i64, i64)| async move {
+///     if b == 0 {
+///         return Err(ErrorObject::invalid_params("division by zero"));
+///     }
+///     Ok(a / b)
+/// });
+/// let (client, _server) = connected_pair(Router::new(), server);
+///
+/// match client.request::<i64>("divide", (1, 0)).await {
+///     Err(Error::Remote { method, source }) => {
+///         assert_eq!(method, "divide");
+///         assert_eq!(source.code, ErrorObject::INVALID_PARAMS);
+///     }
+///     other => panic!("expected the peer's error, got {other:?}"),
+/// }
+/// // An answer that is not what the caller asked for.
+/// let wrong = client.request::<String>("divide", (4, 2)).await;
+/// assert!(matches!(wrong, Err(Error::DecodeReply { .. })));
+/// // Params must be an array or an object.
+/// let scalar = client.request::<i64>("divide", 4).await;
+/// assert!(matches!(scalar, Err(Error::EncodeParams { .. })));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -217,6 +250,11 @@ pub enum Error {
         /// [`ReconnectingPeer`](crate::reconnect::ReconnectingPeer) that gave
         /// up (with its last attempt's error) or was closed.
         reason: String,
+        /// The close frame the peer ended the connection with (its code and
+        /// reason are in `reason` too), over a transport that has them: a
+        /// WebSocket whose driver was built with
+        /// [`DriverBuilder::close_frames`](crate::DriverBuilder::close_frames).
+        peer_close: Option<CloseFrame>,
     },
     /// No reply arrived within the request timeout
     /// ([`Config::request_timeout`](crate::Config::request_timeout), 30 s by
@@ -229,14 +267,14 @@ pub enum Error {
         /// The timeout that expired.
         after: Duration,
     },
-    /// The params could not be serialized.
+    /// The params could not be serialized, or are not an array or an object.
     #[error("could not encode the params of `{method}`: {source}")]
     EncodeParams {
         /// The method that was called.
         method: String,
-        /// What serde_json said.
+        /// What was wrong with them.
         #[source]
-        source: serde_json::Error,
+        source: crate::params::ParamsError,
     },
     /// The reply did not decode into the type the caller asked for.
     #[error("could not decode the reply to `{method}`: {source}")]

@@ -13,6 +13,16 @@ use crate::error::Error;
 use crate::peer::{to_params, Peer};
 
 /// What happens to a member that does not read its pushes fast enough.
+///
+/// ```
+/// use rpcpeer::group::{Group, SlowMember};
+///
+/// // A chat room: a member 256 messages behind misses the oldest ones.
+/// let room = Group::new(256, SlowMember::DropOldest);
+/// // A feed each member must see whole: one that falls behind is cut off.
+/// let feed = Group::new(1024, SlowMember::Disconnect);
+/// # let _ = (room, feed);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlowMember {
     /// Its oldest pending pushes are dropped (and the drop is logged); it
@@ -130,6 +140,26 @@ pub struct Group {
 }
 
 /// One peer's membership of a [`Group`].
+///
+/// ```
+/// use rpcpeer::group::{Group, SlowMember};
+/// use rpcpeer::{testing::connected_pair, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let room = Group::new(64, SlowMember::DropOldest);
+/// // Each pair's first peer is the server's handle to push to a client.
+/// let (to_ada, _ada) = connected_pair(Router::new(), Router::new());
+/// let (to_bob, _bob) = connected_pair(Router::new(), Router::new());
+/// let ada = room.join(to_ada)?;
+/// let bob = room.join(to_bob)?;
+/// ada.notify_others("said", ["hello"])?;
+/// bob.leave();
+/// bob.left().await;
+/// assert!(!room.contains(bob.id()));
+/// assert!(room.contains(ada.id()));
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Member {
     id: MemberId,
@@ -415,7 +445,7 @@ async fn forward(
             },
         };
         let params = push.params.as_deref().map(RawValue::to_owned);
-        let send = peer.notify_raw(&push.method, params);
+        let send = peer.notify_attempt(&push.method, params);
         tokio::pin!(send);
         loop {
             tokio::select! {

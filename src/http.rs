@@ -1,4 +1,4 @@
-//! JSON-RPC over plain HTTP: `POST` a request or batch, or `GET /method?params` for safe methods.
+//! JSON-RPC over plain HTTP: `POST` a request or batch, or `GET /method?params` for safe methods (feature `ws`).
 
 use std::borrow::Cow;
 

@@ -50,6 +50,7 @@ use crate::error::ErrorObject;
 use crate::router::{MethodInfo, Router};
 
 #[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 pub use crate::schema::{HandlerSchema, ReplySchema};
 
 /// The OpenRPC version the documents are written in.

@@ -5,8 +5,8 @@
 //!
 //! 1. A transport yields one JSON text per frame ([`transport::Transport`];
 //!    `rpcpeer::stream` and `rpcpeer::ws` make them from sockets).
-//! 2. The [`Driver`] reads it and [`message::parse`]s it into requests,
-//!    notifications, responses or a batch, classified by their keys.
+//! 2. The [`Driver`] reads it and parses it into requests, notifications,
+//!    responses or a batch, classified by their keys.
 //! 3. A response resolves one of our own pending calls ([`Peer::request`]).
 //!    A request or notification is looked up in the [`Router`]; its handler
 //!    decodes the params once and its future is started at once (or queued,
@@ -45,11 +45,29 @@
 //! assert_eq!(client.request::<String>("greet", ()).await?, "hello, ada");
 //! # Ok(()) }
 //! ```
+//!
+//! ## Features
+//!
+//! The core has no feature of its own to turn on; each feature adds to it
+//! (on docs.rs each item says which it needs):
+//!
+//! | feature | gives |
+//! |---|---|
+//! | (none) | the core: [`Router`], [`Driver`], [`Peer`], [`group`], [`reconnect`], [`introspection`], over any [`transport::Transport`] (the in-memory [`transport::memory_pair`] included) |
+//! | `schemars` | `Router::method_with_schema`: params and result schemas for introspection, from types that derive `schemars::JsonSchema` |
+//! | `stream` | `rpcpeer::stream`: newline and Content-Length framing over TCP, Unix sockets, stdio, child processes |
+//! | `ws` | `rpcpeer::ws` (WebSocket client and server), `ws_server::WsServer`, `http::respond`, and close frames for [`Peer::close_with`] |
+//! | `tls` | `wss://` for the WebSocket client |
+//! | `testing` | `rpcpeer::testing::connected_pair`: two peers joined in memory, for tests |
+//! | `cli` (default) | the `rpcpeer` binary; turn default features off in a library |
 
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
+// docs.rs labels each item with the feature it needs (see Cargo.toml).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
+mod builder;
 mod calls;
 mod cancel;
 mod config;
@@ -62,12 +80,20 @@ mod fields;
 pub mod group;
 mod handler;
 #[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod http;
 pub mod introspection;
 mod log_limit;
+// The parser and encoders are internals: public only under a feature that
+// is no part of the API, for the fuzz targets, property tests and benchmarks.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod message;
+#[cfg(not(feature = "internals"))]
+mod message;
 mod outbox;
 mod outgoing;
+mod params;
 mod peer;
 mod pending;
 pub mod reconnect;
@@ -78,30 +104,41 @@ mod scheduler;
 #[cfg(feature = "schemars")]
 mod schema;
 mod session;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod transport;
 #[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod ws_server;
 
+pub use builder::DriverBuilder;
 pub use config::Config;
 pub use context::{Context, Incoming};
 pub use driver::Driver;
 pub use error::{Error, ErrorObject};
 pub use handler::{BoxFuture, Handler, IntoReply, Outcome, Signature};
 pub use message::{Id, Version};
+pub use params::{Params, ParamsError};
 pub use peer::{Batch, Peer};
 pub use router::{Concurrency, MethodConfig, MethodInfo, Router};
-/// The JSON Schema crate that [`Router::method_with_schema`] reads types with.
+/// The JSON Schema crate that [`Router::method_with_schema`] reads types
+/// with (feature `schemars`).
 #[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 pub use schemars;
 pub use session::Session;
+pub use transport::{CloseFrame, CloseFrameError};
 
-/// Newline and Content-Length framing over TCP, Unix sockets, stdio and child processes.
+/// Newline and Content-Length framing over TCP, Unix sockets, stdio and
+/// child processes (feature `stream`).
 #[cfg(feature = "stream")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stream")))]
 pub use rpcpeer_stream as stream;
 
-/// WebSocket client and server, with HTTP on the same port.
+/// WebSocket client and server, with HTTP on the same port (feature `ws`).
 #[cfg(feature = "ws")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub use rpcpeer_ws as ws;
 
 /// The README's examples, compiled as doctests so they cannot go stale.

@@ -1,4 +1,12 @@
 //! Wire types and the two directions of the wire: [`parse`] a frame into messages, encode messages into frames.
+//!
+//! Only [`Id`] and [`Version`] are part of the API (re-exported at the
+//! crate root); the rest is public under the `internals` feature alone.
+
+// Without `internals` the module is private and its `pub` items are the
+// crate's own (a few, such as `Response::version`, read only by the fuzz
+// targets).
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub, dead_code))]
 
 use std::borrow::Cow;
 use std::fmt;
@@ -10,8 +18,23 @@ use serde_json::value::RawValue;
 
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
+use crate::params::Params;
 
 /// The protocol version a message was written in. Replies mirror the request.
+///
+/// ```
+/// use rpcpeer::{Router, Session, Version};
+///
+/// # futures::executor::block_on(async {
+/// let router = Router::new();
+/// // A 1.0 request (no "jsonrpc" member) is answered in 1.0 form.
+/// let reply = router.handle_text(r#"{"method":"nope","params":[],"id":1}"#, &Session::new()).await;
+/// assert!(reply.unwrap().starts_with(r#"{"result":null,"error":{"code":-32601"#));
+/// // Our own calls speak 2.0 until the peer speaks 1.0, unless configured.
+/// let config = rpcpeer::Config::default().version(Some(Version::V1));
+/// # let _ = config;
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Version {
     /// JSON-RPC 1.0: no `"jsonrpc"` member, `result` and `error` both present in
@@ -641,14 +664,11 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             None => None,
             // 1.0 peers often send `"params": null` for "no params".
             Some(p) if version == Version::V1 && p.get() == "null" => None,
-            Some(p) if matches!(p.get().as_bytes().first(), Some(b'[' | b'{')) => Some(p),
             // Spec §4.2: params MUST be a structured value when present.
-            Some(p) => {
-                return Err(reject(ErrorObject::invalid_request(format!(
-                    "`params` must be an array or an object, not {}",
-                    excerpt(p.get())
-                ))))
-            }
+            Some(p) => match Params::check(p) {
+                Ok(()) => Some(p),
+                Err(err) => return Err(reject(ErrorObject::invalid_request(err))),
+            },
         };
         return Ok(match (version, id) {
             // Spec §4.1: in 2.0 only the absence of `id` makes a notification;

@@ -10,8 +10,9 @@ use crate::log_limit::LogLimit;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
 use crate::peer::Command;
-use crate::pending::{Failure, PendingTable, ReplySender};
+use crate::pending::{Ending, Failure, PendingTable, ReplySender};
 use crate::running::join_batch;
+use crate::transport::CloseFrame;
 
 /// Responses to no request of ours, logged at warn once per period.
 static STRAY: LogLimit = LogLimit::new();
@@ -38,6 +39,9 @@ pub(crate) struct Outgoing {
     /// error, the peer's last complaint about our messages, or a local close.
     /// `None` when the peer hung up (see [`Outgoing::ending`]).
     pub(crate) close_reason: Option<Arc<str>>,
+    /// The close frame the peer ended the connection with, when its
+    /// transport has them (see [`CloseFrames`](crate::transport::CloseFrames)).
+    pub(crate) peer_close: Option<Arc<CloseFrame>>,
     /// The highest id written so far: a reply to an id at or below it that
     /// is no longer pending answers a call we gave up (timed out, dropped).
     sent_up_to: u64,
@@ -59,6 +63,7 @@ impl Outgoing {
             speak: configured.unwrap_or(Version::V2),
             configured,
             close_reason: None,
+            peer_close: None,
             sent_up_to: 0,
         }
     }
@@ -142,8 +147,14 @@ impl Outgoing {
             return None;
         }
         if sending != Sending::Everything {
-            let why = format!("the connection was closing: {}", self.ending());
-            let _ = reply.send(Err(Failure::NotSent(why.into())));
+            let why = format!(
+                "the connection was closing: {}",
+                self.close_reason.as_deref().unwrap_or(PEER_HUNG_UP)
+            );
+            let _ = reply.send(Err(Failure::NotSent(Ending {
+                why: why.into(),
+                peer_close: self.peer_close.clone(),
+            })));
             return None;
         }
         let text = encode_request(self.speak, &Id::from(id), method, params);
@@ -207,18 +218,20 @@ impl Outgoing {
         cancel_method.map(|method| crate::cancel::notice(self.speak, method, id))
     }
 
-    /// Why the connection stops sending, once it has stopped reading.
-    fn ending(&self) -> &str {
-        self.close_reason.as_deref().unwrap_or(PEER_HUNG_UP)
-    }
-
     /// Every waiting caller fails with the close reason.
     pub(crate) fn fail_all(&mut self) {
         if self.pending.is_empty() {
             return;
         }
-        let why = self.close_reason.clone().unwrap_or_else(|| ENDED.into());
-        self.pending.fail_all(&why);
+        self.pending.fail_all(&self.ending());
+    }
+
+    /// Why the connection ended, for whoever asks once it has.
+    pub(crate) fn ending(&self) -> Ending {
+        Ending {
+            why: self.close_reason.clone().unwrap_or_else(|| ENDED.into()),
+            peer_close: self.peer_close.clone(),
+        }
     }
 }
 

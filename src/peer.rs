@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::pending::{Failure, ReplySender};
+use crate::params::Params;
+use crate::pending::{Ending, Failure, ReplySender};
+use crate::transport::CloseFrame;
 
 /// What a [`Peer`] asks of its driver. The driver alone owns the pending
 /// table, so none of this needs a lock.
@@ -60,8 +62,8 @@ pub(crate) struct Queued {
 pub(crate) enum Control {
     /// A caller stopped waiting for the reply to this id.
     CallerGone(u64),
-    /// Close the connection gracefully.
-    Close,
+    /// Close the connection gracefully, saying why when there is a frame.
+    Close(Option<CloseFrame>),
 }
 
 pub(crate) struct BatchEntry {
@@ -82,6 +84,8 @@ struct Shared {
     next_id: AtomicU64,
     timeout: Option<Duration>,
     done: CancellationToken,
+    /// Why the connection ended, set by the driver just before `done`.
+    ended: Arc<OnceLock<Ending>>,
     /// Made by [`Peer::detached`]: there never was a connection.
     detached: bool,
 }
@@ -139,7 +143,16 @@ pub struct Peer {
 pub(crate) struct PeerChannels {
     pub(crate) commands: mpsc::Receiver<Box<Queued>>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
-    pub(crate) done: CancellationToken,
+    done: CancellationToken,
+    ended: Arc<OnceLock<Ending>>,
+}
+
+impl PeerChannels {
+    /// The driver has stopped, for the reason given: every `Peer` sees it.
+    pub(crate) fn end(&self, ending: Ending) {
+        let _ = self.ended.set(ending);
+        self.done.cancel();
+    }
 }
 
 impl Peer {
@@ -161,6 +174,7 @@ impl Peer {
         let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
         let (control, control_rx) = mpsc::unbounded_channel();
         let done = CancellationToken::new();
+        let ended = Arc::new(OnceLock::new());
         let peer = Self {
             shared: Arc::new(Shared {
                 commands,
@@ -170,6 +184,7 @@ impl Peer {
                 next_id: AtomicU64::new(1),
                 timeout,
                 done: done.clone(),
+                ended: ended.clone(),
                 detached: !connected,
             }),
         };
@@ -177,6 +192,7 @@ impl Peer {
             commands: commands_rx,
             control: control_rx,
             done,
+            ended,
         };
         (peer, channels)
     }
@@ -192,7 +208,9 @@ impl Peer {
     /// Calls `method` and waits for the reply, decoded into `R`.
     ///
     /// `params` must serialize to an array (a tuple, a `Vec`) or an object (a
-    /// struct, a map); `()` sends no params.
+    /// struct, a map); `()` sends no params (see [`Params`], which also
+    /// carries params that are JSON text already). For the result as JSON
+    /// text, ask for `R = Box<RawValue>`.
     ///
     /// # Errors
     /// - [`Error::Remote`] when the peer answers with an error object.
@@ -212,9 +230,8 @@ impl Peer {
         method: &str,
         params: impl Serialize,
     ) -> Result<R, Error> {
-        let raw = self
-            .request_raw(method, to_params(method, &params)?)
-            .await?;
+        let params = to_params(method, &params)?;
+        let raw = self.call(method, params, self.shared.timeout).await?;
         decode(method, &raw)
     }
 
@@ -234,21 +251,6 @@ impl Peer {
         let params = to_params(method, &params)?;
         let raw = self.call(method, params, Some(timeout)).await?;
         decode(method, &raw)
-    }
-
-    /// [`Peer::request`] with raw JSON params and result.
-    ///
-    /// # Errors
-    /// As [`Peer::request`], less the serde ones.
-    ///
-    /// # Cancel safety
-    /// As [`Peer::request`].
-    pub async fn request_raw(
-        &self,
-        method: &str,
-        params: Option<Box<RawValue>>,
-    ) -> Result<Box<RawValue>, Error> {
-        self.call(method, params, self.shared.timeout).await
     }
 
     async fn call(
@@ -320,21 +322,6 @@ impl Peer {
     /// Dropping the future before it returns may or may not send the notification.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
         let params = to_params(method, &params)?;
-        self.notify_raw(method, params).await
-    }
-
-    /// [`Peer::notify`] with params that are already JSON.
-    ///
-    /// # Errors
-    /// [`Error::Closed`] when the connection is gone.
-    ///
-    /// # Cancel safety
-    /// As [`Peer::notify`].
-    pub async fn notify_raw(
-        &self,
-        method: &str,
-        params: Option<Box<RawValue>>,
-    ) -> Result<(), Error> {
         self.notify_attempt(method, params)
             .await
             .map_err(CallError::into_error)
@@ -361,14 +348,6 @@ impl Peer {
     /// the connection is gone, [`Error::EncodeParams`] as for `notify`.
     pub fn try_notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
         let params = to_params(method, &params)?;
-        self.try_notify_raw(method, params)
-    }
-
-    /// [`Peer::try_notify`] with params that are already JSON.
-    ///
-    /// # Errors
-    /// As [`Peer::try_notify`].
-    pub fn try_notify_raw(&self, method: &str, params: Option<Box<RawValue>>) -> Result<(), Error> {
         let cmd = Command::Notify {
             method: method.to_owned(),
             params,
@@ -477,10 +456,66 @@ impl Peer {
     /// # Cancel safety
     /// Dropping the future does not stop the close once it has been asked for.
     pub async fn close(&self) {
+        self.close_saying(None).await;
+    }
+
+    /// Closes the connection gracefully, as [`Peer::close`] does, saying
+    /// why in a close frame: a WebSocket peer gets `frame`'s code and
+    /// reason instead of 1000 (normal closure). Over a transport that has
+    /// no close frames (see [`CloseFrames`](crate::transport::CloseFrames)),
+    /// or a driver not built with
+    /// [`DriverBuilder::close_frames`](crate::DriverBuilder::close_frames),
+    /// this is [`Peer::close`]. Either way our own calls still pending fail
+    /// with [`Error::Closed`], whose reason names the frame.
+    ///
+    /// ```
+    /// # #[cfg(feature = "ws")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use rpcpeer::{ws_server::WsServer, CloseFrame, Context, Driver, Error, ErrorObject, Router};
+    ///
+    /// // A server that hangs up on whoever calls `logout`, saying why.
+    /// let mut server = Router::new();
+    /// server.method("logout", |cx: Context| async move {
+    ///     let peer = cx.peer().clone();
+    ///     tokio::spawn(async move {
+    ///         let frame = CloseFrame::new(4001, "logged out").expect("a valid close frame");
+    ///         peer.close_with(frame).await
+    ///     });
+    ///     Ok::<_, ErrorObject>(())
+    /// });
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let url = format!("ws://{}/", listener.local_addr()?);
+    /// tokio::spawn(WsServer::new(server).serve(listener));
+    ///
+    /// let ws = rpcpeer::ws::connect(&url, &Default::default()).await?;
+    /// let (client, driver) = Driver::builder(ws, Router::new()).close_frames().build();
+    /// tokio::spawn(driver);
+    /// client.request::<()>("logout", ()).await?;
+    /// client.closed().await;
+    /// // Calls pending when the server closed, and calls made since, say why.
+    /// match client.request::<()>("whoami", ()).await {
+    ///     Err(Error::Closed { peer_close: Some(frame), .. }) => {
+    ///         assert_eq!((frame.code(), frame.reason()), (4001, "logged out"));
+    ///     }
+    ///     other => panic!("expected the server's close frame, got {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "ws"))]
+    /// # fn main() {}
+    /// ```
+    ///
+    /// # Cancel safety
+    /// As [`Peer::close`].
+    pub async fn close_with(&self, frame: CloseFrame) {
+        self.close_saying(Some(frame)).await;
+    }
+
+    async fn close_saying(&self, frame: Option<CloseFrame>) {
         // NB: not through the command queue, which the driver stops reading
         // while the peer does not read our output: closing such a peer is
         // when this matters most. An error means the driver is gone already.
-        let _ = self.shared.control.send(Control::Close);
+        let _ = self.shared.control.send(Control::Close(frame));
         self.closed().await;
     }
 
@@ -540,12 +575,28 @@ impl Peer {
 
     /// The error of a call that found the driver gone.
     fn gone(&self, method: &str) -> Error {
-        let why = if self.shared.detached {
-            "this peer has no connection to call back on (a one-shot request, such as HTTP POST)"
-        } else {
-            "the connection had already ended"
+        if self.shared.detached {
+            return Error::closed(
+                method,
+                "not sent: this peer has no connection to call back on (a one-shot request, such as HTTP POST)",
+            );
+        }
+        let peer_close = self
+            .shared
+            .ended
+            .get()
+            .and_then(|ending| ending.peer_close.as_deref().cloned());
+        let reason = match &peer_close {
+            Some(frame) => {
+                format!("not sent: the connection had already ended (the peer's {frame})")
+            }
+            None => "not sent: the connection had already ended".to_owned(),
         };
-        Error::closed(method, format!("not sent: {why}"))
+        Error::Closed {
+            method: method.to_owned(),
+            reason,
+            peer_close,
+        }
     }
     /// The permits `cmd` takes: its bytes, but never more than the whole
     /// bound, so that a command larger than the bound goes alone.
@@ -655,27 +706,19 @@ impl<W: Waiting> Drop for CancelOnDrop<'_, W> {
     }
 }
 
-/// Serializes params; `()` and `None` mean "no params". Spec §4.2 allows only
-/// an array or an object, so anything else is refused here rather than
-/// sent and refused by the peer.
+/// Serializes params as [`Params`] does: an array or an object, or nothing
+/// for `()` and `None`. Anything else is refused here rather than sent and
+/// refused by the peer.
 pub(crate) fn to_params(
     method: &str,
     params: &impl Serialize,
 ) -> Result<Option<Box<RawValue>>, Error> {
-    let encode = |source| Error::EncodeParams {
-        method: method.to_owned(),
-        source,
-    };
-    let raw = serde_json::value::to_raw_value(params).map_err(encode)?;
-    match raw.get().as_bytes().first() {
-        Some(b'n') => Ok(None),
-        Some(b'[' | b'{') => Ok(Some(raw)),
-        _ => Err(encode(<serde_json::Error as serde::ser::Error>::custom(
-            format!(
-                "params must be an array or an object (a tuple, Vec, struct or map), not {}",
-                raw.get()
-            ),
-        ))),
+    match Params::new(params) {
+        Ok(params) => Ok(params.map(Params::into_raw)),
+        Err(source) => Err(Error::EncodeParams {
+            method: method.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -715,13 +758,13 @@ fn into_result(
             method: method.to_owned(),
             source,
         })),
-        Ok(Err(Failure::NotSent(why))) => Err(CallError::NotSent(Error::closed(
+        Ok(Err(Failure::NotSent(ending))) => {
+            Err(CallError::NotSent(closed(method, "not sent", ending)))
+        }
+        Ok(Err(Failure::Lost(ending))) => Err(CallError::Failed(closed(
             method,
-            format!("not sent: {why}"),
-        ))),
-        Ok(Err(Failure::Lost(why))) => Err(CallError::Failed(Error::closed(
-            method,
-            format!("sent, then the connection was lost before the reply: {why}"),
+            "sent, then the connection was lost before the reply",
+            ending,
         ))),
         // NB: the sender was dropped unanswered, which only happens to a
         // call still in the driver's queue when the driver ended: a call it
@@ -731,5 +774,14 @@ fn into_result(
             method,
             "not sent: the connection ended before the call left its queue",
         ))),
+    }
+}
+
+/// [`Error::Closed`] for a call that the connection's end failed.
+fn closed(method: &str, fate: &str, ending: Ending) -> Error {
+    Error::Closed {
+        method: method.to_owned(),
+        reason: format!("{fate}: {}", ending.why),
+        peer_close: ending.peer_close.as_deref().cloned(),
     }
 }

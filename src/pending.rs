@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::error::ErrorObject;
+use crate::transport::CloseFrame;
 
 /// Why a waiting call ended without a result.
 #[derive(Debug)]
@@ -16,11 +17,19 @@ pub(crate) enum Failure {
     /// The connection was ending when the call reached the driver, so it was
     /// never written: it can safely go out on another connection. Says why
     /// the connection was ending.
-    NotSent(Arc<str>),
+    NotSent(Ending),
     /// The call was written (or handed to the transport), then the
     /// connection ended before its reply: the peer may or may not have run
     /// it. Says why the connection ended.
-    Lost(Arc<str>),
+    Lost(Ending),
+}
+
+/// Why a connection ended, as each call it fails is told.
+#[derive(Debug, Clone)]
+pub(crate) struct Ending {
+    pub(crate) why: Arc<str>,
+    /// The close frame the peer ended it with, if its transport has them.
+    pub(crate) peer_close: Option<Arc<CloseFrame>>,
 }
 
 pub(crate) type ReplySender = oneshot::Sender<Result<Box<RawValue>, Failure>>;
@@ -78,9 +87,9 @@ impl PendingTable {
 
     /// Resolves every waiting caller with `Lost`. Called when the driver
     /// stops reading, so no `Peer::request` future can hang.
-    pub(crate) fn fail_all(&mut self, reason: &Arc<str>) {
+    pub(crate) fn fail_all(&mut self, ending: &Ending) {
         for (_, waiting) in self.calls.drain() {
-            let _ = waiting.reply.send(Err(Failure::Lost(reason.clone())));
+            let _ = waiting.reply.send(Err(Failure::Lost(ending.clone())));
         }
     }
 

@@ -21,6 +21,19 @@ use crate::transport::Transport;
 
 /// How long to wait between connection attempts: `initial`, doubled after
 /// each failure up to `max`; after a connection that worked, back to `initial`.
+///
+/// ```
+/// use std::time::Duration;
+/// use rpcpeer::reconnect::{Backoff, Reconnect};
+///
+/// // 50 ms, 100 ms, 200 ms, … up to 5 s; give up after 10 failures in a row.
+/// let settings = Reconnect::new().backoff(Backoff {
+///     initial: Duration::from_millis(50),
+///     max: Duration::from_secs(5),
+///     max_attempts: Some(10),
+/// });
+/// # let _ = settings;
+/// ```
 #[derive(Debug, Clone)]
 pub struct Backoff {
     /// The first wait (default 100 ms).
@@ -57,17 +70,31 @@ type Hook = Arc<dyn Fn(Peer) -> BoxFuture<Result<(), Error>> + Send + Sync>;
 
 /// Settings of a [`ReconnectingPeer`]; [`Reconnect::spawn`] starts it.
 ///
-/// ```no_run
+/// ```
 /// use rpcpeer::reconnect::{Backoff, Reconnect};
-/// use rpcpeer::stream::{connect_tcp, Framing};
+/// use rpcpeer::{transport::memory_pair, Driver, ErrorObject, Router};
 ///
-/// # #[tokio::main] async fn main() -> Result<(), rpcpeer::Error> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let mut server = Router::new();
+/// server.method("join", |_name: (String,)| async { Ok::<_, ErrorObject>(true) });
+/// server.method("sum", |xs: Vec<i64>| async move { Ok::<_, ErrorObject>(xs.iter().sum::<i64>()) });
+///
+/// // Each attempt opens a new connection: here an in-memory one to a new
+/// // server driver; over TCP, `rpcpeer::stream::connect_tcp(addr, framing)`.
+/// let connect = move || {
+///     let (ours, theirs) = memory_pair();
+///     tokio::spawn(Driver::new(theirs, server.clone()).1);
+///     async move { Ok(ours) }
+/// };
 /// let client = Reconnect::new()
 ///     .backoff(Backoff { max_attempts: Some(20), ..Backoff::default() })
 ///     // Runs after every (re)connection, before any call goes out on it.
 ///     .on_connect(|peer| async move { peer.request::<bool>("join", ["ada"]).await.map(drop) })
-///     .spawn(|| connect_tcp("127.0.0.1:7070", Framing::Newline));
+///     .spawn(connect);
 /// let sum: i64 = client.request("sum", [1, 2, 3]).await?;
+/// assert_eq!(sum, 6);
+/// client.close();
 /// # Ok(()) }
 /// ```
 pub struct Reconnect<S = ()> {
@@ -210,6 +237,35 @@ impl Shared {
 /// - Each call's [`Config::request_timeout`] counts on the connection that
 ///   took it; the wait for a connection is bounded by
 ///   [`Backoff::max_attempts`] instead.
+///
+/// ```
+/// use rpcpeer::reconnect::Reconnect;
+/// use rpcpeer::{transport::memory_pair, Driver, ErrorObject, Router};
+/// use tokio::sync::mpsc;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let mut server = Router::new();
+/// server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+/// // The server's side of each connection, to hang up on the client.
+/// let (accepted, mut server_sides) = mpsc::unbounded_channel();
+/// let client = Reconnect::new().spawn(move || {
+///     let (ours, theirs) = memory_pair();
+///     let (server_side, driver) = Driver::new(theirs, server.clone());
+///     tokio::spawn(driver);
+///     let _ = accepted.send(server_side);
+///     async move { Ok(ours) }
+/// });
+/// assert_eq!(client.request::<String>("ping", ()).await?, "pong");
+///
+/// // The server hangs up; the next call goes out on a new connection.
+/// let first = client.peer().await?;
+/// server_sides.recv().await.expect("the first connection").close().await;
+/// first.closed().await;
+/// assert_eq!(client.request::<String>("ping", ()).await?, "pong");
+/// assert_eq!(client.connections(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ReconnectingPeer {
     state: watch::Receiver<State>,
@@ -367,8 +423,9 @@ async fn supervise<S, C, Fut, T>(
                 continue;
             }
         };
-        let (peer, driver) =
-            Driver::with_config(transport, settings.router.clone(), settings.config.clone());
+        let (peer, driver) = Driver::builder(transport, settings.router.clone())
+            .config(settings.config.clone())
+            .build();
         let driver = tokio::spawn(driver);
         if let Some(hook) = &settings.on_connect {
             let hooked = tokio::select! {

@@ -16,6 +16,22 @@ use crate::introspection::{Builtin, Documents, Service};
 use crate::session::Session;
 
 /// How calls of one method are scheduled on a connection.
+///
+/// ```
+/// use rpcpeer::{Concurrency, ErrorObject, Router};
+///
+/// let mut router = Router::new();
+/// // A login must be done before a call pipelined after it runs.
+/// router
+///     .method("login", || async { Ok::<_, ErrorObject>(true) })
+///     .concurrency(Concurrency::Exclusive);
+/// // Posts from one connection arrive in the order they were sent.
+/// router
+///     .method("post", |(_text,): (String,)| async { Ok::<_, ErrorObject>(()) })
+///     .concurrency(Concurrency::InOrder);
+/// let info = router.method_info("login").unwrap();
+/// assert_eq!(info.concurrency(false), Concurrency::Exclusive);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Concurrency {
     /// Runs as soon as it arrives, alongside anything else (the default for requests).
@@ -295,6 +311,22 @@ impl Router<()> {
 }
 
 /// Sets what a method declares about itself; returned by [`Router::method`].
+///
+/// ```
+/// use std::time::Duration;
+/// use rpcpeer::{ErrorObject, Router};
+///
+/// let mut router = Router::new();
+/// router
+///     .method("report", || async { Ok::<_, ErrorObject>("done") })
+///     .doc("Builds the monthly report.")
+///     .role("accounting")
+///     .own_task()
+///     .timeout(Duration::from_secs(60));
+/// let info = router.method_info("report").unwrap();
+/// assert_eq!(info.doc(), Some("Builds the monthly report."));
+/// assert!(info.runs_on_own_task());
+/// ```
 pub struct MethodConfig<'a> {
     info: &'a mut MethodInfo,
 }
@@ -597,8 +629,45 @@ impl<S: Send + Sync + 'static> Router<S> {
         })
     }
 
-    /// Handles every method that has no handler of its own (instead of
-    /// answering -32601). [`Context::method`] tells which was called.
+    /// Handles every method that has no handler of its own, requests and
+    /// notifications alike, instead of answering -32601 (or, for a
+    /// notification, dropping it). [`Context::method`] tells which method
+    /// was called and [`Context::id`] whether it was a request: for a
+    /// notification it is `None`, and the outcome, `Ok` or `Err`, is sent
+    /// nowhere. As for any method without settings of its own,
+    /// notifications reach the fallback one at a time in arrival order and
+    /// requests run concurrently ([`Concurrency`]); anyone may call it
+    /// (no [`MethodConfig::authenticated`]), and introspection does not
+    /// list what it handles.
+    ///
+    /// ```
+    /// use rpcpeer::{testing::connected_pair, Context, Error, ErrorObject, Router};
+    /// use serde_json::value::RawValue;
+    /// use tokio::sync::mpsc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// // Logs every notification, whatever its method; refuses requests.
+    /// let (log, mut logged) = mpsc::unbounded_channel::<String>();
+    /// let mut listener = Router::with_state(log);
+    /// listener.fallback(|params: Option<Box<RawValue>>, cx: Context<mpsc::UnboundedSender<String>>| async move {
+    ///     if cx.id().is_some() {
+    ///         return Err(ErrorObject::method_not_found(cx.method()));
+    ///     }
+    ///     let params = params.as_deref().map_or("", RawValue::get);
+    ///     let _ = cx.state().send(format!("{} {params}", cx.method()));
+    ///     Ok(RawValue::NULL.to_owned())
+    /// });
+    /// let (to_listener, _) = connected_pair(Router::new(), listener);
+    ///
+    /// to_listener.notify("progress", [50]).await?;
+    /// to_listener.notify("progress", [100]).await?;
+    /// assert_eq!(logged.recv().await.as_deref(), Some("progress [50]"));
+    /// assert_eq!(logged.recv().await.as_deref(), Some("progress [100]"));
+    /// let refused = to_listener.request::<()>("anything", ()).await;
+    /// assert!(matches!(refused, Err(Error::Remote { source, .. }) if source.code == ErrorObject::METHOD_NOT_FOUND));
+    /// # Ok(()) }
+    /// ```
     pub fn fallback<F, Fut>(&mut self, handler: F)
     where
         F: Fn(Option<Box<RawValue>>, Context<S>) -> Fut + Send + Sync + 'static,

@@ -17,11 +17,29 @@ use crate::router::{MethodConfig, Router};
 /// of [`Handler`], where the params type `P` implements
 /// [`JsonSchema`](schemars::JsonSchema) and the return type
 /// [`ReplySchema`]. `Args` only tells the impls apart.
+///
+/// ```
+/// use rpcpeer::introspection::HandlerSchema;
+/// use rpcpeer::schemars::{JsonSchema, Schema, SchemaGenerator};
+/// use rpcpeer::ErrorObject;
+///
+/// #[derive(serde::Deserialize, JsonSchema)]
+/// struct Join { name: String }
+///
+/// fn schemas<Args, H: HandlerSchema<Args>>(_: &H) -> (Option<Schema>, Option<Schema>) {
+///     let mut gen = SchemaGenerator::default();
+///     (H::params_schema(&mut gen), H::result_schema(&mut gen))
+/// }
+/// let (params, result) = schemas(&|p: Join| async move { Ok::<_, ErrorObject>(p.name.len()) });
+/// assert_eq!(params.unwrap().as_value()["required"][0], "name");
+/// assert_eq!(result.unwrap().as_value()["type"], "integer");
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has params or a result without a JSON Schema",
     note = "`method_with_schema` needs the params type and the `T` of `Result<T, E>` to implement \
             `schemars::JsonSchema` (derive it); `method` registers the handler without schemas"
 )]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 pub trait HandlerSchema<Args> {
     /// The params type's schema; `None` when the handler takes none.
     fn params_schema(gen: &mut SchemaGenerator) -> Option<Schema>;
@@ -31,6 +49,19 @@ pub trait HandlerSchema<Args> {
 }
 
 /// A handler's return value whose result has a JSON Schema.
+///
+/// ```
+/// use rpcpeer::introspection::ReplySchema;
+/// use rpcpeer::schemars::SchemaGenerator;
+/// use rpcpeer::ErrorObject;
+///
+/// let mut gen = SchemaGenerator::default();
+/// let list = <Result<Vec<String>, ErrorObject> as ReplySchema>::result_schema(&mut gen).unwrap();
+/// assert_eq!(list.as_value()["type"], "array");
+/// // What a notification handler returns has none.
+/// assert!(<() as ReplySchema>::result_schema(&mut gen).is_none());
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 pub trait ReplySchema: IntoReply {
     /// The schema of the result; `None` for a handler that returns nothing.
     fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema>;
@@ -114,6 +145,7 @@ where
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 impl<S: Send + Sync + 'static> Router<S> {
     /// Registers a request handler as [`Router::method`] does, and takes
     /// its params and result schemas from their types for introspection

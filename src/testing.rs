@@ -1,4 +1,4 @@
-//! A test kit: two connected peers in memory, for testing handlers without sockets.
+//! A test kit (feature `testing`): two connected peers in memory, for testing handlers without sockets.
 
 use crate::driver::Driver;
 use crate::peer::Peer;

@@ -1,4 +1,4 @@
-//! A router served over WebSocket and plain HTTP on one port: what joins a connection to a [`Driver`], and a request to [`respond`].
+//! A router served over WebSocket and plain HTTP on one port (feature `ws`): what joins a connection to a [`Driver`], and a request to [`respond`].
 //!
 //! No sockets here: the accept loop, the connection cap and the graceful
 //! stop are [`rpcpeer_ws::Server`]'s.
@@ -44,18 +44,30 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// after [`DEFAULT_IDLE_TIMEOUT`] with no message and nothing in flight
 /// ([`idle_timeout`](Self::idle_timeout)).
 ///
-/// ```no_run
-/// use rpcpeer::{ws_server::WsServer, ErrorObject, Router};
+/// ```
+/// use rpcpeer::{ws_server::WsServer, Driver, ErrorObject, Router};
 ///
-/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut router = Router::new();
 /// router.method("ping", || async { Ok::<_, ErrorObject>("pong") }).safe();
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:7071").await?;
-/// // Until Ctrl-C: then stop accepting, close every peer gracefully, return.
-/// WsServer::new(router)
-///     .serve_with_shutdown(listener, async { let _ = tokio::signal::ctrl_c().await; })
-///     .await
-/// # }
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("ws://{}/", listener.local_addr()?);
+/// // Until `stop` (a server would wait for Ctrl-C): then stop accepting,
+/// // close every peer gracefully, and return.
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(WsServer::new(router).serve_with_shutdown(listener, async {
+///     let _ = stopped.await;
+/// }));
+///
+/// let transport = rpcpeer::ws::connect(&url, &Default::default()).await?;
+/// let (client, driver) = Driver::new(transport, Router::new());
+/// tokio::spawn(driver);
+/// assert_eq!(client.request::<String>("ping", ()).await?, "pong");
+/// let _ = stop.send(());
+/// server.await??;
+/// client.closed().await;
+/// # Ok(()) }
 /// ```
 pub struct WsServer<S> {
     router: Router<S>,
@@ -249,12 +261,11 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
             session.insert(RemoteAddr(remote));
             session
         });
-        let (peer, driver) = Driver::with_session(
-            ws,
-            self.router.clone(),
-            self.config.clone(),
-            session.clone(),
-        );
+        let (peer, driver) = Driver::builder(ws, self.router.clone())
+            .config(self.config.clone())
+            .session(session.clone())
+            .close_frames()
+            .build();
         if let Some(hook) = &self.on_connect {
             hook(&peer, &session, remote);
         }

@@ -114,8 +114,9 @@ async fn serve_tcp<S: Send + Sync + 'static>(router: Router<S>) -> SocketAddr {
         while let Ok((transport, remote)) = listener.accept().await {
             let session = Session::new();
             session.insert(RemoteAddr(remote));
-            let (_peer, driver) =
-                Driver::with_session(transport, router.clone(), Default::default(), session);
+            let (_peer, driver) = Driver::builder(transport, router.clone())
+                .session(session)
+                .build();
             tokio::spawn(driver);
         }
     });

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::BytesMut;
 use common::{spec_router, within, Wire, FRAMINGS};
 use proptest::prelude::*;
-use rpcpeer::{Config, Driver};
+use rpcpeer::Driver;
 use rpcpeer_stream::{FrameCodec, Framing, TcpListener};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,7 +66,7 @@ async fn serve_watched(framing: Framing, panics: Arc<AtomicUsize>) -> SocketAddr
     let router = spec_router();
     tokio::spawn(async move {
         while let Ok((transport, _)) = listener.accept().await {
-            let (_peer, driver) = Driver::with_config(transport, router.clone(), Config::default());
+            let (_peer, driver) = Driver::new(transport, router.clone());
             let task = tokio::spawn(driver);
             let panics = panics.clone();
             tokio::spawn(async move {

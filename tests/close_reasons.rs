@@ -1,4 +1,4 @@
-//! Every `Error::Closed` says why: sent or not, and what ended the connection.
+//! Every `Error::Closed` says why: sent or not, and what ended the connection (a WebSocket peer's close frame included).
 
 mod common;
 
@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{connect, connect_with, serve, within};
-use futures::StreamExt;
-use rpcpeer::{Config, Context, Error, ErrorObject, Router, Session};
+use futures::{SinkExt, StreamExt};
+use rpcpeer::ws_server::WsServer;
+use rpcpeer::{
+    CloseFrame, CloseFrameError, Config, Context, Driver, Error, ErrorObject, Router, Session,
+};
 use rpcpeer_stream::Framing;
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -163,4 +166,139 @@ async fn calling_back_without_a_connection_says_there_is_none() {
         reply.contains("not sent: this peer has no connection to call back on"),
         "{reply}"
     );
+}
+
+// ------------------------------------------------ WebSocket close frames
+
+/// A raw WebSocket server that reads one message, leaves it unanswered and
+/// closes with `code` and `reason`.
+async fn closing_ws_server(code: u16, reason: &'static str) -> String {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+        let _ = ws.next().await;
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        let _ = ws.close(Some(frame)).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_websocket_peers_close_frame_reaches_error_closed() {
+    let url = closing_ws_server(4001, "session expired").await;
+    let ws = rpcpeer::ws::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::builder(ws, Router::new()).close_frames().build();
+    let driver = tokio::spawn(driver);
+
+    let err = within("the call", peer.request::<Value>("anything", ()))
+        .await
+        .unwrap_err();
+    let Error::Closed {
+        reason,
+        peer_close: Some(frame),
+        ..
+    } = err
+    else {
+        panic!("expected Error::Closed with the peer's close frame, got {err:?}");
+    };
+    assert_eq!((frame.code(), frame.reason()), (4001, "session expired"));
+    assert_eq!(
+        reason,
+        "sent, then the connection was lost before the reply: \
+         the peer closed the connection (close code 4001: session expired)"
+    );
+    within("driver end", driver).await.unwrap().unwrap();
+
+    // A call made once the connection is gone is told too.
+    let err = peer.request::<Value>("later", ()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Closed { peer_close: Some(frame), .. } if frame.code() == 4001),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("the peer's close code 4001"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn without_close_frames_a_websocket_peers_close_says_only_that_it_closed() {
+    let url = closing_ws_server(4001, "session expired").await;
+    let ws = rpcpeer::ws::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::new(ws, Router::new());
+    tokio::spawn(driver);
+    let err = within("the call", peer.request::<Value>("anything", ()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Closed { peer_close: None, reason, .. } if reason.ends_with("the peer closed the connection")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn close_with_sends_its_code_and_reason_to_a_websocket_peer() {
+    use tokio_tungstenite::tungstenite::Message;
+    let mut router = Router::new();
+    router.method("logout", |cx: Context| async move {
+        let peer = cx.peer().clone();
+        // Spawned: a close waits for running handlers, this one included.
+        tokio::spawn(async move {
+            let frame = CloseFrame::new(4002, "logged out").expect("a valid frame");
+            peer.close_with(frame).await
+        });
+        Ok::<_, ErrorObject>(true)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(WsServer::new(router).serve(listener));
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::text(
+        r#"{"jsonrpc":"2.0","method":"logout","id":1}"#,
+    ))
+    .await
+    .unwrap();
+    let mut answered = false;
+    loop {
+        match within("the server's close", ws.next()).await {
+            Some(Ok(Message::Text(reply))) => {
+                assert_eq!(reply.as_str(), r#"{"jsonrpc":"2.0","result":true,"id":1}"#);
+                answered = true;
+            }
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 4002);
+                assert_eq!(frame.reason.as_str(), "logged out");
+                break;
+            }
+            other => panic!("expected the reply, then a close frame; got {other:?}"),
+        }
+    }
+    assert!(answered, "the call was answered before the close");
+}
+
+#[test]
+fn only_close_codes_an_endpoint_may_send_make_a_close_frame() {
+    for code in [1000, 1001, 1003, 1007, 1013, 3000, 4999] {
+        assert!(CloseFrame::new(code, "").is_ok(), "{code}");
+    }
+    for code in [0, 999, 1004, 1005, 1006, 1014, 1015, 2999, 5000] {
+        assert_eq!(CloseFrame::new(code, ""), Err(CloseFrameError::Code(code)));
+    }
+    assert_eq!(
+        CloseFrame::new(1000, "x".repeat(124)),
+        Err(CloseFrameError::ReasonTooLong(124))
+    );
+    assert!(CloseFrame::new(1000, "x".repeat(123)).is_ok());
 }

@@ -205,7 +205,10 @@ async fn tcp_with(framing: Framing, config: Config) -> Tcp {
     let (ended_tx, ended) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((transport, _)) = listener.accept().await {
-            let driver = Driver::with_config(transport, router.clone(), config.clone()).1;
+            let driver = Driver::builder(transport, router.clone())
+                .config(config.clone())
+                .build()
+                .1;
             let ended_tx = ended_tx.clone();
             tokio::spawn(async move {
                 let _ = ended_tx.send(driver.await);
@@ -1106,7 +1109,7 @@ async fn ending_ws_server(ending: Ending) -> SocketAddr {
 /// The reason a pending call was given when its connection ended.
 async fn closed_reason(peer: &rpcpeer::Peer) -> String {
     match within("the pending call", peer.request::<Value>("anything", ())).await {
-        Err(Error::Closed { method, reason }) => {
+        Err(Error::Closed { method, reason, .. }) => {
             assert_eq!(method, "anything");
             reason
         }

@@ -42,7 +42,7 @@ async fn a_peer_that_never_reads_is_bounded_by_outbox_bytes_then_cut_off() {
     let config = Config::default()
         .max_outbox_bytes(10_000)
         .write_timeout(Duration::from_millis(300));
-    let (_peer, driver) = Driver::with_config(server, router, config);
+    let (_peer, driver) = Driver::builder(server, router).config(config).build();
     let driver = tokio::spawn(driver);
 
     // The memory transport holds 64 frames each way; the client sends until
@@ -162,7 +162,9 @@ async fn queued_notifications_are_bounded_in_bytes() {
     let config = Config::default()
         .max_outbox_bytes(100_000)
         .max_command_bytes(300_000);
-    let (peer, driver) = Driver::with_config(server, Router::new(), config);
+    let (peer, driver) = Driver::builder(server, Router::new())
+        .config(config)
+        .build();
     tokio::spawn(driver);
     let params = ["z".repeat(100_000)];
     let mut accepted = 0;
@@ -189,7 +191,7 @@ async fn a_slow_reader_that_catches_up_gets_every_reply() {
     let (router, calls) = big_replies(5_000);
     let (server, client) = memory_pair();
     let config = Config::default().max_outbox_bytes(20_000);
-    let (_peer, driver) = Driver::with_config(server, router, config);
+    let (_peer, driver) = Driver::builder(server, router).config(config).build();
     tokio::spawn(driver);
     let (mut tx, mut rx) = client.split();
     let sender = tokio::spawn(async move {
@@ -232,7 +234,11 @@ async fn a_client_that_fills_its_queue_and_leaves_is_noticed() {
     let config = Config::default().max_in_flight(2).max_queued(4);
     let server = tokio::spawn(async move {
         let (transport, _) = listener.accept().await.expect("accept");
-        Driver::with_config(transport, router, config).1.await
+        Driver::builder(transport, router)
+            .config(config)
+            .build()
+            .1
+            .await
     });
     let mut socket = TcpStream::connect(addr).await.expect("connect");
     let mut requests = String::new();

@@ -1328,7 +1328,7 @@ async fn calls_cut_off_by_the_drain_deadline_are_answered_before_the_close() {
     let config = Config::default().drain_timeout(Duration::from_millis(200));
     let server = tokio::spawn(async move {
         let (transport, _) = listener.accept().await.expect("accept");
-        let (peer, driver) = Driver::with_config(transport, router, config);
+        let (peer, driver) = Driver::builder(transport, router).config(config).build();
         (peer, tokio::spawn(driver))
     });
     let mut wire = Wire::connect(addr, Framing::Newline).await;

@@ -65,7 +65,9 @@ impl Node {
         let (tx, accepted) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok((transport, _)) = listener.accept().await {
-                let (peer, driver) = Driver::with_config(transport, Router::new(), config.clone());
+                let (peer, driver) = Driver::builder(transport, Router::new())
+                    .config(config.clone())
+                    .build();
                 tokio::spawn(driver);
                 if tx.send(peer).is_err() {
                     return;

@@ -128,7 +128,7 @@ async fn an_abandoned_call_does_not_turn_back_pressure_into_busy_errors() {
     let router = work_router();
     let config = Config::default().max_in_flight(1).max_queued(1);
     let (a, mut w) = memory_pair();
-    let (peer, driver) = Driver::with_config(a, router, config);
+    let (peer, driver) = Driver::builder(a, router).config(config).build();
     tokio::spawn(driver);
     // A handler (or anyone) gives up on a call at the wrong moment.
     assert!(peer.request::<Value>("cb", ()).now_or_never().is_none());
@@ -157,7 +157,7 @@ async fn pipelining_past_the_queue_gets_no_busy_errors() {
     let router = work_router();
     let config = Config::default().max_in_flight(1).max_queued(1);
     let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::with_config(a, router, config);
+    let (_peer, driver) = Driver::builder(a, router).config(config).build();
     tokio::spawn(driver);
     for id in 0..20 {
         let f = json!({"jsonrpc":"2.0","method":"work","id":id}).to_string();
@@ -177,7 +177,7 @@ async fn a_request_that_times_out_in_the_command_queue_is_never_sent() {
     let config = Config::default()
         .max_outbox(1)
         .request_timeout(Some(Duration::from_millis(50)));
-    let (peer, driver) = Driver::with_config(a, Router::new(), config);
+    let (peer, driver) = Driver::builder(a, Router::new()).config(config).build();
     tokio::spawn(driver);
     // 64 frames fill the memory pair, one more fills the outbox.
     for _ in 0..66 {
@@ -210,7 +210,7 @@ async fn disconnect_case(burst: bool) {
     use rpcpeer::group::{Group, SlowMember};
     let (a, _w) = memory_pair(); // never read
     let config = Config::default().max_outbox(1).command_queue(1);
-    let (peer, driver) = Driver::with_config(a, Router::new(), config);
+    let (peer, driver) = Driver::builder(a, Router::new()).config(config).build();
     tokio::spawn(driver);
     // 64 frames in the pair, 1 in the outbox, 1 in the command queue.
     for _ in 0..66 {
@@ -269,7 +269,7 @@ async fn close_during_on_connect_releases_callers() {
 async fn a_batch_has_one_deadline_for_all_its_entries() {
     let (a, _w) = memory_pair(); // answers nothing
     let config = Config::default().request_timeout(Some(Duration::from_secs(1)));
-    let (peer, driver) = Driver::with_config(a, Router::new(), config);
+    let (peer, driver) = Driver::builder(a, Router::new()).config(config).build();
     tokio::spawn(driver);
     let mut batch = rpcpeer::Batch::new();
     for _ in 0..10 {
@@ -293,7 +293,9 @@ async fn max_queued_zero_still_reads() {
     let mut router = Router::new();
     router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
     let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::with_config(a, router, Config::default().max_queued(0));
+    let (_peer, driver) = Driver::builder(a, router)
+        .config(Config::default().max_queued(0))
+        .build();
     tokio::spawn(driver);
     w.send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_owned())
         .await
@@ -372,7 +374,7 @@ async fn a_batch_refused_busy_is_answered_at_once_not_queued_past_the_bound() {
     router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
     let config = Config::default().max_in_flight(1).max_queued(1);
     let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::with_config(a, router, config);
+    let (_peer, driver) = Driver::builder(a, router).config(config).build();
     tokio::spawn(driver);
     w.send(r#"{"jsonrpc":"2.0","method":"ask","id":1}"#.to_owned())
         .await

@@ -46,7 +46,9 @@ pub async fn serve_with<S: Send + Sync + 'static>(
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         while let Ok((transport, _)) = listener.accept().await {
-            let (_peer, driver) = Driver::with_config(transport, router.clone(), config.clone());
+            let (_peer, driver) = Driver::builder(transport, router.clone())
+                .config(config.clone())
+                .build();
             tokio::spawn(driver);
         }
     });
@@ -69,7 +71,7 @@ pub async fn connect_with<S: Send + Sync + 'static>(
     config: Config,
 ) -> (Peer, JoinHandle<Result<(), rpcpeer::Error>>) {
     let transport = connect_tcp(addr, framing).await.expect("connect");
-    let (peer, driver) = Driver::with_config(transport, router, config);
+    let (peer, driver) = Driver::builder(transport, router).config(config).build();
     (peer, tokio::spawn(driver))
 }
 

@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rpcpeer::stream::Framing;
 use rpcpeer::transport::Transport;
+use rpcpeer::Params;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -332,9 +333,9 @@ struct Messages {
 impl Messages {
     /// Checks `--params` and builds the texts.
     fn new(args: &BenchArgs) -> Result<Self, Failure> {
-        let params = serde_json::from_str::<&RawValue>(&args.params)
+        let params = Params::from_json(&args.params)
             .ok()
-            .filter(|p| p.get().starts_with(['[', '{']))
+            .flatten()
             .ok_or_else(|| {
                 Failure::Usage(format!(
                     "--params `{}` is not one JSON array or object",

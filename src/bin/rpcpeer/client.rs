@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rpcpeer::stream::{connect_tcp, spawn_child};
 use rpcpeer::transport::Transport;
-use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Peer, Router};
+use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Params, Peer, Router, Version};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::process::Child;
@@ -178,7 +178,7 @@ pub(crate) async fn connect<S: Send + Sync + 'static>(
         }
     })?;
     let config = Config::default().request_timeout(args.timeout());
-    let (peer, driver) = Driver::with_config(transport, router, config);
+    let (peer, driver) = Driver::builder(transport, router).config(config).build();
     Ok(Connection {
         peer,
         label,
@@ -260,7 +260,7 @@ impl Connection {
                 eprintln!("{}", error_line(&source, Style::stderr()));
                 Failure::Remote
             }
-            Error::Closed { method, reason } => {
+            Error::Closed { method, reason, .. } => {
                 // The driver's own error too, when the reason lacks it.
                 let end = match self.end_reason().await {
                     Some(end) if !reason.contains(&end) => format!("; {end}"),
@@ -285,18 +285,16 @@ impl Connection {
 /// - `name=value` words: an object (values are JSON when they parse, else strings);
 /// - other values: an array of them (`sleep 100` sends `[100]`), each JSON
 ///   when it parses, else a string (`postMessage hi` sends `["hi"]`).
-pub(crate) fn parse_params(args: &[String]) -> Result<Option<Box<RawValue>>, Failure> {
-    let not_json = |arg: &str, err: serde_json::Error| {
-        Failure::Usage(format!(
-            "params `{arg}` are not JSON ({err}); give one JSON array or object, JSON values, or name=value pairs"
-        ))
-    };
-    let raw = |arg: &str| -> Result<Box<RawValue>, Failure> {
-        serde_json::from_str::<Box<RawValue>>(arg).map_err(|err| not_json(arg, err))
-    };
+pub(crate) fn parse_params(args: &[String]) -> Result<Option<Params>, Failure> {
     match args {
         [] => return Ok(None),
-        [one] if one.trim_start().starts_with(['[', '{']) => return raw(one.trim()).map(Some),
+        [one] if one.trim_start().starts_with(['[', '{']) => {
+            return Params::from_json(one).map_err(|err| {
+                Failure::Usage(format!(
+                    "params `{one}`: {err}; give one JSON array or object, JSON values, or name=value pairs"
+                ))
+            })
+        }
         _ => {}
     }
     let pair = name_value;
@@ -333,9 +331,7 @@ pub(crate) fn parse_params(args: &[String]) -> Result<Option<Box<RawValue>>, Fai
         }
         text.push(']');
     }
-    RawValue::from_string(text)
-        .map(Some)
-        .map_err(|err| Failure::Usage(format!("params are not valid JSON: {err}")))
+    Params::from_json(&text).map_err(|err| Failure::Usage(format!("params: {err}")))
 }
 
 /// `name=value` as its two halves; `None` for a word that is not one (a
@@ -372,7 +368,7 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
     let (url, method, words) = split_call_args(&args)?;
     let params = parse_params(words)?;
     let conn = connect(&args.connect, url, Router::new()).await?;
-    match conn.peer.request_raw(method, params).await {
+    match conn.peer.request::<Box<RawValue>>(method, params).await {
         Ok(result) => {
             conn.close().await;
             print_stdout(&render(result.get(), Style::stdout()))
@@ -446,17 +442,14 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
     let mut batch = Batch::new();
     let mut ids = Vec::new();
     for entry in entries {
-        let params = match entry.params {
-            Some(p) if p.get() == "null" => None,
-            Some(p) if p.get().starts_with(['[', '{']) => Some(p),
-            Some(p) => {
+        let params = match entry.params.map(Params::from_raw).transpose() {
+            Ok(params) => params.flatten(),
+            Err(err) => {
                 return Err(Failure::Usage(format!(
-                    "{file}: the params of `{}` must be an array or an object, not {}",
-                    entry.method,
-                    p.get()
+                    "{file}: the params of `{}`: {err}",
+                    entry.method
                 )))
             }
-            None => None,
         };
         match entry.id {
             Some(id) => {
@@ -516,6 +509,37 @@ fn print_stdout(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// A notification in the form it came in: 2.0 with its `"jsonrpc"`
+/// member, 1.0 with `"id": null` (and `[]` for absent params, as 1.0 has it).
+fn notification_text(version: Version, method: &str, params: Option<&RawValue>) -> String {
+    #[derive(serde::Serialize)]
+    struct Notification<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jsonrpc: Option<&'static str>,
+        method: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<()>,
+    }
+    let empty = serde_json::value::to_raw_value(&[(); 0]).ok();
+    let notification = match version {
+        Version::V2 => Notification {
+            jsonrpc: Some("2.0"),
+            method,
+            params,
+            id: None,
+        },
+        Version::V1 => Notification {
+            jsonrpc: None,
+            method,
+            params: params.or(empty.as_deref()),
+            id: Some(()),
+        },
+    };
+    serde_json::to_string(&notification).unwrap_or_default()
+}
+
 /// `rpcpeer listen`: every notification as one JSON line, until Ctrl-C.
 pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     let call = match args.call.as_deref() {
@@ -532,8 +556,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
                 // Only listening: a request gets the standard answer.
                 return Err(ErrorObject::method_not_found(cx.method()));
             }
-            let wire =
-                rpcpeer::message::encode_notification(cx.version(), cx.method(), params.as_deref());
+            let wire = notification_text(cx.version(), cx.method(), params.as_deref());
             let _ = cx.state().send(render(&wire, Style::line()));
             Ok(RawValue::NULL.to_owned())
         },
@@ -544,14 +567,16 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
         // NB: stderr, so stdout holds only notifications; the line also
         // tells whoever drives us (a person, a test) that the call is done.
         match call {
-            Some((method, params)) => match conn.peer.request_raw(method, params).await {
-                Ok(result) => eprintln!(
-                    "rpcpeer: `{method}` answered {}; listening to {} (Ctrl-C to stop)",
-                    render(result.get(), Style::line()),
-                    conn.label
-                ),
-                Err(err) => return Err(conn.fail(err).await),
-            },
+            Some((method, params)) => {
+                match conn.peer.request::<Box<RawValue>>(method, params).await {
+                    Ok(result) => eprintln!(
+                        "rpcpeer: `{method}` answered {}; listening to {} (Ctrl-C to stop)",
+                        render(result.get(), Style::line()),
+                        conn.label
+                    ),
+                    Err(err) => return Err(conn.fail(err).await),
+                }
+            }
             None => eprintln!("rpcpeer: listening to {} (Ctrl-C to stop)", conn.label),
         }
         Ok(conn)
@@ -606,7 +631,7 @@ mod tests {
 
     fn params(words: &[&str]) -> Result<Option<String>, Failure> {
         let words: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
-        parse_params(&words).map(|p| p.map(|raw| raw.get().to_owned()))
+        parse_params(&words).map(|p| p.map(|params| params.get().to_owned()))
     }
 
     #[test]

@@ -276,12 +276,10 @@ async fn serve_peer<T: Transport>(
     session.insert(conn);
     // Failed logins are also counted per address.
     session.insert(RemoteAddr(remote));
-    let (_peer, driver) = Driver::with_session(
-        transport,
-        shared.router.clone(),
-        shared.config.clone(),
-        session,
-    );
+    let (_peer, driver) = Driver::builder(transport, shared.router.clone())
+        .config(shared.config.clone())
+        .session(session)
+        .build();
     tracing::debug!("{label}: connected");
     // Graceful: stop reading, let running handlers answer, close. (The
     // chat notices the end by itself: a group member leaves when its

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rpcpeer::{Context as CallContext, Error, ErrorObject, Outcome, Peer, Router};
+use rpcpeer::{Context as CallContext, Error, ErrorObject, Outcome, Params, Peer, Router};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -435,8 +435,8 @@ async fn command(
 }
 
 /// Calls `method` and says what came of it.
-async fn call(peer: &Peer, method: &str, params: Option<Box<RawValue>>, style: Style) -> String {
-    match peer.request_raw(method, params).await {
+async fn call(peer: &Peer, method: &str, params: Option<Params>, style: Style) -> String {
+    match peer.request::<Box<RawValue>>(method, params).await {
         Ok(result) => render(result.get(), style),
         Err(Error::Remote { source, .. }) => error_line(&source, style),
         Err(err) => err.to_string(),
@@ -445,14 +445,12 @@ async fn call(peer: &Peer, method: &str, params: Option<Box<RawValue>>, style: S
 
 /// Params typed after a method: JSON as it is when it starts like JSON,
 /// else words split as a shell would and read as by `rpcpeer call`.
-fn params_of(text: &str) -> Result<Option<Box<RawValue>>, String> {
+fn params_of(text: &str) -> Result<Option<Params>, String> {
     if text.is_empty() {
         return Ok(None);
     }
     if text.starts_with(['[', '{']) {
-        return serde_json::from_str::<Box<RawValue>>(text)
-            .map(Some)
-            .map_err(|err| format!("params are not JSON: {err}"));
+        return Params::from_json(text).map_err(|err| err.to_string());
     }
     let words = crate::client::split_words(text).map_err(|f| f.to_string())?;
     parse_params(&words).map_err(|f| f.to_string())

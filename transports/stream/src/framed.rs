@@ -89,15 +89,17 @@ impl<T: AsyncRead + AsyncWrite> Framed<T> {
     /// Meant for a connection just made: it starts a fresh decoder, so a
     /// frame already partly read would be lost.
     ///
-    /// ```no_run
-    /// use rpcpeer_stream::{spawn_child, Framing};
+    /// ```
+    /// use rpcpeer_stream::{framed, Framing, DEFAULT_MAX_FRAME_LEN};
     ///
-    /// # fn run() -> std::io::Result<()> {
-    /// let mut cmd = tokio::process::Command::new("some-language-server");
-    /// let (conn, child) = spawn_child(&mut cmd, Framing::ContentLength)?;
-    /// // Its replies may be large: allow 256 MiB each.
-    /// let conn = conn.with_max_frame_len(256 << 20);
-    /// # Ok(()) }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // A pipe to a language server, say, whose replies may be large.
+    /// let (pipe, _other_end) = tokio::io::duplex(4096);
+    /// let conn = framed(pipe, Framing::ContentLength, DEFAULT_MAX_FRAME_LEN)
+    ///     .with_max_frame_len(256 << 20);
+    /// assert_eq!(conn.codec().max_frame_len(), 256 << 20);
+    /// # }
     /// ```
     pub fn with_max_frame_len(mut self, max_frame_len: usize) -> Self {
         let framing = self.codec().framing();

@@ -32,22 +32,30 @@
 //!   a long call from an idle peer, `rpcpeer`'s driver can, and has its
 //!   own `Config::idle_timeout`).
 //!
-//! ```no_run
+//! ```
 //! use futures::{SinkExt, StreamExt};
-//! use rpcpeer_stream::{connect_tcp, Framing};
+//! use rpcpeer_stream::{connect_tcp, Framing, TcpListener};
 //!
-//! # async fn run() -> std::io::Result<()> {
-//! let mut conn = connect_tcp("127.0.0.1:4000", Framing::Newline).await?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let listener = TcpListener::bind("127.0.0.1:0", Framing::Newline).await?;
+//! let mut conn = connect_tcp(listener.local_addr()?, Framing::Newline).await?;
+//! let (mut server, _) = listener.accept().await?;
+//!
 //! conn.send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_string()).await?;
-//! if let Some(reply) = conn.next().await {
-//!     println!("{}", reply?);
-//! }
+//! let request = server.next().await.transpose()?;
+//! assert_eq!(request.as_deref(), Some(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#));
+//! server.send(r#"{"jsonrpc":"2.0","result":"pong","id":1}"#.to_string()).await?;
+//! let reply = conn.next().await.transpose()?;
+//! assert_eq!(reply.as_deref(), Some(r#"{"jsonrpc":"2.0","result":"pong","id":1}"#));
 //! # Ok(())
 //! # }
 //! ```
 
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
+// docs.rs labels the Unix-only items (see Cargo.toml).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::fmt;
 use std::io;
@@ -74,6 +82,7 @@ pub use newline::NewlineCodec;
 pub use process::{spawn_child, stdio, ChildIo, Stdio};
 pub use tcp::{connect_tcp, TcpListener};
 #[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use unix::{connect_unix, UnixListener};
 
 /// The largest frame accepted when no other limit is given: 16 MiB.
@@ -96,6 +105,15 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// How frames are delimited on a byte stream.
+///
+/// ```
+/// use rpcpeer_stream::Framing;
+///
+/// // As a command line or a config file names it.
+/// let framing: Framing = "content-length".parse().unwrap();
+/// assert_eq!(framing, Framing::ContentLength);
+/// assert_eq!(Framing::default().to_string(), "newline");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Framing {
     /// One frame per line, ended by `\n` (a `\r` before it is stripped).
@@ -138,6 +156,13 @@ impl FromStr for Framing {
 }
 
 /// The error [`Framing::from_str`] returns for a name it does not know.
+///
+/// ```
+/// use rpcpeer_stream::Framing;
+///
+/// let err = "lines".parse::<Framing>().unwrap_err();
+/// assert_eq!(err.to_string(), "unknown framing `lines`: expected `newline` or `content-length`");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseFramingError {
     input: String,
@@ -259,14 +284,23 @@ impl Encoder<String> for FrameCodec {
 /// Use it for a transport this crate has no helper for, or to set a limit
 /// other than [`DEFAULT_MAX_FRAME_LEN`] on a connection:
 ///
-/// ```no_run
+/// ```
+/// use futures::{SinkExt, StreamExt};
 /// use rpcpeer_stream::{framed, Framing};
 ///
-/// # async fn run() -> std::io::Result<()> {
-/// let socket = tokio::net::TcpStream::connect("127.0.0.1:4000").await?;
-/// let conn = framed(socket, Framing::ContentLength, 1 << 20);
-/// # Ok(())
-/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// // Any byte stream: here an in-memory pipe, framed at both ends.
+/// let (a, b) = tokio::io::duplex(4096);
+/// let mut a = framed(a, Framing::ContentLength, 1 << 20);
+/// let mut b = framed(b, Framing::ContentLength, 16);
+/// a.send(r#"{"jsonrpc":"2.0","method":"a_longer_one"}"#.to_owned()).await?;
+/// a.send("{}".to_owned()).await?;
+/// // Over b's limit of 16 bytes: skipped, and said so; the next one is read.
+/// let skipped = b.next().await.unwrap().unwrap_err();
+/// assert_eq!(skipped.kind(), std::io::ErrorKind::FileTooLarge);
+/// assert_eq!(b.next().await.transpose()?.as_deref(), Some("{}"));
+/// # Ok(()) }
 /// ```
 pub fn framed<T: AsyncRead + AsyncWrite>(
     io: T,

@@ -13,6 +13,43 @@ use crate::{framed, Framed, Framing, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_
 /// A socket listener a [`Listener`] accepts from: tokio's TCP and Unix
 /// listeners, or one of yours (a TLS acceptor, a vsock listener) that hands
 /// out byte streams.
+///
+/// ```
+/// use std::future::Future;
+/// use std::io;
+/// use std::net::SocketAddr;
+/// use rpcpeer_stream::{connect_tcp, Accept, Framing, Listener};
+///
+/// /// A TCP listener that logs each connection it accepts.
+/// struct Logged(tokio::net::TcpListener);
+///
+/// impl Accept for Logged {
+///     type Io = tokio::net::TcpStream;
+///     type Addr = SocketAddr;
+///
+///     fn accept(&self) -> impl Future<Output = io::Result<(Self::Io, SocketAddr)>> + Send {
+///         async move {
+///             let (socket, peer) = self.0.accept().await?;
+///             eprintln!("connection from {peer}");
+///             Ok((socket, peer))
+///         }
+///     }
+///
+///     fn local_addr(&self) -> io::Result<SocketAddr> {
+///         self.0.local_addr()
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> io::Result<()> {
+/// let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let listener = Listener::new(Logged(inner), Framing::Newline);
+/// let client = connect_tcp(listener.local_addr()?, Framing::Newline);
+/// let (accepted, client) = tokio::join!(listener.accept(), client);
+/// let (_conn, peer) = accepted?;
+/// assert_eq!(peer, client?.get_ref().local_addr()?);
+/// # Ok(()) }
+/// ```
 pub trait Accept {
     /// An accepted connection.
     type Io: AsyncRead + AsyncWrite;
@@ -59,28 +96,35 @@ pub trait Accept {
 /// - if set, each connection closed after a time without a complete
 ///   incoming message ([`with_idle_timeout`](Self::with_idle_timeout)).
 ///
-/// ```no_run
+/// ```
 /// use futures::{SinkExt, StreamExt};
-/// use rpcpeer_stream::{Framing, TcpListener};
+/// use rpcpeer_stream::{connect_tcp, Framing, TcpListener};
 ///
-/// # async fn run() -> std::io::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
 /// let listener = TcpListener::bind("127.0.0.1:0", Framing::Newline)
 ///     .await?
 ///     .with_max_frame_len(1 << 20)
 ///     .with_max_connections(1_000);
-/// println!("listening on {}", listener.local_addr()?);
-/// loop {
-///     let (mut conn, peer) = listener.accept().await?;
-///     tokio::spawn(async move {
-///         // Echo every frame back.
-///         while let Some(Ok(frame)) = conn.next().await {
-///             if conn.send(frame).await.is_err() {
-///                 break;
+/// let addr = listener.local_addr()?;
+/// tokio::spawn(async move {
+///     while let Ok((mut conn, _peer)) = listener.accept().await {
+///         tokio::spawn(async move {
+///             // Echo every frame back.
+///             while let Some(Ok(frame)) = conn.next().await {
+///                 if conn.send(frame).await.is_err() {
+///                     break;
+///                 }
 ///             }
-///         }
-///     });
-/// }
-/// # }
+///         });
+///     }
+/// });
+///
+/// let mut client = connect_tcp(addr, Framing::Newline).await?;
+/// client.send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_owned()).await?;
+/// let echoed = client.next().await.transpose()?;
+/// assert_eq!(echoed.as_deref(), Some(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#));
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct Listener<L> {

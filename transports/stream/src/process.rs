@@ -8,9 +8,44 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use crate::{framed, Framed, Framing, DEFAULT_MAX_FRAME_LEN};
 
 /// This process's stdin (read) and stdout (write) as one byte stream.
+///
+/// ```
+/// use rpcpeer_stream::{stdio, Framed, Framing, Stdio};
+///
+/// /// A language server talks to its client over stdio.
+/// struct Server {
+///     conn: Framed<Stdio>,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = Server { conn: stdio(Framing::ContentLength) };
+/// assert_eq!(server.conn.codec().framing(), Framing::ContentLength);
+/// # }
+/// ```
 pub type Stdio = Join<tokio::io::Stdin, tokio::io::Stdout>;
 
 /// A child's stdout (read) and stdin (write) as one byte stream.
+///
+/// ```
+/// # #[cfg(unix)]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use rpcpeer_stream::{spawn_child, ChildIo, Framed, Framing};
+///
+/// /// A client of a language server it runs as a child process.
+/// struct Client {
+///     conn: Framed<ChildIo>,
+///     child: tokio::process::Child,
+/// }
+///
+/// let (conn, child) = spawn_child(&mut tokio::process::Command::new("cat"), Framing::Newline)?;
+/// let client = Client { conn, child };
+/// # drop(client);
+/// # Ok(()) }
+/// # #[cfg(not(unix))]
+/// # fn main() {}
+/// ```
 pub type ChildIo = Join<ChildStdout, ChildStdin>;
 
 /// Frames this process's stdin and stdout, with [`DEFAULT_MAX_FRAME_LEN`]
@@ -66,20 +101,29 @@ pub fn stdio(framing: Framing) -> Framed<Stdio> {
 /// # Panics
 /// When called outside a tokio runtime, like [`Command::spawn`].
 ///
-/// ```no_run
+/// ```
+/// # #[cfg(unix)]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
 /// use futures::{SinkExt, StreamExt};
 /// use rpcpeer_stream::{spawn_child, Framing};
 ///
-/// # async fn run() -> std::io::Result<()> {
-/// let mut cmd = tokio::process::Command::new("some-language-server");
-/// cmd.arg("--stdio");
-/// let (conn, mut child) = spawn_child(&mut cmd, Framing::ContentLength)?;
-/// // A language server's replies can be large: allow 256 MiB each.
+/// // `cat` echoes each line: newline framing, both ways. A language server
+/// // would be `Command::new("some-language-server").arg("--stdio")` with
+/// // `Framing::ContentLength`.
+/// let mut cmd = tokio::process::Command::new("cat");
+/// let (conn, mut child) = spawn_child(&mut cmd, Framing::Newline)?;
+/// // Replies can be large: allow 256 MiB each.
 /// let mut conn = conn.with_max_frame_len(256 << 20);
 /// conn.send(r#"{"jsonrpc":"2.0","method":"exit"}"#.to_string()).await?;
-/// let status = child.wait().await?;
+/// let echoed = conn.next().await.transpose()?;
+/// assert_eq!(echoed.as_deref(), Some(r#"{"jsonrpc":"2.0","method":"exit"}"#));
+/// drop(conn); // closes its stdin: `cat` ends
+/// assert!(child.wait().await?.success());
 /// # Ok(())
 /// # }
+/// # #[cfg(not(unix))]
+/// # fn main() {}
 /// ```
 pub fn spawn_child(cmd: &mut Command, framing: Framing) -> io::Result<(Framed<ChildIo>, Child)> {
     let mut child = cmd

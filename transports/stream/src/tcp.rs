@@ -23,13 +23,22 @@ use crate::{framed, Framed, Framing, DEFAULT_MAX_FRAME_LEN};
 /// # Cancel safety
 /// Dropping the future abandons the attempt; no connection is left open.
 ///
-/// ```no_run
+/// ```
+/// use futures::SinkExt;
 /// use rpcpeer_stream::{connect_tcp, Framing};
+/// use tokio::io::AsyncReadExt;
 ///
-/// # async fn run() -> std::io::Result<()> {
-/// let conn = connect_tcp("127.0.0.1:4000", Framing::ContentLength).await?;
-/// # Ok(())
-/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let server = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let mut conn = connect_tcp(server.local_addr()?, Framing::ContentLength).await?;
+/// conn.send("{}".to_owned()).await?;
+/// // What the other end reads: the LSP base protocol's header, then the text.
+/// let (mut socket, _) = server.accept().await?;
+/// let mut bytes = [0; 23];
+/// socket.read_exact(&mut bytes).await?;
+/// assert_eq!(&bytes, b"Content-Length: 2\r\n\r\n{}");
+/// # Ok(()) }
 /// ```
 pub async fn connect_tcp(
     addr: impl ToSocketAddrs,
@@ -43,16 +52,19 @@ pub async fn connect_tcp(
 /// A TCP listener whose accepted connections come framed (with
 /// `TCP_NODELAY` set); its limits and methods are [`Listener`]'s.
 ///
-/// ```no_run
-/// use rpcpeer_stream::{Framing, TcpListener};
+/// ```
+/// use rpcpeer_stream::{connect_tcp, Framing, TcpListener};
 ///
-/// # async fn run() -> std::io::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
 /// let listener = TcpListener::bind("127.0.0.1:0", Framing::Newline)
 ///     .await?
 ///     .with_max_connections(1_000);
-/// let (conn, peer) = listener.accept().await?;
-/// # Ok(())
-/// # }
+/// let client = connect_tcp(listener.local_addr()?, Framing::Newline);
+/// let (accepted, client) = tokio::join!(listener.accept(), client);
+/// let (_conn, peer) = accepted?;
+/// assert_eq!(peer, client?.get_ref().local_addr()?);
+/// # Ok(()) }
 /// ```
 pub type TcpListener = Listener<tokio::net::TcpListener>;
 

@@ -21,13 +21,20 @@ use crate::{framed, Framed, Framing, DEFAULT_MAX_FRAME_LEN};
 /// # Cancel safety
 /// Dropping the future abandons the attempt; no connection is left open.
 ///
-/// ```no_run
-/// use rpcpeer_stream::{connect_unix, Framing};
+/// ```
+/// use futures::{SinkExt, StreamExt};
+/// use rpcpeer_stream::{connect_unix, Framing, UnixListener};
 ///
-/// # async fn run() -> std::io::Result<()> {
-/// let conn = connect_unix("rpcpeer.sock", Framing::Newline).await?;
-/// # Ok(())
-/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let path = std::env::temp_dir().join(format!("rpcpeer-doc-{}.sock", std::process::id()));
+/// let listener = UnixListener::bind(&path, Framing::Newline)?;
+/// let mut client = connect_unix(&path, Framing::Newline).await?;
+/// let (mut server, _) = listener.accept().await?;
+/// client.send(r#"{"jsonrpc":"2.0","method":"hello"}"#.to_owned()).await?;
+/// assert!(server.next().await.transpose()?.is_some());
+/// std::fs::remove_file(&path)?;
+/// # Ok(()) }
 /// ```
 pub async fn connect_unix(
     path: impl AsRef<Path>,
@@ -42,14 +49,19 @@ pub async fn connect_unix(
 /// removes a stale socket file before binding nor removes its own when
 /// dropped: that is the caller's job.
 ///
-/// ```no_run
-/// use rpcpeer_stream::{Framing, UnixListener};
+/// ```
+/// use rpcpeer_stream::{connect_unix, Framing, UnixListener};
 ///
-/// # async fn run() -> std::io::Result<()> {
-/// let listener = UnixListener::bind("rpcpeer.sock", Framing::ContentLength)?;
-/// let (conn, _peer) = listener.accept().await?;
-/// # Ok(())
-/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let path = std::env::temp_dir().join(format!("rpcpeer-listener-{}.sock", std::process::id()));
+/// let _ = std::fs::remove_file(&path); // a stale socket from an earlier run
+/// let listener = UnixListener::bind(&path, Framing::ContentLength)?.with_max_connections(100);
+/// let (accepted, client) = tokio::join!(listener.accept(), connect_unix(&path, Framing::ContentLength));
+/// let (_conn, _peer) = accepted?;
+/// client?;
+/// std::fs::remove_file(&path)?; // the listener does not remove its own
+/// # Ok(()) }
 /// ```
 pub type UnixListener = Listener<tokio::net::UnixListener>;
 

@@ -32,6 +32,46 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// connection: JSON messages are small and latency-bound); implement it
 /// for a listener of your own, such as one that ends TLS before handing
 /// the stream over.
+///
+/// ```
+/// use std::{io, net::SocketAddr};
+/// use rpcpeer_ws::{http, Config, Listener, Server, ServerIo, Service, WsTransport};
+///
+/// /// Takes connections from this machine only; others are dropped unanswered.
+/// struct LoopbackOnly(tokio::net::TcpListener);
+///
+/// impl Listener for LoopbackOnly {
+///     type Io = tokio::net::TcpStream;
+///
+///     async fn accept(&self) -> io::Result<(Self::Io, SocketAddr)> {
+///         loop {
+///             let (tcp, remote) = self.0.accept().await?;
+///             if remote.ip().is_loopback() {
+///                 return Ok((tcp, remote));
+///             }
+///         }
+///     }
+/// }
+///
+/// #[derive(Clone)]
+/// struct Quiet;
+///
+/// impl Service for Quiet {
+///     async fn websocket(&self, _ws: WsTransport<ServerIo>, _: http::Extensions, _: SocketAddr) {}
+///
+///     async fn http(&self, _req: http::Request<String>, _: SocketAddr) -> http::Response<String> {
+///         http::Response::new(String::new())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("ws://{}/", listener.local_addr()?);
+/// tokio::spawn(Server::new(Config::default()).serve(LoopbackOnly(listener), Quiet));
+/// rpcpeer_ws::connect(&url, &Config::default()).await?;
+/// # Ok(()) }
+/// ```
 pub trait Listener {
     /// An accepted connection.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
@@ -239,6 +279,31 @@ impl Server {
 /// Tells a [`Server`]'s service that the server is stopping: a WebSocket
 /// conversation should then end gracefully (finish what is in flight, send
 /// its close frame), since the server waits for it.
+///
+/// ```
+/// use rpcpeer_ws::{Config, Server};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let server = Server::new(Config::default());
+/// // Handed to the service before serving starts: each conversation
+/// // watches it (`stopping.stopped().await`) to end gracefully.
+/// let stopping = server.stopping();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # #[derive(Clone)]
+/// # struct Quiet;
+/// # impl rpcpeer_ws::Service for Quiet {
+/// #     async fn websocket(&self, _: rpcpeer_ws::WsTransport<rpcpeer_ws::ServerIo>, _: rpcpeer_ws::http::Extensions, _: std::net::SocketAddr) {}
+/// #     async fn http(&self, _: rpcpeer_ws::http::Request<String>, _: std::net::SocketAddr) -> rpcpeer_ws::http::Response<String> {
+/// #         rpcpeer_ws::http::Response::new(String::new())
+/// #     }
+/// # }
+/// assert!(!stopping.is_stopping());
+/// server.serve_with_shutdown(listener, Quiet, async {}).await?;
+/// assert!(stopping.is_stopping());
+/// stopping.stopped().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Stopping(CancellationToken);
 

@@ -86,6 +86,20 @@ pub enum Protocols {
 /// Limits and timers of one WebSocket connection, and of the HTTP requests
 /// that [`serve_connection`] reads (the `http_` fields and
 /// [`protocols`](Self::protocols) only matter there).
+///
+/// ```
+/// use std::time::Duration;
+/// use rpcpeer_ws::Config;
+///
+/// // Messages up to 1 MiB; a ping every 10 s, dead after 5 s of silence.
+/// let config = Config {
+///     max_message_len: 1 << 20,
+///     ping_interval: Some(Duration::from_secs(10)),
+///     ping_timeout: Duration::from_secs(5),
+///     ..Config::default()
+/// };
+/// assert_eq!(config.idle_timeout, None, "a client may well only listen");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The largest incoming message, and the largest plain HTTP request body,

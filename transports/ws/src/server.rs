@@ -37,10 +37,56 @@ use crate::{from_upgraded, Config, Protocols, Role, WsTransport};
 
 /// The stream under a server-side [`WsTransport`]: the TCP connection as
 /// hyper hands it over after the upgrade.
+///
+/// ```
+/// use futures::SinkExt;
+/// use rpcpeer_ws::{ServerIo, WsTransport};
+///
+/// /// What a [`Service`](rpcpeer_ws::Service)'s conversations are given.
+/// async fn greet(mut ws: WsTransport<ServerIo>) -> std::io::Result<()> {
+///     ws.send(r#"{"jsonrpc":"2.0","method":"hello"}"#.to_owned()).await
+/// }
+/// # let _ = greet;
+/// ```
 pub type ServerIo = TokioIo<Upgraded>;
 
 /// What a server does with each WebSocket conversation and each plain HTTP
 /// request; [`serve_connection`] calls it.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use futures::{SinkExt, StreamExt};
+/// use rpcpeer_ws::{http, Config, Server, ServerIo, Service, WsTransport};
+///
+/// /// Echoes WebSocket messages, and HTTP request bodies.
+/// #[derive(Clone)]
+/// struct Echo;
+///
+/// impl Service for Echo {
+///     async fn websocket(&self, mut ws: WsTransport<ServerIo>, _: http::Extensions, _: SocketAddr) {
+///         while let Some(Ok(text)) = ws.next().await {
+///             if ws.send(text.to_string()).await.is_err() {
+///                 break;
+///             }
+///         }
+///     }
+///
+///     async fn http(&self, req: http::Request<String>, _: SocketAddr) -> http::Response<String> {
+///         http::Response::new(req.into_body())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let url = format!("ws://{}/", listener.local_addr()?);
+/// tokio::spawn(Server::new(Config::default()).serve(listener, Echo));
+///
+/// let mut ws = rpcpeer_ws::connect(&url, &Config::default()).await?;
+/// ws.send("hello".to_owned()).await?;
+/// assert_eq!(ws.next().await.transpose()?.as_deref(), Some("hello"));
+/// # Ok(()) }
+/// ```
 pub trait Service: Clone + Send + Sync + 'static {
     /// Decides whether to accept a WebSocket upgrade request that is
     /// otherwise valid, before the `101` is sent: to check its credentials

@@ -61,13 +61,14 @@ use crate::Config;
 ///
 /// After an error the stream ends, except after a binary message that is not
 /// UTF-8. Outgoing, every `String` goes out as one
-/// text frame; [`Sink::poll_close`] sends close code 1000 (normal closure).
+/// text frame; [`Sink::poll_close`] sends close code 1000 (normal closure),
+/// or the code [`set_close_frame`](Self::set_close_frame) gave.
 ///
 /// Keep-alive runs inside `poll_next`, so the transport works when one task
 /// polls it as both stream and sink, and also when the two halves of
 /// [`StreamExt::split`] live on different tasks.
 ///
-/// ```no_run
+/// ```
 /// use futures::{SinkExt, StreamExt};
 /// use rpcpeer_ws::{Config, Role};
 ///
@@ -80,6 +81,17 @@ use crate::Config;
 /// println!("peer said goodbye with {:?}", ws.close_frame());
 /// # Ok(())
 /// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # // Both ends in memory, as if the handshake had been done.
+/// # let (client_io, server_io) = tokio::io::duplex(4096);
+/// # let server = tokio::spawn(run(server_io));
+/// # let mut client = rpcpeer_ws::from_upgraded(client_io, Role::Client, &Config::default()).await;
+/// # client.send("hi".to_owned()).await?;
+/// # assert_eq!(client.next().await.transpose()?.as_deref(), Some("hi"));
+/// # client.close_with(4000, "done").await?;
+/// # server.await??;
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct WsTransport<S> {
@@ -102,6 +114,8 @@ pub struct WsTransport<S> {
     /// The last task that used the sink; see `poll_flush_for_reader`.
     sink_waker: Option<Waker>,
     close_frame: Option<(u16, String)>,
+    /// What [`Sink::poll_close`] sends, when not code 1000.
+    own_close: Option<CloseFrame>,
     /// While lingering: when the peer counts as quiet.
     quiet: Option<Pin<Box<Sleep>>>,
     idle: Option<Idle>,
@@ -180,6 +194,7 @@ impl<S> WsTransport<S> {
             flush_owed: false,
             sink_waker: None,
             close_frame: None,
+            own_close: None,
             quiet: None,
             idle: config
                 .idle_timeout
@@ -197,6 +212,18 @@ impl<S> WsTransport<S> {
     /// received", RFC 6455 §7.4.1) with an empty reason.
     pub fn close_frame(&self) -> Option<(u16, String)> {
         self.close_frame.clone()
+    }
+
+    /// Makes [`Sink::poll_close`] send `code` and `reason` instead of
+    /// code 1000 with no reason, for a close that is not a normal one (a
+    /// server going away: 1001, or an application's own 4000–4999).
+    ///
+    /// # Errors
+    /// As [`close_with`](Self::close_with): [`io::ErrorKind::InvalidInput`]
+    /// for a code an endpoint may not send or a reason over 123 bytes.
+    pub fn set_close_frame(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        self.own_close = Some(close_frame(code, reason)?);
+        Ok(())
     }
 
     fn arm(&mut self, wait: Wait) {
@@ -239,30 +266,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// Once polled, the close frame is queued: dropping the future does not
     /// take it back, and the stream will end after the peer answers.
     pub async fn close_with(&mut self, code: u16, reason: &str) -> io::Result<()> {
-        let close_code = CloseCode::from(code);
-        if !close_code.is_allowed() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{code} is not a close code an endpoint may send (RFC 6455 §7.4)"),
-            ));
-        }
-        // RFC 6455 §5.5: a control frame's payload is at most 125 bytes, two
-        // of which hold the code.
-        if reason.len() > 123 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a close reason holds at most 123 bytes, not {}",
-                    reason.len()
-                ),
-            ));
-        }
+        let frame = close_frame(code, reason)?;
         if !self.closing {
             self.closing = true;
-            let frame = CloseFrame {
-                code: close_code,
-                reason: reason.into(),
-            };
             match self.inner.send(Message::Close(Some(frame))).await {
                 Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {}
                 Err(err) => return Err(io_error(err)),
@@ -607,7 +613,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<String> for WsTransport<S> {
         Pin::new(&mut this.inner).poll_flush(cx).map_err(io_error)
     }
 
-    /// Sends close code 1000 (normal closure) and flushes it. The closing
+    /// Sends close code 1000 (normal closure), or the frame
+    /// [`set_close_frame`](WsTransport::set_close_frame) set, and flushes it. The closing
     /// handshake finishes when the stream side reads the peer's answer, so
     /// keep polling the stream to its end, or use
     /// [`close_with`](WsTransport::close_with), which does both.
@@ -616,10 +623,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<String> for WsTransport<S> {
         this.remember_sink_waker(cx);
         if !this.closing {
             this.closing = true;
-            let frame = CloseFrame {
+            let frame = this.own_close.take().unwrap_or(CloseFrame {
                 code: CloseCode::Normal,
                 reason: "".into(),
-            };
+            });
             match Pin::new(&mut this.inner).start_send(Message::Close(Some(frame))) {
                 Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {}
                 Err(err) => return Poll::Ready(Err(io_error(err))),
@@ -630,6 +637,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<String> for WsTransport<S> {
             Err(err) => Poll::Ready(Err(io_error(err))),
         }
     }
+}
+
+/// A close frame with `code` and `reason`, when an endpoint may send them.
+fn close_frame(code: u16, reason: &str) -> io::Result<CloseFrame> {
+    let close_code = CloseCode::from(code);
+    if !close_code.is_allowed() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{code} is not a close code an endpoint may send (RFC 6455 §7.4)"),
+        ));
+    }
+    // RFC 6455 §5.5: a control frame's payload is at most 125 bytes, two
+    // of which hold the code.
+    if reason.len() > 123 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a close reason holds at most 123 bytes, not {}",
+                reason.len()
+            ),
+        ));
+    }
+    Ok(CloseFrame {
+        code: close_code,
+        reason: reason.into(),
+    })
 }
 
 /// Wakes the reading task and the last writing task.

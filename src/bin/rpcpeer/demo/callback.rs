@@ -1,7 +1,8 @@
 //! callback: the server calls the calling peer back on the same connection and relays its answer.
 
-use rpcpeer::{Error, ErrorObject, Router};
+use rpcpeer::{Error, ErrorObject, Params, Router};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::{codes, connection, Cx, Demo, Raw};
 
@@ -10,20 +11,11 @@ pub(super) fn register(router: &mut Router<Demo>) {
     router
         .method_with_schema("callback", |p: Callback, cx: Cx| async move {
             connection(&cx)?;
-            let params = match p.params {
-                None => None,
-                Some(Raw(raw)) if raw.get() == "null" => None,
-                Some(Raw(raw)) if matches!(raw.get().as_bytes().first(), Some(b'[' | b'{')) => {
-                    Some(raw)
-                }
-                Some(Raw(raw)) => {
-                    return Err(ErrorObject::invalid_params(format!(
-                        "`callback`: `params` must be an array or an object, not {}",
-                        raw.get()
-                    )))
-                }
+            let params = match p.params.map(|Raw(raw)| Params::from_raw(raw)).transpose() {
+                Ok(params) => params.flatten(),
+                Err(err) => return Err(ErrorObject::invalid_params(format!("`callback`: {err}"))),
             };
-            match cx.peer().request_raw(&p.method, params).await {
+            match cx.peer().request::<Box<RawValue>>(&p.method, params).await {
                 Ok(result) => Ok(Raw(result)),
                 // The peer's own error object, code, message and data as they came.
                 Err(Error::Remote { source, .. }) => Err(source),
