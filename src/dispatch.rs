@@ -85,11 +85,11 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
             Admitted::Dropped
         }
         Ok(Message::Request(req)) => {
-            let (kind, entry) = prepare(env, req.version, Some(req.id), &req.method, req.params);
+            let (kind, entry) = traced(env, req.version, Some(req.id), &req.method, req.params);
             Admitted::Call(kind, req.version, entry)
         }
         Ok(Message::Notification(n)) => {
-            let (kind, entry) = prepare(env, n.version, None, &n.method, n.params);
+            let (kind, entry) = traced(env, n.version, None, &n.method, n.params);
             Admitted::Call(kind, n.version, entry)
         }
     }
@@ -103,6 +103,40 @@ fn busy(held: Weight) -> ErrorObject {
             held.calls, held.bytes
         ),
     )
+}
+
+/// [`prepare`] inside the call's span (see `observe`), which its handler
+/// then runs in; with the span's level off, just `prepare`.
+#[inline(always)]
+fn traced<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    version: Version,
+    id: Option<Id>,
+    method: &str,
+    params: Option<&RawValue>,
+) -> (Concurrency, Entry) {
+    if crate::observe::spans_wanted() {
+        in_span(env, version, id, method, params)
+    } else {
+        prepare(env, version, id, method, params)
+    }
+}
+
+/// The span's level is on: made, and entered while the handler's future
+/// is built (its params decoded), then around each poll of it.
+#[inline(never)]
+fn in_span<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    version: Version,
+    id: Option<Id>,
+    method: &str,
+    params: Option<&RawValue>,
+) -> (Concurrency, Entry) {
+    let connection = env.peer.connection_id();
+    let span = crate::observe::incoming(method, id.as_ref(), connection, env.session);
+    let (kind, mut entry) = span.in_scope(|| prepare(env, version, id, method, params));
+    entry.instrument(span);
+    (kind, entry)
 }
 
 /// Looks the method up and builds its handler's future (params are decoded
@@ -323,9 +357,24 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
     max_batch_len: usize,
 ) -> Option<String> {
     let peer = Peer::detached();
+    crate::observe::frame_in(peer.connection_id(), text);
+    let reply = answer_text(router, text, session, max_batch_len, &peer).await;
+    if let Some(reply) = &reply {
+        crate::observe::frame_out(peer.connection_id(), reply);
+    }
+    reply
+}
+
+async fn answer_text<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    text: &str,
+    session: &Session,
+    max_batch_len: usize,
+    peer: &Peer,
+) -> Option<String> {
     let env = Env {
         router,
-        peer: &peer,
+        peer,
         session,
         cancel_method: None,
     };

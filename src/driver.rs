@@ -111,7 +111,11 @@ where
             calls: Calls::new(router, peer.clone(), session, &config),
             channels,
             outgoing: Outgoing::new(config.version),
-            outbox: Outbox::new(config.max_outbox, config.max_outbox_bytes),
+            outbox: Outbox::new(
+                config.max_outbox,
+                config.max_outbox_bytes,
+                peer.connection_id(),
+            ),
             phase: Phase::Open,
             deadline: None,
             write_stall: None,

@@ -66,6 +66,7 @@ pub mod http;
 pub mod introspection;
 mod log_limit;
 pub mod message;
+mod observe;
 mod outbox;
 mod outgoing;
 mod peer;
