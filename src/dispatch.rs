@@ -182,6 +182,16 @@ fn prepare<S: Send + Sync + 'static>(
         };
         (kind, Entry::done(reply))
     };
+    if let Some(stack) = env.router.stack() {
+        let call = (name.clone(), id.clone(), version);
+        let work = crate::middleware::through(env, stack, handler.cloned(), access, call, params);
+        let work = if own_task { on_own_task(work) } else { work };
+        let work = match limit {
+            None => work,
+            Some(limit) => within_limit(work, limit, name.clone(), None),
+        };
+        return (kind, Entry::working(id, version, name, work, None));
+    }
     let Some(handler) = handler else {
         return refused(id, ErrorObject::method_not_found(&name));
     };
@@ -249,8 +259,9 @@ fn prepare<S: Send + Sync + 'static>(
 /// it starts, checked again (a login may have run since), then, with
 /// [`Router::credentials_in_params`](crate::Router::credentials_in_params),
 /// logged in with the leading params; the handler's future is built only
-/// once the caller may call it, and never if not.
-fn when_allowed<S: Send + Sync + 'static>(
+/// once the caller may call it, and never if not. Calls that go through
+/// the router's layers run this way too (`middleware`).
+pub(crate) fn when_allowed<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
     handler: ErasedHandler<S>,
     access: Access,

@@ -66,6 +66,7 @@ pub mod http;
 pub mod introspection;
 mod log_limit;
 pub mod message;
+pub mod middleware;
 mod observe;
 mod outbox;
 mod outgoing;
