@@ -457,6 +457,7 @@ impl Auth {
         }
         match result {
             Ok(identity) => {
+                crate::observe::logged_in(&identity);
                 session.insert(identity.clone());
                 Ok(identity)
             }

@@ -98,6 +98,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
 
     /// Reads one frame: calls are scheduled, answers go to our callers.
     pub(crate) fn on_frame(&mut self, text: &str, outgoing: &mut Outgoing, outbox: &mut Outbox) {
+        crate::observe::frame_in(self.peer.connection_id(), text);
         match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {

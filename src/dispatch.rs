@@ -85,11 +85,11 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
             Admitted::Dropped
         }
         Ok(Message::Request(req)) => {
-            let (kind, entry) = prepare(env, req.version, Some(req.id), &req.method, req.params);
+            let (kind, entry) = traced(env, req.version, Some(req.id), &req.method, req.params);
             Admitted::Call(kind, req.version, entry)
         }
         Ok(Message::Notification(n)) => {
-            let (kind, entry) = prepare(env, n.version, None, &n.method, n.params);
+            let (kind, entry) = traced(env, n.version, None, &n.method, n.params);
             Admitted::Call(kind, n.version, entry)
         }
     }
@@ -103,6 +103,40 @@ fn busy(held: Weight) -> ErrorObject {
             held.calls, held.bytes
         ),
     )
+}
+
+/// [`prepare`] inside the call's span (see `observe`), which its handler
+/// then runs in; with the span's level off, just `prepare`.
+#[inline(always)]
+fn traced<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    version: Version,
+    id: Option<Id>,
+    method: &str,
+    params: Option<&RawValue>,
+) -> (Concurrency, Entry) {
+    if crate::observe::spans_wanted() {
+        in_span(env, version, id, method, params)
+    } else {
+        prepare(env, version, id, method, params)
+    }
+}
+
+/// The span's level is on: made, and entered while the handler's future
+/// is built (its params decoded), then around each poll of it.
+#[inline(never)]
+fn in_span<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    version: Version,
+    id: Option<Id>,
+    method: &str,
+    params: Option<&RawValue>,
+) -> (Concurrency, Entry) {
+    let connection = env.peer.connection_id();
+    let span = crate::observe::incoming(method, id.as_ref(), connection, env.session);
+    let (kind, mut entry) = span.in_scope(|| prepare(env, version, id, method, params));
+    entry.instrument(span);
+    (kind, entry)
 }
 
 /// Looks the method up and builds its handler's future (params are decoded
@@ -148,6 +182,16 @@ fn prepare<S: Send + Sync + 'static>(
         };
         (kind, Entry::done(reply))
     };
+    if let Some(stack) = env.router.stack() {
+        let call = (name.clone(), id.clone(), version);
+        let work = crate::middleware::through(env, stack, handler.cloned(), access, call, params);
+        let work = if own_task { on_own_task(work) } else { work };
+        let work = match limit {
+            None => work,
+            Some(limit) => within_limit(work, limit, name.clone(), None),
+        };
+        return (kind, Entry::working(id, version, name, work, None));
+    }
     let Some(handler) = handler else {
         return refused(id, ErrorObject::method_not_found(&name));
     };
@@ -215,8 +259,9 @@ fn prepare<S: Send + Sync + 'static>(
 /// it starts, checked again (a login may have run since), then, with
 /// [`Router::credentials_in_params`](crate::Router::credentials_in_params),
 /// logged in with the leading params; the handler's future is built only
-/// once the caller may call it, and never if not.
-fn when_allowed<S: Send + Sync + 'static>(
+/// once the caller may call it, and never if not. Calls that go through
+/// the router's layers run this way too (`middleware`).
+pub(crate) fn when_allowed<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
     handler: ErasedHandler<S>,
     access: Access,
@@ -323,9 +368,24 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
     max_batch_len: usize,
 ) -> Option<String> {
     let peer = Peer::detached();
+    crate::observe::frame_in(peer.connection_id(), text);
+    let reply = answer_text(router, text, session, max_batch_len, &peer).await;
+    if let Some(reply) = &reply {
+        crate::observe::frame_out(peer.connection_id(), reply);
+    }
+    reply
+}
+
+async fn answer_text<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    text: &str,
+    session: &Session,
+    max_batch_len: usize,
+    peer: &Peer,
+) -> Option<String> {
     let env = Env {
         router,
-        peer: &peer,
+        peer,
         session,
         cancel_method: None,
     };

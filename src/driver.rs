@@ -415,7 +415,11 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             calls: Calls::new(router, peer.clone(), session, &config),
             channels,
             outgoing: Outgoing::new(config.version),
-            outbox: Outbox::new(config.max_outbox, config.max_outbox_bytes),
+            outbox: Outbox::new(
+                config.max_outbox,
+                config.max_outbox_bytes,
+                peer.connection_id(),
+            ),
             phase: Phase::Open,
             deadline: None,
             write_stall: None,

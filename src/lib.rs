@@ -91,6 +91,8 @@ mod log_limit;
 pub mod message;
 #[cfg(not(feature = "internals"))]
 mod message;
+pub mod middleware;
+mod observe;
 mod outbox;
 mod outgoing;
 mod params;

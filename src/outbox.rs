@@ -16,18 +16,21 @@ pub(crate) struct Outbox {
     unflushed: bool,
     max_frames: usize,
     max_bytes: usize,
+    /// The connection's number, for the frames traced as they leave.
+    connection: u64,
 }
 
 impl Outbox {
     /// An outbox that has room while it holds fewer than `max_frames`
-    /// frames and `max_bytes` bytes.
-    pub(crate) fn new(max_frames: usize, max_bytes: usize) -> Self {
+    /// frames and `max_bytes` bytes, for connection number `connection`.
+    pub(crate) fn new(max_frames: usize, max_bytes: usize, connection: u64) -> Self {
         Self {
             frames: VecDeque::new(),
             bytes: 0,
             unflushed: false,
             max_frames,
             max_bytes,
+            connection,
         }
     }
 
@@ -90,6 +93,7 @@ impl Outbox {
             }
             if let Some(frame) = self.frames.pop_front() {
                 self.bytes -= frame.len();
+                crate::observe::frame_out(self.connection, &frame);
                 Pin::new(&mut *transport).start_send(frame)?;
                 self.unflushed = true;
                 moved = true;

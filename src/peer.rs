@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error::Error;
 use crate::params::Params;
@@ -88,6 +89,8 @@ struct Shared {
     ended: Arc<OnceLock<Ending>>,
     /// Made by [`Peer::detached`]: there never was a connection.
     detached: bool,
+    /// This connection's number in the process, for logs.
+    connection: u64,
 }
 
 /// How a call failed, as far as sending it elsewhere is concerned.
@@ -186,6 +189,7 @@ impl Peer {
                 done: done.clone(),
                 ended: ended.clone(),
                 detached: !connected,
+                connection: crate::observe::next_connection(),
             }),
         };
         let channels = PeerChannels {
@@ -277,6 +281,21 @@ impl Peer {
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, CallError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let attempt = self.attempt_as(id, method, params, timeout);
+        if !crate::observe::spans_wanted() {
+            return attempt.await;
+        }
+        let span = crate::observe::outgoing(method, Some(id), self.shared.connection);
+        attempt.instrument(span).await
+    }
+
+    async fn attempt_as(
+        &self,
+        id: u64,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, CallError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Request {
             id,
@@ -337,7 +356,11 @@ impl Peer {
             method: method.to_owned(),
             params,
         };
-        self.send(method, cmd).await
+        if !crate::observe::spans_wanted() {
+            return self.send(method, cmd).await;
+        }
+        let span = crate::observe::outgoing(method, None, self.shared.connection);
+        self.send(method, cmd).instrument(span).await
     }
 
     /// Sends a notification now or not at all: for pushing to many peers,
@@ -546,6 +569,24 @@ impl Peer {
     /// [detached](Peer::detached) peer).
     pub fn is_closed(&self) -> bool {
         self.shared.done.is_cancelled()
+    }
+
+    /// This connection's number, unique in the process: the `connection`
+    /// field of the spans its calls run in, both ways (a
+    /// [detached](Peer::detached) peer has one of its own too).
+    ///
+    /// ```
+    /// use rpcpeer::{Router, testing::connected_pair};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (a, b) = connected_pair(Router::new(), Router::new());
+    /// assert_ne!(a.connection_id(), b.connection_id()); // one number per end
+    /// assert_eq!(a.connection_id(), a.clone().connection_id());
+    /// # }
+    /// ```
+    pub fn connection_id(&self) -> u64 {
+        self.shared.connection
     }
 
     /// Whether this peer never had a connection: a handler run for a

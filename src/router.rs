@@ -13,6 +13,7 @@ use crate::context::Context;
 use crate::error::ErrorObject;
 use crate::handler::{ErasedHandler, Handler, Outcome, Signature};
 use crate::introspection::{Builtin, Documents, Service};
+use crate::middleware::{Stack, Wrap};
 use crate::session::Session;
 
 /// How calls of one method are scheduled on a connection.
@@ -235,6 +236,11 @@ struct Inner<S> {
     /// The introspection methods with their documents, built from the table
     /// the first time one is called, and forgotten whenever it changes.
     introspected: OnceLock<Introspected<S>>,
+    /// The layers every call goes through (see `Router::layer`), in the
+    /// order they were added; empty for most routers.
+    layers: Vec<Wrap>,
+    /// The layers over the handlers, made when the first call needs them.
+    stack: OnceLock<Arc<Stack>>,
 }
 
 /// The two introspection methods as they are called.
@@ -254,8 +260,11 @@ impl<S> Clone for Inner<S> {
             credentials_in_params: self.credentials_in_params,
             auth: self.auth.clone(),
             service: self.service.clone(),
-            // A copy is made to be changed: its documents are built anew.
+            // A copy is made to be changed: its documents are built anew,
+            // and its layers (with their state) made anew.
             introspected: OnceLock::new(),
+            layers: self.layers.clone(),
+            stack: OnceLock::new(),
         }
     }
 }
@@ -487,6 +496,8 @@ impl<S: Send + Sync + 'static> Router<S> {
                 auth: None,
                 service: None,
                 introspected: OnceLock::new(),
+                layers: Vec::new(),
+                stack: OnceLock::new(),
             }),
         }
     }
@@ -739,6 +750,27 @@ impl<S: Send + Sync + 'static> Router<S> {
             None => Some(entry),
             Some(builtin) => self.introspected(builtin).or(Some(entry)),
         }
+    }
+
+    /// Adds a layer around every call (see `Router::layer`).
+    pub(crate) fn add_layer(&mut self, wrap: Wrap) {
+        let inner = self.inner_mut();
+        inner.layers.push(wrap);
+        inner.stack = OnceLock::new();
+    }
+
+    /// The layers every call goes through, made now if they are not yet;
+    /// `None` when there are none.
+    #[inline]
+    pub(crate) fn stack(&self) -> Option<&Arc<Stack>> {
+        if self.inner.layers.is_empty() {
+            return None;
+        }
+        Some(
+            self.inner
+                .stack
+                .get_or_init(|| Stack::build(&self.inner.layers)),
+        )
     }
 
     pub(crate) fn fallback_handler(&self) -> Option<&ErasedHandler<S>> {

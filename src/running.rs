@@ -125,6 +125,19 @@ impl Entry {
         }
     }
 
+    /// Runs the handler inside `span` from now on (see `observe`); a
+    /// disabled span changes nothing.
+    pub(crate) fn instrument(&mut self, span: tracing::Span) {
+        if span.is_disabled() {
+            return;
+        }
+        if let State::Working(call) = &mut self.state {
+            // `pending()` is a placeholder of no size: no allocation.
+            let work = std::mem::replace(&mut call.work, Box::pin(std::future::pending()));
+            call.work = Box::pin(tracing::Instrument::instrument(work, span));
+        }
+    }
+
     /// An entry answered before it ran (rejected, unknown method, busy).
     pub(crate) fn done(reply: Option<String>) -> Self {
         Self {
