@@ -160,7 +160,13 @@ impl<S> Incoming<'_, S> {
     }
 
     /// The full context of the call, with a cancellation token of its own.
-    pub fn into_context(self) -> Context<S> {
+    pub fn into_context(mut self) -> Context<S> {
+        self.context()
+    }
+
+    /// The context, leaving this in place: the token made for it is the
+    /// one the driver cancels.
+    pub(crate) fn context(&mut self) -> Context<S> {
         let cancel = self
             .token
             .get_or_insert_with(CancellationToken::new)

@@ -63,35 +63,185 @@ impl Signature {
     }
 }
 
-/// An async function the router can call. Implemented for closures and
-/// `async fn`s of these shapes, where `P: Deserialize` is the params type
-/// and `R: IntoReply` the return type:
+/// An async function the router can call: an `async fn` or a closure
+/// returning a future, of one of these shapes, where `P: Deserialize` is the
+/// params type and the return value `R` implements [`IntoReply`]:
 ///
 /// - `Fn() -> impl Future<Output = R>`
 /// - `Fn(P) -> impl Future<Output = R>`
 /// - `Fn(Context<S>) -> impl Future<Output = R>`
 /// - `Fn(P, Context<S>) -> impl Future<Output = R>`
 ///
-/// `Args` only tells the impls apart; you never name it.
+/// The handler and its future must be `Send + 'static`, the handler
+/// `Clone + Sync` too. `Args` only tells the shapes apart; you never name it.
+///
+/// Each rule is its own bound, so a handler that breaks one gets a compile
+/// error naming it: a return value that is not a reply names
+/// [`IntoReply`], params that do not deserialize name serde's
+/// `Deserialize` through [`FromCall`], an error type that does not convert
+/// names `From<E> for ErrorObject`, a future held across an `.await` that is
+/// not `Send` names what is not, and only a wrong list of arguments gets
+/// this trait's own message.
+///
+/// ```
+/// use rpcpeer::{Context, ErrorObject, Router};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Greet { name: String }
+///
+/// let mut router = Router::new();
+/// router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+/// router.method("greet", |p: Greet| async move { Ok::<_, ErrorObject>(format!("hi {}", p.name)) });
+/// router.method("whoami", |cx: Context| async move { Ok::<_, ErrorObject>(cx.method().to_string()) });
+/// router.method("echo", |p: Vec<i64>, _cx: Context| async move { Ok::<_, ErrorObject>(p) });
+/// router.notification("tick", || async {});
+/// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a JSON-RPC handler",
-    note = "a handler is an async fn or closure taking `()`, `(P)`, `(Context<S>)` or `(P, Context<S>)`, \
-            where P: Deserialize, returning `Result<T, E>` with T: Serialize and \
-            E: Into<ErrorObject> (or `()` for notifications)"
+    message = "`{Self}` does not take a handler's arguments",
+    label = "not `()`, `(P)`, `(Context<S>)` or `(P, Context<S>)`",
+    note = "a handler is an `async fn`, or a closure returning a future, that takes nothing, \
+            its params `P: Deserialize`, its `Context<S>`, or `P` then `Context<S>`",
+    note = "several params are one argument: a struct, or a tuple such as \
+            `|(a, b): (i64, i64)| async move {{ .. }}`"
 )]
 pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
     /// Decodes `params` and builds the future that runs the handler and
     /// encodes its reply.
     fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome>;
 
-    /// What the handler's types say about its params, for introspection
-    /// (nothing, unless implemented).
+    /// What the handler's types say about its params.
+    fn signature() -> Signature;
+}
+
+impl<H, Args, S> Handler<Args, S> for H
+where
+    H: HandlerFn<Args, S> + Clone + Send + Sync + 'static,
+    H::Input: FromCall<S>,
+    H::Output: IntoReply,
+    H::Future: Send + 'static,
+{
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
+        let method = call.method.clone();
+        match self.start(params, call) {
+            Ok(fut) => Box::pin(async move { fut.await.into_reply(&method) }),
+            Err(err) => ready(Err(err)),
+        }
+    }
+
+    fn signature() -> Signature {
+        H::Input::signature()
+    }
+}
+
+/// The shape of a handler: which arguments it takes, and its future. Only
+/// the argument list is checked here, so that every other rule is checked
+/// by a bound of its own (see [`Handler`]).
+pub trait HandlerFn<Args, S> {
+    /// What the handler takes from the call: its params, its context, or
+    /// [`NoParams`].
+    type Input;
+    /// What the handler's future gives.
+    type Output;
+    /// The handler's future.
+    type Future: Future<Output = Self::Output>;
+
+    /// Makes the input from the call and starts the handler, or says why
+    /// the params do not fit (-32602).
+    fn start(
+        &self,
+        params: Option<&RawValue>,
+        call: Incoming<'_, S>,
+    ) -> Result<Self::Future, ErrorObject>
+    where
+        Self::Input: FromCall<S>;
+}
+
+/// What a handler that takes no params is given: the call must have none.
+#[derive(Debug, Clone, Copy)]
+pub struct NoParams;
+
+/// What a handler's first argument can be: its params (any type that
+/// implements `serde::Deserialize`), its [`Context`], or [`NoParams`].
+///
+/// Implemented by this crate only: the params impl covers every
+/// deserializable type.
+///
+/// ```
+/// use rpcpeer::FromCall;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Subtract { minuend: i64, subtrahend: i64 }
+///
+/// fn names<T: FromCall<()>>() -> &'static [&'static str] {
+///     T::signature().param_names
+/// }
+/// assert_eq!(names::<Subtract>(), ["minuend", "subtrahend"]);
+/// assert!(names::<rpcpeer::Context>().is_empty());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a handler can't take `{Self}` as its params",
+    note = "a handler's first argument is its params, a type that implements `serde::Deserialize` \
+            (derive it), or its `Context<S>`"
+)]
+pub trait FromCall<S>: Sized + Send + 'static {
+    /// Takes this from the call, or says why the params do not fit
+    /// (-32602).
+    fn from_call(
+        params: Option<&RawValue>,
+        call: &mut Incoming<'_, S>,
+    ) -> Result<Self, ErrorObject>;
+
+    /// What this says about the params, for introspection.
+    fn signature() -> Signature;
+}
+
+impl<P: DeserializeOwned + Send + 'static, S> FromCall<S> for P {
+    fn from_call(
+        params: Option<&RawValue>,
+        call: &mut Incoming<'_, S>,
+    ) -> Result<Self, ErrorObject> {
+        decode_params(call.method, params)
+    }
+
+    fn signature() -> Signature {
+        Signature::of::<P>()
+    }
+}
+
+impl<S: Send + Sync + 'static> FromCall<S> for Context<S> {
+    fn from_call(
+        params: Option<&RawValue>,
+        call: &mut Incoming<'_, S>,
+    ) -> Result<Self, ErrorObject> {
+        no_params(call.method, params)?;
+        Ok(call.context())
+    }
+
+    fn signature() -> Signature {
+        Signature::default()
+    }
+}
+
+impl<S> FromCall<S> for NoParams {
+    fn from_call(
+        params: Option<&RawValue>,
+        call: &mut Incoming<'_, S>,
+    ) -> Result<Self, ErrorObject> {
+        no_params(call.method, params).map(|()| NoParams)
+    }
+
     fn signature() -> Signature {
         Signature::default()
     }
 }
 
 /// Turns a handler's return value into a result or an error object.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a handler's return value",
+    label = "a handler returns `Result<T, E>`, or `()` if it is a notification's",
+    note = "return `Result<T, E>` with `T: Serialize` and `E: Into<ErrorObject>`, \
+            for example `Ok::<_, ErrorObject>(value)`; a notification's handler may return `()`"
+)]
 pub trait IntoReply: Send + 'static {
     /// The outcome to put on the wire; `method` names the call in error messages.
     fn into_reply(self, method: &str) -> Outcome;
@@ -243,81 +393,68 @@ fn ready(outcome: Outcome) -> BoxFuture<Outcome> {
     Box::pin(std::future::ready(outcome))
 }
 
-impl<F, Fut, R, S> Handler<(), S> for F
+impl<F, Fut, S> HandlerFn<(), S> for F
 where
-    F: Fn() -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
+    F: Fn() -> Fut,
+    Fut: Future,
 {
-    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
-        if let Err(err) = no_params(call.method, params) {
-            return ready(Err(err));
-        }
-        let method = call.method.clone();
-        let fut = self();
-        Box::pin(async move { fut.await.into_reply(&method) })
+    type Input = NoParams;
+    type Output = Fut::Output;
+    type Future = Fut;
+
+    fn start(
+        &self,
+        params: Option<&RawValue>,
+        mut call: Incoming<'_, S>,
+    ) -> Result<Fut, ErrorObject> {
+        NoParams::from_call(params, &mut call)?;
+        Ok(self())
     }
 }
 
-impl<F, Fut, R, S> Handler<(Context<S>,), S> for F
+// One impl for both one-argument shapes: two would leave the compiler
+// unable to choose between them for a closure whose argument is wrong, and
+// it would then report the shape instead of the rule that was broken.
+impl<F, Fut, A, S> HandlerFn<(A,), S> for F
 where
-    F: Fn(Context<S>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
-    S: Send + Sync + 'static,
+    F: Fn(A) -> Fut,
+    Fut: Future,
 {
-    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
-        if let Err(err) = no_params(call.method, params) {
-            return ready(Err(err));
-        }
-        let method = call.method.clone();
-        let fut = self(call.into_context());
-        Box::pin(async move { fut.await.into_reply(&method) })
+    type Input = A;
+    type Output = Fut::Output;
+    type Future = Fut;
+
+    fn start(
+        &self,
+        params: Option<&RawValue>,
+        mut call: Incoming<'_, S>,
+    ) -> Result<Fut, ErrorObject>
+    where
+        A: FromCall<S>,
+    {
+        Ok(self(A::from_call(params, &mut call)?))
     }
 }
 
-impl<F, Fut, R, P, S> Handler<(P,), S> for F
+impl<F, Fut, P, S> HandlerFn<(P, Context<S>), S> for F
 where
-    F: Fn(P) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
-    P: DeserializeOwned + Send + 'static,
+    F: Fn(P, Context<S>) -> Fut,
+    Fut: Future,
     S: Send + Sync + 'static,
 {
-    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
-        let p = match decode_params::<P>(call.method, params) {
-            Ok(p) => p,
-            Err(err) => return ready(Err(err)),
-        };
-        let method = call.method.clone();
-        let fut = self(p);
-        Box::pin(async move { fut.await.into_reply(&method) })
-    }
+    type Input = P;
+    type Output = Fut::Output;
+    type Future = Fut;
 
-    fn signature() -> Signature {
-        Signature::of::<P>()
-    }
-}
-
-impl<F, Fut, R, P, S> Handler<(P, Context<S>), S> for F
-where
-    F: Fn(P, Context<S>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
-    P: DeserializeOwned + Send + 'static,
-    S: Send + Sync + 'static,
-{
-    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
-        let p = match decode_params::<P>(call.method, params) {
-            Ok(p) => p,
-            Err(err) => return ready(Err(err)),
-        };
-        let method = call.method.clone();
-        let fut = self(p, call.into_context());
-        Box::pin(async move { fut.await.into_reply(&method) })
-    }
-
-    fn signature() -> Signature {
-        Signature::of::<P>()
+    fn start(
+        &self,
+        params: Option<&RawValue>,
+        mut call: Incoming<'_, S>,
+    ) -> Result<Fut, ErrorObject>
+    where
+        P: FromCall<S>,
+    {
+        let p = P::from_call(params, &mut call)?;
+        Ok(self(p, call.context()))
     }
 }

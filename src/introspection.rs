@@ -51,7 +51,7 @@ use crate::router::{MethodInfo, Router};
 
 #[cfg(feature = "schemars")]
 #[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
-pub use crate::schema::{HandlerSchema, ReplySchema};
+pub use crate::schema::{HandlerSchema, ParamsSchema, ReplySchema};
 
 /// The OpenRPC version the documents are written in.
 const OPENRPC_VERSION: &str = "1.3.2";

@@ -119,7 +119,9 @@ pub use config::Config;
 pub use context::{Context, Incoming};
 pub use driver::Driver;
 pub use error::{Error, ErrorObject};
-pub use handler::{BoxFuture, Handler, IntoReply, Outcome, Signature};
+pub use handler::{
+    BoxFuture, FromCall, Handler, HandlerFn, IntoReply, NoParams, Outcome, Signature,
+};
 pub use message::{Id, Version};
 pub use params::{Params, ParamsError};
 pub use peer::{Batch, Peer};

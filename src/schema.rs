@@ -5,18 +5,16 @@
 //! what `method` accepts, so turning it on in one crate of a build breaks
 //! no other.
 
-use std::future::Future;
-
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::context::Context;
-use crate::handler::{Handler, IntoReply};
+use crate::handler::{Handler, HandlerFn, IntoReply, NoParams};
 use crate::router::{MethodConfig, Router};
 
-/// A handler whose params and result types have a JSON Schema: the shapes
-/// of [`Handler`], where the params type `P` implements
-/// [`JsonSchema`](schemars::JsonSchema) and the return type
-/// [`ReplySchema`]. `Args` only tells the impls apart.
+/// A handler whose params and result types have a JSON Schema: a
+/// [`Handler`] whose params type implements [`JsonSchema`] (see
+/// [`ParamsSchema`]) and whose return value implements [`ReplySchema`].
+/// `Args` only tells the shapes apart.
 ///
 /// ```
 /// use rpcpeer::introspection::HandlerSchema;
@@ -26,7 +24,7 @@ use crate::router::{MethodConfig, Router};
 /// #[derive(serde::Deserialize, JsonSchema)]
 /// struct Join { name: String }
 ///
-/// fn schemas<Args, H: HandlerSchema<Args>>(_: &H) -> (Option<Schema>, Option<Schema>) {
+/// fn schemas<Args, H: HandlerSchema<Args, ()>>(_: &H) -> (Option<Schema>, Option<Schema>) {
 ///     let mut gen = SchemaGenerator::default();
 ///     (H::params_schema(&mut gen), H::result_schema(&mut gen))
 /// }
@@ -34,18 +32,72 @@ use crate::router::{MethodConfig, Router};
 /// assert_eq!(params.unwrap().as_value()["required"][0], "name");
 /// assert_eq!(result.unwrap().as_value()["type"], "integer");
 /// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` has params or a result without a JSON Schema",
-    note = "`method_with_schema` needs the params type and the `T` of `Result<T, E>` to implement \
-            `schemars::JsonSchema` (derive it); `method` registers the handler without schemas"
-)]
 #[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
-pub trait HandlerSchema<Args> {
-    /// The params type's schema; `None` when the handler takes none.
+pub trait HandlerSchema<Args, S> {
+    /// The params' schema, if the handler takes params.
     fn params_schema(gen: &mut SchemaGenerator) -> Option<Schema>;
 
-    /// The result type's schema; `None` when it returns nothing.
+    /// The result's schema, if the handler gives one.
     fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema>;
+}
+
+impl<H, Args, S> HandlerSchema<Args, S> for H
+where
+    H: HandlerFn<Args, S>,
+    H::Input: ParamsSchema,
+    H::Output: ReplySchema,
+{
+    fn params_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
+        H::Input::params_schema(gen)
+    }
+
+    fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
+        H::Output::result_schema(gen)
+    }
+}
+
+/// What a handler takes whose params have a JSON Schema: a params type
+/// that implements [`JsonSchema`], or a [`Context`] or [`NoParams`] (no
+/// params).
+///
+/// ```
+/// use rpcpeer::introspection::ParamsSchema;
+/// use rpcpeer::schemars::{JsonSchema, SchemaGenerator};
+///
+/// #[derive(serde::Deserialize, JsonSchema)]
+/// struct Join { name: String }
+///
+/// let mut gen = SchemaGenerator::default();
+/// assert!(Join::params_schema(&mut gen).is_some());
+/// assert!(<rpcpeer::Context as ParamsSchema>::params_schema(&mut gen).is_none());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no JSON Schema for `method_with_schema`",
+    note = "derive `schemars::JsonSchema` on the params type, or register the handler with \
+            `method`, which needs no schema"
+)]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
+pub trait ParamsSchema {
+    /// The params' schema, or `None` for no params.
+    fn params_schema(gen: &mut SchemaGenerator) -> Option<Schema>;
+}
+
+impl<P: JsonSchema> ParamsSchema for P {
+    fn params_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
+        Some(gen.root_schema_for::<P>())
+    }
+}
+
+impl<S> ParamsSchema for Context<S> {
+    fn params_schema(_gen: &mut SchemaGenerator) -> Option<Schema> {
+        None
+    }
+}
+
+impl ParamsSchema for NoParams {
+    fn params_schema(_gen: &mut SchemaGenerator) -> Option<Schema> {
+        None
+    }
 }
 
 /// A handler's return value whose result has a JSON Schema.
@@ -61,6 +113,11 @@ pub trait HandlerSchema<Args> {
 /// // What a notification handler returns has none.
 /// assert!(<() as ReplySchema>::result_schema(&mut gen).is_none());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no JSON Schema for `method_with_schema`",
+    note = "derive `schemars::JsonSchema` on the `T` of `Result<T, E>`, or register the handler \
+            with `method`, which needs no schema"
+)]
 #[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
 pub trait ReplySchema: IntoReply {
     /// The schema of the result; `None` for a handler that returns nothing.
@@ -80,68 +137,6 @@ where
 impl ReplySchema for () {
     fn result_schema(_gen: &mut SchemaGenerator) -> Option<Schema> {
         None
-    }
-}
-
-impl<F, Fut, R> HandlerSchema<()> for F
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = R>,
-    R: ReplySchema,
-{
-    fn params_schema(_gen: &mut SchemaGenerator) -> Option<Schema> {
-        None
-    }
-
-    fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
-        R::result_schema(gen)
-    }
-}
-
-impl<F, Fut, R, S> HandlerSchema<(Context<S>,)> for F
-where
-    F: Fn(Context<S>) -> Fut,
-    Fut: Future<Output = R>,
-    R: ReplySchema,
-{
-    fn params_schema(_gen: &mut SchemaGenerator) -> Option<Schema> {
-        None
-    }
-
-    fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
-        R::result_schema(gen)
-    }
-}
-
-impl<F, Fut, R, P> HandlerSchema<(P,)> for F
-where
-    F: Fn(P) -> Fut,
-    Fut: Future<Output = R>,
-    R: ReplySchema,
-    P: JsonSchema,
-{
-    fn params_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
-        Some(gen.root_schema_for::<P>())
-    }
-
-    fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
-        R::result_schema(gen)
-    }
-}
-
-impl<F, Fut, R, P, S> HandlerSchema<(P, Context<S>)> for F
-where
-    F: Fn(P, Context<S>) -> Fut,
-    Fut: Future<Output = R>,
-    R: ReplySchema,
-    P: JsonSchema,
-{
-    fn params_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
-        Some(gen.root_schema_for::<P>())
-    }
-
-    fn result_schema(gen: &mut SchemaGenerator) -> Option<Schema> {
-        R::result_schema(gen)
     }
 }
 
@@ -174,7 +169,7 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// ```
     pub fn method_with_schema<Args, H>(&mut self, name: &str, handler: H) -> MethodConfig<'_>
     where
-        H: Handler<Args, S> + HandlerSchema<Args>,
+        H: Handler<Args, S> + HandlerSchema<Args, S>,
     {
         // One generator for both, params first: a type both use is defined
         // once, under one name.
@@ -196,7 +191,7 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// [`Router::method_with_schema`] does.
     pub fn notification_with_schema<Args, H>(&mut self, name: &str, handler: H) -> MethodConfig<'_>
     where
-        H: Handler<Args, S> + HandlerSchema<Args>,
+        H: Handler<Args, S> + HandlerSchema<Args, S>,
     {
         self.method_with_schema(name, handler).notification()
     }

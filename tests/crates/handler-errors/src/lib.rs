@@ -1,0 +1,2 @@
+//! Nothing but the test cases: see `tests/ui/`, one file per rule a handler
+//! can break, each with the compiler's expected message beside it.
