@@ -140,6 +140,10 @@ impl<S> Clone for Context<S> {
 /// [`Context`] turns it into one; only then are the peer, session and
 /// state handles cloned and a cancellation token made, so a handler that
 /// needs none of them costs none of that.
+///
+/// Only the router makes one and hands it to [`Handler::call`](crate::Handler::call):
+/// no part of the API an application uses.
+#[doc(hidden)]
 pub struct Incoming<'a, S> {
     pub(crate) method: &'a Arc<str>,
     pub(crate) id: Option<&'a Id>,

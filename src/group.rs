@@ -34,6 +34,22 @@ pub enum SlowMember {
 
 /// Identifies a member within its group (with [`Rooms`](crate::rooms::Rooms)
 /// across nodes: within its node).
+///
+/// ```
+/// use rpcpeer::group::{Group, SlowMember};
+/// use rpcpeer::{testing::connected_pair, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let room = Group::new(64, SlowMember::DropOldest);
+/// let (to_ada, _ada) = connected_pair(Router::new(), Router::new());
+/// let (to_bob, _bob) = connected_pair(Router::new(), Router::new());
+/// let ada = room.join(to_ada)?;
+/// let bob = room.join(to_bob)?;
+/// assert_ne!(ada.id(), bob.id());
+/// assert!(room.contains(ada.id()));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MemberId(u64);
@@ -52,6 +68,22 @@ impl MemberId {
 
 /// A member as its group lists it ([`Group::members`],
 /// [`Rooms::members`](crate::rooms::Rooms::members)).
+///
+/// ```
+/// use rpcpeer::group::{Group, SlowMember};
+/// use rpcpeer::{testing::connected_pair, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let room = Group::new(64, SlowMember::DropOldest);
+/// let (to_ada, _ada) = connected_pair(Router::new(), Router::new());
+/// let ada = room.join(to_ada)?;
+/// let listed = room.members();
+/// assert_eq!(listed[0].id, ada.id());
+/// assert_eq!(listed[0].meta.get(), "null"); // `Group::join` gives no metadata
+/// assert_eq!(serde_json::to_value(&listed[0]).unwrap()["node"], "");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberInfo {
     /// The node the member is connected to: the node name given to

@@ -136,6 +136,17 @@ where
 /// The shape of a handler: which arguments it takes, and its future. Only
 /// the argument list is checked here, so that every other rule is checked
 /// by a bound of its own (see [`Handler`]).
+///
+/// ```
+/// use rpcpeer::{Context, HandlerFn};
+///
+/// fn input<Args, H: HandlerFn<Args, ()>>(_: &H) -> &'static str {
+///     std::any::type_name::<H::Input>()
+/// }
+/// assert!(input(&|| async {}).ends_with("NoParams"));
+/// assert!(input(&|cx: Context| async move { cx.method().len() }).contains("Context"));
+/// assert!(input(&|p: Vec<i64>, _cx: Context| async move { p.len() }).contains("Vec<i64>"));
+/// ```
 pub trait HandlerFn<Args, S> {
     /// What the handler takes from the call: its params, its context, or
     /// [`NoParams`].
@@ -156,7 +167,14 @@ pub trait HandlerFn<Args, S> {
         Self::Input: FromCall<S>;
 }
 
-/// What a handler that takes no params is given: the call must have none.
+/// What a handler that takes no params is given: the call must have none
+/// (absent, `null`, `[]` or `{}`).
+///
+/// ```
+/// use rpcpeer::{FromCall, NoParams};
+///
+/// assert!(!<NoParams as FromCall<()>>::signature().takes_params);
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct NoParams;
 
@@ -236,6 +254,17 @@ impl<S> FromCall<S> for NoParams {
 }
 
 /// Turns a handler's return value into a result or an error object.
+///
+/// ```
+/// use rpcpeer::{ErrorObject, IntoReply};
+///
+/// let ok = Ok::<_, ErrorObject>(vec![1, 2]).into_reply("pair");
+/// assert_eq!(ok.unwrap().get(), "[1,2]");
+/// let err = Err::<(), _>(ErrorObject::invalid_params("one number")).into_reply("pair");
+/// assert_eq!(err.unwrap_err().code, ErrorObject::INVALID_PARAMS);
+/// // A notification's handler returns nothing; asked as a request, it answers null.
+/// assert_eq!(().into_reply("tick").unwrap().get(), "null");
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a handler's return value",
     label = "a handler returns `Result<T, E>`, or `()` if it is a notification's",

@@ -53,6 +53,37 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The handler was chosen by the method the peer called; a layer reads the
 /// call and may answer it itself (with a [`Reply`] or an error) instead of
 /// passing it on.
+///
+/// ```
+/// use rpcpeer::middleware::{Call, Next, Reply};
+/// use rpcpeer::{ErrorObject, Router, Session};
+/// use tower::{layer::layer_fn, service_fn, Service};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut router = Router::new();
+/// router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+/// router.method("admin.reset", || async { Ok::<_, ErrorObject>(true) });
+/// // Refuses the `admin.` methods to callers with no identity, before their handler runs.
+/// router.layer(layer_fn(|mut next: Next| {
+///     service_fn(move |call: Call| {
+///         let refused = call.method().starts_with("admin.") && call.identity().is_none();
+///         let answer = (!refused).then(|| next.call(call));
+///         async move {
+///             match answer {
+///                 Some(answer) => answer.await,
+///                 None => Ok(Reply::error(ErrorObject::new(-32001, "admin methods need a login"))),
+///             }
+///         }
+///     })
+/// }));
+/// let session = Session::new();
+/// let ping = router.handle_text(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#, &session).await;
+/// assert_eq!(ping.unwrap(), r#"{"jsonrpc":"2.0","result":"pong","id":1}"#);
+/// let reset = router.handle_text(r#"{"jsonrpc":"2.0","method":"admin.reset","id":2}"#, &session).await;
+/// assert!(reset.unwrap().contains("need a login"));
+/// # }
+/// ```
 pub struct Call {
     method: Arc<str>,
     id: Option<Id>,
@@ -126,6 +157,17 @@ impl fmt::Debug for Call {
 /// The answer to a [`Call`]: its result or its error object, the response
 /// type of the services in a stack of layers. A notification's reply is
 /// not sent (its error is logged).
+///
+/// ```
+/// use rpcpeer::middleware::Reply;
+/// use rpcpeer::ErrorObject;
+///
+/// let refused = Reply::error(ErrorObject::method_not_found("admin.reset"));
+/// assert!(refused.is_error());
+/// assert_eq!(refused.outcome().unwrap_err().code, ErrorObject::METHOD_NOT_FOUND);
+/// let answered = Reply::new(Ok(serde_json::value::to_raw_value(&19).unwrap()));
+/// assert_eq!(answered.outcome().unwrap().get(), "19");
+/// ```
 #[derive(Debug)]
 pub struct Reply {
     outcome: Outcome,
@@ -167,6 +209,41 @@ impl From<Outcome> for Reply {
 /// The service a layer wraps: the layers added before it, then the
 /// called method's handler. It is always ready; only layers hold calls
 /// back.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use rpcpeer::middleware::{Call, Next};
+/// use rpcpeer::{ErrorObject, Router, Session};
+/// use tower::{layer::layer_fn, service_fn, Service};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut router = Router::new();
+/// router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+/// router.method("fail", || async { Err::<(), _>(ErrorObject::invalid_params("never")) });
+/// // Counts the calls that fail, passing every call on to `next`.
+/// let failed = Arc::new(AtomicUsize::new(0));
+/// let count = failed.clone();
+/// router.layer(layer_fn(move |mut next: Next| {
+///     let count = count.clone();
+///     service_fn(move |call: Call| {
+///         let (answer, count) = (next.call(call), count.clone());
+///         async move {
+///             let reply = answer.await?;
+///             if reply.is_error() {
+///                 count.fetch_add(1, Ordering::Relaxed);
+///             }
+///             Ok::<_, rpcpeer::middleware::BoxError>(reply)
+///         }
+///     })
+/// }));
+/// let session = Session::new();
+/// router.handle_text(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#, &session).await;
+/// router.handle_text(r#"{"jsonrpc":"2.0","method":"fail","id":2}"#, &session).await;
+/// assert_eq!(failed.load(Ordering::Relaxed), 1);
+/// # }
+/// ```
 pub struct Next {
     inner: Box<dyn Erased>,
 }

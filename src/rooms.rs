@@ -39,6 +39,20 @@ pub use broker::{
 pub const RESYNC_METHOD: &str = "rpcpeer.resync";
 
 /// How the rooms' groups are made, and what they announce.
+///
+/// ```
+/// use rpcpeer::group::SlowMember;
+/// use rpcpeer::rooms::{RoomOptions, Rooms};
+///
+/// // Up to 256 pushes behind before a member is dropped; joins and
+/// // departures told to the room's members.
+/// let options = RoomOptions::new(256, SlowMember::Disconnect)
+///     .max_backlog_bytes(1 << 20)
+///     .announce_joins("userJoined")
+///     .announce_departures("userLeft");
+/// let rooms = Rooms::new(options);
+/// assert!(rooms.local_rooms().is_empty());
+/// ```
 #[derive(Debug, Clone)]
 pub struct RoomOptions {
     capacity: usize,
@@ -85,6 +99,28 @@ impl RoomOptions {
 }
 
 /// Why a room operation failed.
+///
+/// ```
+/// use rpcpeer::group::SlowMember;
+/// use rpcpeer::rooms::{RoomError, RoomOptions, Rooms};
+/// use rpcpeer::{Context, ErrorObject, Router, Session};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let rooms = Rooms::new(RoomOptions::new(64, SlowMember::DropOldest));
+/// let mut router = Router::with_state(rooms);
+/// router.method("join", |cx: Context<Rooms>| async move {
+///     match cx.state().join("lobby", cx.peer().clone(), ()).await {
+///         Ok(_member) => Ok(true),
+///         // A one-shot HTTP call has no connection to push to.
+///         Err(err @ RoomError::NoConnection) => Err(ErrorObject::invalid_request(err.to_string())),
+///         Err(err) => Err(ErrorObject::new(-32000, err.to_string())),
+///     }
+/// });
+/// let reply = router.handle_text(r#"{"jsonrpc":"2.0","method":"join","id":1}"#, &Session::new()).await.unwrap();
+/// assert!(reply.contains("need a connection"));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RoomError {
@@ -232,6 +268,25 @@ impl fmt::Debug for Rooms {
 }
 
 /// One peer's membership of a room.
+///
+/// ```
+/// use rpcpeer::group::SlowMember;
+/// use rpcpeer::rooms::{RoomOptions, Rooms};
+/// use rpcpeer::{testing::connected_pair, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::rooms::RoomError> {
+/// let rooms = Rooms::new(RoomOptions::new(64, SlowMember::DropOldest));
+/// let (ada_peer, _) = connected_pair(Router::new(), Router::new());
+/// let ada = rooms.join("lobby", ada_peer, "ada").await?;
+/// assert_eq!(ada.room(), "lobby");
+/// assert_eq!(ada.meta().get(), r#""ada""#);
+/// ada.set_meta("ada (away)").await?;
+/// assert_eq!(rooms.members("lobby").await?[0].meta.get(), r#""ada (away)""#);
+/// ada.leave();
+/// ada.left().await;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RoomMember {
     member: Member,

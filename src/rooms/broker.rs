@@ -142,6 +142,21 @@ impl RedisConfig {
 }
 
 /// The state of a node's link to Redis.
+///
+/// ```
+/// use rpcpeer::group::SlowMember;
+/// use rpcpeer::rooms::{LinkState, RedisConfig, RoomOptions, Rooms};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::rooms::RoomError> {
+/// // Nothing listens on port 1: the link stays down and pushes reach this
+/// // node's members only.
+/// let config = RedisConfig::new("redis://127.0.0.1:1", "web-1");
+/// let rooms = Rooms::redis(RoomOptions::new(64, SlowMember::DropOldest), config)?;
+/// assert_eq!(rooms.link_state(), Some(LinkState::Down));
+/// assert_eq!(Rooms::new(RoomOptions::new(64, SlowMember::DropOldest)).link_state(), None);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
     /// Redis cannot be reached (or has not been yet): pushes reach this
