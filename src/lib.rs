@@ -81,6 +81,7 @@ mod config;
 mod context;
 mod dispatch;
 mod driver;
+mod envelope;
 mod error;
 mod excerpt;
 mod fields;

@@ -12,10 +12,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::envelope::{scan_batch, scan_object, Element, Envelope};
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
 use crate::params::Params;
@@ -77,16 +77,14 @@ impl Id {
         Self(Repr::Null)
     }
 
-    /// Checks that `raw` is an id the spec allows (string, number or null).
-    fn from_raw(raw: &RawValue) -> Option<Self> {
-        let text = raw.get();
+    /// The id written as `text` (valid JSON), if the spec allows it: a
+    /// string, a number or null.
+    fn from_text(text: &str) -> Option<Self> {
+        let raw = || RawValue::from_string(text.to_owned()).ok().map(Repr::Raw);
         match text.as_bytes().first()? {
             b'n' => Some(Self(Repr::Null)),
-            b'0'..=b'9' => Some(Self(match canonical_u64(text) {
-                Some(n) => Repr::Number(n),
-                None => Repr::Raw(raw.to_owned()),
-            })),
-            b'"' | b'-' => Some(Self(Repr::Raw(raw.to_owned()))),
+            b'0'..=b'9' => canonical_u64(text).map(Repr::Number).or_else(raw).map(Self),
+            b'"' | b'-' => raw().map(Self),
             _ => None,
         }
     }
@@ -108,7 +106,7 @@ impl Id {
     /// The id as a string, when it is one (escapes resolved).
     pub fn as_str(&self) -> Option<Cow<'_, str>> {
         match &self.0 {
-            Repr::Raw(raw) if raw.get().starts_with('"') => as_string(raw),
+            Repr::Raw(raw) => as_string(raw.get()),
             _ => None,
         }
     }
@@ -125,13 +123,17 @@ impl Id {
 
 /// `text` as a `u64` when writing that `u64` back gives `text` again.
 fn canonical_u64(text: &str) -> Option<u64> {
-    let digits = text.bytes().all(|b| b.is_ascii_digit());
-    let no_leading_zero = text.len() == 1 || !text.starts_with('0');
-    if digits && no_leading_zero {
-        text.parse().ok()
-    } else {
-        None
+    if text.len() > 1 && text.starts_with('0') {
+        return None;
     }
+    // By hand: `str::parse` checks for signs and overflow in ways that cost
+    // more than the digits of a typical id.
+    text.bytes()
+        .try_fold(0u64, |n, digit| {
+            let digit = digit.checked_sub(b'0').filter(|d| *d <= 9)?;
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })
+        .filter(|_| !text.is_empty())
 }
 
 impl From<u64> for Id {
@@ -207,7 +209,7 @@ impl Serialize for Id {
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
-        Id::from_raw(&raw)
+        Id::from_text(raw.get())
             .ok_or_else(|| serde::de::Error::custom("an id must be a string, a number or null"))
     }
 }
@@ -295,155 +297,6 @@ pub enum Frame<'a> {
     Batch(Vec<Result<Message<'a>, Rejected>>),
 }
 
-/// Every key a JSON-RPC 1.0 or 2.0 message may carry, all optional and raw.
-/// Keys are checked by hand (never `#[serde(untagged)]`) so that each
-/// problem gets its own error and the id survives a bad `method`. A key
-/// that is present holds `Some`, even as `null`: a plain `Option` would turn
-/// `"id": null` into `None` and make a 2.0 request look like a notification.
-#[derive(Default)]
-struct Envelope<'a> {
-    jsonrpc: Option<&'a RawValue>,
-    id: Option<&'a RawValue>,
-    method: Option<&'a RawValue>,
-    params: Option<&'a RawValue>,
-    result: Option<&'a RawValue>,
-    error: Option<&'a RawValue>,
-    /// A key given twice. Recorded rather than failed on, so that in a
-    /// batch the other entries are still read.
-    duplicate: Option<&'static str>,
-}
-
-impl<'de> Deserialize<'de> for Envelope<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(EnvelopeVisitor)
-    }
-}
-
-struct EnvelopeVisitor;
-
-impl<'de> Visitor<'de> for EnvelopeVisitor {
-    type Value = Envelope<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON-RPC message (an object)")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
-        let mut env = Envelope::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            let (slot, name) = match key {
-                Key::Jsonrpc => (&mut env.jsonrpc, "jsonrpc"),
-                Key::Id => (&mut env.id, "id"),
-                Key::Method => (&mut env.method, "method"),
-                Key::Params => (&mut env.params, "params"),
-                Key::Result => (&mut env.result, "result"),
-                Key::Error => (&mut env.error, "error"),
-                Key::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            if slot.is_some() {
-                env.duplicate.get_or_insert(name);
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                *slot = Some(map.next_value::<&RawValue>()?);
-            }
-        }
-        Ok(env)
-    }
-}
-
-/// The members an envelope keeps; any other is skipped unread.
-enum Key {
-    Jsonrpc,
-    Id,
-    Method,
-    Params,
-    Result,
-    Error,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(match key {
-                    "jsonrpc" => Key::Jsonrpc,
-                    "id" => Key::Id,
-                    "method" => Key::Method,
-                    "params" => Key::Params,
-                    "result" => Key::Result,
-                    "error" => Key::Error,
-                    _ => Key::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(KeyVisitor)
-    }
-}
-
-/// One element of a batch, read in the same pass as the array (reading
-/// each as raw text first, then again as an object, scanned it twice): an
-/// object's envelope, or what the element is instead.
-struct Element<'a>(Result<Envelope<'a>, String>);
-
-impl<'de> Deserialize<'de> for Element<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ElementVisitor)
-    }
-}
-
-struct ElementVisitor;
-
-impl<'de> Visitor<'de> for ElementVisitor {
-    type Value = Element<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a batch element")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element<'de>, A::Error> {
-        EnvelopeVisitor.visit_map(map).map(|env| Element(Ok(env)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Element(Err("an array".into())))
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Element<'de>, E> {
-        Ok(Element(Err(v.to_string())))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Element<'de>, E> {
-        Ok(Element(Err(v.to_string())))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Element<'de>, E> {
-        Ok(Element(Err(v.to_string())))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Element<'de>, E> {
-        Ok(Element(Err(v.to_string())))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Element<'de>, E> {
-        let text: String = v.chars().take(40).collect();
-        Ok(Element(Err(format!("the string {text:?}"))))
-    }
-
-    fn visit_unit<E>(self) -> Result<Element<'de>, E> {
-        Ok(Element(Err("null".into())))
-    }
-}
-
 /// Reads one frame: a single message or a batch.
 ///
 /// Never fails: what cannot be read becomes a [`Rejected`] carrying the
@@ -485,27 +338,43 @@ pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
         )))));
     }
     match text.trim_start().as_bytes().first() {
-        Some(b'[') => match serde_json::from_str::<Vec<Element<'_>>>(text) {
-            Ok(items) if items.is_empty() => Frame::Single(Err(Rejected::v2(
-                ErrorObject::invalid_request("empty batch"),
-            ))),
-            // Spec §6: each element is answered on its own, in 2.0 form.
-            Ok(items) => Frame::Batch(items.into_iter().map(batch_item).collect()),
-            // NB: serde_json refuses some valid JSON as a batch entry (see
-            // `raw_batch_item`); only when the text is not an array of JSON
-            // values at all is the whole batch a parse error.
-            Err(err) => match serde_json::from_str::<Vec<&RawValue>>(text) {
-                Ok(raw) => Frame::Batch(raw.into_iter().map(raw_batch_item).collect()),
-                Err(_) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
-            },
+        Some(b'[') => match scan_batch(text) {
+            Some(entries) => Frame::Batch(
+                entries
+                    .into_iter()
+                    .map(|env| message(env, Version::V2))
+                    .collect(),
+            ),
+            None => parse_batch(text),
         },
-        Some(b'{') => Frame::Single(parse_object(text, Version::V1)),
+        Some(b'{') => Frame::Single(match scan_object(text) {
+            Some(env) => message(env, Version::V1),
+            None => parse_object(text, Version::V1),
+        }),
         _ => Frame::Single(Err(Rejected::v2(
             match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Ok(_) => ErrorObject::invalid_request("a message must be an object or an array"),
                 Err(err) => json_error(&err),
             },
         ))),
+    }
+}
+
+/// A batch that is not all of the common shape, read by serde_json.
+fn parse_batch(text: &str) -> Frame<'_> {
+    match serde_json::from_str::<Vec<Element<'_>>>(text) {
+        Ok(items) if items.is_empty() => Frame::Single(Err(Rejected::v2(
+            ErrorObject::invalid_request("empty batch"),
+        ))),
+        // Spec §6: each element is answered on its own, in 2.0 form.
+        Ok(items) => Frame::Batch(items.into_iter().map(batch_item).collect()),
+        // NB: serde_json refuses some valid JSON as a batch entry (see
+        // `raw_batch_item`); only when the text is not an array of JSON
+        // values at all is the whole batch a parse error.
+        Err(err) => match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(raw) => Frame::Batch(raw.into_iter().map(raw_batch_item).collect()),
+            Err(_) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
+        },
     }
 }
 
@@ -605,7 +474,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         // of two ids or methods to believe is no guess to make. The reply
         // still carries the id when it is not the member repeated (spec §5:
         // null only when the id could not be detected).
-        let id = match (key, env.id.and_then(Id::from_raw)) {
+        let id = match (key, env.id.and_then(Id::from_text)) {
             ("id", _) | (_, None) => Id::null(),
             (_, Some(id)) => id,
         };
@@ -620,9 +489,10 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
     // or a response to one of our 1.0 requests.
     let version = match env.jsonrpc {
         None => unmarked,
-        Some(v) if as_string(v).as_deref() == Some("2.0") => Version::V2,
+        // The first test is the common case, without unquoting.
+        Some(v) if v == r#""2.0""# || as_string(v).as_deref() == Some("2.0") => Version::V2,
         Some(_) => {
-            let id = env.id.and_then(Id::from_raw).unwrap_or_else(Id::null);
+            let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
             return Err(Rejected {
                 version: Version::V2,
                 id,
@@ -636,7 +506,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
     } else {
         Version::V2
     };
-    let id = match env.id.map(Id::from_raw) {
+    let id = match env.id.map(Id::from_text) {
         None => None,
         Some(Some(id)) => Some(id),
         Some(None) => {
@@ -657,7 +527,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         let Some(method) = method else {
             return Err(reject(ErrorObject::invalid_request(format!(
                 "`method` must be a string, not {}",
-                excerpt(m.get())
+                excerpt(m)
             ))));
         };
         let params = match env.params {
@@ -717,15 +587,15 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
     )))
 }
 
-/// A JSON string's value, borrowed unless it holds escapes (serde's own
-/// `Cow<str>` always copies).
-fn as_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    if !raw.get().starts_with('"') {
+/// The value of a JSON string written as `text` (valid JSON), borrowed
+/// unless it holds escapes (serde's own `Cow<str>` always copies); `None`
+/// for any other value.
+fn as_string(text: &str) -> Option<Cow<'_, str>> {
+    if !text.starts_with('"') {
         return None;
     }
     // A valid JSON string without a backslash is its text between the
     // quotes; only escapes need serde.
-    let text = raw.get();
     if !text.as_bytes().contains(&b'\\') && text.len() >= 2 && text.ends_with('"') {
         return Some(Cow::Borrowed(&text[1..text.len() - 1]));
     }
@@ -1072,7 +942,7 @@ mod tests {
         ] {
             let reply = encode_response(
                 Version::V2,
-                &Id::from_raw(&RawValue::from_string(text.into()).unwrap()).unwrap(),
+                &Id::from_text(text).unwrap(),
                 Ok(RawValue::NULL),
             );
             assert_eq!(
@@ -1080,10 +950,7 @@ mod tests {
                 format!(r#"{{"jsonrpc":"2.0","result":null,"id":{text}}}"#)
             );
         }
-        assert_eq!(
-            Id::from(7u64),
-            Id::from_raw(&RawValue::from_string("7".into()).unwrap()).unwrap()
-        );
+        assert_eq!(Id::from(7u64), Id::from_text("7").unwrap());
         assert_ne!(Id::from(7u64), Id::from("7"));
     }
 

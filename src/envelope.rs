@@ -1,0 +1,586 @@
+//! The members of a message object, kept raw: read by hand when the frame has the common shape, by serde_json otherwise.
+//!
+//! Every frame must be read as JSON in full (spec §5.1: -32700 for invalid
+//! JSON, notifications included). serde_json's map visitor does that at
+//! about 2,000 instructions for a 55-byte notification, most of them in
+//! setting up each member name and each raw value. The frames almost every
+//! peer sends have one shape: an object (or an array of objects) whose
+//! member names are plain strings, and whose `jsonrpc`, `method` and `id`
+//! are plain strings, integers or `null`. [`scan_object`] and
+//! [`scan_batch`] read that shape by hand, and leave every other value
+//! (`params`, `result`, `error`, members we do not know) to serde_json, one
+//! value each.
+//!
+//! The hand-written reader never rejects anything: at the first byte it
+//! does not expect (an escape, a duplicate member, a fraction, a syntax
+//! error) it gives up, and the frame is read again by serde_json, whose
+//! verdict and error messages stand. What it accepts, serde_json accepts
+//! too, with the same members (the tests below compare the two):
+//! - the skeleton is checked byte for byte as serde_json checks it:
+//!   whitespace (space, tab, line feed, carriage return), braces, brackets,
+//!   colons and commas, nothing after the end;
+//! - a string it reads itself holds no backslash and no control character,
+//!   so its text is its value (the frame is `&str`: already UTF-8);
+//! - an integer it reads itself has no sign, fraction or exponent, and no
+//!   leading zero;
+//! - every other value is read by serde_json's own reader, the one its map
+//!   visitor uses for a raw value, which follows no nesting limit either.
+
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+/// Every member a JSON-RPC 1.0 or 2.0 message may carry, all optional and
+/// raw. Members are classified by hand (never `#[serde(untagged)]`) so that
+/// each problem gets its own error and the id survives a bad `method`. A
+/// member that is present holds `Some`, even as `null`: a plain `Option`
+/// would turn `"id": null` into `None` and make a 2.0 request look like a
+/// notification.
+#[derive(Debug, Default)]
+pub(crate) struct Envelope<'a> {
+    /// The JSON text of `jsonrpc`, `id` and `method`, which are short and
+    /// read as text.
+    pub(crate) jsonrpc: Option<&'a str>,
+    pub(crate) id: Option<&'a str>,
+    pub(crate) method: Option<&'a str>,
+    /// Handed on as raw values.
+    pub(crate) params: Option<&'a RawValue>,
+    pub(crate) result: Option<&'a RawValue>,
+    pub(crate) error: Option<&'a RawValue>,
+    /// A member given twice. Recorded rather than failed on, so that in a
+    /// batch the other entries are still read.
+    pub(crate) duplicate: Option<&'static str>,
+}
+
+/// The members an envelope keeps; any other is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other,
+}
+
+impl Key {
+    fn of(name: &str) -> Self {
+        match name {
+            "jsonrpc" => Key::Jsonrpc,
+            "id" => Key::Id,
+            "method" => Key::Method,
+            "params" => Key::Params,
+            "result" => Key::Result,
+            "error" => Key::Error,
+            _ => Key::Other,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        let quoted = self.quoted();
+        &quoted[1..quoted.len() - 1]
+    }
+
+    /// The name as a JSON string.
+    fn quoted(self) -> &'static str {
+        match self {
+            Key::Jsonrpc => r#""jsonrpc""#,
+            Key::Id => r#""id""#,
+            Key::Method => r#""method""#,
+            Key::Params => r#""params""#,
+            Key::Result => r#""result""#,
+            Key::Error => r#""error""#,
+            Key::Other => r#""""#,
+        }
+    }
+
+    /// The only member ours that may start with `byte`.
+    fn starting_with(byte: u8) -> Self {
+        match byte {
+            b'j' => Key::Jsonrpc,
+            b'i' => Key::Id,
+            b'm' => Key::Method,
+            b'p' => Key::Params,
+            b'r' => Key::Result,
+            b'e' => Key::Error,
+            _ => Key::Other,
+        }
+    }
+}
+
+impl<'a> Envelope<'a> {
+    /// Whether member `key` has been read already.
+    fn has(&self, key: Key) -> bool {
+        match key {
+            Key::Jsonrpc => self.jsonrpc.is_some(),
+            Key::Id => self.id.is_some(),
+            Key::Method => self.method.is_some(),
+            Key::Params => self.params.is_some(),
+            Key::Result => self.result.is_some(),
+            Key::Error => self.error.is_some(),
+            Key::Other => false,
+        }
+    }
+
+    /// Keeps `raw` as member `key`.
+    fn keep(&mut self, key: Key, raw: &'a RawValue) {
+        match key {
+            Key::Jsonrpc => self.jsonrpc = Some(raw.get()),
+            Key::Id => self.id = Some(raw.get()),
+            Key::Method => self.method = Some(raw.get()),
+            Key::Params => self.params = Some(raw),
+            Key::Result => self.result = Some(raw),
+            Key::Error => self.error = Some(raw),
+            Key::Other => {}
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message (an object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+        let mut env = Envelope::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            if key == Key::Other {
+                map.next_value::<IgnoredAny>()?;
+            } else if env.has(key) {
+                env.duplicate.get_or_insert(key.name());
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                env.keep(key, map.next_value::<&RawValue>()?);
+            }
+        }
+        Ok(env)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(Key::of(key))
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// One element of a batch, read by serde_json in the same pass as the
+/// array (reading each as raw text first, then again as an object, scanned
+/// it twice): an object's envelope, or what the element is instead.
+pub(crate) struct Element<'a>(pub(crate) Result<Envelope<'a>, String>);
+
+impl<'de> Deserialize<'de> for Element<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ElementVisitor)
+    }
+}
+
+struct ElementVisitor;
+
+impl<'de> Visitor<'de> for ElementVisitor {
+    type Value = Element<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a batch element")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element<'de>, A::Error> {
+        EnvelopeVisitor.visit_map(map).map(|env| Element(Ok(env)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Element(Err("an array".into())))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Element<'de>, E> {
+        Ok(Element(Err(v.to_string())))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Element<'de>, E> {
+        let text: String = v.chars().take(40).collect();
+        Ok(Element(Err(format!("the string {text:?}"))))
+    }
+
+    fn visit_unit<E>(self) -> Result<Element<'de>, E> {
+        Ok(Element(Err("null".into())))
+    }
+}
+
+/// `text` as one object of the common shape; `None`: let serde_json read it.
+pub(crate) fn scan_object(text: &str) -> Option<Envelope<'_>> {
+    let mut scan = Scanner { text, at: 0 };
+    let env = scan.object()?;
+    scan.end()?;
+    Some(env)
+}
+
+/// `text` as a batch whose entries are all objects of the common shape;
+/// `None`: let serde_json read it (an empty array included).
+pub(crate) fn scan_batch(text: &str) -> Option<Vec<Envelope<'_>>> {
+    let mut scan = Scanner { text, at: 0 };
+    scan.skip_ws();
+    scan.eat(b'[')?;
+    let mut entries = Vec::new();
+    loop {
+        entries.push(scan.object()?);
+        scan.skip_ws();
+        match scan.next()? {
+            b',' => {}
+            b']' => break,
+            _ => return None,
+        }
+    }
+    scan.end()?;
+    Some(entries)
+}
+
+/// A position in the frame. Every method returns `None` at the first byte
+/// outside the common shape, wherever it stands.
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
+    }
+
+    /// JSON's whitespace, and nothing else (RFC 8259 §2).
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// Only whitespace is left.
+    fn end(&mut self) -> Option<()> {
+        self.skip_ws();
+        (self.at == self.text.len()).then_some(())
+    }
+
+    fn object(&mut self) -> Option<Envelope<'a>> {
+        self.skip_ws();
+        self.eat(b'{')?;
+        let mut env = Envelope::default();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Some(env);
+        }
+        loop {
+            self.skip_ws();
+            let key = self.key()?;
+            self.skip_ws();
+            self.eat(b':')?;
+            self.skip_ws();
+            if env.has(key) {
+                // serde_json's reading names the duplicate.
+                return None;
+            }
+            match key {
+                // Nearly always exactly this.
+                Key::Jsonrpc if self.eat_str(r#""2.0""#) => env.jsonrpc = Some(r#""2.0""#),
+                Key::Jsonrpc => env.jsonrpc = Some(self.simple()?),
+                Key::Id => env.id = Some(self.simple()?),
+                Key::Method => env.method = Some(self.simple()?),
+                Key::Params | Key::Result | Key::Error | Key::Other => {
+                    let raw = self.raw()?;
+                    env.keep(key, raw);
+                }
+            }
+            self.skip_ws();
+            match self.next()? {
+                b',' => {}
+                b'}' => return Some(env),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Whether the text goes on with `expected`; if so, it is read.
+    fn eat_str(&mut self, expected: &str) -> bool {
+        let found = (self.text.as_bytes().get(self.at..))
+            .is_some_and(|rest| rest.starts_with(expected.as_bytes()));
+        if found {
+            self.at += expected.len();
+        }
+        found
+    }
+
+    /// A member name. One of ours is compared whole, which is cheaper than
+    /// reading it and then looking it up.
+    fn key(&mut self) -> Option<Key> {
+        let first = *self.text.as_bytes().get(self.at + 1)?;
+        let ours = Key::starting_with(first);
+        if ours != Key::Other && self.eat_str(ours.quoted()) {
+            return Some(ours);
+        }
+        self.plain_string().map(Key::of)
+    }
+
+    /// A string without escapes or control characters: what is between
+    /// its quotes, which is its value.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        // NB: byte by byte: the strings read here are a few bytes long,
+        // shorter than what a word-at-a-time search needs to pay off.
+        let rest = &self.text.as_bytes()[start..];
+        let len = rest
+            .iter()
+            .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
+            .count();
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.at = start + len + 1;
+        self.text.get(start..start + len)
+    }
+
+    /// `jsonrpc`, `id` or `method`: a plain string, a non-negative integer
+    /// or `null`, as JSON text.
+    fn simple(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        match self.peek()? {
+            b'"' => {
+                self.plain_string()?;
+            }
+            b'n' if self.eat_str("null") => {}
+            b'0' => self.at += 1,
+            b'1'..=b'9' => {
+                while matches!(self.peek(), Some(b'0'..=b'9')) {
+                    self.at += 1;
+                }
+            }
+            _ => return None,
+        }
+        // A fraction, an exponent or a leading zero is left to serde_json.
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'0'..=b'9')) {
+            return None;
+        }
+        self.text.get(start..self.at)
+    }
+
+    /// Any value, read by serde_json: its raw text, checked in full.
+    fn raw(&mut self) -> Option<&'a RawValue> {
+        let text = self.text;
+        let mut values =
+            serde_json::Deserializer::from_str(&text[self.at..]).into_iter::<&RawValue>();
+        let raw = values.next()?.ok()?;
+        self.at += values.byte_offset();
+        Some(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An envelope's members as text, to compare.
+    type Members<'a> = [Option<&'a str>; 6];
+
+    fn members<'a>(env: &Envelope<'a>) -> (Members<'a>, Option<&'static str>) {
+        let raw = |value: Option<&'a RawValue>| value.map(RawValue::get);
+        let members = [
+            env.jsonrpc,
+            env.id,
+            env.method,
+            raw(env.params),
+            raw(env.result),
+            raw(env.error),
+        ];
+        (members, env.duplicate)
+    }
+
+    /// What serde_json reads: one object, or a batch of objects.
+    fn by_serde(text: &str) -> Option<Vec<(Members<'_>, Option<&'static str>)>> {
+        let envs: Vec<Envelope<'_>> = if text.trim_start().starts_with('[') {
+            let items: Vec<Element<'_>> = serde_json::from_str(text).ok()?;
+            items
+                .into_iter()
+                .map(|item| item.0.ok())
+                .collect::<Option<_>>()?
+        } else {
+            vec![serde_json::from_str(text).ok()?]
+        };
+        Some(envs.iter().map(members).collect())
+    }
+
+    fn by_hand(text: &str) -> Option<Vec<(Members<'_>, Option<&'static str>)>> {
+        let envs = if text.trim_start().starts_with('[') {
+            scan_batch(text)?
+        } else {
+            vec![scan_object(text)?]
+        };
+        Some(envs.iter().map(members).collect())
+    }
+
+    /// What the hand-written reader accepts, serde_json reads the same.
+    fn agrees(text: &str) {
+        if let Some(hand) = by_hand(text) {
+            assert_eq!(Some(hand), by_serde(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_common_shapes_are_read_by_hand() {
+        for text in [
+            r#"{"jsonrpc":"2.0","method":"update","params":["hello"]}"#,
+            r#" { "jsonrpc" : "2.0" , "method" : "echo" , "params" : {"a":[1,{"b":"]"}]} , "id" : 7 } "#,
+            r#"{"jsonrpc":"2.0","result":{"x":"\"}"},"id":"abc"}"#,
+            r#"{"jsonrpc":"2.0","error":{"code":-32601,"message":"no"},"id":null}"#,
+            r#"{"method":"m","params":[],"id":null}"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":0,"extra":[1e400,-0.5,true]}"#,
+            r#"[{"jsonrpc":"2.0","method":"a","id":1},{"jsonrpc":"2.0","method":"b"}]"#,
+            "{}",
+            "{\"method\":\"ünïcödé\"}\n",
+        ] {
+            assert!(by_hand(text).is_some(), "{text:?} was left to serde");
+            agrees(text);
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_serde() {
+        for text in [
+            // Invalid JSON: serde_json says why.
+            r#"{"jsonrpc":"2.0","method":"m",}"#,
+            r#"{"jsonrpc":"2.0","method":"m"} x"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":01}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":[1,]}"#,
+            r#"{"jsonrpc":"2.0","method":"m","params":[1]x}"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":nul}"#,
+            "{\"method\":\"a\u{1}b\"}",
+            r#"{"jsonrpc":"2.0","method":"m""id":1}"#,
+            r#"{"jsonrpc":"2.0" "method":"m"}"#,
+            "{\"jsonrpc\":\"2.0\",\u{b}\"method\":\"m\"}",
+            // Valid, but not the common shape.
+            r#"{"jsonrpc":"2.0","method":"m\u0061","id":1}"#,
+            r#"{"json\u0072pc":"2.0","method":"m"}"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":-1}"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":1.5}"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":1e3}"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":true}"#,
+            r#"{"jsonrpc":"2.0","method":"m","id":1,"id":2}"#,
+            r#"{"jsonrpc":2.0,"method":"m"}"#,
+            "[]",
+            r#"[{"method":"m"},1]"#,
+            "[[]]",
+        ] {
+            assert_eq!(by_hand(text), None, "{text:?} was read by hand");
+        }
+    }
+
+    /// Text that is often, but not always, a message of the common shape.
+    fn message_like() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("\"jsonrpc\""),
+            Just("\"method\""),
+            Just("\"params\""),
+            Just("\"id\""),
+            Just("\"result\""),
+            Just("\"error\""),
+            Just("\"x\""),
+            Just("\"m\\u0065thod\""),
+        ];
+        let value = prop_oneof![
+            Just("\"2.0\""),
+            Just("\"sum\""),
+            Just("\"a\\\"b\""),
+            Just("[1,2]"),
+            Just("{\"a\":[{}]}"),
+            Just("null"),
+            Just("true"),
+            Just("0"),
+            Just("12"),
+            Just("-3"),
+            Just("1.5e2"),
+            Just("01"),
+            Just("[1,]"),
+            Just("\"]}\""),
+        ];
+        let sep = prop_oneof![Just(""), Just(" "), Just("\n"), Just(","), Just("\t\r")];
+        let member = (key, sep.clone(), value, sep.clone())
+            .prop_map(|(k, s1, v, s2)| format!("{k}{s1}:{v}{s2}"));
+        let object = proptest::collection::vec(member, 0..6)
+            .prop_map(|members| format!("{{{}}}", members.join(",")));
+        let frame = prop_oneof![
+            object.clone(),
+            proptest::collection::vec(object, 1..4)
+                .prop_map(|objects| format!("[{}]", objects.join(","))),
+        ];
+        let stray = prop_oneof![
+            sep.prop_map(str::to_owned),
+            (0u8..128).prop_map(|b| char::from(b).to_string())
+        ];
+        let mutation = proptest::option::weighted(0.5, (any::<prop::sample::Index>(), stray));
+        (frame, mutation).prop_map(|(mut text, mutation)| {
+            // Half the time, a stray byte or space somewhere.
+            if let Some((at, stray)) = mutation {
+                text.insert_str(at.index(text.len() + 1), &stray);
+            }
+            text
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn the_hand_written_reader_agrees_with_serde(text in message_like()) {
+            agrees(&text);
+        }
+
+        #[test]
+        fn on_any_text_too(text in "\\PC{0,40}") {
+            agrees(&text);
+        }
+    }
+}
