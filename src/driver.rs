@@ -82,9 +82,10 @@ pub struct Driver<T, S = ()> {
     failure: Option<io::Error>,
 }
 
-impl<T, S> Driver<T, S>
+impl<T, S, F> Driver<T, S>
 where
-    T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin,
+    T: Stream<Item = io::Result<F>> + Sink<String, Error = io::Error> + Unpin,
+    F: AsRef<str>,
     S: Send + Sync + 'static,
 {
     /// A driver for `transport` with the default [`Config`], and the
@@ -433,9 +434,10 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
     }
 }
 
-impl<T, S> Future for Driver<T, S>
+impl<T, S, F> Future for Driver<T, S>
 where
-    T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin,
+    T: Stream<Item = io::Result<F>> + Sink<String, Error = io::Error> + Unpin,
+    F: AsRef<str>,
     S: Send + Sync + 'static,
 {
     type Output = Result<(), Error>;
@@ -501,7 +503,7 @@ where
                 match Pin::new(&mut this.transport).poll_next(cx) {
                     Poll::Ready(Some(Ok(text))) => {
                         this.calls
-                            .on_frame(&text, &mut this.outgoing, &mut this.outbox)
+                            .on_frame(text.as_ref(), &mut this.outgoing, &mut this.outbox)
                     }
                     Poll::Ready(Some(Err(err))) => this.on_read_error(err),
                     Poll::Ready(None) => this.on_end_of_input(cx),

@@ -163,11 +163,12 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
     ///
     /// # Panics
     /// When called outside a tokio runtime.
-    pub fn spawn<C, Fut, T>(self, connect: C) -> ReconnectingPeer
+    pub fn spawn<C, Fut, T, F>(self, connect: C) -> ReconnectingPeer
     where
         C: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = io::Result<T>> + Send + 'static,
-        T: Transport,
+        T: Transport<F>,
+        F: AsRef<str> + 'static,
     {
         let (state_tx, state) = watch::channel(State::Connecting);
         let stop = CancellationToken::new();
@@ -376,7 +377,7 @@ impl ReconnectingPeer {
     }
 }
 
-async fn supervise<S, C, Fut, T>(
+async fn supervise<S, C, Fut, T, F>(
     settings: Reconnect<S>,
     connect: C,
     state: watch::Sender<State>,
@@ -386,7 +387,8 @@ async fn supervise<S, C, Fut, T>(
     S: Send + Sync + 'static,
     C: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = io::Result<T>> + Send + 'static,
-    T: Transport,
+    T: Transport<F>,
+    F: AsRef<str> + 'static,
 {
     let mut failures = 0u32;
     // What went wrong with the last failed attempt, for the give-up reason.

@@ -14,6 +14,11 @@ use tokio_util::sync::PollSender;
 /// every type that has both halves; the framing crates (`rpcpeer::stream`,
 /// `rpcpeer::ws`) produce such types.
 ///
+/// An incoming frame is any `F` that is text (`AsRef<str>`): a `String`, or
+/// a type that leaves the text in the buffer it was read into, as the
+/// WebSocket transport's `Utf8Bytes` does (one copy less per message). The driver reads the frame in place and
+/// drops it once its calls are admitted. Outgoing frames are `String`s.
+///
 /// An error from the stream ends the connection, except two, after which
 /// the transport reads on:
 /// - one of kind [`io::ErrorKind::FileTooLarge`]: the transport skipped a
@@ -34,14 +39,15 @@ use tokio_util::sync::PollSender;
 /// WebSocket after the peer's close frame) fails `poll_ready` from then
 /// on: the driver then cancels running calls at once.
 ///
-/// Code that runs a peer over any transport names it with this trait:
+/// Code that runs a peer over any transport names it with this trait (with
+/// the frame type as a parameter, so that a WebSocket's `Utf8Bytes` fit too):
 ///
 /// ```
 /// use rpcpeer::transport::{memory_pair, Transport};
 /// use rpcpeer::{Driver, ErrorObject, Peer, Router};
 ///
 /// /// Runs a peer serving `router` over `transport`: TCP, WebSocket, in memory.
-/// fn start(transport: impl Transport, router: Router) -> Peer {
+/// fn start<F: AsRef<str>>(transport: impl Transport<F>, router: Router) -> Peer {
 ///     let (peer, driver) = Driver::new(transport, router);
 ///     tokio::spawn(driver);
 ///     peer
@@ -57,13 +63,13 @@ use tokio_util::sync::PollSender;
 /// assert_eq!(client.request::<String>("ping", ()).await?, "pong");
 /// # Ok(()) }
 /// ```
-pub trait Transport:
-    Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
+pub trait Transport<F = String>:
+    Stream<Item = io::Result<F>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
 {
 }
 
-impl<T> Transport for T where
-    T: Stream<Item = io::Result<String>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
+impl<T, F> Transport<F> for T where
+    T: Stream<Item = io::Result<F>> + Sink<String, Error = io::Error> + Unpin + Send + 'static
 {
 }
 

@@ -412,7 +412,7 @@ async fn the_batch_limit_and_its_error_are_the_same_over_http_and_websocket() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(over_http.body, over_websocket);
+    assert_eq!(over_websocket, over_http.body);
     assert_eq!(
         over_http.json(),
         json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request: a batch of 1025 entries exceeds the limit of 1024"}, "id": null})

@@ -72,7 +72,7 @@ fn router(stats: &Arc<Stats>) -> Router {
     router
 }
 
-async fn run<T: Transport>(
+async fn run<T: Transport<F>, F: AsRef<str>>(
     transport: T,
     plan: &Plan,
     rng: &mut Rng,

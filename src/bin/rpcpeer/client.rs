@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use rpcpeer::stream::{connect_tcp, spawn_child};
 use rpcpeer::transport::Transport;
 use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Params, Peer, Router, Version};
@@ -209,10 +210,11 @@ pub(crate) async fn open(
                 "Unix sockets are not available on this system",
             ))
         }
-        Target::Ws(url) => (
-            Box::new(rpcpeer::ws::connect(url, &rpcpeer::ws::Config::default()).await?),
-            None,
-        ),
+        Target::Ws(url) => {
+            let ws = rpcpeer::ws::connect(url, &rpcpeer::ws::Config::default()).await?;
+            // Frames as `String`, the type every other transport here yields.
+            (Box::new(ws.map_ok(|text| text.to_string())), None)
+        }
         Target::Exec(words) => {
             let (program, rest) = words.split_first().ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "no program to run")

@@ -1,8 +1,10 @@
 //! WebSocket client and server that carry one JSON text per message, with plain HTTP on the same port.
 //!
-//! The crate knows nothing about JSON-RPC: a message is a `String`, and a
+//! The crate knows nothing about JSON-RPC: a message is text, and a
 //! connection is a [`WsTransport`], which is a
-//! `Stream<Item = io::Result<String>> + Sink<String, Error = io::Error>`.
+//! `Stream<Item = io::Result<Utf8Bytes>> + Sink<String, Error = io::Error>`:
+//! an incoming message is yielded where it was read, as [`Utf8Bytes`]
+//! (which derefs to `str`), an outgoing one is given as a `String`.
 //!
 //! - [`connect`] opens a client connection to a `ws://` (or, with the `tls`
 //!   feature, `wss://`) URL.
@@ -56,7 +58,8 @@ pub use body::BodyBudget;
 pub use http;
 pub use refuse::refuse_connection;
 pub use server::{serve_connection, ServerIo, Service};
-pub use tokio_tungstenite::{tungstenite::protocol::Role, MaybeTlsStream};
+pub use tokio_tungstenite::tungstenite::{protocol::Role, Utf8Bytes};
+pub use tokio_tungstenite::MaybeTlsStream;
 pub use transport::WsTransport;
 
 /// Which protocols [`serve_connection`] speaks on its port.

@@ -157,7 +157,7 @@ pub trait Service: Clone + Send + Sync + 'static {
 /// impl Service for Echo {
 ///     async fn websocket(&self, mut ws: WsTransport<ServerIo>, _: http::Extensions, _remote: SocketAddr) {
 ///         while let Some(Ok(text)) = ws.next().await {
-///             if ws.send(text).await.is_err() {
+///             if ws.send(text.to_string()).await.is_err() {
 ///                 break;
 ///             }
 ///         }

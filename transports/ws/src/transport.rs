@@ -32,7 +32,8 @@ use crate::Config;
 /// One WebSocket connection as a `Stream` of incoming text messages and a
 /// `Sink` of outgoing ones.
 ///
-/// Incoming:
+/// Incoming, each message is yielded as [`Utf8Bytes`]: its text where it was
+/// read, not copied (`&*text` is the `&str`, `text.to_string()` a copy):
 /// - a text message is yielded as is; a binary message that holds valid UTF-8
 ///   is yielded as text too (some clients only send binary frames);
 /// - a binary message that is not UTF-8 is dropped and yields an
@@ -76,7 +77,7 @@ use crate::Config;
 /// # async fn run(upgraded: tokio::io::DuplexStream) -> std::io::Result<()> {
 /// let mut ws = rpcpeer_ws::from_upgraded(upgraded, Role::Server, &Config::default()).await;
 /// while let Some(text) = ws.next().await {
-///     ws.send(text?).await?;
+///     ws.send(text?.to_string()).await?;
 /// }
 /// println!("peer said goodbye with {:?}", ws.close_frame());
 /// # Ok(())
@@ -288,7 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         })
     }
 
-    fn on_message(&mut self, msg: Message) -> Option<io::Result<String>> {
+    fn on_message(&mut self, msg: Message) -> Option<io::Result<Utf8Bytes>> {
         if self.waiting == Some(Wait::Pong) {
             self.waiting = None;
         }
@@ -300,7 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             }
         }
         match msg {
-            Message::Text(text) => Some(Ok(text.as_str().to_owned())),
+            Message::Text(text) => Some(Ok(text)),
             // NB: a binary message that is not UTF-8 breaks no rule of the
             // WebSocket protocol (1007 is for text that is not UTF-8), and
             // the messages after it are intact: it is reported as one bad
@@ -308,8 +309,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             // connection goes on. The wrapped `Utf8Error` is what tells it
             // from an error that ends the stream.
             Message::Binary(bytes) => Some(
-                String::from_utf8(bytes.into())
-                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err.utf8_error())),
+                Utf8Bytes::try_from(bytes)
+                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
             ),
             // tungstenite queued the pong (or the close reply) when it read
             // the frame, and its next read flushes it before reading on, so
@@ -375,7 +376,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         self.read = Read::Failing(err);
     }
 
-    fn poll_failing(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
+    fn poll_failing(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Utf8Bytes>>> {
         if matches!(self.read, Read::Failing(_)) {
             let flushed = self.poll_flush_for_reader(cx).is_ready();
             if !flushed && self.poll_deadline(cx).is_pending() {
@@ -455,7 +456,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 
     /// Runs the keep-alive timers and the idle timeout; called when there
     /// is nothing to read.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<String>>> {
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Utf8Bytes>>> {
         if !self.closing {
             if let Some(idle) = &mut self.idle {
                 if idle.poll_expired(cx).is_ready() {
@@ -540,7 +541,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsTransport<S> {
-    type Item = io::Result<String>;
+    type Item = io::Result<Utf8Bytes>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

@@ -32,7 +32,7 @@ impl Service for Slow {
                 }
                 text = ws.next() => {
                     let Some(Ok(text)) = text else { return };
-                    if ws.send(text).await.is_err() {
+                    if ws.send(text.to_string()).await.is_err() {
                         return;
                     }
                 }

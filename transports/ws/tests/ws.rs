@@ -54,7 +54,7 @@ impl Service for TestService {
             Mode::Echo => loop {
                 match ws.next().await {
                     Some(Ok(text)) => {
-                        if let Err(err) = ws.send(text).await {
+                        if let Err(err) = ws.send(text.to_string()).await {
                             break Some(err);
                         }
                     }
@@ -64,7 +64,7 @@ impl Service for TestService {
             },
             Mode::EchoErrors => loop {
                 let text = match ws.next().await {
-                    Some(Ok(text)) => text,
+                    Some(Ok(text)) => text.to_string(),
                     Some(Err(err))
                         if err.get_ref().is_some_and(|e| e.is::<std::str::Utf8Error>()) =>
                     {
