@@ -15,7 +15,7 @@ use crate::auth::{Access, Auth};
 use crate::context::Incoming;
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
-use crate::handler::{BoxFuture, ErasedHandler, Outcome};
+use crate::handler::{BoxFuture, ErasedHandler, Reply};
 use crate::log_limit::LogLimit;
 use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
 use crate::peer::Peer;
@@ -268,13 +268,16 @@ pub(crate) fn when_allowed<S: Send + Sync + 'static>(
     params: Option<Box<RawValue>>,
     (name, id, version): (std::sync::Arc<str>, Option<Id>, Version),
     token: tokio_util::sync::CancellationToken,
-) -> BoxFuture<Outcome> {
+) -> BoxFuture<Reply> {
     let (peer, session) = (env.peer.clone(), env.session.clone());
     let state = env.router.state().clone();
     let auth: Option<std::sync::Arc<Auth>> = env.router.auth().cloned();
     Box::pin(async move {
-        let mut params = params;
-        if let Err(err) = crate::auth::check(&access, &name, &session) {
+        // The params the handler gets, once the caller may call it.
+        let allowed = async {
+            let Err(err) = crate::auth::check(&access, &name, &session) else {
+                return Ok(params);
+            };
             let in_params = auth
                 .as_ref()
                 .filter(|auth| auth.credentials_in_params && err.code == ErrorObject::UNAUTHORIZED);
@@ -285,8 +288,12 @@ pub(crate) fn when_allowed<S: Send + Sync + 'static>(
             };
             auth.login(&session, credentials).await?;
             crate::auth::check(&access, &name, &session)?;
-            params = rest;
-        }
+            Ok(rest)
+        };
+        let params = match allowed.await {
+            Ok(params) => params,
+            Err(err) => return Reply::from(err),
+        };
         let mut token = Some(token);
         let work = handler(
             params.as_deref(),
@@ -309,28 +316,28 @@ pub(crate) fn when_allowed<S: Send + Sync + 'static>(
 /// its context's token (a call that finishes hands its token back
 /// un-cancelled, so the entry would not fire it).
 fn within_limit(
-    work: BoxFuture<Outcome>,
+    work: BoxFuture<Reply>,
     limit: Duration,
     method: Arc<str>,
     token: Option<CancellationToken>,
-) -> BoxFuture<Outcome> {
+) -> BoxFuture<Reply> {
     Box::pin(async move {
         // The clock starts at the first poll, when the call starts.
         match tokio::time::timeout(limit, work).await {
-            Ok(outcome) => outcome,
+            Ok(reply) => reply,
             Err(_) => {
                 if let Some(token) = token {
                     token.cancel();
                 }
                 tracing::debug!(%method, ?limit, "handler over its time limit: cancelled");
-                Err(ErrorObject::handler_timeout(&method, limit))
+                Reply::from(ErrorObject::handler_timeout(&method, limit))
             }
         }
     })
 }
 
 /// Runs `work` on a task of its own; dropping the returned future aborts it.
-fn on_own_task(work: BoxFuture<Outcome>) -> BoxFuture<Outcome> {
+fn on_own_task(work: BoxFuture<Reply>) -> BoxFuture<Reply> {
     Box::pin(async move {
         // NB: spawned at the first poll, not when the call is read: the
         // scheduler decides when a call starts (its turn, the in-flight
@@ -338,12 +345,12 @@ fn on_own_task(work: BoxFuture<Outcome>) -> BoxFuture<Outcome> {
         // future only once started.
         let task = AbortOnDropHandle::new(tokio::spawn(AssertUnwindSafe(work).catch_unwind()));
         match task.await {
-            Ok(Ok(outcome)) => outcome,
+            Ok(Ok(reply)) => reply,
             // Re-raised so that the entry reports it like any handler's panic.
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
             Err(err) => {
                 tracing::error!("a handler's task ended without an answer: {err}");
-                Err(ErrorObject::internal_error())
+                Reply::from(ErrorObject::internal_error())
             }
         }
     })

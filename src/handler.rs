@@ -15,14 +15,111 @@ use crate::fields::field_names;
 /// A boxed, sendable future, the shape every handler is erased to.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// What a handler produces on the wire: a raw result or an error object.
+/// What a raw handler produces on the wire: a raw result or an error object.
 pub type Outcome = Result<Box<RawValue>, ErrorObject>;
 
-/// A handler with its types erased: raw params in, raw outcome out.
+/// A handler with its types erased: raw params in, its reply out.
 /// Params are borrowed from the frame: a typed handler decodes them before
 /// its future is built, so they are never copied.
 pub(crate) type ErasedHandler<S> =
-    Arc<dyn for<'a> Fn(Option<&'a RawValue>, Incoming<'a, S>) -> BoxFuture<Outcome> + Send + Sync>;
+    Arc<dyn for<'a> Fn(Option<&'a RawValue>, Incoming<'a, S>) -> BoxFuture<Reply> + Send + Sync>;
+
+/// What a handler answers: its result, or an error object. [`IntoReply`]
+/// makes one from a handler's return value; an [`Outcome`] or an
+/// [`ErrorObject`] converts into one. It is also the response type of the
+/// [`middleware`](crate::middleware) layers' services.
+///
+/// ```
+/// use rpcpeer::{ErrorObject, IntoReply, Reply};
+///
+/// let reply: Reply = Ok::<_, ErrorObject>([1, 2]).into_reply("pair");
+/// assert_eq!(reply.result().ok(), Some("[1,2]"));
+/// // A layer that answers a call itself, or changes the answer:
+/// let refused = Reply::error(ErrorObject::method_not_found("admin.reset"));
+/// assert!(refused.is_error());
+/// assert_eq!(refused.result().unwrap_err().code, ErrorObject::METHOD_NOT_FOUND);
+/// let answered = Reply::new(Ok(serde_json::value::to_raw_value(&19).unwrap()));
+/// assert_eq!(answered.into_outcome().unwrap().get(), "19");
+/// ```
+#[derive(Debug)]
+pub struct Reply(Answer);
+
+/// The forms of a reply, each kept as it was made: a result serialized by
+/// serde_json stays in its `String` (a `Box<RawValue>` would cost a
+/// reallocation to shrink it), and `null` is no allocation at all.
+#[derive(Debug)]
+enum Answer {
+    /// A result's JSON text, written by serde_json.
+    Json(String),
+    /// A raw handler's result.
+    Raw(Box<RawValue>),
+    /// `null`: the result of a handler that returns nothing.
+    Null,
+    Error(ErrorObject),
+}
+
+impl Reply {
+    /// A reply with this outcome.
+    pub fn new(outcome: Outcome) -> Self {
+        Reply(match outcome {
+            Ok(raw) => Answer::Raw(raw),
+            Err(err) => Answer::Error(err),
+        })
+    }
+
+    /// An error reply, for a layer that answers a call itself.
+    pub fn error(error: ErrorObject) -> Self {
+        Reply(Answer::Error(error))
+    }
+
+    /// The result as JSON text, or the error object.
+    pub fn result(&self) -> Result<&str, &ErrorObject> {
+        match &self.0 {
+            Answer::Json(json) => Ok(json),
+            Answer::Raw(raw) => Ok(raw.get()),
+            Answer::Null => Ok("null"),
+            Answer::Error(err) => Err(err),
+        }
+    }
+
+    /// Whether the reply is an error object.
+    pub fn is_error(&self) -> bool {
+        matches!(self.0, Answer::Error(_))
+    }
+
+    /// The outcome, to pass on or change. (A result serialized by
+    /// serde_json is copied into a `Box<RawValue>` here, which the way to
+    /// the wire never does.)
+    pub fn into_outcome(self) -> Outcome {
+        match self.0 {
+            Answer::Json(json) => RawValue::from_string(json).map_err(|err| {
+                // serde_json wrote it: it is valid JSON.
+                tracing::error!("a serialized result is not JSON: {err}");
+                ErrorObject::internal_error()
+            }),
+            Answer::Raw(raw) => Ok(raw),
+            Answer::Null => Ok(RawValue::NULL.to_owned()),
+            Answer::Error(err) => Err(err),
+        }
+    }
+
+    /// The reply that says `null`.
+    pub(crate) fn null() -> Self {
+        Reply(Answer::Null)
+    }
+}
+
+impl From<Outcome> for Reply {
+    fn from(outcome: Outcome) -> Self {
+        Self::new(outcome)
+    }
+}
+
+impl From<ErrorObject> for Reply {
+    fn from(err: ErrorObject) -> Self {
+        Self::error(err)
+    }
+}
 
 /// What a handler's types say about its params, read from serde alone (no
 /// JSON Schema needed): introspection names the params with it, and errors
@@ -107,7 +204,7 @@ impl Signature {
 pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
     /// Decodes `params` and builds the future that runs the handler and
     /// encodes its reply.
-    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome>;
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Reply>;
 
     /// What the handler's types say about its params.
     fn signature() -> Signature;
@@ -120,11 +217,11 @@ where
     H::Output: IntoReply,
     H::Future: Send + 'static,
 {
-    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Outcome> {
+    fn call(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> BoxFuture<Reply> {
         let method = call.method.clone();
         match self.start(params, call) {
             Ok(fut) => Box::pin(async move { fut.await.into_reply(&method) }),
-            Err(err) => ready(Err(err)),
+            Err(err) => ready(err.into()),
         }
     }
 
@@ -259,11 +356,11 @@ impl<S> FromCall<S> for NoParams {
 /// use rpcpeer::{ErrorObject, IntoReply};
 ///
 /// let ok = Ok::<_, ErrorObject>(vec![1, 2]).into_reply("pair");
-/// assert_eq!(ok.unwrap().get(), "[1,2]");
+/// assert_eq!(ok.result().unwrap(), "[1,2]");
 /// let err = Err::<(), _>(ErrorObject::invalid_params("one number")).into_reply("pair");
-/// assert_eq!(err.unwrap_err().code, ErrorObject::INVALID_PARAMS);
+/// assert_eq!(err.result().unwrap_err().code, ErrorObject::INVALID_PARAMS);
 /// // A notification's handler returns nothing; asked as a request, it answers null.
-/// assert_eq!(().into_reply("tick").unwrap().get(), "null");
+/// assert_eq!(().into_reply("tick").result().unwrap(), "null");
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a handler's return value",
@@ -272,8 +369,8 @@ impl<S> FromCall<S> for NoParams {
             for example `Ok::<_, ErrorObject>(value)`; a notification's handler may return `()`"
 )]
 pub trait IntoReply: Send + 'static {
-    /// The outcome to put on the wire; `method` names the call in error messages.
-    fn into_reply(self, method: &str) -> Outcome;
+    /// The reply to put on the wire; `method` names the call in error messages.
+    fn into_reply(self, method: &str) -> Reply;
 }
 
 impl<T, E> IntoReply for Result<T, E>
@@ -281,24 +378,28 @@ where
     T: Serialize + Send + 'static,
     E: Into<ErrorObject> + Send + 'static,
 {
-    fn into_reply(self, method: &str) -> Outcome {
+    fn into_reply(self, method: &str) -> Reply {
         match self {
-            Ok(value) => serde_json::value::to_raw_value(&value).map_err(|err| {
-                tracing::error!(%method, "could not serialize the result: {err}");
-                ErrorObject::new(
-                    ErrorObject::INTERNAL_ERROR,
-                    format!("Internal error: the result of `{method}` could not be serialized"),
-                )
-            }),
-            Err(err) => Err(err.into()),
+            // serde_json writes valid JSON or fails.
+            Ok(value) => match serde_json::to_string(&value) {
+                Ok(json) => Reply(Answer::Json(json)),
+                Err(err) => {
+                    tracing::error!(%method, "could not serialize the result: {err}");
+                    Reply::from(ErrorObject::new(
+                        ErrorObject::INTERNAL_ERROR,
+                        format!("Internal error: the result of `{method}` could not be serialized"),
+                    ))
+                }
+            },
+            Err(err) => Reply::from(err.into()),
         }
     }
 }
 
 /// Notification handlers return nothing; as a request the reply is `null`.
 impl IntoReply for () {
-    fn into_reply(self, _method: &str) -> Outcome {
-        Ok(crate::error::null())
+    fn into_reply(self, _method: &str) -> Reply {
+        Reply::null()
     }
 }
 
@@ -418,8 +519,8 @@ fn without_position(err: &serde_json::Error) -> String {
     }
 }
 
-fn ready(outcome: Outcome) -> BoxFuture<Outcome> {
-    Box::pin(std::future::ready(outcome))
+fn ready(reply: Reply) -> BoxFuture<Reply> {
+    Box::pin(std::future::ready(reply))
 }
 
 impl<F, Fut, S> HandlerFn<(), S> for F

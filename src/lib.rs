@@ -128,7 +128,7 @@ pub use context::{Context, Incoming};
 pub use driver::Driver;
 pub use error::{Error, ErrorObject};
 pub use handler::{
-    BoxFuture, FromCall, Handler, HandlerFn, IntoReply, NoParams, Outcome, Signature,
+    BoxFuture, FromCall, Handler, HandlerFn, IntoReply, NoParams, Outcome, Reply, Signature,
 };
 pub use message::{Id, Version};
 pub use params::{Params, ParamsError};

@@ -111,12 +111,13 @@ impl Id {
         }
     }
 
-    /// Appends the id's JSON text, exactly as it was received.
-    fn write_json(&self, out: &mut String) {
+    /// The id's JSON text, exactly as it was received (a number is
+    /// written into `digits`).
+    fn json<'a>(&'a self, digits: &'a mut itoa::Buffer) -> &'a str {
         match &self.0 {
-            Repr::Null => out.push_str("null"),
-            Repr::Number(n) => out.push_str(itoa::Buffer::new().format(*n)),
-            Repr::Raw(raw) => out.push_str(raw.get()),
+            Repr::Null => "null",
+            Repr::Number(n) => digits.format(*n),
+            Repr::Raw(raw) => raw.get(),
         }
     }
 }
@@ -676,49 +677,72 @@ pub fn encode_response(
     id: &Id,
     outcome: Result<&RawValue, &ErrorObject>,
 ) -> String {
-    let size = match outcome {
-        Ok(result) => result.get().len() + 64,
-        Err(_) => 128,
+    encode_outcome(version, id, outcome.map(RawValue::get))
+}
+
+/// [`encode_response`] of a result given as its JSON text (valid JSON).
+pub(crate) fn encode_outcome(
+    version: Version,
+    id: &Id,
+    outcome: Result<&str, &ErrorObject>,
+) -> String {
+    let Ok(result) = outcome else {
+        let mut out = String::new();
+        write_response(&mut out, version, id, outcome);
+        return out;
     };
-    let mut out = String::with_capacity(size);
-    write_response(&mut out, version, id, outcome);
+    // NB: sized exactly: a WebSocket transport hands the text on as its
+    // buffer, and a buffer with room to spare costs an allocation more
+    // there (`bytes::Bytes::from(Vec)`).
+    let mut digits = itoa::Buffer::new();
+    let id = id.json(&mut digits);
+    let (head, tail) = result_members(version);
+    let mut out = String::with_capacity(head.len() + result.len() + tail.len() + id.len() + 1);
+    for part in [head, result, tail, id, "}"] {
+        out.push_str(part);
+    }
     out
 }
 
-/// [`encode_response`], appended to `out` (a batch's array, say).
+/// What goes before a result and between it and the id (2.0 carries
+/// either `result` or `error`, 1.0 both with one of them `null`).
+fn result_members(version: Version) -> (&'static str, &'static str) {
+    match version {
+        Version::V2 => (r#"{"jsonrpc":"2.0","result":"#, r#","id":"#),
+        Version::V1 => (r#"{"result":"#, r#","error":null,"id":"#),
+    }
+}
+
+/// [`encode_outcome`], appended to `out` (a batch's array, say).
 pub(crate) fn write_response(
     out: &mut String,
     version: Version,
     id: &Id,
-    outcome: Result<&RawValue, &ErrorObject>,
+    outcome: Result<&str, &ErrorObject>,
 ) {
-    if let Ok(result) = outcome {
+    let error = match outcome {
         // The hot path, written by hand: both members are valid JSON text
         // already.
-        let (head, tail) = match version {
-            Version::V2 => (r#"{"jsonrpc":"2.0","result":"#, r#","id":"#),
-            Version::V1 => (r#"{"result":"#, r#","error":null,"id":"#),
-        };
-        out.push_str(head);
-        out.push_str(result.get());
-        out.push_str(tail);
-        id.write_json(out);
-        out.push('}');
-        return;
-    }
-    let (result, error) = match (version, outcome) {
-        (Version::V2, Ok(r)) => (Member::Value(r), Member::Absent),
-        (Version::V2, Err(e)) => (Member::Absent, Member::Value(e)),
-        (Version::V1, Ok(r)) => (Member::Value(r), Member::Null),
-        (Version::V1, Err(e)) => (Member::Null, Member::Value(e)),
+        Ok(result) => {
+            let (head, tail) = result_members(version);
+            let mut digits = itoa::Buffer::new();
+            for part in [head, result, tail, id.json(&mut digits), "}"] {
+                out.push_str(part);
+            }
+            return;
+        }
+        Err(error) => error,
     };
     out.push_str(
         &Outgoing {
             jsonrpc: jsonrpc(version),
             method: None,
             params: Member::Absent,
-            result,
-            error,
+            result: match version {
+                Version::V2 => Member::Absent,
+                Version::V1 => Member::Null,
+            },
+            error: Member::Value(error),
             id: Member::Value(id),
         }
         .to_text(),

@@ -37,12 +37,17 @@ use crate::auth::{Access, Identity};
 use crate::dispatch::{when_allowed, Env};
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
-use crate::handler::{BoxFuture, ErasedHandler, Outcome};
+use crate::handler::{BoxFuture, ErasedHandler};
 use crate::log_limit::LogLimit;
 use crate::message::{Id, Version};
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
+
+/// The answer to a [`Call`], the response type of the services in a stack
+/// of layers: the handlers' own. A notification's reply is not sent (its
+/// error is logged).
+pub use crate::handler::Reply;
 
 /// The error type of the services in a stack of layers (tower's).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -151,58 +156,6 @@ impl fmt::Debug for Call {
             .field("version", &self.version)
             .field("params", &self.params.as_deref().map(|p| excerpt(p.get())))
             .finish_non_exhaustive()
-    }
-}
-
-/// The answer to a [`Call`]: its result or its error object, the response
-/// type of the services in a stack of layers. A notification's reply is
-/// not sent (its error is logged).
-///
-/// ```
-/// use rpcpeer::middleware::Reply;
-/// use rpcpeer::ErrorObject;
-///
-/// let refused = Reply::error(ErrorObject::method_not_found("admin.reset"));
-/// assert!(refused.is_error());
-/// assert_eq!(refused.outcome().unwrap_err().code, ErrorObject::METHOD_NOT_FOUND);
-/// let answered = Reply::new(Ok(serde_json::value::to_raw_value(&19).unwrap()));
-/// assert_eq!(answered.outcome().unwrap().get(), "19");
-/// ```
-#[derive(Debug)]
-pub struct Reply {
-    outcome: Outcome,
-}
-
-impl Reply {
-    /// A reply with this outcome.
-    pub fn new(outcome: Outcome) -> Self {
-        Self { outcome }
-    }
-
-    /// An error reply, for a layer that answers a call itself.
-    pub fn error(error: ErrorObject) -> Self {
-        Self::new(Err(error))
-    }
-
-    /// The result, or the error object.
-    pub fn outcome(&self) -> Result<&RawValue, &ErrorObject> {
-        self.outcome.as_deref()
-    }
-
-    /// Whether the reply is an error object.
-    pub fn is_error(&self) -> bool {
-        self.outcome.is_err()
-    }
-
-    /// The outcome, to pass on or change.
-    pub fn into_outcome(self) -> Outcome {
-        self.outcome
-    }
-}
-
-impl From<Outcome> for Reply {
-    fn from(outcome: Outcome) -> Self {
-        Self::new(outcome)
     }
 }
 
@@ -363,7 +316,7 @@ pub(crate) fn through<S: Send + Sync + 'static>(
     access: &Access,
     (method, id, version): (Arc<str>, Option<Id>, Version),
     params: Option<&RawValue>,
-) -> BoxFuture<Outcome> {
+) -> BoxFuture<Reply> {
     let router = env.router.clone();
     let access = access.clone();
     let run: Run = Box::new(move |call: Call| {
@@ -391,9 +344,9 @@ pub(crate) fn through<S: Send + Sync + 'static>(
             // timeout): work the handler spawned with its token must
             // learn it, as when the call is cancelled.
             let guard = token.drop_guard();
-            let outcome = work.await;
+            let reply = work.await;
             guard.disarm();
-            Ok(Reply::new(outcome))
+            Ok(reply)
         })
     });
     let call = Call {
@@ -424,8 +377,8 @@ pub(crate) fn through<S: Send + Sync + 'static>(
             Err(err) => Err(err),
         };
         match answered {
-            Ok(reply) => reply.into_outcome(),
-            Err(err) => Err(refusal(&method, notification, err)),
+            Ok(reply) => reply,
+            Err(err) => Reply::error(refusal(&method, notification, err)),
         }
     })
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::auth::{Access, Auth, Authenticator, LoginLimits};
 use crate::context::Context;
 use crate::error::ErrorObject;
-use crate::handler::{ErasedHandler, Handler, Outcome, Signature};
+use crate::handler::{ErasedHandler, Handler, Outcome, Reply, Signature};
 use crate::introspection::{Builtin, Documents, Service};
 use crate::middleware::{Stack, Wrap};
 use crate::session::Session;
@@ -207,7 +207,8 @@ where
     Fut: Future<Output = Outcome> + Send + 'static,
 {
     Arc::new(move |params, call| {
-        Box::pin(handler(params.map(ToOwned::to_owned), call.into_context()))
+        let outcome = handler(params.map(ToOwned::to_owned), call.into_context());
+        Box::pin(async move { Reply::from(outcome.await) })
     })
 }
 
@@ -597,8 +598,11 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.inner_mut().service = Some(Arc::new(service));
         for builtin in Builtin::ALL {
             // Never called: `lookup` hands out the entry with the document.
-            let placeholder: ErasedHandler<S> =
-                Arc::new(|_, _| Box::pin(std::future::ready(Err(ErrorObject::internal_error()))));
+            let placeholder: ErasedHandler<S> = Arc::new(|_, _| {
+                Box::pin(std::future::ready(Reply::error(
+                    ErrorObject::internal_error(),
+                )))
+            });
             self.insert_entry(builtin.name(), builtin.info(), placeholder, Some(builtin));
         }
         self

@@ -16,8 +16,8 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ErrorObject;
-use crate::handler::{BoxFuture, Outcome};
-use crate::message::{encode_response, write_response, Id, Version};
+use crate::handler::{BoxFuture, Reply};
+use crate::message::{encode_outcome, encode_response, write_response, Id, Version};
 use crate::router::Concurrency;
 use crate::scheduler::{Weighed, Weight};
 
@@ -38,35 +38,35 @@ struct Call {
     id: Option<Id>,
     version: Version,
     method: Arc<str>,
-    work: BoxFuture<Outcome>,
+    work: BoxFuture<Reply>,
     /// Made only when the handler took a `Context`; cancelled when the call
     /// is cancelled or dropped before it finished.
     token: Option<CancellationToken>,
 }
 
 impl Call {
-    /// Polls the handler; its outcome once it has finished.
-    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Outcome> {
+    /// Polls the handler; its reply once it has finished.
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Reply> {
         // Spec §5.1 -32603: a handler's panic is caught here, where the
         // request's id is still known, so the caller gets an answer and the
         // connection keeps serving.
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| self.work.as_mut().poll(cx)));
-        let outcome = match polled {
+        let reply = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(outcome)) => outcome,
+            Ok(Poll::Ready(reply)) => reply,
             Err(panic) => {
                 let msg = panic_message(panic.as_ref());
                 tracing::error!(method = %self.method, "handler panicked: {msg}");
-                Err(ErrorObject::internal_error())
+                Reply::from(ErrorObject::internal_error())
             }
         };
         // Finished: its token must not be cancelled when the call is dropped.
         self.token = None;
-        if let (None, Err(err)) = (&self.id, &outcome) {
+        if let (None, Err(err)) = (&self.id, reply.result()) {
             // A notification's error has nowhere to go but the log.
             tracing::debug!(method = %self.method, "notification failed: {err}");
         }
-        Poll::Ready(outcome)
+        Poll::Ready(reply)
     }
 }
 
@@ -111,7 +111,7 @@ impl Entry {
         id: Option<Id>,
         version: Version,
         method: Arc<str>,
-        work: BoxFuture<Outcome>,
+        work: BoxFuture<Reply>,
         token: Option<CancellationToken>,
     ) -> Self {
         Self {
@@ -158,11 +158,11 @@ impl Entry {
         let State::Working(call) = &mut self.state else {
             return Poll::Ready(());
         };
-        let outcome = ready!(call.poll(cx));
+        let reply = ready!(call.poll(cx));
         let reply = call
             .id
             .as_ref()
-            .map(|id| encode_response(call.version, id, outcome.as_deref()));
+            .map(|id| encode_outcome(call.version, id, reply.result()));
         self.state = State::Done(reply);
         Poll::Ready(())
     }
@@ -180,10 +180,10 @@ impl Entry {
                 }
             }
             State::Working(call) => {
-                let outcome = ready!(call.poll(cx));
+                let reply = ready!(call.poll(cx));
                 if let Some(id) = &call.id {
                     open_item(array);
-                    write_response(array, call.version, id, outcome.as_deref());
+                    write_response(array, call.version, id, reply.result());
                 }
                 self.state = State::Done(None);
             }
