@@ -96,18 +96,29 @@ impl<S: Send + Sync + 'static> Calls<S> {
         self.scheduler.is_idle()
     }
 
-    /// Reads one frame: calls are scheduled, answers go to our callers.
-    pub(crate) fn on_frame(&mut self, text: &str, outgoing: &mut Outgoing, outbox: &mut Outbox) {
+    /// Reads one frame: calls are scheduled, and those that may start are
+    /// polled at once; answers go to our callers.
+    pub(crate) fn on_frame(
+        &mut self,
+        text: &str,
+        cx: &mut TaskContext<'_>,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) {
         crate::observe::frame_in(self.peer.connection_id(), text);
         match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
-                    self.scheduler.submit(kind, Work::one(entry, text.len()));
+                    self.schedule(kind, Work::one(entry, text.len()));
                 }
             }
             Frame::Batch(items) => self.on_batch(items, text.len(), outgoing, outbox),
         }
         self.pump();
+        // NB: before the next frame is read: a call that answers at once
+        // (most do) is done with before the next one is scheduled, so an
+        // in-order notification after it need not queue.
+        self.poll_started(cx, outbox);
     }
 
     /// One path for every incoming message, alone or in a batch: a call
@@ -188,16 +199,30 @@ impl<S: Send + Sync + 'static> Calls<S> {
         }
         // Spec §6: the entries may run in any order, so they all run at
         // once, as one concurrent job (a batch takes one handler slot).
-        self.scheduler
-            .submit(Concurrency::Concurrent, Work::batch(entries, bytes));
+        self.schedule(Concurrency::Concurrent, Work::batch(entries, bytes));
+    }
+
+    /// Starts `work` if it may start now, else queues it.
+    fn schedule(&mut self, kind: Concurrency, work: Work) {
+        // NB: `pump` ran after every change, so the scheduler may be asked.
+        if self.scheduler.try_start(kind) {
+            self.start(kind, work);
+        } else {
+            self.scheduler.submit(kind, work);
+        }
     }
 
     /// Hands every job that may start now to be polled.
     fn pump(&mut self) {
         while let Some((kind, work)) = self.scheduler.next() {
-            self.running_bytes += work.bytes();
-            self.starting.push_back(Running::new(kind, work));
+            self.start(kind, work);
         }
+    }
+
+    /// `work`, started by the scheduler, goes to be polled.
+    fn start(&mut self, kind: Concurrency, work: Work) {
+        self.running_bytes += work.bytes();
+        self.starting.push_back(Running::new(kind, work));
     }
 
     fn finished(&mut self, done: Finished, outbox: &mut Outbox) {
@@ -222,16 +247,18 @@ impl<S: Send + Sync + 'static> Calls<S> {
         if let Some(reply) = crate::cancel::incoming(id, &mut self.scheduler, started) {
             outbox.push(reply);
         }
+        // A call taken out of the queue may have held others back.
+        self.pump();
     }
 
-    /// Polls the calls started since the last turn, then those that were
-    /// woken, while the outbox has room; `true` when any started or finished.
-    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>, outbox: &mut Outbox) -> bool {
+    /// Polls the calls started and not polled yet, while the outbox has
+    /// room; `true` when there were any.
+    fn poll_started(&mut self, cx: &mut TaskContext<'_>, outbox: &mut Outbox) -> bool {
         let mut progress = false;
-        // NB: a call started in this turn is polled right here, on the
-        // connection's task: a handler that answers at once puts its reply
-        // in the outbox before the driver writes, so the replies to every
-        // request read in one go leave in one write call.
+        // NB: a started call is polled right here, on the connection's
+        // task: a handler that answers at once puts its reply in the outbox
+        // before the driver writes, so the replies to every request read in
+        // one go leave in one write call.
         while outbox.has_room() {
             let Some(mut run) = self.starting.pop_front() else {
                 break;
@@ -242,6 +269,13 @@ impl<S: Send + Sync + 'static> Calls<S> {
             }
             progress = true;
         }
+        progress
+    }
+
+    /// Polls the calls started and not polled yet, then those that were
+    /// woken, while the outbox has room; `true` when any started or finished.
+    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>, outbox: &mut Outbox) -> bool {
+        let mut progress = self.poll_started(cx, outbox);
         while outbox.has_room() {
             match self.running.poll_next_unpin(cx) {
                 Poll::Ready(Some(done)) => {

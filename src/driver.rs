@@ -497,13 +497,14 @@ where
                 }
             }
             // NB: reading never waits on a handler: a frame is parsed and
-            // its calls started or queued right here.
+            // its calls queued, or started and polled once, right here; those
+            // that answer at once leave in this turn's write call.
             let mut read = false;
             while !input_idle && this.may_read() {
                 match Pin::new(&mut this.transport).poll_next(cx) {
                     Poll::Ready(Some(Ok(text))) => {
                         this.calls
-                            .on_frame(text.as_ref(), &mut this.outgoing, &mut this.outbox)
+                            .on_frame(text.as_ref(), cx, &mut this.outgoing, &mut this.outbox)
                     }
                     Poll::Ready(Some(Err(err))) => this.on_read_error(err),
                     Poll::Ready(None) => this.on_end_of_input(cx),
@@ -514,12 +515,7 @@ where
                 }
                 read = true;
             }
-            if read {
-                // The calls just read get their first poll before the write:
-                // those that answer at once leave in this turn's write call.
-                this.calls.poll(cx, &mut this.outbox);
-                progress = true;
-            }
+            progress |= read;
             let moved = match this.outbox.poll_write(&mut this.transport, cx) {
                 Poll::Ready(Ok(moved)) => moved,
                 Poll::Ready(Err(err)) => {

@@ -17,6 +17,9 @@
 //! It also keeps the sum of the waiting jobs' [`Weight`]s, so the driver can
 //! bound the queue by calls and bytes (a batch is as many calls as it has
 //! entries, and weighs the bytes it was read from).
+//!
+//! A job that would start at once skips the queue ([`Scheduler::try_start`]):
+//! most calls arrive on a connection with nothing waiting.
 
 use std::collections::VecDeque;
 
@@ -35,7 +38,7 @@ pub(crate) trait Weighed {
 }
 
 /// A job waiting for its turn.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Queued<J> {
     seq: u64,
     kind: Concurrency,
@@ -43,7 +46,7 @@ struct Queued<J> {
 }
 
 /// The waiting jobs of one connection and what runs now.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Scheduler<J> {
     /// Concurrent and exclusive jobs, in arrival order.
     ready: VecDeque<Queued<J>>,
@@ -104,6 +107,40 @@ impl<J: Weighed> Scheduler<J> {
     /// Nothing waits and nothing runs.
     pub(crate) fn is_idle(&self) -> bool {
         self.running == 0 && self.queued() == 0
+    }
+
+    /// Counts a job of `kind` as started if it may start now, before any job
+    /// that waits: what [`Scheduler::submit`] and then [`Scheduler::next`]
+    /// would do, without queueing it. `false`: submit it.
+    ///
+    /// Only when every job that may start has been handed out (`next` has
+    /// returned `None` since the last change): a waiting job is then one
+    /// the rules hold back, and this job must not pass it.
+    pub(crate) fn try_start(&mut self, kind: Concurrency) -> bool {
+        if self.exclusive_running || self.running >= self.max_running {
+            return false;
+        }
+        let may = match kind {
+            // Rule 2, and rule 5: a waiting exclusive job is in `ready`.
+            Concurrency::Concurrent => self.ready.is_empty(),
+            // Rule 3, and rule 5 for in-order jobs.
+            Concurrency::InOrder => {
+                !self.serial_busy && self.serial.is_empty() && self.exclusive_waiting == 0
+            }
+            // Rule 4.
+            Concurrency::Exclusive => {
+                self.running == 0 && self.ready.is_empty() && self.serial.is_empty()
+            }
+        };
+        if may {
+            self.running += 1;
+            match kind {
+                Concurrency::InOrder => self.serial_busy = true,
+                Concurrency::Exclusive => self.exclusive_running = true,
+                Concurrency::Concurrent => {}
+            }
+        }
+        may
     }
 
     /// Queues `job`; [`Scheduler::next`] says when it may start.
@@ -251,6 +288,54 @@ mod tests {
     /// Starts everything that may start; returns the job names in order.
     fn start_all(s: &mut Scheduler<&'static str>) -> Vec<&'static str> {
         std::iter::from_fn(|| s.next().map(|(_, job)| job)).collect()
+    }
+
+    proptest::proptest! {
+        /// Whatever ran before, a job that `try_start` starts is one that
+        /// `submit` and `next` would have started at once, and the two
+        /// leave the scheduler in the same state; one it refuses, they
+        /// would have queued.
+        #[test]
+        fn try_start_is_submit_then_next(
+            steps in proptest::collection::vec((0u8..5, 1usize..4), 1..60),
+            max_running in 1usize..4,
+        ) {
+            let kinds = [Concurrent, InOrder, Exclusive];
+            let mut s = Scheduler::new(max_running);
+            let mut running = Vec::new();
+            for (step, which) in steps {
+                match step {
+                    // Submit a job of some kind, both ways.
+                    0..=2 => {
+                        let kind = kinds[usize::from(step)];
+                        let mut queued = s.clone();
+                        queued.submit(kind, "j");
+                        let started = start_all(&mut queued);
+                        if s.try_start(kind) {
+                            proptest::prop_assert_eq!(started, ["j"]);
+                            running.push(kind);
+                            proptest::prop_assert_eq!(
+                                (s.running, s.serial_busy, s.exclusive_running, s.queued()),
+                                (queued.running, queued.serial_busy, queued.exclusive_running, queued.queued())
+                            );
+                        } else {
+                            proptest::prop_assert!(!started.contains(&"j"));
+                            s.submit(kind, "j");
+                        }
+                    }
+                    // A running job finishes.
+                    _ if !running.is_empty() => {
+                        let kind = running.remove(which % running.len());
+                        s.finished(kind);
+                    }
+                    _ => {}
+                }
+                // As the connection does after every change.
+                while let Some((kind, _)) = s.next() {
+                    running.push(kind);
+                }
+            }
+        }
     }
 
     #[test]
