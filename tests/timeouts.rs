@@ -189,3 +189,33 @@ async fn a_handler_over_its_time_limit_is_answered_and_cancelled() {
         "pong"
     );
 }
+
+/// `Config::idle_timeout` counts from the last message either way: a
+/// connection that just answered stays open, and one quiet for the whole
+/// period closes (virtual time, so the instants are exact).
+#[tokio::test(start_paused = true)]
+async fn the_idle_timeout_counts_from_the_last_message() {
+    let idle = Duration::from_millis(200);
+    let (ours, theirs) = memory_pair();
+    let mut server = Router::new();
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let (_server, driver) = Driver::builder(ours, server)
+        .config(Config::default().idle_timeout(Some(idle)))
+        .build();
+    let server = tokio::spawn(driver);
+    let (client, client_driver) = Driver::new(theirs, Router::new());
+    tokio::spawn(client_driver);
+
+    for _ in 0..3 {
+        // Three quarters of the period, then a message: never idle.
+        tokio::time::sleep(idle * 3 / 4).await;
+        let pong: String = client.request("ping", ()).await.unwrap();
+        assert_eq!(pong, "pong");
+        assert!(!server.is_finished(), "closed while in use");
+    }
+    // Then silence: closed within the period after the last message.
+    let ended = tokio::time::timeout(idle + Duration::from_millis(1), server)
+        .await
+        .expect("still open a whole period after the last message");
+    assert!(ended.unwrap().is_ok(), "an idle connection closes cleanly");
+}
