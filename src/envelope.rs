@@ -241,18 +241,20 @@ impl<'de> Visitor<'de> for ElementVisitor {
     }
 }
 
-/// `text` as one object of the common shape; `None`: let serde_json read it.
-pub(crate) fn scan_object(text: &str) -> Option<Envelope<'_>> {
-    let mut scan = Scanner { text, at: 0 };
+/// `text` as one object of the common shape, nested no deeper than
+/// `max_depth`; `None`: let serde_json read it.
+pub(crate) fn scan_object(text: &str, max_depth: usize) -> Option<Envelope<'_>> {
+    let mut scan = Scanner::new(text, max_depth.checked_sub(1)?);
     let env = scan.object()?;
     scan.end()?;
     Some(env)
 }
 
-/// `text` as a batch whose entries are all objects of the common shape;
-/// `None`: let serde_json read it (an empty array included).
-pub(crate) fn scan_batch(text: &str) -> Option<Vec<Envelope<'_>>> {
-    let mut scan = Scanner { text, at: 0 };
+/// `text` as a batch whose entries are all objects of the common shape,
+/// nested no deeper than `max_depth`; `None`: let serde_json read it (an
+/// empty array included).
+pub(crate) fn scan_batch(text: &str, max_depth: usize) -> Option<Vec<Envelope<'_>>> {
+    let mut scan = Scanner::new(text, max_depth.checked_sub(2)?);
     scan.skip_ws();
     scan.eat(b'[')?;
     let mut entries = Vec::new();
@@ -274,9 +276,20 @@ pub(crate) fn scan_batch(text: &str) -> Option<Vec<Envelope<'_>>> {
 struct Scanner<'a> {
     text: &'a str,
     at: usize,
+    /// How deep a member's value may nest: the limit, less the levels of
+    /// the batch and the object around it.
+    depth_left: usize,
 }
 
 impl<'a> Scanner<'a> {
+    fn new(text: &'a str, depth_left: usize) -> Self {
+        Scanner {
+            text,
+            at: 0,
+            depth_left,
+        }
+    }
+
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.at).copied()
     }
@@ -407,12 +420,16 @@ impl<'a> Scanner<'a> {
         self.text.get(start..self.at)
     }
 
-    /// Any value, read by serde_json: its raw text, checked in full.
+    /// Any value, read by serde_json: its raw text, checked in full, and
+    /// its nesting (serde_json reads a raw value to any depth).
     fn raw(&mut self) -> Option<&'a RawValue> {
         let text = self.text;
         let mut values =
             serde_json::Deserializer::from_str(&text[self.at..]).into_iter::<&RawValue>();
         let raw = values.next()?.ok()?;
+        if crate::message::nests_deeper_than(raw.get(), self.depth_left) {
+            return None;
+        }
         self.at += values.byte_offset();
         Some(raw)
     }
@@ -455,9 +472,9 @@ mod tests {
 
     fn by_hand(text: &str) -> Option<Vec<(Members<'_>, Option<&'static str>)>> {
         let envs = if text.trim_start().starts_with('[') {
-            scan_batch(text)?
+            scan_batch(text, 128)?
         } else {
-            vec![scan_object(text)?]
+            vec![scan_object(text, 128)?]
         };
         Some(envs.iter().map(members).collect())
     }

@@ -333,25 +333,30 @@ pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// assert!(matches!(parse_within(&deep, 10), Frame::Single(Ok(_))));
 /// ```
 pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
+    let first = text.trim_start().as_bytes().first();
+    // The common shape, read by hand (which checks the nesting too).
+    match first {
+        Some(b'[') => {
+            if let Some(entries) = scan_batch(text, max_depth) {
+                let entries = entries.into_iter().map(|env| message(env, Version::V2));
+                return Frame::Batch(entries.collect());
+            }
+        }
+        Some(b'{') => {
+            if let Some(env) = scan_object(text, max_depth) {
+                return Frame::Single(message(env, Version::V1));
+            }
+        }
+        _ => {}
+    }
     if nests_deeper_than(text, max_depth) {
         return Frame::Single(Err(Rejected::v2(ErrorObject::invalid_request(format!(
             "the message nests arrays and objects deeper than the limit of {max_depth} levels"
         )))));
     }
-    match text.trim_start().as_bytes().first() {
-        Some(b'[') => match scan_batch(text) {
-            Some(entries) => Frame::Batch(
-                entries
-                    .into_iter()
-                    .map(|env| message(env, Version::V2))
-                    .collect(),
-            ),
-            None => parse_batch(text),
-        },
-        Some(b'{') => Frame::Single(match scan_object(text) {
-            Some(env) => message(env, Version::V1),
-            None => parse_object(text, Version::V1),
-        }),
+    match first {
+        Some(b'[') => parse_batch(text),
+        Some(b'{') => Frame::Single(parse_object(text, Version::V1)),
         _ => Frame::Single(Err(Rejected::v2(
             match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Ok(_) => ErrorObject::invalid_request("a message must be an object or an array"),
@@ -381,47 +386,44 @@ fn parse_batch(text: &str) -> Frame<'_> {
 
 /// Whether `text` opens more than `max_depth` arrays or objects at once,
 /// outside strings. Invalid JSON may pass: the parser that follows says so.
-fn nests_deeper_than(text: &str, max_depth: usize) -> bool {
-    // NB: each level takes a byte, so a short message (almost every one)
-    // is not scanned at all.
+pub(crate) fn nests_deeper_than(text: &str, max_depth: usize) -> bool {
+    // NB: each level takes a byte, so a short message (almost every one) is
+    // not scanned at all; nor is one with no more openings than the limit
+    // (in strings or not), which a vectorized count finds several times
+    // faster than following the strings.
     let bytes = text.as_bytes();
-    if bytes.len() <= max_depth {
+    if bytes.len() <= max_depth
+        || bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() <= max_depth
+    {
         return false;
     }
+    // NB: byte by byte: a batch's strings are mostly a few bytes long,
+    // shorter than what a search for the closing quote needs to pay off.
     let mut depth = 0usize;
-    let mut at = 0;
-    while let Some(offset) = memchr::memchr3(b'"', b'[', b'{', &bytes[at..]).map(|o| o + at) {
-        // Closings between here and the last opening lower the depth.
-        depth = depth.saturating_sub(
-            bytes[at..offset]
-                .iter()
-                .filter(|&&b| b == b']' || b == b'}')
-                .count(),
-        );
-        if bytes[offset] == b'"' {
+    let mut rest = bytes.iter();
+    while let Some(&byte) = rest.next() {
+        match byte {
             // Skip the string: to its closing quote, stepping over escapes.
-            let mut i = offset + 1;
-            loop {
-                let Some(rest) = bytes.get(i..) else {
-                    return false;
-                };
-                match memchr::memchr2(b'"', b'\\', rest) {
-                    Some(o) if bytes[i + o] == b'\\' => i += o + 2,
-                    Some(o) => {
-                        i += o + 1;
-                        break;
+            b'"' => loop {
+                match rest.next() {
+                    Some(b'\\') => {
+                        rest.next();
                     }
+                    Some(b'"') => break,
+                    Some(_) => {}
+                    // Cut off inside a string: no claim.
                     None => return false,
                 }
+            },
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    return true;
+                }
             }
-            at = i;
-            continue;
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
-        depth += 1;
-        if depth > max_depth {
-            return true;
-        }
-        at = offset + 1;
     }
     false
 }
@@ -998,6 +1000,32 @@ mod tests {
             &format!("[\"{}\\", "[".repeat(200)),
             128
         ));
+    }
+
+    #[test]
+    fn the_depth_limit_holds_for_messages_read_by_hand_too() {
+        let too_deep = |frame: Frame<'_>| match frame {
+            Frame::Single(Err(rejected)) => rejected.error.message.contains("nests"),
+            _ => false,
+        };
+        for limit in [0, 1, 2, 3, 5] {
+            for k in 1..limit + 3 {
+                let value = format!("{}1{}", "[".repeat(k), "]".repeat(k));
+                let single = [
+                    format!(r#"{{"jsonrpc":"2.0","method":"m","params":{value},"id":1}}"#),
+                    format!(r#"{{"jsonrpc":"2.0","result":{value},"id":1}}"#),
+                    format!(r#"{{"jsonrpc":"2.0","method":"m","x":{value}}}"#),
+                ];
+                let batches = single.clone().map(|one| format!("[{one}]"));
+                for text in single.into_iter().chain(batches) {
+                    assert_eq!(
+                        too_deep(parse_within(&text, limit)),
+                        nests_deeper_than(&text, limit),
+                        "{text} within {limit}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
