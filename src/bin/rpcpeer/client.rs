@@ -14,6 +14,7 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::http_client;
 use crate::output::{error_line, render, Style};
 use crate::{CallArgs, ConnectArgs, Failure, ListenArgs};
 
@@ -65,6 +66,12 @@ fn parse_url(url: &str) -> Result<Target, Failure> {
     }
     if url.starts_with("ws://") || url.starts_with("wss://") {
         return Ok(Target::Ws(url.to_owned()));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Err(bad(
+            "an HTTP URL carries one call at a time: `call` and `notify` take it; \
+             for a connection use ws://host:port/path",
+        ));
     }
     Err(bad(
         "use tcp://host:port, unix:/path, ws://host:port/path or wss://host:port/path",
@@ -369,6 +376,9 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
     }
     let (url, method, words) = split_call_args(&args)?;
     let params = parse_params(words)?;
+    if let Some(url) = url.filter(|url| http_client::is_http(url)) {
+        return http_call(url, &args.connect, method, params).await;
+    }
     let conn = connect(&args.connect, url, Router::new()).await?;
     match conn.peer.request::<Box<RawValue>>(method, params).await {
         Ok(result) => {
@@ -388,6 +398,9 @@ pub(crate) async fn notify(args: CallArgs) -> Result<(), Failure> {
     }
     let (url, method, words) = split_call_args(&args)?;
     let params = parse_params(words)?;
+    if let Some(url) = url.filter(|url| http_client::is_http(url)) {
+        return http_notify(url, &args.connect, method, params).await;
+    }
     let conn = connect(&args.connect, url, Router::new()).await?;
     match conn.peer.notify(method, params).await {
         Ok(()) => {
@@ -441,8 +454,7 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
     if entries.is_empty() {
         return Err(Failure::Usage(format!("{file}: the batch is empty")));
     }
-    let mut batch = Batch::new();
-    let mut ids = Vec::new();
+    let mut checked = Vec::with_capacity(entries.len());
     for entry in entries {
         let params = match entry.params.map(Params::from_raw).transpose() {
             Ok(params) => params.flatten(),
@@ -453,13 +465,21 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
                 )))
             }
         };
-        match entry.id {
+        checked.push((entry.method, params, entry.id));
+    }
+    if let Some(url) = url.filter(|url| http_client::is_http(url)) {
+        return http_batch(url, &args.connect, checked).await;
+    }
+    let mut batch = Batch::new();
+    let mut ids = Vec::new();
+    for (method, params, id) in checked {
+        match id {
             Some(id) => {
-                batch.request(&entry.method, params);
+                batch.request(&method, params);
                 ids.push(id);
             }
             None => {
-                batch.notify(&entry.method, params);
+                batch.notify(&method, params);
             }
         }
     }
@@ -468,36 +488,203 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
         Ok(answers) => answers,
         Err(err) => return Err(conn.fail(err).await),
     };
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for answer in answers {
+        match answer {
+            Ok(result) => outcomes.push(Ok(result)),
+            Err(Error::Remote { source, .. }) => outcomes.push(Err(source)),
+            Err(err) => return Err(conn.fail(err).await),
+        }
+    }
+    conn.close().await;
+    print_batch(&ids, outcomes)
+}
+
+/// Prints each answer of a batch on a line of its own, under the id the
+/// file gave; fails (exit 1) when one of them is an error.
+fn print_batch(
+    ids: &[Box<RawValue>],
+    outcomes: Vec<Result<Box<RawValue>, ErrorObject>>,
+) -> Result<(), Failure> {
     let style = Style::stdout();
     let mut failed = false;
-    let mut lost = None;
     let mut out = String::new();
-    for (id, answer) in ids.iter().zip(answers) {
-        let body = match answer {
+    for (id, outcome) in ids.iter().zip(outcomes) {
+        let body = match outcome {
             Ok(result) => format!(r#"{{"id":{},"result":{}}}"#, id.get(), result.get()),
-            Err(Error::Remote { source, .. }) => {
+            Err(source) => {
                 failed = true;
                 let error = serde_json::to_string(&source).unwrap_or_default();
                 format!(r#"{{"id":{},"error":{error}}}"#, id.get())
-            }
-            Err(err) => {
-                lost.get_or_insert(err);
-                continue;
             }
         };
         out.push_str(&render(&body, style));
         out.push('\n');
     }
-    if let Some(err) = lost {
-        return Err(conn.fail(err).await);
-    }
-    conn.close().await;
     print_stdout(out.trim_end())?;
     if failed {
         Err(Failure::Remote)
     } else {
         Ok(())
     }
+}
+
+/// The JSON-RPC 2.0 text of one call; `id` `None` makes it a notification.
+fn request_text(method: &str, params: Option<&Params>, id: Option<u64>) -> String {
+    #[derive(serde::Serialize)]
+    struct Request<'a> {
+        jsonrpc: &'static str,
+        method: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<&'a Params>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    }
+    serde_json::to_string(&Request {
+        jsonrpc: "2.0",
+        method,
+        params,
+        id,
+    })
+    .unwrap_or_default()
+}
+
+/// Prints the error object of a JSON-RPC error answer, naming the HTTP
+/// status when it was not a success.
+fn remote_error(error: &ErrorObject, status: rpcpeer::ws::http::StatusCode) -> Failure {
+    let line = error_line(error, Style::stderr());
+    if status.is_success() {
+        eprintln!("{line}");
+    } else {
+        eprintln!("{line} [HTTP {status}]");
+    }
+    Failure::Remote
+}
+
+/// `call` to an HTTP URL: one POST, its result on stdout.
+async fn http_call(
+    url: &str,
+    args: &ConnectArgs,
+    method: &str,
+    params: Option<Params>,
+) -> Result<(), Failure> {
+    let answer = http_client::post(
+        url,
+        request_text(method, params.as_ref(), Some(1)),
+        args.timeout(),
+    )
+    .await?;
+    let Some(response) = http_client::Response::parse(&answer.body) else {
+        return Err(answer.unexpected(url, "a JSON-RPC response"));
+    };
+    if let Some(error) = &response.error {
+        return Err(remote_error(error, answer.status));
+    }
+    if !answer.ok() {
+        return Err(answer.unexpected(url, "a JSON-RPC error"));
+    }
+    if response.id.as_ref().map(|id| id.get()) != Some("1") {
+        return Err(Failure::Connection(format!(
+            "{url} answered request 1 with the id {}",
+            response.id.as_ref().map_or("null", |id| id.get())
+        )));
+    }
+    let result = response.result.unwrap_or_else(|| RawValue::NULL.to_owned());
+    print_stdout(&render(result.get(), Style::stdout()))
+}
+
+/// `notify` to an HTTP URL: one POST; `204 No Content` or any 2xx without
+/// a JSON-RPC error is success.
+async fn http_notify(
+    url: &str,
+    args: &ConnectArgs,
+    method: &str,
+    params: Option<Params>,
+) -> Result<(), Failure> {
+    let answer = http_client::post(
+        url,
+        request_text(method, params.as_ref(), None),
+        args.timeout(),
+    )
+    .await?;
+    if answer.body.trim().is_empty() {
+        return if answer.ok() {
+            Ok(())
+        } else {
+            Err(answer.unexpected(url, "JSON"))
+        };
+    }
+    match http_client::Response::parse(&answer.body) {
+        Some(http_client::Response {
+            error: Some(error), ..
+        }) => Err(remote_error(&error, answer.status)),
+        // Some servers answer a notification with a null result.
+        Some(_) if answer.ok() => Ok(()),
+        _ => Err(answer.unexpected(url, "a JSON-RPC response")),
+    }
+}
+
+/// `call --batch` to an HTTP URL: the batch in one POST, with ids of our
+/// own (1, 2, …) so that the answers can be matched whatever ids the file
+/// gave, even the same one twice.
+async fn http_batch(
+    url: &str,
+    args: &ConnectArgs,
+    entries: Vec<(String, Option<Params>, Option<Box<RawValue>>)>,
+) -> Result<(), Failure> {
+    let mut text = String::from("[");
+    let mut ids = Vec::new();
+    for (method, params, id) in &entries {
+        if text.len() > 1 {
+            text.push(',');
+        }
+        let ours = id.as_ref().map(|_| ids.len() as u64 + 1);
+        text.push_str(&request_text(method, params.as_ref(), ours));
+        if let Some(id) = id {
+            ids.push((id.clone(), method.as_str()));
+        }
+    }
+    text.push(']');
+    let answer = http_client::post(url, text, args.timeout()).await?;
+    if ids.is_empty() && answer.ok() && answer.body.trim().is_empty() {
+        return Ok(());
+    }
+    let responses: Vec<http_client::Response> =
+        match serde_json::from_str::<Vec<Box<RawValue>>>(&answer.body) {
+            Ok(items) => items
+                .iter()
+                .filter_map(|item| http_client::Response::parse(item.get()))
+                .collect(),
+            // One error for the whole batch (too long, say): nothing ran.
+            Err(_) => match http_client::Response::parse(&answer.body) {
+                Some(http_client::Response {
+                    error: Some(error), ..
+                }) => return Err(remote_error(&error, answer.status)),
+                _ => return Err(answer.unexpected(url, "a JSON-RPC batch response")),
+            },
+        };
+    if !answer.ok() {
+        return Err(answer.unexpected(url, "a JSON-RPC error"));
+    }
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for (n, (_, method)) in ids.iter().enumerate() {
+        let ours = (n + 1).to_string();
+        let Some(response) = responses
+            .iter()
+            .find(|r| r.id.as_ref().is_some_and(|id| id.get() == ours))
+        else {
+            return Err(Failure::Connection(format!(
+                "{url} sent no answer to the call of `{method}` (request {ours} of the batch)"
+            )));
+        };
+        outcomes.push(match (&response.error, &response.result) {
+            (Some(error), _) => Err(error.clone()),
+            (None, Some(result)) => Ok(result.clone()),
+            (None, None) => Ok(RawValue::NULL.to_owned()),
+        });
+    }
+    let ids: Vec<Box<RawValue>> = ids.into_iter().map(|(id, _)| id).collect();
+    print_batch(&ids, outcomes)
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away (`| head`)

@@ -6,6 +6,7 @@
 mod bench;
 mod client;
 mod demo;
+mod http_client;
 mod output;
 mod serve;
 mod shell;
@@ -104,7 +105,8 @@ struct CallArgs {
     /// (`-` reads stdin).
     #[arg(long, value_name = "FILE")]
     batch: Option<String>,
-    /// URL (tcp://host:port, unix:/path, ws://host:port/path, wss://…) unless
+    /// URL (tcp://host:port, unix:/path, ws://host:port/path, wss://…, or
+    /// http://host:port/path and https://…, each call one POST) unless
     /// --exec is given, then METHOD, then PARAMS: one JSON array or object,
     /// JSON values (sent as an array), or name=value pairs (sent as an
     /// object; values are JSON when they parse, else strings).

@@ -14,6 +14,8 @@
 //! - [`Server`] runs the accept loop around it for a [`Listener`]: a cap on
 //!   open connections and a graceful stop ([`Stopping`]).
 //! - [`target`] decodes a plain HTTP request's path and query string.
+//! - [`post`] sends one JSON text to an `http://` (or `https://`) URL and
+//!   reads the answer: the client side of plain HTTP.
 //! - [`from_upgraded`] mounts a transport on a stream that another HTTP stack
 //!   (axum, hyper) has already upgraded.
 //! - [`refuse_connection`] turns a connection away with `503 Service
@@ -37,6 +39,7 @@
 mod accept;
 mod body;
 mod heads;
+mod post;
 mod refuse;
 mod server;
 pub mod target;
@@ -56,6 +59,7 @@ use tokio_tungstenite::{
 pub use accept::{Listener, Server, Stopping, DEFAULT_MAX_CONNECTIONS};
 pub use body::BodyBudget;
 pub use http;
+pub use post::{post, PostAnswer};
 pub use refuse::refuse_connection;
 pub use server::{serve_connection, ServerIo, Service};
 pub use tokio_tungstenite::tungstenite::{protocol::Role, Utf8Bytes};
