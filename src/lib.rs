@@ -78,6 +78,8 @@ mod builder;
 mod calls;
 mod cancel;
 mod config;
+#[cfg(feature = "ws")]
+mod console;
 mod context;
 mod dispatch;
 mod driver;

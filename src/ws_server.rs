@@ -77,6 +77,7 @@ pub struct WsServer<S> {
     on_connect: Option<ConnectHook>,
     max_connections: usize,
     idle_timeout: Option<Duration>,
+    console: Option<Arc<str>>,
 }
 
 /// One port's answers: each WebSocket connection a [`Driver`] for the
@@ -87,6 +88,8 @@ struct RouterService<S> {
     http: HttpOptions,
     on_connect: Option<ConnectHook>,
     stopping: Stopping,
+    /// The path the console page is served at, when it is on.
+    console: Option<Arc<str>>,
 }
 
 impl<S> Clone for RouterService<S> {
@@ -97,6 +100,7 @@ impl<S> Clone for RouterService<S> {
             http: self.http.clone(),
             on_connect: self.on_connect.clone(),
             stopping: self.stopping.clone(),
+            console: self.console.clone(),
         }
     }
 }
@@ -112,6 +116,7 @@ impl<S: Send + Sync + 'static> WsServer<S> {
             on_connect: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            console: None,
         }
     }
 
@@ -172,6 +177,42 @@ impl<S: Send + Sync + 'static> WsServer<S> {
         self
     }
 
+    /// Serves a console in the browser at `path` (such as `"/"`): a `GET`
+    /// of it that accepts `text/html` gets one page, embedded in the
+    /// library and fetching nothing from elsewhere, which connects back
+    /// here over WebSocket. It lists the methods `rpc.discover` describes
+    /// (switch [`Router::introspection`] on) with a params form from their
+    /// schemas and a raw JSON editor; sends requests, notifications and
+    /// batches; shows results, errors and pushed notifications; and lets
+    /// the person answer the server's own requests. Off by default. Other
+    /// requests to `path` (`POST`, a `GET` asking for JSON) are JSON-RPC as
+    /// before.
+    ///
+    /// The page's WebSocket passes the `Origin` check because it comes
+    /// from this server's own origin; pages of other origins are still
+    /// refused unless [`HttpOptions::allowed_origins`] lists them. Anyone
+    /// who can reach the port can use the page: serve it where that is
+    /// wanted (a loopback address, behind authentication).
+    ///
+    /// ```
+    /// use rpcpeer::{introspection::Service, ws_server::WsServer, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.introspection(Service::new("calculator", "1.0.0"));
+    /// let server = WsServer::new(router).console("/");
+    /// # let _ = server;
+    /// ```
+    pub fn console(mut self, path: impl Into<String>) -> Self {
+        let path: String = path.into();
+        let path = if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        };
+        self.console = Some(path.into());
+        self
+    }
+
     /// Runs when a WebSocket peer connects, before its first message is read:
     /// keep its [`Peer`] to push to it later, or fill its session. To act
     /// when it disconnects, spawn a task that awaits [`Peer::closed`].
@@ -215,6 +256,7 @@ impl<S: Send + Sync + 'static> WsServer<S> {
             http: self.http,
             on_connect: self.on_connect,
             stopping: server.stopping(),
+            console: self.console,
         };
         server
             .serve_with_shutdown(listener, service, shutdown)
@@ -277,6 +319,13 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
     }
 
     async fn http(&self, req: Request<String>, remote: SocketAddr) -> Response<String> {
+        if let Some(page) = self
+            .console
+            .as_deref()
+            .and_then(|path| crate::console::page(path, &req))
+        {
+            return page;
+        }
         let session = Session::new();
         session.insert(RemoteAddr(remote));
         respond(&self.router, req, &session, &self.http).await

@@ -187,6 +187,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         }
     }
     tracing::info!(framing = %args.framing, "serving tcp://{tcp_addr} and {ws_scheme}://{ws_addr}/");
+    // The console needs both: the page over HTTP, its calls over WebSocket.
+    let console = args.ws_mode == WsMode::Both;
+    if console {
+        tracing::info!("console in the browser: open http://{ws_addr}/");
+    }
 
     shared.tracker.spawn(accept_tcp(tcp, shared.clone()));
     // The WebSocket and HTTP port: the library's server, with each
@@ -203,14 +208,19 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
             ..HttpOptions::default()
         })
         .max_connections(args.max_connections)
-        .idle_timeout(idle_timeout)
-        .on_connect({
-            let shared = shared.clone();
-            move |_peer, session, remote| {
-                session.insert(ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed)));
-                tracing::debug!("ws {remote}: connected");
-            }
-        });
+        .idle_timeout(idle_timeout);
+    let ws_server = if console {
+        ws_server.console("/")
+    } else {
+        ws_server
+    };
+    let ws_server = ws_server.on_connect({
+        let shared = shared.clone();
+        move |_peer, session, remote| {
+            session.insert(ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed)));
+            tracing::debug!("ws {remote}: connected");
+        }
+    });
     let stop = shared.stop.clone();
     shared.tracker.spawn(async move {
         let stopped = async move { stop.cancelled().await };
