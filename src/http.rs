@@ -52,6 +52,12 @@ pub struct HttpOptions {
     /// batch is answered with one -32600 error (200, as any JSON-RPC error),
     /// exactly as on a connection, and none of it runs.
     pub max_batch_len: usize,
+    /// How deep the elements of an XML-RPC call may nest (feature
+    /// `xmlrpc`; default 128, as [`Config::max_depth`](crate::Config::max_depth)
+    /// for JSON): a deeper one is answered with a -32600 fault before any of
+    /// it runs. Each level of an XML-RPC array or struct takes three
+    /// elements (`value`, `array`, `data`).
+    pub max_xml_depth: usize,
 }
 
 impl Default for HttpOptions {
@@ -60,6 +66,7 @@ impl Default for HttpOptions {
             jsonp: false,
             allowed_origins: Vec::new(),
             max_batch_len: crate::config::DEFAULT_MAX_BATCH_LEN,
+            max_xml_depth: crate::message::DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -170,6 +177,9 @@ const JSON_TYPES: [&str; 3] = [
 ///   for `GET`), 404 (unknown method), 415 (a body not sent as JSON, or
 ///   sent without `Content-Type`), 403 (a preflight from an origin not
 ///   allowed), each with a JSON-RPC error body that says what to do instead.
+/// - With the `xmlrpc` feature, `POST` sent as `text/xml` (or
+///   `application/xml`): an XML-RPC call of the same methods (see
+///   [`xmlrpc`](crate::xmlrpc)).
 ///
 /// Handlers run without a connection ([`Peer::is_detached`](crate::Peer::is_detached)):
 /// they cannot call the client back, push to it, or join it to a
@@ -367,6 +377,10 @@ async fn post<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
+    #[cfg(feature = "xmlrpc")]
+    if crate::xmlrpc::is_xml(req) {
+        return crate::xmlrpc::respond(router, req.body(), session, options).await;
+    }
     if let Some(sent) = not_json(req) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -58,6 +58,8 @@
 //! | `stream` | `rpcpeer::stream`: newline and Content-Length framing over TCP, Unix sockets, stdio, child processes |
 //! | `ws` | `rpcpeer::ws` (WebSocket client and server), `ws_server::WsServer`, `http::respond`, and close frames for [`Peer::close_with`] |
 //! | `tls` | `wss://` for the WebSocket client |
+//! | `xmlrpc` | XML-RPC on the HTTP side: `http::respond` answers `POST`s sent as `text/xml` from the same methods (`rpcpeer::xmlrpc`) |
+//! | `time` | `types::DateTime`: a date-time param or result, ISO 8601 in JSON, `dateTime.iso8601` in XML-RPC |
 //! | `testing` | `rpcpeer::testing::connected_pair`: two peers joined in memory, for tests |
 //! | `cli` (default) | the `rpcpeer` binary; turn default features off in a library |
 
@@ -93,6 +95,8 @@ mod handler;
 #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod http;
 pub mod introspection;
+#[cfg(any(feature = "time", feature = "xmlrpc"))]
+mod iso8601;
 mod log_limit;
 // The parser and encoders are internals: public only under a feature that
 // is no part of the API, for the fuzz targets, property tests and benchmarks.
@@ -120,9 +124,13 @@ mod session;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod transport;
+pub mod types;
 #[cfg(feature = "ws")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod ws_server;
+#[cfg(feature = "xmlrpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "xmlrpc")))]
+pub mod xmlrpc;
 
 pub use builder::DriverBuilder;
 pub use config::Config;

@@ -4,6 +4,7 @@ mod auth;
 mod callback;
 mod chat;
 mod math;
+mod values;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -65,6 +66,7 @@ pub(crate) fn redis_rooms(
 pub(crate) fn router(users: HashMap<String, String>, chat: Rooms) -> Router<Demo> {
     let mut router = Router::with_state(Demo { chat });
     math::register(&mut router);
+    values::register(&mut router);
     chat::register(&mut router);
     auth::register(&mut router, Arc::new(users));
     callback::register(&mut router);
@@ -74,7 +76,7 @@ pub(crate) fn router(users: HashMap<String, String>, chat: Rooms) -> Router<Demo
             .id("urn:rpcpeer:demo")
             .summary("The demo peer of rpcpeer")
             .description(
-                "The demo peer of rpcpeer: arithmetic, chat, authentication, callbacks and introspection.",
+                "The demo peer of rpcpeer: arithmetic, dates and bytes, chat, authentication, callbacks and introspection.",
             ),
     );
     router
