@@ -4,6 +4,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod bench;
+mod bridge;
 mod client;
 mod demo;
 mod http_client;
@@ -70,6 +71,10 @@ enum Command {
     /// Load any JSON-RPC peer: pipelined requests, batches or notifications
     /// over N connections, every reply checked; prints throughput and latency.
     Bench(bench::BenchArgs),
+    /// Put a stdio program on the network: for each WebSocket or TCP
+    /// connection, start the program and pass messages both ways
+    /// (WebSocket text frames or lines to Content-Length and back).
+    Bridge(bridge::BridgeArgs),
 }
 
 /// How to reach the peer; shared by every client subcommand.
@@ -196,7 +201,10 @@ impl fmt::Display for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Kept to the end: dropping it flushes what is buffered (for a bounded time).
-    let _log = init_logging(matches!(cli.command, Command::Serve(_)));
+    let _log = init_logging(matches!(
+        cli.command,
+        Command::Serve(_) | Command::Bridge(_)
+    ));
     log_panics();
     let mut builder = match cli.command {
         Command::Bench(_) => bench::runtime(),
@@ -217,6 +225,7 @@ fn main() -> ExitCode {
             Command::Listen(args) => client::listen(args).await,
             Command::Shell(args) => shell::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Bridge(args) => bridge::run(args).await,
         }
     });
     // NB: a short timeout, not a plain drop: a task blocked on stdin (the
