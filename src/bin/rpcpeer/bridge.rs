@@ -177,9 +177,11 @@ fn announce(url: &str) {
 
 /// Passes messages between `conn` and a new child until either ends, then
 /// ends the other.
-async fn bridge<T>(conn: T, remote: SocketAddr, shared: Arc<Shared>, stop: CancellationToken)
+async fn bridge<T, F>(conn: T, remote: SocketAddr, shared: Arc<Shared>, stop: CancellationToken)
 where
-    T: Stream<Item = std::io::Result<String>> + Sink<String, Error = std::io::Error> + Unpin,
+    T: Stream<Item = std::io::Result<F>> + Sink<String, Error = std::io::Error> + Unpin,
+    // A line's `String`, a WebSocket message's bytes: text either way.
+    F: std::ops::Deref<Target = str>,
 {
     let id = shared.next.fetch_add(1, Ordering::Relaxed);
     let label = format!("connection {id} ({remote})");
@@ -219,7 +221,7 @@ where
             message = from_conn.next() => match message {
                 Some(Ok(text)) => match refusal(&text) {
                     None => {
-                        if let Err(err) = to_child.send(text).await {
+                        if let Err(err) = to_child.send((*text).to_owned()).await {
                             break format!("writing to the program failed: {err}");
                         }
                     }
