@@ -154,14 +154,14 @@ async fn a_language_server_from_npm_answers_over_a_websocket() {
     send(
         &mut ws,
         json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-        "uri": "file:///tmp/a.json", "languageId": "json", "version": 1,
+        "uri": "file:///project/a.json", "languageId": "json", "version": 1,
         "text": "{\"name\": \"rpcpeer\", \"nested\": {\"x\": 1}}"}}}),
     )
     .await;
     send(
         &mut ws,
         json!({"jsonrpc": "2.0", "id": 2, "method": "textDocument/documentSymbol",
-        "params": {"textDocument": {"uri": "file:///tmp/a.json"}}}),
+        "params": {"textDocument": {"uri": "file:///project/a.json"}}}),
     )
     .await;
     let symbols = reply(&mut ws, 2).await;

@@ -1,7 +1,10 @@
 //! The `rpcpeer` binary end to end: `serve` on port 0 driven by raw frames (both framings), WebSocket, HTTP and the client subcommands, then SIGTERM.
 
-use std::future::Future;
-use std::process::{Output, Stdio};
+#[path = "common/binary.rs"]
+mod binary;
+
+use binary::{rpcpeer, stderr, stdout, within, BIN};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -11,18 +14,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufR
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-/// The binary under test, built by cargo for this test.
-const BIN: &str = env!("CARGO_BIN_EXE_rpcpeer");
 /// Every TCP framing `serve --framing` takes.
 const FRAMINGS: [Framing; 2] = [Framing::Newline, Framing::ContentLength];
-
-/// Turns a hang into a failure. Not a timing assertion: nothing here
-/// should take more than a fraction of this.
-async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 20 s (a hang)"))
-}
 
 /// The next line of a child's output; the output must not end first.
 async fn next_line<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>, what: &str) -> String {
@@ -890,24 +883,6 @@ async fn serve_closes_connections_idle_for_idle_timeout() {
     assert_eq!(result(&reply), &json!(600), "{reply}");
     let (status, _) = server.terminate().await;
     assert!(status.success(), "{status}");
-}
-
-/// Runs `rpcpeer ARGS` to its end.
-async fn rpcpeer(args: &[&str]) -> Output {
-    let output = Command::new(BIN).args(args).kill_on_drop(true).output();
-    within("rpcpeer to finish", output)
-        .await
-        .expect("run rpcpeer")
-}
-
-/// A finished command's stdout as text.
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A finished command's stderr as text.
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test]

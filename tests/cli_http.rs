@@ -1,66 +1,18 @@
 //! `rpcpeer call` and `notify` to `http://` URLs: against `serve`'s HTTP side, and against raw HTTP servers that answer what JSON-RPC servers should not (error pages, HTML, nothing, too much).
 
-use std::future::Future;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+#[path = "common/binary.rs"]
+mod binary;
+
+use binary::{rpcpeer, stderr, stdout, within, Serve};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rpcpeer");
-
-/// Turns a hang into a failure (not a timing assertion).
-async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 20 s (a hang)"))
-}
-
-/// `rpcpeer serve` on port 0; its `http://…/` URL.
-async fn serve(more: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
-        .args(more)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn rpcpeer serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut url = None;
-    while url.is_none() {
-        let line = within("listening on", lines.next_line())
-            .await
-            .expect("read serve's stdout")
-            .expect("a `listening on` line");
-        url = line
-            .strip_prefix("listening on ws://")
-            .or_else(|| line.strip_prefix("listening on http://"))
-            .map(|addr| format!("http://{addr}"));
-    }
-    (child, url.expect("the HTTP URL"))
-}
-
-async fn rpcpeer(args: &[&str]) -> Output {
-    let output = Command::new(BIN).args(args).kill_on_drop(true).output();
-    within("rpcpeer to finish", output)
-        .await
-        .expect("run rpcpeer")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 #[tokio::test]
 async fn call_notify_and_batch_over_http_to_serve() {
-    let (_serve, url) = serve(&[]).await;
+    let serve = Serve::start(&[]).await;
+    let url = format!("http://{}/", serve.ws);
     let out = rpcpeer(&["call", &url, "subtract", "42", "23"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "19\n");
@@ -139,7 +91,8 @@ async fn call_notify_and_batch_over_http_to_serve() {
 #[tokio::test]
 async fn an_http_error_status_or_a_body_that_is_not_json_rpc_is_a_clear_failure() {
     // serve --ws-mode websocket: plain HTTP gets 426 with a text body.
-    let (_serve, url) = serve(&["--ws-mode", "websocket"]).await;
+    let serve = Serve::start(&["--ws-mode", "websocket"]).await;
+    let url = format!("http://{}/", serve.ws);
     let out = rpcpeer(&["call", &url, "subtract", "42", "23"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);

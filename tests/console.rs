@@ -3,7 +3,10 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`bash .ci/test`
 //! installs them); without them the browser test fails, saying so.
 
-use std::future::Future;
+#[path = "common/binary.rs"]
+mod binary;
+
+use binary::{within, Serve};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,40 +16,6 @@ use rpcpeer::{Driver, Router};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rpcpeer");
-
-/// Turns a hang into a failure (not a timing assertion).
-async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s (a hang)"))
-}
-
-/// `rpcpeer serve` on port 0; its `host:port` for WebSocket and HTTP.
-async fn serve(more: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
-        .args(more)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn rpcpeer serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    loop {
-        let line = within("listening on", lines.next_line())
-            .await
-            .expect("read serve's stdout")
-            .expect("a `listening on` line");
-        if let Some(addr) = line
-            .strip_prefix("listening on ws://")
-            .or_else(|| line.strip_prefix("listening on http://"))
-        {
-            return (child, addr.trim_end_matches('/').to_owned());
-        }
-    }
-}
 
 /// A program on the `PATH`, or a failure naming the Debian package.
 fn program(name: &str, package: &str) -> PathBuf {
@@ -196,7 +165,8 @@ fn result_xpath(title: &str, value: &str) -> String {
 
 #[tokio::test]
 async fn a_person_uses_the_console_in_chromium() {
-    let (_serve, addr) = serve(&[]).await;
+    let serve = Serve::start(&[]).await;
+    let addr = serve.ws.clone();
     let browser = Browser::start().await;
     browser
         .client
@@ -369,7 +339,8 @@ async fn raw_http(addr: &str, request: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn the_page_is_served_only_where_switched_on_and_other_origins_stay_out() {
-    let (_serve, addr) = serve(&[]).await;
+    let serve = Serve::start(&[]).await;
+    let addr = serve.ws.clone();
     let get = |accept: &str| {
         format!("GET / HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n")
     };
@@ -420,7 +391,8 @@ async fn the_page_is_served_only_where_switched_on_and_other_origins_stay_out() 
     }
 
     // Only where it is switched on: serve's WebSocket-only port has no page.
-    let (_serve, addr) = serve(&["--ws-mode", "websocket"]).await;
+    let serve = Serve::start(&["--ws-mode", "websocket"]).await;
+    let addr = serve.ws.clone();
     let (status, answer) = raw_http(
         &addr,
         &format!(
