@@ -252,7 +252,11 @@ fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
         (_, []) => (quote!(), quote!(())),
         (ParamStyle::Transparent, [(ident, _)]) => (quote!(), quote!(#ident)),
         // Transparent with other than one param was refused when read.
-        (ParamStyle::Positional | ParamStyle::Transparent, _) => (quote!(), quote!((#(#idents,)*))),
+        (ParamStyle::Positional | ParamStyle::Transparent, [(_, first), ..]) => {
+            // Spanned at a param's type, so that a param that does not
+            // serialize is pointed at rather than the attribute.
+            (quote!(), quote_spanned!(first.span()=> (#(#idents,)*)))
+        }
         (ParamStyle::Named, _) => {
             let fields = wire.iter().map(|(ident, ty)| quote!(#ident: &'a #ty));
             (
