@@ -60,6 +60,7 @@
 //! | `tls` | `wss://` for the WebSocket client |
 //! | `xmlrpc` | XML-RPC on the HTTP side: `http::respond` answers `POST`s sent as `text/xml` from the same methods (`rpcpeer::xmlrpc`) |
 //! | `time` | `types::DateTime`: a date-time param or result, ISO 8601 in JSON, `dateTime.iso8601` in XML-RPC |
+//! | `macros` | [`api`]: one trait per side gives a typed router registration and a typed client |
 //! | `testing` | `rpcpeer::testing::connected_pair`: two peers joined in memory, for tests |
 //! | `cli` (default) | the `rpcpeer` binary; turn default features off in a library |
 
@@ -124,6 +125,8 @@ mod session;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod transport;
+#[cfg(feature = "macros")]
+mod typed;
 pub mod types;
 #[cfg(feature = "ws")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
@@ -151,6 +154,118 @@ pub use router::{Concurrency, MethodConfig, MethodInfo, Router};
 pub use schemars;
 pub use session::Session;
 pub use transport::{CloseFrame, CloseFrameError};
+
+/// One trait per side of a connection: the methods that side serves.
+///
+/// On a trait whose methods are `async fn`s taking `&self`, the attribute
+/// writes:
+///
+/// - the trait, each method returning a `Send` future (implement it with
+///   plain `async fn`s), and three provided methods: `register(self,
+///   &mut router)` (one instance for every connection), `into_router(self)`,
+///   and `register_per_connection(&mut router, make)` (one instance per
+///   connection, made from the [`Peer`] at its other end, for an
+///   implementation that keeps a client of the other side);
+/// - `TraitClient`, over a [`Peer`]: one async method per trait method,
+///   a request when it returns something (a value that serializes, or
+///   `Result<T, E>` with `E: Into<ErrorObject>`; the client gets `T` or an
+///   [`Error`]), a notification when it returns nothing;
+/// - the wire names as constants on the client (`TraitClient::SHOW_MESSAGE`,
+///   and `TraitClient::METHODS`, all of them).
+///
+/// A method may take the call's [`Context`] (written `Context`, without a
+/// state type: the implementation is the state) anywhere among its params; it
+/// does not travel. Through it a method calls back the peer that called,
+/// typed (`OtherClient::new(cx.peer().clone())`), and sees the caller give
+/// up: dropping a client's future sends `$/cancelRequest`, which fires
+/// [`Context::cancelled`] and answers the call -32800.
+///
+/// Params are decoded into a struct of the method's params, which accepts
+/// them by position or by name; the client sends them by position unless
+/// told otherwise. Attributes:
+///
+/// - on the trait, `#[rpcpeer::api(schema)]`: registers with
+///   `Router::method_with_schema` (feature `schemars`), so `rpc.discover`
+///   describes each param and result (their types derive `JsonSchema`);
+///   `#[rpcpeer::api(params = "name")]`: the client sends every method's
+///   params by name;
+/// - on a method, `#[rpc(...)]` with any of: `name = "textDocument/hover"` (the
+///   wire name, by default the Rust name); `params = "position"`, `"name"`
+///   or `"transparent"` (the method's one param is the params, as LSP
+///   wants); `concurrency = "concurrent"`, `"in_order"` or `"exclusive"`
+///   (see [`Concurrency`]; notifications are in order unless told
+///   otherwise, requests concurrent); `own_task` (see
+///   [`MethodConfig::own_task`]).
+///
+/// Generic methods, borrowed params and methods without `&self` are refused
+/// with an error naming the method.
+///
+/// ```
+/// use rpcpeer::{testing::connected_pair, Context, Error, ErrorObject, Router};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// pub struct Edit { pub line: u32, pub text: String }
+///
+/// /// What the editor serves.
+/// #[rpcpeer::api]
+/// pub trait Editor {
+///     /// Shows a message to the user.
+///     #[rpc(name = "window/showMessage")]
+///     async fn show_message(&self, text: String);
+///     /// Applies an edit; `false` when the document changed meanwhile.
+///     async fn apply_edit(&self, edit: Edit) -> Result<bool, ErrorObject>;
+/// }
+///
+/// /// What the language server serves.
+/// #[rpcpeer::api]
+/// pub trait LanguageServer {
+///     /// Renames the word at `line`, through the editor that asked.
+///     async fn rename(&self, line: u32, to: String, cx: Context) -> Result<bool, ErrorObject>;
+/// }
+///
+/// struct Server;
+///
+/// impl LanguageServer for Server {
+///     async fn rename(&self, line: u32, to: String, cx: Context) -> Result<bool, ErrorObject> {
+///         // Calls back the editor that called, typed.
+///         let editor = EditorClient::new(cx.peer().clone());
+///         editor.show_message(format!("renaming to {to}")).await?;
+///         Ok(editor.apply_edit(Edit { line, text: to }).await?)
+///     }
+/// }
+///
+/// #[derive(Default)]
+/// struct MyEditor { shown: std::sync::Mutex<Vec<String>> }
+///
+/// impl Editor for MyEditor {
+///     async fn show_message(&self, text: String) {
+///         self.shown.lock().unwrap().push(text);
+///     }
+///     async fn apply_edit(&self, edit: Edit) -> Result<bool, ErrorObject> {
+///         Ok(edit.line < 100)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let (to_server, _to_editor) = connected_pair(MyEditor::default().into_router(), Server.into_router());
+/// let server = LanguageServerClient::new(to_server);
+/// assert!(server.rename(7, "total".into()).await?);
+/// assert_eq!(EditorClient::SHOW_MESSAGE, "window/showMessage");
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use rpcpeer_macros::api;
+
+/// What the code `#[rpcpeer::api]` writes names; no part of the API.
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::typed::{stateless, PerConnection};
+    pub use serde;
+}
 
 /// Newline and Content-Length framing over TCP, Unix sockets, stdio and
 /// child processes (feature `stream`).

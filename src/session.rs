@@ -58,6 +58,19 @@ impl Session {
         })
     }
 
+    /// The stored value of type `T`, storing `value` first if there is none.
+    #[cfg(feature = "macros")]
+    pub(crate) fn get_or_insert<T: Any + Send + Sync + Clone>(&self, value: T) -> T {
+        self.with(|m| {
+            m.entry(TypeId::of::<T>())
+                .or_insert_with(|| Box::new(value.clone()))
+                .downcast_ref::<T>()
+                .cloned()
+                // The map is keyed by the value's own type: never taken.
+                .unwrap_or(value)
+        })
+    }
+
     /// Whether a value of type `T` is stored.
     pub fn contains<T: Any + Send + Sync>(&self) -> bool {
         self.with(|m| m.contains_key(&TypeId::of::<T>()))

@@ -1,0 +1,300 @@
+//! Writes what a read trait gives: the trait with `Send` futures and its registration, the typed client, the method names.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::Ident;
+
+use crate::parse::{camel, hidden, upper, Api, Input, Method, Output, ParamStyle};
+
+pub(crate) fn api(api: &Api) -> TokenStream {
+    let the_trait = the_trait(api);
+    let register = register(api);
+    let client = client(api);
+    quote! {
+        #the_trait
+        #register
+        #client
+    }
+}
+
+/// The trait as written, each `async fn` turned into a method returning a
+/// `Send` future (so a router can run it on any thread), plus the
+/// provided methods that register an implementation.
+fn the_trait(api: &Api) -> TokenStream {
+    let item = &api.item;
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let ident = &item.ident;
+    let colon = &item.colon_token;
+    let supertraits = &item.supertraits;
+    let register_fn = hidden("register", ident);
+    let client = format_ident!("{}Client", ident);
+    let methods = api.methods.iter().map(|m| {
+        let attrs = &m.attrs;
+        let name = &m.ident;
+        let args = m.inputs.iter().map(|input| match input {
+            Input::Wire { ident, ty } | Input::Context { ident, ty } => quote!(#ident: #ty),
+        });
+        let out = m.returned().map_or_else(|| quote!(()), |ty| quote!(#ty));
+        quote! {
+            #(#attrs)*
+            fn #name(&self, #(#args),*) -> impl ::core::future::Future<Output = #out> + ::core::marker::Send;
+        }
+    });
+    let doc_register = format!(
+        "Registers this implementation's methods on `router`, one instance shared by every connection the router serves. The peer that called is in the `Context` a method may take; [`{client}`] calls it back."
+    );
+    let doc_per_connection = "Registers the methods on `router` with one implementation per connection, made by `make` on the connection's first call from the `Peer` at its other end (to keep a client of it), and dropped with the connection.".to_owned();
+    quote! {
+        #(#attrs)*
+        #vis trait #ident #colon #supertraits {
+            #(#methods)*
+
+            #[doc = #doc_register]
+            fn register<S: ::core::marker::Send + ::core::marker::Sync + 'static>(
+                self,
+                router: &mut ::rpcpeer::Router<S>,
+            ) where
+                Self: ::core::marker::Sized + ::core::marker::Send + ::core::marker::Sync + 'static,
+            {
+                let shared = ::std::sync::Arc::new(self);
+                #register_fn::<Self, S, _>(router, move |_: &::rpcpeer::Context<S>| shared.clone());
+            }
+
+            /// A router serving this implementation's methods alone (see `register`).
+            fn into_router(self) -> ::rpcpeer::Router
+            where
+                Self: ::core::marker::Sized + ::core::marker::Send + ::core::marker::Sync + 'static,
+            {
+                let mut router = ::rpcpeer::Router::new();
+                self.register(&mut router);
+                router
+            }
+
+            #[doc = #doc_per_connection]
+            fn register_per_connection<S, F>(router: &mut ::rpcpeer::Router<S>, make: F)
+            where
+                Self: ::core::marker::Sized + ::core::marker::Send + ::core::marker::Sync + 'static,
+                S: ::core::marker::Send + ::core::marker::Sync + 'static,
+                F: ::core::ops::Fn(&::rpcpeer::Peer) -> Self + ::core::marker::Send + ::core::marker::Sync + 'static,
+            {
+                let instances = ::rpcpeer::__private::PerConnection::new(make);
+                #register_fn::<Self, S, _>(router, move |cx: &::rpcpeer::Context<S>| instances.get(cx));
+            }
+        }
+    }
+}
+
+/// The hidden function that registers each method, given how to find the
+/// implementation for a call.
+fn register(api: &Api) -> TokenStream {
+    let ident = &api.item.ident;
+    let register_fn = hidden("register", ident);
+    let client = format_ident!("{}Client", ident);
+    let methods = api.methods.iter().map(|m| register_method(api, &client, m));
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        fn #register_fn<T, S, G>(router: &mut ::rpcpeer::Router<S>, get: G)
+        where
+            T: #ident + ::core::marker::Send + ::core::marker::Sync + 'static,
+            S: ::core::marker::Send + ::core::marker::Sync + 'static,
+            G: ::core::ops::Fn(&::rpcpeer::Context<S>) -> ::std::sync::Arc<T>
+                + ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
+        {
+            #(#methods)*
+        }
+    }
+}
+
+fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
+    let name = &m.ident;
+    let constant = upper(name);
+    let params_struct = format_ident!("{}Params", camel(name));
+    let wire: Vec<_> = m.wire_args().collect();
+    let wire_idents: Vec<_> = wire.iter().map(|(i, _)| *i).collect();
+    let schema_derive = api.schema.then(|| {
+        quote! {
+            #[derive(::rpcpeer::schemars::JsonSchema)]
+            #[schemars(crate = "::rpcpeer::schemars")]
+        }
+    });
+    // The params the handler takes, and how it names them.
+    let (declare, params_arg, bind) = match (m.params, wire.as_slice()) {
+        (_, []) => (quote!(), quote!(), quote!()),
+        (ParamStyle::Transparent, [(ident, ty)]) => (quote!(), quote!(#ident: #ty,), quote!()),
+        _ => {
+            // One struct for both styles: serde maps an array onto its
+            // fields in order, and an object by name.
+            let fields = wire
+                .iter()
+                .map(|(ident, ty)| quote_spanned!(ty.span()=> #ident: #ty));
+            (
+                quote! {
+                    #[derive(::rpcpeer::__private::serde::Deserialize)]
+                    #[serde(crate = "::rpcpeer::__private::serde")]
+                    #schema_derive
+                    struct #params_struct { #(#fields,)* }
+                },
+                quote!(params: #params_struct,),
+                quote!(let #params_struct { #(#wire_idents),* } = params;),
+            )
+        }
+    };
+    let call_args = m.inputs.iter().map(|input| match input {
+        Input::Wire { ident, .. } | Input::Context { ident, .. } => quote!(#ident),
+    });
+    let context = m.inputs.iter().find_map(|input| match input {
+        Input::Context { ident, .. } => Some(ident),
+        Input::Wire { .. } => None,
+    });
+    let bind_context =
+        context.map(|ident| quote!(let #ident = ::rpcpeer::__private::stateless(cx);));
+    let call = quote!(imp.#name(#(#call_args),*).await);
+    let body = match &m.output {
+        Output::Notification => quote!({ #call; }),
+        Output::Plain(_) => quote!(::core::result::Result::<_, ::rpcpeer::ErrorObject>::Ok(#call)),
+        Output::Result { .. } => call,
+    };
+    let notification = matches!(m.output, Output::Notification);
+    let register = match (notification, api.schema) {
+        (false, false) => quote!(method),
+        (true, false) => quote!(notification),
+        (false, true) => quote!(method_with_schema),
+        (true, true) => quote!(notification_with_schema),
+    };
+    let doc = (!m.doc.is_empty()).then(|| {
+        let doc = &m.doc;
+        quote!(.doc(#doc))
+    });
+    let concurrency = m
+        .concurrency
+        .as_ref()
+        .map(|mode| quote!(.concurrency(::rpcpeer::Concurrency::#mode)));
+    let own_task = m.own_task.then(|| quote!(.own_task()));
+    quote! {
+        {
+            #declare
+            let get = get.clone();
+            let _ = router
+                .#register(#client::#constant, move |#params_arg cx: ::rpcpeer::Context<S>| {
+                    let imp = get(&cx);
+                    #bind
+                    #bind_context
+                    async move { #body }
+                })
+                #doc
+                #concurrency
+                #own_task;
+        }
+    }
+}
+
+/// The client: one typed method per trait method over a `Peer`, and the
+/// method names as constants.
+fn client(api: &Api) -> TokenStream {
+    let ident = &api.item.ident;
+    let vis = &api.item.vis;
+    let client = format_ident!("{}Client", ident);
+    let doc = format!(
+        "Calls the methods of [`{ident}`] on the peer at the other end of a connection: one typed method each, a request for each method that returns something, a notification for each that returns nothing."
+    );
+    let constants = api.methods.iter().map(|m| {
+        let constant = upper(&m.ident);
+        let wire = &m.wire;
+        let doc = format!("The wire name of `{}`.", m.ident);
+        quote!(#[doc = #doc] #vis const #constant: &'static str = #wire;)
+    });
+    let all = api.methods.iter().map(|m| upper(&m.ident));
+    let methods = api.methods.iter().map(|m| client_method(vis, m));
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Debug)]
+        #vis struct #client {
+            peer: ::rpcpeer::Peer,
+        }
+
+        impl #client {
+            #(#constants)*
+
+            /// Every method's wire name, in the order the trait declares them.
+            #vis const METHODS: &'static [&'static str] = &[#(Self::#all),*];
+
+            /// A client calling the peer at the other end of `peer`'s connection.
+            #vis fn new(peer: ::rpcpeer::Peer) -> Self {
+                Self { peer }
+            }
+
+            /// The peer it calls.
+            #vis fn peer(&self) -> &::rpcpeer::Peer {
+                &self.peer
+            }
+
+            #(#methods)*
+        }
+
+        impl ::core::convert::From<::rpcpeer::Peer> for #client {
+            fn from(peer: ::rpcpeer::Peer) -> Self {
+                Self::new(peer)
+            }
+        }
+    }
+}
+
+fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
+    let name = &m.ident;
+    let constant = upper(name);
+    let wire: Vec<_> = m.wire_args().collect();
+    let args = wire.iter().map(|(ident, ty)| quote!(#ident: #ty));
+    let idents: Vec<_> = wire.iter().map(|(i, _)| *i).collect();
+    let (declare, params) = match (m.params, wire.as_slice()) {
+        (_, []) => (quote!(), quote!(())),
+        (ParamStyle::Transparent, [(ident, _)]) => (quote!(), quote!(#ident)),
+        // Transparent with other than one param was refused when read.
+        (ParamStyle::Positional | ParamStyle::Transparent, [(_, first), ..]) => {
+            // Spanned at a param's type, so that a param that does not
+            // serialize is pointed at rather than the attribute.
+            (quote!(), quote_spanned!(first.span()=> (#(#idents,)*)))
+        }
+        (ParamStyle::Named, _) => {
+            let fields = wire.iter().map(|(ident, ty)| quote!(#ident: &'a #ty));
+            (
+                quote! {
+                    #[derive(::rpcpeer::__private::serde::Serialize)]
+                    #[serde(crate = "::rpcpeer::__private::serde")]
+                    struct Named<'a> { #(#fields,)* }
+                },
+                quote!(Named { #(#idents: &#idents),* }),
+            )
+        }
+    };
+    let user_doc = m.attrs.iter().filter(|a| a.path().is_ident("doc"));
+    let wire_name = &m.wire;
+    match &m.output {
+        Output::Notification => {
+            let doc = format!("Sends the notification `{wire_name}`.\n\n# Errors\n`Error::Closed` when the connection is gone, `Error::EncodeParams` when the params do not serialize to an array or object.\n\n# Cancel safety\nDropping the future before it returns may or may not send the notification.");
+            quote! {
+                #(#user_doc)*
+                #[doc = ""]
+                #[doc = #doc]
+                #vis async fn #name(&self, #(#args),*) -> ::core::result::Result<(), ::rpcpeer::Error> {
+                    #declare
+                    self.peer.notify(Self::#constant, #params).await
+                }
+            }
+        }
+        Output::Plain(ok) | Output::Result { ok, .. } => {
+            let doc = format!("Calls `{wire_name}` and waits for its answer.\n\n# Errors\nAs `Peer::request`: `Error::Remote` for the peer's error object, `Error::Closed`, `Error::Timeout`, `Error::DecodeReply`.\n\n# Cancel safety\nDropping the future before the answer tells the peer to cancel the call (`$/cancelRequest`).");
+            quote! {
+                #(#user_doc)*
+                #[doc = ""]
+                #[doc = #doc]
+                #vis async fn #name(&self, #(#args),*) -> ::core::result::Result<#ok, ::rpcpeer::Error> {
+                    #declare
+                    self.peer.request::<#ok>(Self::#constant, #params).await
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Reads the annotated trait into a model of its methods, refusing what cannot be a JSON-RPC method with an error that names it.
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned;
+use syn::{
+    Attribute, Error, FnArg, GenericArgument, Ident, ItemTrait, LitStr, Pat, PathArguments, Result,
+    ReturnType, TraitItem, TraitItemFn, Type,
+};
+
+/// The names the macro gives provided methods of the trait: a method of
+/// the user's may not take them.
+pub(crate) const RESERVED: [&str; 3] = ["register", "register_per_connection", "into_router"];
+
+/// How a method's params travel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParamStyle {
+    /// An array, one item per param, in declaration order.
+    Positional,
+    /// An object, one member per param, named after it.
+    Named,
+    /// The one param is the params, as it is (LSP's style).
+    Transparent,
+}
+
+impl ParamStyle {
+    fn parse(lit: &LitStr) -> Result<Self> {
+        match lit.value().as_str() {
+            "position" => Ok(ParamStyle::Positional),
+            "name" => Ok(ParamStyle::Named),
+            "transparent" => Ok(ParamStyle::Transparent),
+            other => Err(Error::new(
+                lit.span(),
+                format!("unknown params style `{other}`: expected \"position\" (an array), \"name\" (an object) or \"transparent\" (the one param is the params)"),
+            )),
+        }
+    }
+}
+
+/// What the trait-level attribute says: `#[rpcpeer::api(schema, params = "name")]`.
+#[derive(Default)]
+pub(crate) struct ApiArgs {
+    pub(crate) schema: bool,
+    pub(crate) params: Option<ParamStyle>,
+}
+
+impl ApiArgs {
+    pub(crate) fn parse_meta(&mut self, meta: ParseNestedMeta<'_>) -> Result<()> {
+        if meta.path.is_ident("schema") {
+            self.schema = true;
+            Ok(())
+        } else if meta.path.is_ident("params") {
+            let lit: LitStr = meta.value()?.parse()?;
+            self.params = Some(ParamStyle::parse(&lit)?);
+            Ok(())
+        } else {
+            Err(meta.error(
+                "unknown `#[rpcpeer::api]` argument: expected `schema` or `params = \"...\"`",
+            ))
+        }
+    }
+}
+
+/// The trait, read.
+pub(crate) struct Api {
+    pub(crate) item: ItemTrait,
+    pub(crate) schema: bool,
+    pub(crate) methods: Vec<Method>,
+}
+
+/// One method of the trait.
+pub(crate) struct Method {
+    pub(crate) ident: Ident,
+    /// The name on the wire.
+    pub(crate) wire: String,
+    /// The attributes kept on the trait's method (docs, lints).
+    pub(crate) attrs: Vec<Attribute>,
+    /// The doc comment's text, for introspection.
+    pub(crate) doc: String,
+    pub(crate) inputs: Vec<Input>,
+    pub(crate) output: Output,
+    pub(crate) params: ParamStyle,
+    /// `Concurrent`, `InOrder` or `Exclusive`, when set.
+    pub(crate) concurrency: Option<Ident>,
+    pub(crate) own_task: bool,
+}
+
+/// A param of a method, in declaration order.
+pub(crate) enum Input {
+    /// A param that travels on the wire.
+    Wire { ident: Ident, ty: Type },
+    /// The call's `Context`, which does not.
+    Context { ident: Ident, ty: Type },
+}
+
+/// What a method returns. Built once per method, so its size is no matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Output {
+    /// Nothing: a notification.
+    Notification,
+    /// A value that serializes: a request whose answer is always a result.
+    Plain(Type),
+    /// `Result<T, E>`: `ok` is `T`, `full` the whole type.
+    Result { ok: Type, full: Type },
+}
+
+impl Method {
+    pub(crate) fn wire_args(&self) -> impl Iterator<Item = (&Ident, &Type)> {
+        self.inputs.iter().filter_map(|input| match input {
+            Input::Wire { ident, ty } => Some((ident, ty)),
+            Input::Context { .. } => None,
+        })
+    }
+
+    /// The type the trait's method returns (`()` for a notification).
+    pub(crate) fn returned(&self) -> Option<&Type> {
+        match &self.output {
+            Output::Notification => None,
+            Output::Plain(ty) | Output::Result { full: ty, .. } => Some(ty),
+        }
+    }
+}
+
+pub(crate) fn api(args: ApiArgs, item: ItemTrait) -> Result<Api> {
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        return Err(Error::new(
+            item.generics.span(),
+            format!(
+                "`#[rpcpeer::api]` trait `{}` cannot be generic: each method needs one concrete params type",
+                item.ident
+            ),
+        ));
+    }
+    let default_params = args.params.unwrap_or(ParamStyle::Positional);
+    let mut methods: Vec<Method> = Vec::new();
+    let mut errors: Option<Error> = None;
+    for trait_item in &item.items {
+        let parsed = match trait_item {
+            TraitItem::Fn(f) => method(f, default_params),
+            other => Err(Error::new(
+                other.span(),
+                "`#[rpcpeer::api]` traits hold methods only (`async fn name(&self, ...)`)",
+            )),
+        };
+        match parsed {
+            Ok(m) => {
+                if let Some(earlier) = methods.iter().find(|e| e.wire == m.wire) {
+                    let err = Error::new(
+                        m.ident.span(),
+                        format!(
+                            "methods `{}` and `{}` have the same wire name \"{}\"",
+                            earlier.ident, m.ident, m.wire
+                        ),
+                    );
+                    combine(&mut errors, err);
+                }
+                methods.push(m);
+            }
+            Err(err) => combine(&mut errors, err),
+        }
+    }
+    if let Some(err) = errors {
+        return Err(err);
+    }
+    Ok(Api {
+        item,
+        schema: args.schema,
+        methods,
+    })
+}
+
+fn combine(errors: &mut Option<Error>, err: Error) {
+    match errors {
+        Some(all) => all.combine(err),
+        None => *errors = Some(err),
+    }
+}
+
+fn method(f: &TraitItemFn, default_params: ParamStyle) -> Result<Method> {
+    let sig = &f.sig;
+    let name = &sig.ident;
+    if RESERVED.contains(&name.to_string().as_str()) {
+        return Err(Error::new(
+            name.span(),
+            format!("`{name}` is a name `#[rpcpeer::api]` gives the trait itself; call the Rust method something else and keep the wire name with `#[rpc(name = \"{name}\")]`"),
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(Error::new(
+            sig.generics.span(),
+            format!("method `{name}` is generic: a JSON-RPC method has one concrete params type and result type, so write it without type, const or lifetime parameters"),
+        ));
+    }
+    if sig.asyncness.is_none() {
+        return Err(Error::new(
+            sig.fn_token.span,
+            format!("method `{name}` must be an `async fn`"),
+        ));
+    }
+    if let Some(body) = &f.default {
+        return Err(Error::new(
+            body.span(),
+            format!("method `{name}` has a body: the trait describes the methods, an `impl` of it implements them"),
+        ));
+    }
+    if sig.constness.is_some()
+        || sig.unsafety.is_some()
+        || sig.abi.is_some()
+        || sig.variadic.is_some()
+    {
+        return Err(Error::new(
+            sig.span(),
+            format!("method `{name}` must be a plain `async fn` (not const, unsafe, extern or variadic)"),
+        ));
+    }
+    let mut args = sig.inputs.iter();
+    match args.next() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(other) => {
+            return Err(Error::new(
+                other.span(),
+                format!("method `{name}` must take `&self` first (calls run concurrently, so not `&mut self` or `self`)"),
+            ))
+        }
+        None => {
+            return Err(Error::new(
+                sig.paren_token.span.join(),
+                format!("method `{name}` must take `&self` first"),
+            ))
+        }
+    }
+    let mut inputs = Vec::new();
+    for arg in args {
+        let FnArg::Typed(pat) = arg else {
+            return Err(Error::new(arg.span(), "only the first param may be `self`"));
+        };
+        let Pat::Ident(ident) = &*pat.pat else {
+            return Err(Error::new(
+                pat.pat.span(),
+                format!(
+                    "each param of `{name}` needs a plain name (it names the param on the wire)"
+                ),
+            ));
+        };
+        let ident = ident.ident.clone();
+        let ty = (*pat.ty).clone();
+        check_owned(name, &ident, &ty)?;
+        if is_context(&ty)? {
+            if inputs.iter().any(|i| matches!(i, Input::Context { .. })) {
+                return Err(Error::new(
+                    ty.span(),
+                    format!("method `{name}` takes two `Context` params"),
+                ));
+            }
+            inputs.push(Input::Context { ident, ty });
+        } else {
+            inputs.push(Input::Wire { ident, ty });
+        }
+    }
+    let output = output(name, &sig.output)?;
+
+    let mut wire = name.to_string();
+    let mut params = default_params;
+    let mut concurrency = None;
+    let mut own_task = false;
+    let mut attrs = Vec::new();
+    let mut doc = Vec::new();
+    for attr in &f.attrs {
+        if attr.path().is_ident("rpc") {
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("name") {
+                    wire = meta.value()?.parse::<LitStr>()?.value();
+                } else if meta.path.is_ident("params") {
+                    params = ParamStyle::parse(&meta.value()?.parse()?)?;
+                } else if meta.path.is_ident("concurrency") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let mode = match lit.value().as_str() {
+                        "concurrent" => "Concurrent",
+                        "in_order" => "InOrder",
+                        "exclusive" => "Exclusive",
+                        other => {
+                            return Err(Error::new(
+                                lit.span(),
+                                format!("unknown concurrency `{other}`: expected \"concurrent\", \"in_order\" or \"exclusive\""),
+                            ))
+                        }
+                    };
+                    concurrency = Some(Ident::new(mode, lit.span()));
+                } else if meta.path.is_ident("own_task") {
+                    own_task = true;
+                } else {
+                    return Err(meta.error(
+                        "unknown `#[rpc]` argument: expected `name = \"...\"`, `params = \"...\"`, `concurrency = \"...\"` or `own_task`",
+                    ));
+                }
+                Ok(())
+            })?;
+            continue;
+        }
+        if attr.path().is_ident("doc") {
+            if let syn::Meta::NameValue(nv) = &attr.meta {
+                if let syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) = &nv.value
+                {
+                    doc.push(s.value().trim().to_owned());
+                }
+            }
+        }
+        attrs.push(attr.clone());
+    }
+    let wire_count = inputs
+        .iter()
+        .filter(|i| matches!(i, Input::Wire { .. }))
+        .count();
+    if params == ParamStyle::Transparent && wire_count != 1 {
+        return Err(Error::new(
+            sig.span(),
+            format!("method `{name}` has params = \"transparent\" and {wire_count} params: it needs exactly one, which is sent as the params"),
+        ));
+    }
+    Ok(Method {
+        ident: name.clone(),
+        wire,
+        attrs,
+        doc: doc.join("\n").trim().to_owned(),
+        inputs,
+        output,
+        params,
+        concurrency,
+        own_task,
+    })
+}
+
+/// Params are decoded into values the handler owns: no borrowed or
+/// anonymous (`impl Trait`) types.
+fn check_owned(method: &Ident, param: &Ident, ty: &Type) -> Result<()> {
+    match ty {
+        Type::Reference(_) => Err(Error::new(
+            ty.span(),
+            format!("param `{param}` of method `{method}` is a reference: params are decoded into owned values (`String`, not `&str`)"),
+        )),
+        Type::ImplTrait(_) => Err(Error::new(
+            ty.span(),
+            format!("method `{method}` is generic (param `{param}` is `impl Trait`): a JSON-RPC method has one concrete params type"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `ty` is the call's context: a path ending in `Context`, which
+/// must carry no state type (the implementation is the state).
+fn is_context(ty: &Type) -> Result<bool> {
+    let Type::Path(path) = ty else {
+        return Ok(false);
+    };
+    let Some(last) = path.path.segments.last() else {
+        return Ok(false);
+    };
+    if last.ident != "Context" {
+        return Ok(false);
+    }
+    if !matches!(last.arguments, PathArguments::None) {
+        return Err(Error::new(
+            ty.span(),
+            "the context param must be `Context` without a state type: the implementation is the state",
+        ));
+    }
+    Ok(true)
+}
+
+fn output(method: &Ident, output: &ReturnType) -> Result<Output> {
+    let ty = match output {
+        ReturnType::Default => return Ok(Output::Notification),
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    match ty {
+        Type::Tuple(t) if t.elems.is_empty() => Ok(Output::Notification),
+        Type::Reference(_) | Type::ImplTrait(_) => Err(Error::new(
+            ty.span(),
+            format!("method `{method}` must return an owned value that serializes (or `Result<T, E>` with `E: Into<ErrorObject>`)"),
+        )),
+        Type::Path(path) => {
+            let result = path
+                .path
+                .segments
+                .last()
+                .filter(|last| last.ident == "Result");
+            let Some(last) = result else {
+                return Ok(Output::Plain(ty.clone()));
+            };
+            let ok = match &last.arguments {
+                PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t.clone()),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            let Some(ok) = ok else {
+                return Err(Error::new(
+                    ty.span(),
+                    format!("method `{method}` returns a `Result` without its value type"),
+                ));
+            };
+            Ok(Output::Result {
+                ok,
+                full: ty.clone(),
+            })
+        }
+        _ => Ok(Output::Plain(ty.clone())),
+    }
+}
+
+/// `ShowMessage` from `show_message`.
+pub(crate) fn camel(ident: &Ident) -> String {
+    ident
+        .to_string()
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `SHOW_MESSAGE` from `show_message`.
+pub(crate) fn upper(ident: &Ident) -> Ident {
+    Ident::new(&ident.to_string().to_uppercase(), ident.span())
+}
+
+/// `__rpcpeer_register_Editor`: the hidden function behind the trait's
+/// provided methods.
+pub(crate) fn hidden(prefix: &str, ident: &Ident) -> Ident {
+    Ident::new(&format!("__rpcpeer_{prefix}_{ident}"), Span::call_site())
+}

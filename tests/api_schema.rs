@@ -1,0 +1,120 @@
+//! `#[rpcpeer::api(schema)]`: `rpc.discover` describes every method of the trait, its params and result typed.
+
+mod common;
+
+use common::{serve, Wire};
+use rpcpeer::introspection::Service;
+use rpcpeer::schemars::JsonSchema;
+use rpcpeer::{ErrorObject, Router};
+use rpcpeer_stream::Framing;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A place in a document.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[schemars(crate = "rpcpeer::schemars")]
+pub struct Position {
+    /// Zero-based line.
+    pub line: u32,
+    /// Zero-based column.
+    pub character: u32,
+}
+
+/// A calculator that also points at places.
+#[rpcpeer::api(schema)]
+pub trait Calculator {
+    /// Subtracts `subtrahend` from `minuend`.
+    async fn subtract(&self, minuend: i64, subtrahend: i64) -> Result<i64, ErrorObject>;
+
+    /// Logs a line.
+    #[rpc(name = "$/log")]
+    async fn log(&self, line: String);
+
+    /// The place after `at`.
+    #[rpc(name = "textDocument/next", params = "transparent")]
+    async fn next(&self, at: Position) -> Position;
+}
+
+struct Calc;
+
+impl Calculator for Calc {
+    async fn subtract(&self, minuend: i64, subtrahend: i64) -> Result<i64, ErrorObject> {
+        minuend
+            .checked_sub(subtrahend)
+            .ok_or_else(|| ErrorObject::new(-32050, "overflow"))
+    }
+
+    async fn log(&self, _line: String) {}
+
+    async fn next(&self, at: Position) -> Position {
+        Position {
+            line: at.line,
+            character: at.character + 1,
+        }
+    }
+}
+
+fn by_name<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
+#[tokio::test]
+async fn rpc_discover_describes_the_traits_methods_with_their_types() {
+    let mut router = Router::new();
+    Calc.register(&mut router);
+    router.introspection(Service::new("calculator", "1.0.0"));
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#)
+        .await;
+    let document = &reply["result"];
+    openrpc_check::validate(document).unwrap_or_else(|e| panic!("{e}"));
+
+    let subtract = by_name(&document["methods"], "subtract");
+    assert_eq!(
+        subtract["description"],
+        "Subtracts `subtrahend` from `minuend`."
+    );
+    assert_eq!(
+        subtract["params"],
+        json!([
+            {"name": "minuend", "required": true, "schema": {"type": "integer", "format": "int64"}},
+            {"name": "subtrahend", "required": true, "schema": {"type": "integer", "format": "int64"}}
+        ])
+    );
+    assert_eq!(subtract["result"]["schema"]["type"], "integer");
+
+    let log = by_name(&document["methods"], "$/log");
+    assert_eq!(log["x-notification"], true);
+    assert_eq!(log["params"][0]["name"], "line");
+    assert_eq!(log["params"][0]["schema"]["type"], "string");
+
+    // The one param is the params: described by its own fields.
+    let next = by_name(&document["methods"], "textDocument/next");
+    let params: Vec<_> = next["params"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| p["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(params, ["line", "character"]);
+    assert_eq!(
+        next["params"][0]["schema"]["description"],
+        "Zero-based line."
+    );
+    assert!(
+        next["result"]["schema"].is_object(),
+        "a result schema: {next}"
+    );
+
+    // And the methods answer as described.
+    let answer = wire
+        .call(r#"{"jsonrpc":"2.0","method":"subtract","params":{"minuend":42,"subtrahend":23},"id":2}"#)
+        .await;
+    assert_eq!(answer["result"], 19);
+}
