@@ -1,2 +1,0 @@
-//! Nothing but the test cases: see `tests/ui/`, one file per rule a handler
-//! can break, each with the compiler's expected message beside it.
