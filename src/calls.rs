@@ -118,7 +118,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // NB: before the next frame is read: a call that answers at once
         // (most do) is done with before the next one is scheduled, so an
         // in-order notification after it need not queue.
-        self.poll_started(cx, outbox);
+        self.poll_started(cx, outgoing, outbox);
     }
 
     /// One path for every incoming message, alone or in a batch: a call
@@ -149,7 +149,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
             Admitted::Cancel(version, id) => {
                 outgoing.follow(version);
                 match id {
-                    Some(id) => self.cancel(&id, outbox),
+                    Some(id) => self.cancel(&id, outgoing, outbox),
                     None => tracing::debug!("cancel notification without a readable id, ignored"),
                 }
                 None
@@ -225,17 +225,21 @@ impl<S: Send + Sync + 'static> Calls<S> {
         self.starting.push_back(Running::new(kind, work));
     }
 
-    fn finished(&mut self, done: Finished, outbox: &mut Outbox) {
+    fn finished(&mut self, done: Finished, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         self.scheduler.finished(done.kind);
         self.running_bytes = self.running_bytes.saturating_sub(done.bytes);
         if let Some(reply) = done.reply {
+            // NB: what the handler sent while it ran is queued, and goes
+            // first: a caller sees a call's notifications (its progress
+            // reports) before its answer, never after.
+            outgoing.take_queued(outbox);
             outbox.push(reply);
         }
         self.pump();
     }
 
     /// The peer cancels one of its requests.
-    fn cancel(&mut self, id: &Id, outbox: &mut Outbox) {
+    fn cancel(&mut self, id: &Id, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         // NB: newest first, for calls that share an id (see
         // `cancel::incoming`): `starting` holds calls newer than any that
         // runs, newest at the back; `FuturesUnordered` iterates newest first.
@@ -245,6 +249,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
             .rev()
             .chain(self.running.iter_mut());
         if let Some(reply) = crate::cancel::incoming(id, &mut self.scheduler, started) {
+            outgoing.take_queued(outbox);
             outbox.push(reply);
         }
         // A call taken out of the queue may have held others back.
@@ -253,7 +258,12 @@ impl<S: Send + Sync + 'static> Calls<S> {
 
     /// Polls the calls started and not polled yet, while the outbox has
     /// room; `true` when there were any.
-    fn poll_started(&mut self, cx: &mut TaskContext<'_>, outbox: &mut Outbox) -> bool {
+    fn poll_started(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) -> bool {
         let mut progress = false;
         // NB: a started call is polled right here, on the connection's
         // task: a handler that answers at once puts its reply in the outbox
@@ -264,7 +274,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 break;
             };
             match Pin::new(&mut run).poll(cx) {
-                Poll::Ready(done) => self.finished(done, outbox),
+                Poll::Ready(done) => self.finished(done, outgoing, outbox),
                 Poll::Pending => self.running.push(run),
             }
             progress = true;
@@ -274,12 +284,17 @@ impl<S: Send + Sync + 'static> Calls<S> {
 
     /// Polls the calls started and not polled yet, then those that were
     /// woken, while the outbox has room; `true` when any started or finished.
-    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>, outbox: &mut Outbox) -> bool {
-        let mut progress = self.poll_started(cx, outbox);
+    pub(crate) fn poll(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) -> bool {
+        let mut progress = self.poll_started(cx, outgoing, outbox);
         while outbox.has_room() {
             match self.running.poll_next_unpin(cx) {
                 Poll::Ready(Some(done)) => {
-                    self.finished(done, outbox);
+                    self.finished(done, outgoing, outbox);
                     progress = true;
                 }
                 Poll::Ready(None) | Poll::Pending => break,

@@ -182,11 +182,21 @@ where
         self.outgoing.is_waiting() || (self.calls.has_room() && self.outbox.has_room())
     }
 
+    /// Moves to `phase`, and tells our own calls what may still be sent.
+    fn enter(&mut self, phase: Phase) {
+        self.outgoing.sending = match phase {
+            Phase::Open => Sending::Everything,
+            Phase::Draining => Sending::Notifications,
+            Phase::Closing => Sending::Nothing,
+        };
+        self.phase = phase;
+    }
+
     /// Stop reading, fail our pending calls, let handlers finish until the deadline.
     fn begin_shutdown(&mut self) {
         if matches!(self.phase, Phase::Open) {
             self.outgoing.fail_all();
-            self.phase = Phase::Draining;
+            self.enter(Phase::Draining);
             self.start_deadline();
         }
     }
@@ -202,7 +212,7 @@ where
     fn abort(&mut self) {
         self.outgoing.fail_all();
         self.calls.abort();
-        self.phase = Phase::Closing;
+        self.enter(Phase::Closing);
         self.start_deadline();
     }
 
@@ -352,7 +362,7 @@ where
             .is_some_and(|d| d.as_mut().poll(cx).is_ready());
         if matches!(self.phase, Phase::Draining) {
             if self.calls.is_idle() {
-                self.phase = Phase::Closing;
+                self.enter(Phase::Closing);
             } else if expired {
                 tracing::debug!(
                     running = self.calls.running(),
@@ -370,7 +380,7 @@ where
                 );
                 self.calls.fail_all(&err, &mut self.outbox);
                 self.outgoing.fail_all();
-                self.phase = Phase::Closing;
+                self.enter(Phase::Closing);
                 let at = Instant::now() + LAST_WRITE.min(self.config.drain_timeout);
                 self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
                 // The answers are in the outbox: another turn writes them.
@@ -412,7 +422,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
         session: Session,
         close_frames: Option<CloseHooks<T>>,
     ) -> (Peer, Self) {
-        let (peer, channels) = Peer::new(
+        let (peer, channels, commands) = Peer::new(
             config.command_queue,
             config.max_command_bytes,
             config.request_timeout,
@@ -422,7 +432,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             close_frames,
             calls: Calls::new(router, peer.clone(), session, &config),
             channels,
-            outgoing: Outgoing::new(config.version),
+            outgoing: Outgoing::new(commands, config.version),
             outbox: Outbox::new(
                 config.max_outbox,
                 config.max_outbox_bytes,
@@ -485,24 +495,12 @@ where
                 }
                 progress = true;
             }
-            progress |= this.calls.poll(cx, &mut this.outbox);
+            progress |= this.calls.poll(cx, &mut this.outgoing, &mut this.outbox);
             while !commands_idle && this.outbox.has_room() && !matches!(this.phase, Phase::Closing)
             {
-                match this.channels.commands.poll_recv(cx) {
-                    Poll::Ready(Some(queued)) => {
-                        let sending = match this.phase {
-                            Phase::Open => Sending::Everything,
-                            Phase::Draining => Sending::Notifications,
-                            Phase::Closing => Sending::Nothing,
-                        };
-                        // Its share of the byte bound is given back here,
-                        // when it is in the outbox (which has a bound of its own).
-                        this.outgoing
-                            .command(queued.command, sending, &mut this.outbox);
-                        progress = true;
-                    }
-                    // The driver holds a Peer itself, so `None` does not happen.
-                    Poll::Ready(None) | Poll::Pending => commands_idle = true,
+                match this.outgoing.poll_command(cx, &mut this.outbox) {
+                    Poll::Ready(()) => progress = true,
+                    Poll::Pending => commands_idle = true,
                 }
             }
             // NB: reading never waits on a handler: a frame is parsed and

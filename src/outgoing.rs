@@ -1,15 +1,17 @@
 //! Our own calls to the peer: each request parked in the pending table and encoded into the outbox, each answer handed to its caller.
 
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 
 use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt_of;
 use crate::log_limit::LogLimit;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
-use crate::peer::Command;
+use crate::peer::{Command, Queued};
 use crate::pending::{Ending, Failure, PendingTable, ReplySender};
 use crate::running::join_batch;
 use crate::transport::CloseFrame;
@@ -29,8 +31,13 @@ pub(crate) enum Sending {
     Nothing,
 }
 
-/// The calls we made that wait for an answer, and the version we write in.
+/// Our own calls: those a `Peer` queued, those that wait for an answer, and
+/// the version we write in.
 pub(crate) struct Outgoing {
+    /// What the connection's `Peer` handles queued, oldest first.
+    commands: mpsc::Receiver<Box<Queued>>,
+    /// How much of it may still be written, set by the driver's phase.
+    pub(crate) sending: Sending,
     pending: PendingTable,
     /// The version our own messages use: the peer's last, unless configured.
     speak: Version,
@@ -57,8 +64,10 @@ const PEER_HUNG_UP: &str = "the peer closed the connection";
 const ENDED: &str = "the peer closed the connection, or its driver was dropped";
 
 impl Outgoing {
-    pub(crate) fn new(configured: Option<Version>) -> Self {
+    pub(crate) fn new(commands: mpsc::Receiver<Box<Queued>>, configured: Option<Version>) -> Self {
         Self {
+            commands,
+            sending: Sending::Everything,
             pending: PendingTable::default(),
             speak: configured.unwrap_or(Version::V2),
             configured,
@@ -80,8 +89,39 @@ impl Outgoing {
         !self.pending.is_empty()
     }
 
+    /// Writes the oldest queued command into the outbox; `Pending` (with
+    /// the task's waker kept) when none is queued.
+    pub(crate) fn poll_command(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        outbox: &mut Outbox,
+    ) -> Poll<()> {
+        match self.commands.poll_recv(cx) {
+            Poll::Ready(Some(queued)) => {
+                // Its share of the byte bound is given back here, when it is
+                // in the outbox (which has a bound of its own).
+                self.command(queued.command, outbox);
+                Poll::Ready(())
+            }
+            // The driver holds a Peer itself, so `None` does not happen.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Writes every command queued so far into the outbox, whatever its
+    /// room: called before a handler's reply, so that what the handler
+    /// sent while it ran (progress reports, say) reaches the peer first.
+    /// The outbox grows past its bound by at most the command queue's own
+    /// bound, and a full outbox stops handlers from being polled.
+    pub(crate) fn take_queued(&mut self, outbox: &mut Outbox) {
+        while let Ok(queued) = self.commands.try_recv() {
+            self.command(queued.command, outbox);
+        }
+    }
+
     /// Writes what a `Peer` asked for, as far as `sending` allows.
-    pub(crate) fn command(&mut self, cmd: Command, sending: Sending, outbox: &mut Outbox) {
+    fn command(&mut self, cmd: Command, outbox: &mut Outbox) {
+        let sending = self.sending;
         match cmd {
             Command::Request {
                 id,

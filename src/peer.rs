@@ -142,9 +142,9 @@ pub struct Peer {
     shared: Arc<Shared>,
 }
 
-/// The receiving ends that the driver keeps.
+/// The receiving ends that the driver keeps, but for the command queue's
+/// (which [`Outgoing`](crate::outgoing::Outgoing) reads).
 pub(crate) struct PeerChannels {
-    pub(crate) commands: mpsc::Receiver<Box<Queued>>,
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
     done: CancellationToken,
     ended: Arc<OnceLock<Ending>>,
@@ -163,7 +163,7 @@ impl Peer {
         queue: usize,
         max_bytes: usize,
         timeout: Option<Duration>,
-    ) -> (Self, PeerChannels) {
+    ) -> (Self, PeerChannels, mpsc::Receiver<Box<Queued>>) {
         Self::with_connection(queue, max_bytes, timeout, true)
     }
 
@@ -172,7 +172,7 @@ impl Peer {
         max_bytes: usize,
         timeout: Option<Duration>,
         connected: bool,
-    ) -> (Self, PeerChannels) {
+    ) -> (Self, PeerChannels, mpsc::Receiver<Box<Queued>>) {
         let (commands, commands_rx) = mpsc::channel(queue);
         let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
         let (control, control_rx) = mpsc::unbounded_channel();
@@ -193,18 +193,17 @@ impl Peer {
             }),
         };
         let channels = PeerChannels {
-            commands: commands_rx,
             control: control_rx,
             done,
             ended,
         };
-        (peer, channels)
+        (peer, channels, commands_rx)
     }
 
     /// A peer with no connection behind it: every call fails with
     /// [`Error::Closed`]. Handlers run over one-shot transports (HTTP) get one.
     pub fn detached() -> Self {
-        let (peer, channels) = Self::with_connection(1, 1, None, false);
+        let (peer, channels, _) = Self::with_connection(1, 1, None, false);
         channels.done.cancel();
         peer
     }

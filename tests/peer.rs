@@ -122,6 +122,59 @@ async fn the_server_pushes_notifications_to_the_client() {
 }
 
 #[tokio::test]
+async fn a_handlers_notifications_reach_the_wire_before_its_reply() {
+    // Each notification is queued for the connection while the handler
+    // runs, and the reply is ready the moment the handler returns: if the
+    // reply were written first, the caller would see its progress after
+    // the answer. Inline, awaiting between reports, and on a task of its own.
+    let mut server = Router::new();
+    server.method("inline", |(n,): (u32,), cx: Context| async move {
+        for i in 0..n {
+            cx.peer().notify("tick", [i]).await.map_err(remote)?;
+        }
+        Ok::<_, ErrorObject>(n)
+    });
+    server.method("yielding", |(n,): (u32,), cx: Context| async move {
+        for i in 0..n {
+            cx.peer().notify("tick", [i]).await.map_err(remote)?;
+            tokio::task::yield_now().await;
+        }
+        Ok::<_, ErrorObject>(n)
+    });
+    server
+        .method("own_task", |(n,): (u32,), cx: Context| async move {
+            for i in 0..n {
+                cx.peer().notify("tick", [i]).await.map_err(remote)?;
+            }
+            Ok::<_, ErrorObject>(n)
+        })
+        .own_task();
+    for framing in FRAMINGS {
+        let addr = serve(server.clone(), framing).await;
+        let mut wire = Wire::connect(addr, framing).await;
+        for (id, method) in ["inline", "yielding", "own_task"].into_iter().enumerate() {
+            // Past the command queue's 32 places, so the handler also
+            // waits for room while its reports are taken.
+            let n = 40;
+            let call = json!({"jsonrpc":"2.0","method":method,"params":[n],"id":id});
+            wire.send(&call.to_string()).await;
+            for i in 0..n {
+                assert_eq!(
+                    wire.recv().await,
+                    json!({"jsonrpc":"2.0","method":"tick","params":[i]}),
+                    "{method} over {framing:?}: report {i}"
+                );
+            }
+            assert_eq!(
+                wire.recv().await,
+                json!({"jsonrpc":"2.0","result":n,"id":id}),
+                "{method} over {framing:?}: the reply comes last"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn pending_calls_fail_at_once_when_the_connection_drops() {
     // A server that reads one request and hangs up without answering.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
