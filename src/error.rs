@@ -285,6 +285,17 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A progress report did not decode into the type the caller asked for
+    /// (see [`ProgressCall`](crate::progress::ProgressCall)); the call and
+    /// its other reports go on.
+    #[error("could not decode a progress report of `{method}`: {source}")]
+    DecodeReport {
+        /// The method that was called.
+        method: String,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The outgoing queue is full (only from the `try_` methods, which never wait).
     #[error("the outgoing queue is full; `{method}` was not sent")]
     Full {

@@ -113,6 +113,7 @@ mod outgoing;
 mod params;
 mod peer;
 mod pending;
+pub mod progress;
 pub mod reconnect;
 pub mod rooms;
 mod router;

@@ -1,5 +1,6 @@
 //! Our own calls to the peer: each request parked in the pending table and encoded into the outbox, each answer handed to its caller.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -8,11 +9,13 @@ use tokio::sync::mpsc;
 
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt_of;
+use crate::handler::{BoxFuture, Reply};
 use crate::log_limit::LogLimit;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
 use crate::peer::{Command, Queued};
 use crate::pending::{Ending, Failure, PendingTable, ReplySender};
+use crate::progress::ReportSender;
 use crate::running::join_batch;
 use crate::transport::CloseFrame;
 
@@ -39,6 +42,9 @@ pub(crate) struct Outgoing {
     /// How much of it may still be written, set by the driver's phase.
     pub(crate) sending: Sending,
     pending: PendingTable,
+    /// Where the progress reports of our calls that asked for them go, by
+    /// id, until the answer (see `progress`). Empty, it costs nothing.
+    reports: HashMap<u64, ReportSender>,
     /// The version our own messages use: the peer's last, unless configured.
     speak: Version,
     configured: Option<Version>,
@@ -68,6 +74,7 @@ impl Outgoing {
         Self {
             commands,
             sending: Sending::Everything,
+            reports: HashMap::new(),
             pending: PendingTable::default(),
             speak: configured.unwrap_or(Version::V2),
             configured,
@@ -119,6 +126,24 @@ impl Outgoing {
         }
     }
 
+    /// Whether a call of ours waits for progress reports: only then is a
+    /// `$/progress` notification looked at before the router.
+    pub(crate) fn awaits_reports(&self) -> bool {
+        !self.reports.is_empty()
+    }
+
+    /// The delivery of a `$/progress` notification's report to the call of
+    /// ours it reports on, when it is one of ours and still waits.
+    pub(crate) fn report(&self, params: Option<&RawValue>) -> Option<BoxFuture<Reply>> {
+        let (id, value) = crate::progress::reported_call(params)?;
+        let reports = self.reports.get(&id)?.clone();
+        Some(Box::pin(async move {
+            // A caller that stopped reading its reports dropped them.
+            let _ = reports.send(value).await;
+            Reply::null()
+        }))
+    }
+
     /// Writes what a `Peer` asked for, as far as `sending` allows.
     fn command(&mut self, cmd: Command, outbox: &mut Outbox) {
         let sending = self.sending;
@@ -128,8 +153,12 @@ impl Outgoing {
                 method,
                 params,
                 reply,
+                reports,
             } => {
                 if let Some(text) = self.request(id, &method, params.as_deref(), reply, sending) {
+                    if let Some(reports) = reports {
+                        self.reports.insert(id, reports);
+                    }
                     outbox.push(text);
                 }
             }
@@ -205,6 +234,13 @@ impl Outgoing {
 
     /// An answer from the peer: to its caller, or to the log.
     pub(crate) fn answer(&mut self, id: Id, outcome: Result<Box<RawValue>, ErrorObject>) {
+        if !self.reports.is_empty() {
+            // NB: from the answer on, a report under the call's token is no
+            // longer its own; those read before are held by their delivery.
+            if let Some(n) = id.as_u64() {
+                self.reports.remove(&n);
+            }
+        }
         let unmatched = match id.as_u64() {
             Some(n) => self.pending.resolve(n, outcome).err(),
             None => Some(outcome),
@@ -249,6 +285,7 @@ impl Outgoing {
     /// A caller gave up on request `id`: forget it, and give the notice
     /// that tells the peer (`cancel_method`) when one is to be sent.
     pub(crate) fn caller_gone(&mut self, id: u64, cancel_method: Option<&str>) -> Option<String> {
+        self.reports.remove(&id);
         if !self.pending.forget(id) {
             // Answered already, or not seen yet: then its reply channel is
             // closed before this notice was sent (see `CancelOnDrop`), and
@@ -260,6 +297,7 @@ impl Outgoing {
 
     /// Every waiting caller fails with the close reason.
     pub(crate) fn fail_all(&mut self) {
+        self.reports.clear();
         if self.pending.is_empty() {
             return;
         }

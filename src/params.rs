@@ -55,6 +55,19 @@ pub enum ParamsError {
     /// The value did not serialize, or the text is not JSON.
     #[error("params are not JSON: {0}")]
     Json(#[source] serde_json::Error),
+    /// A call with progress reports carries its token among params by
+    /// name, and these are by position (or not structured).
+    #[error("a call with progress reports takes its params by name (an object, or none), to carry `workDoneToken`; got {found}")]
+    NotByName {
+        /// The value, cut short when long.
+        found: String,
+    },
+    /// The params of a call with progress reports already have a
+    /// `workDoneToken`: the call sets its own.
+    #[error(
+        "the params already have a `workDoneToken`; a call with progress reports sets its own"
+    )]
+    TokenTaken,
 }
 
 impl Params {

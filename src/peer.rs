@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::error::Error;
 use crate::params::Params;
 use crate::pending::{Ending, Failure, ReplySender};
+use crate::progress::{ProgressCall, ReportSender};
 use crate::transport::CloseFrame;
 
 /// What a [`Peer`] asks of its driver. The driver alone owns the pending
@@ -25,6 +26,8 @@ pub(crate) enum Command {
         method: String,
         params: Option<Box<RawValue>>,
         reply: ReplySender,
+        /// Where the call's progress reports go, when it asked for them.
+        reports: Option<ReportSender>,
     },
     Notify {
         method: String,
@@ -279,13 +282,52 @@ impl Peer {
         params: Option<Box<RawValue>>,
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, CallError> {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let attempt = self.attempt_as(id, method, params, timeout);
+        let id = self.next_id();
+        let attempt = self.attempt_as(id, method, params, timeout, None);
         if !crate::observe::spans_wanted() {
             return attempt.await;
         }
         let span = crate::observe::outgoing(method, Some(id), self.shared.connection);
         attempt.instrument(span).await
+    }
+
+    /// The id of a new call of ours on this connection.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Calls `method` with progress reports: see [`ProgressCall`]. `params`
+    /// are by name (a struct, a map) or none, and get the call's
+    /// `workDoneToken`, as LSP's work done progress has it; the peer's
+    /// handler sends `$/progress` notifications under that token (a
+    /// [`Progress`](crate::progress::Progress) does).
+    ///
+    /// Nothing is sent until the [`ProgressCall`] is first polled.
+    pub fn request_with_progress<T, R>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> ProgressCall<T, R>
+    where
+        T: DeserializeOwned,
+        R: DeserializeOwned + Send + 'static,
+    {
+        ProgressCall::start(self, method, &params)
+    }
+
+    /// A call whose progress reports go to `reports`, decoded into `R`.
+    pub(crate) async fn request_with_reports<R: DeserializeOwned>(
+        &self,
+        id: u64,
+        method: &str,
+        params: Box<RawValue>,
+        reports: ReportSender,
+    ) -> Result<R, Error> {
+        let raw = self
+            .attempt_as(id, method, Some(params), self.shared.timeout, Some(reports))
+            .await
+            .map_err(CallError::into_error)?;
+        decode(method, &raw)
     }
 
     async fn attempt_as(
@@ -294,6 +336,7 @@ impl Peer {
         method: &str,
         params: Option<Box<RawValue>>,
         timeout: Option<Duration>,
+        reports: Option<ReportSender>,
     ) -> Result<Box<RawValue>, CallError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Request {
@@ -301,6 +344,7 @@ impl Peer {
             method: method.to_owned(),
             params,
             reply,
+            reports,
         };
         self.send(method, cmd).await?;
         let mut guard = CancelOnDrop {
@@ -414,7 +458,7 @@ impl Peer {
         let mut waiting = Vec::new();
         for (method, params, is_request) in batch.entries {
             let call = is_request.then(|| {
-                let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+                let id = self.next_id();
                 let (tx, rx) = oneshot::channel();
                 waiting.push((id, method.clone(), rx));
                 (id, tx)

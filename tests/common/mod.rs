@@ -87,6 +87,12 @@ impl Wire {
         }
     }
 
+    /// The server's end of an accepted connection.
+    #[allow(dead_code)]
+    pub fn accepted(io: Framed<TcpStream>) -> Self {
+        Self { io }
+    }
+
     pub async fn send(&mut self, text: &str) {
         self.io.send(text.to_owned()).await.expect("send");
     }

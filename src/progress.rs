@@ -1,0 +1,429 @@
+//! Progress reports for one call, typed at both ends: LSP's `$/progress`, under a token the caller puts in its params.
+//!
+//! The caller asks with [`Peer::request_with_progress`]: its params (by
+//! name) get a `workDoneToken` member, and the [`ProgressCall`] it gets back
+//! yields the reports sent under that token, in order, then ends once the
+//! answer is in. The handler's end is a [`Progress`], made from the token
+//! its params carry; `#[rpcpeer::api]` writes both ends for a method that
+//! takes a `Progress<T>` argument.
+//!
+//! On the wire this is LSP's work done progress, so a language server or
+//! client that knows `$/progress` needs nothing more:
+//!
+//! ```text
+//! --> {"jsonrpc":"2.0","method":"index","params":{"root":"/src","workDoneToken":"rpcpeer:7"},"id":7}
+//! <-- {"jsonrpc":"2.0","method":"$/progress","params":{"token":"rpcpeer:7","value":{"done":10}}}
+//! <-- {"jsonrpc":"2.0","method":"$/progress","params":{"token":"rpcpeer:7","value":{"done":20}}}
+//! <-- {"jsonrpc":"2.0","result":20,"id":7}
+//! ```
+//!
+//! The answer's handler writes every report it sent before its reply (the
+//! driver keeps that order), and the caller's driver hands the reports to
+//! the `ProgressCall` in the order they were read; a report that comes
+//! after the answer is not the call's any more, and goes to the router like
+//! any other `$/progress`.
+
+use std::fmt;
+use std::future::IntoFuture;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+use crate::handler::BoxFuture;
+use crate::params::ParamsError;
+use crate::peer::Peer;
+
+/// The notification that carries a report: `{"token": …, "value": …}`.
+pub const METHOD: &str = "$/progress";
+
+/// The params member that carries the caller's token (LSP's
+/// `WorkDoneProgressParams`).
+pub const TOKEN_MEMBER: &str = "workDoneToken";
+
+/// What our own tokens start with: one per call, from its id, so that a
+/// token the peer made (LSP's `window/workDoneProgress/create`) is never
+/// taken for one of ours.
+const OURS: &str = "rpcpeer:";
+
+/// How many reports wait for the caller before the connection holds back
+/// the next ones (in its queue of calls, under the same bounds).
+const REPORTS_WAITING: usize = 16;
+
+/// Where the driver puts the reports for one call of ours.
+pub(crate) type ReportSender = mpsc::Sender<Box<RawValue>>;
+
+/// A progress token, as LSP has it: a number or a string.
+///
+/// ```
+/// use rpcpeer::progress::ProgressToken;
+///
+/// let token: ProgressToken = serde_json::from_str(r#""indexing-1""#).unwrap();
+/// assert_eq!(token, ProgressToken::String("indexing-1".into()));
+/// assert_eq!(serde_json::to_string(&ProgressToken::Number(3)).unwrap(), "3");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProgressToken {
+    /// A number token.
+    Number(i64),
+    /// A string token.
+    String(String),
+}
+
+impl fmt::Display for ProgressToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProgressToken::Number(n) => write!(f, "{n}"),
+            ProgressToken::String(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// The handler's end: sends reports of type `T` to the caller, under the
+/// token the caller gave. A caller that gave none asked for no reports:
+/// [`Progress::report`] then sends nothing.
+///
+/// A hand-written handler takes the token in its params struct and makes
+/// one with [`Progress::new`]; `#[rpcpeer::api]` does that for a method
+/// with a `Progress<T>` argument.
+///
+/// ```
+/// use rpcpeer::progress::{Progress, ProgressToken};
+/// use rpcpeer::{Context, ErrorObject, Router};
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct Count { upto: u32, work_done_token: Option<ProgressToken> }
+///
+/// let mut router = Router::new();
+/// router.method("count", |p: Count, cx: Context| async move {
+///     let progress = Progress::<u32>::new(cx.peer().clone(), p.work_done_token);
+///     for n in 1..=p.upto {
+///         progress.report(n).await?;
+///     }
+///     Ok::<_, ErrorObject>(p.upto)
+/// });
+/// ```
+pub struct Progress<T> {
+    peer: Peer,
+    token: Option<ProgressToken>,
+    _reports: PhantomData<fn(T)>,
+}
+
+impl<T> fmt::Debug for Progress<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Progress")
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for Progress<T> {
+    fn clone(&self) -> Self {
+        Self {
+            peer: self.peer.clone(),
+            token: self.token.clone(),
+            _reports: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize> Progress<T> {
+    /// Reports to `peer` under `token`, or nowhere when there is none.
+    pub fn new(peer: Peer, token: Option<ProgressToken>) -> Self {
+        Self {
+            peer,
+            token,
+            _reports: PhantomData,
+        }
+    }
+
+    /// The caller's token, if it asked for reports.
+    pub fn token(&self) -> Option<&ProgressToken> {
+        self.token.as_ref()
+    }
+
+    /// Whether the caller asked for reports: a handler may skip the work of
+    /// making them when it did not.
+    pub fn is_wanted(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Sends one report (a `$/progress` notification), waiting while the
+    /// outgoing queue is full. The caller gets it before the call's answer.
+    ///
+    /// # Errors
+    /// As [`Peer::notify`]: [`Error::Closed`] when the connection is gone,
+    /// [`Error::EncodeParams`] when `value` does not serialize.
+    pub async fn report(&self, value: T) -> Result<(), Error> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        #[derive(Serialize)]
+        struct Report<'a, T> {
+            token: &'a ProgressToken,
+            value: T,
+        }
+        self.peer.notify(METHOD, Report { token, value }).await
+    }
+}
+
+/// The caller's end of a call with progress reports, from
+/// [`Peer::request_with_progress`]. As a [`Stream`], it yields the reports
+/// in the order they were sent, and ends once the answer is in and every
+/// report sent before it was yielded. `.await` it (or
+/// [`answer`](ProgressCall::answer)) for the answer; reports not yet read
+/// are dropped then.
+///
+/// Dropping it before the answer cancels the call, as dropping
+/// [`Peer::request`]'s future does (`$/cancelRequest`).
+///
+/// ```
+/// use futures::StreamExt;
+/// use rpcpeer::progress::{Progress, ProgressToken};
+/// use rpcpeer::{transport::memory_pair, Context, Driver, ErrorObject, Router};
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct Count { upto: u32, work_done_token: Option<ProgressToken> }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcpeer::Error> {
+/// let mut router = Router::new();
+/// router.method("count", |p: Count, cx: Context| async move {
+///     let progress = Progress::new(cx.peer().clone(), p.work_done_token);
+///     for n in 1..=p.upto {
+///         progress.report(n).await?;
+///     }
+///     Ok::<_, ErrorObject>("counted")
+/// });
+/// let (a, b) = memory_pair();
+/// tokio::spawn(Driver::new(a, router).1);
+/// let (client, driver) = Driver::new(b, Router::new());
+/// tokio::spawn(driver);
+///
+/// let mut call = client.request_with_progress::<u32, String>("count", serde_json::json!({"upto": 3}));
+/// let mut reports = Vec::new();
+/// while let Some(report) = call.next().await {
+///     reports.push(report?);
+/// }
+/// assert_eq!(reports, [1, 2, 3]);
+/// assert_eq!(call.await?, "counted");
+/// # Ok(()) }
+/// ```
+#[must_use = "a call with progress does nothing unless polled or awaited"]
+pub struct ProgressCall<T, R> {
+    method: String,
+    /// `None` once the stream has ended, or the answer was asked for.
+    reports: Option<mpsc::Receiver<Box<RawValue>>>,
+    answer: Answer<R>,
+    _reports: PhantomData<fn() -> T>,
+}
+
+impl<T, R> fmt::Debug for ProgressCall<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProgressCall")
+            .field("method", &self.method)
+            .field("answered", &matches!(self.answer, Answer::Ready(_)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned, R: DeserializeOwned + Send + 'static> ProgressCall<T, R> {
+    pub(crate) fn start(peer: &Peer, method: &str, params: &impl Serialize) -> Self {
+        let id = peer.next_id();
+        // NB: the sender travels with the request to the driver, which
+        // keeps it until the answer; a request never sent drops it, and
+        // the reports end at once.
+        let (tx, rx) = mpsc::channel(REPORTS_WAITING);
+        let answer = match with_token(method, params, &format!("{OURS}{id}")) {
+            Ok(params) => {
+                let peer = peer.clone();
+                let method = method.to_owned();
+                Answer::Waiting(Box::pin(async move {
+                    peer.request_with_reports(id, &method, params, tx).await
+                }))
+            }
+            Err(err) => Answer::Ready(Err(err)),
+        };
+        Self {
+            method: method.to_owned(),
+            reports: Some(rx),
+            answer,
+            _reports: PhantomData,
+        }
+    }
+
+    /// Waits for the call's answer, dropping the reports not read yet.
+    ///
+    /// # Errors
+    /// As [`Peer::request`], and [`Error::EncodeParams`] when the params
+    /// are not by name (an object, or none) or already have a `workDoneToken`.
+    pub async fn answer(mut self) -> Result<R, Error> {
+        // NB: closed first, so a report the caller will never read does not
+        // hold the connection's queue while we wait.
+        drop(self.reports.take());
+        match self.answer {
+            Answer::Waiting(request) => request.await,
+            Answer::Ready(answer) => answer,
+        }
+    }
+}
+
+// NB: nothing in it is pinned in place: the request is boxed, and the
+// answer is only ever moved out whole.
+impl<T, R> Unpin for ProgressCall<T, R> {}
+
+/// A call's answer: still to come, or in.
+enum Answer<R> {
+    Waiting(BoxFuture<Result<R, Error>>),
+    Ready(Result<R, Error>),
+}
+
+impl<T, R> IntoFuture for ProgressCall<T, R>
+where
+    T: DeserializeOwned + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<R, Error>;
+    type IntoFuture = BoxFuture<Result<R, Error>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.answer())
+    }
+}
+
+impl<T: DeserializeOwned, R> Stream for ProgressCall<T, R> {
+    type Item = Result<T, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let Some(reports) = this.reports.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match reports.poll_recv(cx) {
+                Poll::Ready(Some(raw)) => {
+                    let report =
+                        serde_json::from_str(raw.get()).map_err(|source| Error::DecodeReport {
+                            method: this.method.clone(),
+                            source,
+                        });
+                    return Poll::Ready(Some(report));
+                }
+                // NB: the driver lets go of the sender when the answer is
+                // read, and each report read before it holds a clone until
+                // it is handed over: the channel ends after the last one.
+                Poll::Ready(None) => {
+                    this.reports = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {}
+            }
+            let Answer::Waiting(request) = &mut this.answer else {
+                return Poll::Pending;
+            };
+            match request.as_mut().poll(cx) {
+                Poll::Ready(answer) => this.answer = Answer::Ready(answer),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// `params` by name with our token added.
+fn with_token(method: &str, params: &impl Serialize, token: &str) -> Result<Box<RawValue>, Error> {
+    let encode = |source| Error::EncodeParams {
+        method: method.to_owned(),
+        source,
+    };
+    let mut members =
+        match serde_json::to_value(params).map_err(|e| encode(ParamsError::Json(e)))? {
+            Value::Object(members) => members,
+            Value::Null => Map::new(),
+            other => {
+                return Err(encode(ParamsError::NotByName {
+                    found: crate::excerpt::excerpt(&other.to_string()).to_string(),
+                }))
+            }
+        };
+    if members.contains_key(TOKEN_MEMBER) {
+        return Err(encode(ParamsError::TokenTaken));
+    }
+    members.insert(TOKEN_MEMBER.to_owned(), Value::String(token.to_owned()));
+    serde_json::value::to_raw_value(&members).map_err(|e| encode(ParamsError::Json(e)))
+}
+
+/// The id of the call of ours that a `$/progress` notification's params
+/// report on, when its token is one of ours.
+pub(crate) fn reported_call(params: Option<&RawValue>) -> Option<(u64, Box<RawValue>)> {
+    #[derive(Deserialize)]
+    struct Report<'a> {
+        #[serde(borrow)]
+        token: &'a RawValue,
+        value: Box<RawValue>,
+    }
+    let report: Report<'_> = serde_json::from_str(params?.get()).ok()?;
+    // Our tokens are plain strings: `"rpcpeer:17"`, no escapes.
+    let id = report
+        .token
+        .get()
+        .strip_prefix('"')?
+        .strip_suffix('"')?
+        .strip_prefix(OURS)?
+        .parse()
+        .ok()?;
+    Some((id, report.value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_tokens_are_told_from_others() {
+        let raw = |s: &str| RawValue::from_string(s.to_owned()).ok();
+        let ours = reported_call(raw(r#"{"token":"rpcpeer:17","value":{"n":1}}"#).as_deref());
+        assert_eq!(
+            ours.map(|(id, v)| (id, v.get().to_owned())),
+            Some((17, r#"{"n":1}"#.to_owned()))
+        );
+        for other in [
+            r#"{"token":17,"value":1}"#,
+            r#"{"token":"17","value":1}"#,
+            r#"{"token":"rpcpeer:x","value":1}"#,
+            r#"{"token":"rpcpeer:1"}"#,
+            r#"[1,2]"#,
+        ] {
+            assert!(reported_call(raw(other).as_deref()).is_none(), "{other}");
+        }
+        assert!(reported_call(None).is_none());
+    }
+
+    #[test]
+    fn the_token_goes_into_params_by_name_only() {
+        let with = |p: Value| with_token("m", &p, "rpcpeer:1").map(|raw| raw.get().to_owned());
+        assert_eq!(
+            with(serde_json::json!({"a": 1})).unwrap(),
+            r#"{"a":1,"workDoneToken":"rpcpeer:1"}"#
+        );
+        assert_eq!(
+            with(Value::Null).unwrap(),
+            r#"{"workDoneToken":"rpcpeer:1"}"#
+        );
+        let positional = with(serde_json::json!([1])).unwrap_err().to_string();
+        assert!(positional.contains("by name"), "{positional}");
+        let taken = with(serde_json::json!({"workDoneToken": 3}))
+            .unwrap_err()
+            .to_string();
+        assert!(taken.contains("already"), "{taken}");
+    }
+}

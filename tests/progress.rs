@@ -1,0 +1,234 @@
+//! Progress reports for one call, over real TCP on 127.0.0.1: `Peer::request_with_progress` against `Progress` in the handler, and the corners (late reports, wrong reports, a caller that drops the call or reads only the answer).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{connect, serve, within, Wire, FRAMINGS};
+use futures::StreamExt;
+use rpcpeer::progress::{Progress, ProgressToken};
+use rpcpeer::{Context, Error, ErrorObject, ParamsError, Router};
+use rpcpeer_stream::Framing;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Count {
+    upto: u32,
+    work_done_token: Option<ProgressToken>,
+}
+
+/// `count` reports 1..=upto, then answers "counted upto".
+fn counting() -> Router {
+    let mut router = Router::new();
+    router.method("count", |p: Count, cx: Context| async move {
+        let progress = Progress::new(cx.peer().clone(), p.work_done_token);
+        for n in 1..=p.upto {
+            progress.report(n).await?;
+        }
+        Ok::<_, ErrorObject>(format!("counted {}", p.upto))
+    });
+    router
+}
+
+#[tokio::test]
+async fn reports_arrive_in_order_before_the_answer_then_stop() {
+    for framing in FRAMINGS {
+        let addr = serve(counting(), framing).await;
+        let (peer, _driver) = connect(addr, framing, Router::new()).await;
+        // Past the caller's 16 waiting reports and the 32 places of the
+        // server's command queue, so both hold back on the way.
+        let mut call = peer.request_with_progress::<u32, String>("count", json!({"upto": 200}));
+        let mut reports = Vec::new();
+        while let Some(report) = within("the reports", call.next()).await {
+            reports.push(report.expect("a report that decodes"));
+        }
+        assert_eq!(reports, (1..=200).collect::<Vec<_>>(), "{framing:?}");
+        assert_eq!(
+            within("the answer", call.answer()).await.unwrap(),
+            "counted 200"
+        );
+    }
+}
+
+#[tokio::test]
+async fn awaiting_only_the_answer_drops_the_reports_and_does_not_hang() {
+    let addr = serve(counting(), Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let call = peer.request_with_progress::<u32, String>("count", json!({"upto": 500}));
+    assert_eq!(
+        within("the answer", call.answer()).await.unwrap(),
+        "counted 500"
+    );
+    // The connection goes on.
+    let call = peer.request_with_progress::<u32, String>("count", json!({"upto": 2}));
+    assert_eq!(
+        within("the answer", call.answer()).await.unwrap(),
+        "counted 2"
+    );
+}
+
+#[tokio::test]
+async fn the_wire_carries_lsp_work_done_progress() {
+    // A raw server: what the caller sends, and that reports under its
+    // token reach the call while one under another token does not.
+    let listener = rpcpeer_stream::TcpListener::bind("127.0.0.1:0", Framing::Newline)
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let mut client = Router::with_state(seen_tx);
+    client.notification(
+        "$/progress",
+        |p: Value, cx: Context<mpsc::UnboundedSender<Value>>| async move {
+            let _ = cx.state().send(p);
+        },
+    );
+    let (peer, _driver) = {
+        let accept = tokio::spawn(async move { listener.accept().await.unwrap().0 });
+        let connected = connect(addr, Framing::Newline, client).await;
+        let socket = accept.await.unwrap();
+        let mut wire = Wire::accepted(socket);
+        tokio::spawn(async move {
+            let call = wire.recv().await;
+            let id = call["id"].clone();
+            let token = call["params"]["workDoneToken"].clone();
+            assert_eq!(call["method"], "index");
+            assert_eq!(call["params"]["root"], "/src");
+            assert!(token.as_str().is_some_and(|t| !t.is_empty()), "{call}");
+            let report = |token: &Value, v: u32| {
+                json!({"jsonrpc":"2.0","method":"$/progress","params":{"token":token,"value":v}})
+                    .to_string()
+            };
+            wire.send(&report(&token, 1)).await;
+            wire.send(&report(&json!("someone-else"), 99)).await;
+            wire.send(&report(&token, 2)).await;
+            wire.send(&json!({"jsonrpc":"2.0","result":"indexed","id":id}).to_string())
+                .await;
+            // After the answer: no longer the call's.
+            wire.send(&report(&token, 3)).await;
+            // Keeps the connection open until the test ends.
+            let _ = wire.recv_text().await;
+        });
+        connected
+    };
+    let mut call = peer.request_with_progress::<u32, String>("index", json!({"root": "/src"}));
+    let mut reports = Vec::new();
+    while let Some(report) = within("the reports", call.next()).await {
+        reports.push(report.unwrap());
+    }
+    assert_eq!(reports, [1, 2]);
+    assert_eq!(call.await.unwrap(), "indexed");
+    // The router had the others, in order.
+    let other = within("the other token's report", seen.recv())
+        .await
+        .unwrap();
+    assert_eq!(other["token"], "someone-else");
+    let late = within("the late report", seen.recv()).await.unwrap();
+    assert_eq!(late["value"], 3);
+    assert!(late["token"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("rpcpeer:")));
+}
+
+#[tokio::test]
+async fn a_report_of_the_wrong_type_is_an_error_item_and_the_rest_go_on() {
+    let mut server = Router::new();
+    server.method("mixed", |p: Count, cx: Context| async move {
+        let progress = Progress::<Value>::new(cx.peer().clone(), p.work_done_token);
+        progress.report(json!(1)).await?;
+        progress.report(json!("two")).await?;
+        progress.report(json!(3)).await?;
+        Ok::<_, ErrorObject>("done")
+    });
+    let addr = serve(server, Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let call = peer.request_with_progress::<u32, String>("mixed", json!({"upto": 0}));
+    let items: Vec<_> = within("the reports", call.collect::<Vec<_>>()).await;
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].as_ref().ok(), Some(&1));
+    match &items[1] {
+        Err(Error::DecodeReport { method, .. }) => assert_eq!(method, "mixed"),
+        other => panic!("expected a report that does not decode, got {other:?}"),
+    }
+    assert_eq!(items[2].as_ref().ok(), Some(&3));
+}
+
+#[tokio::test]
+async fn params_by_position_or_with_a_token_are_refused_before_sending() {
+    let addr = serve(counting(), Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let mut call = peer.request_with_progress::<u32, String>("count", [3]);
+    // No reports for a call that was never sent, and the reason.
+    assert!(within("the reports", call.next()).await.is_none());
+    match call.await {
+        Err(Error::EncodeParams {
+            source: ParamsError::NotByName { found },
+            ..
+        }) => assert_eq!(found, "[3]"),
+        other => panic!("expected params by name to be asked for, got {other:?}"),
+    }
+    let taken = json!({"upto": 1, "workDoneToken": "mine"});
+    match peer
+        .request_with_progress::<u32, String>("count", taken)
+        .await
+    {
+        Err(Error::EncodeParams {
+            source: ParamsError::TokenTaken,
+            ..
+        }) => {}
+        other => panic!("expected the token to be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_handler_without_a_token_reports_nowhere() {
+    let addr = serve(counting(), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    // A plain request: the handler's reports go nowhere, and the answer is all.
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"count","params":{"upto":3},"id":1}"#)
+        .await;
+    assert_eq!(reply, json!({"jsonrpc":"2.0","result":"counted 3","id":1}));
+}
+
+#[tokio::test]
+async fn dropping_the_call_cancels_the_handler() {
+    let release = Arc::new(Notify::new());
+    let (cancelled_tx, mut cancelled) = mpsc::unbounded_channel();
+    let mut server = Router::with_state((release.clone(), cancelled_tx));
+    server.method(
+        "long",
+        |p: Count, cx: Context<(Arc<Notify>, mpsc::UnboundedSender<()>)>| async move {
+            // The future is dropped on a cancel: its token says so to
+            // whatever it started.
+            let token = cx.cancellation().clone();
+            let cancelled = cx.state().1.clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                let _ = cancelled.send(());
+            });
+            let progress = Progress::new(cx.peer().clone(), p.work_done_token);
+            progress.report(1u32).await?;
+            cx.state().0.notified().await;
+            Ok::<_, ErrorObject>("finished")
+        },
+    );
+    let addr = serve(server, Framing::Newline).await;
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let mut call = peer.request_with_progress::<u32, String>("long", json!({"upto": 0}));
+    assert_eq!(
+        within("the first report", call.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        1
+    );
+    drop(call);
+    within("the handler's cancellation", cancelled.recv())
+        .await
+        .expect("the handler saw its token fire");
+    release.notify_one();
+}
