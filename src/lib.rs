@@ -188,12 +188,12 @@ pub use transport::{CloseFrame, CloseFrameError};
 /// - on the trait, `#[rpcpeer::api(schema)]`: registers with
 ///   `Router::method_with_schema` (feature `schemars`), so `rpc.discover`
 ///   describes each param and result (their types derive `JsonSchema`);
-///   `#[rpcpeer::api(params = "name")]`: the client sends every method's
-///   params by name;
+///   `#[rpcpeer::api(params = "name")]` (or `"transparent"`): the client
+///   sends every method's params that way unless the method says otherwise;
 /// - on a method, `#[rpc(...)]` with any of: `name = "textDocument/hover"` (the
 ///   wire name, by default the Rust name); `params = "position"`, `"name"`
 ///   or `"transparent"` (the method's one param is the params, as LSP
-///   wants); `concurrency = "concurrent"`, `"in_order"` or `"exclusive"`
+///   wants; a method without params sends none, like LSP's `shutdown`); `concurrency = "concurrent"`, `"in_order"` or `"exclusive"`
 ///   (see [`Concurrency`]; notifications are in order unless told
 ///   otherwise, requests concurrent); `own_task` (see
 ///   [`MethodConfig::own_task`]).

@@ -400,3 +400,65 @@ fn the_router_knows_each_methods_settings_and_the_client_its_names() {
         ]
     );
 }
+
+/// A trait in LSP's style throughout: every method's one param is its
+/// params, and the lifecycle methods have none.
+#[rpcpeer::api(params = "transparent")]
+pub trait Lifecycle {
+    /// Opens the document at a position; answers where it opened.
+    #[rpc(name = "lifecycle/open")]
+    async fn open(&self, at: Position) -> Position;
+
+    /// Answers `null`, as LSP's `shutdown` does.
+    async fn shutdown(&self) -> Result<(), ErrorObject>;
+
+    /// A notification without params, as LSP's `exit`.
+    async fn exit(&self);
+}
+
+struct Document {
+    exited: mpsc::UnboundedSender<()>,
+}
+
+impl Lifecycle for Document {
+    async fn open(&self, at: Position) -> Position {
+        at
+    }
+
+    async fn shutdown(&self) -> Result<(), ErrorObject> {
+        Ok(())
+    }
+
+    async fn exit(&self) {
+        let _ = self.exited.send(());
+    }
+}
+
+#[tokio::test]
+async fn a_transparent_trait_may_have_methods_without_params() {
+    let (exited, mut exits) = mpsc::unbounded_channel();
+    let addr = serve(Document { exited }.into_router(), Framing::ContentLength).await;
+
+    // On the wire: the one param is the params, and none means none.
+    let mut wire = Wire::connect(addr, Framing::ContentLength).await;
+    let opened = wire
+        .call(r#"{"jsonrpc":"2.0","method":"lifecycle/open","params":{"line":2,"character":5},"id":1}"#)
+        .await;
+    assert_eq!(opened["result"], json!({"line": 2, "character": 5}));
+    let shutdown = wire
+        .call(r#"{"jsonrpc":"2.0","method":"shutdown","id":2}"#)
+        .await;
+    assert_eq!(shutdown, json!({"jsonrpc": "2.0", "id": 2, "result": null}));
+
+    // Through the client, which sends no params for them.
+    let (peer, _driver) = connect(addr, Framing::ContentLength, Router::new()).await;
+    let client = LifecycleClient::new(peer);
+    let at = Position {
+        line: 7,
+        character: 0,
+    };
+    assert_eq!(within("open", client.open(at.clone())).await.unwrap(), at);
+    within("shutdown", client.shutdown()).await.unwrap();
+    within("exit", client.exit()).await.unwrap();
+    assert_eq!(within("the exit", exits.recv()).await, Some(()));
+}

@@ -251,7 +251,7 @@ fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
     let (declare, params) = match (m.params, wire.as_slice()) {
         (_, []) => (quote!(), quote!(())),
         (ParamStyle::Transparent, [(ident, _)]) => (quote!(), quote!(#ident)),
-        // Transparent with other than one param was refused when read.
+        // Transparent with more than one param was refused when read.
         (ParamStyle::Positional | ParamStyle::Transparent, [(_, first), ..]) => {
             // Spanned at a param's type, so that a param that does not
             // serialize is pointed at rather than the attribute.

@@ -19,7 +19,8 @@ pub(crate) enum ParamStyle {
     Positional,
     /// An object, one member per param, named after it.
     Named,
-    /// The one param is the params, as it is (LSP's style).
+    /// The one param is the params, as it is (LSP's style); a method
+    /// without params sends none.
     Transparent,
 }
 
@@ -314,10 +315,12 @@ fn method(f: &TraitItemFn, default_params: ParamStyle) -> Result<Method> {
         .iter()
         .filter(|i| matches!(i, Input::Wire { .. }))
         .count();
-    if params == ParamStyle::Transparent && wire_count != 1 {
+    // None is fine: LSP's `shutdown` and `exit` send no params, and a trait
+    // in LSP's style declares them next to methods that take one.
+    if params == ParamStyle::Transparent && wire_count > 1 {
         return Err(Error::new(
             sig.span(),
-            format!("method `{name}` has params = \"transparent\" and {wire_count} params: it needs exactly one, which is sent as the params"),
+            format!("method `{name}` has params = \"transparent\" and {wire_count} params: it takes one at most, which is sent as the params"),
         ));
     }
     Ok(Method {
