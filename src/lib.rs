@@ -181,6 +181,15 @@ pub use transport::{CloseFrame, CloseFrameError};
 /// up: dropping a client's future sends `$/cancelRequest`, which fires
 /// [`Context::cancelled`] and answers the call -32800.
 ///
+/// A method that returns something may also take a
+/// [`Progress<T>`](progress::Progress) (written `Progress<T>`), its end of
+/// the caller's progress reports: each `report(value)` reaches the caller
+/// before the answer. Its client method is not `async`: it returns a
+/// [`ProgressCall<T, R>`](progress::ProgressCall), a stream of the reports
+/// that `.await`s to the answer. The caller's token travels as the params'
+/// `workDoneToken` (LSP's work done progress), so such a method takes its
+/// params by name.
+///
 /// Params are decoded into a struct of the method's params, which accepts
 /// them by position or by name; the client sends them by position unless
 /// told otherwise. Attributes:

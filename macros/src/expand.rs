@@ -34,7 +34,9 @@ fn the_trait(api: &Api) -> TokenStream {
         let attrs = &m.attrs;
         let name = &m.ident;
         let args = m.inputs.iter().map(|input| match input {
-            Input::Wire { ident, ty } | Input::Context { ident, ty } => quote!(#ident: #ty),
+            Input::Wire { ident, ty }
+            | Input::Context { ident, ty }
+            | Input::Progress { ident, ty, .. } => quote!(#ident: #ty),
         });
         let out = m.returned().map_or_else(|| quote!(()), |ty| quote!(#ty));
         quote! {
@@ -120,9 +122,18 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
             #[schemars(crate = "::rpcpeer::schemars")]
         }
     });
+    let progress = m.progress();
+    // The caller's progress token, beside the params by name.
+    let token_field = progress.map(|_| {
+        quote! {
+            #[serde(rename = "workDoneToken", default)]
+            __rpcpeer_progress: ::core::option::Option<::rpcpeer::progress::ProgressToken>,
+        }
+    });
+    let token_ident = progress.map(|_| quote!(__rpcpeer_progress));
     // The params the handler takes, and how it names them.
     let (declare, params_arg, bind) = match (m.params, wire.as_slice()) {
-        (_, []) => (quote!(), quote!(), quote!()),
+        (_, []) if progress.is_none() => (quote!(), quote!(), quote!()),
         (ParamStyle::Transparent, [(ident, ty)]) => (quote!(), quote!(#ident: #ty,), quote!()),
         _ => {
             // One struct for both styles: serde maps an array onto its
@@ -135,19 +146,26 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
                     #[derive(::rpcpeer::__private::serde::Deserialize)]
                     #[serde(crate = "::rpcpeer::__private::serde")]
                     #schema_derive
-                    struct #params_struct { #(#fields,)* }
+                    struct #params_struct { #(#fields,)* #token_field }
                 },
                 quote!(params: #params_struct,),
-                quote!(let #params_struct { #(#wire_idents),* } = params;),
+                quote!(let #params_struct { #(#wire_idents,)* #token_ident } = params;),
             )
         }
     };
+    let bind_progress = progress.map(|(ident, _)| {
+        quote! {
+            let #ident = ::rpcpeer::progress::Progress::new(cx.peer().clone(), __rpcpeer_progress);
+        }
+    });
     let call_args = m.inputs.iter().map(|input| match input {
-        Input::Wire { ident, .. } | Input::Context { ident, .. } => quote!(#ident),
+        Input::Wire { ident, .. }
+        | Input::Context { ident, .. }
+        | Input::Progress { ident, .. } => quote!(#ident),
     });
     let context = m.inputs.iter().find_map(|input| match input {
         Input::Context { ident, .. } => Some(ident),
-        Input::Wire { .. } => None,
+        Input::Wire { .. } | Input::Progress { .. } => None,
     });
     let bind_context =
         context.map(|ident| quote!(let #ident = ::rpcpeer::__private::stateless(cx);));
@@ -181,6 +199,7 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
                 .#register(#client::#constant, move |#params_arg cx: ::rpcpeer::Context<S>| {
                     let imp = get(&cx);
                     #bind
+                    #bind_progress
                     #bind_context
                     async move { #body }
                 })
@@ -281,6 +300,19 @@ fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
                 #vis async fn #name(&self, #(#args),*) -> ::core::result::Result<(), ::rpcpeer::Error> {
                     #declare
                     self.peer.notify(Self::#constant, #params).await
+                }
+            }
+        }
+        Output::Plain(ok) | Output::Result { ok, .. } if m.progress().is_some() => {
+            let report = m.progress().map(|(_, report)| report);
+            let doc = format!("Calls `{wire_name}` with progress reports: the [`ProgressCall`](::rpcpeer::progress::ProgressCall) yields them in order, then `.await` gives the answer.\n\n# Errors\nAs `Peer::request`: `Error::Remote` for the peer's error object, `Error::Closed`, `Error::Timeout`, `Error::DecodeReply`; each report that does not decode is an `Error::DecodeReport` item.\n\n# Cancel safety\nDropping the call before the answer tells the peer to cancel it (`$/cancelRequest`).");
+            quote! {
+                #(#user_doc)*
+                #[doc = ""]
+                #[doc = #doc]
+                #vis fn #name(&self, #(#args),*) -> ::rpcpeer::progress::ProgressCall<#report, #ok> {
+                    #declare
+                    self.peer.request_with_progress::<#report, #ok>(Self::#constant, #params)
                 }
             }
         }

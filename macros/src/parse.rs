@@ -86,12 +86,21 @@ pub(crate) struct Method {
     pub(crate) own_task: bool,
 }
 
-/// A param of a method, in declaration order.
+/// A param of a method, in declaration order. Built once per param, so its
+/// size is no matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Input {
     /// A param that travels on the wire.
     Wire { ident: Ident, ty: Type },
     /// The call's `Context`, which does not.
     Context { ident: Ident, ty: Type },
+    /// `Progress<T>`: the handler's end of the caller's progress reports,
+    /// whose token travels as the params' `workDoneToken`; `report` is `T`.
+    Progress {
+        ident: Ident,
+        ty: Type,
+        report: Type,
+    },
 }
 
 /// What a method returns. Built once per method, so its size is no matter.
@@ -109,7 +118,15 @@ impl Method {
     pub(crate) fn wire_args(&self) -> impl Iterator<Item = (&Ident, &Type)> {
         self.inputs.iter().filter_map(|input| match input {
             Input::Wire { ident, ty } => Some((ident, ty)),
-            Input::Context { .. } => None,
+            Input::Context { .. } | Input::Progress { .. } => None,
+        })
+    }
+
+    /// `T` of the method's `Progress<T>` param, if it has one.
+    pub(crate) fn progress(&self) -> Option<(&Ident, &Type)> {
+        self.inputs.iter().find_map(|input| match input {
+            Input::Progress { ident, report, .. } => Some((ident, report)),
+            _ => None,
         })
     }
 
@@ -137,7 +154,7 @@ pub(crate) fn api(args: ApiArgs, item: ItemTrait) -> Result<Api> {
     let mut errors: Option<Error> = None;
     for trait_item in &item.items {
         let parsed = match trait_item {
-            TraitItem::Fn(f) => method(f, default_params),
+            TraitItem::Fn(f) => method(f, default_params, args.params.is_some()),
             other => Err(Error::new(
                 other.span(),
                 "`#[rpcpeer::api]` traits hold methods only (`async fn name(&self, ...)`)",
@@ -177,7 +194,8 @@ fn combine(errors: &mut Option<Error>, err: Error) {
     }
 }
 
-fn method(f: &TraitItemFn, default_params: ParamStyle) -> Result<Method> {
+/// `params_said`: whether the trait's attribute chose `default_params`.
+fn method(f: &TraitItemFn, default_params: ParamStyle, params_said: bool) -> Result<Method> {
     let sig = &f.sig;
     let name = &sig.ident;
     if RESERVED.contains(&name.to_string().as_str()) {
@@ -254,6 +272,14 @@ fn method(f: &TraitItemFn, default_params: ParamStyle) -> Result<Method> {
                 ));
             }
             inputs.push(Input::Context { ident, ty });
+        } else if let Some(report) = progress_report(&ty)? {
+            if inputs.iter().any(|i| matches!(i, Input::Progress { .. })) {
+                return Err(Error::new(
+                    ty.span(),
+                    format!("method `{name}` takes two `Progress` params"),
+                ));
+            }
+            inputs.push(Input::Progress { ident, ty, report });
         } else {
             inputs.push(Input::Wire { ident, ty });
         }
@@ -262,6 +288,7 @@ fn method(f: &TraitItemFn, default_params: ParamStyle) -> Result<Method> {
 
     let mut wire = name.to_string();
     let mut params = default_params;
+    let mut params_said = params_said;
     let mut concurrency = None;
     let mut own_task = false;
     let mut attrs = Vec::new();
@@ -273,6 +300,7 @@ fn method(f: &TraitItemFn, default_params: ParamStyle) -> Result<Method> {
                     wire = meta.value()?.parse::<LitStr>()?.value();
                 } else if meta.path.is_ident("params") {
                     params = ParamStyle::parse(&meta.value()?.parse()?)?;
+                    params_said = true;
                 } else if meta.path.is_ident("concurrency") {
                     let lit: LitStr = meta.value()?.parse()?;
                     let mode = match lit.value().as_str() {
@@ -323,6 +351,23 @@ fn method(f: &TraitItemFn, default_params: ParamStyle) -> Result<Method> {
             format!("method `{name}` has params = \"transparent\" and {wire_count} params: it takes one at most, which is sent as the params"),
         ));
     }
+    if inputs.iter().any(|i| matches!(i, Input::Progress { .. })) {
+        if matches!(output, Output::Notification) {
+            return Err(Error::new(
+                sig.span(),
+                format!("method `{name}` takes a `Progress` but returns nothing: a notification has no answer for reports to come before; return a value"),
+            ));
+        }
+        // NB: the caller's token travels among the params by name (LSP's
+        // `workDoneToken`), so a method with progress takes them so.
+        if params_said && params != ParamStyle::Named {
+            return Err(Error::new(
+                sig.span(),
+                format!("method `{name}` takes a `Progress`, so its params go by name (`params = \"name\"`): the caller's token travels as their `workDoneToken` member"),
+            ));
+        }
+        params = ParamStyle::Named;
+    }
     Ok(Method {
         ident: name.clone(),
         wire,
@@ -371,6 +416,28 @@ fn is_context(ty: &Type) -> Result<bool> {
         ));
     }
     Ok(true)
+}
+
+/// `T` when `ty` is `Progress<T>` (a path ending in `Progress`).
+fn progress_report(ty: &Type) -> Result<Option<Type>> {
+    let Type::Path(path) = ty else {
+        return Ok(None);
+    };
+    let Some(last) = path.path.segments.last() else {
+        return Ok(None);
+    };
+    if last.ident != "Progress" {
+        return Ok(None);
+    }
+    if let PathArguments::AngleBracketed(args) = &last.arguments {
+        if let [syn::GenericArgument::Type(report)] = args.args.iter().collect::<Vec<_>>()[..] {
+            return Ok(Some(report.clone()));
+        }
+    }
+    Err(Error::new(
+        ty.span(),
+        "a progress param is `Progress<T>`, with `T` the type of each report",
+    ))
 }
 
 fn output(method: &Ident, output: &ReturnType) -> Result<Output> {
