@@ -315,7 +315,8 @@ impl Peer {
         ProgressCall::start(self, method, &params)
     }
 
-    /// A call whose progress reports go to `reports`, decoded into `R`.
+    /// A call whose progress reports go to `reports`, decoded into `R`,
+    /// with no timeout: the caller's counts from the last report.
     pub(crate) async fn request_with_reports<R: DeserializeOwned>(
         &self,
         id: u64,
@@ -324,7 +325,7 @@ impl Peer {
         reports: ReportSender,
     ) -> Result<R, Error> {
         let raw = self
-            .attempt_as(id, method, Some(params), self.shared.timeout, Some(reports))
+            .attempt_as(id, method, Some(params), None, Some(reports))
             .await
             .map_err(CallError::into_error)?;
         decode(method, &raw)

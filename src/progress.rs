@@ -24,10 +24,11 @@
 //! any other `$/progress`.
 
 use std::fmt;
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use futures::Stream;
 use serde::de::DeserializeOwned;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::Error;
 use crate::handler::BoxFuture;
@@ -184,7 +186,11 @@ impl<T: Serialize> Progress<T> {
 /// are dropped then.
 ///
 /// Dropping it before the answer cancels the call, as dropping
-/// [`Peer::request`]'s future does (`$/cancelRequest`).
+/// [`Peer::request`]'s future does (`$/cancelRequest`). The connection's
+/// request timeout ([`Config::request_timeout`](crate::Config::request_timeout))
+/// counts from the last report read, not from the start: a long call that
+/// keeps reporting stays alive; one that falls silent for that long fails
+/// with [`Error::Timeout`] and is cancelled.
 ///
 /// ```
 /// use futures::StreamExt;
@@ -225,6 +231,11 @@ pub struct ProgressCall<T, R> {
     /// `None` once the stream has ended, or the answer was asked for.
     reports: Option<mpsc::Receiver<Box<RawValue>>>,
     answer: Answer<R>,
+    /// The connection's request timeout, counted from the last report.
+    timeout: Option<Duration>,
+    /// When the timeout runs out; made at the first poll (it needs the
+    /// runtime), moved on by each report.
+    deadline: Option<Pin<Box<Sleep>>>,
     _reports: PhantomData<fn() -> T>,
 }
 
@@ -248,6 +259,7 @@ impl<T: DeserializeOwned, R: DeserializeOwned + Send + 'static> ProgressCall<T, 
             Ok(params) => {
                 let peer = peer.clone();
                 let method = method.to_owned();
+                // NB: no timeout of its own: ours counts from the last report.
                 Answer::Waiting(Box::pin(async move {
                     peer.request_with_reports(id, &method, params, tx).await
                 }))
@@ -258,6 +270,8 @@ impl<T: DeserializeOwned, R: DeserializeOwned + Send + 'static> ProgressCall<T, 
             method: method.to_owned(),
             reports: Some(rx),
             answer,
+            timeout: peer.timeout(),
+            deadline: None,
             _reports: PhantomData,
         }
     }
@@ -265,15 +279,37 @@ impl<T: DeserializeOwned, R: DeserializeOwned + Send + 'static> ProgressCall<T, 
     /// Waits for the call's answer, dropping the reports not read yet.
     ///
     /// # Errors
-    /// As [`Peer::request`], and [`Error::EncodeParams`] when the params
+    /// As [`Peer::request`] (the request timeout counts from the last
+    /// report read, see [`ProgressCall`]), and [`Error::EncodeParams`] when the params
     /// are not by name (an object, or none) or already have a `workDoneToken`.
     pub async fn answer(mut self) -> Result<R, Error> {
         // NB: closed first, so a report the caller will never read does not
         // hold the connection's queue while we wait.
         drop(self.reports.take());
-        match self.answer {
-            Answer::Waiting(request) => request.await,
-            Answer::Ready(answer) => answer,
+        let timed_out = self.timed_out();
+        let request = match self.answer {
+            Answer::Waiting(request) => request,
+            Answer::Ready(answer) => return answer,
+        };
+        let Some(after) = self.timeout else {
+            return request.await;
+        };
+        let deadline = self
+            .deadline
+            .map_or_else(|| Instant::now() + after, |sleep| sleep.deadline());
+        // Dropping the request on a timeout tells the peer to cancel it.
+        tokio::time::timeout_at(deadline, request)
+            .await
+            .unwrap_or(Err(timed_out))
+    }
+}
+
+impl<T, R> ProgressCall<T, R> {
+    /// The error of a call whose timeout ran out.
+    fn timed_out(&self) -> Error {
+        Error::Timeout {
+            method: self.method.clone(),
+            after: self.timeout.unwrap_or_default(),
         }
     }
 }
@@ -312,6 +348,9 @@ impl<T: DeserializeOwned, R> Stream for ProgressCall<T, R> {
             };
             match reports.poll_recv(cx) {
                 Poll::Ready(Some(raw)) => {
+                    if let (Some(after), Some(deadline)) = (this.timeout, this.deadline.as_mut()) {
+                        deadline.as_mut().reset(Instant::now() + after);
+                    }
                     let report =
                         serde_json::from_str(raw.get()).map_err(|source| Error::DecodeReport {
                             method: this.method.clone(),
@@ -332,9 +371,25 @@ impl<T: DeserializeOwned, R> Stream for ProgressCall<T, R> {
                 return Poll::Pending;
             };
             match request.as_mut().poll(cx) {
-                Poll::Ready(answer) => this.answer = Answer::Ready(answer),
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(answer) => {
+                    this.answer = Answer::Ready(answer);
+                    continue;
+                }
+                Poll::Pending => {}
             }
+            let Some(after) = this.timeout else {
+                return Poll::Pending;
+            };
+            let deadline = this
+                .deadline
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+            if deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // NB: dropping the request tells the peer to cancel it, and the
+            // driver lets go of its reports: the stream ends after those
+            // already read.
+            this.answer = Answer::Ready(Err(this.timed_out()));
         }
     }
 }

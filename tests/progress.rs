@@ -3,11 +3,12 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{connect, serve, within, Wire, FRAMINGS};
 use futures::StreamExt;
 use rpcpeer::progress::{Progress, ProgressToken};
-use rpcpeer::{Context, Error, ErrorObject, ParamsError, Router};
+use rpcpeer::{Config, Context, Driver, Error, ErrorObject, ParamsError, Router};
 use rpcpeer_stream::Framing;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -231,4 +232,84 @@ async fn dropping_the_call_cancels_the_handler() {
         .await
         .expect("the handler saw its token fire");
     release.notify_one();
+}
+
+/// `slow`: reports `n` times, `gap` apart, then falls silent `silence`
+/// before it answers.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Slow {
+    n: u32,
+    gap_ms: u64,
+    silence_ms: u64,
+    work_done_token: Option<ProgressToken>,
+}
+
+fn slow_pair(timeout: Duration) -> (rpcpeer::Peer, mpsc::UnboundedReceiver<()>) {
+    let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
+    let mut server = Router::with_state(cancelled_tx);
+    server.method(
+        "slow",
+        |p: Slow, cx: Context<mpsc::UnboundedSender<()>>| async move {
+            let token = cx.cancellation().clone();
+            let cancelled = cx.state().clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                let _ = cancelled.send(());
+            });
+            let progress = Progress::new(cx.peer().clone(), p.work_done_token);
+            for i in 0..p.n {
+                tokio::time::sleep(Duration::from_millis(p.gap_ms)).await;
+                progress.report(i).await?;
+            }
+            tokio::time::sleep(Duration::from_millis(p.silence_ms)).await;
+            Ok::<_, ErrorObject>("answered")
+        },
+    );
+    let (a, b) = rpcpeer::transport::memory_pair();
+    tokio::spawn(Driver::new(a, server).1);
+    let config = Config::default().request_timeout(Some(timeout));
+    let (client, driver) = Driver::builder(b, Router::new()).config(config).build();
+    tokio::spawn(driver);
+    (client, cancelled)
+}
+
+// NB: on tokio's paused clock, which moves to the next timer whenever
+// every task waits: the timings below are exact, not raced against a
+// loaded machine. The in-memory pair has no I/O for the clock to wait on.
+#[tokio::test(start_paused = true)]
+async fn the_request_timeout_counts_from_the_last_report() {
+    let (client, _cancelled) = slow_pair(Duration::from_secs(1));
+    // Eight reports 600 ms apart: 4.8 s in all, never 1 s without one.
+    let params = json!({"n": 8, "gapMs": 600, "silenceMs": 600});
+    let mut call = client.request_with_progress::<u32, String>("slow", params);
+    let mut reports = Vec::new();
+    while let Some(report) = call.next().await {
+        reports.push(report.unwrap());
+    }
+    assert_eq!(reports, (0..8).collect::<Vec<_>>());
+    assert_eq!(call.answer().await.unwrap(), "answered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_silent_for_the_timeout_fails_and_is_cancelled() {
+    let (client, mut cancelled) = slow_pair(Duration::from_secs(1));
+    let params = json!({"n": 2, "gapMs": 600, "silenceMs": 5000});
+    let mut call = client.request_with_progress::<u32, String>("slow", params);
+    let mut reports = Vec::new();
+    while let Some(report) = call.next().await {
+        reports.push(report.unwrap());
+    }
+    assert_eq!(reports, [0, 1]);
+    match call.answer().await {
+        Err(Error::Timeout { method, after }) => {
+            assert_eq!((method.as_str(), after), ("slow", Duration::from_secs(1)));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    cancelled.recv().await.expect("the handler's token fired");
+    // Awaiting the answer alone counts from the start.
+    let params = json!({"n": 0, "gapMs": 0, "silenceMs": 5000});
+    let call = client.request_with_progress::<u32, String>("slow", params);
+    assert!(matches!(call.answer().await, Err(Error::Timeout { .. })));
 }
