@@ -502,7 +502,7 @@ where
                         }
                     }
                     Control::Close(frame) => {
-                        this.close_saying(frame);
+                        this.close_saying(frame.map(|frame| *frame));
                         this.begin_shutdown();
                     }
                 }
