@@ -25,7 +25,7 @@ type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
 
 /// How many connections (WebSocket and HTTP alike) a [`WsServer`] holds open
 /// at once unless told otherwise: 10,000. An idle WebSocket peer costs some
-/// 15 KiB, so this many is about 150 MiB, and each holds a file descriptor.
+/// 12 KiB, so this many is about 120 MiB, and each holds a file descriptor.
 pub const DEFAULT_MAX_CONNECTIONS: usize = rpcpeer_ws::DEFAULT_MAX_CONNECTIONS;
 
 /// How long a [`WsServer`]'s WebSocket peer may go with no message either
