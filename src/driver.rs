@@ -117,8 +117,11 @@ where
     /// # Cancel safety
     /// Dropping the future drops the connection: running handlers are
     /// cancelled and every pending call fails with [`Error::Closed`].
-    pub async fn run(self) -> Result<(), Error> {
-        self.await
+    pub fn run(self) -> impl Future<Output = Result<(), Error>> {
+        // NB: not an `async fn`, whose state would hold the driver more than
+        // once (its argument, the future it awaits): every open connection
+        // would pay for the copies.
+        self
     }
 
     /// Runs the connection until it ends or `signal` completes; from the
@@ -160,12 +163,22 @@ where
     ///
     /// # Cancel safety
     /// As [`Driver::run`].
-    pub async fn run_until(
+    pub fn run_until(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
-        self.calls.peer().close_when(signal);
-        self.await
+    ) -> impl Future<Output = Result<(), Error>> {
+        // NB: not an `async fn`: its state would hold the driver three times
+        // (the argument, its local copy, the future awaited), some 2.5 KiB
+        // more on every idle WebSocket connection. The signal is handed over
+        // at the first poll, as an `async fn` would.
+        let mut driver = self;
+        let mut signal = Some(signal);
+        std::future::poll_fn(move |cx| {
+            if let Some(signal) = signal.take() {
+                driver.calls.peer().close_when(signal);
+            }
+            Pin::new(&mut driver).poll(cx)
+        })
     }
 
     fn may_read(&self) -> bool {
@@ -489,7 +502,7 @@ where
                         }
                     }
                     Control::Close(frame) => {
-                        this.close_saying(frame);
+                        this.close_saying(frame.map(|frame| *frame));
                         this.begin_shutdown();
                     }
                 }

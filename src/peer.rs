@@ -67,8 +67,12 @@ pub(crate) enum Control {
     /// A caller stopped waiting for the reply to this id.
     CallerGone(u64),
     /// Close the connection gracefully, saying why when there is a frame.
-    Close(Option<CloseFrame>),
+    // NB: boxed, so that a `Control` is 16 bytes: tokio's channel allocates
+    // its first block of 32 slots when it is made, on every connection.
+    Close(Option<Box<CloseFrame>>),
 }
+
+const _: () = assert!(std::mem::size_of::<Control>() <= 16);
 
 pub(crate) struct BatchEntry {
     pub(crate) method: String,
@@ -582,7 +586,10 @@ impl Peer {
         // NB: not through the command queue, which the driver stops reading
         // while the peer does not read our output: closing such a peer is
         // when this matters most. An error means the driver is gone already.
-        let _ = self.shared.control.send(Control::Close(frame));
+        let _ = self
+            .shared
+            .control
+            .send(Control::Close(frame.map(Box::new)));
         self.closed().await;
     }
 

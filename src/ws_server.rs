@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use rpcpeer_ws::http::{Request, Response};
 use rpcpeer_ws::{Listener, ServerIo, Service, Stopping, WsTransport};
 
@@ -24,7 +25,7 @@ type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
 
 /// How many connections (WebSocket and HTTP alike) a [`WsServer`] holds open
 /// at once unless told otherwise: 10,000. An idle WebSocket peer costs some
-/// 15 KiB, so this many is about 150 MiB, and each holds a file descriptor.
+/// 12 KiB, so this many is about 120 MiB, and each holds a file descriptor.
 pub const DEFAULT_MAX_CONNECTIONS: usize = rpcpeer_ws::DEFAULT_MAX_CONNECTIONS;
 
 /// How long a [`WsServer`]'s WebSocket peer may go with no message either
@@ -292,12 +293,16 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         Ok(accepted)
     }
 
-    async fn websocket(
+    // NB: not an `async fn`: its state would keep the transport it was
+    // given beside the driver that took it over, and an `async` block
+    // awaiting the driver would hold it twice; a `map` over the driver's
+    // future holds it once, for as long as the connection lasts.
+    fn websocket(
         &self,
         ws: WsTransport<ServerIo>,
         mut accepted: rpcpeer_ws::http::Extensions,
         remote: SocketAddr,
-    ) {
+    ) -> impl Future<Output = ()> + Send {
         let session = accepted.remove::<Session>().unwrap_or_else(|| {
             let session = Session::new();
             session.insert(RemoteAddr(remote));
@@ -313,9 +318,11 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         }
         // NB: the server waits for this conversation when it stops, so the
         // stop must close the peer.
-        if let Err(err) = driver.run_until(self.stopping.stopped()).await {
-            tracing::debug!(%remote, "WebSocket peer ended: {err}");
-        }
+        driver.run_until(self.stopping.stopped()).map(move |ended| {
+            if let Err(err) = ended {
+                tracing::debug!(%remote, "WebSocket peer ended: {err}");
+            }
+        })
     }
 
     async fn http(&self, req: Request<String>, remote: SocketAddr) -> Response<String> {

@@ -285,3 +285,23 @@ async fn a_batch_of_waiting_calls_is_polled_in_linear_time_over_tcp() {
     let polls = chain.polls.load(Ordering::Relaxed);
     assert!(polls <= 4 * n, "{polls} polls for {n} calls");
 }
+
+/// A driver's future is the driver: `run` and `run_until` keep no second
+/// copy of it (an `async fn` keeps its argument and the future it awaits,
+/// and each idle connection paid for three drivers).
+#[test]
+fn running_a_driver_keeps_one_copy_of_it() {
+    let (a, _b) = memory_pair();
+    let (_peer, driver) = Driver::new(a, Router::new());
+    let size = std::mem::size_of_val(&driver);
+    let run = driver.run();
+    assert!(std::mem::size_of_val(&run) <= size);
+    let (a, _b) = memory_pair();
+    let (_peer, driver) = Driver::new(a, Router::new());
+    let run_until = driver.run_until(std::future::pending());
+    let until = std::mem::size_of_val(&run_until);
+    assert!(
+        until < size + 64,
+        "run_until's future is {until} bytes for a driver of {size}"
+    );
+}

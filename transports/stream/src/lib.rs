@@ -97,8 +97,8 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 /// How many connections a listener holds open at once unless told
 /// otherwise: 10,000.
 ///
-/// An idle connection costs an `rpcpeer` server some 15 KiB, so this many
-/// is about 150 MiB, and each holds a file descriptor (raise `ulimit -n`
+/// An idle connection costs an `rpcpeer` server some 6 KiB, so this many
+/// is about 60 MiB, and each holds a file descriptor (raise `ulimit -n`
 /// to use them all). A connection past the cap is accepted and closed at
 /// once, and the refusal is logged. Set with
 /// [`Listener::with_max_connections`].
