@@ -68,7 +68,7 @@ pub(crate) type ReportSender = mpsc::Sender<Box<RawValue>>;
 /// use rpcpeer::progress::ProgressToken;
 ///
 /// let token: ProgressToken = serde_json::from_str(r#""indexing-1""#).unwrap();
-/// assert_eq!(token, ProgressToken::String("indexing-1".into()));
+/// assert_eq!(token, ProgressToken::Text("indexing-1".into()));
 /// assert_eq!(serde_json::to_string(&ProgressToken::Number(3)).unwrap(), "3");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,15 +76,17 @@ pub(crate) type ReportSender = mpsc::Sender<Box<RawValue>>;
 pub enum ProgressToken {
     /// A number token.
     Number(i64),
-    /// A string token.
-    String(String),
+    /// A string token. (Not named `String`: a public variant of that name
+    /// makes rustc spell `std::string::String` in every error message of
+    /// the crates that use this one.)
+    Text(String),
 }
 
 impl fmt::Display for ProgressToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProgressToken::Number(n) => write!(f, "{n}"),
-            ProgressToken::String(s) => write!(f, "{s:?}"),
+            ProgressToken::Text(s) => write!(f, "{s:?}"),
         }
     }
 }
