@@ -28,6 +28,10 @@ fn the_editor_and_server_example_runs_to_its_end() {
         "progress count report: 100%",
         "words: 6",
         "progress count end: 6 words",
+        "measured line 1 of 3",
+        "measured line 2 of 3",
+        "measured line 3 of 3",
+        "line lengths: [13, 9, 3]",
         "progress index begin: indexing",
         "cancelling the indexing",
         "message: indexing cancelled",
@@ -39,4 +43,7 @@ fn the_editor_and_server_example_runs_to_its_end() {
     let at = |line: &str| lines.iter().position(|l| *l == line);
     assert!(at("progress count begin: counting words") < at("progress count report: 33%"));
     assert!(at("progress count report: 100%") < at("progress count end: 6 words"));
+    // A handler's reports come before its answer, in order, typed.
+    assert!(at("measured line 1 of 3") < at("measured line 2 of 3"));
+    assert!(at("measured line 3 of 3") < at("line lengths: [13, 9, 3]"));
 }

@@ -1,5 +1,6 @@
 //! The two sides' methods, one trait each, in LSP's shapes.
 
+use rpcpeer::progress::Progress;
 use rpcpeer::{Context, ErrorObject};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,15 @@ pub(crate) enum WorkDoneProgress {
     },
 }
 
+/// A typed progress report of `example/lineLengths`: one line measured.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct LineMeasured {
+    /// Which line, from 1.
+    pub(crate) line: usize,
+    /// Of how many.
+    pub(crate) of: usize,
+}
+
 /// What the editor serves: the server calls these.
 #[rpcpeer::api]
 pub(crate) trait Editor {
@@ -76,6 +86,16 @@ pub(crate) trait LanguageServer {
     /// Counts the words of `text`, reporting progress to the editor.
     #[rpc(name = "example/countWords", params = "name")]
     async fn count_words(&self, text: String) -> Result<usize, ErrorObject>;
+
+    /// The length of each line of `text`, with a typed report per line:
+    /// the caller's token travels in the params, and its client method
+    /// returns a stream of the reports that ends with the answer.
+    #[rpc(name = "example/lineLengths")]
+    async fn line_lengths(
+        &self,
+        text: String,
+        progress: Progress<LineMeasured>,
+    ) -> Result<Vec<usize>, ErrorObject>;
 
     /// Indexes the workspace: never done, until the editor cancels it.
     #[rpc(name = "example/index")]

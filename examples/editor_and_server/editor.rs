@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use rpcpeer::{Driver, ErrorObject};
 use rpcpeer_stream::Framing;
 use tokio::sync::mpsc;
@@ -86,8 +87,19 @@ pub(crate) async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     println!("words: {words}");
-    // Notifications and the answer travel apart: wait for the last report.
+    // The server's driver writes a handler's notifications before its
+    // reply, and ours hands each to its handler as it is read: the reports
+    // are all on the screen's queue by now, printed after the answer.
     print_until(&mut lines, "progress count end").await?;
+
+    // The typed form: the reports of this one call, in order, then the answer.
+    let mut measuring = server.line_lengths(text.into());
+    while let Some(report) = measuring.next().await {
+        let report = report.map_err(|e| e.to_string())?;
+        println!("measured line {} of {}", report.line, report.of);
+    }
+    let lengths = measuring.await.map_err(|e| e.to_string())?;
+    println!("line lengths: {lengths:?}");
 
     // Gives up on the indexing once it has begun: dropping the call's
     // future tells the server (`$/cancelRequest`), whose handler stops.

@@ -1,10 +1,12 @@
 //! The language server: one instance per connection, holding the editor's client.
 
+use rpcpeer::progress::Progress;
 use rpcpeer::{Context, Driver, ErrorObject, Router};
 use rpcpeer_stream::Framing;
 
 use crate::api::{
-    EditorClient, LanguageServer, ShowMessageParams, WorkDoneProgress, WorkDoneProgressCreateParams,
+    EditorClient, LanguageServer, LineMeasured, ShowMessageParams, WorkDoneProgress,
+    WorkDoneProgressCreateParams,
 };
 
 struct Server {
@@ -62,6 +64,24 @@ impl LanguageServer for Server {
         };
         self.editor.progress(token, end).await.map_err(failed)?;
         Ok(words)
+    }
+
+    async fn line_lengths(
+        &self,
+        text: String,
+        progress: Progress<LineMeasured>,
+    ) -> Result<Vec<usize>, ErrorObject> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut lengths = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            lengths.push(line.chars().count());
+            let measured = LineMeasured {
+                line: i + 1,
+                of: lines.len(),
+            };
+            progress.report(measured).await.map_err(failed)?;
+        }
+        Ok(lengths)
     }
 
     async fn index(&self, cx: Context) -> Result<(), ErrorObject> {
