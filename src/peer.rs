@@ -328,11 +328,14 @@ impl Peer {
         params: Box<RawValue>,
         reports: ReportSender,
     ) -> Result<R, Error> {
-        let raw = self
-            .attempt_as(id, method, Some(params), None, Some(reports))
-            .await
-            .map_err(CallError::into_error)?;
-        decode(method, &raw)
+        let attempt = self.attempt_as(id, method, Some(params), None, Some(reports));
+        let raw = if crate::observe::spans_wanted() {
+            let span = crate::observe::outgoing(method, Some(id), self.shared.connection);
+            attempt.instrument(span).await
+        } else {
+            attempt.await
+        };
+        decode(method, &raw.map_err(CallError::into_error)?)
     }
 
     async fn attempt_as(

@@ -155,20 +155,24 @@ impl<T: Serialize> Progress<T> {
         self.token.as_ref()
     }
 
-    /// Whether the caller asked for reports: a handler may skip the work of
-    /// making them when it did not.
+    /// Whether the caller asked for reports and can get them: a handler
+    /// may skip the work of making them when not. A caller over a one-shot
+    /// transport (an HTTP POST, whose handlers get a
+    /// [detached](Peer::is_detached) peer) cannot, token or not.
     pub fn is_wanted(&self) -> bool {
-        self.token.is_some()
+        self.token.is_some() && !self.peer.is_detached()
     }
 
     /// Sends one report (a `$/progress` notification), waiting while the
     /// outgoing queue is full. The caller gets it before the call's answer.
+    /// Nothing is sent, and nothing fails, when the caller gave no token or
+    /// came over a one-shot transport (see [`Progress::is_wanted`]).
     ///
     /// # Errors
     /// As [`Peer::notify`]: [`Error::Closed`] when the connection is gone,
     /// [`Error::EncodeParams`] when `value` does not serialize.
     pub async fn report(&self, value: T) -> Result<(), Error> {
-        let Some(token) = &self.token else {
+        let Some(token) = self.token.as_ref().filter(|_| self.is_wanted()) else {
             return Ok(());
         };
         #[derive(Serialize)]

@@ -139,3 +139,46 @@ async fn a_peer_that_closes_mid_call_ends_the_reports_and_fails_the_answer() {
         other => panic!("expected the call to fail with the connection, got {other:?}"),
     }
 }
+
+/// An application's own type that happens to be called `Progress`.
+mod app {
+    /// How far a job got.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Progress {
+        /// Percent.
+        pub percent: u32,
+    }
+}
+
+/// A trait whose param is the application's `Progress`, not rpcpeer's.
+#[rpcpeer::api]
+pub trait Jobs {
+    /// Records how far a job got, and echoes it.
+    async fn record(&self, progress: app::Progress) -> app::Progress;
+}
+
+struct JobServer;
+
+impl Jobs for JobServer {
+    async fn record(&self, progress: app::Progress) -> app::Progress {
+        progress
+    }
+}
+
+#[tokio::test]
+async fn a_param_of_a_type_named_progress_without_an_argument_travels_on_the_wire() {
+    let addr = serve(JobServer.into_router(), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"record","params":[{"percent":40}],"id":1}"#)
+        .await;
+    assert_eq!(
+        reply,
+        json!({"jsonrpc":"2.0","result":{"percent":40},"id":1})
+    );
+    let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+    let echoed = JobsClient::new(peer)
+        .record(app::Progress { percent: 7 })
+        .await;
+    assert_eq!(echoed.unwrap(), app::Progress { percent: 7 });
+}

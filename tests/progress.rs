@@ -313,3 +313,26 @@ async fn a_call_silent_for_the_timeout_fails_and_is_cancelled() {
     let call = client.request_with_progress::<u32, String>("slow", params);
     assert!(matches!(call.answer().await, Err(Error::Timeout { .. })));
 }
+
+#[tokio::test]
+async fn a_caller_over_http_gets_the_answer_and_no_reports() {
+    // A one-shot HTTP POST cannot carry reports: the handler's reports
+    // are skipped, and do not fail the call, token or not.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(rpcpeer::ws_server::WsServer::new(counting()).serve(listener));
+    let body =
+        r#"{"jsonrpc":"2.0","method":"count","params":{"upto":3,"workDoneToken":"t"},"id":1}"#;
+    let answer = within(
+        "the HTTP answer",
+        rpcpeer::ws::post(
+            &format!("http://{addr}/"),
+            body.into(),
+            &rpcpeer::ws::Config::default(),
+        ),
+    )
+    .await
+    .expect("an HTTP answer");
+    let reply: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(reply, json!({"jsonrpc":"2.0","result":"counted 3","id":1}));
+}

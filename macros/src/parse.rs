@@ -272,7 +272,7 @@ fn method(f: &TraitItemFn, default_params: ParamStyle, params_said: bool) -> Res
                 ));
             }
             inputs.push(Input::Context { ident, ty });
-        } else if let Some(report) = progress_report(&ty)? {
+        } else if let Some(report) = progress_report(&ty) {
             if inputs.iter().any(|i| matches!(i, Input::Progress { .. })) {
                 return Err(Error::new(
                     ty.span(),
@@ -418,26 +418,24 @@ fn is_context(ty: &Type) -> Result<bool> {
     Ok(true)
 }
 
-/// `T` when `ty` is `Progress<T>` (a path ending in `Progress`).
-fn progress_report(ty: &Type) -> Result<Option<Type>> {
+/// `T` when `ty` is `Progress<T>` (a path ending in `Progress`, with one
+/// type argument).
+fn progress_report(ty: &Type) -> Option<Type> {
     let Type::Path(path) = ty else {
-        return Ok(None);
+        return None;
     };
-    let Some(last) = path.path.segments.last() else {
-        return Ok(None);
-    };
+    let last = path.path.segments.last()?;
     if last.ident != "Progress" {
-        return Ok(None);
+        return None;
     }
+    // NB: only `Progress<T>`: an application's own `Progress` type without
+    // a type argument stays a param on the wire.
     if let PathArguments::AngleBracketed(args) = &last.arguments {
         if let [syn::GenericArgument::Type(report)] = args.args.iter().collect::<Vec<_>>()[..] {
-            return Ok(Some(report.clone()));
+            return Some(report.clone());
         }
     }
-    Err(Error::new(
-        ty.span(),
-        "a progress param is `Progress<T>`, with `T` the type of each report",
-    ))
+    None
 }
 
 fn output(method: &Ident, output: &ReturnType) -> Result<Output> {
