@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures::stream::FuturesUnordered;
@@ -132,18 +131,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
         outbox: &mut Outbox,
     ) -> Option<(Concurrency, Entry)> {
         let full = self.busy();
-        if outgoing.awaits_reports() && full.is_none() {
-            if let Ok(Message::Notification(n)) = &item {
-                if n.method == crate::progress::METHOD {
-                    if let Some(delivery) = outgoing.report(n.params) {
-                        // NB: in order, as the reports were sent; and as a
-                        // call, so a caller slow to read them holds back
-                        // reading under the connection's bounds, not memory.
-                        let method = Arc::from(crate::progress::METHOD);
-                        let entry = Entry::working(None, n.version, method, delivery, None);
-                        return Some((Concurrency::InOrder, entry));
-                    }
-                }
+        if let Ok(Message::Notification(n)) = &item {
+            // NB: before any bound: a report is no call, and goes to the
+            // caller now, in the order read (see `progress`).
+            if n.method == crate::progress::METHOD && outgoing.take_report(n.params) {
+                return None;
             }
         }
         let env = Env {

@@ -445,7 +445,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             close_frames,
             calls: Calls::new(router, peer.clone(), session, &config),
             channels,
-            outgoing: Outgoing::new(commands, config.version),
+            outgoing: Outgoing::new(commands, config.version, config.max_incoming_bytes),
             outbox: Outbox::new(
                 config.max_outbox,
                 config.max_outbox_bytes,

@@ -296,6 +296,17 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Progress reports of `method` were dropped because the caller read
+    /// them too slowly: those waiting held
+    /// [`Config::max_incoming_bytes`](crate::Config::max_incoming_bytes).
+    /// The call and its later reports go on.
+    #[error("{lost} progress reports of `{method}` were dropped: the caller read them too slowly")]
+    ReportsLost {
+        /// The method that was called.
+        method: String,
+        /// How many were dropped since the last report read.
+        lost: u64,
+    },
     /// The outgoing queue is full (only from the `try_` methods, which never wait).
     #[error("the outgoing queue is full; `{method}` was not sent")]
     Full {

@@ -9,13 +9,12 @@ use tokio::sync::mpsc;
 
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt_of;
-use crate::handler::{BoxFuture, Reply};
 use crate::log_limit::LogLimit;
 use crate::message::{encode_notification, encode_request, Id, Version};
 use crate::outbox::Outbox;
 use crate::peer::{Command, Queued};
 use crate::pending::{Ending, Failure, PendingTable, ReplySender};
-use crate::progress::ReportSender;
+use crate::progress::ReportSink;
 use crate::running::join_batch;
 use crate::transport::CloseFrame;
 
@@ -44,7 +43,9 @@ pub(crate) struct Outgoing {
     pending: PendingTable,
     /// Where the progress reports of our calls that asked for them go, by
     /// id, until the answer (see `progress`). Empty, it costs nothing.
-    reports: HashMap<u64, ReportSender>,
+    reports: HashMap<u64, ReportSink>,
+    /// The bytes a call's unread reports may hold.
+    report_budget: usize,
     /// The version our own messages use: the peer's last, unless configured.
     speak: Version,
     configured: Option<Version>,
@@ -70,8 +71,13 @@ const PEER_HUNG_UP: &str = "the peer closed the connection";
 const ENDED: &str = "the peer closed the connection, or its driver was dropped";
 
 impl Outgoing {
-    pub(crate) fn new(commands: mpsc::Receiver<Box<Queued>>, configured: Option<Version>) -> Self {
+    pub(crate) fn new(
+        commands: mpsc::Receiver<Box<Queued>>,
+        configured: Option<Version>,
+        report_budget: usize,
+    ) -> Self {
         Self {
+            report_budget,
             commands,
             sending: Sending::Everything,
             reports: HashMap::new(),
@@ -126,22 +132,22 @@ impl Outgoing {
         }
     }
 
-    /// Whether a call of ours waits for progress reports: only then is a
-    /// `$/progress` notification looked at before the router.
-    pub(crate) fn awaits_reports(&self) -> bool {
-        !self.reports.is_empty()
-    }
-
-    /// The delivery of a `$/progress` notification's report to the call of
-    /// ours it reports on, when it is one of ours and still waits.
-    pub(crate) fn report(&self, params: Option<&RawValue>) -> Option<BoxFuture<Reply>> {
-        let (id, value) = crate::progress::reported_call(params)?;
-        let reports = self.reports.get(&id)?.clone();
-        Some(Box::pin(async move {
-            // A caller that stopped reading its reports dropped them.
-            let _ = reports.send(value).await;
-            Reply::null()
-        }))
+    /// Takes a `$/progress` notification's report when its token is one of
+    /// ours: to the call it reports on while that waits, else nowhere (a
+    /// report after the answer is not the call's). `false`: not ours, for
+    /// the router.
+    pub(crate) fn take_report(&self, params: Option<&RawValue>) -> bool {
+        let Some((id, value)) = crate::progress::reported_call(params) else {
+            return false;
+        };
+        match self.reports.get(&id) {
+            Some(sink) => sink.deliver(value, self.report_budget),
+            None => tracing::debug!(
+                id,
+                "a progress report for a call of ours no longer waiting, dropped"
+            ),
+        }
+        true
     }
 
     /// Writes what a `Peer` asked for, as far as `sending` allows.
@@ -253,6 +259,8 @@ impl Outgoing {
                 // whose frames were longer are the ones it will never answer.
                 if let Some(limit) = size_limit_named(&err.message) {
                     self.pending.fail_longer_than(limit, &err);
+                    let pending = &self.pending;
+                    self.reports.retain(|id, _| pending.contains(*id));
                 }
                 let err = excerpt_of(&err);
                 static UNREADABLE: LogLimit = LogLimit::new();

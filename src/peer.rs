@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::error::Error;
 use crate::params::Params;
 use crate::pending::{Ending, Failure, ReplySender};
-use crate::progress::{ProgressCall, ReportSender};
+use crate::progress::{ProgressCall, ReportSink};
 use crate::transport::CloseFrame;
 
 /// What a [`Peer`] asks of its driver. The driver alone owns the pending
@@ -27,7 +27,7 @@ pub(crate) enum Command {
         params: Option<Box<RawValue>>,
         reply: ReplySender,
         /// Where the call's progress reports go, when it asked for them.
-        reports: Option<ReportSender>,
+        reports: Option<ReportSink>,
     },
     Notify {
         method: String,
@@ -326,7 +326,7 @@ impl Peer {
         id: u64,
         method: &str,
         params: Box<RawValue>,
-        reports: ReportSender,
+        reports: ReportSink,
     ) -> Result<R, Error> {
         let attempt = self.attempt_as(id, method, Some(params), None, Some(reports));
         let raw = if crate::observe::spans_wanted() {
@@ -344,7 +344,7 @@ impl Peer {
         method: &str,
         params: Option<Box<RawValue>>,
         timeout: Option<Duration>,
-        reports: Option<ReportSender>,
+        reports: Option<ReportSink>,
     ) -> Result<Box<RawValue>, CallError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::Request {

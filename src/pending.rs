@@ -81,6 +81,10 @@ impl PendingTable {
         self.calls.remove(&id).is_some()
     }
 
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.calls.contains_key(&id)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }

@@ -7,8 +7,10 @@
 //! its params carry; `#[rpcpeer::api]` writes both ends for a method that
 //! takes a `Progress<T>` argument.
 //!
-//! On the wire this is LSP's work done progress, so a language server or
-//! client that knows `$/progress` needs nothing more:
+//! On the wire this is LSP's work done progress: a language server or
+//! client that knows `$/progress` reads the reports when `T` has LSP's
+//! `begin` / `report` / `end` shape (`examples/editor_and_server` declares
+//! it), and any peer can send them to a [`ProgressCall`]:
 //!
 //! ```text
 //! --> {"jsonrpc":"2.0","method":"index","params":{"root":"/src","workDoneToken":"rpcpeer:7"},"id":7}
@@ -19,18 +21,24 @@
 //!
 //! The answer's handler writes every report it sent before its reply (the
 //! driver keeps that order), and the caller's driver hands the reports to
-//! the `ProgressCall` in the order they were read; a report that comes
-//! after the answer is not the call's any more, and goes to the router like
-//! any other `$/progress`.
+//! the `ProgressCall` as it reads them, in that order. A report that comes
+//! after the answer, under one of our tokens, is dropped (logged at debug);
+//! under a token of the peer's own, it goes to the router like any other
+//! `$/progress`. Reports the caller has not read yet hold at most
+//! [`Config::max_incoming_bytes`](crate::Config::max_incoming_bytes); past
+//! that, they are counted, and the stream yields [`Error::ReportsLost`]
+//! with the count.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -55,12 +63,40 @@ pub const TOKEN_MEMBER: &str = "workDoneToken";
 /// taken for one of ours.
 const OURS: &str = "rpcpeer:";
 
-/// How many reports wait for the caller before the connection holds back
-/// the next ones (in its queue of calls, under the same bounds).
-const REPORTS_WAITING: usize = 16;
+/// Where the driver puts the reports for one call of ours: handed over as
+/// each frame is read, so they keep the order they came in, and held up to
+/// a byte budget so that a caller slow to read cannot make a peer's reports
+/// take memory without bound.
+pub(crate) struct ReportSink {
+    reports: mpsc::UnboundedSender<Box<RawValue>>,
+    held: Arc<Held>,
+}
 
-/// Where the driver puts the reports for one call of ours.
-pub(crate) type ReportSender = mpsc::Sender<Box<RawValue>>;
+/// What a call's reports hold between the driver and the caller.
+#[derive(Default)]
+struct Held {
+    bytes: AtomicUsize,
+    /// Reports dropped for the budget since the caller last heard of it.
+    lost: AtomicU64,
+}
+
+impl ReportSink {
+    /// Hands `value` to the caller, or counts it lost when the reports
+    /// waiting already hold `budget` bytes (one report alone always goes).
+    pub(crate) fn deliver(&self, value: Box<RawValue>, budget: usize) {
+        let len = value.get().len();
+        let held = self.held.bytes.load(Ordering::Relaxed);
+        if held > 0 && held.saturating_add(len) > budget {
+            self.held.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.held.bytes.fetch_add(len, Ordering::Relaxed);
+        if self.reports.send(value).is_err() {
+            // The caller stopped listening: nobody holds it.
+            self.held.bytes.fetch_sub(len, Ordering::Relaxed);
+        }
+    }
+}
 
 /// A progress token, as LSP has it: a number or a string.
 ///
@@ -234,8 +270,9 @@ impl<T: Serialize> Progress<T> {
 #[must_use = "a call with progress does nothing unless polled or awaited"]
 pub struct ProgressCall<T, R> {
     method: String,
-    /// `None` once the stream has ended, or the answer was asked for.
-    reports: Option<mpsc::Receiver<Box<RawValue>>>,
+    /// `None` once the stream has ended.
+    reports: Option<mpsc::UnboundedReceiver<Box<RawValue>>>,
+    held: Arc<Held>,
     answer: Answer<R>,
     /// The connection's request timeout, counted from the last report.
     timeout: Option<Duration>,
@@ -260,14 +297,19 @@ impl<T: DeserializeOwned, R: DeserializeOwned + Send + 'static> ProgressCall<T, 
         // NB: the sender travels with the request to the driver, which
         // keeps it until the answer; a request never sent drops it, and
         // the reports end at once.
-        let (tx, rx) = mpsc::channel(REPORTS_WAITING);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let held = Arc::new(Held::default());
+        let sink = ReportSink {
+            reports: tx,
+            held: Arc::clone(&held),
+        };
         let answer = match with_token(method, params, &format!("{OURS}{id}")) {
             Ok(params) => {
                 let peer = peer.clone();
                 let method = method.to_owned();
                 // NB: no timeout of its own: ours counts from the last report.
                 Answer::Waiting(Box::pin(async move {
-                    peer.request_with_reports(id, &method, params, tx).await
+                    peer.request_with_reports(id, &method, params, sink).await
                 }))
             }
             Err(err) => Answer::Ready(Err(err)),
@@ -275,6 +317,7 @@ impl<T: DeserializeOwned, R: DeserializeOwned + Send + 'static> ProgressCall<T, 
         Self {
             method: method.to_owned(),
             reports: Some(rx),
+            held,
             answer,
             timeout: peer.timeout(),
             deadline: None,
@@ -282,28 +325,28 @@ impl<T: DeserializeOwned, R: DeserializeOwned + Send + 'static> ProgressCall<T, 
         }
     }
 
-    /// Waits for the call's answer, dropping the reports not read yet.
+    /// Waits for the call's answer, reading and dropping the reports not
+    /// read yet (each still moves the timeout on).
     ///
     /// # Errors
     /// As [`Peer::request`] (the request timeout counts from the last
-    /// report read, see [`ProgressCall`]), and [`Error::EncodeParams`] when the params
-    /// are not by name (an object, or none) or already have a `workDoneToken`.
+    /// report, see [`ProgressCall`]), and [`Error::EncodeParams`] when the
+    /// params are not by name (an object, or none) or already have a
+    /// `workDoneToken`: the call is not sent then, and its reports end at once.
     pub async fn answer(mut self) -> Result<R, Error> {
-        // NB: closed first, so a report the caller will never read does not
-        // hold the connection's queue while we wait.
-        drop(self.reports.take());
+        while self.next().await.is_some() {}
         let timed_out = self.timed_out();
         let request = match self.answer {
             Answer::Waiting(request) => request,
             Answer::Ready(answer) => return answer,
         };
+        // The reports ended first: the answer is in, or about to be.
         let Some(after) = self.timeout else {
             return request.await;
         };
         let deadline = self
             .deadline
             .map_or_else(|| Instant::now() + after, |sleep| sleep.deadline());
-        // Dropping the request on a timeout tells the peer to cancel it.
         tokio::time::timeout_at(deadline, request)
             .await
             .unwrap_or(Err(timed_out))
@@ -352,8 +395,18 @@ impl<T: DeserializeOwned, R> Stream for ProgressCall<T, R> {
             let Some(reports) = this.reports.as_mut() else {
                 return Poll::Ready(None);
             };
+            let lost = this.held.lost.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                return Poll::Ready(Some(Err(Error::ReportsLost {
+                    method: this.method.clone(),
+                    lost,
+                })));
+            }
             match reports.poll_recv(cx) {
                 Poll::Ready(Some(raw)) => {
+                    this.held
+                        .bytes
+                        .fetch_sub(raw.get().len(), Ordering::Relaxed);
                     if let (Some(after), Some(deadline)) = (this.timeout, this.deadline.as_mut()) {
                         deadline.as_mut().reset(Instant::now() + after);
                     }
@@ -364,9 +417,9 @@ impl<T: DeserializeOwned, R> Stream for ProgressCall<T, R> {
                         });
                     return Poll::Ready(Some(report));
                 }
-                // NB: the driver lets go of the sender when the answer is
-                // read, and each report read before it holds a clone until
-                // it is handed over: the channel ends after the last one.
+                // NB: the driver lets go of the sender when it reads the
+                // answer, after every report read before it: the channel
+                // ends after the last one.
                 Poll::Ready(None) => {
                     this.reports = None;
                     return Poll::Ready(None);

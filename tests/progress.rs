@@ -108,8 +108,10 @@ async fn the_wire_carries_lsp_work_done_progress() {
             wire.send(&report(&token, 2)).await;
             wire.send(&json!({"jsonrpc":"2.0","result":"indexed","id":id}).to_string())
                 .await;
-            // After the answer: no longer the call's.
+            // After the answer: no longer the call's, and dropped; the
+            // router still gets another token's.
             wire.send(&report(&token, 3)).await;
+            wire.send(&report(&json!("someone-else-again"), 4)).await;
             // Keeps the connection open until the test ends.
             let _ = wire.recv_text().await;
         });
@@ -127,11 +129,10 @@ async fn the_wire_carries_lsp_work_done_progress() {
         .await
         .unwrap();
     assert_eq!(other["token"], "someone-else");
-    let late = within("the late report", seen.recv()).await.unwrap();
-    assert_eq!(late["value"], 3);
-    assert!(late["token"]
-        .as_str()
-        .is_some_and(|t| t.starts_with("rpcpeer:")));
+    let next = within("the next report for the router", seen.recv())
+        .await
+        .unwrap();
+    assert_eq!(next, json!({"token": "someone-else-again", "value": 4}));
 }
 
 #[tokio::test]
@@ -282,6 +283,9 @@ async fn the_request_timeout_counts_from_the_last_report() {
     let (client, _cancelled) = slow_pair(Duration::from_secs(1));
     // Eight reports 600 ms apart: 4.8 s in all, never 1 s without one.
     let params = json!({"n": 8, "gapMs": 600, "silenceMs": 600});
+    // Awaited alone, the reports still keep it alive.
+    let call = client.request_with_progress::<u32, String>("slow", params.clone());
+    assert_eq!(call.await.unwrap(), "answered");
     let mut call = client.request_with_progress::<u32, String>("slow", params);
     let mut reports = Vec::new();
     while let Some(report) = call.next().await {
@@ -335,4 +339,56 @@ async fn a_caller_over_http_gets_the_answer_and_no_reports() {
     .expect("an HTTP answer");
     let reply: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(reply, json!({"jsonrpc":"2.0","result":"counted 3","id":1}));
+}
+
+#[tokio::test]
+async fn a_caller_that_reads_too_slowly_is_told_how_many_reports_it_lost() {
+    let done = Arc::new(Notify::new());
+    let mut server = Router::with_state(done.clone());
+    server.method("flood", |p: Count, cx: Context<Arc<Notify>>| async move {
+        let progress = Progress::new(cx.peer().clone(), p.work_done_token);
+        for n in 0..p.upto {
+            // 40 characters each: 300 of them are 12 KiB of reports.
+            progress.report(format!("{n:>40}")).await?;
+        }
+        cx.state().notify_one();
+        Ok::<_, ErrorObject>("flooded")
+    });
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let addr = serve(server, Framing::Newline).await;
+    // The caller's unread reports may hold 1 KiB: about 24 of these.
+    let config = Config::default().max_incoming_bytes(1024);
+    let (peer, _driver) = common::connect_with(addr, Framing::Newline, Router::new(), config).await;
+    let mut call = peer.request_with_progress::<String, String>("flood", json!({"upto": 300}));
+    let (mut read, mut lost) = (0, 0);
+    let mut tally = |item: Result<String, Error>| match item {
+        Ok(_) => read += 1,
+        Err(Error::ReportsLost { method, lost: n }) => {
+            assert_eq!(method, "flood");
+            lost += n;
+        }
+        Err(other) => panic!("unexpected {other}"),
+    };
+    // The first poll sends the call; nothing is read until the flood is over.
+    if let std::task::Poll::Ready(Some(item)) = futures::poll!(call.next()) {
+        tally(item);
+    }
+    // Once the handler is done and a later call answered, the client has
+    // taken in every report and the answer: frames are read in order.
+    within("the flood", done.notified()).await;
+    assert_eq!(
+        within("ping", peer.request::<String>("ping", ()))
+            .await
+            .unwrap(),
+        "pong"
+    );
+    while let Some(item) = within("the reports", call.next()).await {
+        tally(item);
+    }
+    assert!(lost > 0 && read > 0, "read {read}, lost {lost}");
+    assert_eq!(read + lost, 300, "each report read or counted lost");
+    assert_eq!(
+        within("the answer", call.answer()).await.unwrap(),
+        "flooded"
+    );
 }
