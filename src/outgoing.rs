@@ -242,7 +242,7 @@ impl Outgoing {
     pub(crate) fn answer(&mut self, id: Id, outcome: Result<Box<RawValue>, ErrorObject>) {
         if !self.reports.is_empty() {
             // NB: from the answer on, a report under the call's token is no
-            // longer its own; those read before are held by their delivery.
+            // longer its own; those read before are in its channel already.
             if let Some(n) = id.as_u64() {
                 self.reports.remove(&n);
             }
