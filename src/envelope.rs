@@ -80,20 +80,14 @@ impl Key {
     }
 
     fn name(self) -> &'static str {
-        let quoted = self.quoted();
-        &quoted[1..quoted.len() - 1]
-    }
-
-    /// The name as a JSON string.
-    fn quoted(self) -> &'static str {
         match self {
-            Key::Jsonrpc => r#""jsonrpc""#,
-            Key::Id => r#""id""#,
-            Key::Method => r#""method""#,
-            Key::Params => r#""params""#,
-            Key::Result => r#""result""#,
-            Key::Error => r#""error""#,
-            Key::Other => r#""""#,
+            Key::Jsonrpc => "jsonrpc",
+            Key::Id => "id",
+            Key::Method => "method",
+            Key::Params => "params",
+            Key::Result => "result",
+            Key::Error => "error",
+            Key::Other => "",
         }
     }
 
@@ -357,6 +351,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Whether the text goes on with `expected`; if so, it is read.
+    #[inline(always)]
     fn eat_str(&mut self, expected: &str) -> bool {
         let found = (self.text.as_bytes().get(self.at..))
             .is_some_and(|rest| rest.starts_with(expected.as_bytes()));
@@ -371,7 +366,19 @@ impl<'a> Scanner<'a> {
     fn key(&mut self) -> Option<Key> {
         let first = *self.text.as_bytes().get(self.at + 1)?;
         let ours = Key::starting_with(first);
-        if ours != Key::Other && self.eat_str(ours.quoted()) {
+        // NB: each name spelled out here, not taken from `Key::quoted`: a
+        // comparison of known length is a few loads, where one of a length
+        // known only at run time is a call to `memcmp`.
+        let found = match ours {
+            Key::Jsonrpc => self.eat_str(r#""jsonrpc""#),
+            Key::Id => self.eat_str(r#""id""#),
+            Key::Method => self.eat_str(r#""method""#),
+            Key::Params => self.eat_str(r#""params""#),
+            Key::Result => self.eat_str(r#""result""#),
+            Key::Error => self.eat_str(r#""error""#),
+            Key::Other => false,
+        };
+        if found {
             return Some(ours);
         }
         self.plain_string().map(Key::of)
