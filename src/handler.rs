@@ -1,10 +1,11 @@
 //! Handlers: plain `async fn`s with typed params, turned into one erased shape the router stores.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -403,15 +404,31 @@ impl IntoReply for () {
     }
 }
 
+/// `IgnoredAny` as a `P`, when `P` is that type (known when compiled: the
+/// test costs nothing at run time).
+fn ignored_any<P: 'static>() -> Option<P> {
+    let mut slot = Some(IgnoredAny);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<P>>()?
+        .take()
+}
+
 /// Decodes `params` into `P`, or says which param is wrong and why (-32602).
 ///
 /// Serde maps a JSON array onto a struct's fields in declaration order and an
 /// object by name, so one struct accepts `[42, 23]` and
 /// `{"minuend": 42, "subtrahend": 23}` alike.
-pub(crate) fn decode_params<P: DeserializeOwned>(
+pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
     method: &str,
     params: Option<&RawValue>,
 ) -> Result<P, ErrorObject> {
+    // NB: params taken as `IgnoredAny` are not read: a `RawValue` is valid
+    // JSON (serde_json made it, from a message read in full as spec §5.1
+    // asks), so reading it into `IgnoredAny` could only succeed. A handler
+    // that accepts any params and never looks at them costs no second pass.
+    if let Some(ignored) = ignored_any::<P>() {
+        return Ok(ignored);
+    }
     let Some(raw) = params else {
         // Absent params: `null` fits `()` and `Option`, `{}` fits a struct
         // whose fields are all optional.
@@ -586,5 +603,18 @@ where
     {
         let p = P::from_call(params, &mut call)?;
         Ok(self(p, call.context()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ignored_any_skips_the_read() {
+        assert!(ignored_any::<IgnoredAny>().is_some());
+        assert!(ignored_any::<()>().is_none());
+        assert!(ignored_any::<serde_json::Value>().is_none());
+        assert!(ignored_any::<Option<IgnoredAny>>().is_none());
     }
 }

@@ -1340,6 +1340,41 @@ async fn params_nested_past_the_depth_limit_are_refused_and_the_connection_goes_
 }
 
 #[tokio::test]
+async fn a_handler_taking_ignored_any_accepts_any_params_or_none() {
+    // Such params are not read again (`handler::ignored_any`): whatever
+    // the message brought, and nothing, is taken.
+    let config = Config::default().max_depth(400);
+    let mut server = Router::new();
+    server.method("any", |_: serde::de::IgnoredAny| async {
+        Ok::<_, ErrorObject>("taken")
+    });
+    let addr = serve_with(server, Framing::Newline, config, 1 << 20).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    let members = [
+        format!(r#","params":{deep}"#),
+        r#","params":{"a":[1,{"b":null}],"c":"\u00e9"}"#.to_owned(),
+        r#","params":[]"#.to_owned(),
+        String::new(),
+    ];
+    for (id, params) in members.iter().enumerate() {
+        let reply = wire
+            .call(&format!(
+                r#"{{"jsonrpc":"2.0","method":"any"{params},"id":{id}}}"#
+            ))
+            .await;
+        assert_eq!(reply["id"], id, "{reply}");
+        assert_eq!(reply["result"], "taken", "{reply}");
+    }
+    // Params that are no array or object are still refused, before any
+    // handler (spec §4.2).
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"any","params":5,"id":9}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+}
+
+#[tokio::test]
 async fn a_huge_method_name_or_bad_params_are_not_echoed_whole() {
     let addr = serve(common::spec_router(), Framing::Newline).await;
     let mut wire = Wire::connect(addr, Framing::Newline).await;
