@@ -1,6 +1,5 @@
 //! Our own calls to the peer: each request parked in the pending table and encoded into the outbox, each answer handed to its caller.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -41,9 +40,6 @@ pub(crate) struct Outgoing {
     /// How much of it may still be written, set by the driver's phase.
     pub(crate) sending: Sending,
     pending: PendingTable,
-    /// Where the progress reports of our calls that asked for them go, by
-    /// id, until the answer (see `progress`). Empty, it costs nothing.
-    reports: HashMap<u64, ReportSink>,
     /// The bytes a call's unread reports may hold.
     report_budget: usize,
     /// The version our own messages use: the peer's last, unless configured.
@@ -80,7 +76,6 @@ impl Outgoing {
             report_budget,
             commands,
             sending: Sending::Everything,
-            reports: HashMap::new(),
             pending: PendingTable::default(),
             speak: configured.unwrap_or(Version::V2),
             configured,
@@ -140,7 +135,7 @@ impl Outgoing {
         let Some((id, value)) = crate::progress::reported_call(params) else {
             return false;
         };
-        match self.reports.get(&id) {
+        match self.pending.reports_of(id) {
             Some(sink) => sink.deliver(value, self.report_budget),
             None => tracing::debug!(
                 id,
@@ -161,10 +156,8 @@ impl Outgoing {
                 reply,
                 reports,
             } => {
-                if let Some(text) = self.request(id, &method, params.as_deref(), reply, sending) {
-                    if let Some(reports) = reports {
-                        self.reports.insert(id, reports);
-                    }
+                let params = params.as_deref();
+                if let Some(text) = self.request(id, reply, reports, &method, params, sending) {
                     outbox.push(text);
                 }
             }
@@ -181,7 +174,8 @@ impl Outgoing {
                     let params = entry.params.as_deref();
                     frame.push(match entry.call {
                         Some((id, reply)) => {
-                            let text = self.request(id, &entry.method, params, reply, sending);
+                            let text =
+                                self.request(id, reply, None, &entry.method, params, sending);
                             if text.is_some() {
                                 calls.push(id);
                             }
@@ -208,9 +202,10 @@ impl Outgoing {
     fn request(
         &mut self,
         id: u64,
+        reply: ReplySender,
+        reports: Option<ReportSink>,
         method: &str,
         params: Option<&RawValue>,
-        reply: ReplySender,
         sending: Sending,
     ) -> Option<String> {
         // NB: a caller that gave up before we got here (a dropped future, a
@@ -233,20 +228,13 @@ impl Outgoing {
             return None;
         }
         let text = encode_request(self.speak, &Id::from(id), method, params);
-        self.pending.insert(id, reply, text.len());
+        self.pending.insert(id, reply, text.len(), reports);
         self.sent_up_to = self.sent_up_to.max(id);
         Some(text)
     }
 
     /// An answer from the peer: to its caller, or to the log.
     pub(crate) fn answer(&mut self, id: Id, outcome: Result<Box<RawValue>, ErrorObject>) {
-        if !self.reports.is_empty() {
-            // NB: from the answer on, a report under the call's token is no
-            // longer its own; those read before are in its channel already.
-            if let Some(n) = id.as_u64() {
-                self.reports.remove(&n);
-            }
-        }
         let unmatched = match id.as_u64() {
             Some(n) => self.pending.resolve(n, outcome).err(),
             None => Some(outcome),
@@ -259,8 +247,6 @@ impl Outgoing {
                 // whose frames were longer are the ones it will never answer.
                 if let Some(limit) = size_limit_named(&err.message) {
                     self.pending.fail_longer_than(limit, &err);
-                    let pending = &self.pending;
-                    self.reports.retain(|id, _| pending.contains(*id));
                 }
                 let err = excerpt_of(&err);
                 static UNREADABLE: LogLimit = LogLimit::new();
@@ -293,7 +279,6 @@ impl Outgoing {
     /// A caller gave up on request `id`: forget it, and give the notice
     /// that tells the peer (`cancel_method`) when one is to be sent.
     pub(crate) fn caller_gone(&mut self, id: u64, cancel_method: Option<&str>) -> Option<String> {
-        self.reports.remove(&id);
         if !self.pending.forget(id) {
             // Answered already, or not seen yet: then its reply channel is
             // closed before this notice was sent (see `CancelOnDrop`), and
@@ -305,7 +290,6 @@ impl Outgoing {
 
     /// Every waiting caller fails with the close reason.
     pub(crate) fn fail_all(&mut self) {
-        self.reports.clear();
         if self.pending.is_empty() {
             return;
         }

@@ -7,6 +7,7 @@ use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
 use crate::error::ErrorObject;
+use crate::progress::ReportSink;
 use crate::transport::CloseFrame;
 
 /// Why a waiting call ended without a result.
@@ -44,11 +45,34 @@ struct Waiting {
     /// Bytes of the frame that carried the request: the whole array for a
     /// batch entry. A peer refuses a frame over its size limit unread.
     frame_len: usize,
+    /// Where the call's progress reports go, when it asked for them (see
+    /// `progress`). Kept here, so that whatever ends the wait ends them:
+    /// from the answer on, a report under the call's token is not its own.
+    reports: Option<ReportSink>,
 }
 
 impl PendingTable {
-    pub(crate) fn insert(&mut self, id: u64, reply: ReplySender, frame_len: usize) {
-        self.calls.insert(id, Waiting { reply, frame_len });
+    pub(crate) fn insert(
+        &mut self,
+        id: u64,
+        reply: ReplySender,
+        frame_len: usize,
+        reports: Option<ReportSink>,
+    ) {
+        self.calls.insert(
+            id,
+            Waiting {
+                reply,
+                frame_len,
+                reports,
+            },
+        );
+    }
+
+    /// Where call `id`'s progress reports go, while it waits and if it
+    /// asked for them.
+    pub(crate) fn reports_of(&self, id: u64) -> Option<&ReportSink> {
+        self.calls.get(&id)?.reports.as_ref()
     }
 
     /// Records that call `id` went out in a frame of `frame_len` bytes (a
@@ -79,10 +103,6 @@ impl PendingTable {
     /// Forgets a call whose caller gave up; `true` if it was still waiting.
     pub(crate) fn forget(&mut self, id: u64) -> bool {
         self.calls.remove(&id).is_some()
-    }
-
-    pub(crate) fn contains(&self, id: u64) -> bool {
-        self.calls.contains_key(&id)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
