@@ -347,9 +347,15 @@ where
             // NB: only noted: the timer is moved on when it fires, since
             // resetting it at every turn cost a tenth of a request.
             idle.last = Instant::now();
-            return false;
+            // NB: a sleep never polled wakes nobody, and no other round
+            // may follow a busy one: a connection busy from its first turn
+            // on polls it here, once.
+            if idle.armed {
+                return false;
+            }
         }
         if idle.sleep.as_mut().poll(cx).is_pending() {
+            idle.armed = true;
             return false;
         }
         let now = Instant::now();
@@ -458,6 +464,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
                 after,
                 last: Instant::now(),
                 sleep: Box::pin(tokio::time::sleep(after)),
+                armed: false,
             }),
             failure: None,
             config,
@@ -535,7 +542,9 @@ where
                 }
                 read = true;
             }
-            progress |= read;
+            // NB: what was read needs no other round: its calls were
+            // polled as it was read, and their replies are written below.
+            let held_back = !this.outbox.has_room();
             let moved = match this.outbox.poll_write(&mut this.transport, cx) {
                 Poll::Ready(Ok(moved)) => moved,
                 Poll::Ready(Err(err)) => {
@@ -547,7 +556,13 @@ where
                 }
                 Poll::Pending => false,
             };
-            progress |= moved;
+            // NB: a write is worth another round only when the outbox was
+            // full: its bound held back replies, our commands and reading.
+            // Every source that answered Pending wakes this task itself.
+            // With one request at a time, that round was all the work
+            // between a reply's write and the wait for the next request,
+            // whose round trip included it.
+            progress |= moved && held_back;
             // NB: a peer that stops reading must not hold the connection,
             // its handlers and its outbox forever: once nothing has moved
             // for the write timeout, it is cut off without a drain.
@@ -596,6 +611,9 @@ struct Idle {
     last: Instant,
     /// Fires at `last + after`, or later: moved on only when it fires.
     sleep: Pin<Box<Sleep>>,
+    /// Whether `sleep` has been polled since it was made, so that it wakes
+    /// the driver when it fires.
+    armed: bool,
 }
 
 impl<T, S> Driver<T, S> {

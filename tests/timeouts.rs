@@ -219,3 +219,31 @@ async fn the_idle_timeout_counts_from_the_last_message() {
         .expect("still open a whole period after the last message");
     assert!(ended.unwrap().is_ok(), "an idle connection closes cleanly");
 }
+
+/// A connection with a message waiting before its driver first ran is busy
+/// from its first turn on, and still closes once idle: its idle timer is
+/// set going on that turn too.
+#[tokio::test(start_paused = true)]
+async fn a_connection_busy_from_its_first_turn_still_closes_when_idle() {
+    use futures::{SinkExt, StreamExt};
+
+    let idle = Duration::from_millis(200);
+    let (ours, mut theirs) = memory_pair();
+    theirs
+        .send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_owned())
+        .await
+        .unwrap();
+    let mut server = Router::new();
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    let (_server, driver) = Driver::builder(ours, server)
+        .config(Config::default().idle_timeout(Some(idle)))
+        .build();
+    let server = tokio::spawn(driver);
+    let reply = theirs.next().await.unwrap().unwrap();
+    assert!(reply.contains(r#""result":"pong""#), "{reply}");
+    let ended = tokio::time::timeout(idle + Duration::from_millis(1), server)
+        .await
+        .expect("still open a whole period after the last message");
+    assert!(ended.unwrap().is_ok(), "an idle connection closes cleanly");
+    assert_eq!(theirs.next().await.transpose().unwrap(), None);
+}
