@@ -347,15 +347,12 @@ where
             // NB: only noted: the timer is moved on when it fires, since
             // resetting it at every turn cost a tenth of a request.
             idle.last = Instant::now();
-            // NB: a sleep never polled wakes nobody, and no other round
-            // may follow a busy one: a connection busy from its first turn
-            // on polls it here, once.
-            if idle.armed {
-                return false;
-            }
         }
+        // NB: polled on busy turns too, since no other round may follow
+        // one: a sleep that was never polled, or that fired during a busy
+        // turn (its wake-up spent), would wake nobody once the peer falls
+        // quiet.
         if idle.sleep.as_mut().poll(cx).is_pending() {
-            idle.armed = true;
             return false;
         }
         let now = Instant::now();
@@ -464,7 +461,6 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
                 after,
                 last: Instant::now(),
                 sleep: Box::pin(tokio::time::sleep(after)),
-                armed: false,
             }),
             failure: None,
             config,
@@ -611,9 +607,6 @@ struct Idle {
     last: Instant,
     /// Fires at `last + after`, or later: moved on only when it fires.
     sleep: Pin<Box<Sleep>>,
-    /// Whether `sleep` has been polled since it was made, so that it wakes
-    /// the driver when it fires.
-    armed: bool,
 }
 
 impl<T, S> Driver<T, S> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{connect, serve_with, within, Wire};
-use rpcpeer::transport::memory_pair;
-use rpcpeer::{Config, Context, Driver, Error, ErrorObject, Router};
+use rpcpeer::transport::{memory_pair, MemoryTransport};
+use rpcpeer::{Config, Context, Driver, Error, ErrorObject, Peer, Router};
 use rpcpeer_stream::Framing;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -190,6 +190,15 @@ async fn a_handler_over_its_time_limit_is_answered_and_cancelled() {
     );
 }
 
+/// A server that answers `ping`, and closes once idle for `idle`.
+fn ping_server(transport: MemoryTransport, idle: Duration) -> (Peer, Driver<MemoryTransport, ()>) {
+    let mut server = Router::new();
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    Driver::builder(transport, server)
+        .config(Config::default().idle_timeout(Some(idle)))
+        .build()
+}
+
 /// `Config::idle_timeout` counts from the last message either way: a
 /// connection that just answered stays open, and one quiet for the whole
 /// period closes (virtual time, so the instants are exact).
@@ -197,11 +206,7 @@ async fn a_handler_over_its_time_limit_is_answered_and_cancelled() {
 async fn the_idle_timeout_counts_from_the_last_message() {
     let idle = Duration::from_millis(200);
     let (ours, theirs) = memory_pair();
-    let mut server = Router::new();
-    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
-    let (_server, driver) = Driver::builder(ours, server)
-        .config(Config::default().idle_timeout(Some(idle)))
-        .build();
+    let (_server, driver) = ping_server(ours, idle);
     let server = tokio::spawn(driver);
     let (client, client_driver) = Driver::new(theirs, Router::new());
     tokio::spawn(client_driver);
@@ -233,11 +238,7 @@ async fn a_connection_busy_from_its_first_turn_still_closes_when_idle() {
         .send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_owned())
         .await
         .unwrap();
-    let mut server = Router::new();
-    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
-    let (_server, driver) = Driver::builder(ours, server)
-        .config(Config::default().idle_timeout(Some(idle)))
-        .build();
+    let (_server, driver) = ping_server(ours, idle);
     let server = tokio::spawn(driver);
     let reply = theirs.next().await.unwrap().unwrap();
     assert!(reply.contains(r#""result":"pong""#), "{reply}");
@@ -246,4 +247,62 @@ async fn a_connection_busy_from_its_first_turn_still_closes_when_idle() {
         .expect("still open a whole period after the last message");
     assert!(ended.unwrap().is_ok(), "an idle connection closes cleanly");
     assert_eq!(theirs.next().await.transpose().unwrap(), None);
+}
+
+/// An idle timer that fires while the connection is busy (its wake-up and
+/// a message arrive together) is set going again: once the peer falls
+/// quiet, the driver is still woken to close the connection. The driver is
+/// polled by hand, with a waker that counts, to see whether it would be
+/// woken at all.
+#[tokio::test(start_paused = true)]
+async fn an_idle_timer_that_fires_during_a_busy_turn_is_set_going_again() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context as TaskContext, Wake, Waker};
+
+    use futures::{SinkExt, StreamExt};
+
+    struct Wakes(AtomicUsize);
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    let idle = Duration::from_millis(200);
+    let (ours, mut theirs) = memory_pair();
+    let (_server, driver) = ping_server(ours, idle);
+    let mut driver = pin!(driver);
+    let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    let mut cx = TaskContext::from_waker(&waker);
+
+    // Quiet: the timer is set for 200 ms, and fires.
+    assert!(driver.as_mut().poll(&mut cx).is_pending());
+    tokio::time::advance(idle + Duration::from_millis(1)).await;
+    assert!(
+        wakes.0.load(Ordering::SeqCst) > 0,
+        "the idle timer woke nobody"
+    );
+    // A message is there when the driver runs: a busy turn.
+    theirs
+        .send(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#.to_owned())
+        .await
+        .unwrap();
+    assert!(driver.as_mut().poll(&mut cx).is_pending());
+    let reply = theirs.next().await.unwrap().unwrap();
+    assert!(reply.contains(r#""result":"pong""#), "{reply}");
+
+    // Then quiet for a whole period: the driver must be woken.
+    let before = wakes.0.load(Ordering::SeqCst);
+    tokio::time::advance(idle + Duration::from_millis(1)).await;
+    assert!(
+        wakes.0.load(Ordering::SeqCst) > before,
+        "the idle timer was not set going again after firing on a busy turn"
+    );
+    let ended = tokio::time::timeout(idle, driver)
+        .await
+        .expect("the idle connection did not close");
+    assert!(ended.is_ok(), "an idle connection closes cleanly");
 }
