@@ -83,7 +83,7 @@ struct Held {
 impl ReportSink {
     /// Hands `value` to the caller, or counts it lost when the reports
     /// waiting already hold `budget` bytes (one report alone always goes).
-    pub(crate) fn deliver(&self, value: Box<RawValue>, budget: usize) {
+    pub(crate) fn deliver(&self, value: &RawValue, budget: usize) {
         let len = value.get().len();
         let held = self.held.bytes.load(Ordering::Relaxed);
         if held > 0 && held.saturating_add(len) > budget {
@@ -91,7 +91,7 @@ impl ReportSink {
             return;
         }
         self.held.bytes.fetch_add(len, Ordering::Relaxed);
-        if self.reports.send(value).is_err() {
+        if self.reports.send(value.to_owned()).is_err() {
             // The caller stopped listening: nobody holds it.
             self.held.bytes.fetch_sub(len, Ordering::Relaxed);
         }
@@ -478,12 +478,16 @@ fn with_token(method: &str, params: &impl Serialize, token: &str) -> Result<Box<
 
 /// The id of the call of ours that a `$/progress` notification's params
 /// report on, when its token is one of ours.
-pub(crate) fn reported_call(params: Option<&RawValue>) -> Option<(u64, Box<RawValue>)> {
+///
+/// NB: borrowed, not copied: the peer's own reports (an LSP server's, say)
+/// go on to the router, and a report over the budget is not kept either.
+pub(crate) fn reported_call(params: Option<&RawValue>) -> Option<(u64, &RawValue)> {
     #[derive(Deserialize)]
     struct Report<'a> {
         #[serde(borrow)]
         token: &'a RawValue,
-        value: Box<RawValue>,
+        #[serde(borrow)]
+        value: &'a RawValue,
     }
     let report: Report<'_> = serde_json::from_str(params?.get()).ok()?;
     // Our tokens are plain strings: `"rpcpeer:17"`, no escapes.
@@ -505,7 +509,8 @@ mod tests {
     #[test]
     fn our_tokens_are_told_from_others() {
         let raw = |s: &str| RawValue::from_string(s.to_owned()).ok();
-        let ours = reported_call(raw(r#"{"token":"rpcpeer:17","value":{"n":1}}"#).as_deref());
+        let params = raw(r#"{"token":"rpcpeer:17","value":{"n":1}}"#);
+        let ours = reported_call(params.as_deref());
         assert_eq!(
             ours.map(|(id, v)| (id, v.get().to_owned())),
             Some((17, r#"{"n":1}"#.to_owned()))
