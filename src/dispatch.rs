@@ -9,7 +9,6 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
 
 use crate::auth::{Access, Auth};
 use crate::context::Incoming;
@@ -336,20 +335,39 @@ fn within_limit(
     })
 }
 
-/// Runs `work` on a task of its own; dropping the returned future aborts it.
+/// Runs `work` on a thread of Tokio's blocking pool; dropping the returned
+/// future drops `work` there at its next await.
 fn on_own_task(work: BoxFuture<Reply>) -> BoxFuture<Reply> {
     Box::pin(async move {
         // NB: spawned at the first poll, not when the call is read: the
         // scheduler decides when a call starts (its turn, the in-flight
         // bound, an exclusive method running alone), and a call polls its
         // future only once started.
-        let task = AbortOnDropHandle::new(tokio::spawn(AssertUnwindSafe(work).catch_unwind()));
+        //
+        // A blocking-pool thread, not `tokio::spawn`: a task spawned from a
+        // worker runs next on that same worker, where no other worker may
+        // steal it, and if it blocks that worker while the other sleeps,
+        // no thread polls the sockets, so the message that would unblock
+        // it is never read.
+        let runtime = tokio::runtime::Handle::current();
+        let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                let work = AssertUnwindSafe(work).catch_unwind();
+                // `_stop` is dropped with the future that owns it, which
+                // ends `stopped`: the call was cancelled or torn down.
+                match futures::future::select(work, stopped).await {
+                    futures::future::Either::Left((reply, _)) => Some(reply),
+                    futures::future::Either::Right(_) => None,
+                }
+            })
+        });
         match task.await {
-            Ok(Ok(reply)) => reply,
+            Ok(Some(Ok(reply))) => reply,
             // Re-raised so that the entry reports it like any handler's panic.
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(err) => {
-                tracing::error!("a handler's task ended without an answer: {err}");
+            Ok(Some(Err(panic))) => std::panic::resume_unwind(panic),
+            Ok(None) | Err(_) => {
+                tracing::error!("a handler's thread ended without an answer");
                 Reply::from(ErrorObject::internal_error())
             }
         }

@@ -424,12 +424,14 @@ impl MethodConfig<'_> {
         self
     }
 
-    /// Runs each call on a Tokio task of its own, for CPU-heavy or
-    /// blocking work. By default a handler's future is polled on its
-    /// connection's task, which is cheaper (no task, no wake-up across
-    /// threads) but means a handler that computes for long without
-    /// awaiting holds up the rest of its connection. The task is aborted
-    /// when the call is cancelled or its connection torn down.
+    /// Runs each call on a thread of its own, for CPU-heavy or blocking
+    /// work: the handler's future is polled there (a thread of Tokio's
+    /// blocking pool), so it may block without holding up its connection
+    /// or the runtime's workers. By default a handler's future is polled on
+    /// its connection's task, which is cheaper (no thread hand-over) but
+    /// means a handler that computes for long without awaiting holds up the
+    /// rest of its connection. When the call is cancelled or its connection
+    /// torn down, the future is dropped at its next await.
     pub fn own_task(self) -> Self {
         self.info.task = true;
         self
