@@ -52,6 +52,9 @@ pub(crate) struct Envelope<'a> {
     /// A member given twice. Recorded rather than failed on, so that in a
     /// batch the other entries are still read.
     pub(crate) duplicate: Option<&'static str>,
+    /// Read by the scanner, which takes strings only without escapes: a
+    /// string member's value is its text between the quotes.
+    pub(crate) plain: bool,
 }
 
 /// The members an envelope keeps; any other is skipped.
@@ -314,7 +317,10 @@ impl<'a> Scanner<'a> {
     fn object(&mut self) -> Option<Envelope<'a>> {
         self.skip_ws();
         self.eat(b'{')?;
-        let mut env = Envelope::default();
+        let mut env = Envelope {
+            plain: true,
+            ..Envelope::default()
+        };
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.at += 1;

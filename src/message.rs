@@ -487,7 +487,10 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             error: ErrorObject::invalid_request(format!("duplicate member `{key}`")),
         });
     }
-    let method = env.method.and_then(as_string);
+    let method = match env.method {
+        Some(text) if env.plain => unquoted(text),
+        text => text.and_then(as_string),
+    };
     // The 1.0 form is for an object with no "jsonrpc" member and a string method,
     // or a response to one of our 1.0 requests.
     let version = match env.jsonrpc {
@@ -603,6 +606,13 @@ fn as_string(text: &str) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(&text[1..text.len() - 1]));
     }
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+/// The value of a JSON string written as `text` without escapes; `None`
+/// for any other value.
+fn unquoted(text: &str) -> Option<Cow<'_, str>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    Some(Cow::Borrowed(inner))
 }
 
 /// A peer's error as an [`ErrorObject`]; a non-standard one (1.0 allowed any
@@ -826,6 +836,30 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    #[test]
+    fn a_method_reads_the_same_with_or_without_escapes() {
+        // The first is read by the scanner, the others by serde_json.
+        for text in [
+            r#"{"jsonrpc":"2.0","method":"update","params":[]}"#,
+            r#"{"jsonrpc":"2.0","method":"upd\u0061te","params":[]}"#,
+            r#"{"jsonrpc":"2.0","method":"update","\u0078":1}"#,
+        ] {
+            let Ok(Message::Notification(n)) = single(text) else {
+                panic!("{text}")
+            };
+            assert_eq!(n.method, "update", "{text}");
+        }
+        for text in [
+            r#"{"jsonrpc":"2.0","method":5,"id":1}"#,
+            r#"{"jsonrpc":"2.0","method":null,"id":1}"#,
+        ] {
+            let Err(r) = single(text) else {
+                panic!("{text}")
+            };
+            assert_eq!(r.error.code, ErrorObject::INVALID_REQUEST, "{text}");
+        }
     }
 
     #[test]
