@@ -109,7 +109,20 @@ impl<S: Send + Sync + 'static> Calls<S> {
         match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
-                    self.schedule(kind, Work::one(entry, text.len()));
+                    let work = Work::one(entry, text.len());
+                    // NB: what `start` and then `poll_started` would do,
+                    // without the queue in between; only when no call
+                    // started before it still waits to be polled, since
+                    // those go first.
+                    if self.starting.is_empty()
+                        && outbox.has_room()
+                        && self.scheduler.try_start(kind)
+                    {
+                        self.running_bytes += work.bytes();
+                        self.poll_first(Running::new(kind, work), cx, outgoing, outbox);
+                    } else {
+                        self.schedule(kind, work);
+                    }
                 }
             }
             Frame::Batch(items) => self.on_batch(items, text.len(), outgoing, outbox),
@@ -277,16 +290,27 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // before the driver writes, so the replies to every request read in
         // one go leave in one write call.
         while outbox.has_room() {
-            let Some(mut run) = self.starting.pop_front() else {
+            let Some(run) = self.starting.pop_front() else {
                 break;
             };
-            match Pin::new(&mut run).poll(cx) {
-                Poll::Ready(done) => self.finished(done, outgoing, outbox),
-                Poll::Pending => self.running.push(run),
-            }
+            self.poll_first(run, cx, outgoing, outbox);
             progress = true;
         }
         progress
+    }
+
+    /// The first poll of a started call: one that waits joins `running`.
+    fn poll_first(
+        &mut self,
+        mut run: Running,
+        cx: &mut TaskContext<'_>,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) {
+        match Pin::new(&mut run).poll(cx) {
+            Poll::Ready(done) => self.finished(done, outgoing, outbox),
+            Poll::Pending => self.running.push(run),
+        }
     }
 
     /// Polls the calls started and not polled yet, then those that were

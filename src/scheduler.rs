@@ -165,7 +165,9 @@ impl<J: Weighed> Scheduler<J> {
     /// A job that may start now, counted as running from here on; `None`
     /// when every waiting job must wait longer.
     pub(crate) fn next(&mut self) -> Option<(Concurrency, J)> {
-        if self.exclusive_running {
+        // NB: the common case, nothing waiting, ends here before any rule
+        // is looked at: this is asked after every call that finishes.
+        if self.exclusive_running || self.queued() == 0 {
             return None;
         }
         let room = self.running < self.max_running;
