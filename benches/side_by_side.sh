@@ -17,6 +17,8 @@
 #   BATCH_INFLIGHT [8]  batches in flight per connection in the batch scenario
 #   IDLE [1000]         connections held open by the memory test
 #   SWEEP_ROUNDS [1]    rounds of the in-flight sweep (5 depths x 3 servers)
+#   LATENCY_ROUNDS [5]  rounds of the one-CPU latency scenarios, each with
+#                       fresh server processes (see `scenario`)
 #   OUT [target/side_by_side]  where the results go: side_by_side.jsonl
 #                       (every bench run's JSON, plus ours),
 #                       side_by_side.csv (the sweep: depth,server,rps) and,
@@ -40,6 +42,7 @@ WARMUP=${WARMUP:-1}
 BATCH_INFLIGHT=${BATCH_INFLIGHT:-8}
 IDLE=${IDLE:-1000}
 SWEEP_ROUNDS=${SWEEP_ROUNDS:-1}
+LATENCY_ROUNDS=${LATENCY_ROUNDS:-5}
 OUT=${OUT:-target/side_by_side}
 mkdir -p "$OUT"
 CSV=$OUT/side_by_side.csv
@@ -53,7 +56,7 @@ die() {
     exit 1
 }
 
-for n in ROUNDS DURATION WARMUP BATCH_INFLIGHT IDLE SWEEP_ROUNDS; do
+for n in ROUNDS DURATION WARMUP BATCH_INFLIGHT IDLE SWEEP_ROUNDS LATENCY_ROUNDS; do
     [[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a whole number, not '${!n}'"
 done
 command -v python3 >/dev/null || die "needs python3"
@@ -267,7 +270,11 @@ PY
 }
 
 # scenario NAME "SERVERS" BENCH-ARGS...: fresh processes, ROUNDS rounds,
-# each starting with the next server in turn.
+# each starting with the next server in turn. With FRESH=1, the processes
+# are started again for every round: one request at a time, the same
+# binary's p50 differs more between two processes (where its memory and
+# threads landed) than between two rounds of one, so each round then
+# samples that too.
 scenario() {
     local name=$1 r i p servers=()
     read -r -a servers <<<"$2"
@@ -277,14 +284,18 @@ scenario() {
     for i in "${servers[@]}"; do
         [[ " ${procs[*]} " == *" ${proc_of[$i]} "* ]] || procs+=("${proc_of[$i]}")
     done
-    for p in "${procs[@]}"; do start_proc "$p"; done
     local n=${#servers[@]}
     for ((r = 0; r < ROUNDS; r++)); do
+        if ((r == 0 || ${FRESH:-0})); then
+            for p in "${procs[@]}"; do start_proc "$p"; done
+        fi
         for ((i = 0; i < n; i++)); do
             measure "$name" "${servers[(i + r) % n]}" "$r" "$@"
         done
+        if ((r == ROUNDS - 1 || ${FRESH:-0})); then
+            for p in "${procs[@]}"; do stop_proc "$p"; done
+        fi
     done
-    for p in "${procs[@]}"; do stop_proc "$p"; done
 }
 
 echo_args=(--method echo --params '["hello"]' --expect '"hello"')
@@ -301,8 +312,13 @@ scenario ws_notify "rpcpeer-ws jsonrpsee" --notify --method update --params '["h
 scenario ws_sleep_1x64 "rpcpeer-ws jsonrpsee" --method sleep --params '[10]' --expect 10 --conns 1 --inflight 64
 command -v taskset >/dev/null || die "needs taskset (util-linux) for the one-CPU latency scenarios"
 pin=(taskset -c 0)
+saved_rounds=$ROUNDS
+ROUNDS=$LATENCY_ROUNDS
+FRESH=1
 scenario tcp_latency_1x1 "rpcpeer-tcp raw-tcp naive" "${echo_args[@]}" --conns 1 --inflight 1
 scenario ws_latency_1x1 "rpcpeer-ws raw-ws jsonrpsee" "${echo_args[@]}" --conns 1 --inflight 1
+FRESH=0
+ROUNDS=$saved_rounds
 pin=()
 
 # ---------------------------------------------------------------- idle memory
