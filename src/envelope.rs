@@ -436,14 +436,21 @@ impl<'a> Scanner<'a> {
     /// Any value, read by serde_json: its raw text, checked in full, and
     /// its nesting (serde_json reads a raw value to any depth).
     fn raw(&mut self) -> Option<&'a RawValue> {
-        let text = self.text;
-        let mut values =
-            serde_json::Deserializer::from_str(&text[self.at..]).into_iter::<&RawValue>();
-        let raw = values.next()?.ok()?;
+        let rest = self.text.get(self.at..)?;
+        // NB: one value read by a plain deserializer, not a stream of them,
+        // which would also look at what follows it: that is ours to read.
+        let raw = <&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(rest)).ok()?;
         if crate::message::nests_deeper_than(raw.get(), self.depth_left) {
             return None;
         }
-        self.at += values.byte_offset();
+        // The value is borrowed from `rest`: the text after it starts where
+        // its own text ends.
+        let end =
+            (raw.get().as_ptr() as usize + raw.get().len()).checked_sub(rest.as_ptr() as usize)?;
+        if end > rest.len() {
+            return None;
+        }
+        self.at += end;
         Some(raw)
     }
 }
