@@ -308,7 +308,9 @@ scenario tcp_echo_4x64 "rpcpeer-tcp naive raw-tcp" "${echo_args[@]}" --conns 4 -
 scenario ws_echo_4x64 "rpcpeer-ws jsonrpsee raw-ws" "${echo_args[@]}" --conns 4 --inflight 64
 scenario ws_batch100 "rpcpeer-ws jsonrpsee" "${echo_args[@]}" --batch 100 --conns 4 --inflight "$BATCH_INFLIGHT"
 # `update` is a notification rpcpeer's demo accepts; jsonrpsee has it too.
-scenario ws_notify "rpcpeer-ws jsonrpsee" --notify --method update --params '["hello"]' --conns 4 --inflight 64
+# The raw echo, which reads each frame and parses nothing, is the ceiling
+# of what this generator can send on these CPUs.
+scenario ws_notify "rpcpeer-ws jsonrpsee raw-ws" --notify --method update --params '["hello"]' --conns 4 --inflight 64
 scenario ws_sleep_1x64 "rpcpeer-ws jsonrpsee" --method sleep --params '[10]' --expect 10 --conns 1 --inflight 64
 command -v taskset >/dev/null || die "needs taskset (util-linux) for the one-CPU latency scenarios"
 pin=(taskset -c 0)
@@ -493,6 +495,8 @@ for label, a, b in [
     ("WS 4x64 echo, req/s rpcpeer / raw echo", ("ws_echo_4x64", "rpcpeer-ws"), ("ws_echo_4x64", "raw-ws")),
     ("WS batches of 100, CPU/item rpcpeer / jsonrpsee", ("ws_batch100", "rpcpeer-ws", "cpu_us"), ("ws_batch100", "jsonrpsee", "cpu_us")),
     ("WS notifications, CPU/msg rpcpeer / jsonrpsee", ("ws_notify", "rpcpeer-ws", "cpu_us"), ("ws_notify", "jsonrpsee", "cpu_us")),
+    ("WS notifications, msgs/s rpcpeer / raw echo", ("ws_notify", "rpcpeer-ws"), ("ws_notify", "raw-ws")),
+    ("WS notifications, msgs/s raw echo / jsonrpsee (the most any server could reach)", ("ws_notify", "raw-ws"), ("ws_notify", "jsonrpsee")),
 ]:
     key = a[2] if len(a) > 2 else "rate"
     print(f"  {label}: {ratio(med(a[0], a[1], key), med(b[0], b[1], key)):.3g}")
