@@ -109,7 +109,6 @@ impl<S: Send + Sync + 'static> Calls<S> {
         match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
-                    let work = Work::one(entry, text.len());
                     // NB: what `start` and then `poll_started` would do,
                     // without the queue in between; only when no call
                     // started before it still waits to be polled, since
@@ -118,10 +117,9 @@ impl<S: Send + Sync + 'static> Calls<S> {
                         && outbox.has_room()
                         && self.scheduler.try_start(kind)
                     {
-                        self.running_bytes += work.bytes();
-                        self.poll_first(Running::new(kind, work), cx, outgoing, outbox);
+                        self.run_now(kind, entry, text.len(), cx, outgoing, outbox);
                     } else {
-                        self.schedule(kind, work);
+                        self.schedule(kind, Work::one(entry, text.len()));
                     }
                 }
             }
@@ -297,6 +295,33 @@ impl<S: Send + Sync + 'static> Calls<S> {
             progress = true;
         }
         progress
+    }
+
+    /// The first poll of a single call the scheduler has just counted as
+    /// started: one that finishes at once (most do) never becomes `Work`.
+    fn run_now(
+        &mut self,
+        kind: Concurrency,
+        mut entry: Entry,
+        bytes: usize,
+        cx: &mut TaskContext<'_>,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) {
+        if entry.poll(cx).is_pending() {
+            self.running_bytes += bytes;
+            let work = Work::one(entry, bytes);
+            self.running.push(Running::waiting(kind, work, cx.waker()));
+            return;
+        }
+        // NB: no `pump`: the scheduler is back where it was before this
+        // call, when nothing waiting could start.
+        self.scheduler.finished(kind);
+        if let Some(reply) = entry.take_reply() {
+            // As in `finished`: what the handler sent goes first.
+            outgoing.take_queued(outbox);
+            outbox.push(reply);
+        }
     }
 
     /// The first poll of a started call: one that waits joins `running`.

@@ -154,7 +154,7 @@ impl Entry {
     }
 
     /// Polls the handler; `Ready` once the reply is known.
-    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+    pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
         let State::Working(call) = &mut self.state else {
             return Poll::Ready(());
         };
@@ -494,6 +494,16 @@ impl Running {
             kind,
             work,
             waker: None,
+        }
+    }
+
+    /// Work whose first poll, made outside the set, returned `Pending`
+    /// with `waker`: a cancel before the set polls it must still wake it.
+    pub(crate) fn waiting(kind: Concurrency, work: Work, waker: &Waker) -> Self {
+        Self {
+            kind,
+            work,
+            waker: Some(waker.clone()),
         }
     }
 
