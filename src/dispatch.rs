@@ -246,7 +246,7 @@ fn prepare<S: Send + Sync + 'static>(
     };
     let work = if own_task { on_own_task(work) } else { work };
     // NB: outside `on_own_task`, so that the answer goes out on time even
-    // when the task computes without yielding, and the task is aborted.
+    // when the handler computes without yielding on its thread.
     let work = match limit {
         None => work,
         Some(limit) => within_limit(work, limit, name.clone(), token.clone()),
@@ -356,9 +356,11 @@ fn on_own_task(work: BoxFuture<Reply>) -> BoxFuture<Reply> {
                 let work = AssertUnwindSafe(work).catch_unwind();
                 // `_stop` is dropped with the future that owns it, which
                 // ends `stopped`: the call was cancelled or torn down.
-                match futures::future::select(work, stopped).await {
-                    futures::future::Either::Left((reply, _)) => Some(reply),
-                    futures::future::Either::Right(_) => None,
+                // NB: `stopped` is asked first, so that a call cancelled
+                // before its thread got to it never starts.
+                match futures::future::select(stopped, work).await {
+                    futures::future::Either::Left(_) => None,
+                    futures::future::Either::Right((reply, _)) => Some(reply),
                 }
             })
         });

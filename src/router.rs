@@ -431,7 +431,15 @@ impl MethodConfig<'_> {
     /// its connection's task, which is cheaper (no thread hand-over) but
     /// means a handler that computes for long without awaiting holds up the
     /// rest of its connection. When the call is cancelled or its connection
-    /// torn down, the future is dropped at its next await.
+    /// torn down, the future is dropped at its next await; a call cancelled
+    /// before its thread started it never runs.
+    ///
+    /// Each call holds its thread until it ends, awaits included, and the
+    /// pool is the runtime's (`max_blocking_threads`, 512 by default,
+    /// shared with `spawn_blocking` and `tokio::fs`): calls past it wait
+    /// for a thread. A handler that mostly awaits gains nothing here, and
+    /// one that awaits `tokio::fs` or `spawn_blocking` work could, with
+    /// the pool full of such calls, wait on work that has no thread left.
     pub fn own_task(self) -> Self {
         self.info.task = true;
         self
@@ -464,8 +472,8 @@ impl MethodConfig<'_> {
     /// (-32002) with a message naming the method and the limit, and the
     /// handler's future is dropped: its
     /// [`Context::cancellation`](crate::Context::cancellation) token fires,
-    /// its own task (see [`MethodConfig::own_task`]) is aborted, and its
-    /// slot is freed. A notification over its limit is dropped the same way,
+    /// a call on its own thread (see [`MethodConfig::own_task`]) has its
+    /// future dropped there at its next await, and its slot is freed. A notification over its limit is dropped the same way,
     /// unanswered. Methods without a limit pay nothing for this.
     ///
     /// ```

@@ -1139,6 +1139,51 @@ async fn a_method_on_its_own_task_does_not_hold_up_its_connection() {
     assert_eq!(replies[1]["result"], true);
 }
 
+#[test]
+fn a_call_on_its_own_thread_cancelled_before_the_thread_starts_it_never_runs() {
+    // One blocking thread, held by other work: the call waits for it, and
+    // is cancelled meanwhile. Once the thread is free, the call must not
+    // run; the next one, behind it on that same thread, must.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let mut server = Router::with_state(ran.clone());
+        server
+            .method("work", |cx: Context<Arc<AtomicUsize>>| async move {
+                cx.state().fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ErrorObject>("done")
+            })
+            .own_task();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let held = tokio::task::spawn_blocking(move || gate.recv().is_ok());
+        let addr = serve(server, Framing::Newline).await;
+        let mut wire = Wire::connect(addr, Framing::Newline).await;
+        wire.send(r#"{"jsonrpc":"2.0","method":"work","id":1}"#)
+            .await;
+        wire.send(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":1}}"#)
+            .await;
+        let reply = wire.recv().await;
+        assert_eq!(reply["id"], 1, "{reply}");
+        assert_eq!(reply["error"]["code"], -32800, "{reply}");
+        release.send(()).expect("the held thread waits");
+        assert!(within("the held thread", held).await.expect("no panic"));
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"work","id":2}"#)
+            .await;
+        assert_eq!(reply["result"], "done", "{reply}");
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "the cancelled call ran once its thread was free"
+        );
+    });
+}
+
 #[tokio::test]
 async fn a_panic_on_its_own_task_is_answered_and_the_connection_serves_on() {
     let mut server = Router::new();
