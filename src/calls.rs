@@ -246,13 +246,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
     fn finished(&mut self, done: Finished, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         self.scheduler.finished(done.kind);
         self.running_bytes = self.running_bytes.saturating_sub(done.bytes);
-        if let Some(reply) = done.reply {
-            // NB: what the handler sent while it ran is queued, and goes
-            // first: a caller sees a call's notifications (its progress
-            // reports) before its answer, never after.
-            outgoing.take_queued(outbox);
-            outbox.push(reply);
-        }
+        answer(done.reply, outgoing, outbox);
         self.pump();
     }
 
@@ -266,10 +260,8 @@ impl<S: Send + Sync + 'static> Calls<S> {
             .iter_mut()
             .rev()
             .chain(self.running.iter_mut());
-        if let Some(reply) = crate::cancel::incoming(id, &mut self.scheduler, started) {
-            outgoing.take_queued(outbox);
-            outbox.push(reply);
-        }
+        let reply = crate::cancel::incoming(id, &mut self.scheduler, started);
+        answer(reply, outgoing, outbox);
         // A call taken out of the queue may have held others back.
         self.pump();
     }
@@ -317,11 +309,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // NB: no `pump`: the scheduler is back where it was before this
         // call, when nothing waiting could start.
         self.scheduler.finished(kind);
-        if let Some(reply) = entry.take_reply() {
-            // As in `finished`: what the handler sent goes first.
-            outgoing.take_queued(outbox);
-            outbox.push(reply);
-        }
+        answer(entry.take_reply(), outgoing, outbox);
     }
 
     /// The first poll of a started call: one that waits joins `running`.
@@ -386,5 +374,15 @@ impl<S: Send + Sync + 'static> Calls<S> {
         self.starting.clear();
         self.scheduler.clear();
         self.running_bytes = 0;
+    }
+}
+
+/// Writes a call's answer, if it has one, after what its handler sent
+/// while it ran (queued): a caller sees a call's notifications (its
+/// progress reports) before its answer, never after.
+fn answer(reply: Option<String>, outgoing: &mut Outgoing, outbox: &mut Outbox) {
+    if let Some(reply) = reply {
+        outgoing.take_queued(outbox);
+        outbox.push(reply);
     }
 }

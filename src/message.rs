@@ -597,13 +597,10 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
 /// unless it holds escapes (serde's own `Cow<str>` always copies); `None`
 /// for any other value.
 fn as_string(text: &str) -> Option<Cow<'_, str>> {
-    if !text.starts_with('"') {
-        return None;
-    }
     // A valid JSON string without a backslash is its text between the
     // quotes; only escapes need serde.
-    if !text.as_bytes().contains(&b'\\') && text.len() >= 2 && text.ends_with('"') {
-        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
+    if !text.as_bytes().contains(&b'\\') {
+        return unquoted(text);
     }
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }

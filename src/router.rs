@@ -473,7 +473,8 @@ impl MethodConfig<'_> {
     /// handler's future is dropped: its
     /// [`Context::cancellation`](crate::Context::cancellation) token fires,
     /// a call on its own thread (see [`MethodConfig::own_task`]) has its
-    /// future dropped there at its next await, and its slot is freed. A notification over its limit is dropped the same way,
+    /// future dropped there at its next await, and its slot is freed. A
+    /// notification over its limit is dropped the same way,
     /// unanswered. Methods without a limit pay nothing for this.
     ///
     /// ```
