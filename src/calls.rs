@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::dispatch::{admit, batch_too_long, Admitted, Env};
 use crate::error::ErrorObject;
 use crate::message::{parse_within, Frame, Id, Message, Rejected};
+use crate::method_cache::MethodCache;
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
 use crate::peer::Peer;
@@ -23,6 +24,8 @@ use crate::session::Session;
 /// Every call of the peer's that this connection has read and not yet answered.
 pub(crate) struct Calls<S> {
     router: Router<S>,
+    /// What this connection has looked up in `router`.
+    methods: MethodCache<S>,
     /// Handed to handlers, to call the peer back.
     peer: Peer,
     session: Session,
@@ -46,6 +49,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
     pub(crate) fn new(router: Router<S>, peer: Peer, session: Session, config: &Config) -> Self {
         Self {
             router,
+            methods: MethodCache::new(),
             peer,
             session,
             scheduler: Scheduler::new(config.max_in_flight),
@@ -155,7 +159,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
             session: &self.session,
             cancel_method: self.cancel_method.as_deref(),
         };
-        match admit(&env, item, full) {
+        match admit(&env, Some(&mut self.methods), item, full) {
             Admitted::Call(kind, version, entry) => {
                 outgoing.follow(version);
                 Some((kind, entry))

@@ -17,6 +17,7 @@ use crate::excerpt::excerpt;
 use crate::handler::{BoxFuture, ErasedHandler, Reply};
 use crate::log_limit::LogLimit;
 use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
+use crate::method_cache::MethodCache;
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
 use crate::running::{join_batch, Entry, Work};
@@ -52,6 +53,7 @@ pub(crate) enum Admitted {
 /// free room rather than use it).
 pub(crate) fn admit<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
+    methods: Option<&mut MethodCache<S>>,
     item: Result<Message<'_>, Rejected>,
     full: Option<Weight>,
 ) -> Admitted {
@@ -84,11 +86,18 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
             Admitted::Dropped
         }
         Ok(Message::Request(req)) => {
-            let (kind, entry) = traced(env, req.version, Some(req.id), &req.method, req.params);
+            let (kind, entry) = traced(
+                env,
+                methods,
+                req.version,
+                Some(req.id),
+                &req.method,
+                req.params,
+            );
             Admitted::Call(kind, req.version, entry)
         }
         Ok(Message::Notification(n)) => {
-            let (kind, entry) = traced(env, n.version, None, &n.method, n.params);
+            let (kind, entry) = traced(env, methods, n.version, None, &n.method, n.params);
             Admitted::Call(kind, n.version, entry)
         }
     }
@@ -109,15 +118,16 @@ fn busy(held: Weight) -> ErrorObject {
 #[inline(always)]
 fn traced<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
+    methods: Option<&mut MethodCache<S>>,
     version: Version,
     id: Option<Id>,
     method: &str,
     params: Option<&RawValue>,
 ) -> (Concurrency, Entry) {
     if crate::observe::spans_wanted() {
-        in_span(env, version, id, method, params)
+        in_span(env, methods, version, id, method, params)
     } else {
-        prepare(env, version, id, method, params)
+        prepare(env, methods, version, id, method, params)
     }
 }
 
@@ -126,6 +136,7 @@ fn traced<S: Send + Sync + 'static>(
 #[inline(never)]
 fn in_span<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
+    methods: Option<&mut MethodCache<S>>,
     version: Version,
     id: Option<Id>,
     method: &str,
@@ -133,7 +144,7 @@ fn in_span<S: Send + Sync + 'static>(
 ) -> (Concurrency, Entry) {
     let connection = env.peer.connection_id();
     let span = crate::observe::incoming(method, id.as_ref(), connection, env.session);
-    let (kind, mut entry) = span.in_scope(|| prepare(env, version, id, method, params));
+    let (kind, mut entry) = span.in_scope(|| prepare(env, methods, version, id, method, params));
     entry.instrument(span);
     (kind, entry)
 }
@@ -142,6 +153,7 @@ fn in_span<S: Send + Sync + 'static>(
 /// here, once); nothing runs until the entry is polled.
 fn prepare<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
+    methods: Option<&mut MethodCache<S>>,
     version: Version,
     id: Option<Id>,
     method: &str,
@@ -149,9 +161,15 @@ fn prepare<S: Send + Sync + 'static>(
 ) -> (Concurrency, Entry) {
     static PUBLIC: Access = Access::Public;
     let is_notification = id.is_none();
-    let (name, handler, kind, own_task, access, limit) = match env.router.lookup(method) {
-        Some(entry) => (
-            entry.name.clone(),
+    // NB: without a connection (`handle_text`) there is nowhere to keep a
+    // copy of the name for the next call, so the router's is cloned.
+    let found = match methods {
+        Some(methods) => methods.lookup(env.router, method),
+        None => env.router.lookup(method).map(|entry| (&entry.name, entry)),
+    };
+    let (name, handler, kind, own_task, access, limit) = match found {
+        Some((name, entry)) => (
+            name.clone(),
             Some(&entry.handler),
             entry.info.concurrency(is_notification),
             entry.info.runs_on_own_task(),
@@ -416,7 +434,7 @@ async fn answer_text<S: Send + Sync + 'static>(
         session,
         cancel_method: None,
     };
-    let entry = |item| match admit(&env, item, None) {
+    let entry = |item| match admit(&env, None, item, None) {
         Admitted::Call(_, _, entry) => Some(entry),
         Admitted::Answered(reply) => Some(Entry::done(Some(reply))),
         Admitted::Response(response) => {

@@ -106,6 +106,7 @@ mod log_limit;
 pub mod message;
 #[cfg(not(feature = "internals"))]
 mod message;
+mod method_cache;
 pub mod middleware;
 mod observe;
 mod outbox;
