@@ -284,10 +284,13 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // before the driver writes, so the replies to every request read in
         // one go leave in one write call.
         while outbox.has_room() {
-            let Some(run) = self.starting.pop_front() else {
+            let Some(mut run) = self.starting.pop_front() else {
                 break;
             };
-            self.poll_first(run, cx, outgoing, outbox);
+            match Pin::new(&mut run).poll(cx) {
+                Poll::Ready(done) => self.finished(done, outgoing, outbox),
+                Poll::Pending => self.running.push(run),
+            }
             progress = true;
         }
         progress
@@ -314,20 +317,6 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // call, when nothing waiting could start.
         self.scheduler.finished(kind);
         answer(entry.take_reply(), outgoing, outbox);
-    }
-
-    /// The first poll of a started call: one that waits joins `running`.
-    fn poll_first(
-        &mut self,
-        mut run: Running,
-        cx: &mut TaskContext<'_>,
-        outgoing: &mut Outgoing,
-        outbox: &mut Outbox,
-    ) {
-        match Pin::new(&mut run).poll(cx) {
-            Poll::Ready(done) => self.finished(done, outgoing, outbox),
-            Poll::Pending => self.running.push(run),
-        }
     }
 
     /// Polls the calls started and not polled yet, then those that were
