@@ -3,12 +3,14 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 
 use crate::config::Config;
+use crate::context::Connection;
 use crate::dispatch::{admit, batch_too_long, Admitted, Env};
 use crate::error::ErrorObject;
 use crate::message::{parse_within, Frame, Id, Message, Rejected};
@@ -26,9 +28,9 @@ pub(crate) struct Calls<S> {
     router: Router<S>,
     /// What this connection has looked up in `router`.
     methods: MethodCache<S>,
-    /// Handed to handlers, to call the peer back.
-    peer: Peer,
-    session: Session,
+    /// Handed to handlers: the peer (to call it back), the session, the
+    /// router's state and authenticator.
+    connection: Arc<Connection<S>>,
     /// Which calls may start, and which wait.
     scheduler: Scheduler<Work>,
     /// Started by the scheduler, not polled yet: polled once at once, so a
@@ -48,10 +50,9 @@ pub(crate) struct Calls<S> {
 impl<S: Send + Sync + 'static> Calls<S> {
     pub(crate) fn new(router: Router<S>, peer: Peer, session: Session, config: &Config) -> Self {
         Self {
+            connection: Connection::new(&router, peer, session),
             router,
             methods: MethodCache::new(),
-            peer,
-            session,
             scheduler: Scheduler::new(config.max_in_flight),
             starting: VecDeque::new(),
             running: FuturesUnordered::new(),
@@ -65,12 +66,12 @@ impl<S: Send + Sync + 'static> Calls<S> {
     }
 
     pub(crate) fn session(&self) -> &Session {
-        &self.session
+        &self.connection.session
     }
 
     /// The handle to this connection's peer that handlers get.
     pub(crate) fn peer(&self) -> &Peer {
-        &self.peer
+        &self.connection.peer
     }
 
     /// Whether more calls may be read: the queue has fewer than
@@ -109,7 +110,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         outgoing: &mut Outgoing,
         outbox: &mut Outbox,
     ) {
-        crate::observe::frame_in(self.peer.connection_id(), text);
+        crate::observe::frame_in(self.peer().connection_id(), text);
         match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
@@ -155,8 +156,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         }
         let env = Env {
             router: &self.router,
-            peer: &self.peer,
-            session: &self.session,
+            connection: &self.connection,
             cancel_method: self.cancel_method.as_deref(),
         };
         match admit(&env, Some(&mut self.methods), item, full) {

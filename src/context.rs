@@ -1,12 +1,13 @@
 //! What a handler knows about the call it is answering.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::auth::{Auth, Credentials, Identity, LoginError};
 use crate::message::{Id, Version};
 use crate::peer::Peer;
+use crate::router::Router;
 use crate::session::Session;
 
 /// The context of one incoming call: who called, with which id, on which
@@ -24,11 +25,8 @@ pub struct Context<S = ()> {
     pub(crate) method: Arc<str>,
     pub(crate) id: Option<Id>,
     pub(crate) version: Version,
-    pub(crate) peer: Peer,
-    pub(crate) session: Session,
-    pub(crate) state: Arc<S>,
-    pub(crate) cancel: CancellationToken,
-    pub(crate) auth: Option<Arc<Auth>>,
+    pub(crate) connection: Arc<Connection<S>>,
+    pub(crate) cancel: CallToken,
 }
 
 impl<S> Context<S> {
@@ -50,17 +48,17 @@ impl<S> Context<S> {
     /// The peer on the other end of this connection, to call it back or push
     /// it notifications while handling this call.
     pub fn peer(&self) -> &Peer {
-        &self.peer
+        &self.connection.peer
     }
 
     /// This connection's store.
     pub fn session(&self) -> &Session {
-        &self.session
+        &self.connection.session
     }
 
     /// The application state given to [`Router::with_state`](crate::Router::with_state).
     pub fn state(&self) -> &S {
-        &self.state
+        &self.connection.state
     }
 
     /// Cancelled when the caller cancels this request (`$/cancelRequest`),
@@ -69,18 +67,18 @@ impl<S> Context<S> {
     /// work spawned outside the handler: the handler itself is cancelled by
     /// having its future dropped.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+        self.cancel.token()
     }
 
     /// Completes when [`Context::cancellation`] is cancelled.
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.cancel.cancelled()
+        self.cancel.token().cancelled()
     }
 
     /// Who called: the identity this connection (or HTTP request) logged in
     /// with, if any.
     pub fn identity(&self) -> Option<Identity> {
-        self.session.get::<Identity>()
+        self.session().get::<Identity>()
     }
 
     /// Logs this connection in: checks `credentials` with the router's
@@ -111,13 +109,13 @@ impl<S> Context<S> {
     /// Dropping the future before it completes leaves the connection as it
     /// was, but the attempt still counts as a failure.
     pub async fn login(&self, credentials: Credentials) -> Result<Identity, LoginError> {
-        let auth = self.auth.as_ref().ok_or(LoginError::NoAuthenticator)?;
-        auth.login(&self.session, credentials).await
+        let auth = (self.connection.auth.as_ref()).ok_or(LoginError::NoAuthenticator)?;
+        auth.login(self.session(), credentials).await
     }
 
     /// Forgets who this connection is; returns who it was.
     pub fn logout(&self) -> Option<Identity> {
-        self.session.remove::<Identity>()
+        self.session().remove::<Identity>()
     }
 }
 
@@ -127,19 +125,103 @@ impl<S> Clone for Context<S> {
             method: self.method.clone(),
             id: self.id.clone(),
             version: self.version,
-            peer: self.peer.clone(),
-            session: self.session.clone(),
-            state: self.state.clone(),
+            connection: self.connection.clone(),
             cancel: self.cancel.clone(),
-            auth: self.auth.clone(),
         }
     }
 }
 
+/// A call's cancellation token, made when it is first asked for: by the
+/// handler ([`Context::cancellation`]), or to cancel the call. The handler's
+/// context and the driver's entry share the slot.
+///
+/// NB: most handlers that take a [`Context`] never ask, and a token made
+/// for every call, cloned for the driver and dropped twice, cost about 300
+/// instructions (a mutex locked at each step, and an allocation); the
+/// slot costs one small allocation and its count.
+#[derive(Clone, Default)]
+pub(crate) struct CallToken(Arc<OnceLock<CancellationToken>>);
+
+impl CallToken {
+    /// A slot that already holds `token`.
+    pub(crate) fn holding(token: CancellationToken) -> Self {
+        Self(Arc::new(OnceLock::from(token)))
+    }
+
+    /// The token, made now if nobody has asked for it yet.
+    pub(crate) fn token(&self) -> &CancellationToken {
+        self.0.get_or_init(CancellationToken::new)
+    }
+
+    /// Cancels the call's token. One made later (by a context that asks
+    /// only now) is made cancelled: the slot keeps the token made here.
+    pub(crate) fn cancel(&self) {
+        // Held here only: no token was handed out, and none can be.
+        if Arc::strong_count(&self.0) == 1 && self.0.get().is_none() {
+            return;
+        }
+        self.token().cancel();
+    }
+}
+
+/// What the calls of one connection share: made once per connection, and
+/// held by each [`Context`] as one `Arc`.
+///
+/// NB: one `Arc` of the connection's own, rather than clones of the
+/// router's state and authenticator: their counts are shared by every
+/// connection, and a count that connections on other cores write on every
+/// call moves between the cores' caches on every call (see
+/// `method_cache`, where the same cost was measured on method names).
+pub(crate) struct Connection<S> {
+    pub(crate) peer: Peer,
+    pub(crate) session: Session,
+    pub(crate) state: Arc<S>,
+    pub(crate) auth: Option<Arc<Auth>>,
+    /// The same, without the state, for a typed trait's methods
+    /// (`typed::stateless`); made on first use.
+    #[cfg(feature = "macros")]
+    stateless: OnceLock<Arc<Connection<()>>>,
+}
+
+impl<S: Send + Sync + 'static> Connection<S> {
+    /// A connection (or a lone HTTP request) served by `router`.
+    pub(crate) fn new(router: &Router<S>, peer: Peer, session: Session) -> Arc<Self> {
+        Self::with(
+            peer,
+            session,
+            router.state().clone(),
+            router.auth().cloned(),
+        )
+    }
+}
+
+impl<S> Connection<S> {
+    fn with(peer: Peer, session: Session, state: Arc<S>, auth: Option<Arc<Auth>>) -> Arc<Self> {
+        Arc::new(Self {
+            peer,
+            session,
+            state,
+            auth,
+            #[cfg(feature = "macros")]
+            stateless: OnceLock::new(),
+        })
+    }
+
+    /// The same connection, without the router's state.
+    #[cfg(feature = "macros")]
+    pub(crate) fn stateless(&self) -> Arc<Connection<()>> {
+        let made = || {
+            let (peer, session) = (self.peer.clone(), self.session.clone());
+            Connection::with(peer, session, Arc::new(()), self.auth.clone())
+        };
+        self.stateless.get_or_init(made).clone()
+    }
+}
+
 /// What the router hands a handler for one call. A handler that takes a
-/// [`Context`] turns it into one; only then are the peer, session and
-/// state handles cloned and a cancellation token made, so a handler that
-/// needs none of them costs none of that.
+/// [`Context`] turns it into one; only then is the connection's handle
+/// cloned and a cancellation token made, so a handler that needs neither
+/// costs neither.
 ///
 /// Only the router makes one and hands it to [`Handler::call`](crate::Handler::call):
 /// no part of the API an application uses.
@@ -148,13 +230,10 @@ pub struct Incoming<'a, S> {
     pub(crate) method: &'a Arc<str>,
     pub(crate) id: Option<&'a Id>,
     pub(crate) version: Version,
-    pub(crate) peer: &'a Peer,
-    pub(crate) session: &'a Session,
-    pub(crate) state: &'a Arc<S>,
+    pub(crate) connection: &'a Arc<Connection<S>>,
     /// Where the driver finds the token of a context made here, to cancel
     /// it; a token already there is the one the context gets.
-    pub(crate) token: &'a mut Option<CancellationToken>,
-    pub(crate) auth: Option<&'a Arc<Auth>>,
+    pub(crate) token: &'a mut Option<CallToken>,
 }
 
 impl<S> Incoming<'_, S> {
@@ -171,19 +250,106 @@ impl<S> Incoming<'_, S> {
     /// The context, leaving this in place: the token made for it is the
     /// one the driver cancels.
     pub(crate) fn context(&mut self) -> Context<S> {
-        let cancel = self
-            .token
-            .get_or_insert_with(CancellationToken::new)
-            .clone();
+        let cancel = self.token.get_or_insert_with(CallToken::default).clone();
         Context {
             method: self.method.clone(),
             id: self.id.cloned(),
             version: self.version,
-            peer: self.peer.clone(),
-            session: self.session.clone(),
-            state: self.state.clone(),
+            connection: self.connection.clone(),
             cancel,
-            auth: self.auth.cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contexts of a connection's calls hold the connection's handle,
+    /// and none of them a count the router shares with other connections.
+    #[test]
+    fn contexts_share_the_connections_handle_not_the_routers_state() {
+        let router = Router::with_state(7_u32);
+        let connection = Connection::new(&router, Peer::detached(), Session::new());
+        assert_eq!(Arc::strong_count(router.state()), 2, "router + connection");
+        let method: Arc<str> = "m".into();
+        let contexts: Vec<Context<u32>> = (0..3)
+            .map(|_| {
+                let mut token = None;
+                Incoming {
+                    method: &method,
+                    id: None,
+                    version: Version::V2,
+                    connection: &connection,
+                    token: &mut token,
+                }
+                .into_context()
+            })
+            .collect();
+        assert_eq!(
+            Arc::strong_count(router.state()),
+            2,
+            "no context clones the state"
+        );
+        assert_eq!(
+            Arc::strong_count(&connection),
+            4,
+            "each context holds the connection"
+        );
+        assert!(contexts.iter().all(|cx| *cx.state() == 7));
+        #[cfg(feature = "macros")]
+        assert!(
+            Arc::ptr_eq(&connection.stateless(), &connection.stateless()),
+            "made once"
+        );
+    }
+
+    /// A context made for a call, and the driver's end of its token.
+    fn call() -> (Context<()>, CallToken) {
+        let router = Router::new();
+        let connection = Connection::new(&router, Peer::detached(), Session::new());
+        let (method, mut token) = (Arc::from("m"), None);
+        let cx = Incoming {
+            method: &method,
+            id: None,
+            version: Version::V2,
+            connection: &connection,
+            token: &mut token,
+        }
+        .into_context();
+        (cx, token.expect("a context made its call's token slot"))
+    }
+
+    #[test]
+    fn a_token_asked_for_after_the_call_was_cancelled_is_cancelled() {
+        let (cx, driver) = call();
+        let kept = cx.clone();
+        drop(cx);
+        driver.cancel();
+        assert!(kept.cancellation().is_cancelled());
+    }
+
+    #[test]
+    fn a_token_asked_for_before_is_the_one_cancelled() {
+        let (cx, driver) = call();
+        let token = cx.cancellation().clone();
+        assert!(!token.is_cancelled());
+        driver.cancel();
+        assert!(token.is_cancelled() && cx.cancellation().is_cancelled());
+    }
+
+    #[test]
+    fn a_finished_calls_token_is_not_cancelled() {
+        let (cx, driver) = call();
+        drop(driver);
+        assert!(!cx.cancellation().is_cancelled());
+    }
+
+    #[test]
+    fn cancelling_a_call_whose_context_is_gone_makes_no_token() {
+        let (cx, driver) = call();
+        drop(cx);
+        driver.cancel();
+        assert!(driver.0.get().is_none());
     }
 }

@@ -8,10 +8,9 @@ use std::time::Duration;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
-use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Access, Auth};
-use crate::context::Incoming;
+use crate::auth::Access;
+use crate::context::{CallToken, Connection, Incoming};
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
 use crate::handler::{BoxFuture, ErasedHandler, Reply};
@@ -27,8 +26,8 @@ use crate::session::Session;
 /// What a call's handler gets to see of its connection.
 pub(crate) struct Env<'a, S> {
     pub(crate) router: &'a Router<S>,
-    pub(crate) peer: &'a Peer,
-    pub(crate) session: &'a Session,
+    /// The peer, session, state and authenticator the handlers get.
+    pub(crate) connection: &'a Arc<Connection<S>>,
     /// The notification that cancels a request; `None` when cancelling is off.
     pub(crate) cancel_method: Option<&'a str>,
 }
@@ -142,8 +141,8 @@ fn in_span<S: Send + Sync + 'static>(
     method: &str,
     params: Option<&RawValue>,
 ) -> (Concurrency, Entry) {
-    let connection = env.peer.connection_id();
-    let span = crate::observe::incoming(method, id.as_ref(), connection, env.session);
+    let connection = env.connection.peer.connection_id();
+    let span = crate::observe::incoming(method, id.as_ref(), connection, &env.connection.session);
     let (kind, mut entry) = span.in_scope(|| prepare(env, methods, version, id, method, params));
     entry.instrument(span);
     (kind, entry)
@@ -215,12 +214,14 @@ fn prepare<S: Send + Sync + 'static>(
     // NB: before the handler's future is built, so that its params are not
     // even decoded for a caller who may not call it. Public methods pay
     // this one branch; a caller who passes pays one look into the session.
-    if *access != Access::Public && crate::auth::check(access, &name, env.session).is_err() {
+    if *access != Access::Public
+        && crate::auth::check(access, &name, &env.connection.session).is_err()
+    {
         // Not refused yet: checked again when the call starts, since a
         // login read before it (an exclusive one) may not have run yet.
-        let token = tokio_util::sync::CancellationToken::new();
+        let token = CallToken::default();
         let work = when_allowed(
-            env,
+            env.connection,
             handler.clone(),
             access.clone(),
             params.map(ToOwned::to_owned),
@@ -246,11 +247,8 @@ fn prepare<S: Send + Sync + 'static>(
                 method: &name,
                 id: id.as_ref(),
                 version,
-                peer: env.peer,
-                session: env.session,
-                state: env.router.state(),
+                connection: env.connection,
                 token: &mut token,
-                auth: env.router.auth(),
             },
         )
     }));
@@ -279,32 +277,30 @@ fn prepare<S: Send + Sync + 'static>(
 /// once the caller may call it, and never if not. Calls that go through
 /// the router's layers run this way too (`middleware`).
 pub(crate) fn when_allowed<S: Send + Sync + 'static>(
-    env: &Env<'_, S>,
+    connection: &Arc<Connection<S>>,
     handler: ErasedHandler<S>,
     access: Access,
     params: Option<Box<RawValue>>,
-    (name, id, version): (std::sync::Arc<str>, Option<Id>, Version),
-    token: tokio_util::sync::CancellationToken,
+    (name, id, version): (Arc<str>, Option<Id>, Version),
+    token: CallToken,
 ) -> BoxFuture<Reply> {
-    let (peer, session) = (env.peer.clone(), env.session.clone());
-    let state = env.router.state().clone();
-    let auth: Option<std::sync::Arc<Auth>> = env.router.auth().cloned();
+    let connection = connection.clone();
     Box::pin(async move {
+        let (session, auth) = (&connection.session, connection.auth.as_ref());
         // The params the handler gets, once the caller may call it.
         let allowed = async {
-            let Err(err) = crate::auth::check(&access, &name, &session) else {
+            let Err(err) = crate::auth::check(&access, &name, session) else {
                 return Ok(params);
             };
             let in_params = auth
-                .as_ref()
                 .filter(|auth| auth.credentials_in_params && err.code == ErrorObject::UNAUTHORIZED);
             let Some((auth, (credentials, rest))) = in_params
                 .and_then(|auth| Some((auth, crate::auth::split_credentials(params.as_deref())?)))
             else {
                 return Err(err);
             };
-            auth.login(&session, credentials).await?;
-            crate::auth::check(&access, &name, &session)?;
+            auth.login(session, credentials).await?;
+            crate::auth::check(&access, &name, session)?;
             Ok(rest)
         };
         let params = match allowed.await {
@@ -318,11 +314,8 @@ pub(crate) fn when_allowed<S: Send + Sync + 'static>(
                 method: &name,
                 id: id.as_ref(),
                 version,
-                peer: &peer,
-                session: &session,
-                state: &state,
+                connection: &connection,
                 token: &mut token,
-                auth: auth.as_ref(),
             },
         );
         work.await
@@ -336,7 +329,7 @@ fn within_limit(
     work: BoxFuture<Reply>,
     limit: Duration,
     method: Arc<str>,
-    token: Option<CancellationToken>,
+    token: Option<CallToken>,
 ) -> BoxFuture<Reply> {
     Box::pin(async move {
         // The clock starts at the first poll, when the call starts.
@@ -412,11 +405,12 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
     session: &Session,
     max_batch_len: usize,
 ) -> Option<String> {
-    let peer = Peer::detached();
-    crate::observe::frame_in(peer.connection_id(), text);
-    let reply = answer_text(router, text, session, max_batch_len, &peer).await;
+    let connection = Connection::new(router, Peer::detached(), session.clone());
+    let id = connection.peer.connection_id();
+    crate::observe::frame_in(id, text);
+    let reply = answer_text(router, text, &connection, max_batch_len).await;
     if let Some(reply) = &reply {
-        crate::observe::frame_out(peer.connection_id(), reply);
+        crate::observe::frame_out(id, reply);
     }
     reply
 }
@@ -424,14 +418,12 @@ pub(crate) async fn handle_text<S: Send + Sync + 'static>(
 async fn answer_text<S: Send + Sync + 'static>(
     router: &Router<S>,
     text: &str,
-    session: &Session,
+    connection: &Arc<Connection<S>>,
     max_batch_len: usize,
-    peer: &Peer,
 ) -> Option<String> {
     let env = Env {
         router,
-        peer,
-        session,
+        connection,
         cancel_method: None,
     };
     let entry = |item| match admit(&env, None, item, None) {

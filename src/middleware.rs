@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
 use crate::auth::{Access, Identity};
+use crate::context::CallToken;
 use crate::dispatch::{when_allowed, Env};
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
@@ -317,27 +318,21 @@ pub(crate) fn through<S: Send + Sync + 'static>(
     (method, id, version): (Arc<str>, Option<Id>, Version),
     params: Option<&RawValue>,
 ) -> BoxFuture<Reply> {
-    let router = env.router.clone();
+    let connection = env.connection.clone();
     let access = access.clone();
     let run: Run = Box::new(move |call: Call| {
         let Some(handler) = handler else {
             let missing = ErrorObject::method_not_found(&call.method);
             return Box::pin(std::future::ready(Ok(Reply::error(missing))));
         };
-        let env = Env {
-            router: &router,
-            peer: &call.peer,
-            session: &call.session,
-            cancel_method: None,
-        };
         let token = CancellationToken::new();
         let work = when_allowed(
-            &env,
+            &connection,
             handler,
             access,
             call.params,
             (call.method, call.id, call.version),
-            token.clone(),
+            CallToken::holding(token.clone()),
         );
         Box::pin(async move {
             // NB: a layer may drop the handler before it finishes (a
@@ -354,8 +349,8 @@ pub(crate) fn through<S: Send + Sync + 'static>(
         id,
         version,
         params: params.map(ToOwned::to_owned),
-        peer: env.peer.clone(),
-        session: env.session.clone(),
+        peer: env.connection.peer.clone(),
+        session: env.connection.session.clone(),
         run: Some(run),
     };
     let stack = Arc::clone(stack);

@@ -13,8 +13,8 @@ use std::task::{ready, Context as TaskContext, Poll, Waker};
 
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use tokio_util::sync::CancellationToken;
 
+use crate::context::CallToken;
 use crate::error::ErrorObject;
 use crate::handler::{BoxFuture, Reply};
 use crate::message::{encode_outcome, encode_response, write_response, Id, Version};
@@ -41,7 +41,7 @@ struct Call {
     work: BoxFuture<Reply>,
     /// Made only when the handler took a `Context`; cancelled when the call
     /// is cancelled or dropped before it finished.
-    token: Option<CancellationToken>,
+    token: Option<CallToken>,
 }
 
 impl Call {
@@ -112,7 +112,7 @@ impl Entry {
         version: Version,
         method: Arc<str>,
         work: BoxFuture<Reply>,
-        token: Option<CancellationToken>,
+        token: Option<CallToken>,
     ) -> Self {
         Self {
             state: State::Working(Call {

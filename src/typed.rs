@@ -56,10 +56,7 @@ pub fn stateless<S>(cx: Context<S>) -> Context<()> {
         method: cx.method,
         id: cx.id,
         version: cx.version,
-        peer: cx.peer,
-        session: cx.session,
-        state: Arc::new(()),
+        connection: cx.connection.stateless(),
         cancel: cx.cancel,
-        auth: cx.auth,
     }
 }
