@@ -143,11 +143,6 @@ impl<S> Clone for Context<S> {
 pub(crate) struct CallToken(Arc<OnceLock<CancellationToken>>);
 
 impl CallToken {
-    /// A slot that already holds `token`.
-    pub(crate) fn holding(token: CancellationToken) -> Self {
-        Self(Arc::new(OnceLock::from(token)))
-    }
-
     /// The token, made now if nobody has asked for it yet.
     pub(crate) fn token(&self) -> &CancellationToken {
         self.0.get_or_init(CancellationToken::new)
@@ -161,6 +156,29 @@ impl CallToken {
             return;
         }
         self.token().cancel();
+    }
+
+    /// Cancels the call's token when dropped, unless disarmed first.
+    pub(crate) fn cancel_on_drop(self) -> CancelOnDrop {
+        CancelOnDrop(Some(self))
+    }
+}
+
+/// See [`CallToken::cancel_on_drop`].
+pub(crate) struct CancelOnDrop(Option<CallToken>);
+
+impl CancelOnDrop {
+    /// The call finished: its token must not be cancelled.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel();
+        }
     }
 }
 
@@ -343,6 +361,15 @@ mod tests {
         let (cx, driver) = call();
         drop(driver);
         assert!(!cx.cancellation().is_cancelled());
+    }
+
+    #[test]
+    fn a_guard_cancels_when_dropped_and_not_once_disarmed() {
+        let (cx, driver) = call();
+        driver.clone().cancel_on_drop().disarm();
+        assert!(!cx.cancellation().is_cancelled());
+        drop(driver.cancel_on_drop());
+        assert!(cx.cancellation().is_cancelled());
     }
 
     #[test]

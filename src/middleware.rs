@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use serde_json::value::RawValue;
-use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 
 use crate::auth::{Access, Identity};
@@ -325,20 +324,20 @@ pub(crate) fn through<S: Send + Sync + 'static>(
             let missing = ErrorObject::method_not_found(&call.method);
             return Box::pin(std::future::ready(Ok(Reply::error(missing))));
         };
-        let token = CancellationToken::new();
+        let token = CallToken::default();
         let work = when_allowed(
             &connection,
             handler,
             access,
             call.params,
             (call.method, call.id, call.version),
-            CallToken::holding(token.clone()),
+            token.clone(),
         );
         Box::pin(async move {
             // NB: a layer may drop the handler before it finishes (a
             // timeout): work the handler spawned with its token must
             // learn it, as when the call is cancelled.
-            let guard = token.drop_guard();
+            let guard = token.cancel_on_drop();
             let reply = work.await;
             guard.disarm();
             Ok(reply)
