@@ -39,8 +39,10 @@ struct Call {
     version: Version,
     method: Arc<str>,
     work: BoxFuture<Reply>,
-    /// Made only when the handler took a `Context`; cancelled when the call
-    /// is cancelled or dropped before it finished.
+    /// The call's token slot, shared with the handler's `Context` (made
+    /// only when it took one, or when its access is checked again when it
+    /// starts); cancelled when the call is cancelled or dropped before it
+    /// finished.
     token: Option<CallToken>,
 }
 
