@@ -426,7 +426,11 @@ impl<S: Send + Sync + 'static> Router<S> {
     ///
     /// A router without layers pays nothing for this: its calls take the
     /// path they always took. With layers, a call costs a few allocations
-    /// more (its params are copied, its future goes through each layer).
+    /// more (its params are copied, its future goes through each layer),
+    /// and it takes the one service's lock: with connections served on
+    /// several threads, calls queue for it and wake each other across
+    /// threads, which can cost more than a small call itself (the
+    /// project's BENCHMARKS.md has figures).
     ///
     /// ```
     /// use std::time::Duration;
