@@ -348,11 +348,18 @@ where
             // resetting it at every turn cost a tenth of a request.
             idle.last = Instant::now();
         }
-        // NB: polled on busy turns too, since no other round may follow
+        // NB: looked at on busy turns too, since no other round may follow
         // one: a sleep that was never polled, or that fired during a busy
         // turn (its wake-up spent), would wake nobody once the peer falls
-        // quiet.
+        // quiet. But a sleep still pending keeps the waker it was polled
+        // with: while that is this task's, an atomic load says all a poll
+        // would (a poll also registers the waker anew, at every turn).
+        let registered = idle.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if registered && !idle.sleep.is_elapsed() {
+            return false;
+        }
         if idle.sleep.as_mut().poll(cx).is_pending() {
+            idle.waker = Some(cx.waker().clone());
             return false;
         }
         let now = Instant::now();
@@ -367,6 +374,7 @@ where
         }
         idle.sleep.as_mut().reset(due);
         let _ = idle.sleep.as_mut().poll(cx);
+        idle.waker = Some(cx.waker().clone());
         false
     }
 
@@ -461,6 +469,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
                 after,
                 last: Instant::now(),
                 sleep: Box::pin(tokio::time::sleep(after)),
+                waker: None,
             }),
             failure: None,
             config,
@@ -607,6 +616,8 @@ struct Idle {
     last: Instant,
     /// Fires at `last + after`, or later: moved on only when it fires.
     sleep: Pin<Box<Sleep>>,
+    /// The waker `sleep` was last polled with, which it wakes when it fires.
+    waker: Option<std::task::Waker>,
 }
 
 impl<T, S> Driver<T, S> {
