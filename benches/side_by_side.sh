@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # side_by_side.sh: rpcpeer's servers against jsonrpsee, a naive serde_json server and raw echo servers, under the same `rpcpeer bench` load, in one run.
 #
+# The raw echoes parse nothing: the practical limit of the machine and the
+# generator. Where a target is set against one, the same echo with
+# `--check-json` (each message read whole as JSON, as the spec has every
+# server do, and nothing more) runs beside it: the floor of any conforming
+# server on these framings.
+#
 # Usage: benches/side_by_side.sh   (from anywhere; it works from the repo root)
 #
 # Needs: bash 4.1+, cargo, python3 (parses the bench's JSON and prints the
 # table), coreutils (timeout, mktemp), taskset (util-linux), Linux /proc.
-# It installs nothing. About 12 minutes with the defaults on 2 CPUs.
+# It installs nothing. About 13 minutes with the defaults on 2 CPUs.
 # Run it on a quiet machine: the load generator and the server share the
 # cores, and any other busy process moves the numbers.
 #
@@ -122,10 +128,12 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 declare -A proc_of=(
     [rpcpeer-tcp]=rpcpeer [rpcpeer-ws]=rpcpeer [naive]=naive
     [raw-tcp]=raw_tcp [raw-ws]=raw_ws [jsonrpsee]=jsonrpsee
+    [json-tcp]=json_tcp [json-ws]=json_ws
 )
 declare -A scheme_of=(
     [rpcpeer-tcp]=tcp [rpcpeer-ws]=ws [naive]=tcp
     [raw-tcp]=tcp [raw-ws]=ws [jsonrpsee]=ws
+    [json-tcp]=tcp [json-ws]=ws
 )
 declare -A pid_of url_of log_of
 starts=0
@@ -137,6 +145,8 @@ proc_command() {
     naive) cmd=("$ex/cmp_naive" 127.0.0.1:0) ;;
     raw_tcp) cmd=("$ex/cmp_raw_echo" --tcp 127.0.0.1:0) ;;
     raw_ws) cmd=("$ex/cmp_raw_echo" --ws 127.0.0.1:0) ;;
+    json_tcp) cmd=("$ex/cmp_raw_echo" --tcp 127.0.0.1:0 --check-json) ;;
+    json_ws) cmd=("$ex/cmp_raw_echo" --ws 127.0.0.1:0 --check-json) ;;
     jsonrpsee) cmd=("$ex/cmp_jsonrpsee" 127.0.0.1:0) ;;
     *) die "no such server process: $1" ;;
     esac
@@ -309,15 +319,16 @@ scenario ws_echo_4x64 "rpcpeer-ws jsonrpsee raw-ws" "${echo_args[@]}" --conns 4 
 scenario ws_batch100 "rpcpeer-ws jsonrpsee" "${echo_args[@]}" --batch 100 --conns 4 --inflight "$BATCH_INFLIGHT"
 # `update` is a notification rpcpeer's demo accepts; jsonrpsee has it too.
 # The raw echo, which reads each frame and parses nothing, is the ceiling
-# of what this generator can send on these CPUs.
-scenario ws_notify "rpcpeer-ws jsonrpsee raw-ws" --notify --method update --params '["hello"]' --conns 4 --inflight 64
+# of what this generator can send on these CPUs; the checking echo, the
+# ceiling of a server that must read each notification as JSON.
+scenario ws_notify "rpcpeer-ws jsonrpsee raw-ws json-ws" --notify --method update --params '["hello"]' --conns 4 --inflight 64
 scenario ws_sleep_1x64 "rpcpeer-ws jsonrpsee" --method sleep --params '[10]' --expect 10 --conns 1 --inflight 64
 command -v taskset >/dev/null || die "needs taskset (util-linux) for the one-CPU latency scenarios"
 pin=(taskset -c 0)
 saved_rounds=$ROUNDS
 ROUNDS=$LATENCY_ROUNDS
 FRESH=1
-scenario tcp_latency_1x1 "rpcpeer-tcp raw-tcp naive" "${echo_args[@]}" --conns 1 --inflight 1
+scenario tcp_latency_1x1 "rpcpeer-tcp raw-tcp naive json-tcp" "${echo_args[@]}" --conns 1 --inflight 1
 scenario ws_latency_1x1 "rpcpeer-ws raw-ws jsonrpsee" "${echo_args[@]}" --conns 1 --inflight 1
 FRESH=0
 ROUNDS=$saved_rounds
@@ -497,6 +508,10 @@ for label, a, b in [
     ("WS notifications, CPU/msg rpcpeer / jsonrpsee", ("ws_notify", "rpcpeer-ws", "cpu_us"), ("ws_notify", "jsonrpsee", "cpu_us")),
     ("WS notifications, msgs/s rpcpeer / raw echo", ("ws_notify", "rpcpeer-ws"), ("ws_notify", "raw-ws")),
     ("WS notifications, msgs/s raw echo / jsonrpsee (the most any server could reach)", ("ws_notify", "raw-ws"), ("ws_notify", "jsonrpsee")),
+    ("WS notifications, msgs/s checking echo / jsonrpsee (the most a server that reads JSON could reach)", ("ws_notify", "json-ws"), ("ws_notify", "jsonrpsee")),
+    ("WS notifications, msgs/s rpcpeer / checking echo", ("ws_notify", "rpcpeer-ws"), ("ws_notify", "json-ws")),
+    ("TCP one at a time, p50 checking echo / raw echo", ("tcp_latency_1x1", "json-tcp", "p50_us"), ("tcp_latency_1x1", "raw-tcp", "p50_us")),
+    ("TCP one at a time, p50 rpcpeer / checking echo", ("tcp_latency_1x1", "rpcpeer-tcp", "p50_us"), ("tcp_latency_1x1", "json-tcp", "p50_us")),
 ]:
     key = a[2] if len(a) > 2 else "rate"
     print(f"  {label}: {ratio(med(a[0], a[1], key), med(b[0], b[1], key)):.3g}")

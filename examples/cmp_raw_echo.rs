@@ -6,6 +6,13 @@
 //! `listening on ws://ADDR/`. ADDR defaults to `127.0.0.1:0`. Both serve
 //! until killed.
 //!
+//! With `--check-json` after ADDR, each message is first read whole by
+//! serde_json (into `IgnoredAny`, its cheapest complete check), since the
+//! JSON-RPC spec has every server answer a message that is not JSON with
+//! -32700, notifications included; one that is not JSON gets that answer.
+//! That is the least a conforming server does per message on top of the
+//! framing: the comparison's floor for a server that reads JSON-RPC.
+//!
 //! Every message that has an `"id"` member gets
 //! `{"jsonrpc":"2.0","result":"hello","id":ID}`, the answer of the demo's
 //! `echo ["hello"]`, whatever the method; one without gets nothing, as a
@@ -18,6 +25,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use futures::{FutureExt, SinkExt, StreamExt};
+use serde::de::IgnoredAny;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +50,14 @@ async fn main() -> std::io::Result<()> {
         }
     };
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
+    let check_json = match args.next().as_deref() {
+        None => false,
+        Some("--check-json") => true,
+        Some(other) => {
+            eprintln!("cmp_raw_echo: unknown argument {other:?}");
+            std::process::exit(2);
+        }
+    };
     let listener = TcpListener::bind(&addr).await?;
     let local = listener.local_addr()?;
     // Whoever reads stdout connects as soon as it sees this line.
@@ -65,8 +81,8 @@ async fn main() -> std::io::Result<()> {
         };
         tokio::spawn(async move {
             let served = match mode {
-                Mode::Tcp => serve_tcp(socket).await.map_err(Into::into),
-                Mode::Ws => serve_ws(socket).await,
+                Mode::Tcp => serve_tcp(socket, check_json).await.map_err(Into::into),
+                Mode::Ws => serve_ws(socket, check_json).await,
             };
             if let Err(err) = served {
                 eprintln!("connection: {err}");
@@ -75,7 +91,7 @@ async fn main() -> std::io::Result<()> {
     }
 }
 
-async fn serve_tcp(mut socket: TcpStream) -> std::io::Result<()> {
+async fn serve_tcp(mut socket: TcpStream, check_json: bool) -> std::io::Result<()> {
     // As every other server in the comparison: replies are written whole.
     socket.set_nodelay(true)?;
     let mut input: Vec<u8> = Vec::with_capacity(8192);
@@ -88,8 +104,8 @@ async fn serve_tcp(mut socket: TcpStream) -> std::io::Result<()> {
         let mut start = 0;
         while let Some(end) = input[start..].iter().position(|&b| b == b'\n') {
             let line = &input[start..start + end];
-            if let Some(id) = find_id(line) {
-                reply(&mut out, id);
+            if let Some(answer) = answer(line, check_json) {
+                answer.write(&mut out);
                 out.push(b'\n');
             }
             start += end + 1;
@@ -102,7 +118,7 @@ async fn serve_tcp(mut socket: TcpStream) -> std::io::Result<()> {
     }
 }
 
-async fn serve_ws(socket: TcpStream) -> Result<(), BoxError> {
+async fn serve_ws(socket: TcpStream, check_json: bool) -> Result<(), BoxError> {
     socket.set_nodelay(true)?;
     let mut ws = tokio_tungstenite::accept_async(socket).await?;
     while let Some(message) = ws.next().await {
@@ -115,9 +131,10 @@ async fn serve_ws(socket: TcpStream) -> Result<(), BoxError> {
                 // Pings are answered by tungstenite itself at the next flush.
                 _ => &[][..],
             };
-            if let Some(id) = find_id(text) {
-                let mut out = Vec::with_capacity(REPLY_LEN + id.len());
-                reply(&mut out, id);
+            let check = check_json && !text.is_empty();
+            if let Some(answer) = answer(text, check) {
+                let mut out = Vec::with_capacity(REPLY_LEN + answer.len());
+                answer.write(&mut out);
                 // Checked, since a binary frame's id need not be UTF-8.
                 ws.feed(Message::text(String::from_utf8(out)?)).await?;
             }
@@ -134,6 +151,42 @@ async fn serve_ws(socket: TcpStream) -> Result<(), BoxError> {
     }
     Ok(())
 }
+
+/// What a message gets back, if anything.
+enum Answer<'a> {
+    /// The demo's `echo ["hello"]` reply, for this id.
+    Echo(&'a [u8]),
+    /// The message is not JSON (with `--check-json`).
+    ParseError,
+}
+
+impl Answer<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Answer::Echo(id) => id.len(),
+            Answer::ParseError => PARSE_ERROR.len(),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Answer::Echo(id) => reply(out, id),
+            Answer::ParseError => out.extend_from_slice(PARSE_ERROR),
+        }
+    }
+}
+
+/// The answer to `message`: an echo when it has an `"id"` member, nothing
+/// for a notification; with `check`, a parse error when it is not JSON.
+fn answer(message: &[u8], check: bool) -> Option<Answer<'_>> {
+    if check && serde_json::from_slice::<IgnoredAny>(message).is_err() {
+        return Some(Answer::ParseError);
+    }
+    find_id(message).map(Answer::Echo)
+}
+
+const PARSE_ERROR: &[u8] =
+    br#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#;
 
 const REPLY_HEAD: &[u8] = br#"{"jsonrpc":"2.0","result":"hello","id":"#;
 
