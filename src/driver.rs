@@ -358,8 +358,7 @@ where
         if registered && !idle.sleep.is_elapsed() {
             return false;
         }
-        if idle.sleep.as_mut().poll(cx).is_pending() {
-            idle.waker = Some(cx.waker().clone());
+        if idle.poll(cx).is_pending() {
             return false;
         }
         let now = Instant::now();
@@ -373,8 +372,7 @@ where
             return true;
         }
         idle.sleep.as_mut().reset(due);
-        let _ = idle.sleep.as_mut().poll(cx);
-        idle.waker = Some(cx.waker().clone());
+        let _ = idle.poll(cx);
         false
     }
 
@@ -618,6 +616,19 @@ struct Idle {
     sleep: Pin<Box<Sleep>>,
     /// The waker `sleep` was last polled with, which it wakes when it fires.
     waker: Option<std::task::Waker>,
+}
+
+impl Idle {
+    /// Polls the sleep, and notes the waker it now holds.
+    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        // NB: with the task's budget spent, a tokio sleep registers nothing:
+        // it returns `Pending` and only asks for another turn. Its waker,
+        // if any, is then not known to be this one.
+        let budget = tokio::task::coop::has_budget_remaining();
+        let polled = self.sleep.as_mut().poll(cx);
+        self.waker = (budget && polled.is_pending()).then(|| cx.waker().clone());
+        polled
+    }
 }
 
 impl<T, S> Driver<T, S> {

@@ -249,6 +249,33 @@ async fn a_connection_busy_from_its_first_turn_still_closes_when_idle() {
     assert_eq!(theirs.next().await.transpose().unwrap(), None);
 }
 
+/// A driver whose first turn finds its task's budget spent still closes
+/// once idle: tokio's sleep registers nothing on such a poll, so the driver
+/// must not take the timer as set going.
+#[tokio::test(start_paused = true)]
+async fn an_idle_timer_first_polled_without_budget_still_closes_the_connection() {
+    use std::future::Future;
+    use std::task::Poll;
+
+    let idle = Duration::from_millis(200);
+    let (ours, _theirs) = memory_pair();
+    let (_server, driver) = ping_server(ours, idle);
+    let mut driver = Box::pin(driver);
+    let mut first = true;
+    let server = tokio::spawn(std::future::poll_fn(move |cx| {
+        if std::mem::take(&mut first) {
+            while let Poll::Ready(spent) = tokio::task::coop::poll_proceed(cx) {
+                spent.made_progress();
+            }
+        }
+        driver.as_mut().poll(cx)
+    }));
+    let ended = tokio::time::timeout(idle + Duration::from_millis(1), server)
+        .await
+        .expect("still open a whole period after it started");
+    assert!(ended.unwrap().is_ok(), "an idle connection closes cleanly");
+}
+
 /// An idle timer that fires while the connection is busy (its wake-up and
 /// a message arrive together) is set going again: once the peer falls
 /// quiet, the driver is still woken to close the connection. The driver is
