@@ -348,17 +348,14 @@ where
             // resetting it at every turn cost a tenth of a request.
             idle.last = Instant::now();
         }
-        // NB: looked at on busy turns too, since no other round may follow
+        // NB: polled on busy turns too, since no other round may follow
         // one: a sleep that was never polled, or that fired during a busy
         // turn (its wake-up spent), would wake nobody once the peer falls
-        // quiet. But a sleep still pending keeps the waker it was polled
-        // with: while that is this task's, an atomic load says all a poll
-        // would (a poll also registers the waker anew, at every turn).
-        let registered = idle.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if registered && !idle.sleep.is_elapsed() {
-            return false;
-        }
-        if idle.poll(cx).is_pending() {
+        // quiet. And polled for real, not skipped while it seems to hold
+        // this task's waker: a poll may answer `Pending` having registered
+        // nothing (tokio's, with the task's budget spent or in a task
+        // dump), and then only a real poll sets it going again.
+        if idle.sleep.as_mut().poll(cx).is_pending() {
             return false;
         }
         let now = Instant::now();
@@ -372,7 +369,7 @@ where
             return true;
         }
         idle.sleep.as_mut().reset(due);
-        let _ = idle.poll(cx);
+        let _ = idle.sleep.as_mut().poll(cx);
         false
     }
 
@@ -467,7 +464,6 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
                 after,
                 last: Instant::now(),
                 sleep: Box::pin(tokio::time::sleep(after)),
-                waker: None,
             }),
             failure: None,
             config,
@@ -489,6 +485,10 @@ where
         // NB: a source that answered Pending has this task's waker: a later
         // round of this same poll would find nothing new there, so it is not
         // asked again (each ask costs atomics and a waker registration).
+        // Not across polls: a tokio channel's sender makes its message
+        // readable before it takes the waker to wake it, so that late
+        // wake-up can use up a registration made after the message was
+        // taken; it still polls the task, and every poll asks every source.
         // Sources stopped by a bound instead (outbox room, `may_read`) are
         // asked again, since a round may have lifted the bound.
         let (mut control_idle, mut commands_idle, mut input_idle) = (false, false, false);
@@ -614,21 +614,6 @@ struct Idle {
     last: Instant,
     /// Fires at `last + after`, or later: moved on only when it fires.
     sleep: Pin<Box<Sleep>>,
-    /// The waker `sleep` was last polled with, which it wakes when it fires.
-    waker: Option<std::task::Waker>,
-}
-
-impl Idle {
-    /// Polls the sleep, and notes the waker it now holds.
-    fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        // NB: with the task's budget spent, a tokio sleep registers nothing:
-        // it returns `Pending` and only asks for another turn. Its waker,
-        // if any, is then not known to be this one.
-        let budget = tokio::task::coop::has_budget_remaining();
-        let polled = self.sleep.as_mut().poll(cx);
-        self.waker = (budget && polled.is_pending()).then(|| cx.waker().clone());
-        polled
-    }
 }
 
 impl<T, S> Driver<T, S> {

@@ -130,7 +130,6 @@ pub mod transport;
 #[cfg(feature = "macros")]
 mod typed;
 pub mod types;
-mod watched;
 #[cfg(feature = "ws")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod ws_server;

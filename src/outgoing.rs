@@ -16,7 +16,6 @@ use crate::pending::{Ending, Failure, PendingTable, ReplySender};
 use crate::progress::ReportSink;
 use crate::running::join_batch;
 use crate::transport::CloseFrame;
-use crate::watched::Watched;
 
 /// Responses to no request of ours, logged at warn once per period.
 static STRAY: LogLimit = LogLimit::new();
@@ -37,7 +36,7 @@ pub(crate) enum Sending {
 /// the version we write in.
 pub(crate) struct Outgoing {
     /// What the connection's `Peer` handles queued, oldest first.
-    commands: Watched<mpsc::Receiver<Box<Queued>>>,
+    commands: mpsc::Receiver<Box<Queued>>,
     /// How much of it may still be written, set by the driver's phase.
     pub(crate) sending: Sending,
     pending: PendingTable,
@@ -75,7 +74,7 @@ impl Outgoing {
     ) -> Self {
         Self {
             report_budget,
-            commands: Watched::new(commands),
+            commands,
             sending: Sending::Everything,
             pending: PendingTable::default(),
             speak: configured.unwrap_or(Version::V2),
@@ -123,7 +122,7 @@ impl Outgoing {
     /// The outbox grows past its bound by at most the command queue's own
     /// bound, and a full outbox stops handlers from being polled.
     pub(crate) fn take_queued(&mut self, outbox: &mut Outbox) {
-        while let Some(queued) = self.commands.try_recv() {
+        while let Ok(queued) = self.commands.try_recv() {
             self.command(queued.command, outbox);
         }
     }

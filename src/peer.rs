@@ -17,7 +17,6 @@ use crate::params::Params;
 use crate::pending::{Ending, Failure, ReplySender};
 use crate::progress::{ProgressCall, ReportSink};
 use crate::transport::CloseFrame;
-use crate::watched::Watched;
 
 /// What a [`Peer`] asks of its driver. The driver alone owns the pending
 /// table, so none of this needs a lock.
@@ -153,7 +152,7 @@ pub struct Peer {
 /// The receiving ends that the driver keeps, but for the command queue's
 /// (which [`Outgoing`](crate::outgoing::Outgoing) reads).
 pub(crate) struct PeerChannels {
-    pub(crate) control: Watched<mpsc::UnboundedReceiver<Control>>,
+    pub(crate) control: mpsc::UnboundedReceiver<Control>,
     done: CancellationToken,
     ended: Arc<OnceLock<Ending>>,
 }
@@ -201,7 +200,7 @@ impl Peer {
             }),
         };
         let channels = PeerChannels {
-            control: Watched::new(control_rx),
+            control: control_rx,
             done,
             ended,
         };
