@@ -104,8 +104,7 @@ async fn serve_tcp(mut socket: TcpStream, check_json: bool) -> std::io::Result<(
         let mut start = 0;
         while let Some(end) = input[start..].iter().position(|&b| b == b'\n') {
             let line = &input[start..start + end];
-            if let Some(answer) = answer(line, check_json) {
-                answer.write(&mut out);
+            if answer(line, check_json, &mut out) {
                 out.push(b'\n');
             }
             start += end + 1;
@@ -126,15 +125,14 @@ async fn serve_ws(socket: TcpStream, check_json: bool) -> Result<(), BoxError> {
         // Queue the replies to every frame already in, then flush once.
         loop {
             let text = match &message {
-                Message::Text(text) => text.as_bytes(),
-                Message::Binary(bytes) => &bytes[..],
+                Message::Text(text) => Some(text.as_bytes()),
+                Message::Binary(bytes) => Some(&bytes[..]),
                 // Pings are answered by tungstenite itself at the next flush.
-                _ => &[][..],
+                _ => None,
             };
-            let check = check_json && !text.is_empty();
-            if let Some(answer) = answer(text, check) {
-                let mut out = Vec::with_capacity(REPLY_LEN + answer.len());
-                answer.write(&mut out);
+            // NB: empty, so a notification allocates nothing.
+            let mut out = Vec::new();
+            if text.is_some_and(|text| answer(text, check_json, &mut out)) {
                 // Checked, since a binary frame's id need not be UTF-8.
                 ws.feed(Message::text(String::from_utf8(out)?)).await?;
             }
@@ -152,37 +150,19 @@ async fn serve_ws(socket: TcpStream, check_json: bool) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// What a message gets back, if anything.
-enum Answer<'a> {
-    /// The demo's `echo ["hello"]` reply, for this id.
-    Echo(&'a [u8]),
-    /// The message is not JSON (with `--check-json`).
-    ParseError,
-}
-
-impl Answer<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Answer::Echo(id) => id.len(),
-            Answer::ParseError => PARSE_ERROR.len(),
-        }
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Answer::Echo(id) => reply(out, id),
-            Answer::ParseError => out.extend_from_slice(PARSE_ERROR),
-        }
-    }
-}
-
-/// The answer to `message`: an echo when it has an `"id"` member, nothing
-/// for a notification; with `check`, a parse error when it is not JSON.
-fn answer(message: &[u8], check: bool) -> Option<Answer<'_>> {
+/// Writes the answer to `message` into `out`, and says whether there is
+/// one: an echo when it has an `"id"` member, none for a notification;
+/// with `check`, a parse error when it is not JSON.
+fn answer(message: &[u8], check: bool, out: &mut Vec<u8>) -> bool {
     if check && serde_json::from_slice::<IgnoredAny>(message).is_err() {
-        return Some(Answer::ParseError);
+        out.extend_from_slice(PARSE_ERROR);
+        return true;
     }
-    find_id(message).map(Answer::Echo)
+    let id = find_id(message);
+    if let Some(id) = id {
+        reply(out, id);
+    }
+    id.is_some()
 }
 
 const PARSE_ERROR: &[u8] =
@@ -195,6 +175,8 @@ const REPLY_LEN: usize = REPLY_HEAD.len() + 1;
 
 /// The demo's answer to `echo ["hello"]` for this id.
 fn reply(out: &mut Vec<u8>, id: &[u8]) {
+    // One allocation for a fresh buffer (the WebSocket echo's).
+    out.reserve(REPLY_LEN + id.len());
     out.extend_from_slice(REPLY_HEAD);
     out.extend_from_slice(id);
     out.push(b'}');
