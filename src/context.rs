@@ -6,6 +6,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::auth::{Auth, Credentials, Identity, LoginError};
 use crate::message::{Id, Version};
+use crate::middleware::Stack;
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
@@ -191,6 +192,9 @@ pub(crate) struct Connection<S> {
     pub(crate) session: Session,
     pub(crate) state: Arc<S>,
     pub(crate) auth: Option<Arc<Auth>>,
+    /// Its own layers (`Router::connection_layer`) over the router's, made
+    /// when its first call needs them.
+    pub(crate) layers: OnceLock<Arc<Stack>>,
     /// The same, without the state, for a typed trait's methods
     /// (`typed::stateless`); made on first use.
     #[cfg(feature = "macros")]
@@ -216,6 +220,7 @@ impl<S> Connection<S> {
             session,
             state,
             auth,
+            layers: OnceLock::new(),
             #[cfg(feature = "macros")]
             stateless: OnceLock::new(),
         })

@@ -17,6 +17,7 @@ use crate::handler::{BoxFuture, ErasedHandler, Reply};
 use crate::log_limit::LogLimit;
 use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
 use crate::method_cache::MethodCache;
+use crate::middleware::Stack;
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
 use crate::running::{join_batch, Entry, Work};
@@ -30,6 +31,20 @@ pub(crate) struct Env<'a, S> {
     pub(crate) connection: &'a Arc<Connection<S>>,
     /// The notification that cancels a request; `None` when cancelling is off.
     pub(crate) cancel_method: Option<&'a str>,
+}
+
+impl<S: Send + Sync + 'static> Env<'_, S> {
+    /// The layers this connection's calls go through: its own over the
+    /// router's; `None` when there are none.
+    #[inline]
+    fn stack(&self) -> Option<&Arc<Stack>> {
+        let own = self.router.connection_layers();
+        if own.is_empty() {
+            return self.router.stack();
+        }
+        let made = || Stack::for_connection(own, self.router.stack());
+        Some(self.connection.layers.get_or_init(made))
+    }
 }
 
 /// What an incoming message turned out to be.
@@ -198,7 +213,7 @@ fn prepare<S: Send + Sync + 'static>(
         };
         (kind, Entry::done(reply))
     };
-    if let Some(stack) = env.router.stack() {
+    if let Some(stack) = env.stack() {
         let call = (name.clone(), id.clone(), version);
         let work = crate::middleware::through(env, stack, handler.cloned(), access, call, params);
         let work = if own_task { on_own_task(work) } else { work };

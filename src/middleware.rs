@@ -19,6 +19,11 @@
 //! | an [`ErrorObject`] | that error object, as it is |
 //! | anything else | -32603 "Internal error"; the error itself is logged |
 //!
+//! [`Router::connection_layer`](crate::Router::connection_layer) adds
+//! layers each connection applies for itself, outside the router's: a
+//! limit there counts one connection's calls, and, when the router has no
+//! layers of its own, connections do not queue for one service.
+//!
 //! A call a layer holds back (a concurrency limit at its bound, a rate
 //! limit waiting for its next period) waits, in order, and keeps its
 //! connection's handler slot meanwhile; a limit that should refuse
@@ -282,11 +287,12 @@ where
     })
 }
 
-/// A router's layers over its handlers: one service for all its
-/// connections, so that a limit counts every call. Its `poll_ready` and
-/// `call` run for one call at a time (what `call` returns runs
-/// concurrently), which is what lets a service that cannot be cloned, a
-/// rate limit, serve every connection.
+/// A stack of layers over the handlers, made into one service whose
+/// `poll_ready` and `call` run for one call at a time (what `call` returns
+/// runs concurrently). The router's is shared by all its connections, so
+/// that a limit counts every call, and so that a service that cannot be
+/// cloned, a rate limit, serves every connection. A connection's own
+/// (`Router::connection_layer`) is shared by that connection's calls.
 pub(crate) struct Stack {
     service: tokio::sync::Mutex<Next>,
 }
@@ -296,19 +302,64 @@ impl Stack {
     /// Made when the first call needs it, on the runtime: some layers
     /// (tower's rate limit) need one to be made.
     pub(crate) fn build(layers: &[Wrap]) -> Arc<Self> {
-        let handlers = Next {
-            inner: Box::new(Handlers),
+        Self::over(
+            layers,
+            Next {
+                inner: Box::new(Handlers),
+            },
+        )
+    }
+
+    /// A connection's own layers, over the router's when it has some.
+    pub(crate) fn for_connection(layers: &[Wrap], router: Option<&Arc<Stack>>) -> Arc<Self> {
+        let inner: Box<dyn Erased> = match router {
+            Some(router) => Box::new(RouterStack(Arc::clone(router))),
+            None => Box::new(Handlers),
         };
-        let service = layers.iter().fold(handlers, |next, wrap| wrap(next));
+        Self::over(layers, Next { inner })
+    }
+
+    fn over(layers: &[Wrap], inner: Next) -> Arc<Self> {
+        let service = layers.iter().fold(inner, |next, wrap| wrap(next));
         Arc::new(Self {
             service: tokio::sync::Mutex::new(service),
         })
     }
+
+    /// Runs `call` through the layers. The lock covers readiness and
+    /// `call` only, so the calls' answers are awaited concurrently.
+    async fn serve(self: Arc<Self>, call: Call) -> Result<Reply, BoxError> {
+        let answer = {
+            // NB: the lock is held from readiness to `call`, as tower's
+            // contract asks (the capacity `poll_ready` reserved is this
+            // call's), and released before the answer is awaited.
+            let mut service = self.service.lock().await;
+            poll_fn(|cx| service.poll_ready(cx)).await?;
+            service.call(call)
+        };
+        answer.await
+    }
 }
 
-/// A call that goes through the router's layers: built at once, run when
-/// polled. A missing or forbidden method is refused inside, so the layers
-/// see that call too.
+/// The router's layers under a connection's own.
+struct RouterStack(Arc<Stack>);
+
+impl Erased for RouterStack {
+    // NB: always ready: the router's service is shared, so its readiness
+    // is waited for under its lock when the call comes, not reserved by a
+    // connection's layer that may call later (or never).
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, call: Call) -> BoxFuture<Result<Reply, BoxError>> {
+        Box::pin(Arc::clone(&self.0).serve(call))
+    }
+}
+
+/// A call that goes through `stack` (its connection's layers, the
+/// router's, or both): built at once, run when polled. A missing or
+/// forbidden method is refused inside, so the layers see that call too.
 pub(crate) fn through<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
     stack: &Arc<Stack>,
@@ -356,21 +407,7 @@ pub(crate) fn through<S: Send + Sync + 'static>(
     Box::pin(async move {
         let method = Arc::clone(&call.method);
         let notification = call.is_notification();
-        let answer = {
-            // NB: the lock is held from readiness to `call`, as tower's
-            // contract asks (the capacity `poll_ready` reserved is this
-            // call's), and released before the answer is awaited.
-            let mut service = stack.service.lock().await;
-            match poll_fn(|cx| service.poll_ready(cx)).await {
-                Ok(()) => Ok(service.call(call)),
-                Err(err) => Err(err),
-            }
-        };
-        let answered = match answer {
-            Ok(answer) => answer.await,
-            Err(err) => Err(err),
-        };
-        match answered {
+        match stack.serve(call).await {
             Ok(reply) => reply,
             Err(err) => Reply::error(refusal(&method, notification, err)),
         }
@@ -430,7 +467,9 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// and it takes the one service's lock: with connections served on
     /// several threads, calls queue for it and wake each other across
     /// threads, which can cost more than a small call itself (the
-    /// project's BENCHMARKS.md has figures).
+    /// project's BENCHMARKS.md has figures). A layer that needs nothing
+    /// shared between connections costs less under
+    /// [`connection_layer`](Self::connection_layer).
     ///
     /// ```
     /// use std::time::Duration;
@@ -466,6 +505,81 @@ impl<S: Send + Sync + 'static> Router<S> {
         <L::Service as Service<Call>>::Future: Send + 'static,
     {
         self.add_layer(wrap(layer));
+        self
+    }
+
+    /// Wraps every incoming call in a [`tower::Layer`] that each connection
+    /// applies for itself: a connection makes a service of these layers of
+    /// its own when its first call needs it, and its calls go through that
+    /// one. So a limit counts the calls of one connection; what the
+    /// connections should share (a limit over all of them, a metrics
+    /// registry) goes in an `Arc` the layer holds, or under
+    /// [`layer`](Self::layer). A call goes through its connection's layers
+    /// (the last added outermost), then the router's, then its handler. A
+    /// lone HTTP request, like each call of [`handle_text`](Self::handle_text),
+    /// is a connection of its own; a batch's calls are their connection's.
+    ///
+    /// On a router with no [`layer`](Self::layer), connections do not queue
+    /// for one service: with connections served on several threads, a
+    /// layered call then costs a fraction of what it costs under `layer`,
+    /// where calls wait for the one service's lock and wake each other
+    /// across threads (the project's BENCHMARKS.md has figures). So a layer
+    /// that needs nothing shared, a timeout, logging or an access rule, is
+    /// cheaper here. A router without such layers pays nothing for them,
+    /// nor does a connection until its first call.
+    ///
+    /// The router's layers look always ready to these: a call waits for
+    /// them (their lock, a limit among them) only once these have let it
+    /// through. So a timeout here counts that wait too, and a load shed
+    /// here does not shed for a limit among the router's layers (put it
+    /// over that limit, under `layer`).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use rpcpeer::{ErrorObject, Router, Session};
+    /// use tower::limit::ConcurrencyLimitLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut router = Router::new();
+    /// // Notes the most calls it ever had running at once.
+    /// let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    /// let (r, m) = (running.clone(), most.clone());
+    /// router.method("work", move || {
+    ///     let (running, most) = (r.clone(), m.clone());
+    ///     async move {
+    ///         most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+    ///         tokio::task::yield_now().await;
+    ///         running.fetch_sub(1, Ordering::SeqCst);
+    ///         Ok::<_, ErrorObject>(())
+    ///     }
+    /// });
+    /// // One call at a time on each connection.
+    /// router.connection_layer(ConcurrencyLimitLayer::new(1));
+    ///
+    /// // A batch's calls are one connection's: they run one at a time.
+    /// let batch = r#"[{"jsonrpc":"2.0","method":"work","id":1},
+    ///                 {"jsonrpc":"2.0","method":"work","id":2}]"#;
+    /// router.handle_text(batch, &Session::new()).await;
+    /// assert_eq!(most.load(Ordering::SeqCst), 1);
+    ///
+    /// // Two connections have a limit each: a call of each runs at once
+    /// // (under `layer`, the second would have waited for the first).
+    /// let call = r#"{"jsonrpc":"2.0","method":"work","id":3}"#;
+    /// let (a, b) = (Session::new(), Session::new());
+    /// tokio::join!(router.handle_text(call, &a), router.handle_text(call, &b));
+    /// assert_eq!(most.load(Ordering::SeqCst), 2);
+    /// # }
+    /// ```
+    pub fn connection_layer<L>(&mut self, layer: L) -> &mut Self
+    where
+        L: Layer<Next> + Send + Sync + 'static,
+        L::Service: Service<Call, Response = Reply> + Send + 'static,
+        <L::Service as Service<Call>>::Error: Into<BoxError>,
+        <L::Service as Service<Call>>::Future: Send + 'static,
+    {
+        self.add_connection_layer(wrap(layer));
         self
     }
 }

@@ -242,6 +242,9 @@ struct Inner<S> {
     layers: Vec<Wrap>,
     /// The layers over the handlers, made when the first call needs them.
     stack: OnceLock<Arc<Stack>>,
+    /// The layers each connection applies for itself (see
+    /// `Router::connection_layer`), in the order they were added.
+    connection_layers: Vec<Wrap>,
 }
 
 /// The two introspection methods as they are called.
@@ -266,6 +269,7 @@ impl<S> Clone for Inner<S> {
             introspected: OnceLock::new(),
             layers: self.layers.clone(),
             stack: OnceLock::new(),
+            connection_layers: self.connection_layers.clone(),
         }
     }
 }
@@ -510,6 +514,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                 introspected: OnceLock::new(),
                 layers: Vec::new(),
                 stack: OnceLock::new(),
+                connection_layers: Vec::new(),
             }),
         }
     }
@@ -772,6 +777,19 @@ impl<S: Send + Sync + 'static> Router<S> {
         let inner = self.inner_mut();
         inner.layers.push(wrap);
         inner.stack = OnceLock::new();
+    }
+
+    /// Adds a layer each connection applies for itself (see
+    /// `Router::connection_layer`).
+    pub(crate) fn add_connection_layer(&mut self, wrap: Wrap) {
+        self.inner_mut().connection_layers.push(wrap);
+    }
+
+    /// The layers each connection applies for itself; empty for most
+    /// routers.
+    #[inline]
+    pub(crate) fn connection_layers(&self) -> &[Wrap] {
+        &self.inner.connection_layers
     }
 
     /// The layers every call goes through, made now if they are not yet;

@@ -1,4 +1,4 @@
-//! Tower layers around incoming calls (`Router::layer`), over TCP on 127.0.0.1.
+//! Tower layers around incoming calls (`Router::layer` and `connection_layer`), over TCP.
 
 mod common;
 
@@ -323,4 +323,158 @@ async fn a_layers_errors_become_error_objects_and_later_layers_wrap_earlier_ones
         *order.lock().unwrap(),
         ["outer", "outer", "outer", "outer", "inner"]
     );
+}
+
+/// Starts `per_peer` calls of `work` on each of `peers`, each on a task of
+/// its own.
+fn start_work(
+    peers: &[rpcpeer::Peer],
+    per_peer: usize,
+) -> Vec<tokio::task::JoinHandle<Result<usize, Error>>> {
+    (0..per_peer)
+        .flat_map(|_| peers.iter().cloned())
+        .map(|peer| tokio::spawn(async move { peer.request::<usize>("work", ()).await }))
+        .collect()
+}
+
+/// Lets the gate's calls finish one at a time, checking after each that
+/// no more than `most` run at once; then that every call was answered and
+/// that `most` did run at once.
+async fn drain(
+    gate: &Gate,
+    calls: Vec<tokio::task::JoinHandle<Result<usize, Error>>>,
+    most: usize,
+) {
+    for n in 1..=calls.len() {
+        gate.open.add_permits(1);
+        gate.until("the next call finished", |g| {
+            g.finished.load(Ordering::SeqCst) == n
+        })
+        .await;
+        let running = gate.running.load(Ordering::SeqCst);
+        assert!(running <= most, "{running} calls run at once");
+    }
+    for call in calls {
+        let running = within("a call", call).await.expect("task").expect("answer");
+        assert!(running <= most, "{running} calls ran at once");
+    }
+    assert_eq!(gate.most.load(Ordering::SeqCst), most);
+}
+
+#[tokio::test]
+async fn a_connection_layers_limit_counts_the_calls_of_each_connection_apart() {
+    let gate = Gate::new();
+    let mut router = Router::new();
+    gate.route(&mut router);
+    router.connection_layer(tower::limit::ConcurrencyLimitLayer::new(1));
+    let addr = serve(router, NL).await;
+
+    let (a, _da) = connect(addr, NL, Router::new()).await;
+    let (b, _db) = connect(addr, NL, Router::new()).await;
+    let calls = start_work(&[a, b], 3);
+    // One call of each connection runs; a limit shared by both would have
+    // let only one through.
+    gate.until("a call of each connection running", |g| {
+        g.running.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    drain(&gate, calls, 2).await;
+}
+
+#[tokio::test]
+async fn under_connection_layers_the_routers_limit_still_counts_every_connection() {
+    let gate = Gate::new();
+    let mut router = Router::new();
+    gate.route(&mut router);
+    router.layer(tower::limit::ConcurrencyLimitLayer::new(1));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    router.connection_layer(tower::util::MapRequestLayer::new(move |call: Call| {
+        count.fetch_add(1, Ordering::SeqCst);
+        call
+    }));
+    let addr = serve(router, NL).await;
+
+    let (a, _da) = connect(addr, NL, Router::new()).await;
+    let (b, _db) = connect(addr, NL, Router::new()).await;
+    let calls = start_work(&[a, b], 3);
+    gate.until("one call running", |g| {
+        g.running.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    drain(&gate, calls, 1).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn a_call_goes_through_its_connections_layers_then_the_routers() {
+    let order: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let mut router = Router::new();
+    for method in ["secret", "broken", "open"] {
+        router.method(method, || async { Ok::<_, ErrorObject>("ran") });
+    }
+    let inner = order.clone();
+    router.layer(tower::util::MapRequestLayer::new(move |call: Call| {
+        inner.lock().unwrap().push("router");
+        call
+    }));
+    router.connection_layer(Refuse);
+    let outer = order.clone();
+    router.connection_layer(tower::util::MapRequestLayer::new(move |call: Call| {
+        outer.lock().unwrap().push("connection");
+        call
+    }));
+    let addr = serve(router, NL).await;
+    let (client, _driver) = connect(addr, NL, Router::new()).await;
+
+    // A connection layer's errors are answered as the router's are.
+    let err = remote(within("secret", client.request::<Value>("secret", ())).await);
+    assert_eq!((err.code, err.message.as_str()), (-32050, "not for you"));
+    let err = remote(within("broken", client.request::<Value>("broken", ())).await);
+    assert_eq!(err.code, ErrorObject::INTERNAL_ERROR);
+    let open = within("open", client.request::<Value>("open", ())).await;
+    assert_eq!(open.unwrap(), json!("ran"));
+    // The refused calls stopped in the connection's layers.
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["connection", "connection", "connection", "router"]
+    );
+}
+
+#[tokio::test]
+async fn a_connection_layers_timeout_cancels_a_handler_under_the_routers_layers() {
+    let (cancelled_tx, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let cancelled_tx = Arc::new(Mutex::new(Some(cancelled_tx)));
+    let mut router = Router::new();
+    router.method("stall", move |cx: Context| {
+        let cancelled_tx = cancelled_tx.clone();
+        async move {
+            let token = cx.cancellation().clone();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                if let Some(tx) = cancelled_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+            });
+            std::future::pending::<()>().await;
+            Ok::<_, ErrorObject>(())
+        }
+    });
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    router.layer(tower::limit::ConcurrencyLimitLayer::new(8));
+    router.connection_layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
+        200,
+    )));
+    let addr = serve(router, NL).await;
+
+    let (client, _driver) = connect(addr, NL, Router::new()).await;
+    let err = remote(within("stall", client.request::<Value>("stall", ())).await);
+    assert_eq!(err.code, ErrorObject::HANDLER_TIMEOUT);
+    assert!(err.message.contains("`stall`"), "{}", err.message);
+    within("the handler's token", cancelled)
+        .await
+        .expect("the token fired");
+    // The router's limit got its capacity back: the connection goes on.
+    let pong = within("ping", client.request::<Value>("ping", ())).await;
+    assert_eq!(pong.unwrap(), json!("pong"));
 }
