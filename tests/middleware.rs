@@ -26,11 +26,11 @@ fn remote(result: Result<Value, Error>) -> ErrorObject {
     }
 }
 
-#[tokio::test]
-async fn a_timeout_layer_answers_handler_timeout_and_cancels_the_handler() {
+/// Adds `stall`, which never answers; the receiver hears when its call's
+/// cancellation token fires.
+fn add_stall(router: &mut Router) -> tokio::sync::oneshot::Receiver<()> {
     let (cancelled_tx, cancelled) = tokio::sync::oneshot::channel::<()>();
     let cancelled_tx = Arc::new(Mutex::new(Some(cancelled_tx)));
-    let mut router = Router::new();
     router.method("stall", move |cx: Context| {
         let cancelled_tx = cancelled_tx.clone();
         async move {
@@ -46,6 +46,24 @@ async fn a_timeout_layer_answers_handler_timeout_and_cancels_the_handler() {
             Ok::<_, ErrorObject>(())
         }
     });
+    cancelled
+}
+
+/// Calls `stall` (see `add_stall`): a timeout answers it, naming the
+/// method, and fires its token.
+async fn stall_times_out(client: &rpcpeer::Peer, cancelled: tokio::sync::oneshot::Receiver<()>) {
+    let err = remote(within("stall", client.request::<Value>("stall", ())).await);
+    assert_eq!(err.code, ErrorObject::HANDLER_TIMEOUT);
+    assert!(err.message.contains("`stall`"), "{}", err.message);
+    within("the handler's token", cancelled)
+        .await
+        .expect("the token fired");
+}
+
+#[tokio::test]
+async fn a_timeout_layer_answers_handler_timeout_and_cancels_the_handler() {
+    let mut router = Router::new();
+    let cancelled = add_stall(&mut router);
     router.notification("stall_note", || async {
         std::future::pending::<()>().await;
     });
@@ -56,12 +74,7 @@ async fn a_timeout_layer_answers_handler_timeout_and_cancels_the_handler() {
     let addr = serve(router, NL).await;
 
     let (client, _driver) = connect(addr, NL, Router::new()).await;
-    let err = remote(within("stall", client.request::<Value>("stall", ())).await);
-    assert_eq!(err.code, ErrorObject::HANDLER_TIMEOUT);
-    assert!(err.message.contains("`stall`"), "{}", err.message);
-    within("the handler's token", cancelled)
-        .await
-        .expect("the token fired");
+    stall_times_out(&client, cancelled).await;
 
     // A notification over the limit is dropped unanswered; the connection goes on.
     let mut wire = Wire::connect(addr, NL).await;
@@ -282,6 +295,18 @@ where
     }
 }
 
+/// A layer that notes `name` in `order` for each call it passes on.
+fn noting(
+    order: &Arc<Mutex<Vec<&'static str>>>,
+    name: &'static str,
+) -> tower::util::MapRequestLayer<impl Fn(Call) -> Call + Clone + Send + Sync + 'static> {
+    let order = order.clone();
+    tower::util::MapRequestLayer::new(move |call: Call| {
+        order.lock().unwrap().push(name);
+        call
+    })
+}
+
 #[tokio::test]
 async fn a_layers_errors_become_error_objects_and_later_layers_wrap_earlier_ones() {
     let order: Arc<Mutex<Vec<&'static str>>> = Arc::default();
@@ -289,17 +314,9 @@ async fn a_layers_errors_become_error_objects_and_later_layers_wrap_earlier_ones
     for method in ["secret", "broken", "answered", "open"] {
         router.method(method, || async { Ok::<_, ErrorObject>("ran") });
     }
-    let inner = order.clone();
-    router.layer(tower::util::MapRequestLayer::new(move |call: Call| {
-        inner.lock().unwrap().push("inner");
-        call
-    }));
+    router.layer(noting(&order, "inner"));
     router.layer(Refuse);
-    let outer = order.clone();
-    router.layer(tower::util::MapRequestLayer::new(move |call: Call| {
-        outer.lock().unwrap().push("outer");
-        call
-    }));
+    router.layer(noting(&order, "outer"));
     let addr = serve(router, NL).await;
     let (client, _driver) = connect(addr, NL, Router::new()).await;
 
@@ -325,14 +342,17 @@ async fn a_layers_errors_become_error_objects_and_later_layers_wrap_earlier_ones
     );
 }
 
-/// Starts `per_peer` calls of `work` on each of `peers`, each on a task of
-/// its own.
-fn start_work(
-    peers: &[rpcpeer::Peer],
+/// Serves `router`, then starts `per_peer` calls of `work` over each of
+/// two connections, each call on a task of its own.
+async fn work_over_two_connections(
+    router: Router,
     per_peer: usize,
 ) -> Vec<tokio::task::JoinHandle<Result<usize, Error>>> {
+    let addr = serve(router, NL).await;
+    let (a, _) = connect(addr, NL, Router::new()).await;
+    let (b, _) = connect(addr, NL, Router::new()).await;
     (0..per_peer)
-        .flat_map(|_| peers.iter().cloned())
+        .flat_map(|_| [a.clone(), b.clone()])
         .map(|peer| tokio::spawn(async move { peer.request::<usize>("work", ()).await }))
         .collect()
 }
@@ -367,11 +387,7 @@ async fn a_connection_layers_limit_counts_the_calls_of_each_connection_apart() {
     let mut router = Router::new();
     gate.route(&mut router);
     router.connection_layer(tower::limit::ConcurrencyLimitLayer::new(1));
-    let addr = serve(router, NL).await;
-
-    let (a, _da) = connect(addr, NL, Router::new()).await;
-    let (b, _db) = connect(addr, NL, Router::new()).await;
-    let calls = start_work(&[a, b], 3);
+    let calls = work_over_two_connections(router, 3).await;
     // One call of each connection runs; a limit shared by both would have
     // let only one through.
     gate.until("a call of each connection running", |g| {
@@ -393,11 +409,7 @@ async fn under_connection_layers_the_routers_limit_still_counts_every_connection
         count.fetch_add(1, Ordering::SeqCst);
         call
     }));
-    let addr = serve(router, NL).await;
-
-    let (a, _da) = connect(addr, NL, Router::new()).await;
-    let (b, _db) = connect(addr, NL, Router::new()).await;
-    let calls = start_work(&[a, b], 3);
+    let calls = work_over_two_connections(router, 3).await;
     gate.until("one call running", |g| {
         g.running.load(Ordering::SeqCst) >= 1
     })
@@ -413,17 +425,9 @@ async fn a_call_goes_through_its_connections_layers_then_the_routers() {
     for method in ["secret", "broken", "open"] {
         router.method(method, || async { Ok::<_, ErrorObject>("ran") });
     }
-    let inner = order.clone();
-    router.layer(tower::util::MapRequestLayer::new(move |call: Call| {
-        inner.lock().unwrap().push("router");
-        call
-    }));
+    router.layer(noting(&order, "router"));
     router.connection_layer(Refuse);
-    let outer = order.clone();
-    router.connection_layer(tower::util::MapRequestLayer::new(move |call: Call| {
-        outer.lock().unwrap().push("connection");
-        call
-    }));
+    router.connection_layer(noting(&order, "connection"));
     let addr = serve(router, NL).await;
     let (client, _driver) = connect(addr, NL, Router::new()).await;
 
@@ -443,23 +447,8 @@ async fn a_call_goes_through_its_connections_layers_then_the_routers() {
 
 #[tokio::test]
 async fn a_connection_layers_timeout_cancels_a_handler_under_the_routers_layers() {
-    let (cancelled_tx, cancelled) = tokio::sync::oneshot::channel::<()>();
-    let cancelled_tx = Arc::new(Mutex::new(Some(cancelled_tx)));
     let mut router = Router::new();
-    router.method("stall", move |cx: Context| {
-        let cancelled_tx = cancelled_tx.clone();
-        async move {
-            let token = cx.cancellation().clone();
-            tokio::spawn(async move {
-                token.cancelled().await;
-                if let Some(tx) = cancelled_tx.lock().unwrap().take() {
-                    let _ = tx.send(());
-                }
-            });
-            std::future::pending::<()>().await;
-            Ok::<_, ErrorObject>(())
-        }
-    });
+    let cancelled = add_stall(&mut router);
     router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
     router.layer(tower::limit::ConcurrencyLimitLayer::new(8));
     router.connection_layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
@@ -468,12 +457,7 @@ async fn a_connection_layers_timeout_cancels_a_handler_under_the_routers_layers(
     let addr = serve(router, NL).await;
 
     let (client, _driver) = connect(addr, NL, Router::new()).await;
-    let err = remote(within("stall", client.request::<Value>("stall", ())).await);
-    assert_eq!(err.code, ErrorObject::HANDLER_TIMEOUT);
-    assert!(err.message.contains("`stall`"), "{}", err.message);
-    within("the handler's token", cancelled)
-        .await
-        .expect("the token fired");
+    stall_times_out(&client, cancelled).await;
     // The router's limit got its capacity back: the connection goes on.
     let pong = within("ping", client.request::<Value>("ping", ())).await;
     assert_eq!(pong.unwrap(), json!("pong"));
