@@ -42,7 +42,7 @@ impl<S: Send + Sync + 'static> Env<'_, S> {
         if own.is_empty() {
             return self.router.stack();
         }
-        let made = || Stack::for_connection(own, self.router.stack());
+        let made = || Stack::build(own, self.router.stack());
         Some(self.connection.layers.get_or_init(made))
     }
 }

@@ -298,29 +298,16 @@ pub(crate) struct Stack {
 }
 
 impl Stack {
-    /// Applies `layers` in the order they were added, the last outermost.
-    /// Made when the first call needs it, on the runtime: some layers
-    /// (tower's rate limit) need one to be made.
-    pub(crate) fn build(layers: &[Wrap]) -> Arc<Self> {
-        Self::over(
-            layers,
-            Next {
-                inner: Box::new(Handlers),
-            },
-        )
-    }
-
-    /// A connection's own layers, over the router's when it has some.
-    pub(crate) fn for_connection(layers: &[Wrap], router: Option<&Arc<Stack>>) -> Arc<Self> {
-        let inner: Box<dyn Erased> = match router {
+    /// Applies `layers` in the order they were added, the last outermost,
+    /// over `below`: the router's layers under a connection's own, or
+    /// (`None`) the handlers. Made when the first call needs it, on the
+    /// runtime: some layers (tower's rate limit) need one to be made.
+    pub(crate) fn build(layers: &[Wrap], below: Option<&Arc<Stack>>) -> Arc<Self> {
+        let inner: Box<dyn Erased> = match below {
             Some(router) => Box::new(RouterStack(Arc::clone(router))),
             None => Box::new(Handlers),
         };
-        Self::over(layers, Next { inner })
-    }
-
-    fn over(layers: &[Wrap], inner: Next) -> Arc<Self> {
-        let service = layers.iter().fold(inner, |next, wrap| wrap(next));
+        let service = layers.iter().fold(Next { inner }, |next, wrap| wrap(next));
         Arc::new(Self {
             service: tokio::sync::Mutex::new(service),
         })

@@ -802,7 +802,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         Some(
             self.inner
                 .stack
-                .get_or_init(|| Stack::build(&self.inner.layers)),
+                .get_or_init(|| Stack::build(&self.inner.layers, None)),
         )
     }
 
