@@ -80,6 +80,17 @@ pub struct Driver<T, S = ()> {
     idle: Option<Idle>,
     /// Why the connection ended, when it was not a clean close.
     failure: Option<io::Error>,
+    /// Which of the handles' queues may hold something.
+    queued: Queued,
+}
+
+/// Which of the `Peer` handles' queues the driver has still to empty, since
+/// their doorbell last rang: control comes before commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queued {
+    Both,
+    Commands,
+    Nothing,
 }
 
 impl<T, S, F> Driver<T, S>
@@ -336,6 +347,36 @@ where
             .is_some_and(|stall| stall.as_mut().poll(cx).is_ready())
     }
 
+    /// Handles every control message queued; whether there was one.
+    fn take_control(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let mut took = false;
+        while self.queued == Queued::Both {
+            let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
+                break;
+            };
+            let Ok(control) = self.channels.control.try_recv() else {
+                self.queued = Queued::Commands;
+                break;
+            };
+            budget.made_progress();
+            took = true;
+            match control {
+                Control::CallerGone(id) => {
+                    let open = matches!(self.phase, Phase::Open);
+                    let cancel_method = self.config.cancel_method.as_deref().filter(|_| open);
+                    if let Some(notice) = self.outgoing.caller_gone(id, cancel_method) {
+                        self.outbox.push(notice);
+                    }
+                }
+                Control::Close(frame) => {
+                    self.close_saying(frame.map(|frame| *frame));
+                    self.begin_shutdown();
+                }
+            }
+        }
+        took
+    }
+
     /// Whether the connection has been idle for the idle timeout: nothing
     /// moved either way and nothing in flight. `active` says whether a
     /// message was read or written in this turn.
@@ -466,6 +507,8 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
                 sleep: Box::pin(tokio::time::sleep(after)),
             }),
             failure: None,
+            // NB: a handle may have queued before the driver's first poll.
+            queued: Queued::Both,
             config,
         };
         (peer, driver)
@@ -482,48 +525,50 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        // NB: a source that answered Pending has this task's waker: a later
-        // round of this same poll would find nothing new there, so it is not
-        // asked again (each ask costs atomics and a waker registration).
-        // Not across polls: a tokio channel's sender makes its message
-        // readable before it takes the waker to wake it, so that late
-        // wake-up can use up a registration made after the message was
-        // taken; it still polls the task, and every poll asks every source.
-        // Sources stopped by a bound instead (outbox room, `may_read`) are
-        // asked again, since a round may have lifted the bound.
-        let (mut control_idle, mut commands_idle, mut input_idle) = (false, false, false);
+        // NB: a transport that answered Pending has this task's waker: a
+        // later round of this same poll would find nothing new there, so it
+        // is not asked again (each ask costs atomics and a waker
+        // registration). Not across polls: every poll asks it again. One
+        // stopped by a bound instead (`may_read`) is asked again, since a
+        // round may have lifted the bound.
+        let mut input_idle = false;
         loop {
             let mut progress = false;
 
+            // NB: the two queues of the `Peer` handles are looked into only
+            // after their doorbell rang, and then until each is empty (see
+            // `Doorbell`). A queue left unfinished (commands held back by
+            // the outbox's bound, or by closing) stays marked for the next
+            // round, rung or not.
+            if this.channels.doorbell.answer(cx) {
+                this.queued = Queued::Both;
+            }
             // NB: in this order: control first (a close or a caller that gave
             // up must get through a full command queue), then replies and
             // our own calls, so output is served before new input is read.
-            while !control_idle {
-                let Poll::Ready(Some(control)) = this.channels.control.poll_recv(cx) else {
-                    control_idle = true;
+            progress |= this.take_control(cx);
+            progress |= this.calls.poll(cx, &mut this.outgoing, &mut this.outbox);
+            // NB: a handler polled just now may have queued a notification:
+            // taken here, it leaves in this turn's write. The waker is
+            // registered already, so a look at the flag is enough.
+            if this.channels.doorbell.rang() {
+                this.queued = Queued::Both;
+                progress |= this.take_control(cx);
+            }
+            while this.queued == Queued::Commands
+                && this.outbox.has_room()
+                && !matches!(this.phase, Phase::Closing)
+            {
+                // NB: as tokio's channels did, each message spends the task's
+                // budget, so that a flood yields the thread to other tasks.
+                let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
                     break;
                 };
-                match control {
-                    Control::CallerGone(id) => {
-                        let open = matches!(this.phase, Phase::Open);
-                        let cancel_method = this.config.cancel_method.as_deref().filter(|_| open);
-                        if let Some(notice) = this.outgoing.caller_gone(id, cancel_method) {
-                            this.outbox.push(notice);
-                        }
-                    }
-                    Control::Close(frame) => {
-                        this.close_saying(frame.map(|frame| *frame));
-                        this.begin_shutdown();
-                    }
-                }
-                progress = true;
-            }
-            progress |= this.calls.poll(cx, &mut this.outgoing, &mut this.outbox);
-            while !commands_idle && this.outbox.has_room() && !matches!(this.phase, Phase::Closing)
-            {
-                match this.outgoing.poll_command(cx, &mut this.outbox) {
-                    Poll::Ready(()) => progress = true,
-                    Poll::Pending => commands_idle = true,
+                if this.outgoing.next_command(&mut this.outbox) {
+                    budget.made_progress();
+                    progress = true;
+                } else {
+                    this.queued = Queued::Nothing;
                 }
             }
             // NB: reading never waits on a handler: a frame is parsed and

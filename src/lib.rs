@@ -85,6 +85,7 @@ mod config;
 mod console;
 mod context;
 mod dispatch;
+mod doorbell;
 mod driver;
 mod envelope;
 mod error;

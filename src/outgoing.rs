@@ -1,7 +1,6 @@
 //! Our own calls to the peer: each request parked in the pending table and encoded into the outbox, each answer handed to its caller.
 
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -97,22 +96,19 @@ impl Outgoing {
         !self.pending.is_empty()
     }
 
-    /// Writes the oldest queued command into the outbox; `Pending` (with
-    /// the task's waker kept) when none is queued.
-    pub(crate) fn poll_command(
-        &mut self,
-        cx: &mut TaskContext<'_>,
-        outbox: &mut Outbox,
-    ) -> Poll<()> {
-        match self.commands.poll_recv(cx) {
-            Poll::Ready(Some(queued)) => {
+    /// Writes the oldest queued command into the outbox; `false` when none
+    /// is queued. The driver's waker is not left with the queue: the `Peer`
+    /// rings the driver's doorbell after queuing.
+    pub(crate) fn next_command(&mut self, outbox: &mut Outbox) -> bool {
+        match self.commands.try_recv() {
+            Ok(queued) => {
                 // Its share of the byte bound is given back here, when it is
                 // in the outbox (which has a bound of its own).
                 self.command(queued.command, outbox);
-                Poll::Ready(())
+                true
             }
-            // The driver holds a Peer itself, so `None` does not happen.
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+            // The driver holds a Peer itself, so the queue is not closed.
+            Err(_) => false,
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireErro
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::doorbell::Doorbell;
 use crate::error::Error;
 use crate::params::Params;
 use crate::pending::{Ending, Failure, ReplySender};
@@ -89,6 +90,8 @@ struct Shared {
     room: Arc<Semaphore>,
     max_bytes: u32,
     control: mpsc::UnboundedSender<Control>,
+    /// Rung after each message put in `commands` or `control`.
+    doorbell: Arc<Doorbell>,
     next_id: AtomicU64,
     timeout: Option<Duration>,
     done: CancellationToken,
@@ -153,8 +156,20 @@ pub struct Peer {
 /// (which [`Outgoing`](crate::outgoing::Outgoing) reads).
 pub(crate) struct PeerChannels {
     pub(crate) control: mpsc::UnboundedReceiver<Control>,
+    /// Rung by the handles when they queue a command or a control message.
+    pub(crate) doorbell: Arc<Doorbell>,
     done: CancellationToken,
     ended: Arc<OnceLock<Ending>>,
+}
+
+impl Shared {
+    /// Queues `control` for the driver; a closed queue means the driver is
+    /// gone, and what the message was about with it.
+    fn control(&self, control: Control) {
+        if self.control.send(control).is_ok() {
+            self.doorbell.ring();
+        }
+    }
 }
 
 impl PeerChannels {
@@ -185,12 +200,14 @@ impl Peer {
         let (control, control_rx) = mpsc::unbounded_channel();
         let done = CancellationToken::new();
         let ended = Arc::new(OnceLock::new());
+        let doorbell = Arc::new(Doorbell::default());
         let peer = Self {
             shared: Arc::new(Shared {
                 commands,
                 room: Arc::new(Semaphore::new(max_bytes as usize)),
                 max_bytes,
                 control,
+                doorbell: doorbell.clone(),
                 next_id: AtomicU64::new(1),
                 timeout,
                 done: done.clone(),
@@ -201,6 +218,7 @@ impl Peer {
         };
         let channels = PeerChannels {
             control: control_rx,
+            doorbell,
             done,
             ended,
         };
@@ -358,7 +376,7 @@ impl Peer {
         let mut guard = CancelOnDrop {
             ids: vec![id],
             waiting: rx,
-            control: &self.shared.control,
+            shared: &self.shared,
         };
         if self.shared.commands.is_closed() {
             guard.ids.clear();
@@ -444,7 +462,9 @@ impl Peer {
             .map_err(|err| match err {
                 mpsc::error::TrySendError::Full(_) => full(),
                 mpsc::error::TrySendError::Closed(_) => self.gone(method),
-            })
+            })?;
+        self.shared.doorbell.ring();
+        Ok(())
     }
 
     /// Sends every entry of `batch` as one JSON array and waits for all the
@@ -491,7 +511,7 @@ impl Peer {
         let mut guard = CancelOnDrop {
             ids: ids.clone(),
             waiting: waiting.into_iter().map(|(_, _, rx)| rx).collect::<Vec<_>>(),
-            control: &self.shared.control,
+            shared: &self.shared,
         };
         // One deadline for the whole batch, not one per entry in turn.
         let deadline = self
@@ -589,10 +609,7 @@ impl Peer {
         // NB: not through the command queue, which the driver stops reading
         // while the peer does not read our output: closing such a peer is
         // when this matters most. An error means the driver is gone already.
-        let _ = self
-            .shared
-            .control
-            .send(Control::Close(frame.map(Box::new)));
+        self.shared.control(Control::Close(frame.map(Box::new)));
         self.closed().await;
     }
 
@@ -665,7 +682,9 @@ impl Peer {
             .commands
             .send(Box::new(queued))
             .await
-            .map_err(|_| closed())
+            .map_err(|_| closed())?;
+        self.shared.doorbell.ring();
+        Ok(())
     }
 
     /// The error of a call that found the driver gone.
@@ -788,7 +807,7 @@ struct CancelOnDrop<'a, W: Waiting> {
     /// driver has not taken from its queue yet is then seen as abandoned
     /// when it is, and never sent.
     waiting: W,
-    control: &'a mpsc::UnboundedSender<Control>,
+    shared: &'a Shared,
 }
 
 impl<W: Waiting> Drop for CancelOnDrop<'_, W> {
@@ -796,7 +815,7 @@ impl<W: Waiting> Drop for CancelOnDrop<'_, W> {
         self.waiting.close();
         for id in self.ids.drain(..) {
             // A closed channel means the driver is gone and the call with it.
-            let _ = self.control.send(Control::CallerGone(id));
+            self.shared.control(Control::CallerGone(id));
         }
     }
 }

@@ -185,6 +185,37 @@ async fn queued_notifications_are_bounded_in_bytes() {
     assert!(accepted <= 64 + 2 + 3 + 2, "{accepted} accepted");
 }
 
+/// Notifications queued all at once, then held back in the command queue by
+/// the outbox's bound, all go out in order once the peer reads: the driver
+/// comes back to the queue when the outbox has room again, with no other
+/// notification queued since to wake it.
+#[tokio::test]
+async fn notifications_held_back_by_the_outbox_all_go_out_once_the_peer_reads() {
+    let (server, client) = memory_pair();
+    let config = Config::default().max_outbox_bytes(10_000);
+    let (peer, driver) = Driver::builder(server, Router::new())
+        .config(config)
+        .build();
+    tokio::spawn(driver);
+    let sent = 200;
+    for n in 0..sent {
+        // NB: `try_notify`, so that every one is queued before the driver
+        // has run: 64 fit in the memory transport, about 10 in the outbox.
+        peer.try_notify("push", [n.to_string().repeat(500)])
+            .expect("room in the command queue");
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_tx, mut rx) = client.split();
+    for n in 0..sent {
+        let frame = within("a notification", rx.next())
+            .await
+            .expect("open")
+            .expect("frame");
+        let message: Value = serde_json::from_str(&frame).expect("json");
+        assert_eq!(message["params"][0], n.to_string().repeat(500), "in order");
+    }
+}
+
 /// A memory transport stays usable to read replies after the bounds apply.
 #[tokio::test]
 async fn a_slow_reader_that_catches_up_gets_every_reply() {
