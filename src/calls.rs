@@ -328,7 +328,10 @@ impl<S: Send + Sync + 'static> Calls<S> {
         outbox: &mut Outbox,
     ) -> bool {
         let mut progress = self.poll_started(cx, outgoing, outbox);
-        while outbox.has_room() {
+        // NB: an empty set is not polled, which would register the task's
+        // waker there for nothing: a call that answers at once (most do)
+        // never enters it, and one pushed later is polled on the next round.
+        while outbox.has_room() && !self.running.is_empty() {
             match self.running.poll_next_unpin(cx) {
                 Poll::Ready(Some(done)) => {
                     self.finished(done, outgoing, outbox);
