@@ -351,6 +351,8 @@ where
     fn take_control(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let mut took = false;
         while self.queued == Queued::Both {
+            // NB: as tokio's channels did, each message spends the task's
+            // budget, so that a flood yields the thread to other tasks.
             let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
                 break;
             };
@@ -373,6 +375,28 @@ where
                     self.begin_shutdown();
                 }
             }
+        }
+        took
+    }
+
+    /// Writes the queued commands into the outbox while it has room and the
+    /// connection is not closing; whether there was one. The budget is
+    /// spent as in `take_control`.
+    fn take_commands(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let mut took = false;
+        while self.queued == Queued::Commands
+            && self.outbox.has_room()
+            && !matches!(self.phase, Phase::Closing)
+        {
+            let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
+                break;
+            };
+            if !self.outgoing.next_command(&mut self.outbox) {
+                self.queued = Queued::Nothing;
+                break;
+            }
+            budget.made_progress();
+            took = true;
         }
         took
     }
@@ -555,22 +579,7 @@ where
                 this.queued = Queued::Both;
                 progress |= this.take_control(cx);
             }
-            while this.queued == Queued::Commands
-                && this.outbox.has_room()
-                && !matches!(this.phase, Phase::Closing)
-            {
-                // NB: as tokio's channels did, each message spends the task's
-                // budget, so that a flood yields the thread to other tasks.
-                let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
-                    break;
-                };
-                if this.outgoing.next_command(&mut this.outbox) {
-                    budget.made_progress();
-                    progress = true;
-                } else {
-                    this.queued = Queued::Nothing;
-                }
-            }
+            progress |= this.take_commands(cx);
             // NB: reading never waits on a handler: a frame is parsed and
             // its calls queued, or started and polled once, right here; those
             // that answer at once leave in this turn's write call.
