@@ -13,12 +13,15 @@ use crate::builder::DriverBuilder;
 use crate::calls::Calls;
 use crate::config::Config;
 use crate::error::{Error, ErrorObject};
+use crate::handles::Handles;
+use crate::idle::Idle;
 use crate::message::{encode_response, Id, Version};
 use crate::outbox::Outbox;
 use crate::outgoing::{Outgoing, Sending};
-use crate::peer::{Control, Peer, PeerChannels};
+use crate::peer::{Control, Peer};
 use crate::router::Router;
 use crate::session::Session;
+use crate::stall::WriteStall;
 use crate::transport::{CloseFrame, CloseHooks};
 
 /// How long the answers to calls cut off by the drain deadline may take to
@@ -65,7 +68,8 @@ pub struct Driver<T, S = ()> {
     config: Config,
     /// The peer's calls to us.
     calls: Calls<S>,
-    channels: PeerChannels,
+    /// What our `Peer` handles queue for us.
+    handles: Handles,
     /// Our own calls to the peer.
     outgoing: Outgoing,
     outbox: Outbox,
@@ -73,24 +77,12 @@ pub struct Driver<T, S = ()> {
     /// Set when shutdown starts: bounds both the drain and the last flush,
     /// so a peer that stopped reading cannot hold the connection open.
     deadline: Option<Pin<Box<Sleep>>>,
-    /// Armed while the outbox is full: when it fires with nothing written
-    /// since, the peer is taken as not reading.
-    write_stall: Option<Pin<Box<Sleep>>>,
+    /// The write timeout, against a peer that stopped reading.
+    write_stall: WriteStall,
     /// With an idle timeout: fires when no message moved for that long.
     idle: Option<Idle>,
     /// Why the connection ended, when it was not a clean close.
     failure: Option<io::Error>,
-    /// Which of the handles' queues may hold something.
-    queued: Queued,
-}
-
-/// Which of the `Peer` handles' queues the driver has still to empty, since
-/// their doorbell last rang: control comes before commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Queued {
-    Both,
-    Commands,
-    Nothing,
 }
 
 impl<T, S, F> Driver<T, S>
@@ -329,38 +321,10 @@ where
         }
     }
 
-    /// Whether the outbox has been full, with nothing written, for the
-    /// write timeout; `moved` says whether this turn wrote a frame.
-    fn write_stalled(&mut self, moved: bool, cx: &mut TaskContext<'_>) -> bool {
-        if self.outbox.has_room() {
-            self.write_stall = None;
-            return false;
-        }
-        let deadline = Instant::now() + self.config.write_timeout;
-        match &mut self.write_stall {
-            None => self.write_stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            Some(stall) if moved => stall.as_mut().reset(deadline),
-            Some(_) => {}
-        }
-        self.write_stall
-            .as_mut()
-            .is_some_and(|stall| stall.as_mut().poll(cx).is_ready())
-    }
-
     /// Handles every control message queued; whether there was one.
     fn take_control(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let mut took = false;
-        while self.queued == Queued::Both {
-            // NB: as tokio's channels did, each message spends the task's
-            // budget, so that a flood yields the thread to other tasks.
-            let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
-                break;
-            };
-            let Ok(control) = self.channels.control.try_recv() else {
-                self.queued = Queued::Commands;
-                break;
-            };
-            budget.made_progress();
+        while let Some(control) = self.handles.next_control(cx) {
             took = true;
             match control {
                 Control::CallerGone(id) => {
@@ -380,62 +344,29 @@ where
     }
 
     /// Writes the queued commands into the outbox while it has room and the
-    /// connection is not closing; whether there was one. The budget is
-    /// spent as in `take_control`.
+    /// connection is not closing; whether there was one.
     fn take_commands(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let mut took = false;
-        while self.queued == Queued::Commands
-            && self.outbox.has_room()
+        while self.outbox.has_room()
             && !matches!(self.phase, Phase::Closing)
+            && self
+                .handles
+                .next_command(cx, &mut self.outgoing, &mut self.outbox)
         {
-            let Poll::Ready(budget) = tokio::task::coop::poll_proceed(cx) else {
-                break;
-            };
-            if !self.outgoing.next_command(&mut self.outbox) {
-                self.queued = Queued::Nothing;
-                break;
-            }
-            budget.made_progress();
             took = true;
         }
         took
     }
 
-    /// Whether the connection has been idle for the idle timeout: nothing
-    /// moved either way and nothing in flight. `active` says whether a
-    /// message was read or written in this turn.
+    /// Whether the connection has been idle for the idle timeout, if it has
+    /// one; `active` says whether a message was read or written this turn.
     fn idled_out(&mut self, active: bool, cx: &mut TaskContext<'_>) -> bool {
         let Some(idle) = self.idle.as_mut() else {
             return false;
         };
-        if active {
-            // NB: only noted: the timer is moved on when it fires, since
-            // resetting it at every turn cost a tenth of a request.
-            idle.last = Instant::now();
-        }
-        // NB: polled on busy turns too, since no other round may follow
-        // one: a sleep that was never polled, or that fired during a busy
-        // turn (its wake-up spent), would wake nobody once the peer falls
-        // quiet. And polled for real, not skipped while it seems to hold
-        // this task's waker: a poll may answer `Pending` having registered
-        // nothing (tokio's, with the task's budget spent or in a task
-        // dump), and then only a real poll sets it going again.
-        if idle.sleep.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        let now = Instant::now();
-        let busy = !self.calls.is_idle() || self.outgoing.is_waiting() || !self.outbox.is_settled();
-        // NB: a long call is no idleness: look again a period later.
-        let since = if busy { now } else { idle.last };
-        let Some(due) = since.checked_add(idle.after) else {
-            return false;
-        };
-        if due <= now {
-            return true;
-        }
-        idle.sleep.as_mut().reset(due);
-        let _ = idle.sleep.as_mut().poll(cx);
-        false
+        let (calls, outgoing, outbox) = (&self.calls, &self.outgoing, &self.outbox);
+        let busy = || !calls.is_idle() || outgoing.is_waiting() || !outbox.is_settled();
+        idle.expired(active, busy, cx)
     }
 
     /// Moves the shutdown along; `Ready` when the driver is done.
@@ -515,7 +446,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             transport,
             close_frames,
             calls: Calls::new(router, peer.clone(), session, &config),
-            channels,
+            handles: Handles::new(channels),
             outgoing: Outgoing::new(commands, config.version, config.max_incoming_bytes),
             outbox: Outbox::new(
                 config.max_outbox,
@@ -524,15 +455,9 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             ),
             phase: Phase::Open,
             deadline: None,
-            write_stall: None,
-            idle: config.idle_timeout.map(|after| Idle {
-                after,
-                last: Instant::now(),
-                sleep: Box::pin(tokio::time::sleep(after)),
-            }),
+            write_stall: WriteStall::default(),
+            idle: config.idle_timeout.map(Idle::new),
             failure: None,
-            // NB: a handle may have queued before the driver's first poll.
-            queued: Queued::Both,
             config,
         };
         (peer, driver)
@@ -561,12 +486,8 @@ where
 
             // NB: the two queues of the `Peer` handles are looked into only
             // after their doorbell rang, and then until each is empty (see
-            // `Doorbell`). A queue left unfinished (commands held back by
-            // the outbox's bound, or by closing) stays marked for the next
-            // round, rung or not.
-            if this.channels.doorbell.answer(cx) {
-                this.queued = Queued::Both;
-            }
+            // `Handles`).
+            this.handles.answer(cx);
             // NB: in this order: control first (a close or a caller that gave
             // up must get through a full command queue), then replies and
             // our own calls, so output is served before new input is read.
@@ -575,8 +496,7 @@ where
             // NB: a handler polled just now may have queued a notification:
             // taken here, it leaves in this turn's write. The waker is
             // registered already, so a look at the flag is enough.
-            if this.channels.doorbell.rang() {
-                this.queued = Queued::Both;
+            if this.handles.look_again() {
                 progress |= this.take_control(cx);
             }
             progress |= this.take_commands(cx);
@@ -623,7 +543,11 @@ where
             // NB: a peer that stops reading must not hold the connection,
             // its handlers and its outbox forever: once nothing has moved
             // for the write timeout, it is cut off without a drain.
-            if this.write_stalled(moved, cx) {
+            let full = !this.outbox.has_room();
+            if this
+                .write_stall
+                .stalled(full, moved, this.config.write_timeout, cx)
+            {
                 let err = io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
@@ -640,7 +564,7 @@ where
                 return Poll::Ready(Err(Error::Transport(err)));
             }
             if matches!(this.phase, Phase::Open) && this.idled_out(read || moved, cx) {
-                let after = this.config.idle_timeout.unwrap_or_default();
+                let after = this.idle.as_ref().map(Idle::after).unwrap_or_default();
                 tracing::debug!("closing a connection idle for {after:?}");
                 this.outgoing.close_reason = Some(format!("idle for {after:?}").into());
                 this.begin_shutdown();
@@ -661,18 +585,9 @@ where
     }
 }
 
-/// The idle timeout's clock.
-struct Idle {
-    after: std::time::Duration,
-    /// When a message last moved (or the driver was made).
-    last: Instant,
-    /// Fires at `last + after`, or later: moved on only when it fires.
-    sleep: Pin<Box<Sleep>>,
-}
-
 impl<T, S> Driver<T, S> {
     fn finish(&mut self) {
-        self.channels.end(self.outgoing.ending());
+        self.handles.end(self.outgoing.ending());
     }
 }
 
@@ -681,6 +596,6 @@ impl<T, S> Drop for Driver<T, S> {
         // Whatever way the driver ends (completed, dropped, its task
         // aborted), nobody may wait on it forever.
         self.outgoing.fail_all();
-        self.channels.end(self.outgoing.ending());
+        self.handles.end(self.outgoing.ending());
     }
 }

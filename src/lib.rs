@@ -93,9 +93,11 @@ mod excerpt;
 mod fields;
 pub mod group;
 mod handler;
+mod handles;
 #[cfg(feature = "ws")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ws")))]
 pub mod http;
+mod idle;
 pub mod introspection;
 #[cfg(any(feature = "time", feature = "xmlrpc"))]
 mod iso8601;
@@ -124,6 +126,7 @@ mod scheduler;
 #[cfg(feature = "schemars")]
 mod schema;
 mod session;
+mod stall;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

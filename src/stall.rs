@@ -1,0 +1,44 @@
+//! `WriteStall`: the write timeout, by which a peer that stopped reading is cut off.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context as TaskContext;
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+/// A timer armed while the outbox is full, and moved on whenever a frame
+/// is written: when it fires, the peer is taken as not reading.
+#[derive(Default)]
+pub(crate) struct WriteStall {
+    /// Boxed and made only when the outbox first fills: most connections
+    /// never arm it, and an idle one should not carry a timer's size.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteStall {
+    /// Whether the outbox has been full, with nothing written, for
+    /// `timeout`. `full` says whether it is full now, `moved` whether this
+    /// turn wrote a frame.
+    pub(crate) fn stalled(
+        &mut self,
+        full: bool,
+        moved: bool,
+        timeout: Duration,
+        cx: &mut TaskContext<'_>,
+    ) -> bool {
+        if !full {
+            self.sleep = None;
+            return false;
+        }
+        let deadline = Instant::now() + timeout;
+        match &mut self.sleep {
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            Some(sleep) if moved => sleep.as_mut().reset(deadline),
+            Some(_) => {}
+        }
+        self.sleep
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+}
