@@ -75,7 +75,8 @@ impl Handles {
 
     /// Writes the next queued command of ours into the outbox, once the
     /// control queue is empty and while the budget lasts; whether there
-    /// was one. The caller says whether the outbox may take it.
+    /// was one. It does not look at the outbox's room: call it only while
+    /// the outbox has some.
     pub(crate) fn next_command(
         &mut self,
         cx: &mut TaskContext<'_>,

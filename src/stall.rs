@@ -11,8 +11,9 @@ use tokio::time::{Instant, Sleep};
 /// is written: when it fires, the peer is taken as not reading.
 #[derive(Default)]
 pub(crate) struct WriteStall {
-    /// Boxed and made only when the outbox first fills: most connections
-    /// never arm it, and an idle one should not carry a timer's size.
+    /// Made each time the outbox fills, dropped once it has room again:
+    /// most connections never arm it, and an idle one should not carry a
+    /// timer's size.
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
