@@ -25,6 +25,10 @@ enum Queued {
     Nothing,
 }
 
+// NB: the methods a round calls are inlined into the driver's loop: most
+// rounds find the bell silent, and then each look is a test of `queued`
+// rather than a call (about 60 instructions of a request's 7,500 at one
+// request at a time, by callgrind).
 impl Handles {
     pub(crate) fn new(channels: PeerChannels) -> Self {
         Self {
@@ -37,6 +41,7 @@ impl Handles {
     /// Answers the doorbell at the start of a round: the task's waker is
     /// registered for the next ring, then a ring since the last look marks
     /// both queues.
+    #[inline(always)]
     pub(crate) fn answer(&mut self, cx: &mut TaskContext<'_>) {
         if self.channels.doorbell.answer(cx) {
             self.queued = Queued::Both;
@@ -46,6 +51,7 @@ impl Handles {
     /// Looks at the doorbell again later in the same round, once handlers
     /// have run: the waker is registered already, so the flag is enough.
     /// Whether it rang.
+    #[inline(always)]
     pub(crate) fn look_again(&mut self) -> bool {
         let rang = self.channels.doorbell.rang();
         if rang {
@@ -56,6 +62,7 @@ impl Handles {
 
     /// The next control message, while any is queued and the task's
     /// budget lasts.
+    #[inline(always)]
     pub(crate) fn next_control(&mut self, cx: &mut TaskContext<'_>) -> Option<Control> {
         if self.queued != Queued::Both {
             return None;
@@ -77,6 +84,7 @@ impl Handles {
     /// control queue is empty and while the budget lasts; whether there
     /// was one. It does not look at the outbox's room: call it only while
     /// the outbox has some.
+    #[inline(always)]
     pub(crate) fn next_command(
         &mut self,
         cx: &mut TaskContext<'_>,

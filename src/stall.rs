@@ -21,6 +21,10 @@ impl WriteStall {
     /// Whether the outbox has been full, with nothing written, for
     /// `timeout`. `full` says whether it is full now, `moved` whether this
     /// turn wrote a frame.
+    // NB: inlined, so that the common case, an outbox with room, costs the
+    // driver's every turn a test rather than a call (about 20 instructions
+    // of a request's 7,500 at one request at a time, by callgrind).
+    #[inline(always)]
     pub(crate) fn stalled(
         &mut self,
         full: bool,
@@ -32,6 +36,12 @@ impl WriteStall {
             self.sleep = None;
             return false;
         }
+        self.still_full(moved, timeout, cx)
+    }
+
+    /// The outbox is full: arms the timer, or moves it on if a frame was
+    /// written; whether it fired.
+    fn still_full(&mut self, moved: bool, timeout: Duration, cx: &mut TaskContext<'_>) -> bool {
         let deadline = Instant::now() + timeout;
         match &mut self.sleep {
             None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
