@@ -436,9 +436,14 @@ pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
             return Ok(p);
         }
         return serde_json::from_str::<P>("{}").map_err(|err| {
+            // NB: the `{}` is ours, not the caller's: "invalid type: map"
+            // would name something the caller never sent.
+            let detail = without_position(&err);
+            let detail = detail
+                .strip_prefix("invalid type: map, ")
+                .unwrap_or(&detail);
             ErrorObject::invalid_params(format!(
-                "`{method}` needs params ({})",
-                without_position(&err)
+                "`{method}` needs params, and the call has none ({detail})"
             ))
         });
     };
@@ -616,5 +621,32 @@ mod tests {
         assert!(ignored_any::<()>().is_none());
         assert!(ignored_any::<serde_json::Value>().is_none());
         assert!(ignored_any::<Option<IgnoredAny>>().is_none());
+    }
+
+    #[test]
+    fn absent_params_are_named_as_absent() {
+        let err = decode_params::<Vec<i64>>("sum", None).unwrap_err();
+        assert_eq!(err.code, ErrorObject::INVALID_PARAMS);
+        assert_eq!(
+            err.message,
+            "Invalid params: `sum` needs params, and the call has none (expected a sequence)"
+        );
+
+        #[derive(serde::Deserialize)]
+        struct Pair {
+            minuend: i64,
+        }
+        let err = decode_params::<Pair>("subtract", None).err();
+        assert_eq!(
+            err.map(|err| err.message).as_deref(),
+            Some(
+                "Invalid params: `subtract` needs params, and the call has none (missing field `minuend`)"
+            )
+        );
+        let raw = RawValue::from_string(r#"{"minuend":1}"#.to_owned()).unwrap();
+        let pair = decode_params::<Pair>("subtract", Some(&raw)).map(|pair| pair.minuend);
+        assert_eq!(pair.ok(), Some(1));
+        // Absent params still fit a handler that takes none.
+        assert!(decode_params::<Option<i64>>("ping", None).is_ok());
     }
 }
