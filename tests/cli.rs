@@ -1617,3 +1617,24 @@ async fn bench_idle_holds_connections_until_stdin_ends() {
         assert!(status.success(), "{url}: {status}");
     }
 }
+
+#[tokio::test]
+async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
+    // The message lists every scheme `call` takes, HTTP's included. No
+    // connection is tried: the URL is refused before.
+    let out = rpcpeer(&["call", "htp://127.0.0.1:9/", "sum", "1"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tcp://host:port") && stderr(&out).contains("http://host:port/path"),
+        "{}",
+        stderr(&out)
+    );
+    // A batch is `call`'s (it may mix calls and notifications): `notify`
+    // neither offers nor takes --batch.
+    let out = rpcpeer(&["notify", "--batch", "calls.json", "tcp://127.0.0.1:9"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--batch"), "{}", stderr(&out));
+    let help = rpcpeer(&["notify", "--help"]).await;
+    assert!(help.status.success(), "{}", stderr(&help));
+    assert!(!stdout(&help).contains("--batch"), "{}", stdout(&help));
+}

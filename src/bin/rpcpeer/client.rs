@@ -74,7 +74,8 @@ fn parse_url(url: &str) -> Result<Target, Failure> {
         ));
     }
     Err(bad(
-        "use tcp://host:port, unix:/path, ws://host:port/path or wss://host:port/path",
+        "use tcp://host:port, unix:/path, ws://host:port/path or wss://host:port/path \
+         (`call` and `notify` also take http://host:port/path and https://…)",
     ))
 }
 
@@ -391,11 +392,6 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
 
 /// `rpcpeer notify`: one notification, flushed before we hang up.
 pub(crate) async fn notify(args: CallArgs) -> Result<(), Failure> {
-    if args.batch.is_some() {
-        return Err(Failure::Usage(
-            "--batch is for `call` (a batch may mix calls and notifications)".into(),
-        ));
-    }
     let (url, method, words) = split_call_args(&args)?;
     let params = parse_params(words)?;
     if let Some(url) = url.filter(|url| http_client::is_http(url)) {

@@ -58,7 +58,7 @@ enum Command {
         override_usage = "rpcpeer notify [OPTIONS] <URL> <METHOD> [PARAMS]...\n       \
                           rpcpeer notify [OPTIONS] --exec <COMMAND> <METHOD> [PARAMS]..."
     )]
-    Notify(CallArgs),
+    Notify(NotifyArgs),
     /// Print every notification the peer sends, one JSON line each, until interrupted.
     #[command(override_usage = "rpcpeer listen [OPTIONS] <URL>\n       \
                           rpcpeer listen [OPTIONS] --exec <COMMAND>")]
@@ -117,6 +117,32 @@ struct CallArgs {
     /// object; values are JSON when they parse, else strings).
     #[arg(value_name = "ARGS", allow_negative_numbers = true)]
     args: Vec<String>,
+}
+
+/// Arguments of `notify`: `call`'s without `--batch`, since a batch may
+/// mix calls and notifications and so is `call`'s (its entries without an
+/// id are notifications).
+#[derive(Args)]
+struct NotifyArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// URL (tcp://host:port, unix:/path, ws://host:port/path, wss://…, or
+    /// http://host:port/path and https://…, one POST) unless --exec is
+    /// given, then METHOD, then PARAMS: one JSON array or object, JSON
+    /// values (sent as an array), or name=value pairs (sent as an object;
+    /// values are JSON when they parse, else strings).
+    #[arg(value_name = "ARGS", allow_negative_numbers = true)]
+    args: Vec<String>,
+}
+
+impl From<NotifyArgs> for CallArgs {
+    fn from(args: NotifyArgs) -> Self {
+        CallArgs {
+            connect: args.connect,
+            batch: None,
+            args: args.args,
+        }
+    }
 }
 
 /// Arguments of `listen`.
@@ -221,7 +247,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Call(args) => client::call(args).await,
-            Command::Notify(args) => client::notify(args).await,
+            Command::Notify(args) => client::notify(args.into()).await,
             Command::Listen(args) => client::listen(args).await,
             Command::Shell(args) => shell::run(args).await,
             Command::Bench(args) => bench::run(args).await,
