@@ -214,24 +214,32 @@ pub async fn respond<S: Send + Sync + 'static>(
 ) -> Response<String> {
     let origin = options.allowed_origin(&req);
     let authenticated = match *req.method() {
-        Method::POST | Method::GET => authenticate(router, req.headers(), None, session).await,
+        Method::POST | Method::GET | Method::HEAD => {
+            authenticate(router, req.headers(), None, session).await
+        }
         _ => Ok(()),
     };
     let mut response = match authenticated {
         Err(refused) => refused,
         Ok(()) => match *req.method() {
             Method::POST => post(router, &req, session, options).await,
-            Method::GET => get(router, &req, session, options).await,
+            // NB: HEAD is GET without the content (RFC 9110 §9.3.2), which
+            // hyper leaves out of the answer to a HEAD request.
+            Method::GET | Method::HEAD => get(router, &req, session, options).await,
             Method::OPTIONS if req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) => {
-                preflight(&req, origin.is_some())
+                preflight(router, &req, origin.is_some())
             }
-            _ => with_allow(error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorObject::invalid_request(format!(
-                    "HTTP {} is not supported: POST a JSON-RPC request, or GET /<method>?<params> for a safe method",
-                    req.method()
-                )),
-            )),
+            _ => with_allow(
+                router,
+                &req,
+                error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ErrorObject::invalid_request(format!(
+                        "HTTP {} is not supported: POST a JSON-RPC request, or GET /<method>?<params> for a safe method",
+                        req.method()
+                    )),
+                ),
+            ),
         },
     };
     let headers = response.headers_mut();
@@ -315,7 +323,11 @@ fn refusal(status: StatusCode, err: ErrorObject) -> Response<String> {
 
 /// A CORS preflight: allowed only for configured origins, and only for the
 /// HTTP methods and header a JSON-RPC call needs.
-fn preflight(req: &Request<String>, allowed: bool) -> Response<String> {
+fn preflight<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    req: &Request<String>,
+    allowed: bool,
+) -> Response<String> {
     let origin = req
         .headers()
         .get(header::ORIGIN)
@@ -331,10 +343,14 @@ fn preflight(req: &Request<String>, allowed: bool) -> Response<String> {
     }
     let method = req.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD);
     if !method.is_some_and(|m| m == "POST" || m == "GET") {
-        return with_allow(error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorObject::invalid_request("only POST and GET may be called cross-origin"),
-        ));
+        return with_allow(
+            router,
+            req,
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorObject::invalid_request("only POST and GET may be called cross-origin"),
+            ),
+        );
     }
     let mut response = Response::new(String::new());
     *response.status_mut() = StatusCode::NO_CONTENT;
@@ -409,24 +425,32 @@ async fn get<S: Send + Sync + 'static>(
     let path = req.uri().path().trim_start_matches('/');
     let name = rpcpeer_ws::target::percent_decode(path);
     let Some(info) = router.method_info(&name) else {
-        return with_allow(if name.is_empty() {
-            error_response(
+        return with_allow(
+            router,
+            req,
+            if name.is_empty() {
+                error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 ErrorObject::invalid_request(
                     "POST a JSON-RPC request to this URL, or GET /<method>?<params> for a safe method",
                 ),
             )
-        } else {
-            error_response(StatusCode::NOT_FOUND, ErrorObject::method_not_found(&name))
-        });
+            } else {
+                error_response(StatusCode::NOT_FOUND, ErrorObject::method_not_found(&name))
+            },
+        );
     };
     if !info.is_safe() {
-        return with_allow(error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            ErrorObject::invalid_request(format!(
-                "`{name}` is not marked safe for GET: call it with POST"
-            )),
-        ));
+        return with_allow(
+            router,
+            req,
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorObject::invalid_request(format!(
+                    "`{name}` is not marked safe for GET: call it with POST"
+                )),
+            ),
+        );
     }
     let query = req.uri().query().unwrap_or_default();
     let (params, callback) = query_params(rpcpeer_ws::target::query_pairs(query));
@@ -532,10 +556,21 @@ fn error_response(status: StatusCode, err: ErrorObject) -> Response<String> {
     json_response(status, encode_response(Version::V2, &Id::null(), Err(&err)))
 }
 
-fn with_allow(mut response: Response<String>) -> Response<String> {
+/// `response` with the methods the request's path answers to, which a 405
+/// must list (RFC 9110 §15.5.6): POST at every path; GET, and HEAD with it,
+/// only at the path of a method marked safe.
+fn with_allow<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    req: &Request<String>,
+    mut response: Response<String>,
+) -> Response<String> {
+    let path = req.uri().path().trim_start_matches('/');
+    let name = rpcpeer_ws::target::percent_decode(path);
+    let safe = router.method_info(&name).is_some_and(|info| info.is_safe());
+    let allow = if safe { "GET, HEAD, POST" } else { "POST" };
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

@@ -658,6 +658,28 @@ async fn http(
     (status, kind, body.to_owned())
 }
 
+/// A bodiless HTTP/1.1 request: the status, the head (its header names
+/// lowercased, each line ending in CRLF) and the body.
+async fn http_head(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    within("HTTP reply", tcp.read_to_string(&mut raw))
+        .await
+        .unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let head = head
+        .split("\r\n")
+        .map(|line| match line.split_once(": ") {
+            Some((name, value)) => format!("{}: {value}\r\n", name.to_ascii_lowercase()),
+            None => format!("{line}\r\n"),
+        })
+        .collect();
+    (status, head, body.to_owned())
+}
+
 #[tokio::test]
 async fn http_post_answers_single_calls_batches_and_notifications() {
     let addr = ws_server(WsServer::new(common::spec_router())).await;
@@ -738,6 +760,30 @@ async fn http_get_calls_safe_methods_only() {
     assert!(body.contains("POST"), "{body}");
     let (status, _, _) = http(addr, "GET", "/nope", None, "").await;
     assert_eq!(status, 404);
+
+    // A 405 lists what its path takes (RFC 9110 §15.5.6): POST anywhere,
+    // GET and HEAD at a safe method's path only.
+    for (method, path, allow) in [
+        ("GET", "/subtract?minuend=1&subtrahend=2", "POST"),
+        ("GET", "/", "POST"),
+        ("PUT", "/subtract", "POST"),
+        ("PUT", "/echo", "GET, HEAD, POST"),
+    ] {
+        let (status, head, _) = http_head(addr, method, path).await;
+        assert_eq!(status, 405, "{method} {path}: {head}");
+        assert!(
+            head.contains(&format!("\r\nallow: {allow}\r\n")),
+            "{method} {path}: {head}"
+        );
+    }
+    // HEAD is served wherever GET is, without the content (§9.3.2).
+    let (status, head, body) = http_head(addr, "HEAD", "/echo?value=1").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: application/json\r\n"),
+        "{head}"
+    );
+    assert_eq!(body, "", "{head}");
 
     let (status, kind, body) = http(addr, "GET", "/echo?value=1&callback=show", None, "").await;
     assert_eq!((status, kind.as_str()), (200, "application/javascript"));
