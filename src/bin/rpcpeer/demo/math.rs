@@ -17,11 +17,11 @@ pub(super) fn register(router: &mut Router<Demo>) {
         .method_with_schema("subtract", |p: Subtract| async move {
             subtract(&p.minuend, &p.subtrahend)
         })
-        .doc("Subtracts subtrahend from minuend; params by position or by name. Integers give an integer.")
+        .doc("Subtracts subtrahend from minuend; params by position or by name. Integers give an integer while it fits 64 bits, a float past them.")
         .safe();
     router
         .method_with_schema("sum", |Numbers(ns): Numbers| async move { sum(&ns) })
-        .doc("Adds up any number of numbers given by position; `[]` gives 0. Integers give an integer.")
+        .doc("Adds up any number of numbers given by position; `[]` gives 0. Integers give an integer while it fits 64 bits, a float past them.")
         .safe();
     router
         .method_with_schema("get_data", || async { Ok::<_, ErrorObject>(("hello", 5)) })
