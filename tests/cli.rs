@@ -1638,3 +1638,23 @@ async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
     assert!(help.status.success(), "{}", stderr(&help));
     assert!(!stdout(&help).contains("--batch"), "{}", stdout(&help));
 }
+
+#[tokio::test]
+async fn serve_on_a_taken_port_is_a_network_failure_and_a_bad_address_a_usage_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    let out = rpcpeer(&["serve", "--tcp", &addr, "--ws", "127.0.0.1:0"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on tcp://{addr}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = rpcpeer(&["serve", "--tcp", "127.0.0.1:0", "--ws", "not an address"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot listen on ws://"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -146,13 +146,24 @@ struct Shared {
 pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let mut signals = crate::StopSignals::watch();
     let idle_timeout = Some(args.idle_timeout).filter(|limit| !limit.is_zero());
+    // NB: a port that is taken, or an address not of this machine, is
+    // the network's answer (exit 3), as for `bridge`; only an address that
+    // does not parse is the user's mistake (exit 2).
+    let cannot_listen = |url: String, err: std::io::Error| {
+        let why = format!("cannot listen on {url}: {err}");
+        if err.kind() == std::io::ErrorKind::InvalidInput {
+            Failure::Usage(why)
+        } else {
+            Failure::Connection(why)
+        }
+    };
     let tcp = TcpListener::bind(&args.tcp, args.framing)
         .await
-        .map_err(|err| Failure::Usage(format!("cannot listen on tcp://{}: {err}", args.tcp)))?
+        .map_err(|err| cannot_listen(format!("tcp://{}", args.tcp), err))?
         .with_max_connections(args.max_connections);
     let ws = tokio::net::TcpListener::bind(&args.ws)
         .await
-        .map_err(|err| Failure::Usage(format!("cannot listen on ws://{}/: {err}", args.ws)))?;
+        .map_err(|err| cannot_listen(format!("ws://{}/", args.ws), err))?;
     let local = |addr: std::io::Result<SocketAddr>| {
         addr.map_err(|err| Failure::Usage(format!("cannot read a listener's address: {err}")))
     };
