@@ -626,43 +626,11 @@ async fn an_idle_websocket_peer_is_closed_but_not_one_waiting_on_a_long_call() {
     assert_eq!(slept, 600);
 }
 
-/// One HTTP/1.1 exchange on a fresh connection: (status, content type, body).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: &str,
-) -> (u16, String, String) {
+/// Sends `request` on a fresh connection and reads the reply to its end:
+/// (status, head, body), the head with its header names lowercased and
+/// each of its lines ending in CRLF.
+async fn exchange(addr: SocketAddr, request: String) -> (u16, String, String) {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(kind) = content_type {
-        request += &format!("Content-Type: {kind}\r\n");
-    }
-    request += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    within("HTTP reply", tcp.read_to_string(&mut raw))
-        .await
-        .unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let kind = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    (status, kind, body.to_owned())
-}
-
-/// A bodiless HTTP/1.1 request: the status, the head (its header names
-/// lowercased, each line ending in CRLF) and the body.
-async fn http_head(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut raw = String::new();
     within("HTTP reply", tcp.read_to_string(&mut raw))
@@ -678,6 +646,36 @@ async fn http_head(addr: SocketAddr, method: &str, path: &str) -> (u16, String, 
         })
         .collect();
     (status, head, body.to_owned())
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: (status, content type, body).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(kind) = content_type {
+        request += &format!("Content-Type: {kind}\r\n");
+    }
+    request += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
+    let (status, head, body) = exchange(addr, request).await;
+    let kind = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-type: ")
+                .map(str::to_ascii_lowercase)
+        })
+        .unwrap_or_default();
+    (status, kind, body)
+}
+
+/// A request without a body: (status, head, body) as [`exchange`] gives them.
+async fn http_head(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    exchange(addr, request).await
 }
 
 #[tokio::test]
