@@ -1,7 +1,11 @@
 //! `DriverBuilder`: the one way to build a [`Driver`] with more than a transport and a router.
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::driver::Driver;
+use crate::error::ErrorObject;
+use crate::outgoing::NullIdHook;
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
@@ -38,6 +42,7 @@ pub struct DriverBuilder<T, S = ()> {
     config: Config,
     session: Option<Session>,
     close_frames: Option<CloseHooks<T>>,
+    null_id_hook: Option<NullIdHook>,
 }
 
 // No bound on the transport here: `Driver::builder` has them.
@@ -49,6 +54,7 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
             config: Config::default(),
             session: None,
             close_frames: None,
+            null_id_hook: None,
         }
     }
 
@@ -66,6 +72,46 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
         self
     }
 
+    /// Calls `hook` with every error the peer sends whose id is null.
+    ///
+    /// That is a peer's word that it could not read a message of ours
+    /// (JSON-RPC 2.0 §5: a parse error or an invalid request, whose id it
+    /// could not find), and no pending call can be matched to it: the
+    /// message might have been any call or notification in flight. So no
+    /// call fails of it (one whose frame was longer than a size limit the
+    /// error names excepted), and without a hook it is only logged. A
+    /// program that knows which message it was, such as one that sent a
+    /// single request, can fail that request at once rather than wait for
+    /// its timeout.
+    ///
+    /// The hook runs on the driver's task, between messages: keep it short
+    /// (send what it is given on a channel).
+    ///
+    /// ```
+    /// use futures::SinkExt;
+    /// use rpcpeer::{transport::memory_pair, Driver, Router};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ours, mut theirs) = memory_pair();
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let (_peer, driver) = Driver::builder(ours, Router::new())
+    ///     .on_null_id_error(move |err| {
+    ///         let _ = tx.send(err.clone());
+    ///     })
+    ///     .build();
+    /// tokio::spawn(driver);
+    /// // What a server answers to a message it cannot parse.
+    /// let text = r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#;
+    /// theirs.send(text.to_owned()).await.unwrap();
+    /// assert_eq!(rx.recv().await.unwrap().code, -32700);
+    /// # }
+    /// ```
+    pub fn on_null_id_error(mut self, hook: impl Fn(&ErrorObject) + Send + Sync + 'static) -> Self {
+        self.null_id_hook = Some(Arc::new(hook));
+        self
+    }
+
     /// The driver and the [`Peer`] handle that calls the other side.
     pub fn build(self) -> (Peer, Driver<T, S>) {
         Driver::from_parts(
@@ -74,6 +120,7 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
             self.config,
             self.session.unwrap_or_default(),
             self.close_frames,
+            self.null_id_hook,
         )
     }
 }

@@ -17,7 +17,7 @@ use crate::handles::Handles;
 use crate::idle::Idle;
 use crate::message::{encode_response, Id, Version};
 use crate::outbox::Outbox;
-use crate::outgoing::{Outgoing, Sending};
+use crate::outgoing::{NullIdHook, Outgoing, Sending};
 use crate::peer::{Control, Peer};
 use crate::router::Router;
 use crate::session::Session;
@@ -436,6 +436,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
         config: Config,
         session: Session,
         close_frames: Option<CloseHooks<T>>,
+        null_id_hook: Option<NullIdHook>,
     ) -> (Peer, Self) {
         let (peer, channels, commands) = Peer::new(
             config.command_queue,
@@ -447,7 +448,12 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             close_frames,
             calls: Calls::new(router, peer.clone(), session, &config),
             handles: Handles::new(channels),
-            outgoing: Outgoing::new(commands, config.version, config.max_incoming_bytes),
+            outgoing: Outgoing::new(
+                commands,
+                config.version,
+                config.max_incoming_bytes,
+                null_id_hook,
+            ),
             outbox: Outbox::new(
                 config.max_outbox,
                 config.max_outbox_bytes,

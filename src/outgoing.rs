@@ -54,7 +54,13 @@ pub(crate) struct Outgoing {
     /// The highest id written so far: a reply to an id at or below it that
     /// is no longer pending answers a call we gave up (timed out, dropped).
     sent_up_to: u64,
+    /// Told of every error the peer sends with a null id (see
+    /// [`DriverBuilder::on_null_id_error`](crate::DriverBuilder::on_null_id_error)).
+    null_id_hook: Option<NullIdHook>,
 }
+
+/// What [`DriverBuilder::on_null_id_error`](crate::DriverBuilder::on_null_id_error) was given.
+pub(crate) type NullIdHook = Arc<dyn Fn(&ErrorObject) + Send + Sync>;
 
 /// Why our calls fail when the driver stopped reading without a reason of
 /// its own: only the peer's end of stream stops it so.
@@ -70,8 +76,10 @@ impl Outgoing {
         commands: mpsc::Receiver<Box<Queued>>,
         configured: Option<Version>,
         report_budget: usize,
+        null_id_hook: Option<NullIdHook>,
     ) -> Self {
         Self {
+            null_id_hook,
             report_budget,
             commands,
             sending: Sending::Everything,
@@ -244,9 +252,18 @@ impl Outgoing {
                 if let Some(limit) = size_limit_named(&err.message) {
                     self.pending.fail_longer_than(limit, &err);
                 }
-                let err = excerpt_of(&err);
                 static UNREADABLE: LogLimit = LogLimit::new();
-                match UNREADABLE.allow() {
+                // With a hook, the program is told and says what it
+                // means to its user: the log need not say it too.
+                let warn = match &self.null_id_hook {
+                    Some(hook) => {
+                        hook(&err);
+                        None
+                    }
+                    None => UNREADABLE.allow(),
+                };
+                let err = excerpt_of(&err);
+                match warn {
                     Some(more) => {
                         tracing::warn!("the peer could not read one of our messages: {err}{more}")
                     }

@@ -1003,6 +1003,58 @@ async fn call_with_a_batch_file_prints_each_answer() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A peer that answers every message it reads with `error` under a null
+/// id, as a server does with a message it cannot parse (JSON-RPC 2.0 §5),
+/// and keeps the connection open; its URL.
+async fn null_id_refuser(error: Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+    let reply = json!({"jsonrpc": "2.0", "error": error, "id": null}).to_string();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut io = rpcpeer::stream::framed(socket, Framing::Newline, 1 << 20);
+                while let Some(Ok(_)) = io.next().await {
+                    if io.send(reply.clone()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn call_fails_at_once_with_the_error_a_peer_sends_under_a_null_id() {
+    // Its one message is the only one that error can answer: `call` must
+    // not wait out its timeout (then exit 3, "no reply") for an answer that
+    // will never come.
+    let url = null_id_refuser(json!({"code": -32700, "message": "Parse error"})).await;
+    let out = rpcpeer(&["call", &url, "echo", "hi", "--timeout", "25"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim(), "error -32700: Parse error");
+    assert_eq!(stdout(&out), "");
+
+    let url = null_id_refuser(json!({"code": -32600, "message": "Invalid Request"})).await;
+    let dir = std::env::temp_dir().join(format!("rpcpeer-cli-null-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("batch.json");
+    std::fs::write(
+        &file,
+        r#"[{"method":"echo","params":["a"],"id":1},{"method":"echo","params":["b"],"id":2}]"#,
+    )
+    .expect("write batch");
+    let path = file.to_string_lossy().into_owned();
+    let out = rpcpeer(&["call", "--batch", &path, &url, "--timeout", "25"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim(), "error -32600: Invalid Request");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Reads lines until one contains `what`.
 async fn wait_for_line<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>, what: &str) -> String {
     loop {

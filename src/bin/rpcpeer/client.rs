@@ -11,7 +11,7 @@ use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Params, Peer, 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::process::Child;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::http_client;
@@ -154,6 +154,9 @@ pub(crate) struct Connection {
     pub(crate) label: String,
     driver: JoinHandle<Result<(), Error>>,
     child: Option<Child>,
+    /// For a connection that sends one message: the last error the peer
+    /// sent with a null id, its word that it could not read a message of ours.
+    null_id_errors: Option<watch::Receiver<Option<ErrorObject>>>,
 }
 
 /// Connects to the peer `args` and `url` name; our side serves `router`
@@ -162,6 +165,21 @@ pub(crate) async fn connect<S: Send + Sync + 'static>(
     args: &ConnectArgs,
     url: Option<&str>,
     router: Router<S>,
+) -> Result<Connection, Failure> {
+    open_connection(args, url, router, false).await
+}
+
+/// Connects to send a single message, a request or a batch: see
+/// [`Connection::only_message`].
+async fn connect_for_one(args: &ConnectArgs, url: Option<&str>) -> Result<Connection, Failure> {
+    open_connection(args, url, Router::new(), true).await
+}
+
+async fn open_connection<S: Send + Sync + 'static>(
+    args: &ConnectArgs,
+    url: Option<&str>,
+    router: Router<S>,
+    one_message: bool,
 ) -> Result<Connection, Failure> {
     let target = Target::new(url, args.exec.as_deref())?;
     let label = match (&target, url) {
@@ -187,12 +205,24 @@ pub(crate) async fn connect<S: Send + Sync + 'static>(
         }
     })?;
     let config = Config::default().request_timeout(args.timeout());
-    let (peer, driver) = Driver::builder(transport, router).config(config).build();
+    let mut builder = Driver::builder(transport, router).config(config);
+    let mut null_id_errors = None;
+    if one_message {
+        // NB: a watch, not a queue: it keeps the last only, so a peer that
+        // sends nothing but these cannot grow it.
+        let (refused, seen) = watch::channel(None);
+        builder = builder.on_null_id_error(move |err| {
+            refused.send_replace(Some(err.clone()));
+        });
+        null_id_errors = Some(seen);
+    }
+    let (peer, driver) = builder.build();
     Ok(Connection {
         peer,
         label,
         driver: tokio::spawn(driver),
         child,
+        null_id_errors,
     })
 }
 
@@ -251,6 +281,31 @@ impl Connection {
             {
                 let _ = child.kill().await;
             }
+        }
+    }
+
+    /// `call`'s outcome, where `call` is the only message this connection
+    /// sent: then an error the peer sends with a null id can only answer
+    /// it, and fails it at once rather than at the timeout.
+    pub(crate) async fn only_message<T>(
+        &self,
+        method: &str,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(mut refused) = self.null_id_errors.clone() else {
+            return call.await;
+        };
+        tokio::select! {
+            biased;
+            outcome = call => outcome,
+            // The sender lives as long as the driver; once it is gone,
+            // `call` ends too, and this branch is never taken.
+            Ok(Some(source)) = async {
+                refused.wait_for(Option::is_some).await.map(|seen| seen.clone())
+            } => Err(Error::Remote {
+                method: method.to_owned(),
+                source,
+            }),
         }
     }
 
@@ -380,8 +435,9 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
     if let Some(url) = url.filter(|url| http_client::is_http(url)) {
         return http_call(url, &args.connect, method, params).await;
     }
-    let conn = connect(&args.connect, url, Router::new()).await?;
-    match conn.peer.request::<Box<RawValue>>(method, params).await {
+    let conn = connect_for_one(&args.connect, url).await?;
+    let request = conn.peer.request::<Box<RawValue>>(method, params);
+    match conn.only_message(method, request).await {
         Ok(result) => {
             conn.close().await;
             print_stdout(&render(result.get(), Style::stdout()))
@@ -479,8 +535,8 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
             }
         }
     }
-    let conn = connect(&args.connect, url, Router::new()).await?;
-    let answers = match conn.peer.batch(batch).await {
+    let conn = connect_for_one(&args.connect, url).await?;
+    let answers = match conn.only_message("a batch", conn.peer.batch(batch)).await {
         Ok(answers) => answers,
         Err(err) => return Err(conn.fail(err).await),
     };
