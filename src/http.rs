@@ -370,6 +370,11 @@ fn preflight<S: Send + Sync + 'static>(
     response
 }
 
+/// In the extensions of a request whose body was not UTF-8, and so was
+/// left out: `POST` answers it with a parse error.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NotText(pub(crate) std::str::Utf8Error);
+
 /// Why a `POST` body is not taken as JSON: the media type it was sent as.
 fn not_json(req: &Request<String>) -> Option<String> {
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
@@ -393,9 +398,26 @@ async fn post<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
+    let not_text = req.extensions().get::<NotText>().map(|NotText(why)| {
+        let coded = req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .filter(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
+        let coded = match coded {
+            Some(coding) => format!(
+                "; it was sent with Content-Encoding: {}, which this server does not decode",
+                String::from_utf8_lossy(coding.as_bytes())
+            ),
+            None => String::new(),
+        };
+        format!("the body is not UTF-8 ({why}){coded}")
+    });
     #[cfg(feature = "xmlrpc")]
     if crate::xmlrpc::is_xml(req) {
-        return crate::xmlrpc::respond(router, req.body(), session, options).await;
+        return match not_text {
+            Some(why) => crate::xmlrpc::not_utf8(&why),
+            None => crate::xmlrpc::respond(router, req.body(), session, options).await,
+        };
     }
     if let Some(sent) = not_json(req) {
         return error_response(
@@ -405,6 +427,10 @@ async fn post<S: Send + Sync + 'static>(
                  (or application/json-rpc, application/jsonrequest); this request has {sent}"
             )),
         );
+    }
+    if let Some(why) = not_text {
+        // The status any other parse error gets (from `handle_text`).
+        return error_response(StatusCode::OK, ErrorObject::parse_error(why));
     }
     match crate::dispatch::handle_text(router, req.body(), session, options.max_batch_len).await {
         Some(reply) => json_response(StatusCode::OK, reply),

@@ -16,7 +16,7 @@ use rpcpeer_ws::{Listener, ServerIo, Service, Stopping, WsTransport};
 use crate::auth::RemoteAddr;
 use crate::config::Config;
 use crate::driver::Driver;
-use crate::http::{respond, HttpOptions};
+use crate::http::{respond, HttpOptions, NotText};
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
@@ -335,6 +335,22 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         }
         let session = Session::new();
         session.insert(RemoteAddr(remote));
+        respond(&self.router, req, &session, &self.http).await
+    }
+
+    /// Answered as any other request, so that credentials, `Origin` and
+    /// the media type are checked as usual; a `POST` then gets a parse
+    /// error (RFC 8259 §8.1: JSON text is UTF-8).
+    async fn not_text(
+        &self,
+        req: Request<std::str::Utf8Error>,
+        remote: SocketAddr,
+    ) -> Response<String> {
+        let (mut parts, why) = req.into_parts();
+        parts.extensions.insert(NotText(why));
+        let session = Session::new();
+        session.insert(RemoteAddr(remote));
+        let req = Request::from_parts(parts, String::new());
         respond(&self.router, req, &session, &self.http).await
     }
 }

@@ -18,7 +18,8 @@
 //!   (the message; its data is not sent). Faults about the XML itself use
 //!   the codes of the XML-RPC fault code interoperability spec, which are
 //!   JSON-RPC's: -32700 not well-formed (a DOCTYPE among it), -32701
-//!   unsupported encoding, -32600 not a valid `methodCall`.
+//!   unsupported encoding (declared), -32702 invalid character for
+//!   encoding (bytes that are not UTF-8), -32600 not a valid `methodCall`.
 //! - `system.listMethods`, `system.methodHelp`, `system.methodSignature`
 //!   and `system.multicall` are answered from the router, unless it has
 //!   methods of those names itself. A multicall runs as one JSON-RPC batch
@@ -104,8 +105,23 @@ pub(crate) async fn respond<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
+    answer(call(router, body, session, options).await)
+}
+
+/// The fault that answers a body that is not UTF-8, the one encoding read:
+/// -32702, "invalid character for encoding" in the fault code
+/// interoperability spec.
+pub(crate) fn not_utf8(why: &str) -> Response<String> {
+    answer(Err(ErrorObject::new(
+        -32702,
+        format!("Parse error: invalid character for encoding: {why}: send UTF-8"),
+    )))
+}
+
+/// A `methodResponse`: the result, or the fault.
+fn answer(outcome: Result<String, ErrorObject>) -> Response<String> {
     let mut out = String::from("<?xml version=\"1.0\"?>\n<methodResponse>");
-    match call(router, body, session, options).await {
+    match outcome {
         Ok(result) => {
             out.push_str("<params><param>");
             out.push_str(&result);

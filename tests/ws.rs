@@ -629,9 +629,9 @@ async fn an_idle_websocket_peer_is_closed_but_not_one_waiting_on_a_long_call() {
 /// Sends `request` on a fresh connection and reads the reply to its end:
 /// (status, head, body), the head with its header names lowercased and
 /// each of its lines ending in CRLF.
-async fn exchange(addr: SocketAddr, request: String) -> (u16, String, String) {
+async fn exchange(addr: SocketAddr, request: impl AsRef<[u8]>) -> (u16, String, String) {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
+    tcp.write_all(request.as_ref()).await.unwrap();
     let mut raw = String::new();
     within("HTTP reply", tcp.read_to_string(&mut raw))
         .await
@@ -727,6 +727,67 @@ async fn http_post_answers_single_calls_batches_and_notifications() {
     );
     let (status, _, _) = http(addr, "PUT", "/", json, "{}").await;
     assert_eq!(status, 405);
+}
+
+/// A POST of `body` (bytes, so not always UTF-8) with `headers` (each
+/// line ending in CRLF): (status, head, body).
+async fn post_bytes(addr: SocketAddr, headers: &str, body: &[u8]) -> (u16, String, String) {
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    exchange(addr, request).await
+}
+
+#[tokio::test]
+async fn http_post_of_a_body_that_is_not_utf8_is_a_parse_error() {
+    // JSON text is UTF-8 (RFC 8259 §8.1): anything else is not JSON, which
+    // is -32700, as for any other body that does not parse.
+    let addr = ws_server(WsServer::new(common::spec_router())).await;
+    let json = "Content-Type: application/json\r\n";
+    let (status, head, body) = post_bytes(
+        addr,
+        json,
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"\xff\"],\"id\":1}",
+    )
+    .await;
+    assert_eq!(status, 200, "{head}{body}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700,
+            "message": "Parse error: the body is not UTF-8 (invalid utf-8 sequence of 1 bytes from index 44)"}})
+    );
+
+    // A compressed body: the error says why it could not be read.
+    let gzip = [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00];
+    let (status, _, body) =
+        post_bytes(addr, &format!("{json}Content-Encoding: gzip\r\n"), &gzip).await;
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], -32700);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "it was sent with Content-Encoding: gzip, which this server does not decode"
+        ),
+        "{message}"
+    );
+
+    // The media type is still checked first: a form post is not JSON-RPC.
+    let (status, _, body) = post_bytes(
+        addr,
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        b"\xff",
+    )
+    .await;
+    assert_eq!(status, 415, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
+        -32600
+    );
 }
 
 #[tokio::test]

@@ -86,14 +86,15 @@ impl Http {
 
     /// POSTs `body` as `text/xml`: the status and body of the answer, or
     /// `None` when the server closed the connection instead.
-    async fn post(&mut self, body: &str) -> Option<(u16, String)> {
+    async fn post(&mut self, body: impl AsRef<[u8]>) -> Option<(u16, String)> {
+        let body = body.as_ref();
         let head = format!(
             "POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         self.io.get_mut().write_all(head.as_bytes()).await.ok()?;
         // A server that refuses the body may close before reading it all.
-        let _ = self.io.get_mut().write_all(body.as_bytes()).await;
+        let _ = self.io.get_mut().write_all(body).await;
         within("an HTTP response", async {
             let mut line = String::new();
             if self.io.read_line(&mut line).await.ok()? == 0 {
@@ -120,7 +121,7 @@ impl Http {
     }
 
     /// POSTs `body` and expects a 200 fault: its code and string.
-    async fn fault(&mut self, body: &str) -> (i64, String) {
+    async fn fault(&mut self, body: impl AsRef<[u8]>) -> (i64, String) {
         let (status, reply) = self.post(body).await.expect("an answer");
         assert_eq!(status, 200, "{reply}");
         let code = between(&reply, "<name>faultCode</name><value><int>", "</int>")
@@ -172,6 +173,12 @@ async fn malformed_xml_gets_a_fault_and_the_connection_goes_on() {
     ] {
         assert_eq!(http.fault(body).await.0, code, "{body}");
     }
+    // Latin-1, as its declaration says: not UTF-8, which is all that is read.
+    let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><methodCall>\
+        <methodName>caf\xe9</methodName></methodCall>";
+    let (code, message) = http.fault(latin1).await;
+    assert_eq!(code, -32702, "{message}");
+    assert!(message.contains("the body is not UTF-8"), "{message}");
     let (status, reply) = http.post(ADD).await.expect("the connection goes on");
     assert_eq!(status, 200);
     assert!(

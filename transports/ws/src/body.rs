@@ -144,8 +144,8 @@ pub(crate) enum BodyError {
     Busy,
     /// The connection failed, or the chunked framing was broken.
     Broken(hyper::Error),
-    /// Not UTF-8.
-    NotText,
+    /// Read whole, but not UTF-8: where and how it is not.
+    NotText(std::str::Utf8Error),
 }
 
 /// Reads `body` whole, as text.
@@ -210,7 +210,7 @@ pub(crate) async fn read(
         }
         buf.extend_from_slice(&data);
     }
-    let text = String::from_utf8(buf).map_err(|_| BodyError::NotText)?;
+    let text = String::from_utf8(buf).map_err(|err| BodyError::NotText(err.utf8_error()))?;
     Ok((text, charge))
 }
 

@@ -120,6 +120,21 @@ pub trait Service: Clone + Send + Sync + 'static {
         req: http::Request<String>,
         remote: SocketAddr,
     ) -> impl Future<Output = http::Response<String>> + Send;
+
+    /// Answers a plain HTTP request whose body, read whole within the
+    /// limits, is not UTF-8 (a body in another charset, or compressed): the
+    /// request carries the error in place of its text. The default answer
+    /// is `400` with a `text/plain` line that says so; a protocol that has
+    /// its own word for it (JSON-RPC's parse error) can say that instead.
+    fn not_text(
+        &self,
+        req: http::Request<std::str::Utf8Error>,
+        remote: SocketAddr,
+    ) -> impl Future<Output = http::Response<String>> + Send {
+        let _ = remote;
+        let response = not_utf8(*req.body());
+        async { response }
+    }
 }
 
 /// Serves one accepted TCP connection with hyper's HTTP/1.1 server.
@@ -129,7 +144,8 @@ pub trait Service: Clone + Send + Sync + 'static {
 ///   upgraded stream, within this future (no task of its own).
 /// - Any other request has its body read, up to [`Config::max_message_len`]
 ///   bytes (larger: `413`, before the rest is read), checked for UTF-8
-///   (`400` if not) and handed to [`Service::http`], whose response is sent.
+///   and handed to [`Service::http`] (or, when it is not UTF-8, to
+///   [`Service::not_text`]), whose response is sent.
 ///   Keep-alive connections carry any number of such requests.
 /// - [`Config::protocols`] can turn either off: plain requests then get
 ///   `426`, or upgrade requests `400`.
@@ -367,15 +383,21 @@ async fn route<S: Service>(
     }
     let (parts, body) = req.into_parts();
     let (max, budget) = (config.max_message_len, &config.http_body_budget);
-    let (body, _charge) = match body::read(body, max, config.http_body_timeout, budget).await {
-        Ok(read) => read,
-        Err(err) => return refused(err),
-    };
+    let read = body::read(body, max, config.http_body_timeout, budget).await;
     let response = {
         // NB: held while the service answers, so that a graceful stop lets
         // this request finish rather than drop its connection.
         let _answering = graceful.busy.token();
-        service.http(Request::from_parts(parts, body), remote).await
+        match read {
+            Ok((body, _charge)) => service.http(Request::from_parts(parts, body), remote).await,
+            // Read whole: the connection can go on.
+            Err(BodyError::NotText(why)) => {
+                service
+                    .not_text(Request::from_parts(parts, why), remote)
+                    .await
+            }
+            Err(err) => return refused(err),
+        }
     };
     let response = response.map(|body| Full::new(Bytes::from(body)));
     // The watcher lost track of this connection's framing (or never had
@@ -435,13 +457,8 @@ fn refused(err: BodyError) -> Response<Full<Bytes>> {
             StatusCode::BAD_REQUEST,
             format!("could not read the request body: {err}\n"),
         ),
-        BodyError::NotText => {
-            // Read whole: the connection can go on.
-            return plain(
-                StatusCode::BAD_REQUEST,
-                "the request body is not UTF-8 text\n",
-            );
-        }
+        // NB: `serve` gives these to the service; this is its default.
+        BodyError::NotText(why) => return not_utf8(why).map(|text| Full::new(Bytes::from(text))),
     };
     closing(plain(status, text))
 }
@@ -557,6 +574,17 @@ fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
     response
         .headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// [`Service::not_text`]'s default answer.
+fn not_utf8(why: std::str::Utf8Error) -> Response<String> {
+    let mut response = Response::new(format!("the request body is not UTF-8 text: {why}\n"));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 

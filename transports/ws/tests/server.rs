@@ -101,6 +101,32 @@ async fn raw_http(tcp: &mut TcpStream, request: &[u8]) -> String {
 }
 
 #[tokio::test]
+async fn a_body_that_is_not_utf8_gets_the_default_400_and_the_connection_goes_on() {
+    let running = start(4).await;
+    let mut tcp = TcpStream::connect(running.addr).await.expect("connect");
+    // Then a second request on the same connection: the first body was
+    // read whole, so the next one can be read after it.
+    let requests = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n[\xff]\
+GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let response = raw_http(&mut tcp, requests).await;
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("content-type: text/plain; charset=utf-8"),
+        "{response}"
+    );
+    assert!(
+        response.contains(
+            "the request body is not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 1"
+        ),
+        "{response}"
+    );
+    assert!(response.ends_with("answered /after"), "{response}");
+}
+
+#[tokio::test]
 async fn a_connection_past_the_cap_gets_503() {
     let running = start(1).await;
     let url = format!("ws://{}/", running.addr);
