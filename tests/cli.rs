@@ -1055,6 +1055,34 @@ async fn call_fails_at_once_with_the_error_a_peer_sends_under_a_null_id() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[tokio::test]
+async fn call_says_why_a_websocket_peer_closed() {
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    // A WebSocket server that reads one message, then closes with a code
+    // and a reason of its own instead of answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("ws://{}/", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(tcp)
+            .await
+            .expect("handshake");
+        let _ = ws.next().await;
+        let frame = CloseFrame {
+            code: CloseCode::Library(4000),
+            reason: "no echo here".into(),
+        };
+        let _ = ws.close(Some(frame)).await;
+        while ws.next().await.is_some() {}
+    });
+    let out = rpcpeer(&["call", &url, "echo", "hi"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("close code 4000: no echo here"), "{said}");
+}
+
 /// Reads lines until one contains `what`.
 async fn wait_for_line<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>, what: &str) -> String {
     loop {

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::http_client;
 use crate::output::{error_line, render, Style};
+use crate::wire::Wire;
 use crate::{CallArgs, ConnectArgs, Failure, ListenArgs};
 
 /// Where a peer is.
@@ -187,7 +188,20 @@ async fn open_connection<S: Send + Sync + 'static>(
         (_, Some(url)) => url.to_owned(),
         (_, None) => "the peer".to_owned(),
     };
-    let opening = open(&target, args);
+    let opening = async {
+        Ok::<_, std::io::Error>(match &target {
+            Target::Ws(url) => (
+                Wire::WebSocket(Box::new(
+                    rpcpeer::ws::connect(url, &rpcpeer::ws::Config::default()).await?,
+                )),
+                None,
+            ),
+            other => {
+                let (transport, child) = open(other, args).await?;
+                (Wire::Framed(transport), child)
+            }
+        })
+    };
     let (transport, child) = match args.timeout() {
         Some(limit) => tokio::time::timeout(limit, opening).await.map_err(|_| {
             Failure::Connection(format!(
@@ -205,7 +219,9 @@ async fn open_connection<S: Send + Sync + 'static>(
         }
     })?;
     let config = Config::default().request_timeout(args.timeout());
-    let mut builder = Driver::builder(transport, router).config(config);
+    let mut builder = Driver::builder(transport, router)
+        .config(config)
+        .close_frames();
     let mut null_id_errors = None;
     if one_message {
         // NB: a watch, not a queue: it keeps the last only, so a peer that

@@ -11,6 +11,7 @@ mod http_client;
 mod output;
 mod serve;
 mod shell;
+mod wire;
 
 /// jemalloc, whose background thread gives the memory a load freed back
 /// to the OS once it has stayed unused for a while; glibc's malloc keeps
