@@ -1000,6 +1000,11 @@ async fn call_with_a_batch_file_prints_each_answer() {
             json!({"id": "f", "error": {"code": 9, "message": "nine"}})
         ]
     );
+    // Notifications only: nothing to print, not even an empty line.
+    std::fs::write(&file, r#"[{"method":"notify_hello","params":[7]}]"#).expect("write batch");
+    let out = rpcpeer(&["call", "--batch", &path, &url]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -1717,6 +1722,14 @@ async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
     let help = rpcpeer(&["notify", "--help"]).await;
     assert!(help.status.success(), "{}", stderr(&help));
     assert!(!stdout(&help).contains("--batch"), "{}", stdout(&help));
+    // `bench --idle` sends nothing: a load option with it would be ignored.
+    let out = rpcpeer(&["bench", "tcp://127.0.0.1:9", "--idle", "3", "--conns", "5"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--conns"), "{}", stderr(&out));
+    // A name twice would be an object the peer refuses, or half-reads.
+    let out = rpcpeer(&["call", "tcp://127.0.0.1:9", "subtract", "a=1", "a=2"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`a` twice"), "{}", stderr(&out));
 }
 
 #[tokio::test]

@@ -79,8 +79,16 @@ pub(crate) struct BenchArgs {
     json: bool,
     /// Only open N connections, send nothing, and hold them until SIGINT,
     /// SIGTERM or the end of stdin (so give it a stdin that stays open when
-    /// it runs in the background). Takes no load options.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// it runs in the background). Takes no load options (clap refuses them).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..),
+        conflicts_with_all = [
+            "method", "params", "conns", "inflight", "duration", "warmup", "batch", "notify",
+            "expect", "json",
+        ],
+    )]
     idle: Option<u32>,
 }
 

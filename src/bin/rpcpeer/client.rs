@@ -381,10 +381,18 @@ pub(crate) fn parse_params(args: &[String]) -> Result<Option<Params>, Failure> {
     let pair = name_value;
     let mut text = String::new();
     if args.iter().all(|arg| pair(arg).is_some()) {
+        let mut names = std::collections::HashSet::new();
         for arg in args {
             let Some((name, value)) = pair(arg) else {
                 continue;
             };
+            // NB: caught here: the peer would refuse the object, or keep one
+            // of the two values without a word.
+            if !names.insert(name) {
+                return Err(Failure::Usage(format!(
+                    "params name `{name}` twice: give each name once"
+                )));
+            }
             let value = match serde_json::from_str::<Box<RawValue>>(value) {
                 Ok(json) => json.get().to_owned(),
                 Err(_) => serde_json::Value::String(value.to_owned()).to_string(),
@@ -589,7 +597,10 @@ fn print_batch(
         out.push_str(&render(&body, style));
         out.push('\n');
     }
-    print_stdout(out.trim_end())?;
+    // A batch of notifications only has no answer to print, as over HTTP.
+    if !out.is_empty() {
+        print_stdout(out.trim_end())?;
+    }
     if failed {
         Err(Failure::Remote)
     } else {
@@ -916,6 +927,10 @@ mod tests {
             Some(r#"["hello",2]"#)
         );
         assert!(matches!(params(&["1", "a=2"]), Err(Failure::Usage(_))));
+        match params(&["a=1", "b=2", "a=3"]) {
+            Err(Failure::Usage(said)) => assert!(said.contains("`a` twice"), "{said}"),
+            other => panic!("a name given twice: {:?}", other.ok()),
+        }
     }
 
     #[test]
