@@ -133,14 +133,18 @@ impl Stamp {
 
     /// XML-RPC's `dateTime.iso8601` form, `20261130T07:18:03`, which is what
     /// its clients parse (Python's `xmlrpc.client` reads nothing else). It
-    /// has no fraction, so none is written; an offset is kept as given.
+    /// has no fraction, so none is written. UTC's `Z` is left out too, since
+    /// a time without a zone is what XML-RPC's sides take as UTC; any other
+    /// offset is kept as given.
     #[cfg_attr(not(feature = "xmlrpc"), allow(dead_code))]
     pub(crate) fn xmlrpc(&self) -> String {
         let mut out = format!(
             "{:04}{:02}{:02}T{:02}:{:02}:{:02}",
             self.year, self.month, self.day, self.hour, self.minute, self.second
         );
-        self.write_offset(&mut out);
+        if self.offset != Some(0) {
+            self.write_offset(&mut out);
+        }
         out
     }
 
@@ -184,10 +188,10 @@ mod tests {
         assert_eq!(stamp.offset, Some(330));
         assert_eq!(stamp.extended(), "2024-02-29T23:59:59.25+05:30");
         assert_eq!(stamp.xmlrpc(), "20240229T23:59:59+05:30");
-        assert_eq!(
-            Stamp::parse("20240229T23:59:59Z").map(|s| s.offset),
-            Some(Some(0))
-        );
+        let utc = Stamp::parse("20240229T23:59:59Z").expect("UTC");
+        assert_eq!(utc.offset, Some(0));
+        assert_eq!(utc.extended(), "2024-02-29T23:59:59Z");
+        assert_eq!(utc.xmlrpc(), "20240229T23:59:59");
         assert_eq!(
             Stamp::parse("2024-01-01T00:00:00-08").map(|s| s.offset),
             Some(Some(-480))

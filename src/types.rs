@@ -99,9 +99,11 @@ impl schemars::JsonSchema for Base64 {
 }
 
 /// A date and time of day in UTC, as an ISO 8601 string in JSON
-/// (`"2026-11-30T07:18:03"`, a fraction of a second when there is one) and
-/// as `<dateTime.iso8601>` in XML-RPC (`20261130T07:18:03`, XML-RPC's own
-/// form, which has no fraction: it is dropped). Feature `time`.
+/// (`"2026-11-30T07:18:03Z"`, a fraction of a second when there is one: an
+/// RFC 3339 date-time, as its schema's `"format"` says) and as
+/// `<dateTime.iso8601>` in XML-RPC (`20261130T07:18:03`, XML-RPC's own
+/// form, which has neither a fraction nor a zone: both are left out).
+/// Feature `time`.
 ///
 /// It reads both forms, and the basic `20261130T071803`. A time given with
 /// an offset (`Z`, `+02:00`) is turned into UTC; one without is taken to be
@@ -111,7 +113,7 @@ impl schemars::JsonSchema for Base64 {
 /// use rpcpeer::types::DateTime;
 ///
 /// let at: DateTime = serde_json::from_str(r#""2026-11-30T09:18:03+02:00""#).unwrap();
-/// assert_eq!(serde_json::to_string(&at).unwrap(), r#""2026-11-30T07:18:03""#);
+/// assert_eq!(serde_json::to_string(&at).unwrap(), r#""2026-11-30T07:18:03Z""#);
 /// let same: DateTime = serde_json::from_str(r#""20261130T07:18:03""#).unwrap();
 /// assert_eq!(at, same);
 /// ```
@@ -142,7 +144,9 @@ impl DateTime {
             minute: time.minute(),
             second: time.second(),
             nanos: time.nanosecond(),
-            offset: None,
+            // NB: written: a time without an offset is local time to ISO
+            // 8601, and not a date-time at all to RFC 3339.
+            offset: Some(0),
         })
     }
 

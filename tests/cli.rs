@@ -917,6 +917,16 @@ async fn call_and_notify_print_results_and_fail_with_one_line() {
         assert_eq!(stdout(&out), "{\"a\":[1,\"b\"]}\n");
         let out = rpcpeer(&["call", "--framing", f, &url, "get_data"]).await;
         assert_eq!(stdout(&out), "[\"hello\",5]\n");
+        // A date-time comes back in UTC, and says so (RFC 3339 wants the
+        // offset).
+        let at = "at=2026-11-30T09:18:03+02:00";
+        let out = rpcpeer(&["call", "--framing", f, &url, "shiftDate", at, "days=2"]).await;
+        assert_eq!(
+            stdout(&out),
+            "\"2026-12-02T07:18:03Z\"\n",
+            "{}",
+            stderr(&out)
+        );
 
         // The peer's error: printed, exit 1.
         let out = rpcpeer(&[
