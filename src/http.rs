@@ -372,8 +372,20 @@ fn preflight<S: Send + Sync + 'static>(
 
 /// In the extensions of a request whose body was not UTF-8, and so was
 /// left out: `POST` answers it with a parse error.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct NotText(pub(crate) std::str::Utf8Error);
+#[derive(Clone, Debug)]
+pub(crate) struct NotText(pub(crate) std::string::FromUtf8Error);
+
+/// The first content coding of a request's body other than `identity`:
+/// none is decoded here.
+fn content_coding(req: &Request<String>) -> Option<String> {
+    req.headers()
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"))
+        .map(|coding| String::from_utf8_lossy(coding).into_owned())
+}
 
 /// Why a `POST` body is not taken as JSON: the media type it was sent as.
 fn not_json(req: &Request<String>) -> Option<String> {
@@ -398,24 +410,32 @@ async fn post<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
-    let not_text = req.extensions().get::<NotText>().map(|NotText(why)| {
-        let coded = req
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .filter(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
-        let coded = match coded {
-            Some(coding) => format!(
-                "; it was sent with Content-Encoding: {}, which this server does not decode",
-                String::from_utf8_lossy(coding.as_bytes())
-            ),
-            None => String::new(),
+    if let Some(coding) = content_coding(req) {
+        let err = ErrorObject::invalid_request(format!(
+            "the body is sent with Content-Encoding: {coding}, which this server does not \
+             decode: send it as it is"
+        ));
+        #[cfg(feature = "xmlrpc")]
+        let mut response = if crate::xmlrpc::is_xml(req) {
+            crate::xmlrpc::fault_response(err)
+        } else {
+            error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, err)
         };
-        format!("the body is not UTF-8 ({why}){coded}")
-    });
+        #[cfg(not(feature = "xmlrpc"))]
+        let mut response = error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, err);
+        // RFC 9110 §15.5.16: 415, with the codings that would do.
+        *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        response.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        return response;
+    }
+    let not_text = req.extensions().get::<NotText>();
     #[cfg(feature = "xmlrpc")]
     if crate::xmlrpc::is_xml(req) {
         return match not_text {
-            Some(why) => crate::xmlrpc::not_utf8(&why),
+            Some(NotText(bytes)) => crate::xmlrpc::not_utf8(bytes, options),
             None => crate::xmlrpc::respond(router, req.body(), session, options).await,
         };
     }
@@ -428,9 +448,13 @@ async fn post<S: Send + Sync + 'static>(
             )),
         );
     }
-    if let Some(why) = not_text {
+    if let Some(NotText(bytes)) = not_text {
         // The status any other parse error gets (from `handle_text`).
-        return error_response(StatusCode::OK, ErrorObject::parse_error(why));
+        let why = bytes.utf8_error();
+        return error_response(
+            StatusCode::OK,
+            ErrorObject::parse_error(format!("the body is not UTF-8 ({why})")),
+        );
     }
     match crate::dispatch::handle_text(router, req.body(), session, options.max_batch_len).await {
         Some(reply) => json_response(StatusCode::OK, reply),

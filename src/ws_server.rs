@@ -343,14 +343,12 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
     /// error (RFC 8259 §8.1: JSON text is UTF-8).
     async fn not_text(
         &self,
-        req: Request<std::str::Utf8Error>,
+        req: Request<std::string::FromUtf8Error>,
         remote: SocketAddr,
     ) -> Response<String> {
         let (mut parts, why) = req.into_parts();
         parts.extensions.insert(NotText(why));
-        let session = Session::new();
-        session.insert(RemoteAddr(remote));
-        let req = Request::from_parts(parts, String::new());
-        respond(&self.router, req, &session, &self.http).await
+        self.http(Request::from_parts(parts, String::new()), remote)
+            .await
     }
 }

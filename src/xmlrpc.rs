@@ -18,8 +18,9 @@
 //!   (the message; its data is not sent). Faults about the XML itself use
 //!   the codes of the XML-RPC fault code interoperability spec, which are
 //!   JSON-RPC's: -32700 not well-formed (a DOCTYPE among it), -32701
-//!   unsupported encoding (declared), -32702 invalid character for
-//!   encoding (bytes that are not UTF-8), -32600 not a valid `methodCall`.
+//!   unsupported encoding (one declared other than UTF-8), -32702 invalid
+//!   character for encoding (bytes that are not UTF-8, and no other
+//!   encoding declared), -32600 not a valid `methodCall`.
 //! - `system.listMethods`, `system.methodHelp`, `system.methodSignature`
 //!   and `system.multicall` are answered from the router, unless it has
 //!   methods of those names itself. A multicall runs as one JSON-RPC batch
@@ -32,7 +33,7 @@
 //! | `boolean` | `true`, `false` |
 //! | `string`, or a `<value>` with text only | a string |
 //! | `double` | a number |
-//! | `dateTime.iso8601` | an ISO 8601 string, `"2026-11-30T07:18:03"` |
+//! | `dateTime.iso8601` | an ISO 8601 string, `"2026-11-30T07:18:03"`, zone as written (none: UTC to `types::DateTime`) |
 //! | `base64` | a base64 string |
 //! | `struct`, `array` | an object, an array |
 //! | `nil` | `null` |
@@ -108,14 +109,35 @@ pub(crate) async fn respond<S: Send + Sync + 'static>(
     answer(call(router, body, session, options).await)
 }
 
-/// The fault that answers a body that is not UTF-8, the one encoding read:
-/// -32702, "invalid character for encoding" in the fault code
-/// interoperability spec.
-pub(crate) fn not_utf8(why: &str) -> Response<String> {
-    answer(Err(ErrorObject::new(
-        -32702,
-        format!("Parse error: invalid character for encoding: {why}: send UTF-8"),
-    )))
+/// The fault that answers a request refused before its body was read.
+pub(crate) fn fault_response(err: ErrorObject) -> Response<String> {
+    answer(Err(err))
+}
+
+/// The fault that answers a body that is not UTF-8, the one encoding read,
+/// in the fault code interoperability spec's terms: -32701 "unsupported
+/// encoding" when it declares another, else -32702 "invalid character for
+/// encoding".
+pub(crate) fn not_utf8(
+    body: &std::string::FromUtf8Error,
+    options: &HttpOptions,
+) -> Response<String> {
+    // NB: the declaration is the first thing the parser reads, and it is
+    // ASCII, so a lossy copy shows it as sent.
+    let text = String::from_utf8_lossy(body.as_bytes());
+    let declared = match tree::parse(&text, options.max_xml_depth.max(1)) {
+        Err(err) if err.code == -32701 => Some(err),
+        _ => None,
+    };
+    answer(Err(declared.unwrap_or_else(|| {
+        ErrorObject::new(
+            -32702,
+            format!(
+                "Parse error: invalid character for encoding: the body is not UTF-8 ({}): send UTF-8",
+                body.utf8_error()
+            ),
+        )
+    })))
 }
 
 /// A `methodResponse`: the result, or the fault.

@@ -761,19 +761,29 @@ async fn http_post_of_a_body_that_is_not_utf8_is_a_parse_error() {
             "message": "Parse error: the body is not UTF-8 (invalid utf-8 sequence of 1 bytes from index 44)"}})
     );
 
-    // A compressed body: the error says why it could not be read.
+    // A compressed body: no coding is decoded, and 415 says which would
+    // do (RFC 9110 §15.5.16), whatever the bytes.
     let gzip = [0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00];
-    let (status, _, body) =
+    let (status, head, body) =
         post_bytes(addr, &format!("{json}Content-Encoding: gzip\r\n"), &gzip).await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 415, "{body}");
+    assert!(head.contains("accept-encoding: identity\r\n"), "{head}");
     let body: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(body["error"]["code"], -32700);
+    assert_eq!(body["error"]["code"], -32600);
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
-        message.ends_with(
-            "it was sent with Content-Encoding: gzip, which this server does not decode"
-        ),
+        message.contains("Content-Encoding: gzip, which this server does not decode"),
         "{message}"
+    );
+    let sum = br#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    let (status, _, body) = post_bytes(addr, &format!("{json}Content-Encoding: br\r\n"), sum).await;
+    assert_eq!(status, 415, "{body}");
+    // `identity` is no coding at all.
+    let (status, _, body) =
+        post_bytes(addr, &format!("{json}Content-Encoding: identity\r\n"), sum).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"jsonrpc":"2.0","result":3,"id":1}"#)
     );
 
     // The media type is still checked first: a form post is not JSON-RPC.

@@ -173,10 +173,16 @@ async fn malformed_xml_gets_a_fault_and_the_connection_goes_on() {
     ] {
         assert_eq!(http.fault(body).await.0, code, "{body}");
     }
-    // Latin-1, as its declaration says: not UTF-8, which is all that is read.
+    // Latin-1 bytes: as declared, an encoding not read (-32701); declared
+    // as nothing, so UTF-8, bytes that are not (-32702).
     let latin1 = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><methodCall>\
         <methodName>caf\xe9</methodName></methodCall>";
     let (code, message) = http.fault(latin1).await;
+    assert_eq!(code, -32701, "{message}");
+    assert!(message.contains("iso-8859-1"), "{message}");
+    let (code, message) = http
+        .fault(b"<methodCall><methodName>caf\xe9</methodName></methodCall>")
+        .await;
     assert_eq!(code, -32702, "{message}");
     assert!(message.contains("the body is not UTF-8"), "{message}");
     let (status, reply) = http.post(ADD).await.expect("the connection goes on");

@@ -144,8 +144,8 @@ pub(crate) enum BodyError {
     Busy,
     /// The connection failed, or the chunked framing was broken.
     Broken(hyper::Error),
-    /// Read whole, but not UTF-8: where and how it is not.
-    NotText(std::str::Utf8Error),
+    /// Read whole, but not UTF-8: the bytes, and where they are not.
+    NotText(std::string::FromUtf8Error),
 }
 
 /// Reads `body` whole, as text.
@@ -210,7 +210,7 @@ pub(crate) async fn read(
         }
         buf.extend_from_slice(&data);
     }
-    let text = String::from_utf8(buf).map_err(|err| BodyError::NotText(err.utf8_error()))?;
+    let text = String::from_utf8(buf).map_err(BodyError::NotText)?;
     Ok((text, charge))
 }
 

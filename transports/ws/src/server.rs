@@ -123,16 +123,17 @@ pub trait Service: Clone + Send + Sync + 'static {
 
     /// Answers a plain HTTP request whose body, read whole within the
     /// limits, is not UTF-8 (a body in another charset, or compressed): the
-    /// request carries the error in place of its text. The default answer
-    /// is `400` with a `text/plain` line that says so; a protocol that has
-    /// its own word for it (JSON-RPC's parse error) can say that instead.
+    /// request carries the error, which holds the bytes, in place of its
+    /// text. The default answer is `400` with a `text/plain` line that says
+    /// so; a protocol that has its own word for it (JSON-RPC's parse error)
+    /// can say that instead.
     fn not_text(
         &self,
-        req: http::Request<std::str::Utf8Error>,
+        req: http::Request<std::string::FromUtf8Error>,
         remote: SocketAddr,
     ) -> impl Future<Output = http::Response<String>> + Send {
         let _ = remote;
-        let response = not_utf8(*req.body());
+        let response = not_utf8(req.body().utf8_error());
         async { response }
     }
 }
@@ -457,8 +458,11 @@ fn refused(err: BodyError) -> Response<Full<Bytes>> {
             StatusCode::BAD_REQUEST,
             format!("could not read the request body: {err}\n"),
         ),
-        // NB: `serve` gives these to the service; this is its default.
-        BodyError::NotText(why) => return not_utf8(why).map(|text| Full::new(Bytes::from(text))),
+        // NB: `route` hands these to the service instead; this is the
+        // service's default answer, for any other caller.
+        BodyError::NotText(why) => {
+            return not_utf8(why.utf8_error()).map(|text| Full::new(Bytes::from(text)))
+        }
     };
     closing(plain(status, text))
 }
