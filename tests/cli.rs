@@ -1020,8 +1020,8 @@ async fn call_with_a_batch_file_prints_each_answer() {
 
 /// A peer that answers every message it reads with `error` under a null
 /// id, as a server does with a message it cannot parse (JSON-RPC 2.0 §5),
-/// and keeps the connection open; its URL.
-async fn null_id_refuser(error: Value) -> String {
+/// and keeps the connection open, or with `hang_up` closes it then; its URL.
+async fn null_id_refuser(error: Value, hang_up: bool) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -1033,7 +1033,7 @@ async fn null_id_refuser(error: Value) -> String {
             tokio::spawn(async move {
                 let mut io = rpcpeer::stream::framed(socket, Framing::Newline, 1 << 20);
                 while let Some(Ok(_)) = io.next().await {
-                    if io.send(reply.clone()).await.is_err() {
+                    if io.send(reply.clone()).await.is_err() || hang_up {
                         return;
                     }
                 }
@@ -1048,13 +1048,20 @@ async fn call_fails_at_once_with_the_error_a_peer_sends_under_a_null_id() {
     // Its one message is the only one that error can answer: `call` must
     // not wait out its timeout (then exit 3, "no reply") for an answer that
     // will never come.
-    let url = null_id_refuser(json!({"code": -32700, "message": "Parse error"})).await;
+    let url = null_id_refuser(json!({"code": -32700, "message": "Parse error"}), false).await;
     let out = rpcpeer(&["call", &url, "echo", "hi", "--timeout", "25"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stderr(&out).trim(), "error -32700: Parse error");
     assert_eq!(stdout(&out), "");
+    // The same, then the hang-up: the refusal is the answer, not the close.
+    let url = null_id_refuser(json!({"code": -32700, "message": "Parse error"}), true).await;
+    for _ in 0..5 {
+        let out = rpcpeer(&["call", &url, "echo", "hi", "--timeout", "25"]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(stderr(&out).trim(), "error -32700: Parse error");
+    }
 
-    let url = null_id_refuser(json!({"code": -32600, "message": "Invalid Request"})).await;
+    let url = null_id_refuser(json!({"code": -32600, "message": "Invalid Request"}), false).await;
     let dir = std::env::temp_dir().join(format!("rpcpeer-cli-null-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("batch.json");

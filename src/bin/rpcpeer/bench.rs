@@ -134,12 +134,8 @@ pub(crate) fn runtime() -> tokio::runtime::Builder {
 /// Runs `rpcpeer bench`.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     let target = Target::new(Some(&args.url), None)?;
+    // Clap has refused every load option beside it.
     if let Some(n) = args.idle {
-        if args.json || args.batch.is_some() || args.notify || args.expect.is_some() {
-            return Err(Failure::Usage(
-                "--idle only holds connections: --json, --batch, --notify and --expect do not go with it".into(),
-            ));
-        }
         return hold_idle(&args, &target, n as usize).await;
     }
     if args.notify && args.batch.is_some() {

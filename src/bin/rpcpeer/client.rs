@@ -301,27 +301,16 @@ impl Connection {
     }
 
     /// `call`'s outcome, where `call` is the only message this connection
-    /// sent: then an error the peer sends with a null id can only answer
-    /// it, and fails it at once rather than at the timeout.
+    /// sent (a request, or one batch): then an error the peer sends with a
+    /// null id is about it, and fails it at once rather than at the timeout.
     pub(crate) async fn only_message<T>(
         &self,
         method: &str,
         call: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let Some(mut refused) = self.null_id_errors.clone() else {
-            return call.await;
-        };
-        tokio::select! {
-            biased;
-            outcome = call => outcome,
-            // The sender lives as long as the driver; once it is gone,
-            // `call` ends too, and this branch is never taken.
-            Ok(Some(source)) = async {
-                refused.wait_for(Option::is_some).await.map(|seen| seen.clone())
-            } => Err(Error::Remote {
-                method: method.to_owned(),
-                source,
-            }),
+        match self.null_id_errors.clone() {
+            Some(refused) => answer_or_refusal(refused, method, call).await,
+            None => call.await,
         }
     }
 
@@ -356,6 +345,39 @@ impl Connection {
         };
         self.close().await;
         failure
+    }
+}
+
+/// `call`'s outcome, or the error with a null id that `refused` sees
+/// first, as the peer's answer to it (see [`Connection::only_message`]).
+async fn answer_or_refusal<T>(
+    mut refused: watch::Receiver<Option<ErrorObject>>,
+    method: &str,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let refusal = |source: ErrorObject| Error::Remote {
+        method: method.to_owned(),
+        source,
+    };
+    tokio::select! {
+        // NB: the answer first: a batch's array may hold a null-id error
+        // beside answers that did come.
+        biased;
+        outcome = call => {
+            let seen = refused.borrow().clone();
+            match (outcome, seen) {
+                // A peer that refuses the message and hangs up at once (as
+                // over a broken Content-Length frame) can fail the call with
+                // the close before this task looks: its refusal says more.
+                (Err(Error::Closed { .. }), Some(source)) => Err(refusal(source)),
+                (outcome, _) => outcome,
+            }
+        }
+        // `wait_for` fails once the sender (the driver's hook) is dropped
+        // with nothing seen: then only the answer is left to wait for.
+        Ok(Some(source)) = async {
+            refused.wait_for(Option::is_some).await.map(|seen| seen.clone())
+        } => Err(refusal(source)),
     }
 }
 
@@ -931,6 +953,35 @@ mod tests {
             Err(Failure::Usage(said)) => assert!(said.contains("`a` twice"), "{said}"),
             other => panic!("a name given twice: {:?}", other.ok()),
         }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_outranks_the_close_it_came_with() {
+        let (tx, refused) = watch::channel(None);
+        tx.send_replace(Some(ErrorObject::new(-32700, "Parse error")));
+        let closed = Error::Closed {
+            method: "echo".into(),
+            reason: "the peer closed the connection".into(),
+            peer_close: None,
+        };
+        let outcome = answer_or_refusal(refused.clone(), "echo", async { Err::<(), _>(closed) });
+        match outcome.await {
+            Err(Error::Remote { method, source }) => {
+                assert_eq!((method.as_str(), source.code), ("echo", -32700));
+            }
+            other => panic!("the refusal, not {other:?}"),
+        }
+        // An answer that came stands, refusal or not.
+        let answered = answer_or_refusal(refused, "echo", async { Ok::<_, Error>(7) });
+        assert_eq!(answered.await.ok(), Some(7));
+        // Nothing refused and the driver gone: the answer is awaited.
+        let (tx, refused) = watch::channel(None);
+        drop(tx);
+        let late = async {
+            tokio::task::yield_now().await;
+            Ok::<_, Error>(8)
+        };
+        assert_eq!(answer_or_refusal(refused, "echo", late).await.ok(), Some(8));
     }
 
     #[test]
