@@ -185,14 +185,14 @@ impl<'de> Deserialize<'de> for DateTime {
         impl Visitor<'_> for Text {
             type Value = DateTime;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an ISO 8601 date-time such as \"2026-11-30T07:18:03\"")
+                f.write_str("an ISO 8601 date-time such as \"2026-11-30T07:18:03Z\"")
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<DateTime, E> {
                 crate::iso8601::Stamp::parse(text)
                     .and_then(DateTime::from_stamp)
                     .ok_or_else(|| {
                         E::custom(format!(
-                            "not an ISO 8601 date-time (such as \"2026-11-30T07:18:03\"): {:?}",
+                            "not an ISO 8601 date-time (such as \"2026-11-30T07:18:03Z\"): {:?}",
                             crate::excerpt::excerpt(text)
                         ))
                     })

@@ -18,7 +18,7 @@ use crate::iso8601::Stamp;
 /// | `boolean` (`0`, `1`) | `false`, `true` |
 /// | `string`, or text with no type element | a string |
 /// | `double` | a number (finite only) |
-/// | `dateTime.iso8601` | an ISO 8601 string, `2026-11-30T07:18:03` |
+/// | `dateTime.iso8601` | an ISO 8601 string, `2026-11-30T07:18:03`, zone as written |
 /// | `base64` | a base64 string (whitespace taken out) |
 /// | `struct` | an object |
 /// | `array` | an array |
