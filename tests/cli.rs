@@ -1220,6 +1220,55 @@ async fn shell_runs_piped_commands_in_order() {
 }
 
 #[tokio::test]
+async fn a_piped_shell_answers_the_peer_while_its_own_call_waits() {
+    // `callback` makes the server call us back and waits for our answer
+    // before it answers: the `:reply` that gives it is the next line, read
+    // while the call still waits.
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    let home = std::env::temp_dir().join(format!("rpcpeer-shell-cb-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("temp HOME");
+    let mut shell = Command::new(BIN)
+        .args(["shell", &url])
+        .env("HOME", &home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn shell");
+    let script = "callback method=ping params=[1]\nsubtract 5 3\n:reply 1 \"pong\"\n\
+                  :pending\nsubtract 9 1\n:quit\n";
+    let mut stdin = shell.stdin.take().expect("stdin");
+    stdin
+        .write_all(script.as_bytes())
+        .await
+        .expect("write the script");
+    drop(stdin);
+    let out = within("the shell to finish", shell.wait_with_output())
+        .await
+        .expect("shell output");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // The peer's request is shown by a thread of its own, anywhere.
+    assert!(text.contains("<- request #1: ping [1]"), "{text}");
+    let ours: Vec<&str> = text.lines().filter(|l| !l.starts_with("<-")).collect();
+    // `subtract 5 3` was read ahead, and runs after the call it waited for.
+    assert_eq!(
+        ours,
+        [
+            "answered #1 (ping)",
+            "\"pong\"",
+            "2",
+            "no request of the peer waits for an answer",
+            "8"
+        ],
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[tokio::test]
 async fn call_reaches_a_child_process_over_its_stdio() {
     // A one-shot peer: reads our request, answers id 1 (our first id).
     let exec = r#"sh -c "read line; printf '%s\n' '{\"jsonrpc\":\"2.0\",\"result\":\"from the child\",\"id\":1}'""#;

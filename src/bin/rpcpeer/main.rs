@@ -65,7 +65,10 @@ enum Command {
                           rpcpeer listen [OPTIONS] --exec <COMMAND>")]
     Listen(ListenArgs),
     /// An interactive console: history, completion from the peer's introspection,
-    /// pushed notifications, answers to the peer's requests.
+    /// pushed notifications, answers to the peer's requests. With piped input,
+    /// each call's answer is printed before the next line runs; while a call
+    /// waits and the peer asks something, the input is read on for the
+    /// `:reply`.
     #[command(override_usage = "rpcpeer shell [OPTIONS] <URL>\n       \
                           rpcpeer shell [OPTIONS] --exec <COMMAND>")]
     Shell(ShellArgs),

@@ -16,7 +16,8 @@ use rustyline::{Editor, ExternalPrinter, Helper};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
 
 use crate::client::{connect, parse_params};
 use crate::output::{error_line, render, Style};
@@ -58,6 +59,10 @@ struct Shared {
     /// Lines to show above the prompt.
     notes: mpsc::UnboundedSender<String>,
     waiting: Waiting,
+    /// Rung when a request of the peer starts to wait for the user, so
+    /// that piped input waiting on a call of its own reads on for the
+    /// `:reply` (see [`console`]).
+    asked: Notify,
 }
 
 /// One method the peer says it has, for completion and `:methods`.
@@ -74,6 +79,7 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
     let shared = Arc::new(Shared {
         notes,
         waiting: Waiting::default(),
+        asked: Notify::new(),
     });
     let mut router = Router::with_state(shared.clone());
     router.fallback(incoming);
@@ -143,6 +149,7 @@ async fn incoming(params: Option<Box<RawValue>>, cx: CallContext<Arc<Shared>>) -
         "<- request #{n}: {}{params}  (answer with :reply {n} JSON or :error {n} CODE MESSAGE)",
         cx.method()
     ));
+    shared.asked.notify_one();
     tokio::select! {
         outcome = answered => outcome.unwrap_or_else(|_| {
             Err(ErrorObject::new(ErrorObject::INTERNAL_ERROR, "the shell closed without answering"))
@@ -316,8 +323,13 @@ fn console(
     if interactive {
         println!("{intro}");
     }
+    // Piped lines read while a call of ours waited, to run after it.
+    let mut ahead = std::collections::VecDeque::new();
     let outcome = loop {
-        let line = match editor.readline("rpcpeer> ") {
+        let line = match ahead
+            .pop_front()
+            .map_or_else(|| editor.readline("rpcpeer> "), Ok)
+        {
             Ok(line) => line,
             // Ctrl-C clears the line, as in a shell.
             Err(ReadlineError::Interrupted) => continue,
@@ -334,6 +346,13 @@ fn console(
         match handle.block_on(command(line, peer, shared, &methods, style, interactive)) {
             Step::Continue => {}
             Step::Quit => break Ok(()),
+            Step::Wait(call) => {
+                let said = wait(&handle, call, shared, &mut ahead, || {
+                    editor.readline("rpcpeer> ").ok()
+                });
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{said}").and_then(|()| out.flush());
+            }
         }
     };
     if let Some(path) = &history {
@@ -348,6 +367,62 @@ fn console(
 enum Step {
     Continue,
     Quit,
+    /// A call made from piped input, whose answer is printed before the
+    /// next line runs: what it will say.
+    Wait(JoinHandle<String>),
+}
+
+/// Waits for `call`'s answer. A request of the peer may come first and wait
+/// for a `:reply` that only the input can give (`callback` makes one), so
+/// the input is read on then: `:reply`, `:error` and `:pending` lines run at
+/// once, any other line waits in `ahead`, in order, for the answer.
+fn wait(
+    handle: &Handle,
+    mut call: JoinHandle<String>,
+    shared: &Shared,
+    ahead: &mut std::collections::VecDeque<String>,
+    mut read: impl FnMut() -> Option<String>,
+) -> String {
+    let mut input_left = true;
+    loop {
+        let asked = handle.block_on(async {
+            tokio::select! {
+                said = &mut call => Some(said.unwrap_or_else(|err| format!("the call failed: {err}"))),
+                // NB: a permit is kept when none waits, so a request that
+                // came before this select is not missed.
+                () = shared.asked.notified(), if input_left => None,
+                // Dropping the call tells the peer with $/cancelRequest.
+                () = crate::ctrl_c() => {
+                    call.abort();
+                    Some("cancelled".to_owned())
+                }
+            }
+        });
+        if let Some(said) = asked {
+            return said;
+        }
+        // Read while any request of the peer still waits for its answer.
+        while shared.waiting.with(|w| !w.is_empty()) {
+            let Some(line) = read() else {
+                input_left = false;
+                break;
+            };
+            let (word, rest) = line
+                .trim()
+                .split_once(char::is_whitespace)
+                .unwrap_or((line.trim(), ""));
+            let said = match word {
+                ":reply" | ":error" => answer(word == ":reply", rest.trim(), shared),
+                ":pending" => pending(shared),
+                _ => {
+                    ahead.push_back(line);
+                    continue;
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{said}").and_then(|()| out.flush());
+        }
+    }
 }
 
 /// Runs one console line and prints what came of it.
@@ -378,18 +453,7 @@ async fn command(
                     .join("\n")
             }
         }
-        ":pending" => {
-            let waiting: Vec<String> = shared.waiting.with(|w| {
-                w.iter()
-                    .map(|(n, (method, _))| format!("#{n} {method}"))
-                    .collect()
-            });
-            if waiting.is_empty() {
-                "no request of the peer waits for an answer".to_owned()
-            } else {
-                waiting.join("\n")
-            }
-        }
+        ":pending" => pending(shared),
         ":reply" | ":error" => answer(word == ":reply", rest, shared),
         ":notify" => {
             let (method, params) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
@@ -421,11 +485,10 @@ async fn command(
                 return Step::Continue;
             }
             Ok(params) => {
-                tokio::select! {
-                    said = call(peer, method, params, style) => said,
-                    // Dropping the call tells the peer with $/cancelRequest.
-                    () = crate::ctrl_c() => "cancelled".to_owned(),
-                }
+                let (peer, method) = (peer.clone(), method.to_owned());
+                return Step::Wait(tokio::spawn(async move {
+                    call(&peer, &method, params, style).await
+                }));
             }
         },
     };
@@ -454,6 +517,20 @@ fn params_of(text: &str) -> Result<Option<Params>, String> {
     }
     let words = crate::client::split_words(text).map_err(|f| f.to_string())?;
     parse_params(&words).map_err(|f| f.to_string())
+}
+
+/// `:pending`: the peer's requests that wait for the user.
+fn pending(shared: &Shared) -> String {
+    let waiting: Vec<String> = shared.waiting.with(|w| {
+        w.iter()
+            .map(|(n, (method, _))| format!("#{n} {method}"))
+            .collect()
+    });
+    if waiting.is_empty() {
+        "no request of the peer waits for an answer".to_owned()
+    } else {
+        waiting.join("\n")
+    }
 }
 
 /// `:reply N JSON` or `:error N CODE MESSAGE`.
