@@ -1180,15 +1180,15 @@ async fn listen_prints_each_pushed_notification_as_a_line() {
     assert!(status.success(), "{status}");
 }
 
-#[tokio::test]
-async fn shell_runs_piped_commands_in_order() {
-    let server = Server::start(Framing::Newline).await;
-    let url = format!("tcp://{}", server.tcp);
-    // Its history file goes to HOME: keep it out of the real one.
-    let home = std::env::temp_dir().join(format!("rpcpeer-shell-{}", std::process::id()));
+/// Runs `rpcpeer shell URL` with `script` piped in, to its end; its HOME
+/// (where its history goes) is a temporary one, not the real one.
+async fn piped_shell(url: &str, script: &str) -> std::process::Output {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let home = std::env::temp_dir().join(format!("rpcpeer-shell-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&home).expect("temp HOME");
     let mut shell = Command::new(BIN)
-        .args(["shell", &url])
+        .args(["shell", url])
         .env("HOME", &home)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -1196,8 +1196,6 @@ async fn shell_runs_piped_commands_in_order() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn shell");
-    let script = "subtract 42 23\nsum minuend=1\n:notify update [1]\necho [\"x y\"]\n\
-                  fail code=3 message=three\n:pending\n:quit\n";
     let mut stdin = shell.stdin.take().expect("stdin");
     stdin
         .write_all(script.as_bytes())
@@ -1207,6 +1205,17 @@ async fn shell_runs_piped_commands_in_order() {
     let out = within("the shell to finish", shell.wait_with_output())
         .await
         .expect("shell output");
+    let _ = std::fs::remove_dir_all(home);
+    out
+}
+
+#[tokio::test]
+async fn shell_runs_piped_commands_in_order() {
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    let script = "subtract 42 23\nsum minuend=1\n:notify update [1]\necho [\"x y\"]\n\
+                  fail code=3 message=three\n:pending\n:quit\n";
+    let out = piped_shell(&url, script).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines[0], "19");
@@ -1216,7 +1225,6 @@ async fn shell_runs_piped_commands_in_order() {
     assert_eq!(lines[4], "error 3: three");
     assert!(lines[5].contains("no request"), "{lines:?}");
     assert_eq!(lines.len(), 6, "{lines:?}");
-    let _ = std::fs::remove_dir_all(home);
 }
 
 #[tokio::test]
@@ -1226,28 +1234,9 @@ async fn a_piped_shell_answers_the_peer_while_its_own_call_waits() {
     // while the call still waits.
     let server = Server::start(Framing::Newline).await;
     let url = format!("tcp://{}", server.tcp);
-    let home = std::env::temp_dir().join(format!("rpcpeer-shell-cb-{}", std::process::id()));
-    std::fs::create_dir_all(&home).expect("temp HOME");
-    let mut shell = Command::new(BIN)
-        .args(["shell", &url])
-        .env("HOME", &home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn shell");
     let script = "callback method=ping params=[1]\nsubtract 5 3\n:reply 1 \"pong\"\n\
                   :pending\nsubtract 9 1\n:quit\n";
-    let mut stdin = shell.stdin.take().expect("stdin");
-    stdin
-        .write_all(script.as_bytes())
-        .await
-        .expect("write the script");
-    drop(stdin);
-    let out = within("the shell to finish", shell.wait_with_output())
-        .await
-        .expect("shell output");
+    let out = piped_shell(&url, script).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     // The peer's request is shown by a thread of its own, anywhere.
@@ -1265,7 +1254,6 @@ async fn a_piped_shell_answers_the_peer_while_its_own_call_waits() {
         ],
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(home);
 }
 
 #[tokio::test]
