@@ -61,7 +61,7 @@ struct Shared {
     waiting: Waiting,
     /// Rung when a request of the peer starts to wait for the user, so
     /// that piped input waiting on a call of its own reads on for the
-    /// `:reply` (see [`console`]).
+    /// `:reply` (see [`wait`]).
     asked: Notify,
 }
 
