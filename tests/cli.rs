@@ -1254,6 +1254,29 @@ async fn a_piped_shell_answers_the_peer_while_its_own_call_waits() {
         ],
         "{text}"
     );
+
+    // No `:reply` before the input ends, or before `:quit`: the peer is told
+    // so at once, rather than at its own 30 s timeout, and nothing after
+    // `:quit` runs.
+    for script in [
+        "callback method=ping params=[1]\nsubtract 5 3\n",
+        "callback method=ping params=[1]\n:quit\n:reply 1 \"late\"\nsubtract 5 3\n",
+    ] {
+        let out = piped_shell(&url, script).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        let ours: Vec<&str> = text.lines().filter(|l| !l.starts_with("<-")).collect();
+        assert!(
+            ours[0].contains("the shell's input ended without an answer"),
+            "{script:?}: {text}"
+        );
+        let after: &[&str] = if script.contains(":quit") {
+            &[]
+        } else {
+            &["2"]
+        };
+        assert_eq!(&ours[1..], after, "{script:?}: {text}");
+    }
 }
 
 #[tokio::test]

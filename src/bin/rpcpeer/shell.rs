@@ -375,7 +375,9 @@ enum Step {
 /// Waits for `call`'s answer. A request of the peer may come first and wait
 /// for a `:reply` that only the input can give (`callback` makes one), so
 /// the input is read on then: `:reply`, `:error` and `:pending` lines run at
-/// once, any other line waits in `ahead`, in order, for the answer.
+/// once, any other line waits in `ahead`, in order, for the answer. Once
+/// the input has ended (or says `:quit`), the peer's waiting requests are
+/// answered with an error.
 fn wait(
     handle: &Handle,
     mut call: JoinHandle<String>,
@@ -390,7 +392,7 @@ fn wait(
                 said = &mut call => Some(said.unwrap_or_else(|err| format!("the call failed: {err}"))),
                 // NB: a permit is kept when none waits, so a request that
                 // came before this select is not missed.
-                () = shared.asked.notified(), if input_left => None,
+                () = shared.asked.notified() => None,
                 // Dropping the call tells the peer with $/cancelRequest.
                 () = crate::ctrl_c() => {
                     call.abort();
@@ -402,7 +404,7 @@ fn wait(
             return said;
         }
         // Read while any request of the peer still waits for its answer.
-        while shared.waiting.with(|w| !w.is_empty()) {
+        while input_left && shared.waiting.with(|w| !w.is_empty()) {
             let Some(line) = read() else {
                 input_left = false;
                 break;
@@ -414,6 +416,12 @@ fn wait(
             let said = match word {
                 ":reply" | ":error" => answer(word == ":reply", rest.trim(), shared),
                 ":pending" => pending(shared),
+                // Nothing after it is read: it runs once the call is over.
+                ":quit" | ":q" | ":exit" => {
+                    ahead.push_back(line);
+                    input_left = false;
+                    break;
+                }
                 _ => {
                     ahead.push_back(line);
                     continue;
@@ -421,6 +429,17 @@ fn wait(
             };
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{said}").and_then(|()| out.flush());
+        }
+        if !input_left {
+            // No answer can come from the input any more: the peer hears so
+            // now, rather than at its timeout, and our call can end.
+            let left = shared.waiting.with(std::mem::take);
+            for (_, (_, sender)) in left {
+                let _ = sender.send(Err(ErrorObject::new(
+                    ErrorObject::INTERNAL_ERROR,
+                    "the shell's input ended without an answer",
+                )));
+            }
         }
     }
 }
