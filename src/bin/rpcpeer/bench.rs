@@ -263,7 +263,7 @@ async fn open_all(
     let opening = futures::stream::iter(0..n)
         .map(|_| client::open(target, &connect))
         .buffer_unordered(OPENING_AT_ONCE)
-        .map_ok(|(transport, _no_child)| transport)
+        .map_ok(|(wire, _no_child)| wire.into_transport())
         .map_err(|err| {
             let failure = format!("cannot connect to {url}: {err}");
             if err.kind() == std::io::ErrorKind::InvalidInput {

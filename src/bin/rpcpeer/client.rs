@@ -4,9 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use rpcpeer::stream::{connect_tcp, spawn_child};
-use rpcpeer::transport::Transport;
 use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Params, Peer, Router, Version};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -188,20 +186,7 @@ async fn open_connection<S: Send + Sync + 'static>(
         (_, Some(url)) => url.to_owned(),
         (_, None) => "the peer".to_owned(),
     };
-    let opening = async {
-        Ok::<_, std::io::Error>(match &target {
-            Target::Ws(url) => (
-                Wire::WebSocket(Box::new(
-                    rpcpeer::ws::connect(url, &rpcpeer::ws::Config::default()).await?,
-                )),
-                None,
-            ),
-            other => {
-                let (transport, child) = open(other, args).await?;
-                (Wire::Framed(transport), child)
-            }
-        })
-    };
+    let opening = open(&target, args);
     let (transport, child) = match args.timeout() {
         Some(limit) => tokio::time::timeout(limit, opening).await.map_err(|_| {
             Failure::Connection(format!(
@@ -242,19 +227,21 @@ async fn open_connection<S: Send + Sync + 'static>(
     })
 }
 
-/// Opens the transport to `target`; boxed, so every kind of peer drives the same way.
+/// Opens the transport to `target`, as one type for every kind of peer.
 pub(crate) async fn open(
     target: &Target,
     args: &ConnectArgs,
-) -> std::io::Result<(Box<dyn Transport>, Option<Child>)> {
+) -> std::io::Result<(Wire, Option<Child>)> {
     Ok(match target {
         Target::Tcp(addr) => (
-            Box::new(connect_tcp(addr.as_str(), args.framing).await?),
+            Wire::Framed(Box::new(connect_tcp(addr.as_str(), args.framing).await?)),
             None,
         ),
         #[cfg(unix)]
         Target::Unix(path) => (
-            Box::new(rpcpeer::stream::connect_unix(path, args.framing).await?),
+            Wire::Framed(Box::new(
+                rpcpeer::stream::connect_unix(path, args.framing).await?,
+            )),
             None,
         ),
         #[cfg(not(unix))]
@@ -264,11 +251,12 @@ pub(crate) async fn open(
                 "Unix sockets are not available on this system",
             ))
         }
-        Target::Ws(url) => {
-            let ws = rpcpeer::ws::connect(url, &rpcpeer::ws::Config::default()).await?;
-            // Frames as `String`, the type every other transport here yields.
-            (Box::new(ws.map_ok(|text| text.to_string())), None)
-        }
+        Target::Ws(url) => (
+            Wire::WebSocket(Box::new(
+                rpcpeer::ws::connect(url, &rpcpeer::ws::Config::default()).await?,
+            )),
+            None,
+        ),
         Target::Exec(words) => {
             let (program, rest) = words.split_first().ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "no program to run")
@@ -278,7 +266,7 @@ pub(crate) async fn open(
             let (transport, child) = spawn_child(&mut command, args.framing).map_err(|err| {
                 std::io::Error::new(err.kind(), format!("cannot run `{program}`: {err}"))
             })?;
-            (Box::new(transport), Some(child))
+            (Wire::Framed(Box::new(transport)), Some(child))
         }
     })
 }

@@ -279,8 +279,7 @@ fn start_printer<H: Helper>(
             }
             None => {
                 while let Some(line) = notes.blocking_recv() {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", paint(line)).and_then(|()| out.flush());
+                    say(&paint(line));
                 }
             }
         });
@@ -350,8 +349,7 @@ fn console(
                 let said = wait(&handle, call, shared, &mut ahead, || {
                     editor.readline("rpcpeer> ").ok()
                 });
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{said}").and_then(|()| out.flush());
+                say(&said);
             }
         }
     };
@@ -427,8 +425,7 @@ fn wait(
                     continue;
                 }
             };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{said}").and_then(|()| out.flush());
+            say(&said);
         }
         if !input_left {
             // No answer can come from the input any more: the peer hears so
@@ -511,9 +508,15 @@ async fn command(
             }
         },
     };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{said}").and_then(|()| out.flush());
+    say(&said);
     Step::Continue
+}
+
+/// Prints one line on stdout; a stdout that is gone costs the line, not
+/// the console.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// Calls `method` and says what came of it.
