@@ -460,9 +460,7 @@ fn refused(err: BodyError) -> Response<Full<Bytes>> {
         ),
         // NB: `route` hands these to the service instead; this is the
         // service's default answer, for any other caller.
-        BodyError::NotText(why) => {
-            return not_utf8(why.utf8_error()).map(|text| Full::new(Bytes::from(text)))
-        }
+        BodyError::NotText(why) => return not_utf8(why.utf8_error()),
     };
     closing(plain(status, text))
 }
@@ -582,18 +580,17 @@ fn closing(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 }
 
 /// [`Service::not_text`]'s default answer.
-fn not_utf8(why: std::str::Utf8Error) -> Response<String> {
-    let mut response = Response::new(format!("the request body is not UTF-8 text: {why}\n"));
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+fn not_utf8<B: From<String>>(why: std::str::Utf8Error) -> Response<B> {
+    plain(
+        StatusCode::BAD_REQUEST,
+        format!("the request body is not UTF-8 text: {why}\n"),
+    )
 }
 
-fn plain(status: StatusCode, text: impl Into<String>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(text.into())));
+/// A `text/plain` answer; its body a `String` for a [`Service`], or what
+/// hyper sends.
+fn plain<B: From<String>>(status: StatusCode, text: impl Into<String>) -> Response<B> {
+    let mut response = Response::new(B::from(text.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
