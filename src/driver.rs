@@ -1,42 +1,33 @@
-//! The per-connection loop: read frames, dispatch calls, resolve replies, write frames, shut down in order.
+//! The per-connection loop: in what order one poll reads frames, dispatches calls, resolves replies and writes.
+//!
+//! How a connection ends is `shutdown`; what its input says besides frames, `input`.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use futures::{Sink, Stream};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use crate::builder::DriverBuilder;
 use crate::calls::Calls;
 use crate::config::Config;
-use crate::error::{Error, ErrorObject};
+use crate::error::Error;
 use crate::handles::Handles;
 use crate::idle::Idle;
-use crate::message::{encode_response, Id, Version};
 use crate::outbox::Outbox;
-use crate::outgoing::{NullIdHook, Outgoing, Sending};
+use crate::outgoing::{NullIdHook, Outgoing};
 use crate::peer::{Control, Peer};
 use crate::router::Router;
 use crate::session::Session;
 use crate::stall::WriteStall;
-use crate::transport::{CloseFrame, CloseHooks};
+use crate::transport::CloseHooks;
 
-/// How long the answers to calls cut off by the drain deadline may take to
-/// be written (at most the drain timeout itself).
-const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
+use self::shutdown::Phase;
 
-enum Phase {
-    /// Reading, dispatching, writing.
-    Open,
-    /// No more reading; running handlers may finish until the deadline.
-    Draining,
-    /// Nothing runs any more; write what is left, flush and close the
-    /// transport, also before the deadline.
-    Closing,
-}
+mod input;
+mod shutdown;
 
 /// Drives one connection: the only owner of its state (pending calls, ids,
 /// running handlers, the transport). Spawn it, or `.await` it; it completes
@@ -198,129 +189,6 @@ where
         self.outgoing.is_waiting() || (self.calls.has_room() && self.outbox.has_room())
     }
 
-    /// Moves to `phase`, and tells our own calls what may still be sent.
-    fn enter(&mut self, phase: Phase) {
-        self.outgoing.sending = match phase {
-            Phase::Open => Sending::Everything,
-            Phase::Draining => Sending::Notifications,
-            Phase::Closing => Sending::Nothing,
-        };
-        self.phase = phase;
-    }
-
-    /// Stop reading, fail our pending calls, let handlers finish until the deadline.
-    fn begin_shutdown(&mut self) {
-        if matches!(self.phase, Phase::Open) {
-            self.outgoing.fail_all();
-            self.enter(Phase::Draining);
-            self.start_deadline();
-        }
-    }
-
-    fn start_deadline(&mut self) {
-        if self.deadline.is_none() {
-            let at = Instant::now() + self.config.drain_timeout;
-            self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
-        }
-    }
-
-    /// The connection is gone: cancel everything now.
-    fn abort(&mut self) {
-        self.outgoing.fail_all();
-        self.calls.abort();
-        self.enter(Phase::Closing);
-        self.start_deadline();
-    }
-
-    fn on_read_error(&mut self, err: io::Error) {
-        if err.kind() == io::ErrorKind::FileTooLarge {
-            // The transport skipped a message over its size limit and reads
-            // on (the stream framings do; WebSocket closes instead): say so
-            // and keep the connection. Spec §5.1: -32600, not -32700, since
-            // nothing was parsed and the JSON may well be valid: it is the
-            // message that is not acceptable. Its id is unknown: null.
-            tracing::debug!("skipped an incoming message: {err}");
-            let reply = ErrorObject::invalid_request(&err);
-            self.outbox
-                .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
-            return;
-        }
-        if crate::transport::is_not_utf8(&err) {
-            // One message that is not UTF-8, dropped by the transport,
-            // whose framing is intact: spec §5.1, text that is
-            // not JSON is -32700 with id null, and the connection goes on.
-            tracing::debug!("an incoming message is not UTF-8: {err}");
-            let reply = ErrorObject::parse_error(format_args!("the message is not UTF-8 ({err})"));
-            self.outbox
-                .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
-            return;
-        }
-        self.outgoing.close_reason = Some(err.to_string().into());
-        if err.kind() == io::ErrorKind::InvalidData {
-            // Framing is lost (an unreadable frame, or a WebSocket message
-            // over its limit): say why, then
-            // close after what is running has answered. Spec §5.1: -32700, id null.
-            let reply = ErrorObject::parse_error(&err);
-            self.outbox
-                .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
-            self.begin_shutdown();
-        } else {
-            self.abort();
-        }
-        self.failure = Some(err);
-    }
-
-    /// A close asked for on this side, with the frame to send if any. Only
-    /// the first close is heard: a later one finds the connection closing.
-    fn close_saying(&mut self, frame: Option<CloseFrame>) {
-        if !matches!(self.phase, Phase::Open) {
-            return;
-        }
-        let why = match (&frame, &self.close_frames) {
-            (Some(frame), Some(hooks)) => match (hooks.set)(&mut self.transport, frame) {
-                Ok(()) => format!("closed on this side ({frame})"),
-                Err(err) => {
-                    tracing::warn!("closing without the close frame ({frame}): {err}");
-                    "closed on this side".to_owned()
-                }
-            },
-            (Some(frame), None) => {
-                tracing::debug!("the transport has no close frames: closing without {frame}");
-                "closed on this side".to_owned()
-            }
-            (None, _) => "closed on this side".to_owned(),
-        };
-        self.outgoing.close_reason.get_or_insert_with(|| why.into());
-    }
-
-    /// The peer's side of the stream ended.
-    fn on_end_of_input(&mut self, cx: &mut TaskContext<'_>) {
-        let frame = self
-            .close_frames
-            .as_ref()
-            .and_then(|hooks| (hooks.peer)(&self.transport));
-        let why = match &frame {
-            Some(frame) => format!("the peer closed the connection ({frame})"),
-            None => "the peer closed the connection".to_owned(),
-        };
-        self.outgoing.peer_close = frame.map(Arc::new);
-        self.outgoing.close_reason.get_or_insert_with(|| why.into());
-        // NB: over a byte stream this may be a half-close: the peer still
-        // reads, so what runs finishes and is answered (the drain). A
-        // transport that takes nothing more once its input ended (a
-        // WebSocket after the peer's close frame, RFC 6455 §5.5.1) says so
-        // from `poll_ready`: no answer could be delivered, so the calls are
-        // cancelled now rather than run to the drain deadline for nobody,
-        // and the connection ends as cleanly as the peer ended it.
-        if let Poll::Ready(Err(err)) = Pin::new(&mut self.transport).poll_ready(cx) {
-            tracing::debug!("the peer closed the connection, which takes no more frames: {err}");
-            self.abort();
-            self.outbox.clear();
-        } else {
-            self.begin_shutdown();
-        }
-    }
-
     /// Handles every control message queued; whether there was one.
     fn take_control(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let mut took = false;
@@ -356,75 +224,6 @@ where
             took = true;
         }
         took
-    }
-
-    /// Whether the connection has been idle for the idle timeout, if it has
-    /// one; `active` says whether a message was read or written this turn.
-    fn idled_out(&mut self, active: bool, cx: &mut TaskContext<'_>) -> bool {
-        let Some(idle) = self.idle.as_mut() else {
-            return false;
-        };
-        let (calls, outgoing, outbox) = (&self.calls, &self.outgoing, &self.outbox);
-        let busy = || !calls.is_idle() || outgoing.is_waiting() || !outbox.is_settled();
-        idle.expired(active, busy, cx)
-    }
-
-    /// Moves the shutdown along; `Ready` when the driver is done.
-    fn poll_shutdown(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        let expired = self
-            .deadline
-            .as_mut()
-            .is_some_and(|d| d.as_mut().poll(cx).is_ready());
-        if matches!(self.phase, Phase::Draining) {
-            if self.calls.is_idle() {
-                self.enter(Phase::Closing);
-            } else if expired {
-                tracing::debug!(
-                    running = self.calls.running(),
-                    "drain deadline passed: cancelling handlers"
-                );
-                // NB: every caller still waiting is told, and the answers
-                // get a short deadline of their own to be written: the
-                // drain's has passed.
-                let err = ErrorObject::new(
-                    ErrorObject::SHUTTING_DOWN,
-                    format!(
-                        "Shutting down: the call did not finish within the drain timeout ({:?})",
-                        self.config.drain_timeout
-                    ),
-                );
-                self.calls.fail_all(&err, &mut self.outbox);
-                self.outgoing.fail_all();
-                self.enter(Phase::Closing);
-                let at = Instant::now() + LAST_WRITE.min(self.config.drain_timeout);
-                self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
-                // The answers are in the outbox: another turn writes them.
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-        }
-        if matches!(self.phase, Phase::Closing) {
-            if self.outbox.is_settled() {
-                return match Pin::new(&mut self.transport).poll_close(cx) {
-                    Poll::Ready(result) => Poll::Ready(result),
-                    // Everything was written; only the polite close (a
-                    // WebSocket close handshake, say) is left undone.
-                    Poll::Pending if expired => Poll::Ready(Ok(())),
-                    Poll::Pending => Poll::Pending,
-                };
-            }
-            if expired {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "the peer did not read our last {} frames ({} bytes) within the drain timeout",
-                        self.outbox.len(),
-                        self.outbox.bytes()
-                    ),
-                )));
-            }
-        }
-        Poll::Pending
     }
 }
 
@@ -532,10 +331,7 @@ where
                 Poll::Ready(Ok(moved)) => moved,
                 Poll::Ready(Err(err)) => {
                     tracing::debug!("write failed: {err}");
-                    this.outgoing.close_reason = Some(format!("write failed: {err}").into());
-                    this.abort();
-                    this.finish();
-                    return Poll::Ready(Err(Error::Transport(err)));
+                    return this.cut_off(format!("write failed: {err}"), err);
                 }
                 Poll::Pending => false,
             };
@@ -564,26 +360,11 @@ where
                     ),
                 );
                 tracing::warn!("closing the connection: {err}");
-                this.outgoing.close_reason = Some(err.to_string().into());
-                this.abort();
-                this.finish();
-                return Poll::Ready(Err(Error::Transport(err)));
+                return this.cut_off(err.to_string(), err);
             }
-            if matches!(this.phase, Phase::Open) && this.idled_out(read || moved, cx) {
-                let after = this.idle.as_ref().map(Idle::after).unwrap_or_default();
-                tracing::debug!("closing a connection idle for {after:?}");
-                this.outgoing.close_reason = Some(format!("idle for {after:?}").into());
-                this.begin_shutdown();
-                progress = true;
-            }
+            progress |= this.close_if_idle(read || moved, cx);
             match this.poll_shutdown(cx) {
-                Poll::Ready(result) => {
-                    this.finish();
-                    return Poll::Ready(match (result, this.failure.take()) {
-                        (Err(err), _) | (Ok(()), Some(err)) => Err(Error::Transport(err)),
-                        (Ok(()), None) => Ok(()),
-                    });
-                }
+                Poll::Ready(result) => return Poll::Ready(this.ended(result)),
                 Poll::Pending if !progress => return Poll::Pending,
                 Poll::Pending => {}
             }

@@ -1,0 +1,150 @@
+//! What the transport's input says besides frames: a read error, or its end.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::{Sink, Stream};
+
+use super::Driver;
+use crate::error::ErrorObject;
+use crate::message::{encode_response, Id, Version};
+
+/// What a read error means for the connection.
+#[derive(Debug)]
+enum ReadFailure {
+    /// One message was lost and the framing is intact: answer it, read on.
+    Skipped(ErrorObject),
+    /// The framing is lost: answer, then close once what runs has answered.
+    Unframed(ErrorObject),
+    /// The connection itself is gone.
+    Broken,
+}
+
+impl ReadFailure {
+    fn of(err: &io::Error) -> Self {
+        // Every answer here has id null: the message's id is unknown.
+        if err.kind() == io::ErrorKind::FileTooLarge {
+            // The transport skipped a message over its size limit and reads
+            // on (the stream framings do; WebSocket closes instead). Spec
+            // §5.1: -32600, not -32700, since nothing was parsed and the
+            // JSON may well be valid: it is the message that is not
+            // acceptable.
+            return Self::Skipped(ErrorObject::invalid_request(err));
+        }
+        if crate::transport::is_not_utf8(err) {
+            // Spec §5.1: text that is not JSON is -32700.
+            let detail = format_args!("the message is not UTF-8 ({err})");
+            return Self::Skipped(ErrorObject::parse_error(detail));
+        }
+        if err.kind() == io::ErrorKind::InvalidData {
+            // An unreadable frame, or a WebSocket message over its limit.
+            return Self::Unframed(ErrorObject::parse_error(err));
+        }
+        Self::Broken
+    }
+}
+
+impl<T, S, F> Driver<T, S>
+where
+    T: Stream<Item = io::Result<F>> + Sink<String, Error = io::Error> + Unpin,
+    F: AsRef<str>,
+    S: Send + Sync + 'static,
+{
+    pub(super) fn on_read_error(&mut self, err: io::Error) {
+        let failure = ReadFailure::of(&err);
+        if let ReadFailure::Skipped(reply) = &failure {
+            tracing::debug!("an incoming message was skipped: {err}");
+            self.outbox
+                .push(encode_response(Version::V2, &Id::null(), Err(reply)));
+            return;
+        }
+        self.outgoing.close_reason = Some(err.to_string().into());
+        match failure {
+            ReadFailure::Unframed(reply) => {
+                self.outbox
+                    .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
+                self.begin_shutdown();
+            }
+            _ => self.abort(),
+        }
+        self.failure = Some(err);
+    }
+
+    /// The peer's side of the stream ended.
+    pub(super) fn on_end_of_input(&mut self, cx: &mut TaskContext<'_>) {
+        let frame = self
+            .close_frames
+            .as_ref()
+            .and_then(|hooks| (hooks.peer)(&self.transport));
+        let why = match &frame {
+            Some(frame) => format!("the peer closed the connection ({frame})"),
+            None => "the peer closed the connection".to_owned(),
+        };
+        self.outgoing.peer_close = frame.map(Arc::new);
+        self.outgoing.close_reason.get_or_insert_with(|| why.into());
+        // NB: over a byte stream this may be a half-close: the peer still
+        // reads, so what runs finishes and is answered (the drain). A
+        // transport that takes nothing more once its input ended (a
+        // WebSocket after the peer's close frame, RFC 6455 §5.5.1) says so
+        // from `poll_ready`: no answer could be delivered, so the calls are
+        // cancelled now rather than run to the drain deadline for nobody,
+        // and the connection ends as cleanly as the peer ended it.
+        if let Poll::Ready(Err(err)) = Pin::new(&mut self.transport).poll_ready(cx) {
+            tracing::debug!("the peer closed the connection, which takes no more frames: {err}");
+            self.abort();
+            self.outbox.clear();
+        } else {
+            self.begin_shutdown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_over_the_limit_is_an_invalid_request_and_reading_goes_on() {
+        let err = io::Error::new(io::ErrorKind::FileTooLarge, "message of 9 bytes");
+        let ReadFailure::Skipped(reply) = ReadFailure::of(&err) else {
+            panic!("not skipped: {:?}", ReadFailure::of(&err));
+        };
+        assert_eq!(reply.code, ErrorObject::INVALID_REQUEST);
+        assert!(reply.message.contains("message of 9 bytes"), "{reply:?}");
+    }
+
+    #[test]
+    fn a_message_that_is_not_utf8_is_a_parse_error_and_reading_goes_on() {
+        let utf8 = String::from_utf8(vec![b'"', 0xff, b'"'])
+            .expect_err("not UTF-8")
+            .utf8_error();
+        let err = io::Error::new(io::ErrorKind::InvalidData, utf8);
+        let ReadFailure::Skipped(reply) = ReadFailure::of(&err) else {
+            panic!("not skipped: {:?}", ReadFailure::of(&err));
+        };
+        assert_eq!(reply.code, ErrorObject::PARSE_ERROR);
+        assert!(reply.message.contains("not UTF-8"), "{reply:?}");
+    }
+
+    #[test]
+    fn lost_framing_is_a_parse_error_that_closes() {
+        let err = io::Error::new(io::ErrorKind::InvalidData, "Content-Length: x");
+        let ReadFailure::Unframed(reply) = ReadFailure::of(&err) else {
+            panic!("not unframed: {:?}", ReadFailure::of(&err));
+        };
+        assert_eq!(reply.code, ErrorObject::PARSE_ERROR);
+        assert!(reply.message.contains("Content-Length: x"), "{reply:?}");
+    }
+
+    #[test]
+    fn any_other_error_breaks_the_connection() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(
+            matches!(ReadFailure::of(&reset), ReadFailure::Broken),
+            "{:?}",
+            ReadFailure::of(&reset)
+        );
+    }
+}
