@@ -154,6 +154,13 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 return None;
             }
         }
+        if let Err(rejected) = &item {
+            // NB: an answer of the peer's that we cannot read fails the call
+            // of ours it answers, rather than get an answer of its own.
+            if rejected.response && outgoing.invalid_answer(&rejected.id, &rejected.error) {
+                return None;
+            }
+        }
         let env = Env {
             router: &self.router,
             connection: &self.connection,

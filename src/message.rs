@@ -272,6 +272,9 @@ pub struct Rejected {
     pub id: Id,
     /// The error to answer with.
     pub error: ErrorObject,
+    /// The message has no `method`: it was meant as the answer to the call
+    /// with `id`, which may be one of ours that waits for it.
+    pub response: bool,
 }
 
 impl Rejected {
@@ -280,6 +283,7 @@ impl Rejected {
             version: Version::V2,
             id: Id::null(),
             error,
+            response: false,
         }
     }
 
@@ -472,6 +476,7 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> 
 
 /// Classifies an envelope by its keys; `unmarked` as for [`parse_object`].
 fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected> {
+    let response = env.method.is_none();
     if let Some(key) = env.duplicate {
         // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
         // of two ids or methods to believe is no guess to make. The reply
@@ -485,6 +490,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             version: Version::V2,
             id,
             error: ErrorObject::invalid_request(format!("duplicate member `{key}`")),
+            response,
         });
     }
     let method = match env.method {
@@ -503,6 +509,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
                 version: Version::V2,
                 id,
                 error: ErrorObject::invalid_request(r#"`jsonrpc` must be exactly "2.0""#),
+                response,
             });
         }
     };
@@ -520,6 +527,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
                 version: reject_version,
                 id: Id::null(),
                 error: ErrorObject::invalid_request("`id` must be a string, a number or null"),
+                response,
             })
         }
     };
@@ -527,6 +535,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         version: reject_version,
         id: id.clone().unwrap_or_else(Id::null),
         error,
+        response,
     };
 
     if let Some(m) = env.method {

@@ -242,6 +242,7 @@ impl Peer {
     ///
     /// # Errors
     /// - [`Error::Remote`] when the peer answers with an error object.
+    /// - [`Error::InvalidReply`] when its answer is no valid response.
     /// - [`Error::Closed`] when the connection ends before the reply; its
     ///   reason says whether the call had been sent.
     /// - [`Error::Timeout`] when [`Config::request_timeout`](crate::Config::request_timeout)
@@ -871,6 +872,10 @@ fn into_result(
         Ok(Err(Failure::Remote(source))) => Err(CallError::Failed(Error::Remote {
             method: method.to_owned(),
             source,
+        })),
+        Ok(Err(Failure::Invalid(what))) => Err(CallError::Failed(Error::InvalidReply {
+            method: method.to_owned(),
+            what,
         })),
         Ok(Err(Failure::NotSent(ending))) => {
             Err(CallError::NotSent(closed(method, "not sent", ending)))

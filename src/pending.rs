@@ -15,6 +15,8 @@ use crate::transport::CloseFrame;
 pub(crate) enum Failure {
     /// The peer answered with an error object.
     Remote(ErrorObject),
+    /// The peer's answer is no valid response; says what is wrong with it.
+    Invalid(ErrorObject),
     /// The connection was ending when the call reached the driver, so it was
     /// never written: it can safely go out on another connection. Says why
     /// the connection was ending.
@@ -97,6 +99,18 @@ impl PendingTable {
                 Ok(())
             }
             None => Err(outcome),
+        }
+    }
+
+    /// Fails call `id` with its invalid answer; `false` when no call has
+    /// that id.
+    pub(crate) fn fail_invalid(&mut self, id: u64, what: &ErrorObject) -> bool {
+        match self.calls.remove(&id) {
+            Some(Waiting { reply, .. }) => {
+                let _ = reply.send(Err(Failure::Invalid(what.clone())));
+                true
+            }
+            None => false,
         }
     }
 

@@ -1078,6 +1078,34 @@ async fn call_fails_at_once_with_the_error_a_peer_sends_under_a_null_id() {
 }
 
 #[tokio::test]
+async fn call_fails_at_once_on_an_answer_that_is_no_response() {
+    // A peer that answers under the call's id, but with neither `result`
+    // nor `error`: `call` must say so, not wait out its timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.expect("accept");
+        let mut io = rpcpeer::stream::framed(socket, Framing::Newline, 1 << 20);
+        while let Some(Ok(line)) = io.next().await {
+            let call: Value = serde_json::from_str(&line).expect("a call");
+            let answer = json!({"jsonrpc": "2.0", "id": call["id"]}).to_string();
+            if io.send(answer).await.is_err() {
+                return;
+            }
+        }
+    });
+    let out = rpcpeer(&["call", &url, "echo", "hi", "--timeout", "25"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("the peer's answer to `echo` is not a valid response: Invalid Request: no `method`, `result` or `error` member"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
 async fn call_says_why_a_websocket_peer_closed() {
     use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
     // A WebSocket server that reads one message, then closes with a code

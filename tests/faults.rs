@@ -1159,3 +1159,127 @@ async fn pending_calls_fail_closed_with_a_reason_that_says_why() {
         );
     }
 }
+
+// ------------------------------------------------ answers that are no response
+
+/// What a raw server sends for the requests it read: it is handed them,
+/// in the order read, and gives one frame.
+type Answer = fn(&[Value]) -> String;
+
+/// A raw TCP server, newline framed, that answers as `answers` say: each
+/// takes the next `n` requests it reads. Every message it reads goes to
+/// the channel, which closes when the connection does.
+async fn answering_tcp_server(
+    answers: Vec<(usize, Answer)>,
+) -> (SocketAddr, mpsc::UnboundedReceiver<Value>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, read) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut io = rpcpeer_stream::framed(socket, Framing::Newline, 1 << 20);
+        for (n, answer) in answers {
+            let mut requests = Vec::new();
+            while requests.len() < n {
+                let Some(Ok(line)) = io.next().await else {
+                    return;
+                };
+                let message: Value = serde_json::from_str(&line).unwrap();
+                if message.get("method").is_some() {
+                    requests.push(message.clone());
+                }
+                let _ = seen.send(message);
+            }
+            io.send(answer(&requests)).await.unwrap();
+        }
+        while let Some(Ok(line)) = io.next().await {
+            let _ = seen.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    (addr, read)
+}
+
+/// The id of the request in `requests` that called `method`.
+fn id_of(requests: &[Value], method: &str) -> Value {
+    let request = requests.iter().find(|r| r["method"] == method);
+    request.unwrap_or_else(|| panic!("no call of `{method}` in {requests:?}"))["id"].clone()
+}
+
+/// An answer of the peer's that cannot be read as a response (no `result`
+/// or `error`, a `jsonrpc` other than "2.0", a member twice) fails the call
+/// it answers at once, alone or in a batch, with `Error::InvalidReply`
+/// saying what is wrong; the peer is sent no answer to its answer, and the
+/// connection goes on. Before, the call waited out its whole timeout.
+#[tokio::test]
+async fn an_answer_that_is_no_response_fails_its_call_at_once_and_is_not_answered() {
+    let answers: Vec<(usize, Answer)> = vec![
+        (1, |r| {
+            json!({"jsonrpc": "2.0", "id": r[0]["id"]}).to_string()
+        }),
+        (1, |r| {
+            json!({"jsonrpc": "1.5", "result": 1, "id": r[0]["id"]}).to_string()
+        }),
+        (1, |r| {
+            format!(
+                r#"{{"jsonrpc":"2.0","result":1,"result":2,"id":{}}}"#,
+                r[0]["id"]
+            )
+        }),
+        (2, |r| {
+            json!([
+                {"jsonrpc": "2.0", "id": id_of(r, "d")},
+                {"jsonrpc": "2.0", "result": 7, "id": id_of(r, "e")},
+            ])
+            .to_string()
+        }),
+        (1, |r| {
+            json!({"jsonrpc": "2.0", "result": "done", "id": r[0]["id"]}).to_string()
+        }),
+    ];
+    let (addr, mut seen) = answering_tcp_server(answers).await;
+    let transport = rpcpeer_stream::connect_tcp(addr, Framing::Newline)
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::new(transport, Router::new());
+    tokio::spawn(driver);
+
+    let invalid = |outcome: Result<Value, Error>, called: &str, wrong: &str| match outcome {
+        Err(Error::InvalidReply { method, what }) => {
+            assert_eq!(method, called);
+            assert!(
+                what.message.contains(wrong),
+                "`{}` lacks `{wrong}`",
+                what.message
+            );
+        }
+        other => panic!("`{called}`: expected Error::InvalidReply, got {other:?}"),
+    };
+    let no_outcome = "no `method`, `result` or `error` member";
+    invalid(within("a", peer.request("a", ())).await, "a", no_outcome);
+    let b = within("b", peer.request("b", ())).await;
+    invalid(b, "b", r#"`jsonrpc` must be exactly "2.0""#);
+    let c = within("c", peer.request("c", ())).await;
+    invalid(c, "c", "duplicate member `result`");
+    let (d, e) = within("d and e", async {
+        tokio::join!(
+            peer.request::<Value>("d", ()),
+            peer.request::<Value>("e", ())
+        )
+    })
+    .await;
+    invalid(d, "d", no_outcome);
+    assert_eq!(e.unwrap(), json!(7));
+    let done = within("done", peer.request::<Value>("done", ())).await;
+    assert_eq!(done.unwrap(), json!("done"));
+
+    peer.close().await;
+    let mut methods = Vec::new();
+    while let Some(message) = within("what the peer read", seen.recv()).await {
+        match message.get("method") {
+            Some(method) => methods.push(method.clone()),
+            None => panic!("the peer was sent more than its calls: {message}"),
+        }
+    }
+    methods[3..5].sort_by_key(Value::to_string);
+    assert_eq!(methods, ["a", "b", "c", "d", "e", "done"]);
+}
