@@ -154,12 +154,17 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 return None;
             }
         }
-        if let Err(rejected) = &item {
+        if let Err(Rejected {
+            id,
+            response: Some(what),
+            ..
+        }) = &item
+        {
             // NB: an answer of the peer's that we cannot read fails the call
-            // of ours it answers, rather than get an answer of its own.
-            if rejected.response && outgoing.invalid_answer(&rejected.id, &rejected.error) {
-                return None;
-            }
+            // of ours it answers, at once. It is still answered as invalid
+            // below (spec §5: it might have been a request), which a peer
+            // that meant it as an answer ignores as one to no call of its.
+            outgoing.invalid_answer(id, what);
         }
         let env = Env {
             router: &self.router,

@@ -237,16 +237,15 @@ pub enum Error {
         source: ErrorObject,
     },
     /// The peer's answer, under this call's id, is no valid response: it
-    /// has neither `result` nor `error`, says a `jsonrpc` other than
-    /// `"2.0"`, or repeats a member. It was not answered, since it was
-    /// meant as an answer.
-    #[error("the peer's answer to `{method}` is not a valid response: {}", what.message)]
+    /// has neither `result` nor `error`, a `jsonrpc` other than `"2.0"`, or
+    /// a member twice. (Like any message that cannot be read, it is also
+    /// answered -32600, in case the peer meant it as a request.)
+    #[error("the peer's answer to `{method}` is not a valid response: {what}")]
     InvalidReply {
         /// The method that was called.
         method: String,
-        /// What is wrong with the answer, as the error object that a
-        /// message this malformed gets when it is not an answer (-32600).
-        what: ErrorObject,
+        /// What is wrong with the answer.
+        what: String,
     },
     /// The connection closed (or was closed) before the reply arrived.
     #[error("the connection closed before `{method}` got a reply ({reason})")]

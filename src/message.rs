@@ -265,6 +265,7 @@ pub enum Message<'a> {
 
 /// A message that could not be read, with the reply it deserves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Rejected {
     /// The form to answer in.
     pub version: Version,
@@ -272,9 +273,10 @@ pub struct Rejected {
     pub id: Id,
     /// The error to answer with.
     pub error: ErrorObject,
-    /// The message has no `method`: it was meant as the answer to the call
-    /// with `id`, which may be one of ours that waits for it.
-    pub response: bool,
+    /// When the message has neither `method` nor `params`, it can only
+    /// have been meant as the answer to the call with `id`, which may be one
+    /// of ours that waits for it: what is wrong with it as an answer.
+    pub response: Option<String>,
 }
 
 impl Rejected {
@@ -283,7 +285,7 @@ impl Rejected {
             version: Version::V2,
             id: Id::null(),
             error,
-            response: false,
+            response: None,
         }
     }
 
@@ -476,7 +478,10 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> 
 
 /// Classifies an envelope by its keys; `unmarked` as for [`parse_object`].
 fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected> {
-    let response = env.method.is_none();
+    // Only a call has `method` or `params`: without both, the message was
+    // meant as an answer, and its caller is told what is wrong with it.
+    let answer_like = env.method.is_none() && env.params.is_none();
+    let as_answer = |what: &str| answer_like.then(|| what.to_owned());
     if let Some(key) = env.duplicate {
         // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
         // of two ids or methods to believe is no guess to make. The reply
@@ -486,11 +491,12 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             ("id", _) | (_, None) => Id::null(),
             (_, Some(id)) => id,
         };
+        let what = format!("duplicate member `{key}`");
         return Err(Rejected {
             version: Version::V2,
             id,
-            error: ErrorObject::invalid_request(format!("duplicate member `{key}`")),
-            response,
+            error: ErrorObject::invalid_request(&what),
+            response: as_answer(&what),
         });
     }
     let method = match env.method {
@@ -505,11 +511,12 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         Some(v) if v == r#""2.0""# || as_string(v).as_deref() == Some("2.0") => Version::V2,
         Some(_) => {
             let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
+            let what = r#"`jsonrpc` must be exactly "2.0""#;
             return Err(Rejected {
                 version: Version::V2,
                 id,
-                error: ErrorObject::invalid_request(r#"`jsonrpc` must be exactly "2.0""#),
-                response,
+                error: ErrorObject::invalid_request(what),
+                response: as_answer(what),
             });
         }
     };
@@ -527,7 +534,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
                 version: reject_version,
                 id: Id::null(),
                 error: ErrorObject::invalid_request("`id` must be a string, a number or null"),
-                response,
+                response: None,
             })
         }
     };
@@ -535,7 +542,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         version: reject_version,
         id: id.clone().unwrap_or_else(Id::null),
         error,
-        response,
+        response: None,
     };
 
     if let Some(m) = env.method {
@@ -597,9 +604,12 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         }));
     }
 
-    Err(reject(ErrorObject::invalid_request(
-        "no `method`, `result` or `error` member",
-    )))
+    Err(Rejected {
+        response: as_answer("neither `result` nor `error`"),
+        ..reject(ErrorObject::invalid_request(
+            "no `method`, `result` or `error` member",
+        ))
+    })
 }
 
 /// The value of a JSON string written as `text` (valid JSON), borrowed

@@ -99,13 +99,16 @@ impl Outgoing {
         }
     }
 
-    /// A message without a `method` that could not be read as a response:
-    /// when its id is that of a call of ours, the call fails with it, and
-    /// `true` says it was dealt with. Answering it would tell the peer, but
-    /// not our caller, who would wait out its timeout.
-    pub(crate) fn invalid_answer(&mut self, id: &Id, what: &ErrorObject) -> bool {
-        id.as_u64()
+    /// A message meant as an answer that could not be read as one (`what`
+    /// says why): when its id is that of a call of ours, the call fails
+    /// with it now, rather than wait out its timeout.
+    pub(crate) fn invalid_answer(&mut self, id: &Id, what: &str) {
+        if id
+            .as_u64()
             .is_some_and(|n| self.pending.fail_invalid(n, what))
+        {
+            tracing::debug!(%id, "an answer to a call of ours is no valid response: {what}");
+        }
     }
 
     /// Whether a call of ours waits for its answer.

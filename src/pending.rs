@@ -16,7 +16,7 @@ pub(crate) enum Failure {
     /// The peer answered with an error object.
     Remote(ErrorObject),
     /// The peer's answer is no valid response; says what is wrong with it.
-    Invalid(ErrorObject),
+    Invalid(String),
     /// The connection was ending when the call reached the driver, so it was
     /// never written: it can safely go out on another connection. Says why
     /// the connection was ending.
@@ -104,10 +104,10 @@ impl PendingTable {
 
     /// Fails call `id` with its invalid answer; `false` when no call has
     /// that id.
-    pub(crate) fn fail_invalid(&mut self, id: u64, what: &ErrorObject) -> bool {
+    pub(crate) fn fail_invalid(&mut self, id: u64, what: &str) -> bool {
         match self.calls.remove(&id) {
             Some(Waiting { reply, .. }) => {
-                let _ = reply.send(Err(Failure::Invalid(what.clone())));
+                let _ = reply.send(Err(Failure::Invalid(what.to_owned())));
                 true
             }
             None => false,

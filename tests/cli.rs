@@ -1100,7 +1100,9 @@ async fn call_fails_at_once_on_an_answer_that_is_no_response() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let said = stderr(&out);
     assert!(
-        said.contains("the peer's answer to `echo` is not a valid response: Invalid Request: no `method`, `result` or `error` member"),
+        said.contains(
+            "the peer's answer to `echo` is not a valid response: neither `result` nor `error`"
+        ),
         "{said}"
     );
 }

@@ -18,7 +18,7 @@ enum ReadFailure {
     Skipped(ErrorObject),
     /// The framing is lost: answer, then close once what runs has answered.
     Unframed(ErrorObject),
-    /// The connection itself is gone.
+    /// Anything else: the transport failed, and the connection with it.
     Broken,
 }
 
@@ -35,8 +35,9 @@ impl ReadFailure {
         }
         if crate::transport::is_not_utf8(err) {
             // Spec §5.1: text that is not JSON is -32700.
-            let detail = format_args!("the message is not UTF-8 ({err})");
-            return Self::Skipped(ErrorObject::parse_error(detail));
+            return Self::Skipped(ErrorObject::parse_error(format_args!(
+                "the message is not UTF-8 ({err})"
+            )));
         }
         if err.kind() == io::ErrorKind::InvalidData {
             // An unreadable frame, or a WebSocket message over its limit.
@@ -53,21 +54,24 @@ where
     S: Send + Sync + 'static,
 {
     pub(super) fn on_read_error(&mut self, err: io::Error) {
-        let failure = ReadFailure::of(&err);
-        if let ReadFailure::Skipped(reply) = &failure {
-            tracing::debug!("an incoming message was skipped: {err}");
-            self.outbox
-                .push(encode_response(Version::V2, &Id::null(), Err(reply)));
-            return;
-        }
+        let reply = match ReadFailure::of(&err) {
+            ReadFailure::Skipped(reply) => {
+                tracing::debug!("an incoming message was skipped: {}", reply.message);
+                self.outbox
+                    .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
+                return;
+            }
+            ReadFailure::Unframed(reply) => Some(reply),
+            ReadFailure::Broken => None,
+        };
         self.outgoing.close_reason = Some(err.to_string().into());
-        match failure {
-            ReadFailure::Unframed(reply) => {
+        match reply {
+            Some(reply) => {
                 self.outbox
                     .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
                 self.begin_shutdown();
             }
-            _ => self.abort(),
+            None => self.abort(),
         }
         self.failure = Some(err);
     }

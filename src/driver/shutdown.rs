@@ -1,4 +1,5 @@
-//! How a connection ends: the drain, the last flush, the close, each bounded by a deadline.
+//! How a connection ends: gracefully (the drain, the last flush, the close, bounded by one
+//! deadline), on an idle timeout, or cut off at once (a failed write, a peer that stopped reading).
 
 use std::future::Future;
 use std::io;
@@ -182,9 +183,10 @@ where
         Poll::Ready(Err(Error::Transport(err)))
     }
 
-    /// What the driver's future completes with, once `poll_shutdown` closed
-    /// the transport with `closed`: a read error seen earlier is the
-    /// connection's failure, even when the close itself went well.
+    /// What the driver's future completes with, once `poll_shutdown` is
+    /// done with `closed` (the transport's close, or why the end could not
+    /// wait for it): a read error seen earlier is the connection's failure,
+    /// even when the close itself went well.
     pub(super) fn ended(&mut self, closed: io::Result<()>) -> Result<(), Error> {
         self.finish();
         match (closed, self.failure.take()) {
