@@ -154,18 +154,6 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 return None;
             }
         }
-        if let Err(Rejected {
-            id,
-            response: Some(what),
-            ..
-        }) = &item
-        {
-            // NB: an answer of the peer's that we cannot read fails the call
-            // of ours it answers, at once. It is still answered as invalid
-            // below (spec §5: it might have been a request), which a peer
-            // that meant it as an answer ignores as one to no call of its.
-            outgoing.invalid_answer(id, what);
-        }
         let env = Env {
             router: &self.router,
             connection: &self.connection,
@@ -188,15 +176,18 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 }
                 None
             }
-            // In a batch it is one of the array's entries; alone it needs
-            // no turn (and must not take a queue place while busy).
-            Admitted::Answered(reply) if in_batch => {
-                Some((Concurrency::Concurrent, Entry::done(Some(reply))))
+            Admitted::Unreadable(rejected) => {
+                // NB: an answer of the peer's that we cannot read fails the
+                // call of ours it answers, at once. It is still answered as
+                // invalid (spec §5: it might have been a request), which a
+                // peer that meant it as an answer ignores as one to no call
+                // of its.
+                if let Some(what) = &rejected.response {
+                    outgoing.invalid_answer(&rejected.id, what);
+                }
+                answered(rejected.reply(), in_batch, outbox)
             }
-            Admitted::Answered(reply) => {
-                outbox.push(reply);
-                None
-            }
+            Admitted::Answered(reply) => answered(reply, in_batch, outbox),
             Admitted::Dropped => None,
         }
     }
@@ -393,4 +384,15 @@ fn answer(reply: Option<String>, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         outgoing.take_queued(outbox);
         outbox.push(reply);
     }
+}
+
+/// A message answered without running anything: in a batch, one of the
+/// array's entries; alone, it needs no turn (and must not take a queue
+/// place while busy).
+fn answered(reply: String, in_batch: bool, outbox: &mut Outbox) -> Option<(Concurrency, Entry)> {
+    if in_batch {
+        return Some((Concurrency::Concurrent, Entry::done(Some(reply))));
+    }
+    outbox.push(reply);
+    None
 }

@@ -55,7 +55,9 @@ pub(crate) enum Admitted {
     Response(Response),
     /// The peer cancels one of its requests (the id, when readable).
     Cancel(Version, Option<Id>),
-    /// Answered without running anything (rejected, or busy).
+    /// Not readable as a message: answered with its error (spec §5).
+    Unreadable(Rejected),
+    /// Answered without running anything (busy).
     Answered(String),
     /// Nothing to do (a notification dropped while busy).
     Dropped,
@@ -74,7 +76,7 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
     match item {
         Err(rejected) => {
             tracing::debug!(error = %rejected.error, "rejected a message");
-            Admitted::Answered(rejected.reply())
+            Admitted::Unreadable(rejected)
         }
         Ok(Message::Response(response)) => Admitted::Response(response),
         Ok(Message::Notification(n)) if env.cancel_method == Some(&*n.method) => {
@@ -443,6 +445,7 @@ async fn answer_text<S: Send + Sync + 'static>(
     };
     let entry = |item| match admit(&env, None, item, None) {
         Admitted::Call(_, _, entry) => Some(entry),
+        Admitted::Unreadable(rejected) => Some(Entry::done(Some(rejected.reply()))),
         Admitted::Answered(reply) => Some(Entry::done(Some(reply))),
         Admitted::Response(response) => {
             tracing::debug!(id = %response.id, "response with no request behind it, dropped");

@@ -271,8 +271,9 @@ pub struct Rejected {
     pub version: Version,
     /// The message's id when it could be read and is valid, else `null`.
     pub id: Id,
-    /// The error to answer with.
-    pub error: ErrorObject,
+    /// The error to answer with (boxed: a message that is read well, the
+    /// common case, need not carry room for it).
+    pub error: Box<ErrorObject>,
     /// When the message has neither `method` nor `params`, it can only
     /// have been meant as the answer to the call with `id`, which may be one
     /// of ours that waits for it: what is wrong with it as an answer.
@@ -284,7 +285,7 @@ impl Rejected {
         Self {
             version: Version::V2,
             id: Id::null(),
-            error,
+            error: Box::new(error),
             response: None,
         }
     }
@@ -480,8 +481,10 @@ fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> 
 fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected> {
     // Only a call has `method` or `params`: without both, the message was
     // meant as an answer, and its caller is told what is wrong with it.
-    let answer_like = env.method.is_none() && env.params.is_none();
-    let as_answer = |what: &str| answer_like.then(|| what.to_owned());
+    let as_answer = |what: &str| {
+        let answer_like = env.method.is_none() && env.params.is_none();
+        answer_like.then(|| what.to_owned())
+    };
     if let Some(key) = env.duplicate {
         // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
         // of two ids or methods to believe is no guess to make. The reply
@@ -495,7 +498,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         return Err(Rejected {
             version: Version::V2,
             id,
-            error: ErrorObject::invalid_request(&what),
+            error: Box::new(ErrorObject::invalid_request(&what)),
             response: as_answer(&what),
         });
     }
@@ -515,7 +518,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             return Err(Rejected {
                 version: Version::V2,
                 id,
-                error: ErrorObject::invalid_request(what),
+                error: Box::new(ErrorObject::invalid_request(what)),
                 response: as_answer(what),
             });
         }
@@ -533,7 +536,9 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
             return Err(Rejected {
                 version: reject_version,
                 id: Id::null(),
-                error: ErrorObject::invalid_request("`id` must be a string, a number or null"),
+                error: Box::new(ErrorObject::invalid_request(
+                    "`id` must be a string, a number or null",
+                )),
                 response: None,
             })
         }
@@ -541,7 +546,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
     let reject = |error: ErrorObject| Rejected {
         version: reject_version,
         id: id.clone().unwrap_or_else(Id::null),
-        error,
+        error: Box::new(error),
         response: None,
     };
 
