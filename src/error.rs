@@ -238,8 +238,9 @@ pub enum Error {
     },
     /// The peer's answer, under this call's id, is no valid response: it
     /// has neither `result` nor `error`, a `jsonrpc` other than `"2.0"`, or
-    /// a member twice. (Like any message that cannot be read, it is also
-    /// answered -32600, in case the peer meant it as a request.)
+    /// a member other than `id` twice (a repeated `id` names no call). Like
+    /// any message that cannot be read, it is also answered -32600, in case
+    /// the peer meant it as a request.
     #[error("the peer's answer to `{method}` is not a valid response: {what}")]
     InvalidReply {
         /// The method that was called.
