@@ -407,15 +407,12 @@ fn wait(
                 input_left = false;
                 break;
             };
-            let (word, rest) = line
-                .trim()
-                .split_once(char::is_whitespace)
-                .unwrap_or((line.trim(), ""));
+            let (word, rest) = split_word(&line);
             let said = match word {
-                ":reply" | ":error" => answer(word == ":reply", rest.trim(), shared),
+                ":reply" | ":error" => answer(word == ":reply", rest, shared),
                 ":pending" => pending(shared),
                 // Nothing after it is read: it runs once the call is over.
-                ":quit" | ":q" | ":exit" => {
+                word if is_quit(word) => {
                     ahead.push_back(line);
                     input_left = false;
                     break;
@@ -453,10 +450,9 @@ async fn command(
     style: Style,
     background: bool,
 ) -> Step {
-    let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-    let rest = rest.trim();
+    let (word, rest) = split_word(line);
     let said = match word {
-        ":quit" | ":q" | ":exit" => return Step::Quit,
+        word if is_quit(word) => return Step::Quit,
         ":help" | ":h" | "?" => HELP.to_owned(),
         ":methods" => {
             if methods.is_empty() {
@@ -510,6 +506,18 @@ async fn command(
     };
     say(&said);
     Step::Continue
+}
+
+/// A console line's command word and the rest, both trimmed.
+fn split_word(line: &str) -> (&str, &str) {
+    let line = line.trim();
+    let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    (word, rest.trim())
+}
+
+/// Whether `word` ends the console.
+fn is_quit(word: &str) -> bool {
+    matches!(word, ":quit" | ":q" | ":exit")
 }
 
 /// Prints one line on stdout; a stdout that is gone costs the line, not
