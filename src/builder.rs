@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::error::ErrorObject;
-use crate::outgoing::NullIdHook;
+use crate::outgoing::Hooks;
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
@@ -42,7 +42,7 @@ pub struct DriverBuilder<T, S = ()> {
     config: Config,
     session: Option<Session>,
     close_frames: Option<CloseHooks<T>>,
-    null_id_hook: Option<NullIdHook>,
+    hooks: Hooks,
 }
 
 // No bound on the transport here: `Driver::builder` has them.
@@ -54,7 +54,7 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
             config: Config::default(),
             session: None,
             close_frames: None,
-            null_id_hook: None,
+            hooks: Hooks::default(),
         }
     }
 
@@ -108,7 +108,50 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
     /// # }
     /// ```
     pub fn on_null_id_error(mut self, hook: impl Fn(&ErrorObject) + Send + Sync + 'static) -> Self {
-        self.null_id_hook = Some(Arc::new(hook));
+        self.hooks.null_id = Some(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` with the error the driver answers to each message of
+    /// the peer's that it could not read: one that is not JSON or not
+    /// UTF-8 (-32700), or one over the transport's size limit (which the
+    /// byte-stream framings skip, reading on) or neither a request nor a
+    /// response (-32600).
+    ///
+    /// Such a message names no call of ours that can be trusted, so no call
+    /// fails of it, with one exception: an answer-like message under the id
+    /// of a pending call fails that call with
+    /// [`Error::InvalidReply`](crate::Error::InvalidReply). Without a hook it
+    /// is only answered and logged at `debug`. A program that knows what it
+    /// waits for can do better: one that sent a single request can take a
+    /// message too large to read as its lost answer, and fail at once rather
+    /// than at its timeout.
+    ///
+    /// The hook runs on the driver's task, between messages: keep it short
+    /// (send what it is given on a channel).
+    ///
+    /// ```
+    /// use futures::SinkExt;
+    /// use rpcpeer::{transport::memory_pair, Driver, Router};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ours, mut theirs) = memory_pair();
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let (_peer, driver) = Driver::builder(ours, Router::new())
+    ///     .on_unreadable(move |err| {
+    ///         let _ = tx.send(err.clone());
+    ///     })
+    ///     .build();
+    /// tokio::spawn(driver);
+    /// theirs.send("hello".to_owned()).await.unwrap();
+    /// assert_eq!(rx.recv().await.unwrap().code, -32700);
+    /// theirs.send(r#"{"jsonrpc":"2.0","method":42,"id":1}"#.to_owned()).await.unwrap();
+    /// assert_eq!(rx.recv().await.unwrap().code, -32600);
+    /// # }
+    /// ```
+    pub fn on_unreadable(mut self, hook: impl Fn(&ErrorObject) + Send + Sync + 'static) -> Self {
+        self.hooks.unreadable = Some(Arc::new(hook));
         self
     }
 
@@ -120,7 +163,7 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
             self.config,
             self.session.unwrap_or_default(),
             self.close_frames,
-            self.null_id_hook,
+            self.hooks,
         )
     }
 }

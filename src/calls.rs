@@ -185,6 +185,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 if let Some(what) = &rejected.response {
                     outgoing.invalid_answer(&rejected.id, what);
                 }
+                outgoing.unreadable(&rejected.error);
                 answered(rejected.reply(), in_batch, outbox)
             }
             Admitted::Answered(reply) => answered(reply, in_batch, outbox),

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::handles::Handles;
 use crate::idle::Idle;
 use crate::outbox::Outbox;
-use crate::outgoing::{NullIdHook, Outgoing};
+use crate::outgoing::{Hooks, Outgoing};
 use crate::peer::{Control, Peer};
 use crate::router::Router;
 use crate::session::Session;
@@ -235,7 +235,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
         config: Config,
         session: Session,
         close_frames: Option<CloseHooks<T>>,
-        null_id_hook: Option<NullIdHook>,
+        hooks: Hooks,
     ) -> (Peer, Self) {
         let (peer, channels, commands) = Peer::new(
             config.command_queue,
@@ -247,12 +247,7 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             close_frames,
             calls: Calls::new(router, peer.clone(), session, &config),
             handles: Handles::new(channels),
-            outgoing: Outgoing::new(
-                commands,
-                config.version,
-                config.max_incoming_bytes,
-                null_id_hook,
-            ),
+            outgoing: Outgoing::new(commands, config.version, config.max_incoming_bytes, hooks),
             outbox: Outbox::new(
                 config.max_outbox,
                 config.max_outbox_bytes,

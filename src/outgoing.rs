@@ -54,13 +54,25 @@ pub(crate) struct Outgoing {
     /// The highest id written so far: a reply to an id at or below it that
     /// is no longer pending answers a call we gave up (timed out, dropped).
     sent_up_to: u64,
-    /// Told of every error the peer sends with a null id (see
-    /// [`DriverBuilder::on_null_id_error`](crate::DriverBuilder::on_null_id_error)).
-    null_id_hook: Option<NullIdHook>,
+    /// What the program asked to be told about messages that name none
+    /// of our calls.
+    hooks: Hooks,
 }
 
-/// What [`DriverBuilder::on_null_id_error`](crate::DriverBuilder::on_null_id_error) was given.
-pub(crate) type NullIdHook = Arc<dyn Fn(&ErrorObject) + Send + Sync>;
+/// What the program is told of messages that may concern its calls but
+/// name none of them: then only the program knows which call it was.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Every error the peer sends with a null id (see
+    /// [`DriverBuilder::on_null_id_error`](crate::DriverBuilder::on_null_id_error)).
+    pub(crate) null_id: Option<ErrorHook>,
+    /// The error answered to every message of the peer's that could not be
+    /// read (see [`DriverBuilder::on_unreadable`](crate::DriverBuilder::on_unreadable)).
+    pub(crate) unreadable: Option<ErrorHook>,
+}
+
+/// A hook of [`Hooks`], as the builder was given it.
+pub(crate) type ErrorHook = Arc<dyn Fn(&ErrorObject) + Send + Sync>;
 
 /// Why our calls fail when the driver stopped reading without a reason of
 /// its own: only the peer's end of stream stops it so.
@@ -76,10 +88,10 @@ impl Outgoing {
         commands: mpsc::Receiver<Box<Queued>>,
         configured: Option<Version>,
         report_budget: usize,
-        null_id_hook: Option<NullIdHook>,
+        hooks: Hooks,
     ) -> Self {
         Self {
-            null_id_hook,
+            hooks,
             report_budget,
             commands,
             sending: Sending::Everything,
@@ -108,6 +120,13 @@ impl Outgoing {
             .is_some_and(|n| self.pending.fail_invalid(n, what))
         {
             tracing::debug!(%id, "an answer to a call of ours is no valid response: {what}");
+        }
+    }
+
+    /// A message of the peer's could not be read, and was answered `err`.
+    pub(crate) fn unreadable(&self, err: &ErrorObject) {
+        if let Some(hook) = &self.hooks.unreadable {
+            hook(err);
         }
     }
 
@@ -267,7 +286,7 @@ impl Outgoing {
                 static UNREADABLE: LogLimit = LogLimit::new();
                 // With a hook, the program is told and says what it
                 // means to its user: the log need not say it too.
-                let warn = match &self.null_id_hook {
+                let warn = match &self.hooks.null_id {
                     Some(hook) => {
                         hook(&err);
                         None

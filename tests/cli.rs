@@ -1077,25 +1077,47 @@ async fn call_fails_at_once_with_the_error_a_peer_sends_under_a_null_id() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn call_fails_at_once_on_an_answer_that_is_no_response() {
-    // A peer that answers under the call's id, but with neither `result`
-    // nor `error`: `call` must say so, not wait out its timeout.
+/// A TCP peer that answers each request of one connection with the lines
+/// `answer` makes of it, written as they are (not JSON, or over any limit,
+/// if so made); the URL to reach it.
+async fn answering_peer(answer: impl Fn(&Value) -> Vec<String> + Send + 'static) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("tcp://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
         let (socket, _) = listener.accept().await.expect("accept");
-        let mut io = rpcpeer::stream::framed(socket, Framing::Newline, 1 << 20);
-        while let Some(Ok(line)) = io.next().await {
-            let call: Value = serde_json::from_str(&line).expect("a call");
-            let answer = json!({"jsonrpc": "2.0", "id": call["id"]}).to_string();
-            if io.send(answer).await.is_err() {
-                return;
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            // What `call` sends besides its request (its own answers to what
+            // it could not read, a cancel) gets nothing.
+            let Ok(request) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if request.get("method").is_none() || request.get("id").is_none() {
+                continue;
+            }
+            for line in answer(&request) {
+                if write
+                    .write_all(format!("{line}\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         }
     });
+    url
+}
+
+#[tokio::test]
+async fn call_fails_at_once_on_an_answer_that_is_no_response() {
+    // A peer that answers under the call's id, but with neither `result`
+    // nor `error`: `call` must say so, not wait out its timeout.
+    let url =
+        answering_peer(|call| vec![json!({"jsonrpc": "2.0", "id": call["id"]}).to_string()]).await;
     let out = rpcpeer(&["call", &url, "echo", "hi", "--timeout", "25"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let said = stderr(&out);
@@ -1103,6 +1125,62 @@ async fn call_fails_at_once_on_an_answer_that_is_no_response() {
         said.contains(
             "the peer's answer to `echo` is not a valid response: neither `result` nor `error`"
         ),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn call_fails_at_once_on_an_answer_it_cannot_read() {
+    // The only message `call` waits for is its answer: one over its size
+    // limit (16 MiB), or JSON that is no JSON-RPC at all, was that answer,
+    // lost. `call` must say so, not wait out its timeout and then say
+    // that no answer came.
+    let big = |call: &Value| {
+        let result = "x".repeat(17 << 20);
+        vec![json!({"jsonrpc": "2.0", "result": result, "id": call["id"]}).to_string()]
+    };
+    let not_rpc = |_: &Value| vec![r#"{"hello": "world"}"#.to_owned()];
+    for (url, why) in [
+        (
+            answering_peer(big).await,
+            "message exceeds the limit of 16777216 bytes",
+        ),
+        (
+            answering_peer(not_rpc).await,
+            "no `method`, `result` or `error` member",
+        ),
+    ] {
+        let out = rpcpeer(&["call", &url, "echo", "hi", "--timeout", "25"]).await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let said = stderr(&out);
+        assert!(
+            said.contains("the peer's answer to `echo` is not a valid response: "),
+            "{said}"
+        );
+        assert!(said.contains(why), "{said}");
+    }
+}
+
+#[tokio::test]
+async fn call_skips_a_line_that_is_not_json_and_takes_the_answer_after_it() {
+    // A program's stray output before its answer (a log line on stdout):
+    // said once, and the answer still taken.
+    let url = answering_peer(|call| {
+        vec![
+            "starting up...".to_owned(),
+            "still starting".to_owned(),
+            json!({"jsonrpc": "2.0", "result": call["params"][0], "id": call["id"]}).to_string(),
+        ]
+    })
+    .await;
+    let out = rpcpeer(&["call", &url, "echo", "hi", "--timeout", "25"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), r#""hi""#);
+    let said = stderr(&out);
+    assert_eq!(
+        said.matches("skipped a message that is not JSON (Parse error: ")
+            .count(),
+        1,
         "{said}"
     );
 }

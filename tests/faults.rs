@@ -1313,3 +1313,59 @@ async fn an_answer_that_is_no_response_fails_its_call_at_once() {
     called.sort();
     assert_eq!(called, ["a", "b", "c", "d", "done", "e", "f"]);
 }
+
+// ------------------------------------------------ told of what could not be read
+
+#[tokio::test]
+async fn the_program_is_told_of_each_message_it_could_not_read() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (socket, _) = listener.accept().await.unwrap();
+    let (told, mut heard) = mpsc::unbounded_channel();
+    let mut router = Router::new();
+    router.method("echo", |p: Value| async move { Ok::<_, ErrorObject>(p) });
+    let transport = rpcpeer_stream::framed(socket, Framing::Newline, 1024);
+    let (_peer, driver) = Driver::builder(transport, router)
+        .on_unreadable(move |err| {
+            let _ = told.send(err.clone());
+        })
+        .build();
+    tokio::spawn(driver);
+
+    let mut sent = b"hello\n".to_vec();
+    sent.extend_from_slice(format!("[\"{}\"]\n", "x".repeat(2000)).as_bytes());
+    sent.extend_from_slice(b"\"caf\xe9\"\n");
+    sent.extend_from_slice(br#"[1, {"jsonrpc": "2.0", "method": "echo", "params": [2], "id": 2}]"#);
+    sent.extend_from_slice(b"\n");
+    sent.extend_from_slice(br#"{"jsonrpc": "2.0", "method": "echo", "params": [9], "id": 9}"#);
+    sent.extend_from_slice(b"\n");
+    tokio::io::AsyncWriteExt::write_all(&mut client, &sent)
+        .await
+        .unwrap();
+    // The last request's answer: everything before it has been read.
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(client));
+    let mut answers = Vec::new();
+    while !answers.iter().any(|a: &Value| a["id"] == 9) {
+        let line = within("answers", lines.next_line()).await.unwrap().unwrap();
+        answers.push(serde_json::from_str(&line).unwrap());
+    }
+    // Each unreadable message was answered, and the program was told of
+    // each with the error it was answered: the batch's readable entry ran.
+    let mut told = Vec::new();
+    while let Ok(err) = heard.try_recv() {
+        told.push((err.code, err.message));
+    }
+    let codes: Vec<i64> = told.iter().map(|(code, _)| *code).collect();
+    assert_eq!(codes, [-32700, -32600, -32700, -32600], "{told:?}");
+    assert!(told[1].1.contains("1024 bytes"), "{told:?}");
+    assert!(told[2].1.contains("not UTF-8"), "{told:?}");
+    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert_eq!(answers[3][1]["result"], json!([2]), "{answers:?}");
+    for (answer, (code, message)) in answers.iter().zip(&told) {
+        let answer = answer.get(0).unwrap_or(answer);
+        assert_eq!(answer["error"]["code"], *code, "{answer}");
+        assert_eq!(answer["error"]["message"], *message, "{answer}");
+    }
+}

@@ -57,11 +57,15 @@ where
         let reply = match ReadFailure::of(&err) {
             ReadFailure::Skipped(reply) => {
                 tracing::debug!("an incoming message was skipped: {}", reply.message);
+                self.outgoing.unreadable(&reply);
                 self.outbox
                     .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
                 return;
             }
-            ReadFailure::Unframed(reply) => Some(reply),
+            ReadFailure::Unframed(reply) => {
+                self.outgoing.unreadable(&reply);
+                Some(reply)
+            }
             ReadFailure::Broken => None,
         };
         self.outgoing.close_reason = Some(err.to_string().into());

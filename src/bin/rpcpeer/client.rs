@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rpcpeer::stream::{connect_tcp, spawn_child};
@@ -153,9 +154,20 @@ pub(crate) struct Connection {
     pub(crate) label: String,
     driver: JoinHandle<Result<(), Error>>,
     child: Option<Child>,
-    /// For a connection that sends one message: the last error the peer
-    /// sent with a null id, its word that it could not read a message of ours.
-    null_id_errors: Option<watch::Receiver<Option<ErrorObject>>>,
+    /// For a connection that sends one message: the peer's last word that
+    /// the message will get no answer (see [`Connection::only_message`]).
+    refusals: Option<watch::Receiver<Option<Refusal>>>,
+}
+
+/// What fails a connection's one message before any answer to it.
+#[derive(Clone)]
+enum Refusal {
+    /// An error the peer sent with a null id: it could not read our message.
+    NullId(ErrorObject),
+    /// A message of the peer's that we could not read, and that was JSON or
+    /// too large to look at (the error we answered it with): since the one
+    /// message awaits an answer, that was it, lost.
+    Unreadable(ErrorObject),
 }
 
 /// Connects to the peer `args` and `url` name; our side serves `router`
@@ -207,15 +219,30 @@ async fn open_connection<S: Send + Sync + 'static>(
     let mut builder = Driver::builder(transport, router)
         .config(config)
         .close_frames();
-    let mut null_id_errors = None;
+    let mut refusals = None;
     if one_message {
         // NB: a watch, not a queue: it keeps the last only, so a peer that
         // sends nothing but these cannot grow it.
         let (refused, seen) = watch::channel(None);
+        let unreadable = refused.clone();
         builder = builder.on_null_id_error(move |err| {
-            refused.send_replace(Some(err.clone()));
+            refused.send_replace(Some(Refusal::NullId(err.clone())));
         });
-        null_id_errors = Some(seen);
+        let (label, warned) = (label.clone(), AtomicBool::new(false));
+        builder = builder.on_unreadable(move |err| {
+            if err.code != ErrorObject::PARSE_ERROR {
+                unreadable.send_replace(Some(Refusal::Unreadable(err.clone())));
+            } else if !warned.swap(true, Ordering::Relaxed) {
+                // NB: only said, and the answer still awaited: text that is
+                // not JSON may be a program's stray output (a log line on
+                // its stdout), with the answer still to come.
+                eprintln!(
+                    "rpcpeer: {label}: skipped a message that is not JSON ({}); still waiting for the answer",
+                    err.message
+                );
+            }
+        });
+        refusals = Some(seen);
     }
     let (peer, driver) = builder.build();
     Ok(Connection {
@@ -223,7 +250,7 @@ async fn open_connection<S: Send + Sync + 'static>(
         label,
         driver: tokio::spawn(driver),
         child,
-        null_id_errors,
+        refusals,
     })
 }
 
@@ -290,13 +317,15 @@ impl Connection {
 
     /// `call`'s outcome, where `call` is the only message this connection
     /// sent (a request, or one batch): then an error the peer sends with a
-    /// null id is about it, and fails it at once rather than at the timeout.
+    /// null id is about it, and a message of the peer's that is JSON but
+    /// neither a request nor a response, or too large to read, was its
+    /// answer. Either fails it at once rather than at the timeout.
     pub(crate) async fn only_message<T>(
         &self,
         method: &str,
         call: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        match self.null_id_errors.clone() {
+        match self.refusals.clone() {
             Some(refused) => answer_or_refusal(refused, method, call).await,
             None => call.await,
         }
@@ -336,16 +365,28 @@ impl Connection {
     }
 }
 
-/// `call`'s outcome, or the error with a null id that `refused` sees
-/// first, as the peer's answer to it (see [`Connection::only_message`]).
+/// `call`'s outcome, or the refusal that `refused` sees first, as the
+/// peer's answer to it (see [`Connection::only_message`]).
 async fn answer_or_refusal<T>(
-    mut refused: watch::Receiver<Option<ErrorObject>>,
+    mut refused: watch::Receiver<Option<Refusal>>,
     method: &str,
     call: impl std::future::Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    let refusal = |source: ErrorObject| Error::Remote {
-        method: method.to_owned(),
-        source,
+    let refusal = |refusal: Refusal| match refusal {
+        Refusal::NullId(source) => Error::Remote {
+            method: method.to_owned(),
+            source,
+        },
+        Refusal::Unreadable(err) => Error::InvalidReply {
+            method: method.to_owned(),
+            // Our own error for it: "Invalid Request: " says what we
+            // answered, not what the peer's answer lacks.
+            what: err
+                .message
+                .strip_prefix("Invalid Request: ")
+                .unwrap_or(&err.message)
+                .to_owned(),
+        },
     };
     tokio::select! {
         // NB: the answer first: a batch's array may hold a null-id error
@@ -946,7 +987,10 @@ mod tests {
     #[tokio::test]
     async fn a_refusal_outranks_the_close_it_came_with() {
         let (tx, refused) = watch::channel(None);
-        tx.send_replace(Some(ErrorObject::new(-32700, "Parse error")));
+        tx.send_replace(Some(Refusal::NullId(ErrorObject::new(
+            -32700,
+            "Parse error",
+        ))));
         let closed = Error::Closed {
             method: "echo".into(),
             reason: "the peer closed the connection".into(),
@@ -963,13 +1007,27 @@ mod tests {
         let answered = answer_or_refusal(refused, "echo", async { Ok::<_, Error>(7) });
         assert_eq!(answered.await.ok(), Some(7));
         // Nothing refused and the driver gone: the answer is awaited.
-        let (tx, refused) = watch::channel(None);
+        let (tx, refused) = watch::channel::<Option<Refusal>>(None);
         drop(tx);
         let late = async {
             tokio::task::yield_now().await;
             Ok::<_, Error>(8)
         };
         assert_eq!(answer_or_refusal(refused, "echo", late).await.ok(), Some(8));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_message_is_the_lost_answer() {
+        let err = ErrorObject::invalid_request("message exceeds the limit of 1024 bytes");
+        let (_tx, refused) = watch::channel(Some(Refusal::Unreadable(err)));
+        let never = std::future::pending::<Result<(), Error>>();
+        match answer_or_refusal(refused, "echo", never).await {
+            Err(Error::InvalidReply { method, what }) => {
+                assert_eq!(method, "echo");
+                assert_eq!(what, "message exceeds the limit of 1024 bytes");
+            }
+            other => panic!("the lost answer, not {other:?}"),
+        }
     }
 
     #[test]
