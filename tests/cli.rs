@@ -1288,6 +1288,59 @@ async fn listen_prints_each_pushed_notification_as_a_line() {
     assert!(status.success(), "{status}");
 }
 
+#[tokio::test]
+async fn listen_shows_a_message_it_cannot_read_and_listens_on() {
+    // A peer that pushes a line that is not JSON, then a notification.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+    let (answered, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.expect("accept");
+        let (read, mut write) = socket.into_split();
+        let pushed = "not json\n{\"jsonrpc\":\"2.0\",\"method\":\"tick\",\"params\":[1]}\n";
+        write.write_all(pushed.as_bytes()).await.expect("push");
+        let mut lines = BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = answered.send(line);
+        }
+    });
+    let mut listen = Command::new(BIN)
+        .args(["listen", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn listen");
+    let mut err = BufReader::new(listen.stderr.take().expect("stderr")).lines();
+    let line = wait_for_line(&mut err, "cannot be read").await;
+    assert!(
+        line.contains(
+            "the peer sent a message that cannot be read, answered -32700: Parse error: "
+        ),
+        "{line}"
+    );
+    let mut out = BufReader::new(listen.stdout.take().expect("stdout")).lines();
+    assert_eq!(
+        next_json(&mut out).await,
+        json!({"jsonrpc":"2.0","method":"tick","params":[1]})
+    );
+    // The peer got the -32700 too, as the spec asks.
+    let answer = within("the answer", heard.recv()).await.expect("an answer");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    assert_eq!(answer["id"], Value::Null, "{answer}");
+    let pid = listen.id().expect("running").to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill -INT");
+    let status = within("listen to exit", listen.wait()).await.expect("wait");
+    assert!(status.success(), "{status}");
+}
+
 /// Runs `rpcpeer shell URL` with `script` piped in, to its end; its HOME
 /// (where its history goes) is a temporary one, not the real one.
 async fn piped_shell(url: &str, script: &str) -> std::process::Output {

@@ -243,6 +243,17 @@ async fn open_connection<S: Send + Sync + 'static>(
             }
         });
         refusals = Some(seen);
+    } else {
+        // `listen` and `shell` show what the peer sends; what could not be
+        // read is shown too, with the error it was answered (the log only
+        // has it at debug).
+        let label = label.clone();
+        builder = builder.on_unreadable(move |err| {
+            eprintln!(
+                "rpcpeer: {label}: the peer sent a message that cannot be read, answered {}: {}",
+                err.code, err.message
+            );
+        });
     }
     let (peer, driver) = builder.build();
     Ok(Connection {
