@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::driver::Driver;
-use crate::error::ErrorObject;
+use crate::error::{ErrorObject, Unreadable};
 use crate::outgoing::Hooks;
 use crate::peer::Peer;
 use crate::router::Router;
@@ -112,11 +112,10 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
         self
     }
 
-    /// Calls `hook` with the error the driver answers to each message of
-    /// the peer's that it could not read: one that is not JSON or not
-    /// UTF-8 (-32700), or one over the transport's size limit (which the
-    /// byte-stream framings skip, reading on) or neither a request nor a
-    /// response (-32600).
+    /// Calls `hook` with each message of the peer's that the driver could
+    /// not read: why ([`Unreadable`]: too large, not JSON, JSON but no valid
+    /// request or response, or broken past reading on) and the error it was
+    /// answered (-32700 or -32600, id null unless the id could be read).
     ///
     /// Such a message names no call of ours that can be trusted, so no call
     /// fails of it, with one exception: an answer-like message under the id
@@ -125,32 +124,37 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
     /// is only answered and logged at `debug`. A program that knows what it
     /// waits for can do better: one that sent a single request can take a
     /// message too large to read as its lost answer, and fail at once rather
-    /// than at its timeout.
+    /// than at its timeout. Text that is not JSON may be a program's stray
+    /// output, and an invalid message a malformed call of the peer's own:
+    /// neither need be an answer.
     ///
     /// The hook runs on the driver's task, between messages: keep it short
     /// (send what it is given on a channel).
     ///
     /// ```
     /// use futures::SinkExt;
-    /// use rpcpeer::{transport::memory_pair, Driver, Router};
+    /// use rpcpeer::{transport::memory_pair, Driver, Router, Unreadable};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let (ours, mut theirs) = memory_pair();
     /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     /// let (_peer, driver) = Driver::builder(ours, Router::new())
-    ///     .on_unreadable(move |err| {
-    ///         let _ = tx.send(err.clone());
+    ///     .on_unreadable(move |why, err| {
+    ///         let _ = tx.send((why, err.code));
     ///     })
     ///     .build();
     /// tokio::spawn(driver);
     /// theirs.send("hello".to_owned()).await.unwrap();
-    /// assert_eq!(rx.recv().await.unwrap().code, -32700);
+    /// assert_eq!(rx.recv().await.unwrap(), (Unreadable::NotJson, -32700));
     /// theirs.send(r#"{"jsonrpc":"2.0","method":42,"id":1}"#.to_owned()).await.unwrap();
-    /// assert_eq!(rx.recv().await.unwrap().code, -32600);
+    /// assert_eq!(rx.recv().await.unwrap(), (Unreadable::Invalid, -32600));
     /// # }
     /// ```
-    pub fn on_unreadable(mut self, hook: impl Fn(&ErrorObject) + Send + Sync + 'static) -> Self {
+    pub fn on_unreadable(
+        mut self,
+        hook: impl Fn(Unreadable, &ErrorObject) + Send + Sync + 'static,
+    ) -> Self {
         self.hooks.unreadable = Some(Arc::new(hook));
         self
     }

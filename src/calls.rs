@@ -12,7 +12,7 @@ use futures::StreamExt;
 use crate::config::Config;
 use crate::context::Connection;
 use crate::dispatch::{admit, batch_too_long, Admitted, Env};
-use crate::error::ErrorObject;
+use crate::error::{ErrorObject, Unreadable};
 use crate::message::{parse_within, Frame, Id, Message, Rejected};
 use crate::method_cache::MethodCache;
 use crate::outbox::Outbox;
@@ -185,7 +185,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 if let Some(what) = &rejected.response {
                     outgoing.invalid_answer(&rejected.id, what);
                 }
-                outgoing.unreadable(&rejected.error);
+                let why = match rejected.error.code {
+                    ErrorObject::PARSE_ERROR => Unreadable::NotJson,
+                    _ => Unreadable::Invalid,
+                };
+                outgoing.unreadable(why, &rejected.error);
                 answered(rejected.reply(), in_batch, outbox)
             }
             Admitted::Answered(reply) => answered(reply, in_batch, outbox),

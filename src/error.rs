@@ -334,3 +334,35 @@ pub enum Error {
     #[error("groups need a connection (WebSocket or TCP) to push to; this call came without one (a one-shot HTTP request)")]
     NoConnection,
 }
+
+/// Why a message of the peer's could not be read, as
+/// [`DriverBuilder::on_unreadable`](crate::DriverBuilder::on_unreadable)
+/// is told with the error it was answered.
+///
+/// ```
+/// use rpcpeer::Unreadable;
+///
+/// // A program that sent one request and waits for its answer: a message
+/// // too large to look at can only have been that answer; a line of
+/// // stray output, or a call of the peer's, cannot.
+/// fn lost_the_answer(why: Unreadable) -> bool {
+///     why == Unreadable::TooLarge
+/// }
+/// assert!(!lost_the_answer(Unreadable::NotJson));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// Over the transport's size limit, and skipped unread: the byte-stream
+    /// framings read on after it (-32600).
+    TooLarge,
+    /// Not JSON, or not UTF-8 (-32700).
+    NotJson,
+    /// JSON, but no valid request or response: a member missing, of the
+    /// wrong type or given twice, nested too deep, an empty batch (-32600).
+    Invalid,
+    /// Unreadable in a way that ends the connection: the framing is lost
+    /// (a broken Content-Length header), or a WebSocket message was over
+    /// its limit. Answered if it can be, then the connection closes.
+    Broken,
+}

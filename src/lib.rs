@@ -145,7 +145,7 @@ pub use builder::DriverBuilder;
 pub use config::Config;
 pub use context::{Context, Incoming};
 pub use driver::Driver;
-pub use error::{Error, ErrorObject};
+pub use error::{Error, ErrorObject, Unreadable};
 pub use handler::{
     BoxFuture, FromCall, Handler, HandlerFn, IntoReply, NoParams, Outcome, Reply, Signature,
 };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::error::ErrorObject;
+use crate::error::{ErrorObject, Unreadable};
 use crate::excerpt::excerpt_of;
 use crate::log_limit::LogLimit;
 use crate::message::{encode_notification, encode_request, Id, Version};
@@ -66,13 +66,17 @@ pub(crate) struct Hooks {
     /// Every error the peer sends with a null id (see
     /// [`DriverBuilder::on_null_id_error`](crate::DriverBuilder::on_null_id_error)).
     pub(crate) null_id: Option<ErrorHook>,
-    /// The error answered to every message of the peer's that could not be
-    /// read (see [`DriverBuilder::on_unreadable`](crate::DriverBuilder::on_unreadable)).
-    pub(crate) unreadable: Option<ErrorHook>,
+    /// Every message of the peer's that could not be read, with the error
+    /// it was answered (see
+    /// [`DriverBuilder::on_unreadable`](crate::DriverBuilder::on_unreadable)).
+    pub(crate) unreadable: Option<UnreadableHook>,
 }
 
-/// A hook of [`Hooks`], as the builder was given it.
+/// What [`DriverBuilder::on_null_id_error`](crate::DriverBuilder::on_null_id_error) was given.
 pub(crate) type ErrorHook = Arc<dyn Fn(&ErrorObject) + Send + Sync>;
+
+/// What [`DriverBuilder::on_unreadable`](crate::DriverBuilder::on_unreadable) was given.
+pub(crate) type UnreadableHook = Arc<dyn Fn(Unreadable, &ErrorObject) + Send + Sync>;
 
 /// Why our calls fail when the driver stopped reading without a reason of
 /// its own: only the peer's end of stream stops it so.
@@ -123,10 +127,11 @@ impl Outgoing {
         }
     }
 
-    /// A message of the peer's could not be read, and was answered `err`.
-    pub(crate) fn unreadable(&self, err: &ErrorObject) {
+    /// A message of the peer's could not be read, for `why`, and was
+    /// answered `err`.
+    pub(crate) fn unreadable(&self, why: Unreadable, err: &ErrorObject) {
         if let Some(hook) = &self.hooks.unreadable {
-            hook(err);
+            hook(why, err);
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{within, Wire, FRAMINGS};
 use futures::{SinkExt, StreamExt};
 use rpcpeer::ws_server::WsServer;
-use rpcpeer::{Config, Context, Driver, Error, ErrorObject, Router};
+use rpcpeer::{Config, Context, Driver, Error, ErrorObject, Router, Unreadable};
 use rpcpeer_stream::{Framing, TcpListener};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -1328,8 +1328,8 @@ async fn the_program_is_told_of_each_message_it_could_not_read() {
     router.method("echo", |p: Value| async move { Ok::<_, ErrorObject>(p) });
     let transport = rpcpeer_stream::framed(socket, Framing::Newline, 1024);
     let (_peer, driver) = Driver::builder(transport, router)
-        .on_unreadable(move |err| {
-            let _ = told.send(err.clone());
+        .on_unreadable(move |why, err| {
+            let _ = told.send((why, err.clone()));
         })
         .build();
     tokio::spawn(driver);
@@ -1354,18 +1354,55 @@ async fn the_program_is_told_of_each_message_it_could_not_read() {
     // Each unreadable message was answered, and the program was told of
     // each with the error it was answered: the batch's readable entry ran.
     let mut told = Vec::new();
-    while let Ok(err) = heard.try_recv() {
-        told.push((err.code, err.message));
+    while let Ok((why, err)) = heard.try_recv() {
+        told.push((why, err.code, err.message));
     }
-    let codes: Vec<i64> = told.iter().map(|(code, _)| *code).collect();
-    assert_eq!(codes, [-32700, -32600, -32700, -32600], "{told:?}");
-    assert!(told[1].1.contains("1024 bytes"), "{told:?}");
-    assert!(told[2].1.contains("not UTF-8"), "{told:?}");
+    let kinds: Vec<(Unreadable, i64)> = told.iter().map(|(why, code, _)| (*why, *code)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (Unreadable::NotJson, -32700),
+            (Unreadable::TooLarge, -32600),
+            (Unreadable::NotJson, -32700),
+            (Unreadable::Invalid, -32600),
+        ],
+        "{told:?}"
+    );
+    assert!(told[1].2.contains("1024 bytes"), "{told:?}");
+    assert!(told[2].2.contains("not UTF-8"), "{told:?}");
     assert_eq!(answers.len(), 5, "{answers:?}");
     assert_eq!(answers[3][1]["result"], json!([2]), "{answers:?}");
-    for (answer, (code, message)) in answers.iter().zip(&told) {
+    for (answer, (_, code, message)) in answers.iter().zip(&told) {
         let answer = answer.get(0).unwrap_or(answer);
         assert_eq!(answer["error"]["code"], *code, "{answer}");
         assert_eq!(answer["error"]["message"], *message, "{answer}");
     }
+
+    // Lost framing: told as broken, answered, and the connection closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (socket, _) = listener.accept().await.unwrap();
+    let (told, mut heard) = mpsc::unbounded_channel();
+    let transport = rpcpeer_stream::framed(socket, Framing::ContentLength, 1024);
+    let (_peer, driver) = Driver::builder(transport, Router::new())
+        .on_unreadable(move |why, err| {
+            let _ = told.send((why, err.code));
+        })
+        .build();
+    let driver = tokio::spawn(driver);
+    tokio::io::AsyncWriteExt::write_all(&mut client, b"Content-Length: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = String::new();
+    within(
+        "the close",
+        tokio::io::AsyncReadExt::read_to_string(&mut client, &mut rest),
+    )
+    .await
+    .unwrap();
+    assert!(rest.contains("-32700"), "{rest}");
+    assert!(within("the driver", driver).await.unwrap().is_err());
+    assert_eq!(heard.try_recv().ok(), Some((Unreadable::Broken, -32700)));
 }

@@ -8,14 +8,14 @@ use std::task::{Context as TaskContext, Poll};
 use futures::{Sink, Stream};
 
 use super::Driver;
-use crate::error::ErrorObject;
+use crate::error::{ErrorObject, Unreadable};
 use crate::message::{encode_response, Id, Version};
 
 /// What a read error means for the connection.
 #[derive(Debug)]
 enum ReadFailure {
     /// One message was lost and the framing is intact: answer it, read on.
-    Skipped(ErrorObject),
+    Skipped(Unreadable, ErrorObject),
     /// The framing is lost: answer, then close once what runs has answered.
     Unframed(ErrorObject),
     /// Anything else: the transport failed, and the connection with it.
@@ -31,13 +31,12 @@ impl ReadFailure {
             // §5.1: -32600, not -32700, since nothing was parsed and the
             // JSON may well be valid: it is the message that is not
             // acceptable.
-            return Self::Skipped(ErrorObject::invalid_request(err));
+            return Self::Skipped(Unreadable::TooLarge, ErrorObject::invalid_request(err));
         }
         if crate::transport::is_not_utf8(err) {
             // Spec §5.1: text that is not JSON is -32700.
-            return Self::Skipped(ErrorObject::parse_error(format_args!(
-                "the message is not UTF-8 ({err})"
-            )));
+            let reply = ErrorObject::parse_error(format_args!("the message is not UTF-8 ({err})"));
+            return Self::Skipped(Unreadable::NotJson, reply);
         }
         if err.kind() == io::ErrorKind::InvalidData {
             // An unreadable frame, or a WebSocket message over its limit.
@@ -55,15 +54,15 @@ where
 {
     pub(super) fn on_read_error(&mut self, err: io::Error) {
         let reply = match ReadFailure::of(&err) {
-            ReadFailure::Skipped(reply) => {
+            ReadFailure::Skipped(why, reply) => {
                 tracing::debug!("an incoming message was skipped: {}", reply.message);
-                self.outgoing.unreadable(&reply);
+                self.outgoing.unreadable(why, &reply);
                 self.outbox
                     .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
                 return;
             }
             ReadFailure::Unframed(reply) => {
-                self.outgoing.unreadable(&reply);
+                self.outgoing.unreadable(Unreadable::Broken, &reply);
                 Some(reply)
             }
             ReadFailure::Broken => None,
@@ -116,8 +115,8 @@ mod tests {
     #[test]
     fn a_message_over_the_limit_is_an_invalid_request_and_reading_goes_on() {
         let err = io::Error::new(io::ErrorKind::FileTooLarge, "message of 9 bytes");
-        let ReadFailure::Skipped(reply) = ReadFailure::of(&err) else {
-            panic!("not skipped: {:?}", ReadFailure::of(&err));
+        let ReadFailure::Skipped(Unreadable::TooLarge, reply) = ReadFailure::of(&err) else {
+            panic!("not skipped as too large: {:?}", ReadFailure::of(&err));
         };
         assert_eq!(reply.code, ErrorObject::INVALID_REQUEST);
         assert!(reply.message.contains("message of 9 bytes"), "{reply:?}");
@@ -129,8 +128,8 @@ mod tests {
             .expect_err("not UTF-8")
             .utf8_error();
         let err = io::Error::new(io::ErrorKind::InvalidData, utf8);
-        let ReadFailure::Skipped(reply) = ReadFailure::of(&err) else {
-            panic!("not skipped: {:?}", ReadFailure::of(&err));
+        let ReadFailure::Skipped(Unreadable::NotJson, reply) = ReadFailure::of(&err) else {
+            panic!("not skipped as not JSON: {:?}", ReadFailure::of(&err));
         };
         assert_eq!(reply.code, ErrorObject::PARSE_ERROR);
         assert!(reply.message.contains("not UTF-8"), "{reply:?}");

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rpcpeer::stream::{connect_tcp, spawn_child};
-use rpcpeer::{Batch, Config, Context, Driver, Error, ErrorObject, Params, Peer, Router, Version};
+use rpcpeer::{
+    Batch, Config, Context, Driver, Error, ErrorObject, Params, Peer, Router, Unreadable, Version,
+};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::process::Child;
@@ -164,10 +166,17 @@ pub(crate) struct Connection {
 enum Refusal {
     /// An error the peer sent with a null id: it could not read our message.
     NullId(ErrorObject),
-    /// A message of the peer's that we could not read, and that was JSON or
-    /// too large to look at (the error we answered it with): since the one
-    /// message awaits an answer, that was it, lost.
-    Unreadable(ErrorObject),
+    /// A message of the peer's too large to read (the error we answered it
+    /// with): since the one message awaits an answer, that was it, lost.
+    TooLarge(ErrorObject),
+}
+
+/// The line that says a message of the peer's could not be read.
+fn unreadable_line(label: &str, err: &ErrorObject) -> String {
+    format!(
+        "rpcpeer: {label}: the peer sent a message that cannot be read, answered {}: {}",
+        err.code, err.message
+    )
 }
 
 /// Connects to the peer `args` and `url` name; our side serves `router`
@@ -224,36 +233,36 @@ async fn open_connection<S: Send + Sync + 'static>(
         // NB: a watch, not a queue: it keeps the last only, so a peer that
         // sends nothing but these cannot grow it.
         let (refused, seen) = watch::channel(None);
-        let unreadable = refused.clone();
+        let lost = refused.clone();
         builder = builder.on_null_id_error(move |err| {
             refused.send_replace(Some(Refusal::NullId(err.clone())));
         });
         let (label, warned) = (label.clone(), AtomicBool::new(false));
-        builder = builder.on_unreadable(move |err| {
-            if err.code != ErrorObject::PARSE_ERROR {
-                unreadable.send_replace(Some(Refusal::Unreadable(err.clone())));
-            } else if !warned.swap(true, Ordering::Relaxed) {
-                // NB: only said, and the answer still awaited: text that is
-                // not JSON may be a program's stray output (a log line on
-                // its stdout), with the answer still to come.
-                eprintln!(
-                    "rpcpeer: {label}: skipped a message that is not JSON ({}); still waiting for the answer",
-                    err.message
-                );
+        builder = builder.on_unreadable(move |why, err| match why {
+            // Too large to look at, while the one message waits for its
+            // answer: that was it, lost.
+            Unreadable::TooLarge => {
+                lost.send_replace(Some(Refusal::TooLarge(err.clone())));
+            }
+            // The connection closes, and the call fails saying why.
+            Unreadable::Broken => {}
+            // NB: only said, once, and the answer still awaited: text that
+            // is not JSON may be a program's stray output (a log line on its
+            // stdout), and an invalid message a malformed call of the
+            // peer's own, with the answer still to come.
+            _ => {
+                if !warned.swap(true, Ordering::Relaxed) {
+                    eprintln!("{}", unreadable_line(&label, err));
+                }
             }
         });
         refusals = Some(seen);
     } else {
         // `listen` and `shell` show what the peer sends; what could not be
-        // read is shown too, with the error it was answered (the log only
-        // has it at debug).
+        // read is shown too (the log only has it at debug).
         let label = label.clone();
-        builder = builder.on_unreadable(move |err| {
-            eprintln!(
-                "rpcpeer: {label}: the peer sent a message that cannot be read, answered {}: {}",
-                err.code, err.message
-            );
-        });
+        builder =
+            builder.on_unreadable(move |_, err| eprintln!("{}", unreadable_line(&label, err)));
     }
     let (peer, driver) = builder.build();
     Ok(Connection {
@@ -328,9 +337,8 @@ impl Connection {
 
     /// `call`'s outcome, where `call` is the only message this connection
     /// sent (a request, or one batch): then an error the peer sends with a
-    /// null id is about it, and a message of the peer's that is JSON but
-    /// neither a request nor a response, or too large to read, was its
-    /// answer. Either fails it at once rather than at the timeout.
+    /// null id is about it, and a message of the peer's too large to read
+    /// was its answer. Either fails it at once rather than at the timeout.
     pub(crate) async fn only_message<T>(
         &self,
         method: &str,
@@ -388,15 +396,16 @@ async fn answer_or_refusal<T>(
             method: method.to_owned(),
             source,
         },
-        Refusal::Unreadable(err) => Error::InvalidReply {
+        Refusal::TooLarge(err) => Error::InvalidReply {
             method: method.to_owned(),
-            // Our own error for it: "Invalid Request: " says what we
-            // answered, not what the peer's answer lacks.
-            what: err
-                .message
-                .strip_prefix("Invalid Request: ")
-                .unwrap_or(&err.message)
-                .to_owned(),
+            // Our own answer's "Invalid Request: " would read as a fault of
+            // our request.
+            what: format!(
+                "too large to read ({})",
+                err.message
+                    .strip_prefix("Invalid Request: ")
+                    .unwrap_or(&err.message)
+            ),
         },
     };
     tokio::select! {
@@ -1028,14 +1037,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreadable_message_is_the_lost_answer() {
+    async fn a_message_too_large_to_read_is_the_lost_answer() {
         let err = ErrorObject::invalid_request("message exceeds the limit of 1024 bytes");
-        let (_tx, refused) = watch::channel(Some(Refusal::Unreadable(err)));
+        let (_tx, refused) = watch::channel(Some(Refusal::TooLarge(err)));
         let never = std::future::pending::<Result<(), Error>>();
         match answer_or_refusal(refused, "echo", never).await {
             Err(Error::InvalidReply { method, what }) => {
                 assert_eq!(method, "echo");
-                assert_eq!(what, "message exceeds the limit of 1024 bytes");
+                assert_eq!(
+                    what,
+                    "too large to read (message exceeds the limit of 1024 bytes)"
+                );
             }
             other => panic!("the lost answer, not {other:?}"),
         }
