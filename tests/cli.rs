@@ -1079,7 +1079,7 @@ async fn call_fails_at_once_with_the_error_a_peer_sends_under_a_null_id() {
 
 /// A TCP peer that answers each request of one connection with the lines
 /// `answer` makes of it, written as they are (not JSON, or over any limit,
-/// if so made); the URL to reach it.
+/// if so made) in one write; the URL to reach it.
 async fn answering_peer(answer: impl Fn(&Value) -> Vec<String> + Send + 'static) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1098,14 +1098,10 @@ async fn answering_peer(answer: impl Fn(&Value) -> Vec<String> + Send + 'static)
             if request.get("method").is_none() || request.get("id").is_none() {
                 continue;
             }
-            for line in answer(&request) {
-                if write
-                    .write_all(format!("{line}\n").as_bytes())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+            // One write, so that the lines arrive together.
+            let text: String = answer(&request).iter().map(|l| format!("{l}\n")).collect();
+            if write.write_all(text.as_bytes()).await.is_err() {
+                return;
             }
         }
     });
@@ -1379,6 +1375,37 @@ async fn shell_runs_piped_commands_in_order() {
     assert_eq!(lines[4], "error 3: three");
     assert!(lines[5].contains("no request"), "{lines:?}");
     assert_eq!(lines.len(), 6, "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_piped_shell_shows_what_it_cannot_read_and_what_came_last() {
+    // Before its answer to `ping`, the peer sends a line that is not JSON;
+    // after it, a notification. The shell's input ends right after the
+    // answer: both must still be shown.
+    let url = answering_peer(|call| {
+        let id = &call["id"];
+        match call["method"].as_str() {
+            Some("ping") => vec![
+                "oops".to_owned(),
+                json!({"jsonrpc": "2.0", "result": "pong", "id": id}).to_string(),
+                json!({"jsonrpc": "2.0", "method": "tick", "params": [1]}).to_string(),
+            ],
+            _ => vec![
+                json!({"jsonrpc": "2.0", "error": {"code": -32601, "message": "no"}, "id": id})
+                    .to_string(),
+            ],
+        }
+    })
+    .await;
+    let out = piped_shell(&url, "ping\n").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("\"pong\""), "{said}");
+    assert!(
+        said.contains("<- a message that cannot be read, answered -32700: Parse error: "),
+        "{said}"
+    );
+    assert!(said.contains("<- tick [1]"), "{said}");
 }
 
 #[tokio::test]

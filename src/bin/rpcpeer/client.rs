@@ -171,7 +171,31 @@ enum Refusal {
     TooLarge(ErrorObject),
 }
 
-/// The line that says a message of the peer's could not be read.
+/// Connects to the peer `args` and `url` name; our side serves `router`
+/// (the peer may call us, and pushes notifications to it). `unreadable`
+/// shows the user each message of the peer's that cannot be read, given
+/// the connection's label and the error it was answered (the log only has
+/// it at debug).
+pub(crate) async fn connect<S: Send + Sync + 'static>(
+    args: &ConnectArgs,
+    url: Option<&str>,
+    router: Router<S>,
+    unreadable: impl Fn(&str, &ErrorObject) + Send + Sync + 'static,
+) -> Result<Connection, Failure> {
+    open_connection(args, url, router, Some(Box::new(unreadable))).await
+}
+
+/// Connects to send a single message, a request or a batch: see
+/// [`Connection::only_message`].
+async fn connect_for_one(args: &ConnectArgs, url: Option<&str>) -> Result<Connection, Failure> {
+    open_connection(args, url, Router::new(), None).await
+}
+
+/// How a connection shows the user a message of the peer's that could
+/// not be read: given the connection's label and the error it was answered.
+type ShowUnreadable = dyn Fn(&str, &ErrorObject) + Send + Sync;
+
+/// The line on stderr that says a message of the peer's could not be read.
 fn unreadable_line(label: &str, err: &ErrorObject) -> String {
     format!(
         "rpcpeer: {label}: the peer sent a message that cannot be read, answered {}: {}",
@@ -179,27 +203,17 @@ fn unreadable_line(label: &str, err: &ErrorObject) -> String {
     )
 }
 
-/// Connects to the peer `args` and `url` name; our side serves `router`
-/// (the peer may call us, and pushes notifications to it).
-pub(crate) async fn connect<S: Send + Sync + 'static>(
-    args: &ConnectArgs,
-    url: Option<&str>,
-    router: Router<S>,
-) -> Result<Connection, Failure> {
-    open_connection(args, url, router, false).await
-}
-
-/// Connects to send a single message, a request or a batch: see
-/// [`Connection::only_message`].
-async fn connect_for_one(args: &ConnectArgs, url: Option<&str>) -> Result<Connection, Failure> {
-    open_connection(args, url, Router::new(), true).await
+/// Says on stderr that a message of the peer's could not be read.
+fn say_unreadable(label: &str, err: &ErrorObject) {
+    eprintln!("{}", unreadable_line(label, err));
 }
 
 async fn open_connection<S: Send + Sync + 'static>(
     args: &ConnectArgs,
     url: Option<&str>,
     router: Router<S>,
-    one_message: bool,
+    // `None`: the connection sends one message (see `only_message`).
+    show_unreadable: Option<Box<ShowUnreadable>>,
 ) -> Result<Connection, Failure> {
     let target = Target::new(url, args.exec.as_deref())?;
     let label = match (&target, url) {
@@ -229,7 +243,10 @@ async fn open_connection<S: Send + Sync + 'static>(
         .config(config)
         .close_frames();
     let mut refusals = None;
-    if one_message {
+    if let Some(show) = show_unreadable {
+        let label = label.clone();
+        builder = builder.on_unreadable(move |_, err| show(&label, err));
+    } else {
         // NB: a watch, not a queue: it keeps the last only, so a peer that
         // sends nothing but these cannot grow it.
         let (refused, seen) = watch::channel(None);
@@ -257,12 +274,6 @@ async fn open_connection<S: Send + Sync + 'static>(
             }
         });
         refusals = Some(seen);
-    } else {
-        // `listen` and `shell` show what the peer sends; what could not be
-        // read is shown too (the log only has it at debug).
-        let label = label.clone();
-        builder =
-            builder.on_unreadable(move |_, err| eprintln!("{}", unreadable_line(&label, err)));
     }
     let (peer, driver) = builder.build();
     Ok(Connection {
@@ -548,7 +559,7 @@ pub(crate) async fn notify(args: CallArgs) -> Result<(), Failure> {
     if let Some(url) = url.filter(|url| http_client::is_http(url)) {
         return http_notify(url, &args.connect, method, params).await;
     }
-    let conn = connect(&args.connect, url, Router::new()).await?;
+    let conn = connect(&args.connect, url, Router::new(), say_unreadable).await?;
     match conn.peer.notify(method, params).await {
         Ok(()) => {
             conn.close().await;
@@ -902,7 +913,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     );
     let mut signals = crate::StopSignals::watch();
     let setup = async {
-        let conn = connect(&args.connect, args.url.as_deref(), router).await?;
+        let conn = connect(&args.connect, args.url.as_deref(), router, say_unreadable).await?;
         // NB: stderr, so stdout holds only notifications; the line also
         // tells whoever drives us (a person, a test) that the call is done.
         match call {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rpcpeer::{Context as CallContext, Error, ErrorObject, Outcome, Params, Peer, Router};
 use rustyline::completion::{Completer, Pair};
@@ -83,7 +84,18 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
     });
     let mut router = Router::with_state(shared.clone());
     router.fallback(incoming);
-    let conn = connect(&args.connect, args.url.as_deref(), router).await?;
+    // Above the prompt, with the peer's other messages.
+    let unreadable = {
+        let notes = shared.notes.clone();
+        move |_: &str, err: &ErrorObject| {
+            let line = format!(
+                "<- a message that cannot be read, answered {}: {}",
+                err.code, err.message
+            );
+            let _ = notes.send(line);
+        }
+    };
+    let conn = connect(&args.connect, args.url.as_deref(), router, unreadable).await?;
     let methods = introspect(&conn.peer).await;
     let intro = match &methods {
         Some(methods) => format!(
@@ -110,22 +122,38 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
     let handle = Handle::current();
     // NB: rustyline reads the terminal with blocking calls, so the console
     // runs on a blocking thread and enters the runtime for each command.
-    let console = tokio::task::spawn_blocking(move || {
-        console(
-            handle,
-            &peer,
-            &shared,
-            methods.unwrap_or_default(),
-            notes_rx,
-            &intro,
-        )
+    let console = tokio::task::spawn_blocking({
+        let shared = shared.clone();
+        move || {
+            let mut printer = None;
+            let result = console(
+                handle,
+                &peer,
+                &shared,
+                methods.unwrap_or_default(),
+                notes_rx,
+                &intro,
+                &mut printer,
+            );
+            (result, printer)
+        }
     });
-    let result = console
+    let (result, printer) = console
         .await
         .map_err(|err| Failure::Usage(format!("the console failed: {err}")))?;
     // Our own close is no news to the user.
     watcher.abort();
     conn.close().await;
+    // NB: what the peer sent before we closed is shown before we exit: the
+    // printer ends once every sender of its lines is gone (ours here, the
+    // router's and the driver's hooks with the driver's task).
+    drop(shared);
+    if let Some(printer) = printer {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !printer.is_finished() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     result
 }
 
@@ -165,11 +193,8 @@ async fn incoming(params: Option<Box<RawValue>>, cx: CallContext<Arc<Shared>>) -
 /// The peer's methods from `rpc.discover`, else `system.describe`, else `None`.
 async fn introspect(peer: &Peer) -> Option<Vec<MethodDoc>> {
     let ask = |method: &'static str| async move {
-        let reply = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            peer.request::<Value>(method, ()),
-        )
-        .await;
+        let reply =
+            tokio::time::timeout(Duration::from_secs(5), peer.request::<Value>(method, ())).await;
         reply.ok()?.ok()
     };
     if let Some(doc) = ask("rpc.discover").await {
@@ -252,7 +277,7 @@ fn start_printer<H: Helper>(
     mut notes: mpsc::UnboundedReceiver<String>,
     color: bool,
     interactive: bool,
-) {
+) -> Option<std::thread::JoinHandle<()>> {
     let paint = move |line: String| {
         if color && line.starts_with("<-") {
             format!("\x1b[35m{line}\x1b[0m")
@@ -283,9 +308,9 @@ fn start_printer<H: Helper>(
                 }
             }
         });
-    if let Err(err) = spawned {
-        tracing::warn!("cannot show the peer's messages: {err}");
-    }
+    spawned
+        .inspect_err(|err| tracing::warn!("cannot show the peer's messages: {err}"))
+        .ok()
 }
 
 /// The read-eval-print loop, on a blocking thread.
@@ -296,6 +321,7 @@ fn console(
     methods: Vec<MethodDoc>,
     notes: mpsc::UnboundedReceiver<String>,
     intro: &str,
+    printer: &mut Option<std::thread::JoinHandle<()>>,
 ) -> Result<(), Failure> {
     let style = Style::stdout();
     let mut editor = Editor::with_config(
@@ -318,7 +344,7 @@ fn console(
         let _ = editor.load_history(path);
     }
     let interactive = std::io::stdin().is_terminal();
-    start_printer(&mut editor, notes, style.color, interactive);
+    *printer = start_printer(&mut editor, notes, style.color, interactive);
     if interactive {
         println!("{intro}");
     }
