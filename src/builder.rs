@@ -114,19 +114,20 @@ impl<T, S: Send + Sync + 'static> DriverBuilder<T, S> {
 
     /// Calls `hook` with each message of the peer's that the driver could
     /// not read: why ([`Unreadable`]: too large, not JSON, JSON but no valid
-    /// request or response, or broken past reading on) and the error it was
-    /// answered (-32700 or -32600, id null unless the id could be read).
+    /// request or response, or fatal to the connection) and the error it
+    /// was answered (-32700 or -32600, id null unless the id could be read).
     ///
     /// Such a message names no call of ours that can be trusted, so no call
-    /// fails of it, with one exception: an answer-like message under the id
-    /// of a pending call fails that call with
-    /// [`Error::InvalidReply`](crate::Error::InvalidReply). Without a hook it
-    /// is only answered and logged at `debug`. A program that knows what it
-    /// waits for can do better: one that sent a single request can take a
-    /// message too large to read as its lost answer, and fail at once rather
-    /// than at its timeout. Text that is not JSON may be a program's stray
-    /// output, and an invalid message a malformed call of the peer's own:
-    /// neither need be an answer.
+    /// fails of it, with one exception, of which the hook is not told: an
+    /// answer-like message under the id of a pending call fails that call
+    /// with [`Error::InvalidReply`](crate::Error::InvalidReply). Without a
+    /// hook it is only answered and logged at `debug`. A program that knows
+    /// what it waits for can do better: one that sent a single request can
+    /// take a message too large to read for its lost answer, and fail at
+    /// once rather than at its timeout (a guess: the peer may have sent
+    /// something else that large). Text that is not JSON may be a
+    /// program's stray output, and an invalid message a malformed call of
+    /// the peer's own: neither need be an answer.
     ///
     /// The hook runs on the driver's task, between messages: keep it short
     /// (send what it is given on a channel).

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::context::Connection;
 use crate::dispatch::{admit, batch_too_long, Admitted, Env};
 use crate::error::{ErrorObject, Unreadable};
-use crate::message::{parse_within, Frame, Id, Message, Rejected};
+use crate::message::{encode_response, parse_within, Frame, Id, Message, Rejected, Version};
 use crate::method_cache::MethodCache;
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
@@ -182,14 +182,16 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 // invalid (spec §5: it might have been a request), which a
                 // peer that meant it as an answer ignores as one to no call
                 // of its.
-                if let Some(what) = &rejected.response {
-                    outgoing.invalid_answer(&rejected.id, what);
+                let failed_a_call = (rejected.response.as_ref())
+                    .is_some_and(|what| outgoing.invalid_answer(&rejected.id, what));
+                // The program learns of that one from its call's error.
+                if !failed_a_call {
+                    let why = match rejected.error.code {
+                        ErrorObject::PARSE_ERROR => Unreadable::NotJson,
+                        _ => Unreadable::Invalid,
+                    };
+                    outgoing.unreadable(why, &rejected.error);
                 }
-                let why = match rejected.error.code {
-                    ErrorObject::PARSE_ERROR => Unreadable::NotJson,
-                    _ => Unreadable::Invalid,
-                };
-                outgoing.unreadable(why, &rejected.error);
                 answered(rejected.reply(), in_batch, outbox)
             }
             Admitted::Answered(reply) => answered(reply, in_batch, outbox),
@@ -204,8 +206,18 @@ impl<S: Send + Sync + 'static> Calls<S> {
         outgoing: &mut Outgoing,
         outbox: &mut Outbox,
     ) {
-        if items.len() > self.max_batch_len {
-            outbox.push(batch_too_long(items.len(), self.max_batch_len));
+        // NB: an array of answers only is not held to the limit: it
+        // answers our own batch, which may be longer, and costs no more than
+        // the calls of ours it resolves.
+        let calls = || {
+            !items
+                .iter()
+                .all(|item| matches!(item, Ok(Message::Response(_))))
+        };
+        if items.len() > self.max_batch_len && calls() {
+            let err = batch_too_long(items.len(), self.max_batch_len);
+            outgoing.unreadable(Unreadable::Invalid, &err);
+            outbox.push(encode_response(Version::V2, &Id::null(), Err(&err)));
             return;
         }
         let mut entries: Vec<Entry> = items

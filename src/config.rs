@@ -124,7 +124,9 @@ impl Config {
     }
 
     /// Entries one incoming batch may have (default 1024); a larger batch is
-    /// answered with one -32600 error and none of it runs. HTTP requests
+    /// answered with one -32600 error and none of it runs. An array of
+    /// answers only (to a batch of ours, which may be longer) is taken
+    /// whole: it costs no more than the calls of ours it answers. HTTP requests
     /// have the same limit, set by
     /// [`HttpOptions::max_batch_len`](crate::http::HttpOptions::max_batch_len)
     /// (feature `ws`).

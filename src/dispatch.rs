@@ -407,11 +407,10 @@ fn on_own_task(work: BoxFuture<Reply>) -> BoxFuture<Reply> {
 /// The answer to a batch longer than its limit: one -32600 for the whole
 /// array, none of it run (spec §5.1: the batch as a whole is not a valid
 /// request). The driver refuses with the same words.
-pub(crate) fn batch_too_long(len: usize, max: usize) -> String {
-    let err = ErrorObject::invalid_request(format!(
+pub(crate) fn batch_too_long(len: usize, max: usize) -> ErrorObject {
+    ErrorObject::invalid_request(format!(
         "a batch of {len} entries exceeds the limit of {max}"
-    ));
-    encode_response(Version::V2, &Id::null(), Err(&err))
+    ))
 }
 
 /// One frame in, its reply out, without a connection (HTTP, tests); a batch
@@ -459,7 +458,8 @@ async fn answer_text<S: Send + Sync + 'static>(
             poll_fn(|cx| work.poll(cx)).await
         }
         Frame::Batch(items) if items.len() > max_batch_len => {
-            Some(batch_too_long(items.len(), max_batch_len))
+            let err = batch_too_long(items.len(), max_batch_len);
+            Some(encode_response(Version::V2, &Id::null(), Err(&err)))
         }
         Frame::Batch(items) => {
             // NB: each entry is a future of its own, polled only when it is

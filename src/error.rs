@@ -354,15 +354,17 @@ pub enum Error {
 #[non_exhaustive]
 pub enum Unreadable {
     /// Over the transport's size limit, and skipped unread: the byte-stream
-    /// framings read on after it (-32600).
+    /// framings read on after it (-32600). (A WebSocket message over its
+    /// limit ends the connection instead: [`Fatal`](Self::Fatal).)
     TooLarge,
     /// Not JSON, or not UTF-8 (-32700).
     NotJson,
     /// JSON, but no valid request or response: a member missing, of the
-    /// wrong type or given twice, nested too deep, an empty batch (-32600).
+    /// wrong type or given twice, nested too deep, an empty batch, a batch
+    /// of calls over the limit (-32600).
     Invalid,
     /// Unreadable in a way that ends the connection: the framing is lost
     /// (a broken Content-Length header), or a WebSocket message was over
     /// its limit. Answered if it can be, then the connection closes.
-    Broken,
+    Fatal,
 }

@@ -117,14 +117,15 @@ impl Outgoing {
 
     /// A message meant as an answer that could not be read as one (`what`
     /// says why): when its id is that of a call of ours, the call fails
-    /// with it now, rather than wait out its timeout.
-    pub(crate) fn invalid_answer(&mut self, id: &Id, what: &str) {
-        if id
+    /// with it now, rather than wait out its timeout; `true` if one did.
+    pub(crate) fn invalid_answer(&mut self, id: &Id, what: &str) -> bool {
+        let failed = id
             .as_u64()
-            .is_some_and(|n| self.pending.fail_invalid(n, what))
-        {
+            .is_some_and(|n| self.pending.fail_invalid(n, what));
+        if failed {
             tracing::debug!(%id, "an answer to a call of ours is no valid response: {what}");
         }
+        failed
     }
 
     /// A message of the peer's could not be read, for `why`, and was

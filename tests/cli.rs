@@ -1123,6 +1123,8 @@ async fn call_fails_at_once_on_an_answer_that_is_no_response() {
         ),
         "{said}"
     );
+    // One line: the message is not told again as one that cannot be read.
+    assert_eq!(said.lines().count(), 1, "{said}");
 }
 
 #[tokio::test]

@@ -1378,7 +1378,7 @@ async fn the_program_is_told_of_each_message_it_could_not_read() {
         assert_eq!(answer["error"]["message"], *message, "{answer}");
     }
 
-    // Lost framing: told as broken, answered, and the connection closes.
+    // Lost framing: told as fatal, answered, and the connection closes.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
         .await
@@ -1404,5 +1404,71 @@ async fn the_program_is_told_of_each_message_it_could_not_read() {
     .unwrap();
     assert!(rest.contains("-32700"), "{rest}");
     assert!(within("the driver", driver).await.unwrap().is_err());
-    assert_eq!(heard.try_recv().ok(), Some((Unreadable::Broken, -32700)));
+    assert_eq!(heard.try_recv().ok(), Some((Unreadable::Fatal, -32700)));
+}
+
+#[tokio::test]
+async fn an_array_of_answers_longer_than_the_batch_limit_is_taken() {
+    // The batch limit bounds the calls a peer makes in one frame; an array
+    // of answers only (to our own calls, a batch of ours perhaps longer)
+    // is taken whole. One with a call in it is refused, and told.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (socket, _) = listener.accept().await.unwrap();
+    let (told, mut heard) = mpsc::unbounded_channel();
+    let transport = rpcpeer_stream::framed(socket, Framing::Newline, 1 << 20);
+    let (peer, driver) = Driver::builder(transport, Router::new())
+        .config(Config::default().max_batch_len(2))
+        .on_unreadable(move |why, err| {
+            let _ = told.send((why, err.message.clone()));
+        })
+        .build();
+    tokio::spawn(driver);
+    let (read, mut write) = client.into_split();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(read));
+    let answerer = tokio::spawn(async move {
+        let mut ids = Vec::new();
+        while ids.len() < 3 {
+            let line = lines.next_line().await.unwrap().unwrap();
+            let request: Value = serde_json::from_str(&line).unwrap();
+            ids.push(request["id"].clone());
+        }
+        let answers: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"jsonrpc": "2.0", "result": id, "id": id}))
+            .collect();
+        let calls = json!([
+            {"jsonrpc": "2.0", "method": "a"},
+            {"jsonrpc": "2.0", "method": "b"},
+            {"jsonrpc": "2.0", "method": "c"}
+        ]);
+        let sent = format!("{}\n{calls}\n", Value::from(answers));
+        tokio::io::AsyncWriteExt::write_all(&mut write, sent.as_bytes())
+            .await
+            .unwrap();
+        let refused = lines.next_line().await.unwrap().unwrap();
+        (write, refused)
+    });
+    let (a, b, c) = within("three answers in one array", async {
+        tokio::join!(
+            peer.request::<u64>("x", ()),
+            peer.request::<u64>("y", ()),
+            peer.request::<u64>("z", ())
+        )
+    })
+    .await;
+    let mut got = [a.unwrap(), b.unwrap(), c.unwrap()];
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3]);
+    let (_write, refused) = within("the refusal", answerer).await.unwrap();
+    let refused: Value = serde_json::from_str(&refused).unwrap();
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    let (why, message) = heard.try_recv().unwrap();
+    assert_eq!(why, Unreadable::Invalid);
+    assert!(
+        message.contains("a batch of 3 entries exceeds the limit of 2"),
+        "{message}"
+    );
 }

@@ -62,7 +62,7 @@ where
                 return;
             }
             ReadFailure::Unframed(reply) => {
-                self.outgoing.unreadable(Unreadable::Broken, &reply);
+                self.outgoing.unreadable(Unreadable::Fatal, &reply);
                 Some(reply)
             }
             ReadFailure::Broken => None,

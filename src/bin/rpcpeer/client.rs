@@ -195,12 +195,17 @@ async fn connect_for_one(args: &ConnectArgs, url: Option<&str>) -> Result<Connec
 /// not be read: given the connection's label and the error it was answered.
 type ShowUnreadable = dyn Fn(&str, &ErrorObject) + Send + Sync;
 
-/// The line on stderr that says a message of the peer's could not be read.
-fn unreadable_line(label: &str, err: &ErrorObject) -> String {
+/// What the user is told of a message of the peer's that could not be read.
+pub(crate) fn unreadable(err: &ErrorObject) -> String {
     format!(
-        "rpcpeer: {label}: the peer sent a message that cannot be read, answered {}: {}",
+        "a message that cannot be read, answered {}: {}",
         err.code, err.message
     )
+}
+
+/// The line on stderr that says a message of the peer's could not be read.
+fn unreadable_line(label: &str, err: &ErrorObject) -> String {
+    format!("rpcpeer: {label}: the peer sent {}", unreadable(err))
 }
 
 /// Says on stderr that a message of the peer's could not be read.
@@ -262,7 +267,7 @@ async fn open_connection<S: Send + Sync + 'static>(
                 lost.send_replace(Some(Refusal::TooLarge(err.clone())));
             }
             // The connection closes, and the call fails saying why.
-            Unreadable::Broken => {}
+            Unreadable::Fatal => {}
             // NB: only said, once, and the answer still awaited: text that
             // is not JSON may be a program's stray output (a log line on its
             // stdout), and an invalid message a malformed call of the

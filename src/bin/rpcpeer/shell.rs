@@ -20,7 +20,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use crate::client::{connect, parse_params};
+use crate::client::{connect, parse_params, unreadable};
 use crate::output::{error_line, render, Style};
 use crate::{Failure, ShellArgs};
 
@@ -88,11 +88,7 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
     let unreadable = {
         let notes = shared.notes.clone();
         move |_: &str, err: &ErrorObject| {
-            let line = format!(
-                "<- a message that cannot be read, answered {}: {}",
-                err.code, err.message
-            );
-            let _ = notes.send(line);
+            let _ = notes.send(format!("<- {}", unreadable(err)));
         }
     };
     let conn = connect(&args.connect, args.url.as_deref(), router, unreadable).await?;
