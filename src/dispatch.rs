@@ -404,8 +404,8 @@ fn on_own_task(work: BoxFuture<Reply>) -> BoxFuture<Reply> {
     })
 }
 
-/// The answer to a batch longer than its limit: one -32600 for the whole
-/// array, none of it run (spec §5.1: the batch as a whole is not a valid
+/// The error that answers a batch longer than its limit: one -32600 for
+/// the whole array, none of it run (spec §5.1: the batch as a whole is not a valid
 /// request). The driver refuses with the same words.
 pub(crate) fn batch_too_long(len: usize, max: usize) -> ErrorObject {
     ErrorObject::invalid_request(format!(

@@ -1220,6 +1220,18 @@ async fn next_json<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
+/// SIGINT to a running `listen`, which must then end cleanly.
+async fn interrupt(mut listen: Child) {
+    let pid = listen.id().expect("running").to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill -INT");
+    let status = within("listen to exit", listen.wait()).await.expect("wait");
+    assert!(status.success(), "{status}");
+}
+
 #[tokio::test]
 async fn listen_prints_each_pushed_notification_as_a_line() {
     let server = Server::start(Framing::ContentLength).await;
@@ -1268,15 +1280,7 @@ async fn listen_prints_each_pushed_notification_as_a_line() {
         json!({"jsonrpc":"2.0","method":"userLeft","params":["pat"]})
     );
 
-    // Interrupted, it ends cleanly.
-    let pid = listen.id().expect("running").to_string();
-    Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .expect("kill -INT");
-    let status = within("listen to exit", listen.wait()).await.expect("wait");
-    assert!(status.success(), "{status}");
+    interrupt(listen).await;
 }
 
 #[tokio::test]
@@ -1322,14 +1326,7 @@ async fn listen_shows_a_message_it_cannot_read_and_listens_on() {
     let answer: Value = serde_json::from_str(&answer).expect("JSON");
     assert_eq!(answer["error"]["code"], -32700, "{answer}");
     assert_eq!(answer["id"], Value::Null, "{answer}");
-    let pid = listen.id().expect("running").to_string();
-    Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .expect("kill -INT");
-    let status = within("listen to exit", listen.wait()).await.expect("wait");
-    assert!(status.success(), "{status}");
+    interrupt(listen).await;
 }
 
 /// Runs `rpcpeer shell URL` with `script` piped in, to its end; its HOME

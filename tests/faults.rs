@@ -1316,13 +1316,20 @@ async fn an_answer_that_is_no_response_fails_its_call_at_once() {
 
 // ------------------------------------------------ told of what could not be read
 
-#[tokio::test]
-async fn the_program_is_told_of_each_message_it_could_not_read() {
+/// Both ends of a TCP connection on 127.0.0.1: the client's, and the
+/// server's.
+async fn tcp_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
         .await
         .unwrap();
-    let (socket, _) = listener.accept().await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (client, server)
+}
+
+#[tokio::test]
+async fn the_program_is_told_of_each_message_it_could_not_read() {
+    let (mut client, socket) = tcp_pair().await;
     let (told, mut heard) = mpsc::unbounded_channel();
     let mut router = Router::new();
     router.method("echo", |p: Value| async move { Ok::<_, ErrorObject>(p) });
@@ -1379,11 +1386,7 @@ async fn the_program_is_told_of_each_message_it_could_not_read() {
     }
 
     // Lost framing: told as fatal, answered, and the connection closes.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (socket, _) = listener.accept().await.unwrap();
+    let (mut client, socket) = tcp_pair().await;
     let (told, mut heard) = mpsc::unbounded_channel();
     let transport = rpcpeer_stream::framed(socket, Framing::ContentLength, 1024);
     let (_peer, driver) = Driver::builder(transport, Router::new())
@@ -1412,11 +1415,7 @@ async fn an_array_of_answers_longer_than_the_batch_limit_is_taken() {
     // The batch limit bounds the calls a peer makes in one frame; an array
     // of answers only (to our own calls, a batch of ours perhaps longer)
     // is taken whole. One with a call in it is refused, and told.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (socket, _) = listener.accept().await.unwrap();
+    let (client, socket) = tcp_pair().await;
     let (told, mut heard) = mpsc::unbounded_channel();
     let transport = rpcpeer_stream::framed(socket, Framing::Newline, 1 << 20);
     let (peer, driver) = Driver::builder(transport, Router::new())

@@ -167,7 +167,7 @@ enum Refusal {
     /// An error the peer sent with a null id: it could not read our message.
     NullId(ErrorObject),
     /// A message of the peer's too large to read (the error we answered it
-    /// with): since the one message awaits an answer, that was it, lost.
+    /// with): since the one message awaits an answer, taken for it, lost.
     TooLarge(ErrorObject),
 }
 
@@ -262,7 +262,8 @@ async fn open_connection<S: Send + Sync + 'static>(
         let (label, warned) = (label.clone(), AtomicBool::new(false));
         builder = builder.on_unreadable(move |why, err| match why {
             // Too large to look at, while the one message waits for its
-            // answer: that was it, lost.
+            // answer: taken for it, lost (the likeliest reading; waiting
+            // on would mean waiting out the timeout).
             Unreadable::TooLarge => {
                 lost.send_replace(Some(Refusal::TooLarge(err.clone())));
             }
@@ -354,7 +355,8 @@ impl Connection {
     /// `call`'s outcome, where `call` is the only message this connection
     /// sent (a request, or one batch): then an error the peer sends with a
     /// null id is about it, and a message of the peer's too large to read
-    /// was its answer. Either fails it at once rather than at the timeout.
+    /// is taken for its answer. Either fails it at once rather than at the
+    /// timeout.
     pub(crate) async fn only_message<T>(
         &self,
         method: &str,

@@ -85,13 +85,13 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
     let mut router = Router::with_state(shared.clone());
     router.fallback(incoming);
     // Above the prompt, with the peer's other messages.
-    let unreadable = {
+    let show_unreadable = {
         let notes = shared.notes.clone();
         move |_: &str, err: &ErrorObject| {
             let _ = notes.send(format!("<- {}", unreadable(err)));
         }
     };
-    let conn = connect(&args.connect, args.url.as_deref(), router, unreadable).await?;
+    let conn = connect(&args.connect, args.url.as_deref(), router, show_unreadable).await?;
     let methods = introspect(&conn.peer).await;
     let intro = match &methods {
         Some(methods) => format!(
