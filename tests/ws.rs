@@ -436,6 +436,44 @@ async fn an_oversized_message_is_refused_and_others_are_served() {
     );
 }
 
+#[tokio::test]
+async fn a_message_over_the_limit_is_why_the_connection_ended() {
+    // A server that answers with a message over the client's limit: the
+    // client closes (1009), and both its pending call and its driver say
+    // it was that message, not the write of the answer to it that fails
+    // on a connection already closing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _ = ws.next().await;
+        let big = tokio_tungstenite::tungstenite::Message::text("x".repeat(2048));
+        let _ = ws.send(big).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let config = rpcpeer::ws::Config {
+        max_message_len: 1024,
+        ..Default::default()
+    };
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &config)
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::builder(transport, Router::new())
+        .close_frames()
+        .build();
+    let driver = tokio::spawn(driver);
+    let over = "exceeds the limit of 1024 bytes";
+    match within("the call", peer.request::<Value>("echo", ())).await {
+        Err(Error::Closed { reason, .. }) => assert!(reason.contains(over), "{reason}"),
+        other => panic!("expected Error::Closed, got {other:?}"),
+    }
+    match within("the driver", driver).await.unwrap() {
+        Err(Error::Transport(err)) => assert!(err.to_string().contains(over), "{err}"),
+        other => panic!("expected the read error, got {other:?}"),
+    }
+}
+
 /// Opens a WebSocket peer, or says why the server refused it.
 async fn try_ws_client(addr: SocketAddr) -> Result<Peer, String> {
     let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())

@@ -175,9 +175,19 @@ where
     }
 
     /// Ends the connection now, without a drain: the transport failed, or
-    /// the peer stopped reading. `why` is what our pending calls are told.
+    /// the peer stopped reading. `why` is what our pending calls are told,
+    /// unless a read failure came first.
     pub(super) fn cut_off(&mut self, why: String, err: io::Error) -> Poll<Result<(), Error>> {
-        self.outgoing.close_reason = Some(why.into());
+        // NB: a read failure came first when there is one: what fails after
+        // it (the write of its answer, on a WebSocket already closing) only
+        // follows from it, and the reason it gave stands.
+        let err = match self.failure.take() {
+            Some(first) => first,
+            None => {
+                self.outgoing.close_reason = Some(why.into());
+                err
+            }
+        };
         self.abort();
         self.finish();
         Poll::Ready(Err(Error::Transport(err)))
@@ -186,11 +196,11 @@ where
     /// What the driver's future completes with, once `poll_shutdown` is
     /// done with `closed` (the transport's close, or why the end could not
     /// wait for it): a read error seen earlier is the connection's failure,
-    /// even when the close itself went well.
+    /// whether the close itself went well or failed after it.
     pub(super) fn ended(&mut self, closed: io::Result<()>) -> Result<(), Error> {
         self.finish();
         match (closed, self.failure.take()) {
-            (Err(err), _) | (Ok(()), Some(err)) => Err(Error::Transport(err)),
+            (_, Some(err)) | (Err(err), None) => Err(Error::Transport(err)),
             (Ok(()), None) => Ok(()),
         }
     }

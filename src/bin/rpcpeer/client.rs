@@ -369,10 +369,10 @@ impl Connection {
     }
 
     /// Why the connection ended, when the driver says: the transport error, if any.
-    async fn end_reason(&mut self) -> Option<String> {
+    async fn end_reason(&mut self) -> Option<Error> {
         let ended = tokio::time::timeout(Duration::from_secs(1), &mut self.driver).await;
         match ended {
-            Ok(Ok(Err(err))) => Some(err.to_string()),
+            Ok(Ok(Err(err))) => Some(err),
             _ => None,
         }
     }
@@ -387,7 +387,10 @@ impl Connection {
             Error::Closed { method, reason, .. } => {
                 // The driver's own error too, when the reason lacks it.
                 let end = match self.end_reason().await {
-                    Some(end) if !reason.contains(&end) => format!("; {end}"),
+                    Some(Error::Transport(err)) if reason.contains(&err.to_string()) => {
+                        String::new()
+                    }
+                    Some(end) if !reason.contains(&end.to_string()) => format!("; {end}"),
                     _ => String::new(),
                 };
                 Failure::Connection(format!(
