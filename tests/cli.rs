@@ -1201,6 +1201,7 @@ async fn call_says_why_a_websocket_peer_closed() {
     let out = rpcpeer(&["call", &url, "echo", "hi"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let said = stderr(&out);
+    assert!(said.contains("ended before `echo` was answered"), "{said}");
     assert!(said.contains("close code 4000: no echo here"), "{said}");
 }
 

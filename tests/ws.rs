@@ -474,6 +474,62 @@ async fn a_message_over_the_limit_is_why_the_connection_ended() {
     }
 }
 
+#[tokio::test]
+async fn the_program_is_told_of_what_it_cannot_read_over_websocket() {
+    // A binary message that is not UTF-8 costs that message only (not
+    // JSON); one over the limit ends the connection (fatal).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio_tungstenite::tungstenite::Message;
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _ = ws.send(Message::binary(vec![b'"', 0xff, b'"'])).await;
+        // Its -32700 answer first: the connection went on.
+        let answer = ws.next().await;
+        assert!(
+            matches!(&answer, Some(Ok(Message::Text(t))) if t.contains("-32700")),
+            "{answer:?}"
+        );
+        let _ = ws.send(Message::text("x".repeat(2048))).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let config = rpcpeer::ws::Config {
+        max_message_len: 1024,
+        ..Default::default()
+    };
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &config)
+        .await
+        .unwrap();
+    let (told, mut heard) = mpsc::unbounded_channel();
+    let (_peer, driver) = Driver::builder(transport, Router::new())
+        .on_unreadable(move |why, err| {
+            let _ = told.send((why, err.code));
+        })
+        .build();
+    let ended = within("the driver", driver).await;
+    match ended {
+        Err(Error::Transport(err)) => {
+            assert!(
+                err.to_string().contains("exceeds the limit of 1024 bytes"),
+                "{err}"
+            );
+        }
+        other => panic!("expected the read error, got {other:?}"),
+    }
+    let mut kinds = Vec::new();
+    while let Ok(told) = heard.try_recv() {
+        kinds.push(told);
+    }
+    assert_eq!(
+        kinds,
+        [
+            (rpcpeer::Unreadable::NotJson, -32700),
+            (rpcpeer::Unreadable::Fatal, -32700)
+        ]
+    );
+}
+
 /// Opens a WebSocket peer, or says why the server refused it.
 async fn try_ws_client(addr: SocketAddr) -> Result<Peer, String> {
     let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())

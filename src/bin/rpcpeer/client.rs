@@ -394,7 +394,9 @@ impl Connection {
                     _ => String::new(),
                 };
                 Failure::Connection(format!(
-                    "{} hung up before answering `{method}` ({reason}{end})",
+                    // Neutral words: it may be us who closed (a message
+                    // over our limit, say); the reason says who.
+                    "the connection to {} ended before `{method}` was answered ({reason}{end})",
                     self.label
                 ))
             }
