@@ -343,8 +343,8 @@ pub enum Error {
 /// use rpcpeer::Unreadable;
 ///
 /// // A program that sent one request and waits for its answer: a message
-/// // too large to look at can only have been that answer; a line of
-/// // stray output, or a call of the peer's, cannot.
+/// // too large to look at was most likely that answer; a line of stray
+/// // output, or a malformed call of the peer's, need not have been.
 /// fn lost_the_answer(why: Unreadable) -> bool {
 ///     why == Unreadable::TooLarge
 /// }

@@ -1221,6 +1221,18 @@ async fn next_json<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
+/// `rpcpeer listen ARGS`, its stdout and stderr piped.
+fn spawn_listen(args: &[&str]) -> Child {
+    Command::new(BIN)
+        .arg("listen")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn listen")
+}
+
 /// SIGINT to a running `listen`, which must then end cleanly.
 async fn interrupt(mut listen: Child) {
     let pid = listen.id().expect("running").to_string();
@@ -1237,21 +1249,14 @@ async fn interrupt(mut listen: Child) {
 async fn listen_prints_each_pushed_notification_as_a_line() {
     let server = Server::start(Framing::ContentLength).await;
     let url = format!("tcp://{}", server.tcp);
-    let mut listen = Command::new(BIN)
-        .args([
-            "listen",
-            "--framing",
-            "content-length",
-            &url,
-            "--call",
-            "join",
-            "name=lis",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn listen");
+    let mut listen = spawn_listen(&[
+        "--framing",
+        "content-length",
+        &url,
+        "--call",
+        "join",
+        "name=lis",
+    ]);
     let mut err = BufReader::new(listen.stderr.take().expect("stderr")).lines();
     let line = wait_for_line(&mut err, "listening").await;
     assert!(line.contains("`join` answered true"), "{line}");
@@ -1302,13 +1307,7 @@ async fn listen_shows_a_message_it_cannot_read_and_listens_on() {
             let _ = answered.send(line);
         }
     });
-    let mut listen = Command::new(BIN)
-        .args(["listen", &url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn listen");
+    let mut listen = spawn_listen(&[&url]);
     let mut err = BufReader::new(listen.stderr.take().expect("stderr")).lines();
     let line = wait_for_line(&mut err, "cannot be read").await;
     assert!(

@@ -436,29 +436,44 @@ async fn an_oversized_message_is_refused_and_others_are_served() {
     );
 }
 
+/// A WebSocket client transport whose messages may be 1,024 bytes at
+/// most, connected to a bare tungstenite server on 127.0.0.1 that runs
+/// `script` on the connection.
+async fn limited_client<F, Fut>(
+    script: F,
+) -> rpcpeer::ws::WsTransport<rpcpeer::ws::MaybeTlsStream<tokio::net::TcpStream>>
+where
+    F: FnOnce(tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        script(tokio_tungstenite::accept_async(tcp).await.unwrap()).await;
+    });
+    let config = rpcpeer::ws::Config {
+        max_message_len: 1024,
+        ..Default::default()
+    };
+    rpcpeer::ws::connect(&format!("ws://{addr}/"), &config)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_message_over_the_limit_is_why_the_connection_ended() {
     // A server that answers with a message over the client's limit: the
     // client closes (1009), and both its pending call and its driver say
     // it was that message, not the write of the answer to it that fails
     // on a connection already closing.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let transport = limited_client(|mut ws| async move {
         let _ = ws.next().await;
         let big = tokio_tungstenite::tungstenite::Message::text("x".repeat(2048));
         let _ = ws.send(big).await;
         while let Some(Ok(_)) = ws.next().await {}
-    });
-    let config = rpcpeer::ws::Config {
-        max_message_len: 1024,
-        ..Default::default()
-    };
-    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &config)
-        .await
-        .unwrap();
+    })
+    .await;
     let (peer, driver) = Driver::builder(transport, Router::new())
         .close_frames()
         .build();
@@ -478,12 +493,8 @@ async fn a_message_over_the_limit_is_why_the_connection_ended() {
 async fn the_program_is_told_of_what_it_cannot_read_over_websocket() {
     // A binary message that is not UTF-8 costs that message only (not
     // JSON); one over the limit ends the connection (fatal).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
+    let transport = limited_client(|mut ws| async move {
         use tokio_tungstenite::tungstenite::Message;
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
         let _ = ws.send(Message::binary(vec![b'"', 0xff, b'"'])).await;
         // Its -32700 answer first: the connection went on.
         let answer = ws.next().await;
@@ -493,14 +504,8 @@ async fn the_program_is_told_of_what_it_cannot_read_over_websocket() {
         );
         let _ = ws.send(Message::text("x".repeat(2048))).await;
         while let Some(Ok(_)) = ws.next().await {}
-    });
-    let config = rpcpeer::ws::Config {
-        max_message_len: 1024,
-        ..Default::default()
-    };
-    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &config)
-        .await
-        .unwrap();
+    })
+    .await;
     let (told, mut heard) = mpsc::unbounded_channel();
     let (_peer, driver) = Driver::builder(transport, Router::new())
         .on_unreadable(move |why, err| {

@@ -203,14 +203,9 @@ pub(crate) fn unreadable(err: &ErrorObject) -> String {
     )
 }
 
-/// The line on stderr that says a message of the peer's could not be read.
-fn unreadable_line(label: &str, err: &ErrorObject) -> String {
-    format!("rpcpeer: {label}: the peer sent {}", unreadable(err))
-}
-
 /// Says on stderr that a message of the peer's could not be read.
 fn say_unreadable(label: &str, err: &ErrorObject) {
-    eprintln!("{}", unreadable_line(label, err));
+    eprintln!("rpcpeer: {label}: the peer sent {}", unreadable(err));
 }
 
 async fn open_connection<S: Send + Sync + 'static>(
@@ -275,7 +270,7 @@ async fn open_connection<S: Send + Sync + 'static>(
             // peer's own, with the answer still to come.
             _ => {
                 if !warned.swap(true, Ordering::Relaxed) {
-                    eprintln!("{}", unreadable_line(&label, err));
+                    say_unreadable(&label, err);
                 }
             }
         });
