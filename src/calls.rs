@@ -11,7 +11,7 @@ use futures::StreamExt;
 
 use crate::config::Config;
 use crate::context::Connection;
-use crate::dispatch::{admit, batch_too_long, Admitted, Env};
+use crate::dispatch::{admit, batch_too_long, Admitted, Env, Start};
 use crate::error::{ErrorObject, Unreadable};
 use crate::message::{encode_response, parse_within, Frame, Id, Message, Rejected, Version};
 use crate::method_cache::MethodCache;
@@ -154,10 +154,18 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 return None;
             }
         }
+        // NB: the same test as `on_frame`'s before it runs a call at once,
+        // and for a batch as `schedule`'s for its one job.
+        let start = match (self.starting.is_empty() && outbox.has_room(), in_batch) {
+            (false, _) => Start::LATER,
+            (true, false) => Start::alone(&self.scheduler),
+            (true, true) => Start::in_batch(&self.scheduler),
+        };
         let env = Env {
             router: &self.router,
             connection: &self.connection,
             cancel_method: self.cancel_method.as_deref(),
+            start,
         };
         match admit(&env, Some(&mut self.methods), item, full) {
             Admitted::Call(kind, version, entry) => {

@@ -21,7 +21,7 @@ use crate::middleware::Stack;
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
 use crate::running::{join_batch, Entry, Work};
-use crate::scheduler::Weight;
+use crate::scheduler::{Scheduler, Weight};
 use crate::session::Session;
 
 /// What a call's handler gets to see of its connection.
@@ -31,6 +31,56 @@ pub(crate) struct Env<'a, S> {
     pub(crate) connection: &'a Arc<Connection<S>>,
     /// The notification that cancels a request; `None` when cancelling is off.
     pub(crate) cancel_method: Option<&'a str>,
+    /// Whether a call read now would start at once.
+    pub(crate) start: Start,
+}
+
+/// Which calls read now would start at once, so that a handler that needs
+/// no future ([`SyncFn`](crate::SyncFn)) can run as it is read: it then
+/// does what it would have done a moment later, polled first among the
+/// calls started.
+#[derive(Clone, Copy)]
+pub(crate) struct Start {
+    concurrent: bool,
+    in_order: bool,
+    exclusive: bool,
+}
+
+impl Start {
+    /// None: calls started before wait to be polled, the outbox is full,
+    /// or there is no connection (`handle_text`).
+    pub(crate) const LATER: Start = Start {
+        concurrent: false,
+        in_order: false,
+        exclusive: false,
+    };
+
+    /// A message alone: as the scheduler says for its kind.
+    pub(crate) fn alone(scheduler: &Scheduler<Work>) -> Start {
+        Start {
+            concurrent: scheduler.may_start(Concurrency::Concurrent),
+            in_order: scheduler.may_start(Concurrency::InOrder),
+            exclusive: scheduler.may_start(Concurrency::Exclusive),
+        }
+    }
+
+    /// A batch's entry: the batch is one concurrent job.
+    pub(crate) fn in_batch(scheduler: &Scheduler<Work>) -> Start {
+        let now = scheduler.may_start(Concurrency::Concurrent);
+        Start {
+            concurrent: now,
+            in_order: now,
+            exclusive: now,
+        }
+    }
+
+    fn now(self, kind: Concurrency) -> bool {
+        match kind {
+            Concurrency::Concurrent => self.concurrent,
+            Concurrency::InOrder => self.in_order,
+            Concurrency::Exclusive => self.exclusive,
+        }
+    }
 }
 
 impl<S: Send + Sync + 'static> Env<'_, S> {
@@ -183,10 +233,11 @@ fn prepare<S: Send + Sync + 'static>(
         Some(methods) => methods.lookup(env.router, method),
         None => env.router.lookup(method).map(|entry| (&entry.name, entry)),
     };
-    let (name, handler, kind, own_task, access, limit) = match found {
+    let (name, handler, now, kind, own_task, access, limit) = match found {
         Some((name, entry)) => (
             name.clone(),
             Some(&entry.handler),
+            entry.now.as_ref(),
             entry.info.concurrency(is_notification),
             entry.info.runs_on_own_task(),
             entry.info.access(),
@@ -195,6 +246,7 @@ fn prepare<S: Send + Sync + 'static>(
         None => (
             method.into(),
             env.router.fallback_handler(),
+            None,
             Concurrency::default_for(is_notification),
             false,
             &PUBLIC,
@@ -253,6 +305,33 @@ fn prepare<S: Send + Sync + 'static>(
         return (kind, Entry::working(id, version, name, work, Some(token)));
     }
     let mut token = None;
+    if let Some(now) = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind)) {
+        // NB: caught like a panic in a future: the caller gets -32603 and
+        // the connection goes on.
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            now(
+                params,
+                Incoming {
+                    method: &name,
+                    id: id.as_ref(),
+                    version,
+                    connection: env.connection,
+                    token: &mut token,
+                },
+            )
+        }));
+        match ran {
+            Ok(Some(reply)) => {
+                return (kind, Entry::answered(id.as_ref(), version, &name, &reply));
+            }
+            Ok(None) => {}
+            Err(panic) => {
+                let msg = crate::running::panic_message(panic.as_ref());
+                tracing::error!(method = %name, "handler panicked: {msg}");
+                return refused(id, ErrorObject::internal_error());
+            }
+        }
+    }
     // NB: a handler can panic before its future exists (a closure that
     // checks its params before its `async` block, a `Deserialize` impl that
     // panics): caught here like a panic in the future, so the caller gets
@@ -441,6 +520,7 @@ async fn answer_text<S: Send + Sync + 'static>(
         router,
         connection,
         cancel_method: None,
+        start: Start::LATER,
     };
     let entry = |item| match admit(&env, None, item, None) {
         Admitted::Call(_, _, entry) => Some(entry),

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -24,6 +25,11 @@ pub type Outcome = Result<Box<RawValue>, ErrorObject>;
 /// its future is built, so they are never copied.
 pub(crate) type ErasedHandler<S> =
     Arc<dyn for<'a> Fn(Option<&'a RawValue>, Incoming<'a, S>) -> BoxFuture<Reply> + Send + Sync>;
+
+/// A handler that answers without a future ([`SyncFn`]), erased: its
+/// reply, or `None` when it must be awaited after all.
+pub(crate) type NowHandler<S> =
+    Arc<dyn for<'a> Fn(Option<&'a RawValue>, Incoming<'a, S>) -> Option<Reply> + Send + Sync>;
 
 /// What a handler answers: its result, or an error object. [`IntoReply`]
 /// makes one from a handler's return value; an [`Outcome`] or an
@@ -172,6 +178,8 @@ impl Signature {
 ///
 /// The handler and its future must be `Send + 'static`, the handler
 /// `Clone + Sync` too. `Args` only tells the shapes apart; you never name it.
+/// A closure that awaits nothing is a handler too, wrapped in [`sync_fn`],
+/// and costs less per call.
 ///
 /// Each rule is its own bound, so a handler that breaks one gets a compile
 /// error naming it: a return value that is not a reply names
@@ -200,7 +208,9 @@ impl Signature {
     note = "a handler is an `async fn`, or a closure returning a future, that takes nothing, \
             its params `P: Deserialize`, its `Context<S>`, or `P` then `Context<S>`",
     note = "several params are one argument: a struct, or a tuple such as \
-            `|(a, b): (i64, i64)| async move {{ .. }}`"
+            `|(a, b): (i64, i64)| async move {{ .. }}`",
+    note = "a closure that awaits nothing is a handler once wrapped in `sync_fn`: \
+            `sync_fn(|p: P| ..)`"
 )]
 pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
     /// Decodes `params` and builds the future that runs the handler and
@@ -209,6 +219,18 @@ pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
 
     /// What the handler's types say about its params.
     fn signature() -> Signature;
+
+    /// Whether [`Handler::call_now`] answers: true for a [`SyncFn`] only.
+    #[doc(hidden)]
+    const AT_ONCE: bool = false;
+
+    /// Decodes `params` and runs the handler to its reply now, with no
+    /// future; `None` from a handler that must be awaited.
+    #[doc(hidden)]
+    fn call_now(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> Option<Reply> {
+        let _ = (params, call);
+        None
+    }
 }
 
 impl<H, Args, S> Handler<Args, S> for H
@@ -228,6 +250,16 @@ where
 
     fn signature() -> Signature {
         H::Input::signature()
+    }
+
+    const AT_ONCE: bool = H::AT_ONCE;
+
+    fn call_now(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> Option<Reply> {
+        let method = call.method;
+        Some(match self.run_now(params, call)? {
+            Ok(output) => output.into_reply(method),
+            Err(err) => err.into(),
+        })
     }
 }
 
@@ -263,6 +295,26 @@ pub trait HandlerFn<Args, S> {
     ) -> Result<Self::Future, ErrorObject>
     where
         Self::Input: FromCall<S>;
+
+    /// Whether [`HandlerFn::run_now`] runs the handler: true for a
+    /// [`SyncFn`] only.
+    #[doc(hidden)]
+    const AT_ONCE: bool = false;
+
+    /// Makes the input and runs the handler now, with no future; `None`
+    /// from a handler that must be awaited.
+    #[doc(hidden)]
+    fn run_now(
+        &self,
+        params: Option<&RawValue>,
+        call: Incoming<'_, S>,
+    ) -> Option<Result<Self::Output, ErrorObject>>
+    where
+        Self::Input: FromCall<S>,
+    {
+        let _ = (params, call);
+        None
+    }
 }
 
 /// What a handler that takes no params is given: the call must have none
@@ -608,6 +660,194 @@ where
     {
         let p = P::from_call(params, &mut call)?;
         Ok(self(p, call.context()))
+    }
+}
+
+/// A handler that awaits nothing: a plain closure or `fn`, wrapped with
+/// [`sync_fn`], of one of [`Handler`]'s shapes without the future
+/// (`Fn() -> R`, `Fn(P) -> R`, `Fn(Context<S>) -> R`,
+/// `Fn(P, Context<S>) -> R`).
+///
+/// Registered like any handler (`method`, `notification`,
+/// `method_with_schema`), it costs less per call: when its call may start
+/// as soon as it is read (its [`Concurrency`](crate::Concurrency) rule and
+/// the in-flight bound allow it, and no layer, timeout, access rule or own
+/// task stands in between), it runs right there, on the connection's task,
+/// and no future is built, boxed or polled. Otherwise it waits its turn like
+/// any call. It runs on the connection's task either way, so it must be
+/// quick: work that computes for long or blocks belongs in an `async`
+/// handler registered [`own_task`](crate::MethodConfig::own_task).
+///
+/// ```
+/// use rpcpeer::{sync_fn, Context, ErrorObject, Router};
+///
+/// let mut router = Router::new();
+/// router.method("echo", sync_fn(|(x,): (String,)| Ok::<_, ErrorObject>(x)));
+/// router.method("whoami", sync_fn(|cx: Context| Ok::<_, ErrorObject>(cx.method().to_string())));
+/// router.notification("tick", sync_fn(|| {}));
+/// # let _ = router;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct SyncFn<F>(F);
+
+/// Wraps `handler`, a closure or `fn` that awaits nothing, into a
+/// [`SyncFn`].
+pub fn sync_fn<F>(handler: F) -> SyncFn<F> {
+    SyncFn(handler)
+}
+
+/// Tells a [`SyncFn`]'s shapes from the `async` ones in [`Handler`]'s
+/// `Args`; you never name it.
+pub struct AtOnce<Args>(PhantomData<Args>);
+
+/// The shape of a [`SyncFn`]'s closure: what it takes and returns, as
+/// [`HandlerFn`] says for `async` handlers.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not take a handler's arguments",
+    label = "not `()`, `(P)`, `(Context<S>)` or `(P, Context<S>)`",
+    note = "a `sync_fn` handler is a closure or `fn` that takes nothing, its params \
+            `P: Deserialize`, its `Context<S>`, or `P` then `Context<S>`"
+)]
+pub trait SyncHandlerFn<Args, S> {
+    /// What the handler takes from the call: its params, its context, or
+    /// [`NoParams`].
+    type Input;
+    /// What it returns.
+    type Output;
+    /// Everything it is given, taken from the call before it runs.
+    type Taken;
+
+    /// Takes the handler's arguments from the call, or says why the params
+    /// do not fit (-32602).
+    fn take(params: Option<&RawValue>, call: Incoming<'_, S>) -> Result<Self::Taken, ErrorObject>
+    where
+        Self::Input: FromCall<S>;
+
+    /// Runs the handler.
+    fn run(&self, taken: Self::Taken) -> Self::Output;
+}
+
+impl<F, R, S> SyncHandlerFn<(), S> for F
+where
+    F: Fn() -> R,
+{
+    type Input = NoParams;
+    type Output = R;
+    type Taken = NoParams;
+
+    fn take(params: Option<&RawValue>, mut call: Incoming<'_, S>) -> Result<NoParams, ErrorObject> {
+        NoParams::from_call(params, &mut call)
+    }
+
+    fn run(&self, _: NoParams) -> R {
+        self()
+    }
+}
+
+impl<F, R, A, S> SyncHandlerFn<(A,), S> for F
+where
+    F: Fn(A) -> R,
+{
+    type Input = A;
+    type Output = R;
+    type Taken = A;
+
+    fn take(params: Option<&RawValue>, mut call: Incoming<'_, S>) -> Result<A, ErrorObject>
+    where
+        A: FromCall<S>,
+    {
+        A::from_call(params, &mut call)
+    }
+
+    fn run(&self, a: A) -> R {
+        self(a)
+    }
+}
+
+impl<F, R, P, S> SyncHandlerFn<(P, Context<S>), S> for F
+where
+    F: Fn(P, Context<S>) -> R,
+    S: Send + Sync + 'static,
+{
+    type Input = P;
+    type Output = R;
+    type Taken = (P, Context<S>);
+
+    fn take(
+        params: Option<&RawValue>,
+        mut call: Incoming<'_, S>,
+    ) -> Result<(P, Context<S>), ErrorObject>
+    where
+        P: FromCall<S>,
+    {
+        let p = P::from_call(params, &mut call)?;
+        Ok((p, call.context()))
+    }
+
+    fn run(&self, (p, cx): (P, Context<S>)) -> R {
+        self(p, cx)
+    }
+}
+
+impl<F, Args, S> HandlerFn<AtOnce<Args>, S> for SyncFn<F>
+where
+    F: SyncHandlerFn<Args, S> + Clone,
+{
+    type Input = F::Input;
+    type Output = F::Output;
+    type Future = Deferred<F, F::Taken, F::Output>;
+
+    fn start(
+        &self,
+        params: Option<&RawValue>,
+        call: Incoming<'_, S>,
+    ) -> Result<Self::Future, ErrorObject>
+    where
+        F::Input: FromCall<S>,
+    {
+        // NB: the handler runs when its future is first polled, not now: a
+        // call that must wait its turn has its params decoded, no more.
+        Ok(Deferred {
+            call: Some((self.0.clone(), F::take(params, call)?)),
+            run: F::run,
+        })
+    }
+
+    const AT_ONCE: bool = true;
+
+    fn run_now(
+        &self,
+        params: Option<&RawValue>,
+        call: Incoming<'_, S>,
+    ) -> Option<Result<F::Output, ErrorObject>>
+    where
+        F::Input: FromCall<S>,
+    {
+        Some(F::take(params, call).map(|taken| self.0.run(taken)))
+    }
+}
+
+/// The future of a [`SyncFn`]'s call that waits its turn: it runs the
+/// handler when first polled.
+pub struct Deferred<F, T, R> {
+    call: Option<(F, T)>,
+    run: fn(&F, T) -> R,
+}
+
+// NB: nothing in it is pinned: the handler and its arguments are moved out
+// on the one poll.
+impl<F, T, R> Unpin for Deferred<F, T, R> {}
+
+impl<F, T, R> Future for Deferred<F, T, R> {
+    type Output = R;
+
+    fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+        let this = self.get_mut();
+        let (handler, taken) = this
+            .call
+            .take()
+            .expect("a `SyncFn` call polled after it answered");
+        std::task::Poll::Ready((this.run)(&handler, taken))
     }
 }
 

@@ -10,8 +10,9 @@
 //! 3. A response resolves one of our own pending calls ([`Peer::request`]).
 //!    A request or notification is looked up in the [`Router`]; its handler
 //!    decodes the params once and its future is started at once (or queued,
-//!    per its [`Concurrency`]), polled on the connection's own task. The read
-//!    loop never waits on a handler.
+//!    per its [`Concurrency`]), polled on the connection's own task; a
+//!    [`sync_fn`] handler that may start at once just runs. The read loop
+//!    never waits on a handler.
 //! 4. The finished handler's reply is encoded in the version the request was
 //!    written in.
 //! 5. The driver writes every ready reply back through the transport, one
@@ -147,7 +148,8 @@ pub use context::{Context, Incoming};
 pub use driver::Driver;
 pub use error::{Error, ErrorObject, Unreadable};
 pub use handler::{
-    BoxFuture, FromCall, Handler, HandlerFn, IntoReply, NoParams, Outcome, Reply, Signature,
+    sync_fn, AtOnce, BoxFuture, Deferred, FromCall, Handler, HandlerFn, IntoReply, NoParams,
+    Outcome, Reply, Signature, SyncFn, SyncHandlerFn,
 };
 pub use message::{Id, Version};
 pub use params::{Params, ParamsError};

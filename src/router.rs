@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::auth::{Access, Auth, Authenticator, LoginLimits};
 use crate::context::Context;
 use crate::error::ErrorObject;
-use crate::handler::{ErasedHandler, Handler, Outcome, Reply, Signature};
+use crate::handler::{ErasedHandler, Handler, NowHandler, Outcome, Reply, Signature};
 use crate::introspection::{Builtin, Documents, Service};
 use crate::middleware::{Stack, Wrap};
 use crate::session::Session;
@@ -216,6 +216,10 @@ pub(crate) struct Entry<S> {
     pub(crate) name: Arc<str>,
     pub(crate) info: MethodInfo,
     pub(crate) handler: ErasedHandler<S>,
+    /// The same handler without a future, for one that needs no awaiting
+    /// ([`SyncFn`](crate::SyncFn)): run as its call is read when it may
+    /// start at once.
+    pub(crate) now: Option<NowHandler<S>>,
     /// Set for the introspection methods' place in the table, whose
     /// handler answers with documents built when first asked for (see
     /// [`Router::lookup`]).
@@ -534,7 +538,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         info: MethodInfo,
         handler: ErasedHandler<S>,
     ) -> MethodConfig<'_> {
-        self.insert_entry(name, info, handler, None)
+        self.insert_entry(name, info, handler, None, None)
     }
 
     fn insert_entry(
@@ -542,6 +546,7 @@ impl<S: Send + Sync + 'static> Router<S> {
         name: &str,
         info: MethodInfo,
         handler: ErasedHandler<S>,
+        now: Option<NowHandler<S>>,
         builtin: Option<Builtin>,
     ) -> MethodConfig<'_> {
         let name: Arc<str> = name.into();
@@ -549,6 +554,7 @@ impl<S: Send + Sync + 'static> Router<S> {
             name: name.clone(),
             info,
             handler,
+            now,
             builtin,
         });
         let slot = self.inner_mut().methods.entry(name).insert_entry(entry);
@@ -570,10 +576,17 @@ impl<S: Send + Sync + 'static> Router<S> {
         handler: H,
     ) -> MethodConfig<'_> {
         let info = MethodInfo::new(name, H::signature());
-        self.insert(
+        let now = H::AT_ONCE.then(|| {
+            let handler = handler.clone();
+            let now: NowHandler<S> = Arc::new(move |params, call| handler.call_now(params, call));
+            now
+        });
+        self.insert_entry(
             name,
             info,
             Arc::new(move |params, call| handler.call(params, call)),
+            now,
+            None,
         )
     }
 
@@ -619,7 +632,13 @@ impl<S: Send + Sync + 'static> Router<S> {
                     ErrorObject::internal_error(),
                 )))
             });
-            self.insert_entry(builtin.name(), builtin.info(), placeholder, Some(builtin));
+            self.insert_entry(
+                builtin.name(),
+                builtin.info(),
+                placeholder,
+                None,
+                Some(builtin),
+            );
         }
         self
     }
@@ -646,6 +665,7 @@ impl<S: Send + Sync + 'static> Router<S> {
                     handler: Arc::new(move |params, call| {
                         Handler::<(), S>::call(&handler, params, call)
                     }),
+                    now: None,
                     builtin: None,
                 })
             };

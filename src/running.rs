@@ -64,11 +64,15 @@ impl Call {
         };
         // Finished: its token must not be cancelled when the call is dropped.
         self.token = None;
-        if let (None, Err(err)) = (&self.id, reply.result()) {
-            // A notification's error has nowhere to go but the log.
-            tracing::debug!(method = %self.method, "notification failed: {err}");
-        }
+        log_failed_notification(self.id.as_ref(), &self.method, &reply);
         Poll::Ready(reply)
+    }
+}
+
+/// A notification's error has nowhere to go but the log.
+fn log_failed_notification(id: Option<&Id>, method: &str, reply: &Reply) {
+    if let (None, Err(err)) = (id, reply.result()) {
+        tracing::debug!(method = %method, "notification failed: {err}");
     }
 }
 
@@ -138,6 +142,13 @@ impl Entry {
             let work = std::mem::replace(&mut call.work, Box::pin(std::future::pending()));
             call.work = Box::pin(tracing::Instrument::instrument(work, span));
         }
+    }
+
+    /// An entry whose handler gave `reply` with no future (a
+    /// [`SyncFn`](crate::SyncFn) run as its call was read).
+    pub(crate) fn answered(id: Option<&Id>, version: Version, method: &str, reply: &Reply) -> Self {
+        log_failed_notification(id, method, reply);
+        Self::done(id.map(|id| encode_outcome(version, id, reply.result())))
     }
 
     /// An entry answered before it ran (rejected, unknown method, busy).

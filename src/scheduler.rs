@@ -117,10 +117,24 @@ impl<J: Weighed> Scheduler<J> {
     /// returned `None` since the last change): a waiting job is then one
     /// the rules hold back, and this job must not pass it.
     pub(crate) fn try_start(&mut self, kind: Concurrency) -> bool {
+        let may = self.may_start(kind);
+        if may {
+            self.running += 1;
+            match kind {
+                Concurrency::InOrder => self.serial_busy = true,
+                Concurrency::Exclusive => self.exclusive_running = true,
+                Concurrency::Concurrent => {}
+            }
+        }
+        may
+    }
+
+    /// Whether [`Scheduler::try_start`] would start a job of `kind` now.
+    pub(crate) fn may_start(&self, kind: Concurrency) -> bool {
         if self.exclusive_running || self.running >= self.max_running {
             return false;
         }
-        let may = match kind {
+        match kind {
             // Rule 2, and rule 5: a waiting exclusive job is in `ready`.
             Concurrency::Concurrent => self.ready.is_empty(),
             // Rule 3, and rule 5 for in-order jobs.
@@ -131,16 +145,7 @@ impl<J: Weighed> Scheduler<J> {
             Concurrency::Exclusive => {
                 self.running == 0 && self.ready.is_empty() && self.serial.is_empty()
             }
-        };
-        if may {
-            self.running += 1;
-            match kind {
-                Concurrency::InOrder => self.serial_busy = true,
-                Concurrency::Exclusive => self.exclusive_running = true,
-                Concurrency::Concurrent => {}
-            }
         }
-        may
     }
 
     /// Queues `job`; [`Scheduler::next`] says when it may start.
@@ -296,7 +301,7 @@ mod tests {
         /// Whatever ran before, a job that `try_start` starts is one that
         /// `submit` and `next` would have started at once, and the two
         /// leave the scheduler in the same state; one it refuses, they
-        /// would have queued.
+        /// would have queued. `may_start` says beforehand which it is.
         #[test]
         fn try_start_is_submit_then_next(
             steps in proptest::collection::vec((0u8..5, 1usize..4), 1..60),
@@ -313,6 +318,7 @@ mod tests {
                         let mut queued = s.clone();
                         queued.submit(kind, "j");
                         let started = start_all(&mut queued);
+                        proptest::prop_assert_eq!(s.may_start(kind), s.clone().try_start(kind));
                         if s.try_start(kind) {
                             proptest::prop_assert_eq!(started, ["j"]);
                             running.push(kind);
