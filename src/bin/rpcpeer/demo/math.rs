@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use rpcpeer::schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
-use rpcpeer::{ErrorObject, Router};
+use rpcpeer::{sync_fn, ErrorObject, Router};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Number;
@@ -14,24 +14,22 @@ use super::{present, Demo, Raw};
 /// Registers this module's methods.
 pub(super) fn register(router: &mut Router<Demo>) {
     router
-        .method_with_schema("subtract", |p: Subtract| async move {
-            subtract(&p.minuend, &p.subtrahend)
-        })
+        .method_with_schema(
+            "subtract",
+            sync_fn(|p: Subtract| subtract(&p.minuend, &p.subtrahend)),
+        )
         .doc("Subtracts subtrahend from minuend; params by position or by name. Integers give an integer while it fits 64 bits, a float past them.")
         .safe();
     router
-        .method_with_schema("sum", |Numbers(ns): Numbers| async move { sum(&ns) })
+        .method_with_schema("sum", sync_fn(|Numbers(ns): Numbers| sum(&ns)))
         .doc("Adds up any number of numbers given by position; `[]` gives 0. Integers give an integer while it fits 64 bits, a float past them.")
         .safe();
     router
-        .method_with_schema("get_data", || async { Ok::<_, ErrorObject>(("hello", 5)) })
+        .method_with_schema("get_data", sync_fn(|| Ok::<_, ErrorObject>(("hello", 5))))
         .doc("Returns [\"hello\", 5].")
         .safe();
     router
-        .method_with_schema(
-            "echo",
-            |p: Echo| async move { Ok::<_, ErrorObject>(p.value) },
-        )
+        .method_with_schema("echo", sync_fn(|p: Echo| Ok::<_, ErrorObject>(p.value)))
         .doc("Returns its one param, exactly as sent: [x] or {\"value\": x}.")
         .safe();
     router
@@ -51,14 +49,19 @@ pub(super) fn register(router: &mut Router<Demo>) {
         })
         .doc("Waits ms milliseconds (at most 60,000), then returns ms. Cancellable with $/cancelRequest.");
     router
-        .method_with_schema("fail", |p: Fail| async move {
-            Err::<(), _>(ErrorObject {
-                code: p.code,
-                message: p.message,
-                data: p.data.map(|raw| raw.0),
-            })
-        })
+        .method_with_schema(
+            "fail",
+            sync_fn(|p: Fail| {
+                Err::<(), _>(ErrorObject {
+                    code: p.code,
+                    message: p.message,
+                    data: p.data.map(|raw| raw.0),
+                })
+            }),
+        )
         .doc("Answers with an error object of exactly this code, message and data (no data member when none is given).");
+    // NB: left `async`: its panic is caught where its future is polled,
+    // the path most handlers take.
     router
         .method_with_schema("panic", panic)
         .doc("The handler panics; the answer is -32603 and the connection goes on.");
@@ -66,7 +69,7 @@ pub(super) fn register(router: &mut Router<Demo>) {
         // `IgnoredAny` params are not read again (the message was read as
         // JSON in full already); the schema accepts any value.
         router
-            .notification(name, |_: IgnoredAny| async {})
+            .notification(name, sync_fn(|_: IgnoredAny| {}))
             .params_schema(serde_json::json!({ "title": "AnyValue" }))
             .doc("A notification that is accepted and does nothing; any params.");
     }
