@@ -1,5 +1,6 @@
 //! Admitting one incoming message: find its handler and build its call, or say what else it is. One path for connections and for `handle_text`.
 
+use std::borrow::Cow;
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -227,15 +228,17 @@ fn prepare<S: Send + Sync + 'static>(
 ) -> (Concurrency, Entry) {
     static PUBLIC: Access = Access::Public;
     let is_notification = id.is_none();
-    // NB: without a connection (`handle_text`) there is nowhere to keep a
-    // copy of the name for the next call, so the router's is cloned.
+    // NB: the name is borrowed until a future needs it, so a call answered
+    // at once writes no reference count. The connection's copy of it, or,
+    // without a connection (`handle_text`), where there is nowhere to keep
+    // one for the next call, the router's.
     let found = match methods {
         Some(methods) => methods.lookup(env.router, method),
         None => env.router.lookup(method).map(|entry| (&entry.name, entry)),
     };
     let (name, handler, now, kind, own_task, access, limit) = match found {
         Some((name, entry)) => (
-            name.clone(),
+            Cow::Borrowed(name),
             Some(&entry.handler),
             entry.now.as_ref(),
             entry.info.concurrency(is_notification),
@@ -244,7 +247,7 @@ fn prepare<S: Send + Sync + 'static>(
             entry.info.timeout(),
         ),
         None => (
-            method.into(),
+            Cow::Owned(Arc::from(method)),
             env.router.fallback_handler(),
             None,
             Concurrency::default_for(is_notification),
@@ -268,14 +271,17 @@ fn prepare<S: Send + Sync + 'static>(
         (kind, Entry::done(reply))
     };
     if let Some(stack) = env.stack() {
-        let call = (name.clone(), id.clone(), version);
+        let call = (Arc::clone(&name), id.clone(), version);
         let work = crate::middleware::through(env, stack, handler.cloned(), access, call, params);
         let work = if own_task { on_own_task(work) } else { work };
         let work = match limit {
             None => work,
-            Some(limit) => within_limit(work, limit, name.clone(), None),
+            Some(limit) => within_limit(work, limit, Arc::clone(&name), None),
         };
-        return (kind, Entry::working(id, version, name, work, None));
+        return (
+            kind,
+            Entry::working(id, version, name.into_owned(), work, None),
+        );
     }
     let Some(handler) = handler else {
         return refused(id, ErrorObject::method_not_found(&name));
@@ -294,15 +300,18 @@ fn prepare<S: Send + Sync + 'static>(
             handler.clone(),
             access.clone(),
             params.map(ToOwned::to_owned),
-            (name.clone(), id.clone(), version),
+            (Arc::clone(&name), id.clone(), version),
             token.clone(),
         );
         let work = if own_task { on_own_task(work) } else { work };
         let work = match limit {
             None => work,
-            Some(limit) => within_limit(work, limit, name.clone(), Some(token.clone())),
+            Some(limit) => within_limit(work, limit, Arc::clone(&name), Some(token.clone())),
         };
-        return (kind, Entry::working(id, version, name, work, Some(token)));
+        return (
+            kind,
+            Entry::working(id, version, name.into_owned(), work, Some(token)),
+        );
     }
     let mut token = None;
     if let Some(now) = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind)) {
@@ -361,9 +370,12 @@ fn prepare<S: Send + Sync + 'static>(
     // when the handler computes without yielding on its thread.
     let work = match limit {
         None => work,
-        Some(limit) => within_limit(work, limit, name.clone(), token.clone()),
+        Some(limit) => within_limit(work, limit, Arc::clone(&name), token.clone()),
     };
-    (kind, Entry::working(id, version, name, work, token))
+    (
+        kind,
+        Entry::working(id, version, name.into_owned(), work, token),
+    )
 }
 
 /// A call whose caller could not call its method when it was read: when
