@@ -216,6 +216,12 @@ fn in_span<S: Send + Sync + 'static>(
     (kind, entry)
 }
 
+/// A handler called as its call is read: answered already, or its future.
+enum Started {
+    Answered(Reply),
+    Running(BoxFuture<Reply>),
+}
+
 /// Looks the method up and builds its handler's future (params are decoded
 /// here, once); nothing runs until the entry is polled.
 fn prepare<S: Send + Sync + 'static>(
@@ -314,54 +320,33 @@ fn prepare<S: Send + Sync + 'static>(
         );
     }
     let mut token = None;
-    if let Some(now) = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind)) {
-        // NB: caught like a panic in a future: the caller gets -32603 and
-        // the connection goes on.
-        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            now(
-                params,
-                Incoming {
-                    method: &name,
-                    id: id.as_ref(),
-                    version,
-                    connection: env.connection,
-                    token: &mut token,
-                },
-            )
-        }));
-        match ran {
-            Ok(Some(reply)) => {
-                return (kind, Entry::answered(id.as_ref(), version, &name, &reply));
-            }
-            Ok(None) => {}
-            Err(panic) => {
-                let msg = crate::running::panic_message(panic.as_ref());
-                tracing::error!(method = %name, "handler panicked: {msg}");
-                return refused(id, ErrorObject::internal_error());
-            }
-        }
-    }
+    let at_once = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind));
     // NB: a handler can panic before its future exists (a closure that
     // checks its params before its `async` block, a `Deserialize` impl that
-    // panics): caught here like a panic in the future, so the caller gets
-    // -32603 and the connection is not torn down with the driver's task.
+    // panics), or while it runs here: caught like a panic in the future, so
+    // the caller gets -32603 and the connection is not torn down with the
+    // driver's task.
     let built = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        handler(
-            params,
-            Incoming {
-                method: &name,
-                id: id.as_ref(),
-                version,
-                connection: env.connection,
-                token: &mut token,
-            },
-        )
+        let mut call = Incoming {
+            method: &name,
+            id: id.as_ref(),
+            version,
+            connection: env.connection,
+            token: &mut token,
+        };
+        match at_once.and_then(|now| now(params, &mut call)) {
+            Some(reply) => Started::Answered(reply),
+            None => Started::Running(handler(params, call)),
+        }
     }));
     let work = match built {
-        Ok(work) => work,
+        Ok(Started::Running(work)) => work,
+        Ok(Started::Answered(reply)) => {
+            return (kind, Entry::answered(id.as_ref(), version, &name, &reply));
+        }
         Err(panic) => {
             let msg = crate::running::panic_message(panic.as_ref());
-            tracing::error!(method = %name, "handler panicked before it started: {msg}");
+            tracing::error!(method = %name, "handler panicked: {msg}");
             return refused(id, ErrorObject::internal_error());
         }
     };

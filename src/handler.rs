@@ -28,8 +28,11 @@ pub(crate) type ErasedHandler<S> =
 
 /// A handler that answers without a future ([`SyncFn`]), erased: its
 /// reply, or `None` when it must be awaited after all.
-pub(crate) type NowHandler<S> =
-    Arc<dyn for<'a> Fn(Option<&'a RawValue>, Incoming<'a, S>) -> Option<Reply> + Send + Sync>;
+pub(crate) type NowHandler<S> = Arc<
+    dyn for<'a, 'b> Fn(Option<&'a RawValue>, &'b mut Incoming<'a, S>) -> Option<Reply>
+        + Send
+        + Sync,
+>;
 
 /// What a handler answers: its result, or an error object. [`IntoReply`]
 /// makes one from a handler's return value; an [`Outcome`] or an
@@ -225,9 +228,10 @@ pub trait Handler<Args, S>: Clone + Send + Sync + Sized + 'static {
     const AT_ONCE: bool = false;
 
     /// Decodes `params` and runs the handler to its reply now, with no
-    /// future; `None` from a handler that must be awaited.
+    /// future; `None` from a handler that must be awaited, which takes
+    /// nothing from `call`.
     #[doc(hidden)]
-    fn call_now(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> Option<Reply> {
+    fn call_now(&self, params: Option<&RawValue>, call: &mut Incoming<'_, S>) -> Option<Reply> {
         let _ = (params, call);
         None
     }
@@ -254,7 +258,7 @@ where
 
     const AT_ONCE: bool = H::AT_ONCE;
 
-    fn call_now(&self, params: Option<&RawValue>, call: Incoming<'_, S>) -> Option<Reply> {
+    fn call_now(&self, params: Option<&RawValue>, call: &mut Incoming<'_, S>) -> Option<Reply> {
         let method = call.method;
         Some(match self.run_now(params, call)? {
             Ok(output) => output.into_reply(method),
@@ -302,12 +306,13 @@ pub trait HandlerFn<Args, S> {
     const AT_ONCE: bool = false;
 
     /// Makes the input and runs the handler now, with no future; `None`
-    /// from a handler that must be awaited.
+    /// from a handler that must be awaited, which takes nothing from
+    /// `call`.
     #[doc(hidden)]
     fn run_now(
         &self,
         params: Option<&RawValue>,
-        call: Incoming<'_, S>,
+        call: &mut Incoming<'_, S>,
     ) -> Option<Result<Self::Output, ErrorObject>>
     where
         Self::Input: FromCall<S>,
@@ -719,7 +724,10 @@ pub trait SyncHandlerFn<Args, S> {
 
     /// Takes the handler's arguments from the call, or says why the params
     /// do not fit (-32602).
-    fn take(params: Option<&RawValue>, call: Incoming<'_, S>) -> Result<Self::Taken, ErrorObject>
+    fn take(
+        params: Option<&RawValue>,
+        call: &mut Incoming<'_, S>,
+    ) -> Result<Self::Taken, ErrorObject>
     where
         Self::Input: FromCall<S>;
 
@@ -735,8 +743,11 @@ where
     type Output = R;
     type Taken = NoParams;
 
-    fn take(params: Option<&RawValue>, mut call: Incoming<'_, S>) -> Result<NoParams, ErrorObject> {
-        NoParams::from_call(params, &mut call)
+    fn take(
+        params: Option<&RawValue>,
+        call: &mut Incoming<'_, S>,
+    ) -> Result<NoParams, ErrorObject> {
+        NoParams::from_call(params, call)
     }
 
     fn run(&self, _: NoParams) -> R {
@@ -752,11 +763,11 @@ where
     type Output = R;
     type Taken = A;
 
-    fn take(params: Option<&RawValue>, mut call: Incoming<'_, S>) -> Result<A, ErrorObject>
+    fn take(params: Option<&RawValue>, call: &mut Incoming<'_, S>) -> Result<A, ErrorObject>
     where
         A: FromCall<S>,
     {
-        A::from_call(params, &mut call)
+        A::from_call(params, call)
     }
 
     fn run(&self, a: A) -> R {
@@ -775,12 +786,12 @@ where
 
     fn take(
         params: Option<&RawValue>,
-        mut call: Incoming<'_, S>,
+        call: &mut Incoming<'_, S>,
     ) -> Result<(P, Context<S>), ErrorObject>
     where
         P: FromCall<S>,
     {
-        let p = P::from_call(params, &mut call)?;
+        let p = P::from_call(params, call)?;
         Ok((p, call.context()))
     }
 
@@ -800,7 +811,7 @@ where
     fn start(
         &self,
         params: Option<&RawValue>,
-        call: Incoming<'_, S>,
+        mut call: Incoming<'_, S>,
     ) -> Result<Self::Future, ErrorObject>
     where
         F::Input: FromCall<S>,
@@ -808,7 +819,7 @@ where
         // NB: the handler runs when its future is first polled, not now: a
         // call that must wait its turn has its params decoded, no more.
         Ok(Deferred {
-            call: Some((self.0.clone(), F::take(params, call)?)),
+            call: Some((self.0.clone(), F::take(params, &mut call)?)),
             run: F::run,
         })
     }
@@ -818,7 +829,7 @@ where
     fn run_now(
         &self,
         params: Option<&RawValue>,
-        call: Incoming<'_, S>,
+        call: &mut Incoming<'_, S>,
     ) -> Option<Result<F::Output, ErrorObject>>
     where
         F::Input: FromCall<S>,
