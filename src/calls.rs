@@ -113,7 +113,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         crate::observe::frame_in(self.peer().connection_id(), text);
         match parse_within(text, self.max_depth) {
             Frame::Single(item) => {
-                if let Some((kind, entry)) = self.admit(item, false, outgoing, outbox) {
+                if let Some((kind, entry)) = self.admit(item, Read::Alone, outgoing, outbox) {
                     // NB: what `start` and then `poll_started` would do,
                     // without the queue in between; only when no call
                     // started before it still waits to be polled, since
@@ -142,10 +142,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
     fn admit(
         &mut self,
         item: Result<Message<'_>, Rejected>,
-        in_batch: bool,
+        read: Read,
         outgoing: &mut Outgoing,
         outbox: &mut Outbox,
     ) -> Option<(Concurrency, Entry)> {
+        let in_batch = !matches!(read, Read::Alone);
         let full = self.busy();
         if let Ok(Message::Notification(n)) = &item {
             // NB: before any bound: a report is no call, and goes to the
@@ -156,10 +157,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
         }
         // NB: the same test as `on_frame`'s before it runs a call at once,
         // and for a batch as `schedule`'s for its one job.
-        let start = match (self.starting.is_empty() && outbox.has_room(), in_batch) {
-            (false, _) => Start::LATER,
-            (true, false) => Start::alone(&self.scheduler),
-            (true, true) => Start::in_batch(&self.scheduler),
+        let start = match read {
+            _ if !(self.starting.is_empty() && outbox.has_room()) => Start::LATER,
+            Read::Alone => Start::alone(&self.scheduler),
+            Read::InBatch { after_work: false } => Start::in_batch(&self.scheduler),
+            Read::InBatch { after_work: true } => Start::LATER,
         };
         let env = Env {
             router: &self.router,
@@ -228,11 +230,14 @@ impl<S: Send + Sync + 'static> Calls<S> {
             outbox.push(encode_response(Version::V2, &Id::null(), Err(&err)));
             return;
         }
+        let mut after_work = false;
         let mut entries: Vec<Entry> = items
             .into_iter()
             .filter_map(|item| {
-                self.admit(item, true, outgoing, outbox)
-                    .map(|(_, entry)| entry)
+                let read = Read::InBatch { after_work };
+                let (_, entry) = self.admit(item, read, outgoing, outbox)?;
+                after_work |= !entry.is_done();
+                Some(entry)
             })
             .collect();
         if entries.iter().all(Entry::is_done) {
@@ -241,10 +246,10 @@ impl<S: Send + Sync + 'static> Calls<S> {
             // answered now, like a single request. Queued, a batch refused
             // busy would take a place past the bound, and a peer could grow
             // the queue without limit while we read on for the reply to a
-            // call of ours.
-            if let Some(reply) = join_batch(entries.iter_mut().map(Entry::take_reply).collect()) {
-                outbox.push(reply);
-            }
+            // call of ours. Through `answer`: an entry run as it was read
+            // (`SyncFn`) may have sent notifications, which go first.
+            let reply = join_batch(entries.iter_mut().map(Entry::take_reply).collect());
+            answer(reply, outgoing, outbox);
             return;
         }
         // Spec §6: the entries may run in any order, so they all run at
@@ -409,6 +414,18 @@ fn answer(reply: Option<String>, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         outgoing.take_queued(outbox);
         outbox.push(reply);
     }
+}
+
+/// How a message was read: alone, or as one of a batch's entries.
+#[derive(Clone, Copy)]
+enum Read {
+    Alone,
+    /// `after_work`: an entry before it in the batch has a handler still to
+    /// run. The batch polls its entries in order, so a handler run as it is
+    /// read would pass that one: it waits for the batch too.
+    InBatch {
+        after_work: bool,
+    },
 }
 
 /// A message answered without running anything: in a batch, one of the

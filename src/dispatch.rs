@@ -39,7 +39,7 @@ pub(crate) struct Env<'a, S> {
 /// Which calls read now would start at once, so that a handler that needs
 /// no future ([`SyncFn`](crate::SyncFn)) can run as it is read: it then
 /// does what it would have done a moment later, polled first among the
-/// calls started.
+/// calls started (for a batch's entry: no entry before it waits to run).
 #[derive(Clone, Copy)]
 pub(crate) struct Start {
     concurrent: bool,

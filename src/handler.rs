@@ -676,12 +676,12 @@ where
 /// Registered like any handler (`method`, `notification`,
 /// `method_with_schema`), it costs less per call: when its call may start
 /// as soon as it is read (its [`Concurrency`](crate::Concurrency) rule and
-/// the in-flight bound allow it, and no layer, timeout, access rule or own
-/// task stands in between), it runs right there, on the connection's task,
-/// and no future is built, boxed or polled. Otherwise it waits its turn like
-/// any call. It runs on the connection's task either way, so it must be
-/// quick: work that computes for long or blocks belongs in an `async`
-/// handler registered [`own_task`](crate::MethodConfig::own_task).
+/// the in-flight bound allow it, no entry before it in its batch waits to
+/// run, the caller may call it, and no layer, timeout or own task stands in
+/// between), it runs right there, on the connection's task, and no future
+/// is built, boxed or polled. Otherwise it waits its turn like any call.
+/// Either way it runs on the connection's task unless registered
+/// [`own_task`](crate::MethodConfig::own_task), so it must be quick.
 ///
 /// ```
 /// use rpcpeer::{sync_fn, Context, ErrorObject, Router};

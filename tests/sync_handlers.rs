@@ -94,6 +94,25 @@ fn router(log: &Arc<Log>) -> Router<Arc<Log>> {
     router
         .method("timed", sync_fn(|| Ok::<_, ErrorObject>(1)))
         .timeout(Duration::from_secs(5));
+    router.method(
+        "told",
+        sync_fn(|cx: Context<Arc<Log>>| {
+            cx.peer().try_notify("progress", ["before the answer"])?;
+            Ok::<_, ErrorObject>("answered")
+        }),
+    );
+    router.method(
+        "seen",
+        sync_fn(|cx: Context<Arc<Log>>| Ok::<_, ErrorObject>(cx.state().seen())),
+    );
+    // An `async` handler that finishes on its first poll.
+    router.method(
+        "put",
+        |(what,): (String,), cx: Context<Arc<Log>>| async move {
+            cx.state().push(&what);
+            Ok::<_, ErrorObject>(())
+        },
+    );
     router
 }
 
@@ -262,4 +281,51 @@ async fn a_sync_handler_that_panics_is_answered_and_the_connection_goes_on() {
         .call(r#"{"jsonrpc":"2.0","method":"ping","id":4}"#)
         .await;
     assert_eq!(ping["result"], "pong");
+}
+
+/// What a handler sends before its answer goes out before it, alone or in
+/// a batch that is answered as it is read.
+#[tokio::test]
+async fn notifications_sent_by_a_sync_handler_go_before_its_answer() {
+    let log = Arc::new(Log::default());
+    let addr = serve(router(&log), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    for call in [
+        r#"{"jsonrpc":"2.0","method":"told","id":1}"#,
+        r#"[{"jsonrpc":"2.0","method":"told","id":2}]"#,
+    ] {
+        wire.send(call).await;
+        let first = wire.recv().await;
+        assert_eq!(first["method"], "progress", "for {call}: {first}");
+        let answer = wire.recv().await;
+        let answer = answer
+            .as_array()
+            .map_or(answer.clone(), |batch| batch[0].clone());
+        assert_eq!(answer["result"], "answered", "for {call}: {answer}");
+    }
+}
+
+/// A batch runs its entries in order when nothing makes them wait: a sync
+/// entry after an `async` one that finishes at once sees what it did,
+/// whether the connection is idle or not.
+#[tokio::test]
+async fn a_sync_entry_of_a_batch_does_not_pass_the_entries_before_it() {
+    let log = Arc::new(Log::default());
+    let addr = serve(router(&log), Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let batch = wire
+        .call(
+            r#"[{"jsonrpc":"2.0","method":"put","params":["first"],"id":1},
+                {"jsonrpc":"2.0","method":"seen","id":2}]"#,
+        )
+        .await;
+    let seen = batch
+        .as_array()
+        .and_then(|replies| replies.iter().find(|reply| reply["id"] == 2))
+        .cloned();
+    assert_eq!(
+        seen.map(|reply| reply["result"].clone()),
+        Some(json!(["first"])),
+        "{batch}"
+    );
 }
