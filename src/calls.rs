@@ -115,13 +115,8 @@ impl<S: Send + Sync + 'static> Calls<S> {
             Frame::Single(item) => {
                 if let Some((kind, entry)) = self.admit(item, Read::Alone, outgoing, outbox) {
                     // NB: what `start` and then `poll_started` would do,
-                    // without the queue in between; only when no call
-                    // started before it still waits to be polled, since
-                    // those go first.
-                    if self.starting.is_empty()
-                        && outbox.has_room()
-                        && self.scheduler.try_start(kind)
-                    {
+                    // without the queue in between.
+                    if self.may_run_now(outbox) && self.scheduler.try_start(kind) {
                         self.run_now(kind, entry, text.len(), cx, outgoing, outbox);
                     } else {
                         self.schedule(kind, Work::one(entry, text.len()));
@@ -135,6 +130,13 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // (most do) is done with before the next one is scheduled, so an
         // in-order notification after it need not queue.
         self.poll_started(cx, outgoing, outbox);
+    }
+
+    /// Whether a call read now may run as it is read, if the scheduler's
+    /// rules let it start: only when no call started before it still waits
+    /// to be polled (those go first) and the outbox has room.
+    fn may_run_now(&self, outbox: &Outbox) -> bool {
+        self.starting.is_empty() && outbox.has_room()
     }
 
     /// One path for every incoming message, alone or in a batch: a call
@@ -155,10 +157,10 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 return None;
             }
         }
-        // NB: the same test as `on_frame`'s before it runs a call at once,
-        // and for a batch as `schedule`'s for its one job.
+        // NB: the tests `on_frame` makes before it runs a call at once,
+        // and for a batch `schedule`'s for its one job.
         let start = match read {
-            _ if !(self.starting.is_empty() && outbox.has_room()) => Start::LATER,
+            _ if !self.may_run_now(outbox) => Start::LATER,
             Read::Alone => Start::alone(&self.scheduler),
             Read::InBatch { after_work: false } => Start::in_batch(&self.scheduler),
             Read::InBatch { after_work: true } => Start::LATER,
