@@ -116,11 +116,16 @@ fn router(log: &Arc<Log>) -> Router<Arc<Log>> {
     router
 }
 
+/// A server of [`router`] on 127.0.0.1, its log, and a client connected to it.
+async fn start(framing: Framing) -> (Arc<Log>, Wire) {
+    let log = Arc::new(Log::default());
+    let addr = serve(router(&log), framing).await;
+    (log, Wire::connect(addr, framing).await)
+}
+
 #[tokio::test]
 async fn every_shape_answers_as_an_async_handler_would() {
-    let log = Arc::new(Log::default());
-    let addr = serve(router(&log), Framing::Newline).await;
-    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let (log, mut wire) = start(Framing::Newline).await;
     let cases = [
         (
             r#"{"jsonrpc":"2.0","method":"ping","id":1}"#,
@@ -207,9 +212,7 @@ async fn every_shape_answers_as_an_async_handler_would() {
 /// says, rather than running as it is read.
 #[tokio::test]
 async fn a_sync_call_still_waits_its_turn() {
-    let log = Arc::new(Log::default());
-    let addr = serve(router(&log), Framing::Newline).await;
-    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let (log, mut wire) = start(Framing::Newline).await;
     wire.send(r#"{"jsonrpc":"2.0","method":"gate","id":1}"#)
         .await;
     within("`gate` starts", log.started.notified()).await;
@@ -253,9 +256,7 @@ async fn a_sync_call_still_waits_its_turn() {
 
 #[tokio::test]
 async fn a_sync_handler_that_panics_is_answered_and_the_connection_goes_on() {
-    let log = Arc::new(Log::default());
-    let addr = serve(router(&log), Framing::ContentLength).await;
-    let mut wire = Wire::connect(addr, Framing::ContentLength).await;
+    let (log, mut wire) = start(Framing::ContentLength).await;
     let boom = wire
         .call(r#"{"jsonrpc":"2.0","method":"boom","id":1}"#)
         .await;
@@ -287,9 +288,7 @@ async fn a_sync_handler_that_panics_is_answered_and_the_connection_goes_on() {
 /// a batch that is answered as it is read.
 #[tokio::test]
 async fn notifications_sent_by_a_sync_handler_go_before_its_answer() {
-    let log = Arc::new(Log::default());
-    let addr = serve(router(&log), Framing::Newline).await;
-    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let (_, mut wire) = start(Framing::Newline).await;
     for call in [
         r#"{"jsonrpc":"2.0","method":"told","id":1}"#,
         r#"[{"jsonrpc":"2.0","method":"told","id":2}]"#,
@@ -310,9 +309,7 @@ async fn notifications_sent_by_a_sync_handler_go_before_its_answer() {
 /// whether the connection is idle or not.
 #[tokio::test]
 async fn a_sync_entry_of_a_batch_does_not_pass_the_entries_before_it() {
-    let log = Arc::new(Log::default());
-    let addr = serve(router(&log), Framing::Newline).await;
-    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let (_, mut wire) = start(Framing::Newline).await;
     let batch = wire
         .call(
             r#"[{"jsonrpc":"2.0","method":"put","params":["first"],"id":1},
