@@ -292,14 +292,17 @@ fn prepare<S: Send + Sync + 'static>(
     let Some(handler) = handler else {
         return refused(id, ErrorObject::method_not_found(&name));
     };
-    // NB: before the handler's future is built, so that its params are not
-    // even decoded for a caller who may not call it. Public methods pay
-    // this one branch; a caller who passes pays one look into the session.
+    let at_once = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind));
+    // NB: access is checked when the call starts, against the session as it
+    // is then, since a login or a logout read before the call may not have
+    // run yet: a call that starts as it is read is checked now, any other
+    // by `when_allowed`, which builds the handler's future only then, so
+    // that params are not even decoded for a caller who may not call it.
+    // Public methods pay this one branch.
     if *access != Access::Public
-        && crate::auth::check(access, &name, &env.connection.session).is_err()
+        && (at_once.is_none()
+            || crate::auth::check(access, &name, &env.connection.session).is_err())
     {
-        // Not refused yet: checked again when the call starts, since a
-        // login read before it (an exclusive one) may not have run yet.
         let token = CallToken::default();
         let work = when_allowed(
             env.connection,
@@ -320,7 +323,6 @@ fn prepare<S: Send + Sync + 'static>(
         );
     }
     let mut token = None;
-    let at_once = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind));
     // NB: a handler can panic before its future exists (a closure that
     // checks its params before its `async` block, a `Deserialize` impl that
     // panics), or while it runs here: caught like a panic in the future, so
@@ -363,8 +365,9 @@ fn prepare<S: Send + Sync + 'static>(
     )
 }
 
-/// A call whose caller could not call its method when it was read: when
-/// it starts, checked again (a login may have run since), then, with
+/// A call to a method that is not public, which did not start as it was
+/// read: when it starts, its caller's access is checked (a login or a
+/// logout may have run since it was read), then, with
 /// [`Router::credentials_in_params`](crate::Router::credentials_in_params),
 /// logged in with the leading params; the handler's future is built only
 /// once the caller may call it, and never if not. Calls that go through

@@ -457,6 +457,11 @@ impl MethodConfig<'_> {
     /// [`Router::authenticator`]). Anyone else's request is answered
     /// -32001 ([`ErrorObject::UNAUTHORIZED`](crate::ErrorObject::UNAUTHORIZED)),
     /// and a notification is dropped (and logged); the handler never runs.
+    ///
+    /// The caller is looked at when the call starts, not when it is read:
+    /// a call read after a login, or a logout, that runs before it (an
+    /// exclusive one, or an earlier entry of the same batch) sees the
+    /// connection logged in, or out. This holds for [`Router::role`] too.
     pub fn authenticated(self) -> Self {
         if self.info.access == Access::Public {
             self.info.access = Access::Authenticated;

@@ -11,7 +11,7 @@ use common::{within, Wire};
 use futures::{SinkExt, StreamExt};
 use rpcpeer::auth::{AuthError, Credentials, Identity, LoginLimits, RemoteAddr};
 use rpcpeer::ws_server::WsServer;
-use rpcpeer::{Concurrency, Context, Driver, ErrorObject, Router, Session};
+use rpcpeer::{sync_fn, Concurrency, Context, Driver, ErrorObject, Router, Session};
 use rpcpeer_stream::{Framing, TcpListener};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -237,6 +237,85 @@ async fn refused_notifications_never_run_and_a_refused_batch_item_leaves_the_res
     assert_eq!(code(&replies[0]), ErrorObject::UNAUTHORIZED, "{reply}");
     assert_eq!(replies[1], json!({"jsonrpc":"2.0","result":"open","id":2}));
     assert_eq!(counts.ran(), 0);
+}
+
+/// The answer with `id` in a batch's answer.
+fn entry(reply: &Value, id: u64) -> &Value {
+    let entries = reply
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch answer: {reply}"));
+    let found = entries.iter().find(|entry| entry["id"] == id);
+    found.unwrap_or_else(|| panic!("no answer with id {id}: {reply}"))
+}
+
+/// A caller is looked at when the call starts: a call read after a logout
+/// that runs before it is refused, whether the logout is an earlier entry
+/// of its batch (awaiting nothing, so run as it is read, or `async`, run
+/// when the batch starts) or an exclusive call read before it.
+#[tokio::test]
+async fn a_logout_that_runs_first_refuses_the_calls_read_after_it() {
+    let counts = Arc::new(Counts::default());
+    let mut router = router(&counts);
+    router
+        .method("logout", |cx: Cx| async move {
+            Ok::<_, ErrorObject>(cx.logout().is_some())
+        })
+        .concurrency(Concurrency::Exclusive);
+    router.method(
+        "logout_now",
+        sync_fn(|cx: Cx| Ok::<_, ErrorObject>(cx.logout().is_some())),
+    );
+    let addr = serve_tcp(router).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let logged_in = json!({"jsonrpc":"2.0","result":"ada","id":1});
+
+    // Logged in, `secret` runs, and a logout after it in the batch does not
+    // reach back.
+    assert_eq!(wire.call(&login(1, "ada", "secret")).await, logged_in);
+    let reply = wire
+        .call(
+            r#"[{"jsonrpc":"2.0","method":"secret","id":2},
+                {"jsonrpc":"2.0","method":"logout_now","id":3}]"#,
+        )
+        .await;
+    assert_eq!(entry(&reply, 2)["result"], "ada", "{reply}");
+    assert_eq!(entry(&reply, 3)["result"], true, "{reply}");
+    assert_eq!(counts.ran(), 1);
+
+    for logout in ["logout_now", "logout"] {
+        assert_eq!(wire.call(&login(1, "ada", "secret")).await, logged_in);
+        let batch = format!(
+            r#"[{{"jsonrpc":"2.0","method":"{logout}","id":2}},
+                {{"jsonrpc":"2.0","method":"secret","id":3}}]"#
+        );
+        let reply = wire.call(&batch).await;
+        assert_eq!(entry(&reply, 2)["result"], true, "{logout}: {reply}");
+        assert_eq!(
+            code(entry(&reply, 3)),
+            ErrorObject::UNAUTHORIZED,
+            "{logout}: {reply}"
+        );
+    }
+    assert_eq!(counts.ran(), 1, "`secret` ran for a caller logged out");
+
+    // Two frames in one write: `secret` is read while the exclusive logout
+    // has yet to run.
+    assert_eq!(wire.call(&login(1, "ada", "secret")).await, logged_in);
+    wire.send_raw(
+        concat!(
+            r#"{"jsonrpc":"2.0","method":"logout","id":2}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","method":"secret","id":3}"#,
+            "\n"
+        )
+        .as_bytes(),
+    )
+    .await;
+    let first = wire.recv().await;
+    assert_eq!(first, json!({"jsonrpc":"2.0","result":true,"id":2}));
+    let second = wire.recv().await;
+    assert_eq!(code(&second), ErrorObject::UNAUTHORIZED, "{second}");
+    assert_eq!(counts.ran(), 1, "`secret` ran for a caller logged out");
 }
 
 #[tokio::test]
