@@ -461,7 +461,7 @@ impl MethodConfig<'_> {
     /// The caller is looked at when the call starts, not when it is read:
     /// a call read after a login, or a logout, that runs before it (an
     /// exclusive one, or an earlier entry of the same batch) sees the
-    /// connection logged in, or out. This holds for [`Router::role`] too.
+    /// connection logged in, or out. This holds for [`Self::role`] too.
     pub fn authenticated(self) -> Self {
         if self.info.access == Access::Public {
             self.info.access = Access::Authenticated;
