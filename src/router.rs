@@ -459,9 +459,9 @@ impl MethodConfig<'_> {
     /// and a notification is dropped (and logged); the handler never runs.
     ///
     /// The caller is looked at when the call starts, not when it is read:
-    /// a call read after a login, or a logout, that runs before it (an
-    /// exclusive one, or an earlier entry of the same batch) sees the
-    /// connection logged in, or out. This holds for [`Self::role`] too.
+    /// a login or a logout that is done by then counts, such as an
+    /// exclusive one read before the call, or an earlier entry of the same
+    /// batch that awaits nothing. This holds for [`Self::role`] too.
     pub fn authenticated(self) -> Self {
         if self.info.access == Access::Public {
             self.info.access = Access::Authenticated;
