@@ -70,10 +70,15 @@
 // docs.rs labels each item with the feature it needs (see Cargo.toml).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The docs link to items of every feature (`http`, `ws_server`,
-// `method_with_schema`, `Rooms::redis`); with one of those features off,
-// those links have no target, and are left as text rather than dropped.
+// `method_with_schema`, `Rooms::redis`, `api`); with one of those features
+// off, those links have no target, and are left as text rather than dropped.
 #![cfg_attr(
-    not(all(feature = "ws", feature = "schemars", feature = "redis")),
+    not(all(
+        feature = "ws",
+        feature = "schemars",
+        feature = "redis",
+        feature = "macros"
+    )),
     allow(rustdoc::broken_intra_doc_links)
 )]
 
