@@ -11,9 +11,9 @@ use futures::StreamExt;
 
 use crate::config::Config;
 use crate::context::Connection;
-use crate::dispatch::{admit, batch_too_long, Admitted, Env, Start};
+use crate::dispatch::{admit, batch_too_long, long_batch_reply, Admitted, Env, Start};
 use crate::error::{ErrorObject, Unreadable};
-use crate::message::{encode_response, parse_within, Frame, Id, Message, Rejected, Version};
+use crate::message::{parse_within, Frame, Id, Message, Rejected};
 use crate::method_cache::MethodCache;
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
@@ -190,21 +190,22 @@ impl<S: Send + Sync + 'static> Calls<S> {
             }
             Admitted::Unreadable(rejected) => {
                 // NB: an answer of the peer's that we cannot read fails the
-                // call of ours it answers, at once. It is still answered as
-                // invalid (spec §5: it might have been a request), which a
-                // peer that meant it as an answer ignores as one to no call
-                // of its.
+                // call of ours it answers, at once, and the program learns
+                // of it from that call's error. It is not answered: ids are
+                // each side's own, so a -32600 under that id would reach the
+                // peer as the answer to its own call of that id, if one
+                // waits.
                 let failed_a_call = (rejected.response.as_ref())
                     .is_some_and(|what| outgoing.invalid_answer(&rejected.id, what));
-                // The program learns of that one from its call's error.
-                if !failed_a_call {
-                    let why = match rejected.error.code {
-                        ErrorObject::PARSE_ERROR => Unreadable::NotJson,
-                        _ => Unreadable::Invalid,
-                    };
-                    outgoing.unreadable(why, &rejected.error);
+                if failed_a_call {
+                    return None;
                 }
-                answered(rejected.reply(), in_batch, outbox)
+                let why = match rejected.error.code {
+                    ErrorObject::PARSE_ERROR => Unreadable::NotJson,
+                    _ => Unreadable::Invalid,
+                };
+                outgoing.unreadable(why, &rejected.error);
+                answered(rejected.reply()?, in_batch, outbox)
             }
             Admitted::Answered(reply) => answered(reply, in_batch, outbox),
             Admitted::Dropped => None,
@@ -229,7 +230,9 @@ impl<S: Send + Sync + 'static> Calls<S> {
         if items.len() > self.max_batch_len && calls() {
             let err = batch_too_long(items.len(), self.max_batch_len);
             outgoing.unreadable(Unreadable::Invalid, &err);
-            outbox.push(encode_response(Version::V2, &Id::null(), Err(&err)));
+            if let Some(reply) = long_batch_reply(&items, &err) {
+                outbox.push(reply);
+            }
             return;
         }
         let mut after_work = false;

@@ -124,7 +124,8 @@ impl Config {
     }
 
     /// Entries one incoming batch may have (default 1024); a larger batch is
-    /// answered with one -32600 error and none of it runs. An array of
+    /// answered with one -32600 error (none when all its entries are
+    /// notifications, spec §6) and none of it runs. An array of
     /// answers only (to a batch of ours, which may be longer) is taken
     /// whole: it costs no more than the calls of ours it answers. HTTP requests
     /// have the same limit, set by
@@ -136,8 +137,9 @@ impl Config {
     }
 
     /// How deep arrays and objects may nest in an incoming message, params
-    /// included (default 128, serde_json's own limit); a deeper message is
-    /// answered -32600 with id null and not read further.
+    /// included (default 128, serde_json's own limit). A deeper call is
+    /// answered -32600 under its id and not run; a deeper notification gets
+    /// no reply (spec §4.1) and is logged.
     pub fn max_depth(mut self, levels: usize) -> Self {
         self.max_depth = levels.max(1);
         self

@@ -125,6 +125,19 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
     full: Option<Weight>,
 ) -> Admitted {
     match item {
+        Err(rejected) if rejected.notification => {
+            // No reply may say it (spec §4.1): the log must.
+            static UNANSWERED: LogLimit = LogLimit::new();
+            match UNANSWERED.allow() {
+                Some(more) => {
+                    tracing::warn!(error = %rejected.error, "a notification refused, unanswered{more}")
+                }
+                None => {
+                    tracing::debug!(error = %rejected.error, "a notification refused, unanswered")
+                }
+            }
+            Admitted::Unreadable(rejected)
+        }
         Err(rejected) => {
             tracing::debug!(error = %rejected.error, "rejected a message");
             Admitted::Unreadable(rejected)
@@ -492,6 +505,25 @@ pub(crate) fn batch_too_long(len: usize, max: usize) -> ErrorObject {
     ))
 }
 
+/// The reply to a batch refused whole for its length, `err`: one -32600
+/// with a null id (the batch has no id of its own), or none when every
+/// entry is a notification (spec §6: a batch of notifications gets no
+/// reply). Then only the log tells.
+pub(crate) fn long_batch_reply(
+    items: &[Result<Message<'_>, Rejected>],
+    err: &ErrorObject,
+) -> Option<String> {
+    let notifications = (items.iter()).all(|item| matches!(item, Ok(Message::Notification(_))));
+    if notifications {
+        static UNANSWERED: LogLimit = LogLimit::new();
+        if let Some(more) = UNANSWERED.allow() {
+            tracing::warn!("a batch of notifications refused, unanswered: {err}{more}");
+        }
+        return None;
+    }
+    Some(encode_response(Version::V2, &Id::null(), Err(err)))
+}
+
 /// One frame in, its reply out, without a connection (HTTP, tests); a batch
 /// of more than `max_batch_len` entries is refused whole.
 pub(crate) async fn handle_text<S: Send + Sync + 'static>(
@@ -524,7 +556,7 @@ async fn answer_text<S: Send + Sync + 'static>(
     };
     let entry = |item| match admit(&env, None, item, None) {
         Admitted::Call(_, _, entry) => Some(entry),
-        Admitted::Unreadable(rejected) => Some(Entry::done(Some(rejected.reply()))),
+        Admitted::Unreadable(rejected) => Some(Entry::done(rejected.reply())),
         Admitted::Answered(reply) => Some(Entry::done(Some(reply))),
         Admitted::Response(response) => {
             tracing::debug!(id = %response.id, "response with no request behind it, dropped");
@@ -538,8 +570,7 @@ async fn answer_text<S: Send + Sync + 'static>(
             poll_fn(|cx| work.poll(cx)).await
         }
         Frame::Batch(items) if items.len() > max_batch_len => {
-            let err = batch_too_long(items.len(), max_batch_len);
-            Some(encode_response(Version::V2, &Id::null(), Err(&err)))
+            long_batch_reply(&items, &batch_too_long(items.len(), max_batch_len))
         }
         Frame::Batch(items) => {
             // NB: each entry is a future of its own, polled only when it is

@@ -278,6 +278,9 @@ pub struct Rejected {
     /// have been meant as the answer to the call with `id`, which may be one
     /// of ours that waits for it: what is wrong with it as an answer.
     pub response: Option<String>,
+    /// The message is a valid notification, refused only for a limit of
+    /// ours (its nesting): it gets no reply (spec §4.1).
+    pub notification: bool,
 }
 
 impl Rejected {
@@ -287,12 +290,14 @@ impl Rejected {
             id: Id::null(),
             error: Box::new(error),
             response: None,
+            notification: false,
         }
     }
 
-    /// The error reply to write for this message.
-    pub fn reply(&self) -> String {
-        encode_response(self.version, &self.id, Err(&self.error))
+    /// The error reply to write for this message; `None` for a
+    /// notification, which is never answered.
+    pub fn reply(&self) -> Option<String> {
+        (!self.notification).then(|| encode_response(self.version, &self.id, Err(&self.error)))
     }
 }
 
@@ -328,16 +333,23 @@ pub fn parse(text: &str) -> Frame<'_> {
 pub const DEFAULT_MAX_DEPTH: usize = 128;
 
 /// [`parse`], refusing a message whose arrays and objects nest deeper than
-/// `max_depth` (-32600, id null) before anything else is read: a value
-/// nested 100,000 deep is valid JSON, but many peers cannot read it back,
-/// and a chat post would carry it to every member of a room.
+/// `max_depth`: a value nested 100,000 deep is valid JSON, but many peers
+/// cannot read it back, and a chat post would carry it to every member of
+/// a room. A call is refused -32600 under its own id, a notification gets
+/// no reply (spec §4.1), and invalid JSON is still a parse error.
 ///
 /// ```
 /// use rpcpeer::message::{parse_within, Frame};
 ///
-/// let deep = format!(r#"{{"jsonrpc":"2.0","method":"m","params":{}1{}}}"#, "[".repeat(9), "]".repeat(9));
-/// assert!(matches!(parse_within(&deep, 8), Frame::Single(Err(_))));
-/// assert!(matches!(parse_within(&deep, 10), Frame::Single(Ok(_))));
+/// let nested = format!("{}1{}", "[".repeat(9), "]".repeat(9));
+/// let call = format!(r#"{{"jsonrpc":"2.0","method":"m","params":{nested},"id":7}}"#);
+/// let Frame::Single(Err(refused)) = parse_within(&call, 8) else { panic!() };
+/// assert!(refused.reply().unwrap().ends_with(r#""id":7}"#));
+/// assert!(matches!(parse_within(&call, 10), Frame::Single(Ok(_))));
+///
+/// let notification = format!(r#"{{"jsonrpc":"2.0","method":"m","params":{nested}}}"#);
+/// let Frame::Single(Err(refused)) = parse_within(&notification, 8) else { panic!() };
+/// assert_eq!(refused.reply(), None);
 /// ```
 pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
     let first = text.trim_start().as_bytes().first();
@@ -345,25 +357,23 @@ pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
     match first {
         Some(b'[') => {
             if let Some(entries) = scan_batch(text, max_depth) {
-                let entries = entries.into_iter().map(|env| message(env, Version::V2));
+                let entries = entries.into_iter().map(|env| message(env, None));
                 return Frame::Batch(entries.collect());
             }
         }
         Some(b'{') => {
             if let Some(env) = scan_object(text, max_depth) {
-                return Frame::Single(message(env, Version::V1));
+                return Frame::Single(message(env, Some(Version::V1)));
             }
         }
         _ => {}
     }
     if nests_deeper_than(text, max_depth) {
-        return Frame::Single(Err(Rejected::v2(ErrorObject::invalid_request(format!(
-            "the message nests arrays and objects deeper than the limit of {max_depth} levels"
-        )))));
+        return too_deep(text, max_depth);
     }
     match first {
         Some(b'[') => parse_batch(text),
-        Some(b'{') => Frame::Single(parse_object(text, Version::V1)),
+        Some(b'{') => Frame::Single(parse_object(text)),
         _ => Frame::Single(Err(Rejected::v2(
             match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Ok(_) => ErrorObject::invalid_request("a message must be an object or an array"),
@@ -371,6 +381,66 @@ pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
             },
         ))),
     }
+}
+
+/// A frame that nests deeper than `max_depth`, read in full all the same
+/// (serde_json reads a raw value in a loop, not by recursion, so the depth
+/// costs no stack): invalid JSON is a parse error, like any other; a call
+/// is refused under its own id, so that its caller learns why at once; a
+/// notification gets no reply (spec §4.1). In a batch, only the entries too
+/// deep are refused.
+fn too_deep(text: &str, max_depth: usize) -> Frame<'_> {
+    let refusal = |depth: usize| {
+        ErrorObject::invalid_request(format!(
+            "the message nests arrays and objects deeper than the limit of {depth} levels"
+        ))
+    };
+    if let Err(err) = serde_json::from_str::<&RawValue>(text) {
+        return Frame::Single(Err(Rejected::v2(json_error(&err))));
+    }
+    if !text.trim_start().starts_with('[') {
+        return Frame::Single(refused(parse_object(text), refusal(max_depth)));
+    }
+    match serde_json::from_str::<Vec<&RawValue>>(text) {
+        Ok(entries) if entries.is_empty() => Frame::Single(Err(Rejected::v2(
+            ErrorObject::invalid_request("empty batch"),
+        ))),
+        Ok(entries) => Frame::Batch(
+            entries
+                .into_iter()
+                .map(|raw| {
+                    // NB: the batch's array is the first level.
+                    let within = max_depth.saturating_sub(1);
+                    match nests_deeper_than(raw.get(), within) {
+                        true => refused(raw_batch_item(raw), refusal(max_depth)),
+                        false => raw_batch_item(raw),
+                    }
+                })
+                .collect(),
+        ),
+        Err(err) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
+    }
+}
+
+/// `read`, refused with `error` for a limit of ours: a call under its id
+/// and in its form, a notification with no reply, an answer as invalid. A
+/// message already refused keeps its own reason.
+fn refused(
+    read: Result<Message<'_>, Rejected>,
+    error: ErrorObject,
+) -> Result<Message<'_>, Rejected> {
+    let (version, id, response, notification) = match read? {
+        Message::Request(req) => (req.version, req.id, None, false),
+        Message::Notification(n) => (n.version, Id::null(), None, true),
+        Message::Response(resp) => (resp.version, resp.id, Some(error.message.clone()), false),
+    };
+    Err(Rejected {
+        version,
+        id,
+        error: Box::new(error),
+        response,
+        notification,
+    })
 }
 
 /// A batch that is not all of the common shape, read by serde_json.
@@ -435,11 +505,11 @@ pub(crate) fn nests_deeper_than(text: &str, max_depth: usize) -> bool {
     false
 }
 
-/// A batch entry is read with 2.0 rules and answered in 2.0 form, with or
-/// without its `"jsonrpc"` member: batches do not exist in 1.0.
+/// A batch entry is read with 2.0 rules and answered in 2.0 form: batches
+/// do not exist in 1.0, so an entry without `"jsonrpc": "2.0"` is invalid.
 fn batch_item(element: Element<'_>) -> Result<Message<'_>, Rejected> {
     match element.0 {
-        Ok(env) => message(env, Version::V2),
+        Ok(env) => message(env, None),
         Err(what) => Err(Rejected::v2(ErrorObject::invalid_request(format!(
             "a batch entry must be an object, not {what}"
         )))),
@@ -468,22 +538,32 @@ fn json_error(err: &serde_json::Error) -> ErrorObject {
     }
 }
 
-/// Reads one object; `unmarked` is the version of an object without a
-/// `"jsonrpc"` member (1.0 alone, 2.0 inside a batch).
-fn parse_object(text: &str, unmarked: Version) -> Result<Message<'_>, Rejected> {
+/// Reads one object sent alone (not in a batch).
+fn parse_object(text: &str) -> Result<Message<'_>, Rejected> {
     match serde_json::from_str(text) {
-        Ok(env) => message(env, unmarked),
+        Ok(env) => message(env, Some(Version::V1)),
         Err(err) => Err(Rejected::v2(json_error(&err))),
     }
 }
 
-/// Classifies an envelope by its keys; `unmarked` as for [`parse_object`].
-fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected> {
+/// Classifies an envelope by its keys. `unmarked` is the version of an
+/// object without a `"jsonrpc"` member: 1.0 alone, none in a batch.
+fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, Rejected> {
     // Only a call has `method` or `params`: without both, the message was
     // meant as an answer, and its caller is told what is wrong with it.
     let as_answer = |what: &str| {
         let answer_like = env.method.is_none() && env.params.is_none();
         answer_like.then(|| what.to_owned())
+    };
+    let method = match env.method {
+        Some(text) if env.plain => unquoted(text),
+        text => text.and_then(as_string),
+    };
+    // Answer a bad message in 1.0 form only when it reads as a 1.0 call:
+    // no "jsonrpc" member and a string method.
+    let reject_version = match (env.jsonrpc, unmarked, &method) {
+        (None, Some(Version::V1), Some(_)) => Version::V1,
+        _ => Version::V2,
     };
     if let Some(key) = env.duplicate {
         // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
@@ -496,38 +576,33 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         };
         let what = format!("duplicate member `{key}`");
         return Err(Rejected {
-            version: Version::V2,
+            version: reject_version,
             id,
             error: Box::new(ErrorObject::invalid_request(&what)),
             response: as_answer(&what),
+            notification: false,
         });
     }
-    let method = match env.method {
-        Some(text) if env.plain => unquoted(text),
-        text => text.and_then(as_string),
-    };
-    // The 1.0 form is for an object with no "jsonrpc" member and a string method,
-    // or a response to one of our 1.0 requests.
-    let version = match env.jsonrpc {
-        None => unmarked,
+    // The 1.0 form is for an object with no "jsonrpc" member, or a response
+    // to one of our 1.0 requests.
+    let version = match (env.jsonrpc, unmarked) {
+        (None, Some(unmarked)) => unmarked,
         // The first test is the common case, without unquoting.
-        Some(v) if v == r#""2.0""# || as_string(v).as_deref() == Some("2.0") => Version::V2,
-        Some(_) => {
+        (Some(v), _) if v == r#""2.0""# || as_string(v).as_deref() == Some("2.0") => Version::V2,
+        (jsonrpc, _) => {
             let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
-            let what = r#"`jsonrpc` must be exactly "2.0""#;
+            let what = match jsonrpc {
+                Some(_) => r#"`jsonrpc` must be exactly "2.0""#,
+                None => r#"a batch entry must have `"jsonrpc": "2.0"` (batches are 2.0 only)"#,
+            };
             return Err(Rejected {
                 version: Version::V2,
                 id,
                 error: Box::new(ErrorObject::invalid_request(what)),
                 response: as_answer(what),
+                notification: false,
             });
         }
-    };
-    // Answer a bad message in 1.0 form only when it reads as a 1.0 call.
-    let reject_version = if version == Version::V1 && method.is_some() {
-        Version::V1
-    } else {
-        Version::V2
     };
     let id = match env.id.map(Id::from_text) {
         None => None,
@@ -540,6 +615,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
                     "`id` must be a string, a number or null",
                 )),
                 response: None,
+                notification: false,
             })
         }
     };
@@ -548,6 +624,7 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         id: id.clone().unwrap_or_else(Id::null),
         error: Box::new(error),
         response: None,
+        notification: false,
     };
 
     if let Some(m) = env.method {
@@ -594,6 +671,17 @@ fn message(env: Envelope<'_>, unmarked: Version) -> Result<Message<'_>, Rejected
         });
     }
 
+    if let (Some(result), Some(error)) = (env.result, env.error) {
+        // Spec §5 (and 1.0's, which sends the other one as null): never both;
+        // which of two outcomes to believe is no guess to make.
+        if result.get() != "null" && error.get() != "null" {
+            let what = "both `result` and `error`";
+            return Err(Rejected {
+                response: as_answer(what),
+                ..reject(ErrorObject::invalid_request(what))
+            });
+        }
+    }
     if env.result.is_some() || env.error.is_some() {
         let id = id.unwrap_or_else(Id::null);
         let outcome = match (env.result, env.error) {
@@ -932,15 +1020,75 @@ mod tests {
     }
 
     #[test]
-    fn batch_entries_are_read_as_2_0() {
-        let Frame::Batch(items) = parse(r#"[{"method":"m","params":[],"id":null},{"method":"n"}]"#)
-        else {
+    fn batch_entries_must_say_they_are_2_0() {
+        let text = r#"[{"method":"m","params":[],"id":null},{"method":"n","id":"x"},{"jsonrpc":"2.0","method":"o","id":null}]"#;
+        let Frame::Batch(items) = parse(text) else {
             panic!()
         };
+        // Batches do not exist in 1.0: an entry without "jsonrpc" is no
+        // valid 2.0 request, refused under its id, in 2.0 form.
+        for (item, id) in items[..2]
+            .iter()
+            .zip([Id::null(), Id::from("x".to_owned())])
+        {
+            let Err(rejected) = item else {
+                panic!("an entry without \"jsonrpc\" was accepted: {item:?}")
+            };
+            assert_eq!(rejected.error.code, ErrorObject::INVALID_REQUEST);
+            assert!(rejected.error.message.contains("batches are 2.0 only"));
+            assert_eq!((rejected.version, &rejected.id), (Version::V2, &id));
+            assert!(rejected.reply().is_some());
+        }
         assert!(
-            matches!(&items[0], Ok(Message::Request(r)) if r.version == Version::V2 && r.id.is_null())
+            matches!(&items[2], Ok(Message::Request(r)) if r.version == Version::V2 && r.id.is_null())
         );
-        assert!(matches!(&items[1], Ok(Message::Notification(n)) if n.version == Version::V2));
+    }
+
+    #[test]
+    fn a_bad_1_0_call_is_answered_in_1_0_form_whatever_is_wrong() {
+        for text in [
+            r#"{"method":"m","params":[1],"params":[2],"id":1}"#,
+            r#"{"method":"m","params":[1],"id":1,"id":2}"#,
+            r#"{"method":"m","params":5,"id":1}"#,
+        ] {
+            let Err(rejected) = single(text) else {
+                panic!("{text} was accepted")
+            };
+            assert_eq!(rejected.version, Version::V1, "{text}");
+            assert!(rejected
+                .reply()
+                .unwrap()
+                .starts_with(r#"{"result":null,"error":"#));
+        }
+        // Not a call (no string method): nothing says it is 1.0.
+        let Err(rejected) = single(r#"{"method":5,"id":1}"#) else {
+            panic!()
+        };
+        assert_eq!(rejected.version, Version::V2);
+    }
+
+    #[test]
+    fn an_answer_with_both_outcomes_is_no_answer() {
+        for text in [
+            r#"{"jsonrpc":"2.0","result":1,"error":{"code":1,"message":"x"},"id":4}"#,
+            r#"{"result":1,"error":"boom","id":4}"#,
+        ] {
+            let Err(rejected) = single(text) else {
+                panic!("{text} was accepted")
+            };
+            assert_eq!(rejected.id, Id::from(4u64));
+            assert_eq!(
+                rejected.response.as_deref(),
+                Some("both `result` and `error`")
+            );
+        }
+        // 1.0's form, the other one null, is read in either version.
+        for text in [
+            r#"{"jsonrpc":"2.0","result":1,"error":null,"id":4}"#,
+            r#"{"result":null,"error":{"code":1,"message":"x"},"id":4}"#,
+        ] {
+            assert!(matches!(single(text), Ok(Message::Response(_))), "{text}");
+        }
     }
 
     #[test]
@@ -988,7 +1136,8 @@ mod tests {
 
     #[test]
     fn batch_elements_that_are_not_objects_say_what_they_are() {
-        let Frame::Batch(items) = parse(r#"[1, "x", [2], null, true, -1.5, {"method":"m"}]"#)
+        let Frame::Batch(items) =
+            parse(r#"[1, "x", [2], null, true, -1.5, {"jsonrpc":"2.0","method":"m"}]"#)
         else {
             panic!("not a batch");
         };
@@ -1059,9 +1208,10 @@ mod tests {
 
     #[test]
     fn the_depth_limit_holds_for_messages_read_by_hand_too() {
+        let refused = |item: &Result<Message<'_>, Rejected>| matches!(item, Err(rejected) if rejected.error.message.contains("nests"));
         let too_deep = |frame: Frame<'_>| match frame {
-            Frame::Single(Err(rejected)) => rejected.error.message.contains("nests"),
-            _ => false,
+            Frame::Single(item) => refused(&item),
+            Frame::Batch(items) => items.iter().any(refused),
         };
         for limit in [0, 1, 2, 3, 5] {
             for k in 1..limit + 3 {
@@ -1100,5 +1250,48 @@ mod tests {
             rejected.error.message
         );
         assert!(matches!(parse_within(&text, 300), Frame::Single(Ok(_))));
+    }
+
+    #[test]
+    fn a_message_too_deep_is_still_read_for_what_it_is() {
+        let deep = format!("{}0{}", "[".repeat(200), "]".repeat(200));
+        let refusal = |item: &Result<Message<'_>, Rejected>| match item {
+            Err(rejected) => (rejected.error.code, rejected.id.clone(), rejected.reply()),
+            Ok(message) => panic!("read: {message:?}"),
+        };
+        // Invalid JSON is a parse error, however deep.
+        let unclosed = "[".repeat(201);
+        let Frame::Single(item) = parse(&unclosed) else {
+            panic!()
+        };
+        assert_eq!(refusal(&item).0, ErrorObject::PARSE_ERROR);
+        // A call is refused under its id, in its own form.
+        let call = format!(r#"{{"method":"m","params":{deep},"id":3}}"#);
+        let Frame::Single(item) = parse(&call) else {
+            panic!()
+        };
+        let (code, id, reply) = refusal(&item);
+        assert_eq!((code, id), (ErrorObject::INVALID_REQUEST, Id::from(3u64)));
+        assert!(reply.unwrap().starts_with(r#"{"result":null,"error":"#));
+        // A notification gets no reply, alone or in a batch, where only the
+        // entry too deep is refused.
+        let notification = format!(r#"{{"jsonrpc":"2.0","method":"m","params":{deep}}}"#);
+        let Frame::Single(item) = parse(&notification) else {
+            panic!()
+        };
+        assert_eq!(refusal(&item).2, None);
+        let batch = format!(r#"[{notification},{{"jsonrpc":"2.0","method":"m","id":1}}]"#);
+        let Frame::Batch(items) = parse(&batch) else {
+            panic!()
+        };
+        assert_eq!(refusal(&items[0]).2, None);
+        assert!(matches!(&items[1], Ok(Message::Request(_))));
+        // An answer too deep is an invalid answer to its call.
+        let answer = format!(r#"{{"jsonrpc":"2.0","result":{deep},"id":9}}"#);
+        let Frame::Single(Err(rejected)) = parse(&answer) else {
+            panic!()
+        };
+        assert_eq!(rejected.id, Id::from(9u64));
+        assert!(rejected.response.unwrap().contains("128 levels"));
     }
 }

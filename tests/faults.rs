@@ -1208,13 +1208,14 @@ fn id_of(requests: &[Value], method: &str) -> Value {
 }
 
 /// An answer of the peer's that cannot be read as a response (no `result`
-/// or `error`, a `jsonrpc` other than "2.0", a member twice) fails the call
+/// or `error`, both, a `jsonrpc` other than "2.0", a member twice) fails the call
 /// it answers at once, alone or in a batch, with `Error::InvalidReply`
 /// saying what is wrong; before, the call waited out its whole timeout.
-/// Like any message that cannot be read, it is still answered -32600 (it
-/// might have been a request). A malformed request of the peer's (it has
-/// `params`) whose id is that of a call of ours fails nothing: that call
-/// gets its own answer. The connection goes on throughout.
+/// It is not answered: a -32600 under that id would reach the peer as the
+/// answer to its own call of that id, if one waits. A malformed request of
+/// the peer's (it has `params`) whose id is that of a call of ours fails
+/// nothing and is answered -32600: that call gets its own answer. The
+/// connection goes on throughout.
 #[tokio::test]
 async fn an_answer_that_is_no_response_fails_its_call_at_once() {
     let answers: Vec<(usize, Answer)> = vec![
@@ -1244,6 +1245,10 @@ async fn an_answer_that_is_no_response_fails_its_call_at_once() {
             let request = json!({"jsonrpc": "2.0", "params": [1], "id": id});
             let answer = json!({"jsonrpc": "2.0", "result": "f", "id": id});
             format!("{request}\n{answer}")
+        }),
+        (1, |r| {
+            let error = json!({"code": 1, "message": "x"});
+            json!({"jsonrpc": "2.0", "result": 1, "error": error, "id": r[0]["id"]}).to_string()
         }),
         (1, |r| {
             json!({"jsonrpc": "2.0", "result": "done", "id": r[0]["id"]}).to_string()
@@ -1280,6 +1285,8 @@ async fn an_answer_that_is_no_response_fails_its_call_at_once() {
     assert_eq!(e.unwrap(), json!(7));
     let f = within("f", peer.request::<Value>("f", ())).await;
     assert_eq!(f.unwrap(), json!("f"));
+    let g = within("g", peer.request("g", ())).await;
+    invalid(g, "g", "both `result` and `error`");
     let done = within("done", peer.request::<Value>("done", ())).await;
     assert_eq!(done.unwrap(), json!("done"));
 
@@ -1308,10 +1315,10 @@ async fn an_answer_that_is_no_response_fails_its_call_at_once() {
     }
     let mut refused: Vec<&str> = refused.iter().map(|id| calls[id].as_str()).collect();
     refused.sort();
-    assert_eq!(refused, ["a", "b", "c", "d", "f"]);
+    assert_eq!(refused, ["f"]);
     let mut called: Vec<&str> = calls.values().map(String::as_str).collect();
     called.sort();
-    assert_eq!(called, ["a", "b", "c", "d", "done", "e", "f"]);
+    assert_eq!(called, ["a", "b", "c", "d", "done", "e", "f", "g"]);
 }
 
 // ------------------------------------------------ told of what could not be read
@@ -1414,7 +1421,8 @@ async fn the_program_is_told_of_each_message_it_could_not_read() {
 async fn an_array_of_answers_longer_than_the_batch_limit_is_taken() {
     // The batch limit bounds the calls a peer makes in one frame; an array
     // of answers only (to our own calls, a batch of ours perhaps longer)
-    // is taken whole. One with a call in it is refused, and told.
+    // is taken whole. One with a call in it is refused, and told; one of
+    // notifications only is told but not answered (spec §6).
     let (client, socket) = tcp_pair().await;
     let (told, mut heard) = mpsc::unbounded_channel();
     let transport = rpcpeer_stream::framed(socket, Framing::Newline, 1 << 20);
@@ -1438,17 +1446,28 @@ async fn an_array_of_answers_longer_than_the_batch_limit_is_taken() {
             .iter()
             .map(|id| json!({"jsonrpc": "2.0", "result": id, "id": id}))
             .collect();
-        let calls = json!([
+        let notifications = json!([
             {"jsonrpc": "2.0", "method": "a"},
             {"jsonrpc": "2.0", "method": "b"},
             {"jsonrpc": "2.0", "method": "c"}
         ]);
-        let sent = format!("{}\n{calls}\n", Value::from(answers));
+        let calls = json!([
+            {"jsonrpc": "2.0", "method": "a"},
+            {"jsonrpc": "2.0", "method": "b"},
+            {"jsonrpc": "2.0", "method": "c", "id": 9}
+        ]);
+        // The next answer after the refusal must be the probe's.
+        let probe = json!({"jsonrpc": "2.0", "method": "nope", "id": 10});
+        let sent = format!(
+            "{}\n{calls}\n{notifications}\n{probe}\n",
+            Value::from(answers)
+        );
         tokio::io::AsyncWriteExt::write_all(&mut write, sent.as_bytes())
             .await
             .unwrap();
         let refused = lines.next_line().await.unwrap().unwrap();
-        (write, refused)
+        let next = lines.next_line().await.unwrap().unwrap();
+        (write, refused, next)
     });
     let (a, b, c) = within("three answers in one array", async {
         tokio::join!(
@@ -1461,13 +1480,21 @@ async fn an_array_of_answers_longer_than_the_batch_limit_is_taken() {
     let mut got = [a.unwrap(), b.unwrap(), c.unwrap()];
     got.sort_unstable();
     assert_eq!(got, [1, 2, 3]);
-    let (_write, refused) = within("the refusal", answerer).await.unwrap();
+    let (_write, refused, next) = within("the refusal", answerer).await.unwrap();
     let refused: Value = serde_json::from_str(&refused).unwrap();
     assert_eq!(refused["error"]["code"], -32600, "{refused}");
-    let (why, message) = heard.try_recv().unwrap();
-    assert_eq!(why, Unreadable::Invalid);
-    assert!(
-        message.contains("a batch of 3 entries exceeds the limit of 2"),
-        "{message}"
+    let next: Value = serde_json::from_str(&next).unwrap();
+    assert_eq!(
+        (&next["id"], &next["error"]["code"]),
+        (&json!(10), &json!(-32601)),
+        "{next}"
     );
+    for _ in ["notifications", "calls"] {
+        let (why, message) = heard.try_recv().unwrap();
+        assert_eq!(why, Unreadable::Invalid);
+        assert!(
+            message.contains("a batch of 3 entries exceeds the limit of 2"),
+            "{message}"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use common::within;
 use futures::{SinkExt, StreamExt};
 use rpcpeer::ws_server::WsServer;
 use rpcpeer::{Config, Context, ErrorObject, Router};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
@@ -55,7 +55,7 @@ fn router() -> Router {
 }
 
 #[tokio::test]
-async fn a_message_nested_past_the_limit_is_refused_and_the_connection_goes_on() {
+async fn a_message_nested_past_the_limit_is_refused_as_what_it_is_and_the_connection_goes_on() {
     let addr = serve(router(), Config::default().max_depth(32)).await;
     let mut ws = connect(addr).await;
     let deep = format!("{}1{}", "[".repeat(1000), "]".repeat(1000));
@@ -64,7 +64,12 @@ async fn a_message_nested_past_the_limit_is_refused_and_the_connection_goes_on()
         &format!(r#"{{"jsonrpc":"2.0","method":"sum","params":{deep},"id":1}}"#),
     )
     .await;
-    assert_eq!(reply["error"]["code"], -32600, "{reply}");
+    // Refused under its own id: its caller learns why at once.
+    assert_eq!(
+        (&reply["error"]["code"], &reply["id"]),
+        (&json!(-32600), &json!(1)),
+        "{reply}"
+    );
     assert!(
         reply["error"]["message"]
             .as_str()
@@ -72,12 +77,27 @@ async fn a_message_nested_past_the_limit_is_refused_and_the_connection_goes_on()
             .contains("32 levels"),
         "{reply}"
     );
+    // A notification as deep gets no reply (spec §4.1), and invalid JSON as
+    // deep is a parse error: the next answers are the parse error's, then
+    // the call's.
+    let notification = format!(r#"{{"jsonrpc":"2.0","method":"sum","params":{deep}}}"#);
+    ws.send(Message::text(notification)).await.unwrap();
+    let unclosed = call(&mut ws, &"[".repeat(1000)).await;
+    assert_eq!(
+        (&unclosed["error"]["code"], &unclosed["id"]),
+        (&json!(-32700), &Value::Null),
+        "{unclosed}"
+    );
     let reply = call(
         &mut ws,
         r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#,
     )
     .await;
-    assert_eq!(reply["result"], 3, "{reply}");
+    assert_eq!(
+        (&reply["result"], &reply["id"]),
+        (&json!(3), &json!(2)),
+        "{reply}"
+    );
 }
 
 #[tokio::test]
