@@ -474,7 +474,10 @@ fn ignored_any<P: 'static>() -> Option<P> {
 ///
 /// Serde maps a JSON array onto a struct's fields in declaration order and an
 /// object by name, so one struct accepts `[42, 23]` and
-/// `{"minuend": 42, "subtrahend": 23}` alike.
+/// `{"minuend": 42, "subtrahend": 23}` alike. Params by position may leave
+/// out trailing ones that may be absent by name (`Option` and
+/// `#[serde(default)]` fields, a tuple's trailing `Option`s), as many
+/// JSON-RPC callers do.
 pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
     method: &str,
     params: Option<&RawValue>,
@@ -506,7 +509,11 @@ pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
     };
     // Plain serde first: tracking the path costs on every call, and only a
     // failure needs it, so only a failure decodes a second time.
-    if let Ok(p) = serde_json::from_str::<P>(raw.get()) {
+    let short = match serde_json::from_str::<P>(raw.get()) {
+        Ok(p) => return Ok(p),
+        Err(err) => err,
+    };
+    if let Some(p) = with_trailing_left_out::<P>(raw.get(), &short) {
         return Ok(p);
     }
     let de = &mut serde_json::Deserializer::from_str(raw.get());
@@ -530,6 +537,41 @@ pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
         };
         ErrorObject::invalid_params(format!("`{method}`: {detail}"))
     })
+}
+
+/// `P` from params by position too short for it (`err` is serde's "invalid
+/// length"), read as if the params left out were absent: by name when `P`
+/// names its fields, so that each takes its default (`None`, or that of
+/// `#[serde(default)]`); else, for a tuple, as `null`. `None` when even so
+/// they do not fit, and the caller is told what is missing.
+fn with_trailing_left_out<P: DeserializeOwned>(raw: &str, err: &serde_json::Error) -> Option<P> {
+    if err.classify() != serde_json::error::Category::Data
+        || !err.to_string().starts_with("invalid length ")
+    {
+        return None;
+    }
+    let given: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
+    let names = field_names::<P>();
+    if names.len() > given.len() {
+        // NB: as text, so that each value is read as the caller wrote it.
+        let members: Vec<String> = (names.iter().zip(&given))
+            .map(|(name, value)| format!("{}:{}", serde_json::Value::from(*name), value.get()))
+            .collect();
+        return serde_json::from_str(&format!("{{{}}}", members.join(","))).ok();
+    }
+    // "invalid length 1, expected a tuple of size 2"
+    let expected: usize = (err.to_string())
+        .split("expected a tuple of size ")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let padded: Vec<&str> = (given.iter().map(|value| value.get()))
+        .chain(std::iter::repeat("null"))
+        .take(expected.max(given.len()))
+        .collect();
+    serde_json::from_str(&format!("[{}]", padded.join(","))).ok()
 }
 
 /// Accepts the ways a caller says "no params": absent, `null`, `[]` or `{}`.
@@ -899,5 +941,51 @@ mod tests {
         assert_eq!(pair.ok(), Some(1));
         // Absent params still fit a handler that takes none.
         assert!(decode_params::<Option<i64>>("ping", None).is_ok());
+    }
+
+    #[test]
+    fn params_by_position_may_leave_out_trailing_ones_that_may_be_absent() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Find {
+            text: String,
+            #[serde(rename = "max")]
+            limit: Option<u32>,
+            #[serde(default)]
+            exact: bool,
+        }
+        let decode = |text: &str| {
+            let raw = RawValue::from_string(text.to_owned()).unwrap();
+            decode_params::<Find>("find", Some(&raw))
+        };
+        let find = |text: &str, limit, exact| Find {
+            text: text.into(),
+            limit,
+            exact,
+        };
+        assert_eq!(decode(r#"["a"]"#).unwrap(), find("a", None, false));
+        assert_eq!(decode(r#"["a", 5]"#).unwrap(), find("a", Some(5), false));
+        assert_eq!(
+            decode(r#"["a\"b", null, true]"#).unwrap(),
+            find("a\"b", None, true)
+        );
+        // What may not be absent is still named.
+        let err = decode("[]").unwrap_err();
+        assert!(
+            err.message.contains("missing param `text` (position 0)"),
+            "{}",
+            err.message
+        );
+        let err = decode("[1]").unwrap_err();
+        assert!(
+            err.message.contains("`text` (position 0)"),
+            "{}",
+            err.message
+        );
+
+        let raw = RawValue::from_string("[1]".to_owned()).unwrap();
+        let pair = decode_params::<(u8, Option<String>)>("pair", Some(&raw));
+        assert_eq!(pair.unwrap(), (1, None));
+        let pair = decode_params::<(u8, String)>("pair", Some(&raw));
+        assert_eq!(pair.unwrap_err().code, ErrorObject::INVALID_PARAMS);
     }
 }
