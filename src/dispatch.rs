@@ -20,6 +20,7 @@ use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Respo
 use crate::method_cache::MethodCache;
 use crate::middleware::Stack;
 use crate::peer::Peer;
+use crate::polling::Polling;
 use crate::router::{Concurrency, Router};
 use crate::running::{join_batch, Entry, Work};
 use crate::scheduler::{Scheduler, Weight};
@@ -292,7 +293,11 @@ fn prepare<S: Send + Sync + 'static>(
     if let Some(stack) = env.stack() {
         let call = (Arc::clone(&name), id.clone(), version);
         let work = crate::middleware::through(env, stack, handler.cloned(), access, call, params);
-        let work = if own_task { on_own_task(work) } else { work };
+        let work = if own_task {
+            on_own_task(work, env.connection.peer.connection_id())
+        } else {
+            work
+        };
         let work = match limit {
             None => work,
             Some(limit) => within_limit(work, limit, Arc::clone(&name), None),
@@ -325,7 +330,11 @@ fn prepare<S: Send + Sync + 'static>(
             (Arc::clone(&name), id.clone(), version),
             token.clone(),
         );
-        let work = if own_task { on_own_task(work) } else { work };
+        let work = if own_task {
+            on_own_task(work, env.connection.peer.connection_id())
+        } else {
+            work
+        };
         let work = match limit {
             None => work,
             Some(limit) => within_limit(work, limit, Arc::clone(&name), Some(token.clone())),
@@ -365,7 +374,11 @@ fn prepare<S: Send + Sync + 'static>(
             return refused(id, ErrorObject::internal_error());
         }
     };
-    let work = if own_task { on_own_task(work) } else { work };
+    let work = if own_task {
+        on_own_task(work, env.connection.peer.connection_id())
+    } else {
+        work
+    };
     // NB: outside `on_own_task`, so that the answer goes out on time even
     // when the handler computes without yielding on its thread.
     let work = match limit {
@@ -455,9 +468,9 @@ fn within_limit(
     })
 }
 
-/// Runs `work` on a thread of Tokio's blocking pool; dropping the returned
-/// future drops `work` there at its next await.
-fn on_own_task(work: BoxFuture<Reply>) -> BoxFuture<Reply> {
+/// Runs `work`, a handler of `connection`, on a thread of Tokio's blocking
+/// pool; dropping the returned future drops `work` there at its next await.
+fn on_own_task(work: BoxFuture<Reply>, connection: u64) -> BoxFuture<Reply> {
     Box::pin(async move {
         // NB: spawned at the first poll, not when the call is read: the
         // scheduler decides when a call starts (its turn, the in-flight
@@ -472,6 +485,7 @@ fn on_own_task(work: BoxFuture<Reply>) -> BoxFuture<Reply> {
         let runtime = tokio::runtime::Handle::current();
         let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::task::spawn_blocking(move || {
+            let _polling = Polling::enter(connection);
             runtime.block_on(async move {
                 let work = AssertUnwindSafe(work).catch_unwind();
                 // `_stop` is dropped with the future that owns it, which

@@ -19,6 +19,7 @@ use crate::idle::Idle;
 use crate::outbox::Outbox;
 use crate::outgoing::{Hooks, Outgoing};
 use crate::peer::{Control, Peer};
+use crate::polling::Polling;
 use crate::router::Router;
 use crate::session::Session;
 use crate::stall::WriteStall;
@@ -274,6 +275,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let _polling = Polling::enter(this.calls.peer().connection_id());
         // NB: a transport that answered Pending has this task's waker: a
         // later round of this same poll would find nothing new there, so it
         // is not asked again (each ask costs atomics and a waker

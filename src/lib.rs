@@ -123,6 +123,7 @@ mod outgoing;
 mod params;
 mod peer;
 mod pending;
+mod polling;
 pub mod progress;
 pub mod reconnect;
 pub mod rooms;

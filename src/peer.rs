@@ -543,6 +543,10 @@ impl Peer {
     /// Returns once the driver has stopped, so the driver must be running
     /// elsewhere (spawned, or joined with this future).
     ///
+    /// Awaited in one of this connection's own handlers, it returns once
+    /// the close is asked for, without waiting: the close lets that handler
+    /// finish, and its answer goes out before the connection closes.
+    ///
     /// NB: awaiting this *in place of* the driver (the driver not spawned,
     /// and nothing else polling it) never returns: nothing runs the close.
     /// To run a driver until a stop signal and then close it gracefully,
@@ -611,6 +615,12 @@ impl Peer {
         // while the peer does not read our output: closing such a peer is
         // when this matters most. An error means the driver is gone already.
         self.shared.control(Control::Close(frame.map(Box::new)));
+        // NB: asked by one of this connection's own handlers, the close waits
+        // for that handler to finish: waiting here would wait for itself,
+        // until the drain timeout cut it short.
+        if crate::polling::handlers_of(self.connection_id()) {
+            return;
+        }
         self.closed().await;
     }
 

@@ -819,6 +819,33 @@ async fn closing_fails_our_pending_calls_and_lets_handlers_finish() {
     within("driver", driver).await.unwrap().unwrap();
 }
 
+/// A handler that closes its own connection is not left waiting for the
+/// close, which waits for it: its answer goes out, then the connection
+/// closes, long before the drain timeout would have cut the handler short.
+#[tokio::test]
+async fn a_handler_that_closes_its_own_connection_still_answers() {
+    let mut server = Router::new();
+    server.method("bye", |cx: Context| async move {
+        cx.peer().close().await;
+        Ok::<_, ErrorObject>("bye")
+    });
+    server
+        .method("bye_on_own_task", |cx: Context| async move {
+            cx.peer().close().await;
+            Ok::<_, ErrorObject>("bye from a thread")
+        })
+        .own_task();
+    let config = Config::default().drain_timeout(Duration::from_secs(600));
+    let addr = serve_with(server, Framing::Newline, config, 1 << 20).await;
+    for (method, answer) in [("bye", "bye"), ("bye_on_own_task", "bye from a thread")] {
+        let (peer, driver) = connect(addr, Framing::Newline, Router::new()).await;
+        let said = within(method, peer.request::<String>(method, ())).await;
+        assert_eq!(said.unwrap(), answer);
+        within("the server's close", peer.closed()).await;
+        within("driver", driver).await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_dropped_connection_cancels_running_handlers() {
     let cancelled = Arc::new(Notify::new());
