@@ -42,8 +42,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind("127.0.0.1:0", Framing::Newline).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
-        while let Ok((transport, _)) = listener.accept().await {
-            tokio::spawn(Driver::new(transport, router.clone()).1);
+        loop {
+            match listener.accept().await {
+                Ok((transport, _)) => {
+                    tokio::spawn(Driver::new(transport, router.clone()).1);
+                }
+                // One connection's trouble (out of file descriptors, say):
+                // pause, accept on.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
     });
 

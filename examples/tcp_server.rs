@@ -41,7 +41,16 @@ async fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr, Framing::Newline).await?;
     println!("listening on tcp://{}", listener.local_addr()?);
     loop {
-        let (transport, remote) = listener.accept().await?;
+        let (transport, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // One connection's trouble (out of file descriptors, say), not
+            // the listener's: a pause, so as not to spin, then accept on.
+            Err(err) => {
+                eprintln!("accept: {err}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let (_client, driver) = Driver::new(transport, router.clone());
         tokio::spawn(async move {
             if let Err(err) = driver.await {

@@ -414,8 +414,10 @@ impl MethodConfig<'_> {
         self
     }
 
-    /// Marks the method as a notification handler.
-    pub(crate) fn notification(self) -> Self {
+    /// Marks the method as a notification handler, which introspection
+    /// shows (see [`Router::notification`]), such as one registered with
+    /// [`Router::method_raw`].
+    pub fn notification(self) -> Self {
         self.info.notification = true;
         self
     }
@@ -595,8 +597,10 @@ impl<S: Send + Sync + 'static> Router<S> {
         )
     }
 
-    /// Registers a notification handler: its return value is never sent,
-    /// and calls of it run in arrival order unless configured otherwise.
+    /// Registers a handler meant for notifications, which introspection
+    /// shows as one. Notifications run in arrival order unless configured
+    /// otherwise, and get no reply; a peer that calls it as a request is
+    /// answered like any method, with its return value (`null` for `()`).
     pub fn notification<Args, H: Handler<Args, S>>(
         &mut self,
         name: &str,

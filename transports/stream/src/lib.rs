@@ -17,7 +17,10 @@
 //! - a message longer than `max_frame_len` ([`DEFAULT_MAX_FRAME_LEN`],
 //!   16 MiB) is skipped without being buffered, and the stream yields an
 //!   [`io::ErrorKind::FileTooLarge`] error that names the limit, then goes on
-//!   with the next message (see [`Framed`]). So does a message that is not
+//!   with the next message (see [`Framed`]). (Nothing of that message is
+//!   read, its id included: when it is the reply to a call of ours, that
+//!   call learns of it only at its request timeout, so the limit should be
+//!   above the largest reply expected.) So does a message that is not
 //!   UTF-8: the stream yields an [`io::ErrorKind::InvalidData`] error that
 //!   wraps the [`std::str::Utf8Error`], then the next message. Any other
 //!   decoding error means the framing is lost: the stream yields that error

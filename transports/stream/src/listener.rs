@@ -108,7 +108,12 @@ pub trait Accept {
 ///     .with_max_connections(1_000);
 /// let addr = listener.local_addr()?;
 /// tokio::spawn(async move {
-///     while let Ok((mut conn, _peer)) = listener.accept().await {
+///     loop {
+///         let Ok((mut conn, _peer)) = listener.accept().await else {
+///             // One connection's trouble (out of file descriptors, say).
+///             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+///             continue;
+///         };
 ///         tokio::spawn(async move {
 ///             // Echo every frame back.
 ///             while let Some(Ok(frame)) = conn.next().await {
