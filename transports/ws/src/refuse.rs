@@ -16,12 +16,13 @@ const MAX_DRAINED: usize = 64 * 1024;
 /// connection cap, with `503 Service Unavailable` (`reason` as the plain
 /// text body, `Connection: close`, `Retry-After: 1`), then closes it.
 ///
-/// The answer is written before the request is read: WebSocket clients and
-/// HTTP clients alike read it as the response to their request. The
-/// request is then read and thrown away for up to a second (and 64 KiB), so
-/// that closing the socket with it unread does not make the kernel reset
-/// the connection under the answer. [`Server`](crate::Server) does this to
-/// every connection past its cap.
+/// The answer is written once the request's head has arrived (or after half
+/// a second without it): a client such as hyper's takes an answer that
+/// comes before it has sent its request for a broken connection, and loses
+/// it. The rest of the request is then read and thrown away, for up to a
+/// second in all (and 64 KiB), so that closing the socket with it unread
+/// does not make the kernel reset the connection under the answer.
+/// [`Server`](crate::Server) does this to every connection past its cap.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -45,11 +46,31 @@ pub async fn refuse_connection<I: AsyncRead + AsyncWrite + Unpin>(mut tcp: I, re
         reason.len() + 1
     );
     let deadline = Instant::now() + LINGER;
+    let mut scratch = [0u8; 4096];
+    let mut drained = 0;
+    // The request's head: up to its blank line, or as much of it as the
+    // scratch buffer holds.
+    let head = async {
+        let mut seen = 0;
+        loop {
+            match tcp.read(&mut scratch[seen..]).await? {
+                0 => return Ok::<_, std::io::Error>(()),
+                n => {
+                    drained += n;
+                    seen += n;
+                    if scratch[..seen].windows(4).any(|w| w == b"\r\n\r\n") || seen == scratch.len()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    };
+    // NB: an error or a silent client is answered all the same.
+    let _ = tokio::time::timeout_at(Instant::now() + LINGER / 2, head).await;
     let answered = async {
         tcp.write_all(response.as_bytes()).await?;
         tcp.shutdown().await?;
-        let mut scratch = [0u8; 4096];
-        let mut drained = 0;
         while drained < MAX_DRAINED {
             match tcp.read(&mut scratch).await? {
                 0 => break,
