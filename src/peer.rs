@@ -647,6 +647,15 @@ impl Peer {
         self.shared.done.cancelled().await;
     }
 
+    /// The close frame the peer sent, once the connection has ended with
+    /// one: a WebSocket peer's code and reason, read by a driver built with
+    /// [`DriverBuilder::close_frames`](crate::DriverBuilder::close_frames).
+    /// A program that only waits for pushes (and so has no call to fail
+    /// with [`Error::Closed`]) learns from it why the peer closed.
+    pub fn peer_close_frame(&self) -> Option<CloseFrame> {
+        (self.shared.ended.get()).and_then(|ending| ending.peer_close.as_deref().cloned())
+    }
+
     /// Whether the connection's driver has stopped (always, for a
     /// [detached](Peer::detached) peer).
     pub fn is_closed(&self) -> bool {
@@ -706,11 +715,7 @@ impl Peer {
                 "not sent: this peer has no connection to call back on (a one-shot request, such as HTTP POST)",
             );
         }
-        let peer_close = self
-            .shared
-            .ended
-            .get()
-            .and_then(|ending| ending.peer_close.as_deref().cloned());
+        let peer_close = self.peer_close_frame();
         let reason = match &peer_close {
             Some(frame) => {
                 format!("not sent: the connection had already ended (the peer's {frame})")

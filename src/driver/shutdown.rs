@@ -169,7 +169,16 @@ where
         }
         let after = idle.after();
         tracing::debug!("closing a connection idle for {after:?}");
-        self.outgoing.close_reason = Some(format!("idle for {after:?}").into());
+        let why = format!("idle for {after:?}");
+        // NB: a WebSocket peer is told why in the close frame, as a normal
+        // closure: it was not refused, only left alone too long.
+        if let (Some(hooks), Ok(frame)) = (&self.close_frames, CloseFrame::new(1000, why.as_str()))
+        {
+            if let Err(err) = (hooks.set)(&mut self.transport, &frame) {
+                tracing::debug!("closing without the close frame ({frame}): {err}");
+            }
+        }
+        self.outgoing.close_reason = Some(why.into());
         self.begin_shutdown();
         true
     }
