@@ -838,6 +838,14 @@ async fn serve_refuses_connections_past_max_connections_until_one_closes() {
     )
     .await;
     assert_eq!(status, 503, "{body}");
+    // So does `call` over HTTP, whose client (hyper) takes an answer sent
+    // before its request for a broken connection: it must see the 503.
+    let url = format!("http://{}/", server.http_addr());
+    for _ in 0..3 {
+        let out = rpcpeer(&["call", &url, "get_data"]).await;
+        assert!(!out.status.success(), "{}", stdout(&out));
+        assert!(stderr(&out).contains("HTTP 503"), "{}", stderr(&out));
+    }
 
     // The first TCP connection closes: its place is free once the server
     // has seen it go, a moment after the client has.
@@ -874,7 +882,16 @@ async fn serve_closes_connections_idle_for_idle_timeout() {
         !matches!(within("the WebSocket close", ws.next()).await, Some(Ok(_))),
         "the idle WebSocket connection is closed"
     );
-    assert!(ws.close_frame().is_some(), "closed with a close frame");
+    let frame = ws.close_frame().expect("closed with a close frame");
+    assert_eq!(frame, (1000, "idle for 200ms".to_owned()));
+    // `listen`, which only waits for pushes, says why it was closed.
+    let listen = spawn_listen(&[&server.ws]);
+    let out = within("listen to end", listen.wait_with_output())
+        .await
+        .expect("listen's output");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("(close code 1000: idle for 200ms)"), "{said}");
     // A call longer than the idle timeout is no idleness.
     let mut busy = server.wire().await;
     let reply = busy
@@ -1987,6 +2004,31 @@ async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
     let out = rpcpeer(&["call", "tcp://127.0.0.1:9", "subtract", "a=1", "a=2"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("`a` twice"), "{}", stderr(&out));
+    // `--call` twice would be taken as more params of the first.
+    let out = rpcpeer(&[
+        "listen",
+        "tcp://127.0.0.1:9",
+        "--call",
+        "a",
+        "1",
+        "--call",
+        "b",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--call"), "{}", stderr(&out));
+    // --exec names the peer: a URL as well is one too many, which `call`
+    // would take as the method.
+    for args in [
+        &["call", "--exec", "cat", "tcp://127.0.0.1:9", "echo", "1"][..],
+        &["listen", "--exec", "cat", "tcp://127.0.0.1:9"],
+    ] {
+        let out = rpcpeer(args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("not both"), "{}", stderr(&out));
+    }
+    let out = rpcpeer(&["serve", "--max-connections", "0"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[tokio::test]
@@ -2007,4 +2049,101 @@ async fn serve_on_a_taken_port_is_a_network_failure_and_a_bad_address_a_usage_er
         "{}",
         stderr(&out)
     );
+}
+
+#[tokio::test]
+async fn bench_interrupted_while_its_requests_wait_reports_and_exits_130() {
+    // A peer that reads and never answers: the requests in flight at the
+    // interrupt are owed, not failed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("address"));
+    let (read_some, mut got_load) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let _ = read_some.try_send(());
+        }
+    });
+    let bench = Command::new(BIN)
+        .args(["bench", "--json", &url, "--conns", "1", "--inflight", "4"])
+        .args(["--duration", "60", "--warmup", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn bench");
+    within("the load", got_load.recv()).await;
+    let pid = bench.id().expect("running").to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().await;
+    assert!(sent.expect("kill -INT").success());
+    let out = within("bench to exit", bench.wait_with_output())
+        .await
+        .expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(text.trim()).expect("one JSON report");
+    assert_eq!(
+        (&report["interrupted"], &report["errors"]),
+        (&json!(true), &json!(0)),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn output_that_cannot_be_written_is_exit_74() {
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full")
+    };
+    // NB: spawned, not `output()`, which pipes stdout whatever was set.
+    let call = Command::new(BIN)
+        .args(["call", &url, "get_data"])
+        .stdout(full())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn call");
+    let out = within("call", call.wait_with_output())
+        .await
+        .expect("call's output");
+    assert_eq!(
+        out.status.code(),
+        Some(74),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write to stdout"));
+    // `listen` too, at its first push, rather than stopping quietly.
+    let mut listen = Command::new(BIN)
+        .args(["listen", &url, "--call", "join", "name=full"])
+        .stdout(full())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn listen");
+    let mut err = BufReader::new(listen.stderr.take().expect("stderr")).lines();
+    wait_for_line(&mut err, "listening").await;
+    let mut poster = server.wire().await;
+    poster
+        .call(r#"{"jsonrpc":"2.0","method":"join","params":["pat"],"id":1}"#)
+        .await;
+    poster
+        .call(r#"{"jsonrpc":"2.0","method":"postMessage","params":["hi"],"id":2}"#)
+        .await;
+    let status = within("listen to exit", listen.wait()).await.expect("wait");
+    assert_eq!(status.code(), Some(74), "{status}");
 }

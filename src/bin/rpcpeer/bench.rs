@@ -95,6 +95,9 @@ pub(crate) struct BenchArgs {
 /// After the measured time, how long the replies still owed (and in
 /// `--notify` mode the fence's) may take before they count as lost.
 const DRAIN_LIMIT: Duration = Duration::from_secs(3);
+
+/// How long the replies still owed are waited for after an interrupt.
+const DRAIN_INTERRUPTED: Duration = Duration::from_millis(200);
 /// How long closing a connection gracefully may take before it is dropped.
 const CLOSE_LIMIT: Duration = Duration::from_secs(1);
 /// How long opening all the connections may take.
@@ -322,7 +325,7 @@ fn print_line(text: &str) -> Result<(), Failure> {
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(err) => Err(Failure::Usage(format!("cannot write to stdout: {err}"))),
+        Err(err) => Err(Failure::Output(format!("cannot write to stdout: {err}"))),
     }
 }
 
@@ -611,12 +614,21 @@ impl Conn {
             self.fence = Some(self.next_id - 1);
             self.fence_unsent = Some(fence);
         }
-        match tokio::time::timeout(DRAIN_LIMIT, poll_fn(|cx| self.poll_drain(cx))).await {
+        // NB: interrupted, the user asked to stop now: the replies still owed
+        // are given a moment, not the full limit, and are no failed check.
+        let interrupted = plan.stop.is_cancelled();
+        let limit = if interrupted {
+            DRAIN_INTERRUPTED
+        } else {
+            DRAIN_LIMIT
+        };
+        match tokio::time::timeout(limit, poll_fn(|cx| self.poll_drain(cx))).await {
             Ok(Ok(())) => {}
             Ok(Err(why)) => {
                 self.broken(why);
                 return self.tally;
             }
+            Err(_) if interrupted => {}
             Err(_) => {
                 let owed = self.pending.len();
                 for _ in 0..owed {

@@ -37,13 +37,23 @@ impl Target {
     /// Reads `--exec` or a URL; exactly one of them must be given.
     pub(crate) fn new(url: Option<&str>, exec: Option<&str>) -> Result<Self, Failure> {
         match (url, exec) {
-            (_, Some(command)) => split_command(command).map(Target::Exec),
+            (Some(url), Some(_)) => Err(Failure::Usage(format!(
+                "give a URL or --exec, not both: --exec runs the peer, so `{url}` has nothing to name"
+            ))),
+            (None, Some(command)) => split_command(command).map(Target::Exec),
             (Some(url), None) => parse_url(url),
             (None, None) => Err(Failure::Usage(
                 "no peer given: pass a URL (tcp://host:port, unix:/path, ws://host:port/) or --exec COMMAND".into(),
             )),
         }
     }
+}
+
+/// Whether `word` is written as one of the URLs a peer is given by.
+fn looks_like_url(word: &str) -> bool {
+    ["tcp://", "unix:", "ws://", "wss://", "http://", "https://"]
+        .iter()
+        .any(|scheme| word.starts_with(scheme))
 }
 
 /// Reads a URL into a [`Target`]; anything else is a usage error that lists the forms.
@@ -526,6 +536,14 @@ fn name_value(arg: &str) -> Option<(&str, &str)> {
 fn split_call_args(args: &CallArgs) -> Result<(Option<&str>, &str, &[String]), Failure> {
     let words = args.args.as_slice();
     let (url, rest) = match args.connect.exec {
+        // NB: with --exec the first word is the method: a URL there was
+        // meant as the peer, which --exec already names.
+        Some(_) if words.first().is_some_and(|word| looks_like_url(word)) => {
+            return Err(Failure::Usage(format!(
+                "give a URL or --exec, not both: with --exec, `{}` would be the method",
+                words[0]
+            )))
+        }
         Some(_) => (None, words),
         None => match words.split_first() {
             Some((url, rest)) => (Some(url.as_str()), rest),
@@ -862,7 +880,7 @@ fn print_stdout(text: &str) -> Result<(), Failure> {
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(err) => Err(Failure::Usage(format!("cannot write to stdout: {err}"))),
+        Err(err) => Err(Failure::Output(format!("cannot write to stdout: {err}"))),
     }
 }
 
@@ -956,10 +974,14 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
             line = incoming.recv() => match line {
                 Some(line) => {
                     let mut stdout = std::io::stdout().lock();
-                    if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
-                        // Whoever read our output is gone: nothing left to do.
+                    if let Err(err) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
                         conn.close().await;
-                        return Ok(());
+                        // Whoever read our output is gone: nothing left to
+                        // do. Any other error is a failure to say so.
+                        return match err.kind() {
+                            std::io::ErrorKind::BrokenPipe => Ok(()),
+                            _ => Err(Failure::Output(format!("cannot write to stdout: {err}"))),
+                        };
                     }
                 }
                 None => break,
@@ -976,9 +998,13 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
     let label = conn.label.clone();
+    let why = match conn.peer.peer_close_frame() {
+        Some(frame) => format!(" ({frame})"),
+        None => String::new(),
+    };
     conn.close().await;
     Err(Failure::Connection(format!(
-        "{label} closed the connection"
+        "{label} closed the connection{why}"
     )))
 }
 

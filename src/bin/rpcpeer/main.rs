@@ -154,8 +154,11 @@ impl From<NotifyArgs> for CallArgs {
 struct ListenArgs {
     #[command(flatten)]
     connect: ConnectArgs,
-    /// First call METHOD with PARAMS (for example `--call join name=alice`).
-    #[arg(long, value_name = "METHOD [PARAMS]", num_args = 1.., allow_negative_numbers = true)]
+    /// First call METHOD with PARAMS (for example `--call join name=alice`);
+    /// once at most.
+    // NB: `Set`, not the default `Append`, under which a second `--call`
+    // would be taken as more params of the first.
+    #[arg(long, value_name = "METHOD [PARAMS]", num_args = 1.., allow_negative_numbers = true, action = clap::ArgAction::Set)]
     call: Option<Vec<String>>,
     /// URL, unless --exec is given.
     #[arg(value_name = "URL")]
@@ -197,6 +200,10 @@ enum Failure {
     Check(String),
     /// Stopped by SIGINT or SIGTERM before it was done (`bench`). Exit 130.
     Interrupted,
+    /// The output could not be written (a full disk, say; not a reader that
+    /// went away, which ends the command quietly). Exit 74, sysexits'
+    /// `EX_IOERR`.
+    Output(String),
 }
 
 impl Failure {
@@ -208,6 +215,7 @@ impl Failure {
             Failure::Connection(_) => ExitCode::from(3),
             // The shell's convention for a process ended by SIGINT.
             Failure::Interrupted => ExitCode::from(130),
+            Failure::Output(_) => ExitCode::from(74),
         }
     }
 }
@@ -219,9 +227,10 @@ impl fmt::Display for Failure {
             Failure::Interrupted => {
                 f.write_str("interrupted: the report covers the time until then")
             }
-            Failure::Usage(msg) | Failure::Connection(msg) | Failure::Check(msg) => {
-                f.write_str(msg)
-            }
+            Failure::Usage(msg)
+            | Failure::Connection(msg)
+            | Failure::Check(msg)
+            | Failure::Output(msg) => f.write_str(msg),
         }
     }
 }

@@ -51,8 +51,8 @@ pub(crate) struct ServeArgs {
     /// Connections each port holds open at once; past it, new ones are
     /// refused (TCP: closed at once; WebSocket and HTTP: 503) and the
     /// refusal is logged.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
-    max_connections: usize,
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// Close a TCP or WebSocket connection after this many seconds with no
     /// message either way and no call in flight (0: never).
     #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "300")]
@@ -160,7 +160,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let tcp = TcpListener::bind(&args.tcp, args.framing)
         .await
         .map_err(|err| cannot_listen(format!("tcp://{}", args.tcp), err))?
-        .with_max_connections(args.max_connections);
+        .with_max_connections(args.max_connections as usize);
     let ws = tokio::net::TcpListener::bind(&args.ws)
         .await
         .map_err(|err| cannot_listen(format!("ws://{}/", args.ws), err))?;
@@ -218,7 +218,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
             allowed_origins: args.allowed_origins,
             ..HttpOptions::default()
         })
-        .max_connections(args.max_connections)
+        .max_connections(args.max_connections as usize)
         .idle_timeout(idle_timeout);
     let ws_server = if console {
         ws_server.console("/")
