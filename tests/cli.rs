@@ -1751,6 +1751,17 @@ async fn bench_counts_wrong_results_and_error_replies_as_errors() {
         assert_eq!(count(&report, "requests"), 0, "{extra:?}: {report}");
         assert!(sampled(&report, why), "{extra:?}: no `{why}` in {report}");
     }
+    // Notifications to a method the peer takes only as one (here, one it
+    // does not know: a notification of it is dropped, a request -32601):
+    // the probes must call another method, and then nothing fails.
+    let notify = [url.as_str(), "--notify", "--method", "no_such_method"];
+    let (code, report) = bench(&[&notify[..], &SHORT[..]].concat()).await;
+    assert_eq!(code, Some(1), "{report}");
+    assert!(sampled(&report, "-32601"), "{report}");
+    let probed = [&notify[..], &SHORT[..], &["--probe", "get_data"][..]].concat();
+    let (code, report) = bench(&probed).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert!(count(&report, "requests") > 0, "{report}");
 
     // Usage and connection failures: one line, the CLI's exit codes.
     let refused = {

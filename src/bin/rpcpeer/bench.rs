@@ -64,7 +64,13 @@ pub(crate) struct BenchArgs {
     /// per connection at the end proves the peer read all of them.
     #[arg(long)]
     notify: bool,
-    /// Every result must equal this JSON (compared as values, not as text).
+    /// With --notify: the method its probe requests call, without params
+    /// (default: --method with --params), for a peer that takes --method
+    /// only as a notification.
+    #[arg(long, value_name = "METHOD", requires = "notify")]
+    probe: Option<String>,
+    /// Every result must equal this JSON (compared as values, not as text;
+    /// with --probe, the probes' results are not compared).
     #[arg(long, value_name = "JSON")]
     expect: Option<String>,
     /// Print one JSON line on stdout instead of the report, with: url,
@@ -86,7 +92,7 @@ pub(crate) struct BenchArgs {
         value_parser = clap::value_parser!(u32).range(1..),
         conflicts_with_all = [
             "method", "params", "conns", "inflight", "duration", "warmup", "batch", "notify",
-            "expect", "json",
+            "probe", "expect", "json",
         ],
     )]
     idle: Option<u32>,
@@ -169,7 +175,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
         } else {
             args.inflight as usize * per_message
         },
-        expect,
+        // NB: a probe to another method answers something else.
+        expect: expect.filter(|_| args.probe.is_none()),
         start,
         end,
         stop: CancellationToken::new(),
@@ -333,6 +340,9 @@ fn print_line(text: &str) -> Result<(), Failure> {
 struct Messages {
     /// A request up to its id: `{"jsonrpc":"2.0","method":…,"params":…,"id":`.
     request_head: String,
+    /// `--notify`'s probe request up to its id: the request's, or with
+    /// `--probe` one to that method without params.
+    probe_head: String,
     /// A whole notification message (a batch of them with `--batch`).
     notification: String,
 }
@@ -356,8 +366,17 @@ impl Messages {
             Some(b) => format!("[{}]", vec![one; b as usize].join(",")),
             None => one,
         };
+        let request_head = format!(r#"{body},"id":"#);
+        let probe_head = match &args.probe {
+            Some(probe) => {
+                let probe = Value::String(probe.clone());
+                format!(r#"{{"jsonrpc":"2.0","method":{probe},"id":"#)
+            }
+            None => request_head.clone(),
+        };
         Ok(Self {
-            request_head: format!(r#"{body},"id":"#),
+            request_head,
+            probe_head,
             notification,
         })
     }
@@ -780,7 +799,7 @@ impl Conn {
         let id = self.next_id;
         self.next_id += 1;
         self.pending.insert(id, now);
-        format!("{}{id}}}", self.plan.messages.request_head)
+        format!("{}{id}}}", self.plan.messages.probe_head)
     }
 
     /// The next request message (a batch of them with `--batch`).

@@ -193,12 +193,13 @@ async fn introspect(peer: &Peer) -> Option<Vec<MethodDoc>> {
             tokio::time::timeout(Duration::from_secs(5), peer.request::<Value>(method, ())).await;
         reply.ok()?.ok()
     };
-    if let Some(doc) = ask("rpc.discover").await {
-        if let Some(methods) = from_openrpc(&doc) {
-            return Some(methods);
-        }
+    // NB: both at once: a peer that answers neither would otherwise hold
+    // the first prompt for both waits.
+    let (discovered, described) = tokio::join!(ask("rpc.discover"), ask("system.describe"));
+    if let Some(methods) = discovered.as_ref().and_then(from_openrpc) {
+        return Some(methods);
     }
-    from_description(&ask("system.describe").await?)
+    from_description(&described?)
 }
 
 /// The methods of an OpenRPC document; `None` when it is not one.
