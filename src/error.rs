@@ -237,10 +237,11 @@ pub enum Error {
         source: ErrorObject,
     },
     /// The peer's answer, under this call's id, is no valid response: it
-    /// has neither `result` nor `error`, a `jsonrpc` other than `"2.0"`, or
-    /// a member other than `id` twice (a repeated `id` names no call). Like
-    /// any message that cannot be read, it is also answered -32600, in case
-    /// the peer meant it as a request.
+    /// has neither `result` nor `error`, or both, a `jsonrpc` other than
+    /// `"2.0"`, or a member other than `id` twice (a repeated `id` names no
+    /// call); or it was too large to read, and its last or first bytes
+    /// named this call. It is not answered: a -32600 under that id would
+    /// reach the peer as the answer to its own call of that id.
     #[error("the peer's answer to `{method}` is not a valid response: {what}")]
     InvalidReply {
         /// The method that was called.

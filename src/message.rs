@@ -79,7 +79,7 @@ impl Id {
 
     /// The id written as `text` (valid JSON), if the spec allows it: a
     /// string, a number or null.
-    fn from_text(text: &str) -> Option<Self> {
+    pub(crate) fn from_text(text: &str) -> Option<Self> {
         let raw = || RawValue::from_string(text.to_owned()).ok().map(Repr::Raw);
         match text.as_bytes().first()? {
             b'n' => Some(Self(Repr::Null)),

@@ -267,17 +267,23 @@ async fn one_zero_requests_and_notifications_are_answered_in_their_own_form() {
     assert_eq!(reply["result"], Value::Null);
     assert_eq!(reply["error"]["code"], -32601);
 
-    // Batches are a 2.0 feature: 1.0-shaped entries are answered in 2.0 form.
+    // Batches are a 2.0 feature: an entry without `"jsonrpc": "2.0"` is no
+    // valid 2.0 request, refused -32600 under its id, in 2.0 form, and the
+    // others run.
     let reply = wire
-        .call(r#"[{"method": "echo", "params": ["b1"], "id": 10}, {"method": "nope", "params": [], "id": 11}]"#)
+        .call(r#"[{"method": "echo", "params": ["b1"], "id": 10}, {"jsonrpc": "2.0", "method": "echo", "params": ["b2"], "id": 11}]"#)
         .await;
+    assert_eq!(reply[0]["jsonrpc"], "2.0", "{reply}");
     assert_eq!(
-        reply[0],
-        json!({"jsonrpc": "2.0", "result": "b1", "id": 10})
+        (&reply[0]["error"]["code"], &reply[0]["id"]),
+        (&json!(-32600), &json!(10)),
+        "{reply}"
     );
-    assert_eq!(reply[1]["jsonrpc"], "2.0");
-    assert_eq!(reply[1]["error"]["code"], -32601);
-    assert!(reply[1].get("result").is_none(), "{reply}");
+    assert!(reply[0].get("result").is_none(), "{reply}");
+    assert_eq!(
+        reply[1],
+        json!({"jsonrpc": "2.0", "result": "b2", "id": 11})
+    );
 
     // A 1.0 notification: id null, no reply, but the handler ran.
     wire.send(r#"{"method": "record", "params": [1], "id": null}"#)
@@ -608,9 +614,10 @@ async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goe
                 huge.len()
             ),
         };
+        // Under its id, read from its last bytes: its caller learns why.
         assert_eq!(
             reply,
-            json!({"jsonrpc":"2.0","error":{"code":-32600,"message":expected},"id":null}),
+            json!({"jsonrpc":"2.0","error":{"code":-32600,"message":expected},"id":1}),
             "{framing}"
         );
         let reply = big
@@ -627,6 +634,39 @@ async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goe
 /// The case of a language server's 79 MB reply to a cancelled request:
 /// a body many times the limit, arriving in pieces, skipped without being
 /// held, then the next message served.
+/// A reply over the receiver's frame limit is skipped unread, but its last
+/// bytes name its id: the call it answers fails at once, saying why, even
+/// with no request timeout, and the connection goes on.
+#[tokio::test]
+async fn a_reply_over_the_limit_fails_its_call_at_once() {
+    for framing in FRAMINGS {
+        let mut server = Router::new();
+        server.method("big", |(n,): (usize,)| async move {
+            Ok::<_, ErrorObject>("b".repeat(n))
+        });
+        server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+        let addr = serve(server, framing).await;
+        let transport = rpcpeer_stream::connect_tcp(addr, framing)
+            .await
+            .unwrap()
+            .with_max_frame_len(1024);
+        let (peer, driver) = Driver::builder(transport, Router::new())
+            .config(Config::default().request_timeout(None))
+            .build();
+        tokio::spawn(driver);
+        match within("the big call", peer.request::<String>("big", (100_000,))).await {
+            Err(Error::InvalidReply { method, what }) => {
+                assert_eq!(method, "big", "{framing}");
+                assert!(what.starts_with("too large to read"), "{framing}: {what}");
+                assert!(what.contains("limit of 1024 bytes"), "{framing}: {what}");
+            }
+            other => panic!("{framing}: expected Error::InvalidReply, got {other:?}"),
+        }
+        let pong = within("the next call", peer.request::<String>("ping", ())).await;
+        assert_eq!(pong.unwrap(), "pong", "{framing}");
+    }
+}
+
 #[tokio::test]
 async fn a_body_far_over_the_limit_is_skipped_as_it_arrives() {
     use futures::StreamExt;
@@ -1396,8 +1436,9 @@ async fn params_nested_past_the_depth_limit_are_refused_and_the_connection_goes_
             r#"{{"jsonrpc":"2.0","method":"sum","params":{deep},"id":1}}"#
         ))
         .await;
+    // Refused under its own id: the message is read in full all the same.
     assert_eq!(reply["error"]["code"], -32600, "{reply}");
-    assert!(reply["id"].is_null(), "{reply}");
+    assert_eq!(reply["id"], 1, "{reply}");
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.contains("64 levels"), "{message}");
     // Within the limit, the same shape is read (and answered by the method).

@@ -8,6 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use futures::{Sink, Stream};
 
 use super::Driver;
+use crate::cut::Cut;
 use crate::error::{ErrorObject, Unreadable};
 use crate::message::{encode_response, Id, Version};
 
@@ -46,6 +47,19 @@ impl ReadFailure {
     }
 }
 
+/// What a message skipped for its size says of itself, when its transport
+/// kept its first and last bytes (those of `rpcpeer-stream` do).
+#[cfg(feature = "stream")]
+fn cut_of(err: &io::Error) -> Option<Cut> {
+    let skipped = err.get_ref()?.downcast_ref::<rpcpeer_stream::Oversized>()?;
+    crate::cut::read(skipped.head(), skipped.tail())
+}
+
+#[cfg(not(feature = "stream"))]
+fn cut_of(_: &io::Error) -> Option<Cut> {
+    None
+}
+
 impl<T, S, F> Driver<T, S>
 where
     T: Stream<Item = io::Result<F>> + Sink<String, Error = io::Error> + Unpin,
@@ -56,9 +70,28 @@ where
         let reply = match ReadFailure::of(&err) {
             ReadFailure::Skipped(why, reply) => {
                 tracing::debug!("an incoming message was skipped: {}", reply.message);
+                // NB: what its first and last bytes say of it, when the
+                // transport kept them: an answer too large fails its call
+                // at once (and is not answered, as any unreadable answer);
+                // a call is refused under its own id; a 1.0 notification
+                // gets no reply.
+                let too_large = format!("too large to read ({err})");
+                let (id, version) = match cut_of(&err) {
+                    Some(cut)
+                        if cut.answer && self.outgoing.invalid_answer(&cut.id, &too_large) =>
+                    {
+                        return;
+                    }
+                    Some(cut) if cut.answer => (Id::null(), Version::V2),
+                    Some(cut) if cut.version == Version::V1 && cut.id.is_null() => {
+                        self.outgoing.unreadable(why, &reply);
+                        return;
+                    }
+                    Some(cut) => (cut.id, cut.version),
+                    None => (Id::null(), Version::V2),
+                };
                 self.outgoing.unreadable(why, &reply);
-                self.outbox
-                    .push(encode_response(Version::V2, &Id::null(), Err(&reply)));
+                self.outbox.push(encode_response(version, &id, Err(&reply)));
                 return;
             }
             ReadFailure::Unframed(reply) => {

@@ -5,7 +5,8 @@ use std::io;
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{invalid_data, not_utf8, too_large};
+use crate::oversized::Skipping;
+use crate::{invalid_data, not_utf8};
 
 /// The longest header block accepted, blank line included. Real peers send
 /// one or two short headers; this only stops a peer that never ends them.
@@ -20,11 +21,12 @@ const MAX_HEADER_LEN: usize = 8 * 1024;
 ///   characters. A repeat with the same value is accepted, a different value
 ///   is an error;
 /// - `Content-Type` and any other header are accepted and ignored;
-/// - a body longer than `max_frame_len` is skipped: once its header block
-///   has ended, decoding fails with an [`io::ErrorKind::FileTooLarge`] error
-///   that names the length and the limit, and the codec then discards
+/// - a body longer than `max_frame_len` is skipped: the codec discards
 ///   exactly that many bytes as they arrive, never buffering or reserving
-///   them, and decodes the frames after it as usual;
+///   them, keeping only the first and last ones. Then decoding fails with an
+///   [`io::ErrorKind::FileTooLarge`] error that names the length and the
+///   limit, which wraps an [`Oversized`](crate::Oversized) holding those
+///   bytes, and the frames after it are decoded as usual;
 /// - a body that is not UTF-8 is consumed whole and reported as an
 ///   [`io::ErrorKind::InvalidData`] error wrapping the
 ///   [`Utf8Error`](std::str::Utf8Error) (`err.get_ref()` downcasts to it);
@@ -48,14 +50,18 @@ const MAX_HEADER_LEN: usize = 8 * 1024;
 /// let mut buf = BytesMut::from("content-length: 2\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}");
 /// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some("{}"));
 ///
-/// // Over the limit: refused, skipped, and the next frame is decoded.
-/// let mut buf = BytesMut::from("Content-Length: 1073741824\r\n\r\n");
-/// let err = codec.decode(&mut buf).unwrap_err();
-/// assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
-/// assert_eq!(err.to_string(), "message of 1073741824 bytes exceeds the limit of 1024 bytes");
-/// buf.extend_from_slice(&[b'x'; 4096]); // dropped as it arrives
+/// // Over the limit: skipped as it arrives, then refused, and the next
+/// // frame is decoded.
+/// let mut buf = BytesMut::from("Content-Length: 4096\r\n\r\n");
+/// buf.extend_from_slice(&[b'x'; 4000]); // dropped as it arrives
 /// assert_eq!(codec.decode(&mut buf)?, None);
 /// assert!(buf.is_empty());
+/// buf.extend_from_slice(&[b'x'; 96]);
+/// buf.extend_from_slice(b"Content-Length: 2\r\n\r\n[]");
+/// let err = codec.decode(&mut buf).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+/// assert_eq!(err.to_string(), "message of 4096 bytes exceeds the limit of 1024 bytes");
+/// assert_eq!(codec.decode(&mut buf)?.as_deref(), Some("[]"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -67,6 +73,8 @@ pub struct ContentLengthCodec {
     /// The `Content-Length` seen so far in the current header block, not yet
     /// checked against the limit.
     content_length: Option<u64>,
+    /// The body being skipped (`DecodeState::Skip`): its first and last bytes.
+    skipping: Option<Box<(u64, Skipping)>>,
 }
 
 /// Where the decoder is inside a frame.
@@ -89,6 +97,7 @@ impl ContentLengthCodec {
             max_frame_len,
             header_len: 0,
             content_length: None,
+            skipping: None,
         }
     }
 
@@ -191,13 +200,12 @@ impl Decoder for ContentLengthCodec {
                     let len = match usize::try_from(len) {
                         Ok(len) if len <= self.max_frame_len => len,
                         // Too big: skip the body rather than end the
-                        // connection, which the length lets us do exactly.
+                        // connection, which the length lets us do exactly,
+                        // and refuse it once it has passed.
                         _ => {
                             self.state = DecodeState::Skip(len);
-                            return Err(too_large(format!(
-                                "message of {len} bytes exceeds the limit of {} bytes",
-                                self.max_frame_len
-                            )));
+                            self.skipping = Some(Box::new((len, Skipping::default())));
+                            continue;
                         }
                     };
                     // NB: `len` is within `max_frame_len`, so this reserves
@@ -208,6 +216,9 @@ impl Decoder for ContentLengthCodec {
                 // Skipping: what has arrived of the body is dropped at once.
                 DecodeState::Skip(left) => {
                     let here = src.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    if let Some(skipping) = &mut self.skipping {
+                        skipping.1.take_in(&src[..here]);
+                    }
                     src.advance(here);
                     // `here` is at most `left`, so this cannot wrap.
                     let left = left - here as u64;
@@ -216,6 +227,11 @@ impl Decoder for ContentLengthCodec {
                         return Ok(None);
                     }
                     self.state = DecodeState::Headers;
+                    let (len, skipped) = *self.skipping.take().unwrap_or_default();
+                    return Err(skipped.into_error(format!(
+                        "message of {len} bytes exceeds the limit of {} bytes",
+                        self.max_frame_len
+                    )));
                 }
                 // Part of the body is still on its way.
                 DecodeState::Body(len) if src.len() < len => return Ok(None),

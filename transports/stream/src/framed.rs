@@ -23,11 +23,13 @@ pin_project! {
     /// It is a `Stream<Item = io::Result<String>> + Sink<String, Error = io::Error>`.
     /// Its stream yields, besides frames:
     /// - an [`io::ErrorKind::FileTooLarge`] error for each incoming message
-    ///   over [`max_frame_len`](FrameCodec::max_frame_len). That message was
-    ///   skipped without being buffered, and the stream goes on: the next
-    ///   item is the next message. The error's text names the limit (and the
-    ///   message's size, when the framing tells it), so it can be passed on
-    ///   to the peer;
+    ///   over [`max_frame_len`](FrameCodec::max_frame_len), once it has
+    ///   passed. That message was skipped without being buffered, and the
+    ///   stream goes on: the next item is the next message. The error's text
+    ///   names the limit (and the message's size, when the framing tells
+    ///   it), so it can be passed on to the peer, and it wraps an
+    ///   [`Oversized`](crate::Oversized) with the message's first and last
+    ///   bytes;
     /// - an [`io::ErrorKind::InvalidData`] error wrapping a
     ///   [`std::str::Utf8Error`] (`err.get_ref()` downcasts to it) for each
     ///   incoming message that is not UTF-8. That message was consumed

@@ -17,10 +17,9 @@
 //! - a message longer than `max_frame_len` ([`DEFAULT_MAX_FRAME_LEN`],
 //!   16 MiB) is skipped without being buffered, and the stream yields an
 //!   [`io::ErrorKind::FileTooLarge`] error that names the limit, then goes on
-//!   with the next message (see [`Framed`]). (Nothing of that message is
-//!   read, its id included: when it is the reply to a call of ours, that
-//!   call learns of it only at its request timeout, so the limit should be
-//!   above the largest reply expected.) So does a message that is not
+//!   with the next message (see [`Framed`]). Only the message's first and
+//!   last bytes are kept, in an [`Oversized`] inside the error, from which
+//!   the core reads its id. So does a message that is not
 //!   UTF-8: the stream yields an [`io::ErrorKind::InvalidData`] error that
 //!   wraps the [`std::str::Utf8Error`], then the next message. Any other
 //!   decoding error means the framing is lost: the stream yields that error
@@ -73,6 +72,7 @@ mod content_length;
 mod framed;
 mod listener;
 mod newline;
+mod oversized;
 mod process;
 mod tcp;
 #[cfg(unix)]
@@ -82,6 +82,7 @@ pub use content_length::ContentLengthCodec;
 pub use framed::Framed;
 pub use listener::{Accept, Listener};
 pub use newline::NewlineCodec;
+pub use oversized::Oversized;
 pub use process::{spawn_child, stdio, ChildIo, Stdio};
 pub use tcp::{connect_tcp, TcpListener};
 #[cfg(unix)]
@@ -316,11 +317,6 @@ pub fn framed<T: AsyncRead + AsyncWrite>(
 /// An `InvalidData` error: the bytes on the wire broke the framing.
 pub(crate) fn invalid_data(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
-}
-
-/// A `FileTooLarge` error: a message over the limit, which the codec skips.
-pub(crate) fn too_large(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::FileTooLarge, message)
 }
 
 /// An `InvalidData` error wrapping the `Utf8Error` itself: a whole message

@@ -5,7 +5,8 @@ use std::io;
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::{not_utf8, too_large};
+use crate::not_utf8;
+use crate::oversized::Skipping;
 
 /// Newline-delimited framing: each frame is one line of UTF-8 text.
 ///
@@ -14,12 +15,14 @@ use crate::{not_utf8, too_large};
 ///   line ends work too;
 /// - blank lines and lines of JSON whitespace only (space, tab, `\r`) are
 ///   skipped, never yielded;
-/// - a line longer than `max_frame_len` bytes is skipped: as soon as more
-///   than `max_frame_len` bytes have arrived without a `\n`, decoding fails
-///   with an [`io::ErrorKind::FileTooLarge`] error naming the limit, and the
-///   codec then discards the rest of the line as it arrives, up to and
-///   including its `\n`, and decodes the lines after it as usual. An endless
-///   line is never buffered whole. The limit counts the bytes before the
+/// - a line longer than `max_frame_len` bytes is skipped: once more than
+///   `max_frame_len` bytes have arrived without a `\n`, the codec discards
+///   the line as it arrives, up to and including its `\n`, keeping only its
+///   first and last bytes. Then decoding fails with an
+///   [`io::ErrorKind::FileTooLarge`] error naming the limit, which wraps an
+///   [`Oversized`](crate::Oversized) holding those bytes, and the lines
+///   after it are decoded as usual. An endless line is never buffered
+///   whole (and never reported). The limit counts the bytes before the
 ///   `\n`, including a `\r` if there is one;
 /// - a line that is not UTF-8 is consumed whole and reported as an
 ///   [`io::ErrorKind::InvalidData`] error wrapping the
@@ -65,8 +68,9 @@ pub struct NewlineCodec {
     /// How many bytes at the front of the buffer are known to hold no
     /// `\n`, so that a line arriving in pieces is searched once.
     searched: usize,
-    /// Inside a line over the limit: its bytes are dropped up to its `\n`.
-    discarding: bool,
+    /// Inside a line over the limit: its bytes are dropped up to its `\n`,
+    /// all but its first and last ones.
+    discarding: Option<Box<Skipping>>,
 }
 
 impl NewlineCodec {
@@ -75,7 +79,7 @@ impl NewlineCodec {
         NewlineCodec {
             max_frame_len,
             searched: 0,
-            discarding: false,
+            discarding: None,
         }
     }
 
@@ -96,22 +100,29 @@ impl NewlineCodec {
             let end = src.len().min(self.max_frame_len.saturating_add(1));
             let found = memchr::memchr(b'\n', &src[self.searched.min(end)..end])
                 .map(|at| self.searched.min(end) + at);
-            match (self.discarding, found) {
-                // The end of a line being skipped: decode on after it.
-                (true, Some(lf)) => {
+            match (&mut self.discarding, found) {
+                // The end of a line being skipped: it is reported now, with
+                // its first and last bytes, and decoding goes on after it.
+                (Some(skipping), Some(lf)) => {
+                    skipping.take_in(&src[..lf]);
                     src.advance(lf + 1);
-                    self.discarding = false;
                     self.searched = 0;
+                    let skipped = self.discarding.take().map_or_else(Default::default, |s| *s);
+                    return Err(skipped.into_error(format!(
+                        "message exceeds the limit of {} bytes",
+                        self.max_frame_len
+                    )));
                 }
                 // Still inside it: what has arrived is dropped at once.
-                (true, None) => {
+                (Some(skipping), None) => {
+                    skipping.take_in(&src[..end]);
                     src.advance(end);
                     self.searched = 0;
                     if src.is_empty() {
                         return Ok(None);
                     }
                 }
-                (false, Some(lf)) => {
+                (None, Some(lf)) => {
                     self.searched = 0;
                     let mut line = src.split_to(lf + 1);
                     line.truncate(lf);
@@ -120,16 +131,12 @@ impl NewlineCodec {
                     }
                     return Ok(Some(line));
                 }
-                // Over the limit without a line end: refuse it now, and
-                // skip the rest as it arrives.
-                (false, None) if src.len() > self.max_frame_len => {
-                    self.discarding = true;
-                    return Err(too_large(format!(
-                        "message exceeds the limit of {} bytes",
-                        self.max_frame_len
-                    )));
+                // Over the limit without a line end: skipped as it arrives,
+                // and refused once it has ended.
+                (None, None) if src.len() > self.max_frame_len => {
+                    self.discarding = Some(Box::default());
                 }
-                (false, None) => {
+                (None, None) => {
                     self.searched = end;
                     return Ok(None);
                 }
@@ -174,7 +181,9 @@ impl Decoder for NewlineCodec {
         // The stream ended: a last line without `\n` is still a frame
         // (unless it was being skipped, or is blank).
         self.searched = 0;
-        if self.discarding {
+        // NB: a line being skipped that the end cut short goes unreported:
+        // nobody is left to answer.
+        if self.discarding.take().is_some() {
             src.clear();
             return Ok(None);
         }

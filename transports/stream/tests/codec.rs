@@ -5,7 +5,7 @@ use std::io;
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use rpcpeer_stream::{
-    framed, ContentLengthCodec, FrameCodec, Framing, NewlineCodec, DEFAULT_MAX_FRAME_LEN,
+    framed, ContentLengthCodec, FrameCodec, Framing, NewlineCodec, Oversized, DEFAULT_MAX_FRAME_LEN,
 };
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{Decoder, Encoder};
@@ -255,14 +255,18 @@ fn newline_limit_counts_bytes_not_chars() {
 }
 
 #[test]
-fn newline_refuses_a_long_line_before_it_ends() {
+fn newline_drops_a_long_line_as_it_arrives_and_refuses_it_at_its_end() {
     let mut codec = NewlineCodec::new(16);
     let buf = &mut BytesMut::from(&[b'x'; 16][..]);
     // Exactly at the limit, a `\n` may still come.
     assert_eq!(codec.decode(buf).expect("decode"), None);
-    // One byte more and no `\n` in sight: refuse now, not when the line ends.
+    // One byte more and no `\n` in sight: dropped now, refused once the
+    // line has ended, so that the refusal can say whose line it was.
     buf.extend_from_slice(b"x");
-    let err = codec.decode(buf).expect_err("17 bytes without a line end");
+    assert_eq!(codec.decode(buf).expect("17 bytes: skipped"), None);
+    assert!(buf.is_empty(), "{} bytes of it kept", buf.len());
+    buf.extend_from_slice(b"y\n");
+    let err = codec.decode(buf).expect_err("the line has ended");
     assert_too_large(&err, "message exceeds the limit of 16 bytes");
 }
 
@@ -281,16 +285,29 @@ fn newline_skips_an_oversize_line_in_one_read_and_decodes_the_next() {
 #[test]
 fn newline_skips_an_oversize_line_without_holding_it() {
     let mut codec = NewlineCodec::new(64);
-    let buf = &mut BytesMut::from(&[b'x'; 65][..]);
-    let err = codec.decode(buf).expect_err("over the limit");
-    assert_too_large(&err, "message exceeds the limit of 64 bytes");
+    let buf = &mut BytesMut::from(&br#"{"jsonrpc":"2.0","result":""#[..]);
     // Ten MiB more of the same line: dropped as it comes.
     assert!(feed_filler(&mut codec, buf, 10 * MIB, 64 * 1024).is_empty());
-    buf.extend_from_slice(b"\"rest of it\"\n{\"next\":1}\n");
+    buf.extend_from_slice(b"\",\"id\":7}\n{\"next\":1}\n");
+    let err = codec.decode(buf).expect_err("over the limit");
+    assert_too_large(&err, "message exceeds the limit of 64 bytes");
+    // Its first and last bytes are kept, where its id usually is.
+    let skipped = oversized(&err);
+    assert!(skipped
+        .head()
+        .starts_with(br#"{"jsonrpc":"2.0","result":"xx"#));
+    assert!(skipped.tail().ends_with(br#"xx","id":7}"#));
+    assert_eq!((skipped.head().len(), skipped.tail().len()), (256, 256));
     assert_eq!(
         codec.decode(buf).expect("decode").as_deref(),
         Some(r#"{"next":1}"#)
     );
+}
+
+/// The `Oversized` inside a skipped message's error.
+fn oversized(err: &io::Error) -> &Oversized {
+    let inner = err.get_ref().expect("an inner error");
+    inner.downcast_ref::<Oversized>().expect("an Oversized")
 }
 
 #[test]
@@ -495,13 +512,14 @@ fn content_length_rejects_newline_framed_json_at_its_first_byte() {
 }
 
 #[test]
-fn content_length_refuses_an_oversize_length_before_buffering_the_body() {
+fn content_length_never_reserves_an_oversize_body() {
     let mut codec = ContentLengthCodec::new(MIB);
     let buf = &mut BytesMut::from(&b"Content-Length: 1073741824\r\n\r\n"[..]);
-    let err = codec.decode(buf).expect_err("1 GiB over a 1 MiB limit");
-    assert_too_large(
-        &err,
-        &format!("message of 1073741824 bytes exceeds the limit of {MIB} bytes"),
+    assert_eq!(
+        codec
+            .decode(buf)
+            .expect("1 GiB over a 1 MiB limit: skipped"),
+        None
     );
     assert!(buf.capacity() < MIB, "reserved {} bytes", buf.capacity());
 }
@@ -510,13 +528,18 @@ fn content_length_refuses_an_oversize_length_before_buffering_the_body() {
 fn content_length_skips_exactly_the_oversize_body_without_holding_it() {
     let body = 10 * MIB + 3;
     let mut codec = ContentLengthCodec::new(1024);
-    let buf = &mut BytesMut::from(format!("Content-Length: {body}\r\n\r\n").as_bytes());
+    let buf = &mut BytesMut::from(format!("Content-Length: {body}\r\n\r\n{{").as_bytes());
+    assert!(feed_filler(&mut codec, buf, body - 2, 64 * 1024).is_empty());
+    // The body's last byte ends it: refused now, with its first and last
+    // bytes.
+    buf.extend_from_slice(b"}");
     let err = codec.decode(buf).expect_err("over the limit");
     assert_too_large(
         &err,
         &format!("message of {body} bytes exceeds the limit of 1024 bytes"),
     );
-    assert!(feed_filler(&mut codec, buf, body, 64 * 1024).is_empty());
+    let skipped = oversized(&err);
+    assert!(skipped.head().starts_with(b"{xxx") && skipped.tail().ends_with(b"xxx}"));
     // The body's last byte was the last skipped: the next frame starts here.
     buf.extend_from_slice(b"Content-Length: 2\r\n\r\n{}");
     assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("{}"));
@@ -539,7 +562,7 @@ fn content_length_skipped_bodies_split_at_every_byte() {
 fn content_length_eof_while_skipping_is_an_error() {
     let mut codec = ContentLengthCodec::new(4);
     let buf = &mut BytesMut::from(&b"Content-Length: 10\r\n\r\n123"[..]);
-    codec.decode(buf).expect_err("over the limit");
+    assert_eq!(codec.decode(buf).expect("over the limit: skipped"), None);
     let err = codec.decode_eof(buf).expect_err("stream ended mid-body");
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
     assert_eq!(
