@@ -2038,8 +2038,24 @@ async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("not both"), "{}", stderr(&out));
     }
-    let out = rpcpeer(&["serve", "--max-connections", "0"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Options that would be ignored, or never match.
+    for args in [
+        &["serve", "--max-connections", "0"][..],
+        &["serve", "--node", "a"],
+        &["serve", "--allow-origin", "not an origin"],
+        &["serve", "--allow-origin", "http://localhost:8080/"],
+        &[
+            "call",
+            "--framing",
+            "content-length",
+            "ws://127.0.0.1:9/",
+            "x",
+        ],
+        &["notify", "--framing", "newline", "http://127.0.0.1:9/", "x"],
+    ] {
+        let out = rpcpeer(args).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[tokio::test]

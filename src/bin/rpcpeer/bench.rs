@@ -266,7 +266,7 @@ async fn open_all(
 ) -> Result<Vec<Box<dyn Transport>>, Failure> {
     let connect = ConnectArgs {
         exec: None,
-        framing: args.framing,
+        framing: Some(args.framing),
         timeout: CONNECT_LIMIT,
     };
     let url = &args.url;

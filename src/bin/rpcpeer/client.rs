@@ -226,6 +226,9 @@ async fn open_connection<S: Send + Sync + 'static>(
     show_unreadable: Option<Box<ShowUnreadable>>,
 ) -> Result<Connection, Failure> {
     let target = Target::new(url, args.exec.as_deref())?;
+    if let Some(url) = url {
+        args.check_framing_for(url)?;
+    }
     let label = match (&target, url) {
         (Target::Exec(words), _) => format!("`{}`", words.join(" ")),
         (_, Some(url)) => url.to_owned(),
@@ -303,13 +306,13 @@ pub(crate) async fn open(
 ) -> std::io::Result<(Wire, Option<Child>)> {
     Ok(match target {
         Target::Tcp(addr) => (
-            Wire::Framed(Box::new(connect_tcp(addr.as_str(), args.framing).await?)),
+            Wire::Framed(Box::new(connect_tcp(addr.as_str(), args.framing()).await?)),
             None,
         ),
         #[cfg(unix)]
         Target::Unix(path) => (
             Wire::Framed(Box::new(
-                rpcpeer::stream::connect_unix(path, args.framing).await?,
+                rpcpeer::stream::connect_unix(path, args.framing()).await?,
             )),
             None,
         ),
@@ -332,7 +335,7 @@ pub(crate) async fn open(
             })?;
             let mut command = tokio::process::Command::new(program);
             command.args(rest);
-            let (transport, child) = spawn_child(&mut command, args.framing).map_err(|err| {
+            let (transport, child) = spawn_child(&mut command, args.framing()).map_err(|err| {
                 std::io::Error::new(err.kind(), format!("cannot run `{program}`: {err}"))
             })?;
             (Wire::Framed(Box::new(transport)), Some(child))
@@ -564,6 +567,7 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), Failure> {
     let (url, method, words) = split_call_args(&args)?;
     let params = parse_params(words)?;
     if let Some(url) = url.filter(|url| http_client::is_http(url)) {
+        args.connect.check_framing_for(url)?;
         return http_call(url, &args.connect, method, params).await;
     }
     let conn = connect_for_one(&args.connect, url).await?;
@@ -582,6 +586,7 @@ pub(crate) async fn notify(args: CallArgs) -> Result<(), Failure> {
     let (url, method, words) = split_call_args(&args)?;
     let params = parse_params(words)?;
     if let Some(url) = url.filter(|url| http_client::is_http(url)) {
+        args.connect.check_framing_for(url)?;
         return http_notify(url, &args.connect, method, params).await;
     }
     let conn = connect(&args.connect, url, Router::new(), say_unreadable).await?;
@@ -651,6 +656,7 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
         checked.push((entry.method, params, entry.id));
     }
     if let Some(url) = url.filter(|url| http_client::is_http(url)) {
+        args.connect.check_framing_for(url)?;
         return http_batch(url, &args.connect, checked).await;
     }
     let mut batch = Batch::new();

@@ -88,9 +88,10 @@ struct ConnectArgs {
     /// (split like a shell would: quotes and backslashes, no expansion).
     #[arg(long, value_name = "COMMAND")]
     exec: Option<String>,
-    /// Framing on byte streams (tcp://, unix:, --exec): newline or content-length.
-    #[arg(long, default_value = "newline", value_name = "FRAMING")]
-    framing: Framing,
+    /// Framing on byte streams (tcp://, unix:, --exec): newline (the
+    /// default) or content-length. A WebSocket or HTTP URL takes none.
+    #[arg(long, value_name = "FRAMING")]
+    framing: Option<Framing>,
     /// Give up on connecting, and on each call, after this many seconds
     /// (0: never), so a peer that froze cannot hang the command.
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, default_value = "30")]
@@ -98,6 +99,25 @@ struct ConnectArgs {
 }
 
 impl ConnectArgs {
+    /// The framing of a byte-stream peer.
+    fn framing(&self) -> Framing {
+        self.framing.unwrap_or(Framing::Newline)
+    }
+
+    /// Refuses `--framing` for a peer at `url` whose messages frame
+    /// themselves (WebSocket, HTTP), where it would be ignored.
+    fn check_framing_for(&self, url: &str) -> Result<(), Failure> {
+        let framed_itself = ["ws://", "wss://", "http://", "https://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        match self.framing {
+            Some(framing) if framed_itself => Err(Failure::Usage(format!(
+                "--framing {framing} is for byte streams (tcp://, unix:, --exec): {url} frames each message itself"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The `--timeout` limit; `None` for `--timeout 0`.
     pub(crate) fn timeout(&self) -> Option<Duration> {
         Some(self.timeout).filter(|limit| !limit.is_zero())

@@ -43,7 +43,7 @@ pub(crate) struct ServeArgs {
     /// such as http://localhost:8080 (repeatable; `*` for any): HTTP with
     /// CORS, and WebSocket. None by default: CORS is off, and WebSocket
     /// upgrades from other origins' pages get 403.
-    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     allowed_origins: Vec<String>,
     /// A demo account for `login` (repeatable).
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
@@ -61,6 +61,30 @@ pub(crate) struct ServeArgs {
     redis: RedisArgs,
 }
 
+/// `--allow-origin`: `*`, or an origin as a browser sends it in its
+/// `Origin` header (`scheme://host[:port]`, no path), which is compared as
+/// text: anything else would never match.
+fn parse_origin(text: &str) -> Result<String, String> {
+    if text == "*" {
+        return Ok(text.to_owned());
+    }
+    let (scheme, rest) = text
+        .split_once("://")
+        .ok_or_else(|| format!("`{text}` is no origin: expected scheme://host[:port], such as http://localhost:8080, or *"))?;
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '+')
+            })
+    };
+    if !plain(scheme) || !plain(rest) {
+        return Err(format!(
+            "`{text}` is no origin: expected scheme://host[:port] with no path, such as http://localhost:8080, or *"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// `serve`'s chat across servers: every `serve` naming the same Redis (and
 /// prefix) shares its rooms.
 #[derive(Args)]
@@ -69,8 +93,9 @@ struct RedisArgs {
     /// redis://127.0.0.1:6379 (needs --node).
     #[arg(long, value_name = "URL", requires = "node")]
     redis: Option<String>,
-    /// This server's name among those sharing the Redis (each its own).
-    #[arg(long, value_name = "NAME")]
+    /// This server's name among those sharing the Redis (each its own;
+    /// needs --redis).
+    #[arg(long, value_name = "NAME", requires = "redis")]
     node: Option<String>,
     /// What the Redis keys and channels start with.
     #[arg(long, value_name = "PREFIX", default_value = "rpcpeer")]
