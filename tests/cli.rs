@@ -2174,3 +2174,60 @@ async fn output_that_cannot_be_written_is_exit_74() {
     let status = within("listen to exit", listen.wait()).await.expect("wait");
     assert_eq!(status.code(), Some(74), "{status}");
 }
+
+#[tokio::test]
+async fn a_signal_to_call_kills_its_exec_program_too() {
+    // The program writes its pid, then waits; `exec` keeps that pid.
+    let pid_file = std::env::temp_dir().join(format!("rpcpeer-exec-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pid_file);
+    let program = format!("sh -c 'echo $$ > {}; exec sleep 60'", pid_file.display());
+    let call = Command::new(BIN)
+        .args(["call", "--exec", &program, "ping"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn call");
+    let pid = within("the program's pid", async {
+        loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok())
+            {
+                break pid;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let _ = std::fs::remove_file(&pid_file);
+    let sent = Command::new("kill")
+        .args(["-TERM", &call.id().expect("running").to_string()])
+        .status()
+        .await;
+    assert!(sent.expect("kill -TERM").success());
+    let out = within("call to exit", call.wait_with_output())
+        .await
+        .expect("output");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Killed (the signal lands a moment later): gone, or a zombie nobody
+    // has reaped yet. Left running, it would stay so for a minute.
+    within("the --exec program to end", async {
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let alive = (state.rsplit(')').next())
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|s| s != "Z" && s != "X");
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

@@ -22,6 +22,7 @@ mod wire;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::fmt;
+use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -224,6 +225,9 @@ enum Failure {
     /// went away, which ends the command quietly). Exit 74, sysexits'
     /// `EX_IOERR`.
     Output(String),
+    /// Stopped by SIGINT or SIGTERM before its answer came (`call`,
+    /// `notify`): its `--exec` program, if any, was killed first. Exit 130.
+    Stopped,
 }
 
 impl Failure {
@@ -234,7 +238,7 @@ impl Failure {
             Failure::Usage(_) => ExitCode::from(2),
             Failure::Connection(_) => ExitCode::from(3),
             // The shell's convention for a process ended by SIGINT.
-            Failure::Interrupted => ExitCode::from(130),
+            Failure::Interrupted | Failure::Stopped => ExitCode::from(130),
             Failure::Output(_) => ExitCode::from(74),
         }
     }
@@ -247,6 +251,7 @@ impl fmt::Display for Failure {
             Failure::Interrupted => {
                 f.write_str("interrupted: the report covers the time until then")
             }
+            Failure::Stopped => f.write_str("interrupted"),
             Failure::Usage(msg)
             | Failure::Connection(msg)
             | Failure::Check(msg)
@@ -279,8 +284,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
-            Command::Call(args) => client::call(args).await,
-            Command::Notify(args) => client::notify(args.into()).await,
+            Command::Call(args) => until_stopped(client::call(args)).await,
+            Command::Notify(args) => until_stopped(client::notify(args.into())).await,
             Command::Listen(args) => client::listen(args).await,
             Command::Shell(args) => shell::run(args).await,
             Command::Bench(args) => bench::run(args).await,
@@ -299,6 +304,17 @@ fn main() -> ExitCode {
             }
             failure.exit_code()
         }
+    }
+}
+
+/// `command`, unless SIGINT or SIGTERM comes first: then it is dropped,
+/// which kills the program it runs with `--exec` (the default action of
+/// the signal would leave that program running).
+async fn until_stopped(command: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    let mut signals = StopSignals::watch();
+    tokio::select! {
+        outcome = command => outcome,
+        () = signals.recv() => Err(Failure::Stopped),
     }
 }
 
