@@ -1986,6 +1986,29 @@ async fn bench_idle_holds_connections_until_stdin_ends() {
             .expect("wait");
         assert!(status.success(), "{url}: {status}");
     }
+    // The server goes: the connections it held are lost, said at once.
+    let mut child = Command::new(BIN)
+        .args(["bench", &format!("tcp://{}", server.tcp), "--idle", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn rpcpeer bench --idle");
+    let _stdin = child.stdin.take().expect("piped stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    next_line(&mut lines, "the holding line").await;
+    let (status, _) = server.terminate().await;
+    assert!(status.success(), "{status}");
+    let out = within("bench --idle to exit", child.wait_with_output())
+        .await
+        .expect("wait");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("closed 3 of the 3 idle connections"),
+        "{said}"
+    );
 }
 
 #[tokio::test]

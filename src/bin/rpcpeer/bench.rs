@@ -313,9 +313,13 @@ async fn hold_idle(args: &BenchArgs, target: &Target, n: usize) -> Result<(), Fa
         let mut buf = [0u8; 256];
         while matches!(stdin.read(&mut buf).await, Ok(1..)) {}
     };
+    // NB: a peer that closed them all leaves nothing to hold: said now, not
+    // at the next signal.
+    let all_closed = async { while readers.join_next().await.is_some() {} };
     tokio::select! {
         () = signals.recv() => {}
         () = stdin_ends => {}
+        () = all_closed => {}
     }
     readers.abort_all();
     match closed.load(Ordering::Relaxed) {
