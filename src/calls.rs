@@ -188,17 +188,22 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 }
                 None
             }
-            Admitted::Unreadable(rejected) => {
+            Admitted::Unreadable(mut rejected) => {
                 // NB: an answer of the peer's that we cannot read fails the
                 // call of ours it answers, at once, and the program learns
-                // of it from that call's error. It is not answered: ids are
-                // each side's own, so a -32600 under that id would reach the
-                // peer as the answer to its own call of that id, if one
-                // waits.
-                let failed_a_call = (rejected.response.as_ref())
-                    .is_some_and(|what| outgoing.invalid_answer(&rejected.id, what));
-                if failed_a_call {
-                    return None;
+                // of it from that call's error. It is not answered under
+                // its id: ids are each side's own, so a -32600 under it
+                // would reach the peer as the answer to its own call of that
+                // id, if one waits. One under an id we gave a call that no
+                // longer waits (a late answer) is refused with a null id for
+                // the same reason; any other keeps its id (spec §5).
+                if let Some(what) = &rejected.response {
+                    if outgoing.invalid_answer(&rejected.id, what) {
+                        return None;
+                    }
+                    if (rejected.id.as_u64()).is_some_and(|n| self.peer().issued(n)) {
+                        rejected.id = Id::null();
+                    }
                 }
                 let why = match rejected.error.code {
                     ErrorObject::PARSE_ERROR => Unreadable::NotJson,

@@ -14,15 +14,13 @@
 //! value (a string, a number, a literal) right before the closing brace,
 //! which nothing inside a string can imitate.
 
-use crate::message::{Id, Version};
+use crate::message::Id;
 
 /// What a message cut short says of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cut {
     /// Its id, as written.
     pub(crate) id: Id,
-    /// 2.0 when it has a `jsonrpc` member among its first ones, else 1.0.
-    pub(crate) version: Version,
     /// It has `result` or `error` and no `method`: an answer to the call
     /// with this id. Otherwise it has `method`: a call.
     pub(crate) answer: bool,
@@ -43,22 +41,12 @@ pub(crate) fn read(head: &[u8], tail: &[u8]) -> Option<Cut> {
         (false, true) => true,
         (false, false) => return None,
     };
-    let version = if front.jsonrpc {
-        Version::V2
-    } else {
-        Version::V1
-    };
-    Some(Cut {
-        id,
-        version,
-        answer,
-    })
+    Some(Cut { id, answer })
 }
 
 /// The members read from the front of an object.
 #[derive(Debug, Default)]
 struct Front<'a> {
-    jsonrpc: bool,
     method: bool,
     /// `result` or `error`.
     outcome: bool,
@@ -86,7 +74,6 @@ impl<'a> Front<'a> {
             }
             at = skip_ws(bytes, at + 1);
             match key {
-                b"jsonrpc" => front.jsonrpc = true,
                 b"method" => front.method = true,
                 b"result" | b"error" => front.outcome = true,
                 _ => {}
@@ -236,7 +223,6 @@ mod tests {
             ours,
             Some(Cut {
                 id: Id::from(7u64),
-                version: Version::V2,
                 answer: true
             })
         );
@@ -253,10 +239,7 @@ mod tests {
             r#"{"result": null, "error": {"code": 1, "message": "xx"#,
             "xx\"}, \"id\": 3 }\n",
         );
-        assert_eq!(
-            old.map(|c| (c.version, c.answer)),
-            Some((Version::V1, true))
-        );
+        assert_eq!(old.map(|c| (c.id, c.answer)), Some((Id::from(3u64), true)));
     }
 
     #[test]

@@ -527,7 +527,10 @@ pub(crate) fn long_batch_reply(
     items: &[Result<Message<'_>, Rejected>],
     err: &ErrorObject,
 ) -> Option<String> {
-    let notifications = (items.iter()).all(|item| matches!(item, Ok(Message::Notification(_))));
+    let notifications = (items.iter()).all(|item| match item {
+        Ok(message) => matches!(message, Message::Notification(_)),
+        Err(rejected) => rejected.notification,
+    });
     if notifications {
         static UNANSWERED: LogLimit = LogLimit::new();
         if let Some(more) = UNANSWERED.allow() {

@@ -542,12 +542,13 @@ pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
 /// `P` from params by position too short for it (`err` is serde's "invalid
 /// length"), read as if the params left out were absent: by name when `P`
 /// names its fields, so that each takes its default (`None`, or that of
-/// `#[serde(default)]`); else, for a tuple, as `null`. `None` when even so
+/// `#[serde(default)]`); else, or when that does not fit (serde lists a
+/// field's aliases among its names), padded with `null` to the length
+/// serde expects, which an `Option` takes as `None`. `None` when even so
 /// they do not fit, and the caller is told what is missing.
 fn with_trailing_left_out<P: DeserializeOwned>(raw: &str, err: &serde_json::Error) -> Option<P> {
-    if err.classify() != serde_json::error::Category::Data
-        || !err.to_string().starts_with("invalid length ")
-    {
+    let text = err.to_string();
+    if err.classify() != serde_json::error::Category::Data || !text.starts_with("invalid length ") {
         return None;
     }
     let given: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
@@ -557,12 +558,14 @@ fn with_trailing_left_out<P: DeserializeOwned>(raw: &str, err: &serde_json::Erro
         let members: Vec<String> = (names.iter().zip(&given))
             .map(|(name, value)| format!("{}:{}", serde_json::Value::from(*name), value.get()))
             .collect();
-        return serde_json::from_str(&format!("{{{}}}", members.join(","))).ok();
+        if let Ok(p) = serde_json::from_str(&format!("{{{}}}", members.join(","))) {
+            return Some(p);
+        }
     }
-    // "invalid length 1, expected a tuple of size 2"
-    let expected: usize = (err.to_string())
-        .split("expected a tuple of size ")
-        .nth(1)?
+    // "… expected a tuple of size 2", "… expected struct P with 2 elements"
+    let expected: usize = ["of size ", "with "]
+        .iter()
+        .find_map(|before| text.rsplit_once(before).map(|(_, after)| after))?
         .split(|c: char| !c.is_ascii_digit())
         .next()?
         .parse()
@@ -985,6 +988,26 @@ mod tests {
         let raw = RawValue::from_string("[1]".to_owned()).unwrap();
         let pair = decode_params::<(u8, Option<String>)>("pair", Some(&raw));
         assert_eq!(pair.unwrap(), (1, None));
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Pair(u8, Option<u8>);
+        assert_eq!(
+            decode_params::<Pair>("pair", Some(&raw)).unwrap(),
+            Pair(1, None)
+        );
+        // serde lists aliases among the field names: padded instead.
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Aliased {
+            #[serde(alias = "q")]
+            text: String,
+            max: Option<u32>,
+            exact: Option<bool>,
+        }
+        let raw = RawValue::from_string(r#"["a", 5]"#.to_owned()).unwrap();
+        let aliased = decode_params::<Aliased>("find", Some(&raw)).unwrap();
+        assert_eq!(
+            (aliased.text.as_str(), aliased.max, aliased.exact),
+            ("a", Some(5), None)
+        );
         let pair = decode_params::<(u8, String)>("pair", Some(&raw));
         assert_eq!(pair.unwrap_err().code, ErrorObject::INVALID_PARAMS);
     }

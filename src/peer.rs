@@ -314,6 +314,11 @@ impl Peer {
         attempt.instrument(span).await
     }
 
+    /// Whether `id` is one this side has given a call of its own.
+    pub(crate) fn issued(&self, id: u64) -> bool {
+        id < self.shared.next_id.load(Ordering::Relaxed)
+    }
+
     /// The id of a new call of ours on this connection.
     pub(crate) fn next_id(&self) -> u64 {
         self.shared.next_id.fetch_add(1, Ordering::Relaxed)

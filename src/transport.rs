@@ -23,15 +23,18 @@ use tokio_util::sync::PollSender;
 /// the transport reads on:
 /// - one of kind [`io::ErrorKind::FileTooLarge`]: the transport skipped a
 ///   message over its size limit, and the error's text names the limit.
-///   The driver answers it with -32600 (id null, the error's text in the
-///   message);
+///   The driver answers it with -32600 (the error's text in the message),
+///   under id null, unless the transport kept the message's first and last
+///   bytes (as `rpcpeer_stream::Oversized`, with the `stream` feature) and
+///   they name its id: then a call is answered under its id, and an answer
+///   to one of our calls fails that call at once instead;
 /// - one of kind [`io::ErrorKind::InvalidData`] that wraps a
 ///   [`std::str::Utf8Error`] (`err.get_ref()` downcasts to it): the
 ///   transport read a whole message that is not UTF-8 and dropped it. The
 ///   driver answers it with -32700 (id null), as for any text that is not
 ///   JSON.
 ///
-/// Both are answered and reading goes on.
+/// Reading goes on after both.
 ///
 /// The end of the stream may leave the sink open (a TCP half-close: the
 /// peer still reads), and then running calls finish and are answered. A

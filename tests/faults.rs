@@ -1498,3 +1498,46 @@ async fn an_array_of_answers_longer_than_the_batch_limit_is_taken() {
         );
     }
 }
+
+/// An answer we cannot read, under the id of a call of ours that no longer
+/// waits (it timed out), is refused with a null id: under its id, the
+/// refusal would reach the peer as the answer to its own call of that id.
+/// One under an id we never gave keeps it.
+#[tokio::test]
+async fn a_late_unreadable_answer_is_refused_with_a_null_id() {
+    let (client, socket) = tcp_pair().await;
+    let transport = rpcpeer_stream::framed(socket, Framing::Newline, 1 << 20);
+    let (peer, driver) = Driver::builder(transport, Router::new())
+        .config(Config::default().request_timeout(Some(Duration::from_millis(50))))
+        .build();
+    tokio::spawn(driver);
+    let (read, mut write) = client.into_split();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(read));
+    let late = within("the call to time out", peer.request::<Value>("slow", ())).await;
+    assert!(matches!(late, Err(Error::Timeout { .. })), "{late:?}");
+    let call: Value = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+    let id = &call["id"];
+    let sent = format!(
+        "{}\n{}\n",
+        json!({"jsonrpc": "2.0", "id": id}),
+        json!({"jsonrpc": "2.0", "id": "never-ours"})
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut write, sent.as_bytes())
+        .await
+        .unwrap();
+    for expected in [Value::Null, json!("never-ours")] {
+        // NB: past the cancel of the call that timed out.
+        let refusal = loop {
+            let line = within("a refusal", lines.next_line())
+                .await
+                .unwrap()
+                .unwrap();
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message.get("method").is_none() {
+                break message;
+            }
+        };
+        assert_eq!(refusal["error"]["code"], -32600, "{refusal}");
+        assert_eq!(refusal["id"], expected, "{refusal}");
+    }
+}

@@ -631,9 +631,6 @@ async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goe
     }
 }
 
-/// The case of a language server's 79 MB reply to a cancelled request:
-/// a body many times the limit, arriving in pieces, skipped without being
-/// held, then the next message served.
 /// A reply over the receiver's frame limit is skipped unread, but its last
 /// bytes name its id: the call it answers fails at once, saying why, even
 /// with no request timeout, and the connection goes on.
@@ -667,6 +664,9 @@ async fn a_reply_over_the_limit_fails_its_call_at_once() {
     }
 }
 
+/// The case of a language server's 79 MB reply to a cancelled request:
+/// a body many times the limit, arriving in pieces, skipped without being
+/// held, then the next message served.
 #[tokio::test]
 async fn a_body_far_over_the_limit_is_skipped_as_it_arrives() {
     use futures::StreamExt;

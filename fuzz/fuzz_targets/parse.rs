@@ -4,7 +4,8 @@
 //! the version the message was read in and with its id; invalid JSON is
 //! never classified, valid JSON is never a parse error, a batch has one
 //! entry per element; a depth limit only ever refuses, never changes, what
-//! is read.
+//! a message or a batch entry reads as, and a call it refuses keeps its id
+//! while a notification goes unanswered.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,24 +32,50 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     check_classification(text, &frame);
-    let whole = format!("{frame:?}");
     for max_depth in [0, 1, 2, 3, 5] {
-        let within = parse_within(text, max_depth);
-        if !refused_for_depth(&within, max_depth) {
-            assert_eq!(
-                format!("{within:?}"),
-                whole,
-                "a depth limit of {max_depth} changed what {text:?} reads as"
-            );
-        }
+        check_within(&frame, &parse_within(text, max_depth), max_depth, text);
     }
 });
 
-/// Whether `frame` is the refusal of a message nested past `max_depth`.
-fn refused_for_depth(frame: &Frame<'_>, max_depth: usize) -> bool {
-    let Frame::Single(Err(rejected)) = frame else {
-        return false;
+/// A depth limit only ever refuses an item (a message, or a batch's
+/// entry), never changes what one reads as: a call it refuses keeps its id,
+/// an answer too, and a notification goes unanswered.
+fn check_within(whole: &Frame<'_>, within: &Frame<'_>, max_depth: usize, text: &str) {
+    let pairs: Vec<_> = match (whole, within) {
+        (Frame::Single(a), Frame::Single(b)) => vec![(a, b)],
+        (Frame::Batch(a), Frame::Batch(b)) if a.len() == b.len() => a.iter().zip(b).collect(),
+        _ => panic!("a depth limit of {max_depth} changed the shape of {text:?}"),
     };
+    for (read, limited) in pairs {
+        match (read, limited) {
+            (_, Err(refusal)) if refused_for_depth(refusal, max_depth) => match read {
+                Ok(Message::Request(req)) => assert_eq!(refusal.id, req.id, "{text:?}"),
+                Ok(Message::Response(resp)) => {
+                    assert_eq!(refusal.id, resp.id, "{text:?}");
+                    assert!(refusal.response.is_some(), "{text:?}");
+                }
+                Ok(Message::Notification(_)) => {
+                    assert!(
+                        refusal.reply().is_none(),
+                        "a notification answered: {text:?}"
+                    )
+                }
+                // Refused at the default depth as well.
+                Err(_) => {}
+            },
+            // NB: serde_json words a parse error by what it was reading.
+            (Err(a), Err(b)) => assert_eq!(a.error.code, b.error.code, "{text:?}"),
+            _ => assert_eq!(
+                format!("{read:?}"),
+                format!("{limited:?}"),
+                "a depth limit of {max_depth} changed what {text:?} reads as"
+            ),
+        }
+    }
+}
+
+/// Whether `rejected` refuses a message nested past `max_depth`.
+fn refused_for_depth(rejected: &Rejected, max_depth: usize) -> bool {
     let refused = rejected.error.message.contains("deeper than the limit");
     if refused {
         assert!(rejected
@@ -56,14 +83,22 @@ fn refused_for_depth(frame: &Frame<'_>, max_depth: usize) -> bool {
             .message
             .contains(&format!("limit of {max_depth} levels")));
         assert_eq!(rejected.error.code, ErrorObject::INVALID_REQUEST);
-        assert!(rejected.id.is_null());
     }
     refused
 }
 
+/// Whether `frame` refuses a message, or an entry of a batch, for its depth.
+fn frame_refused_for_depth(frame: &Frame<'_>, max_depth: usize) -> bool {
+    let refused = |item: &Result<Message<'_>, Rejected>| matches!(item, Err(rejected) if refused_for_depth(rejected, max_depth));
+    match frame {
+        Frame::Single(item) => refused(item),
+        Frame::Batch(items) => items.iter().any(refused),
+    }
+}
+
 /// What the text is decides what kind of frame it reads as.
 fn check_classification(text: &str, frame: &Frame<'_>) {
-    let depth_refused = refused_for_depth(frame, rpcpeer::message::DEFAULT_MAX_DEPTH);
+    let depth_refused = frame_refused_for_depth(frame, rpcpeer::message::DEFAULT_MAX_DEPTH);
     if !is_json(text) {
         let Frame::Single(Err(rejected)) = frame else {
             panic!("{text:?} is not JSON, yet it was read as a message");

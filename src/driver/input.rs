@@ -25,7 +25,8 @@ enum ReadFailure {
 
 impl ReadFailure {
     fn of(err: &io::Error) -> Self {
-        // Every answer here has id null: the message's id is unknown.
+        // The message's id is unknown here (what a skipped message's own
+        // bytes say of it is read by the caller).
         if err.kind() == io::ErrorKind::FileTooLarge {
             // The transport skipped a message over its size limit and reads
             // on (the stream framings do; WebSocket closes instead). Spec
@@ -73,25 +74,21 @@ where
                 // NB: what its first and last bytes say of it, when the
                 // transport kept them: an answer too large fails its call
                 // at once (and is not answered, as any unreadable answer);
-                // a call is refused under its own id; a 1.0 notification
-                // gets no reply.
+                // a call is refused under its own id. Always in 2.0 form:
+                // the `jsonrpc` member may be in the part skipped.
                 let too_large = format!("too large to read ({err})");
-                let (id, version) = match cut_of(&err) {
+                let id = match cut_of(&err) {
                     Some(cut)
                         if cut.answer && self.outgoing.invalid_answer(&cut.id, &too_large) =>
                     {
                         return;
                     }
-                    Some(cut) if cut.answer => (Id::null(), Version::V2),
-                    Some(cut) if cut.version == Version::V1 && cut.id.is_null() => {
-                        self.outgoing.unreadable(why, &reply);
-                        return;
-                    }
-                    Some(cut) => (cut.id, cut.version),
-                    None => (Id::null(), Version::V2),
+                    Some(cut) if !cut.answer => cut.id,
+                    _ => Id::null(),
                 };
                 self.outgoing.unreadable(why, &reply);
-                self.outbox.push(encode_response(version, &id, Err(&reply)));
+                self.outbox
+                    .push(encode_response(Version::V2, &id, Err(&reply)));
                 return;
             }
             ReadFailure::Unframed(reply) => {

@@ -628,10 +628,15 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
                     .into(),
             )),
         };
+    // NB: read without blocking the runtime's thread, so that a signal
+    // still stops the command while it waits for stdin.
     let text = if file == "-" {
-        std::io::read_to_string(std::io::stdin())
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::stdin(), &mut text)
+            .await
+            .map(|_| text)
     } else {
-        std::fs::read_to_string(file)
+        tokio::fs::read_to_string(file).await
     }
     .map_err(|err| Failure::Usage(format!("cannot read the batch file {file}: {err}")))?;
     let entries: Vec<BatchEntry> = serde_json::from_str(&text).map_err(|err| {
