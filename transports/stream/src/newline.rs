@@ -21,9 +21,10 @@ use crate::oversized::Skipping;
 ///   first and last bytes. Then decoding fails with an
 ///   [`io::ErrorKind::FileTooLarge`] error naming the limit, which wraps an
 ///   [`Oversized`](crate::Oversized) holding those bytes, and the lines
-///   after it are decoded as usual. An endless line is never buffered
-///   whole (and never reported). The limit counts the bytes before the
-///   `\n`, including a `\r` if there is one;
+///   after it are decoded as usual (a line that the end of the stream
+///   ends is reported then). An endless line is never buffered whole. The
+///   limit counts the bytes before the `\n`, including a `\r` if there is
+///   one;
 /// - a line that is not UTF-8 is consumed whole and reported as an
 ///   [`io::ErrorKind::InvalidData`] error wrapping the
 ///   [`Utf8Error`](std::str::Utf8Error) (`err.get_ref()` downcasts to it);
@@ -181,11 +182,13 @@ impl Decoder for NewlineCodec {
         // The stream ended: a last line without `\n` is still a frame
         // (unless it was being skipped, or is blank).
         self.searched = 0;
-        // NB: a line being skipped that the end cut short goes unreported:
-        // nobody is left to answer.
-        if self.discarding.take().is_some() {
+        // The end ended the line being skipped, as it ends a last line.
+        if let Some(skipped) = self.discarding.take() {
             src.clear();
-            return Ok(None);
+            return Err(skipped.into_error(format!(
+                "message exceeds the limit of {} bytes",
+                self.max_frame_len
+            )));
         }
         let mut line = src.split();
         if line.last() == Some(&b'\r') {

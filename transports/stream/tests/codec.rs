@@ -271,6 +271,17 @@ fn newline_drops_a_long_line_as_it_arrives_and_refuses_it_at_its_end() {
 }
 
 #[test]
+fn newline_reports_an_oversize_last_line_that_the_end_cuts_off() {
+    let mut codec = NewlineCodec::new(4);
+    let buf = &mut BytesMut::from(&b"[1]\n123456789"[..]);
+    assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("[1]"));
+    assert_eq!(codec.decode(buf).expect("skipped"), None);
+    let err = codec.decode_eof(buf).expect_err("the end ended it");
+    assert_too_large(&err, "message exceeds the limit of 4 bytes");
+    assert_eq!(codec.decode_eof(buf).expect("the end"), None);
+}
+
+#[test]
 fn newline_skips_an_oversize_line_in_one_read_and_decodes_the_next() {
     let mut input = vec![b'x'; MIB + 1];
     input.extend_from_slice(b"\n[1]\n");
