@@ -2075,6 +2075,7 @@ async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
             "x",
         ],
         &["notify", "--framing", "newline", "http://127.0.0.1:9/", "x"],
+        &["bench", "--framing", "content-length", "ws://127.0.0.1:9/"],
     ] {
         let out = rpcpeer(args).await;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
@@ -2199,7 +2200,7 @@ async fn output_that_cannot_be_written_is_exit_74() {
 }
 
 #[tokio::test]
-async fn a_signal_to_call_kills_its_exec_program_too() {
+async fn a_sigterm_to_call_kills_its_exec_program_too_and_exits_143() {
     // The program writes its pid, then waits; `exec` keeps that pid.
     let pid_file = std::env::temp_dir().join(format!("rpcpeer-exec-{}", std::process::id()));
     let _ = std::fs::remove_file(&pid_file);
@@ -2234,7 +2235,7 @@ async fn a_signal_to_call_kills_its_exec_program_too() {
         .expect("output");
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(143),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

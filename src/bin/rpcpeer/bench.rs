@@ -34,9 +34,10 @@ pub(crate) struct BenchArgs {
     /// The peer: tcp://host:port, unix:/path, ws://host:port/path or wss://….
     #[arg(value_name = "URL")]
     url: String,
-    /// Framing on byte streams (tcp://, unix:): newline or content-length.
-    #[arg(long, default_value = "newline", value_name = "FRAMING")]
-    framing: Framing,
+    /// Framing on byte streams (tcp://, unix:): newline (the default) or
+    /// content-length. A WebSocket URL takes none.
+    #[arg(long, value_name = "FRAMING")]
+    framing: Option<Framing>,
     /// The method to call (or notify).
     #[arg(long, default_value = "echo")]
     method: String,
@@ -143,6 +144,7 @@ pub(crate) fn runtime() -> tokio::runtime::Builder {
 /// Runs `rpcpeer bench`.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     let target = Target::new(Some(&args.url), None)?;
+    args.connect_args().check_framing_for(&args.url)?;
     // Clap has refused every load option beside it.
     if let Some(n) = args.idle {
         return hold_idle(&args, &target, n as usize).await;
@@ -193,9 +195,9 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     let joined = loop {
         tokio::select! {
             joined = &mut all => break joined,
-            () = signals.recv(), if interrupted_at.is_none() => {
+            stop = signals.recv(), if interrupted_at.is_none() => {
                 // Stop early but still report what was measured so far.
-                interrupted_at = Some(Instant::now());
+                interrupted_at = Some((Instant::now(), stop));
                 plan.stop.cancel();
             }
             _ = ticks.tick() => progress.update(&plan),
@@ -213,7 +215,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     // Ends early at a signal, or when every connection broke before the end.
     let measured_end = interrupted_at
-        .map_or(end, |at: Instant| at.min(end))
+        .map_or(end, |(at, _): (Instant, _)| at.min(end))
         .min(finished);
     let seconds = match (args.notify, total.last_fence) {
         (true, Some(fence)) => fence.saturating_duration_since(start),
@@ -236,7 +238,7 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
     // NB: the worst first, so a script can trust a 0: a connection that
     // broke (3), a reply that failed a check (1), nothing measured (1), an
-    // interrupted run (130, after the report of what was measured).
+    // interrupted run (130 or 143, after the report of what was measured).
     if total.broken > 0 {
         Err(Failure::Connection(format!(
             "{} of {} connections failed during the run (see the report)",
@@ -247,8 +249,8 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
             "{} replies failed a check (see the report)",
             total.errors
         )))
-    } else if interrupted_at.is_some() {
-        Err(Failure::Interrupted)
+    } else if let Some((_, stop)) = interrupted_at {
+        Err(Failure::Interrupted(stop))
     } else if total.requests == 0 {
         Err(Failure::Check(
             "no reply was counted in the measured time: lengthen --duration".into(),
@@ -258,17 +260,24 @@ pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
     }
 }
 
+impl BenchArgs {
+    /// How each connection is opened.
+    fn connect_args(&self) -> ConnectArgs {
+        ConnectArgs {
+            exec: None,
+            framing: self.framing,
+            timeout: CONNECT_LIMIT,
+        }
+    }
+}
+
 /// Opens `n` connections to `target`, at most [`OPENING_AT_ONCE`] at a time.
 async fn open_all(
     args: &BenchArgs,
     target: &Target,
     n: usize,
 ) -> Result<Vec<Box<dyn Transport>>, Failure> {
-    let connect = ConnectArgs {
-        exec: None,
-        framing: Some(args.framing),
-        timeout: CONNECT_LIMIT,
-    };
+    let connect = args.connect_args();
     let url = &args.url;
     let opening = futures::stream::iter(0..n)
         .map(|_| client::open(target, &connect))
@@ -317,7 +326,7 @@ async fn hold_idle(args: &BenchArgs, target: &Target, n: usize) -> Result<(), Fa
     // at the next signal.
     let all_closed = async { while readers.join_next().await.is_some() {} };
     tokio::select! {
-        () = signals.recv() => {}
+        _ = signals.recv() => {}
         () = stdin_ends => {}
         () = all_closed => {}
     }

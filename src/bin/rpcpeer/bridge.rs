@@ -80,7 +80,7 @@ pub(crate) async fn run(args: BridgeArgs) -> Result<(), Failure> {
     };
     tokio::select! {
         result = serving => result,
-        () = signals.recv() => {
+        _ = signals.recv() => {
             stop.cancel();
             Ok(())
         }

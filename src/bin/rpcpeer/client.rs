@@ -971,9 +971,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     // Ctrl-C while connecting or calling must end this too.
     let conn = tokio::select! {
         conn = setup => conn?,
-        () = signals.recv() => {
-            return Err(Failure::Connection("interrupted before listening began".into()))
-        }
+        stop = signals.recv() => return Err(Failure::Stopped(stop)),
     };
     let interrupted = signals.recv();
     tokio::pin!(interrupted);
@@ -998,7 +996,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
                 None => break,
             },
             () = conn.peer.closed() => break,
-            () = &mut interrupted => {
+            _ = &mut interrupted => {
                 conn.close().await;
                 return Ok(());
             }

@@ -219,15 +219,17 @@ enum Failure {
     Connection(String),
     /// A check failed (`bench`: a reply was wrong, or none was counted). Exit 1.
     Check(String),
-    /// Stopped by SIGINT or SIGTERM before it was done (`bench`). Exit 130.
-    Interrupted,
+    /// Stopped by SIGINT or SIGTERM before it was done (`bench`). Exit 130
+    /// or 143.
+    Interrupted(Stop),
     /// The output could not be written (a full disk, say; not a reader that
     /// went away, which ends the command quietly). Exit 74, sysexits'
     /// `EX_IOERR`.
     Output(String),
     /// Stopped by SIGINT or SIGTERM before its answer came (`call`,
-    /// `notify`): its `--exec` program, if any, was killed first. Exit 130.
-    Stopped,
+    /// `notify`, `listen` before it listens): its `--exec` program, if
+    /// any, was killed first. Exit 130 or 143.
+    Stopped(Stop),
 }
 
 impl Failure {
@@ -237,8 +239,7 @@ impl Failure {
             Failure::Remote | Failure::Check(_) => ExitCode::from(1),
             Failure::Usage(_) => ExitCode::from(2),
             Failure::Connection(_) => ExitCode::from(3),
-            // The shell's convention for a process ended by SIGINT.
-            Failure::Interrupted | Failure::Stopped => ExitCode::from(130),
+            Failure::Interrupted(stop) | Failure::Stopped(stop) => stop.exit_code(),
             Failure::Output(_) => ExitCode::from(74),
         }
     }
@@ -248,10 +249,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Remote => f.write_str("the peer answered with an error"),
-            Failure::Interrupted => {
-                f.write_str("interrupted: the report covers the time until then")
+            Failure::Interrupted(stop) => {
+                write!(f, "{stop}: the report covers the time until then")
             }
-            Failure::Stopped => f.write_str("interrupted"),
+            Failure::Stopped(stop) => write!(f, "{stop}"),
             Failure::Usage(msg)
             | Failure::Connection(msg)
             | Failure::Check(msg)
@@ -314,7 +315,7 @@ async fn until_stopped(command: impl Future<Output = Result<(), Failure>>) -> Re
     let mut signals = StopSignals::watch();
     tokio::select! {
         outcome = command => outcome,
-        () = signals.recv() => Err(Failure::Stopped),
+        stop = signals.recv() => Err(Failure::Stopped(stop)),
     }
 }
 
@@ -361,6 +362,36 @@ fn log_panics() {
     }));
 }
 
+/// Which signal stopped a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+}
+
+impl Stop {
+    /// The shell's convention for a process ended by a signal: 128 plus
+    /// its number, so a script sees the same status as if the signal's
+    /// default action had ended it.
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Stop::Interrupt => ExitCode::from(130),
+            Stop::Terminate => ExitCode::from(143),
+        }
+    }
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stop::Interrupt => "interrupted",
+            Stop::Terminate => "terminated",
+        })
+    }
+}
+
 /// SIGINT and SIGTERM, caught from the moment this is made.
 ///
 /// NB: made before anything is announced (`listening on`, the listen
@@ -395,8 +426,9 @@ impl StopSignals {
         Self {}
     }
 
-    /// Completes at the next SIGINT or SIGTERM (Ctrl-C only, where there is no SIGTERM).
-    pub(crate) async fn recv(&mut self) {
+    /// Completes at the next SIGINT or SIGTERM (Ctrl-C only, where there
+    /// is no SIGTERM), saying which.
+    pub(crate) async fn recv(&mut self) -> Stop {
         #[cfg(unix)]
         {
             async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
@@ -409,12 +441,15 @@ impl StopSignals {
                 }
             }
             tokio::select! {
-                () = next(&mut self.interrupt) => {}
-                () = next(&mut self.terminate) => {}
+                () = next(&mut self.interrupt) => Stop::Interrupt,
+                () = next(&mut self.terminate) => Stop::Terminate,
             }
         }
         #[cfg(not(unix))]
-        ctrl_c().await;
+        {
+            ctrl_c().await;
+            Stop::Interrupt
+        }
     }
 }
 

@@ -265,7 +265,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         }
     });
 
-    signals.recv().await;
+    let _ = signals.recv().await;
     let deadline = Instant::now() + STOP_DEADLINE;
     tracing::info!("stopping: no new connections; waiting for running calls");
     shared.stop.cancel();
