@@ -1493,6 +1493,20 @@ async fn call_reaches_a_child_process_over_its_stdio() {
     );
 }
 
+#[tokio::test]
+async fn a_child_that_dies_unanswered_is_reported_with_how_it_ended() {
+    let out = rpcpeer(&["call", "--exec", "sh -c 'read line; exit 7'", "x"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ended with exit status: 7"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rpcpeer(&["listen", "--exec", "sh -c 'kill -SEGV $$'"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("SIGSEGV"), "{}", stderr(&out));
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn call_reaches_a_unix_socket() {

@@ -385,6 +385,16 @@ impl Connection {
         }
     }
 
+    /// How the `--exec` program ended, if it has (or does within a moment
+    /// of its pipe closing).
+    async fn child_status(&mut self) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        tokio::time::timeout(Duration::from_millis(500), child.wait())
+            .await
+            .ok()?
+            .ok()
+    }
+
     /// Turns a failed call into what to tell the user, and closes.
     pub(crate) async fn fail(mut self, err: Error) -> Failure {
         let failure = match err {
@@ -400,6 +410,12 @@ impl Connection {
                     }
                     Some(end) if !reason.contains(&end.to_string()) => format!("; {end}"),
                     _ => String::new(),
+                };
+                // NB: a program that crashed or quit says most by how it
+                // ended (a signal, a status), which the pipe cannot tell.
+                let end = match self.child_status().await {
+                    Some(status) => format!("{end}; the program ended with {status}"),
+                    None => end,
                 };
                 Failure::Connection(format!(
                     // Neutral words: it may be us who closed (a message
@@ -969,7 +985,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
     };
     // The signals are caught from the start (see `StopSignals`), so a
     // Ctrl-C while connecting or calling must end this too.
-    let conn = tokio::select! {
+    let mut conn = tokio::select! {
         conn = setup => conn?,
         stop = signals.recv() => return Err(Failure::Stopped(stop)),
     };
@@ -1007,9 +1023,10 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
     let label = conn.label.clone();
-    let why = match conn.peer.peer_close_frame() {
-        Some(frame) => format!(" ({frame})"),
-        None => String::new(),
+    let why = match (conn.peer.peer_close_frame(), conn.child_status().await) {
+        (Some(frame), _) => format!(" ({frame})"),
+        (None, Some(status)) => format!(" and ended with {status}"),
+        (None, None) => String::new(),
     };
     conn.close().await;
     Err(Failure::Connection(format!(
