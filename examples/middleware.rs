@@ -23,9 +23,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_secs(10)).await;
         Ok::<_, ErrorObject>("done")
     });
-    // Outermost first: every call is logged, then waits its turn under the
-    // rate limit (5 calls a second, for all connections together), then
-    // has 200 ms to answer.
+    // Outermost first: each call is logged, goes under the rate limit (5
+    // calls a second, for all connections together), then has 200 ms to
+    // answer. As everywhere in tower, the whole stack must be ready before
+    // any layer sees a call: a call that waits its turn under the limit is
+    // logged when its turn comes, and its 200 ms start then.
     router.layer(
         ServiceBuilder::new()
             .map_request(|call: Call| {

@@ -41,9 +41,13 @@
 //! # });
 //! ```
 
+mod components;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+
+use self::components::Components;
 
 use crate::auth::Access;
 use crate::error::ErrorObject;
@@ -159,11 +163,11 @@ pub(crate) struct Documents {
 impl Documents {
     /// Describes every method of `router`.
     pub(crate) fn build<S: Send + Sync + 'static>(router: &Router<S>, service: &Service) -> Self {
-        let mut components = Map::new();
+        let mut components = Components::default();
         let mut procs = Vec::new();
         let mut methods = Vec::new();
         for info in router.methods() {
-            let (params, structure) = params_of(info, &mut components);
+            let params = params_of(info, &mut components);
             let result = result_of(info, &mut components);
             let access = access(info);
             procs.push(Procedure {
@@ -171,14 +175,17 @@ impl Documents {
                 summary: info.doc(),
                 idempotent: info.is_safe(),
                 params: params
+                    .list
                     .iter()
                     .map(|p| ProcParam {
                         name: p.name.clone(),
-                        kind: type_name(&p.schema, &components),
+                        kind: type_name(&p.schema, components.schemas()),
                     })
                     .collect(),
                 returns: ProcReturn {
-                    kind: type_name(&result, &components),
+                    kind: result
+                        .as_ref()
+                        .map_or("nil", |schema| type_name(schema, components.schemas())),
                 },
                 access: access.clone(),
             });
@@ -186,6 +193,7 @@ impl Documents {
                 name: info.name(),
                 description: info.doc(),
                 params: params
+                    .list
                     .into_iter()
                     .map(|p| ContentDescriptor {
                         name: p.name,
@@ -193,14 +201,17 @@ impl Documents {
                         schema: p.schema,
                     })
                     .collect(),
-                result: ContentDescriptor {
+                // NB: none for a notification: OpenRPC's way to say that a
+                // method is only used as one (a `result` says it answers).
+                result: result.map(|schema| ContentDescriptor {
                     name: format!("{}Result", info.name()),
                     required: None,
-                    schema: result,
-                },
+                    schema,
+                }),
                 errors: info.errors(),
-                param_structure: structure.as_str(),
-                // OpenRPC has no notion of a notification; say it the extension way.
+                param_structure: params.structure.as_str(),
+                params_schema: params.whole,
+                // Said the extension way as well, for tools that read it.
                 notification: info.is_notification().then_some(true),
                 access,
             });
@@ -213,8 +224,8 @@ impl Documents {
                 description: service.description.as_deref(),
             },
             methods,
-            components: (!components.is_empty()).then_some(Components {
-                schemas: &components,
+            components: (!components.schemas().is_empty()).then_some(ComponentsObject {
+                schemas: components.schemas(),
             }),
         };
         let description = ServiceDescription {
@@ -254,7 +265,7 @@ struct OpenRpc<'a> {
     info: Info<'a>,
     methods: Vec<Method<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    components: Option<Components<'a>>,
+    components: Option<ComponentsObject<'a>>,
 }
 
 /// OpenRPC's `info` object.
@@ -268,7 +279,7 @@ struct Info<'a> {
 
 /// OpenRPC's `components`: the schemas that the methods' schemas refer to.
 #[derive(Serialize)]
-struct Components<'a> {
+struct ComponentsObject<'a> {
     schemas: &'a Map<String, Value>,
 }
 
@@ -279,11 +290,17 @@ struct Method<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     params: Vec<ContentDescriptor>,
-    result: ContentDescriptor,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<ContentDescriptor>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [ErrorObject],
     #[serde(rename = "paramStructure")]
     param_structure: &'static str,
+    /// The params' schema as one value, where they cannot be split into
+    /// named params (a map, say): `params` then lists none, or only the
+    /// names known.
+    #[serde(rename = "x-params-schema", skip_serializing_if = "Option::is_none")]
+    params_schema: Option<Value>,
     #[serde(rename = "x-notification", skip_serializing_if = "Option::is_none")]
     notification: Option<bool>,
     #[serde(rename = "x-access", skip_serializing_if = "Option::is_none")]
@@ -356,7 +373,7 @@ fn description_schema() -> Value {
                 "description": "Every procedure, sorted by name."
             }
         },
-        "required": ["sdversion", "name", "id", "version", "summary", "procs"],
+        "required": ["sdversion", "name", "id", "version", "procs"],
         "description": "A service description in the JSON-RPC 1.1 working draft's form (§10).",
         "title": "ServiceDescription",
         "$defs": {
@@ -418,6 +435,9 @@ enum Structure {
     Either,
     /// A tuple or a variadic list.
     ByPosition,
+    /// An object only: a map, a struct serde reads as one (`flatten`), an
+    /// enum told apart by a member, an optional struct taken as the params.
+    ByName,
 }
 
 impl Structure {
@@ -426,6 +446,25 @@ impl Structure {
         match self {
             Structure::Either => "either",
             Structure::ByPosition => "by-position",
+            Structure::ByName => "by-name",
+        }
+    }
+}
+
+/// A method's params as the documents describe them.
+struct Params {
+    list: Vec<ParamDoc>,
+    structure: Structure,
+    /// The schema as one value, where `list` cannot say it all.
+    whole: Option<Value>,
+}
+
+impl Params {
+    fn new(list: Vec<ParamDoc>, structure: Structure) -> Self {
+        Params {
+            list,
+            structure,
+            whole: None,
         }
     }
 }
@@ -433,20 +472,24 @@ impl Structure {
 /// Splits a method's params into named params.
 ///
 /// With a schema:
-/// - a struct (`properties`): one param per field, in declaration order;
-/// - a tuple (`prefixItems`): one per element, named by its title or `argN`;
-/// - a list (`items`): one variadic param named by the items' title;
+/// - a plain struct (`properties`, and serde names its fields): one param
+///   per field, in declaration order, by position or by name;
+/// - a tuple (an `items` array): one per element, named by its title or `argN`;
+/// - a list (an `items` schema): one variadic param named by the items' title;
+/// - an object serde reads only by name (a struct behind `Option`, one
+///   with `flatten`, an enum tagged by a member, a map): by name, one
+///   param per member known, with the whole schema beside them;
 /// - anything else: one param `params` of that schema.
 ///
 /// Without one, a params struct's fields as serde names them, each of any
 /// type; params that are not a struct are one param `params` of any type.
-fn params_of(info: &MethodInfo, components: &mut Map<String, Value>) -> (Vec<ParamDoc>, Structure) {
+fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
     let Some(schema) = info.params() else {
         if !info.takes_params() {
-            return (Vec::new(), Structure::Either);
+            return Params::new(Vec::new(), Structure::Either);
         }
         if info.param_names().is_empty() {
-            return (vec![any_params(Value::Bool(true))], Structure::ByPosition);
+            return Params::new(vec![any_params(Value::Bool(true))], Structure::ByPosition);
         }
         let params = info
             .param_names()
@@ -457,19 +500,81 @@ fn params_of(info: &MethodInfo, components: &mut Map<String, Value>) -> (Vec<Par
                 required: false,
             })
             .collect();
-        return (params, Structure::Either);
+        return Params::new(params, Structure::Either);
     };
-    let root = hoist(schema, components);
+    let root = components.hoist(schema, &format!("{}Params", info.name()));
+    let plain_struct = !info.param_names().is_empty();
     let Some(object) = root.as_object() else {
-        return (vec![any_params(root)], Structure::ByPosition);
+        return Params::new(vec![any_params(root)], Structure::ByPosition);
     };
-    if let Some(Value::Object(props)) = object.get("properties") {
-        let required: Vec<&str> = object
+    match object.get("items") {
+        Some(Value::Array(items)) => {
+            let min = object.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
+            // NB: trailing elements that may be null may be left out, as
+            // the params reader pads them.
+            let optional_from = items
+                .iter()
+                .rposition(|schema| !nullable(schema, components))
+                .map_or(0, |last| last + 1);
+            let params = items
+                .iter()
+                .enumerate()
+                .map(|(i, schema)| ParamDoc {
+                    name: title(schema).unwrap_or_else(|| format!("arg{i}")),
+                    schema: schema.clone(),
+                    required: i < min && i < optional_from,
+                })
+                .collect();
+            return Params::new(params, Structure::ByPosition);
+        }
+        Some(items) => {
+            let param = ParamDoc {
+                name: title(items).unwrap_or_else(|| "values".into()),
+                schema: items.clone(),
+                required: false,
+            };
+            return Params::new(vec![param], Structure::ByPosition);
+        }
+        None => {}
+    }
+    if plain_struct && object.contains_key("properties") {
+        let mut params = members(&root, components).unwrap_or_default();
+        in_field_order(&mut params, info.param_names());
+        return Params::new(params, Structure::Either);
+    }
+    if let Some(mut params) = members(&root, components) {
+        // NB: by name, the order is free: OpenRPC lists the required first.
+        params.sort_by_key(|p| !p.required);
+        let whole = (!plain_object(&root)).then_some(root);
+        return Params {
+            list: params,
+            structure: Structure::ByName,
+            whole,
+        };
+    }
+    if is_object(&root, components) {
+        return Params {
+            list: Vec::new(),
+            structure: Structure::ByName,
+            whole: Some(root),
+        };
+    }
+    Params::new(vec![any_params(root)], Structure::ByPosition)
+}
+
+/// The named members of an object schema, through references, and of
+/// each alternative of `anyOf`/`oneOf` (a member is required only where
+/// every alternative requires it, and none is when `null` is one);
+/// `None` when no member is named.
+fn members(schema: &Value, components: &Components) -> Option<Vec<ParamDoc>> {
+    let schema = resolved(schema, components);
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        let required: Vec<&str> = schema
             .get("required")
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let mut params: Vec<ParamDoc> = props
+        let params = props
             .iter()
             .map(|(name, schema)| ParamDoc {
                 name: name.clone(),
@@ -477,31 +582,103 @@ fn params_of(info: &MethodInfo, components: &mut Map<String, Value>) -> (Vec<Par
                 required: required.contains(&name.as_str()),
             })
             .collect();
-        in_field_order(&mut params, info.param_names());
-        return (params, Structure::Either);
+        return Some(params);
     }
-    if let Some(Value::Array(items)) = object.get("prefixItems") {
-        let min = object.get("minItems").and_then(Value::as_u64).unwrap_or(0);
-        let params = items
-            .iter()
-            .enumerate()
-            .map(|(i, schema)| ParamDoc {
-                name: title(schema).unwrap_or_else(|| format!("arg{i}")),
-                schema: schema.clone(),
-                required: (i as u64) < min,
-            })
-            .collect();
-        return (params, Structure::ByPosition);
-    }
-    if let Some(items) = object.get("items") {
-        let param = ParamDoc {
-            name: title(items).unwrap_or_else(|| "values".into()),
-            schema: items.clone(),
-            required: false,
+    let alternatives = ["anyOf", "oneOf"]
+        .iter()
+        .find_map(|key| schema.get(*key).and_then(Value::as_array))?;
+    let mut merged: Vec<ParamDoc> = Vec::new();
+    let mut any_null = false;
+    let mut objects = 0;
+    for alternative in alternatives {
+        if is_null(resolved(alternative, components)) {
+            any_null = true;
+            continue;
+        }
+        let Some(found) = members(alternative, components) else {
+            continue;
         };
-        return (vec![param], Structure::ByPosition);
+        objects += 1;
+        for param in found {
+            match merged.iter_mut().find(|p| p.name == param.name) {
+                Some(known) => known.required &= param.required,
+                // NB: one that only a later alternative names is not
+                // required by the earlier ones.
+                None => merged.push(ParamDoc {
+                    required: param.required && objects == 1,
+                    ..param
+                }),
+            }
+        }
+        for known in &mut merged {
+            // What this alternative does not name, it does not require.
+            if known.required && !has_member(alternative, &known.name, components) {
+                known.required = false;
+            }
+        }
     }
-    (vec![any_params(root)], Structure::ByPosition)
+    if merged.is_empty() {
+        return None;
+    }
+    if any_null {
+        merged.iter_mut().for_each(|p| p.required = false);
+    }
+    Some(merged)
+}
+
+/// Whether the object schema `schema` names member `name`.
+fn has_member(schema: &Value, name: &str, components: &Components) -> bool {
+    resolved(schema, components)
+        .get("properties")
+        .and_then(|props| props.get(name))
+        .is_some()
+}
+
+/// `schema`, or what its reference points to (a few steps deep).
+fn resolved<'a>(mut schema: &'a Value, components: &'a Components) -> &'a Value {
+    for _ in 0..16 {
+        match components.resolve(schema) {
+            Some(target) => schema = target,
+            None => break,
+        }
+    }
+    schema
+}
+
+/// Whether `schema` is an object with its members listed and nothing else
+/// to it (no alternatives, no reference): then the list says it all.
+fn plain_object(schema: &Value) -> bool {
+    schema.get("properties").is_some()
+        && ["$ref", "anyOf", "oneOf", "allOf", "additionalProperties"]
+            .iter()
+            .all(|key| schema.get(*key).is_none())
+}
+
+/// Whether `schema` describes only objects (a map, say).
+fn is_object(schema: &Value, components: &Components) -> bool {
+    let schema = resolved(schema, components);
+    schema.get("type").and_then(Value::as_str) == Some("object")
+}
+
+/// Whether `schema` is that of `null` alone.
+fn is_null(schema: &Value) -> bool {
+    schema.get("type").and_then(Value::as_str) == Some("null")
+}
+
+/// Whether `schema` admits `null` (an `Option`).
+fn nullable(schema: &Value, components: &Components) -> bool {
+    let schema = resolved(schema, components);
+    match schema.get("type") {
+        Some(Value::String(kind)) => return kind == "null",
+        Some(Value::Array(kinds)) => return kinds.iter().any(|k| k == "null"),
+        _ => {}
+    }
+    ["anyOf", "oneOf"].iter().any(|key| {
+        schema
+            .get(*key)
+            .and_then(Value::as_array)
+            .is_some_and(|alts| alts.iter().any(|alt| nullable(alt, components)))
+    })
 }
 
 /// Puts `params` in the order of the struct's fields, which is the order
@@ -532,53 +709,13 @@ fn title(schema: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The result's schema: what the handler returns, `null` for a
-/// notification, anything when it is not known.
-fn result_of(info: &MethodInfo, components: &mut Map<String, Value>) -> Value {
+/// The result's schema: what the handler returns, anything when it is not
+/// known, and none for a notification.
+fn result_of(info: &MethodInfo, components: &mut Components) -> Option<Value> {
     match info.result() {
-        Some(schema) => hoist(schema, components),
-        None if info.is_notification() => json!({"type": "null"}),
-        None => Value::Bool(true),
-    }
-}
-
-/// A root schema made fit to sit inside another document: its `$defs` move
-/// to `components` (OpenRPC's `components.schemas`) and every reference is
-/// pointed there.
-fn hoist(schema: &Value, components: &mut Map<String, Value>) -> Value {
-    let mut value = schema.clone();
-    if let Some(object) = value.as_object_mut() {
-        object.remove("$schema");
-        for key in ["$defs", "definitions"] {
-            if let Some(Value::Object(defs)) = object.remove(key) {
-                for (name, mut def) in defs {
-                    repoint(&mut def);
-                    // Same name, same type: schemars names a type by its path.
-                    components.entry(name).or_insert(def);
-                }
-            }
-        }
-    }
-    repoint(&mut value);
-    value
-}
-
-/// Rewrites `#/$defs/X` references to `#/components/schemas/X`.
-fn repoint(value: &mut Value) {
-    match value {
-        Value::Object(object) => {
-            if let Some(Value::String(target)) = object.get_mut("$ref") {
-                for prefix in ["#/$defs/", "#/definitions/"] {
-                    if let Some(name) = target.strip_prefix(prefix) {
-                        *target = format!("#/components/schemas/{name}");
-                        break;
-                    }
-                }
-            }
-            object.values_mut().for_each(repoint);
-        }
-        Value::Array(items) => items.iter_mut().for_each(repoint),
-        _ => {}
+        Some(schema) => Some(components.hoist(schema, &format!("{}Result", info.name()))),
+        None if info.is_notification() => None,
+        None => Some(Value::Bool(true)),
     }
 }
 
@@ -637,6 +774,17 @@ fn type_name_at(schema: &Value, components: &Map<String, Value>, depth: u8) -> &
                     _ => "any",
                 };
             }
+            // NB: a reference with a description beside it is an `allOf`
+            // of one in draft 7; a value meets every part of one.
+            if let Some(Value::Array(parts)) = object.get("allOf") {
+                let mut kinds = parts
+                    .iter()
+                    .map(|part| type_name_at(part, components, depth + 1))
+                    .filter(|kind| *kind != "any");
+                if let (Some(kind), None) = (kinds.next(), kinds.next()) {
+                    return kind;
+                }
+            }
             if object.contains_key("properties") {
                 "obj"
             } else if object.contains_key("items") || object.contains_key("prefixItems") {
@@ -673,6 +821,10 @@ mod tests {
             (json!({"type": "integer", "format": "int64"}), "num"),
             (json!({"type": ["string", "null"]}), "str"),
             (json!({"type": "array", "prefixItems": []}), "arr"),
+            (
+                json!({"allOf": [{"type": "object"}], "description": "d"}),
+                "obj",
+            ),
             (json!({"type": "object"}), "obj"),
             (json!({"type": "null"}), "nil"),
             (json!(true), "any"),

@@ -448,6 +448,13 @@ impl<S: Send + Sync + 'static> Router<S> {
     /// [`middleware`](crate::middleware) for what the layers' errors
     /// become on the wire.
     ///
+    /// As everywhere in tower, a call goes into the stack only once the
+    /// whole stack is ready (each layer's `poll_ready` asks the one inside
+    /// it): a layer outside a rate or concurrency limit sees a call only
+    /// when the limit lets it through, so it cannot time or count the wait.
+    /// Put such a layer under [`connection_layer`](Self::connection_layer),
+    /// which wraps the router's shared service from outside.
+    ///
     /// A router without layers pays nothing for this: its calls take the
     /// path they always took. With layers, a call costs a few allocations
     /// more (its params are copied, its future goes through each layer),

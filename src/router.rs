@@ -389,7 +389,7 @@ impl MethodConfig<'_> {
 
     /// The JSON Schema of the result, for introspection (see
     /// [`MethodConfig::params_schema`]). Without one, a request's result
-    /// is described as any value, a notification's as `null`.
+    /// is described as any value; a notification has none.
     pub fn result_schema(self, schema: Value) -> Self {
         self.info.result = Some(schema);
         self
@@ -397,7 +397,8 @@ impl MethodConfig<'_> {
 
     /// Declares an error the method may answer with, listed in its OpenRPC
     /// `errors`. Declare as many as it has; the errors every method may
-    /// answer with (-32602 and the like) go without saying.
+    /// answer with (-32602 and the like) go without saying. OpenRPC wants
+    /// each code once: one declared again replaces the earlier one.
     ///
     /// ```
     /// use rpcpeer::{ErrorObject, Router};
@@ -407,10 +408,19 @@ impl MethodConfig<'_> {
     ///     .method("divide", |(a, b): (i64, i64)| async move {
     ///         a.checked_div(b).ok_or_else(|| ErrorObject::new(-32050, "division by zero"))
     ///     })
-    ///     .error(ErrorObject::new(-32050, "division by zero"));
+    ///     .error(ErrorObject::new(-32050, "division by zero"))
+    ///     .error(ErrorObject::new(-32050, "the divisor is 0"));
+    /// let errors = router.method_info("divide").unwrap().errors();
+    /// assert_eq!(errors.len(), 1);
+    /// assert_eq!(errors[0].message, "the divisor is 0");
     /// ```
     pub fn error(self, error: impl Into<ErrorObject>) -> Self {
-        self.info.errors.push(error.into());
+        let error = error.into();
+        let errors = &mut self.info.errors;
+        match errors.iter_mut().find(|known| known.code == error.code) {
+            Some(known) => *known = error,
+            None => errors.push(error),
+        }
         self
     }
 

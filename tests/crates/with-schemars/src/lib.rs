@@ -33,6 +33,62 @@ pub enum Outcome {
     Blocked(Point),
 }
 
+/// Another type called `Point`: its schema must not be taken for the other's.
+pub mod places {
+    /// A place on the globe.
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    pub struct Point {
+        /// Degrees north.
+        pub lat: f64,
+        /// Degrees east.
+        pub lon: f64,
+    }
+}
+
+/// Params of `locate`.
+#[derive(Deserialize, JsonSchema)]
+pub struct Visit {
+    /// Where.
+    pub place: places::Point,
+}
+
+/// A tree of names: a type that refers to itself.
+#[derive(Deserialize, JsonSchema)]
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// What hangs below it.
+    pub children: Vec<Node>,
+}
+
+/// A shape, told apart by its `kind`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(tag = "kind")]
+pub enum Shape {
+    /// A circle of radius `r`.
+    Circle {
+        /// Its radius.
+        r: f64,
+    },
+    /// A square of side `side`, centred on `r` if given.
+    Square {
+        /// Its side.
+        side: f64,
+        /// Ignored; here so two kinds share a member name.
+        r: Option<f64>,
+    },
+}
+
+/// Params read through `flatten`, which serde takes by name only.
+#[derive(Deserialize, JsonSchema)]
+pub struct Labelled {
+    /// The label.
+    pub label: String,
+    /// Where it goes.
+    #[serde(flatten)]
+    pub at: Point,
+}
+
 /// The application's method table.
 pub fn router() -> Router {
     let mut router = Router::new();
@@ -55,6 +111,33 @@ pub fn router() -> Router {
         Ok::<_, ErrorObject>(a + b)
     });
     router.notification_with_schema("tick", |_: Vec<u32>| async {});
+    router.method_with_schema("locate", |v: Visit| async move {
+        Ok::<_, ErrorObject>(v.place.lat + v.place.lon)
+    });
+    router.method_with_schema("count", |n: Node| async move {
+        fn count(n: &Node) -> usize {
+            1 + n.children.iter().map(count).sum::<usize>()
+        }
+        Ok::<_, ErrorObject>(count(&n))
+    });
+    router.method_with_schema(
+        "tally",
+        |m: std::collections::HashMap<String, u32>| async move {
+            Ok::<_, ErrorObject>(m.values().sum::<u32>())
+        },
+    );
+    router.method_with_schema("area", |s: Shape| async move {
+        Ok::<_, ErrorObject>(match s {
+            Shape::Circle { r } => 3.0 * r * r,
+            Shape::Square { side, .. } => side * side,
+        })
+    });
+    router.method_with_schema("label", |l: Labelled| async move {
+        Ok::<_, ErrorObject>(format!("{} at {},{}", l.label, l.at.x, l.at.y))
+    });
+    router.method_with_schema("pad", |(n, text): (i32, Option<String>)| async move {
+        Ok::<_, ErrorObject>((text.unwrap_or_default(), n))
+    });
     // Registered without schemas: introspection still names its params.
     router.method("plain", |p: Point| async move { Ok::<_, ErrorObject>(p.x) });
     router.introspection(
