@@ -110,7 +110,8 @@ pub struct WsTransport<S> {
     /// A close frame went out or came in; no more pings may be sent
     /// (RFC 6455 §5.5.1).
     closing: bool,
-    /// A ping of ours sits unflushed in tungstenite's write buffer.
+    /// A ping of ours, or a pong to the peer's, sits unflushed in
+    /// tungstenite's write buffer.
     flush_owed: bool,
     /// The last task that used the sink; see `poll_flush_for_reader`.
     sink_waker: Option<Waker>,
@@ -312,10 +313,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
                 Utf8Bytes::try_from(bytes)
                     .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
             ),
-            // tungstenite queued the pong (or the close reply) when it read
-            // the frame, and its next read flushes it before reading on, so
-            // the reply goes out even while nothing is being sent.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+            // tungstenite queued the pong when it read the ping; it is
+            // flushed before anything more is read (see `poll_next`).
+            Message::Ping(_) => {
+                self.flush_owed = true;
+                None
+            }
+            // A close reply is queued the same way; the next read flushes it.
+            Message::Pong(_) | Message::Frame(_) => None,
             Message::Close(frame) => {
                 self.closing = true;
                 self.close_frame = Some(match frame {
@@ -551,7 +556,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsTransport<S> {
                 Read::Failing(_) | Read::Lingering(_) => return this.poll_failing(cx),
                 Read::Done => return Poll::Ready(None),
             }
-            if this.flush_owed && this.poll_flush_for_reader(cx).is_ready() {
+            if this.flush_owed {
+                if this.poll_flush_for_reader(cx).is_pending() {
+                    // NB: no more is read until our pongs are out: each ping
+                    // read queues one, and tungstenite keeps every one that
+                    // cannot be written, so a peer that pings and never
+                    // reads would grow this buffer without end.
+                    return this.poll_timers(cx);
+                }
                 this.flush_owed = false;
             }
             // NB: the socket is read before the timers are looked at, so a

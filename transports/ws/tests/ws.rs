@@ -220,6 +220,48 @@ async fn ping_is_answered_while_the_server_only_reads() {
 }
 
 #[tokio::test]
+async fn a_peer_that_pings_and_never_reads_is_not_read_on() {
+    // Each ping read queues a pong; with the pongs unwritten (the peer reads
+    // nothing), reading on would pile them up in memory without end.
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut tcp = within(socket.connect(server.addr)).await.expect("connect");
+    tcp.write_all(
+        format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            server.addr
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("upgrade request");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        within(tcp.read_exact(&mut byte)).await.expect("101");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    // Masked pings (a zero mask) of 125 bytes, a thousand at a time.
+    let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
+    ping.extend([b'p'; 125]);
+    let pings = ping.repeat(1000);
+    let limit = 64 << 20;
+    let mut sent = 0;
+    while sent < limit {
+        match tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&pings)).await {
+            Ok(result) => result.expect("write"),
+            // The server stopped reading: what it owes us bounds what it holds.
+            Err(_) => return,
+        }
+        sent += pings.len();
+    }
+    panic!("the server read {sent} bytes of pings while its pongs could not be written");
+}
+
+#[tokio::test]
 async fn invalid_utf8_binary_is_reported_and_the_connection_goes_on() {
     let server = Server::start(Mode::EchoErrors, Config::default()).await;
     let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
