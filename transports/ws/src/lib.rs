@@ -28,6 +28,7 @@
 //! | request body | 16 MiB | [`Config::max_message_len`] | `413`, before the body is read when its length is declared |
 //! | request head, and idle time between keep-alive requests | 10 s | [`Config::http_header_timeout`] | the connection is closed |
 //! | request body arrival | 30 s | [`Config::http_body_timeout`] | `408`, connection closed |
+//! | a write that makes no progress (the client reads nothing) | 30 s | [`Config::write_timeout`] | the connection is closed |
 //! | body bytes held at once, all connections | 64 MiB | [`Config::http_body_budget`] | `503` with `Retry-After`, connection closed |
 //! | transfer codings | `chunked` only | none | `400`, connection closed |
 //! | `Content-Length` with `Transfer-Encoding` | refused | none | `400`, connection closed |
@@ -161,6 +162,14 @@ pub struct Config {
     /// with clones of this `Config`. Default: 64 MiB
     /// ([`BodyBudget::DEFAULT`]). Past it: `503`, see [`BodyBudget`].
     pub http_body_budget: BodyBudget,
+    /// How long a write of the server's may make no progress, the client
+    /// reading nothing, before the connection is closed: HTTP answers and,
+    /// after an upgrade, WebSocket frames. Default: 30 s. A client that
+    /// sends requests and never reads the answers would otherwise hold its
+    /// connection, and its place under [`Server::max_connections`],
+    /// forever. A slow reader is no stalled one: each byte it takes
+    /// restarts the clock. A zero duration turns it off.
+    pub write_timeout: Duration,
 }
 
 impl Default for Config {
@@ -174,6 +183,7 @@ impl Default for Config {
             http_header_timeout: Duration::from_secs(10),
             http_body_timeout: Duration::from_secs(30),
             http_body_budget: BodyBudget::default(),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

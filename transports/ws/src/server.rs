@@ -25,6 +25,7 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
 };
+use tokio_io_timeout::TimeoutStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_util::{
     sync::CancellationToken,
@@ -245,6 +246,12 @@ where
     S: Service,
 {
     let header_timeout = config.http_header_timeout;
+    // NB: hyper writes an answer before it reads the next request, so a
+    // client that pipelines requests and reads nothing stops it at a write
+    // that never ends, where no read timeout of hyper's applies.
+    let mut io = Box::pin(TimeoutStream::new(io));
+    let write_timeout = Some(config.write_timeout).filter(|limit| !limit.is_zero());
+    io.as_mut().set_write_timeout_pinned(write_timeout);
     let config = Arc::new(config);
     let (io, heads) = heads::watch(io);
     let upgrading = Upgrading::default();

@@ -843,6 +843,53 @@ async fn broken_websocket_upgrade_gets_a_plain_error() {
     assert!(body.contains("Sec-WebSocket-Key"), "{body}");
 }
 
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_cut_off() {
+    let config = Config {
+        write_timeout: Duration::from_secs(1),
+        // Only the write timeout may close this connection.
+        http_header_timeout: Duration::from_secs(600),
+        ..Config::default()
+    };
+    let server = Server::start(Mode::Echo, config).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = within(socket.connect(server.addr)).await.expect("connect");
+    let (mut reader, mut writer) = tcp.into_split();
+    // Pipelined requests whose answers (the service echoes each body) are
+    // far more than the socket buffers hold.
+    let body = "x".repeat(64 * 1024);
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let requests = 400;
+    let all_answers = requests * body.len();
+    let writing = tokio::spawn(async move {
+        for _ in 0..requests {
+            if writer.write_all(request.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        writer
+    });
+    // Longer than the timeout, reading nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut received = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match within(reader.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    assert!(
+        received < all_answers,
+        "the connection stayed open: {received} bytes of answers came"
+    );
+    writing.abort();
+}
+
 /// Sends raw bytes and reads everything until the server closes.
 async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
     let mut tcp = within(TcpStream::connect(addr)).await.expect("connect");
