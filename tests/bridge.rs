@@ -295,3 +295,47 @@ async fn a_message_over_the_limit_is_refused_and_the_child_exiting_closes_a_tcp_
     assert_eq!(next_line(&mut lines).await, None);
     gone(pid).await;
 }
+
+#[tokio::test]
+async fn a_half_closed_connection_closes_the_programs_stdin_and_still_gets_its_answers() {
+    // `cat` echoes until its stdin ends; then the program says so, and exits.
+    let mut bridge = Bridge::start(
+        "tcp://127.0.0.1:0",
+        r#"sh -c 'cat; echo "{\"stdin\":\"ended\"}"'"#,
+        &["--child-framing", "newline"],
+    )
+    .await;
+    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let pid = bridge.started_pid().await;
+    let (read, mut write) = tcp.into_split();
+    let mut lines = BufReader::new(read).lines();
+    write
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"id\":1}\n")
+        .await
+        .expect("write");
+    // A TCP half-close: nothing more comes from us, answers still may.
+    write.shutdown().await.expect("shutdown");
+    assert_eq!(
+        next_line(&mut lines).await.as_deref(),
+        Some(r#"{"jsonrpc":"2.0","method":"a","id":1}"#)
+    );
+    assert_eq!(
+        next_line(&mut lines).await.as_deref(),
+        Some(r#"{"stdin":"ended"}"#)
+    );
+    assert_eq!(next_line(&mut lines).await, None);
+    // It exited by itself, not killed.
+    let exit = loop {
+        let line = within("the exit line", bridge.log.next_line())
+            .await
+            .expect("the log")
+            .expect("the log to go on");
+        if line.contains(&format!("pid {pid} exited")) {
+            break line;
+        }
+    };
+    assert!(exit.contains("exit status: 0"), "{exit}");
+}

@@ -216,6 +216,7 @@ where
     let child_io = child_io.with_max_frame_len(shared.max_message_len);
     let (mut to_child, mut from_child) = child_io.split();
     let (mut to_conn, mut from_conn) = conn.split();
+    let mut peer_done = false;
     let why = loop {
         tokio::select! {
             message = from_conn.next() => match message {
@@ -247,7 +248,10 @@ where
                     }
                 }
                 Some(Err(err)) => break format!("the connection failed: {err}"),
-                None => break "the connection closed".to_owned(),
+                None => {
+                    peer_done = true;
+                    break "the connection closed (or shut down its writing half)".to_owned();
+                }
             },
             message = from_child.next() => match message {
                 Some(Ok(text)) => {
@@ -269,15 +273,45 @@ where
     tracing::info!("{label}: {why}; ending both sides");
     // Closing its stdin asks the program to exit (a language server does);
     // one that does not is killed.
+    let deadline = tokio::time::Instant::now() + EXIT_GRACE;
     let _ = to_child.close().await;
-    drop(from_child);
+    if peer_done {
+        // NB: a peer that only shut down its writing half (a TCP half-close)
+        // still gets the answers to what it sent: what the program writes
+        // is passed on until it closes its stdout, within its time to exit.
+        let relay = async {
+            while let Some(message) = from_child.next().await {
+                match message {
+                    Ok(text) => {
+                        if to_conn.send(text).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(err)
+                        if matches!(
+                            err.kind(),
+                            std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidData
+                        ) =>
+                    {
+                        tracing::warn!("{label}: a message from the program was dropped: {err}");
+                    }
+                    Err(_) => break,
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, relay) => {}
+            () = stop.cancelled() => {}
+        }
+    }
+    drop((to_child, from_child));
     let _ = to_conn.close().await;
-    end(&mut child, &label, pid).await;
+    end(&mut child, &label, pid, deadline).await;
 }
 
-/// Waits for the child to exit, killing it after [`EXIT_GRACE`].
-async fn end(child: &mut Child, label: &str, pid: u32) {
-    let status = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
+/// Waits for the child to exit, killing it at `deadline`.
+async fn end(child: &mut Child, label: &str, pid: u32, deadline: tokio::time::Instant) {
+    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
         Ok(status) => status,
         Err(_) => {
             let _ = child.start_kill();

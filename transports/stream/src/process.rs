@@ -1,8 +1,10 @@
 //! Framed pipes to processes: this process's stdin/stdout and a child's.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::Join;
+use tokio::io::{AsyncRead, AsyncWrite, Join, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::{framed, Framed, Framing, DEFAULT_MAX_FRAME_LEN};
@@ -27,6 +29,11 @@ pub type Stdio = Join<tokio::io::Stdin, tokio::io::Stdout>;
 
 /// A child's stdout (read) and stdin (write) as one byte stream.
 ///
+/// Shutting it down (closing the framed sink, as a driver does when its
+/// connection closes) closes the child's stdin, which tells the child that
+/// no more input comes, while what it still writes can be read to the end.
+/// (A plain [`ChildStdin`] closes only when dropped.)
+///
 /// ```
 /// # #[cfg(unix)]
 /// # #[tokio::main(flavor = "current_thread")]
@@ -46,7 +53,60 @@ pub type Stdio = Join<tokio::io::Stdin, tokio::io::Stdout>;
 /// # #[cfg(not(unix))]
 /// # fn main() {}
 /// ```
-pub type ChildIo = Join<ChildStdout, ChildStdin>;
+#[derive(Debug)]
+pub struct ChildIo {
+    stdout: ChildStdout,
+    /// `None` once shut down: the pipe is closed.
+    stdin: Option<ChildStdin>,
+}
+
+impl AsyncRead for ChildIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stdout).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ChildIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().stdin {
+            Some(stdin) => Pin::new(stdin).poll_write(cx, buf),
+            None => Poll::Ready(Err(stdin_closed())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().stdin {
+            Some(stdin) => Pin::new(stdin).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(stdin) = &mut this.stdin {
+            std::task::ready!(Pin::new(stdin).poll_flush(cx))?;
+        }
+        // Dropped: the pipe's write end closes, and the child reads the end.
+        this.stdin = None;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What a write after the shutdown meets.
+fn stdin_closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the child's stdin was closed (the stream was shut down)",
+    )
+}
 
 /// Frames this process's stdin and stdout, with [`DEFAULT_MAX_FRAME_LEN`]
 /// (set another limit with [`Framed::with_max_frame_len`]) and no idle
@@ -137,6 +197,9 @@ pub fn spawn_child(cmd: &mut Command, framing: Framing) -> io::Result<(Framed<Ch
             "the child's stdin or stdout was not piped",
         ));
     };
-    let io = tokio::io::join(stdout, stdin);
+    let io = ChildIo {
+        stdout,
+        stdin: Some(stdin),
+    };
     Ok((framed(io, framing, DEFAULT_MAX_FRAME_LEN), child))
 }

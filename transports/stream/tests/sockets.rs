@@ -462,6 +462,32 @@ mod child {
     }
 
     #[tokio::test]
+    async fn closing_the_sink_ends_the_childs_stdin_and_its_output_is_still_read() {
+        within_deadline(async {
+            // `cat` echoes until its stdin ends, then the program says so.
+            let mut cmd = tokio::process::Command::new("sh");
+            cmd.args(["-c", "cat; echo '\"ended\"'"]);
+            let (mut conn, mut child) =
+                rpcpeer_stream::spawn_child(&mut cmd, Framing::Newline).expect("spawn sh");
+            conn.send("[1]".to_owned()).await.expect("send");
+            conn.close().await.expect("close");
+            assert_eq!(conn.next().await.expect("frame").expect("no error"), "[1]");
+            assert_eq!(
+                conn.next().await.expect("frame").expect("no error"),
+                "\"ended\""
+            );
+            assert!(conn.next().await.is_none());
+            assert!(child.wait().await.expect("wait").success());
+            let err = conn
+                .send("[2]".to_owned())
+                .await
+                .expect_err("sent after close");
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{err}");
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn spawning_a_missing_program_fails() {
         within_deadline(async {
             let mut cmd = tokio::process::Command::new("rpcpeer-stream-no-such-program");
