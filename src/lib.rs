@@ -226,6 +226,14 @@ pub use transport::{CloseFrame, CloseFrameError};
 /// Generic methods, borrowed params and methods without `&self` are refused
 /// with an error naming the method.
 ///
+/// The return type is read as written: `Result<T, E>` (any path whose last
+/// segment is `Result`) answers `Err` as a JSON-RPC error, anything else is
+/// a value answered as a success. A macro cannot see through a type alias,
+/// so a `Result` behind one (`type RpcResult<T> = Result<T, ErrorObject>`)
+/// is refused at compile time, at the return type, rather than answering
+/// its `Err` as `{"result": {"Err": ..}}`: spell it `Result<T, E>` in the
+/// trait.
+///
 /// ```
 /// use rpcpeer::{testing::connected_pair, Context, Error, ErrorObject, Router};
 /// use serde::{Deserialize, Serialize};
@@ -289,7 +297,10 @@ pub use rpcpeer_macros::api;
 #[cfg(feature = "macros")]
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::typed::{stateless, PerConnection};
+    pub use crate::typed::{
+        plain, stateless, CheckPlain, PerConnection, Plain, PlainValue, ResultBehindAlias,
+        ReturnType,
+    };
     pub use serde;
 }
 

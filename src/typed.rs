@@ -1,6 +1,7 @@
 //! What the code `#[rpcpeer::api]` writes relies on (feature `macros`): one implementation per connection, and the context a trait's method takes.
 
 use std::any::Any;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::context::Context;
@@ -60,3 +61,59 @@ pub fn stateless<S>(cx: Context<S>) -> Context<()> {
         cancel: cx.cancel,
     }
 }
+
+/// The method's return type as the macro read it: a plain value, which is
+/// answered as a success whatever it holds. `check()` tells a `Result`
+/// hidden behind an alias from one: the inherent method of
+/// `ReturnType<Result<T, E>>` is found before the trait method every
+/// `ReturnType<T>` has, so it is chosen exactly when the type is a
+/// `Result`, and its answer fails [`plain`]. The macro cannot see through
+/// an alias; the compiler can.
+pub struct ReturnType<T>(PhantomData<fn() -> T>);
+
+impl<T> ReturnType<T> {
+    /// The type to check.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T, E> ReturnType<Result<T, E>> {
+    /// The return type is a `Result`.
+    pub fn check(&self) -> ResultBehindAlias {
+        ResultBehindAlias
+    }
+}
+
+/// What `check()` finds for any type but a `Result`.
+pub trait CheckPlain {
+    /// The return type is a plain value.
+    fn check(&self) -> PlainValue {
+        PlainValue
+    }
+}
+
+impl<T> CheckPlain for ReturnType<T> {}
+
+/// `check()`'s answer for a plain value.
+pub struct PlainValue;
+
+/// `check()`'s answer for a `Result` the macro took for a plain value.
+pub struct ResultBehindAlias;
+
+/// Implemented by [`PlainValue`] alone: the bound that turns a `Result`
+/// behind an alias into a compile error saying what to write.
+#[diagnostic::on_unimplemented(
+    message = "the return type is a `Result` behind an alias: spell it `Result<T, E>` in the trait \
+               so that errors are answered as JSON-RPC errors",
+    label = "a `Result` behind an alias",
+    note = "`#[rpcpeer::api]` reads the return type as written and cannot see through an alias: \
+            it would take this one for a plain value and answer an `Err` as a success"
+)]
+pub trait Plain {}
+
+impl Plain for PlainValue {}
+
+/// Compiles only for [`PlainValue`].
+pub fn plain<P: Plain>(_: P) {}

@@ -175,6 +175,25 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
         Output::Plain(_) => quote!(::core::result::Result::<_, ::rpcpeer::ErrorObject>::Ok(#call)),
         Output::Result { .. } => call,
     };
+    // NB: a `Result` behind an alias reads as a plain value here, and would
+    // be answered `{"result": {"Err": ..}}`; the compiler sees through the
+    // alias and refuses it, pointing at the return type.
+    let plain_check = match &m.output {
+        Output::Plain(ty) => {
+            let check = quote_spanned! {ty.span()=>
+                ::rpcpeer::__private::plain(::rpcpeer::__private::ReturnType::<#ty>::new().check());
+            };
+            Some(quote! {
+                {
+                    // Unused when the type is a `Result`: the inherent method wins.
+                    #[allow(unused_imports)]
+                    use ::rpcpeer::__private::CheckPlain as _;
+                    #check
+                }
+            })
+        }
+        Output::Notification | Output::Result { .. } => None,
+    };
     let notification = matches!(m.output, Output::Notification);
     let register = match (notification, api.schema) {
         (false, false) => quote!(method),
@@ -193,6 +212,7 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
     let own_task = m.own_task.then(|| quote!(.own_task()));
     quote! {
         {
+            #plain_check
             #declare
             let get = get.clone();
             let _ = router
