@@ -118,6 +118,29 @@ pub enum ProgressToken {
     Text(String),
 }
 
+/// A method with a `Progress<T>` param takes the token among its params
+/// (`workDoneToken`), so `#[rpcpeer::api(schema)]` describes it with them.
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for ProgressToken {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProgressToken".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // LSP: `type ProgressToken = integer | string`.
+        schemars::json_schema!({
+            "anyOf": [
+                {"type": "integer", "format": "int64"},
+                {"type": "string"}
+            ]
+        })
+    }
+}
+
 impl fmt::Display for ProgressToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -118,3 +118,74 @@ async fn rpc_discover_describes_the_traits_methods_with_their_types() {
         .await;
     assert_eq!(answer["result"], 19);
 }
+
+/// Counts, saying how far it got.
+#[rpcpeer::api(schema)]
+pub trait Counting {
+    /// Counts to `upto`, reporting each number.
+    async fn count(
+        &self,
+        upto: u32,
+        progress: rpcpeer::progress::Progress<u32>,
+    ) -> Result<u32, ErrorObject>;
+}
+
+struct Counter;
+
+impl Counting for Counter {
+    async fn count(
+        &self,
+        upto: u32,
+        progress: rpcpeer::progress::Progress<u32>,
+    ) -> Result<u32, ErrorObject> {
+        for n in 1..=upto {
+            progress.report(n).await?;
+        }
+        Ok(upto)
+    }
+}
+
+#[tokio::test]
+async fn rpc_discover_shows_a_progress_token_as_an_optional_param() {
+    let mut router = Router::new();
+    Counter.register(&mut router);
+    router.introspection(Service::new("counter", "1.0.0"));
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#)
+        .await;
+    let document = &reply["result"];
+    openrpc_check::validate(document).unwrap_or_else(|e| panic!("{e}"));
+
+    let count = by_name(&document["methods"], "count");
+    assert_eq!(count["params"][0]["name"], "upto");
+    assert_eq!(count["params"][0]["required"], true);
+    let token = by_name(&count["params"], "workDoneToken");
+    assert_ne!(token["required"], true, "the token is optional: {token}");
+    // LSP's `ProgressToken`: an integer or a string (or, being optional,
+    // null; how schemars nests the choices is its own business).
+    let mut types = Vec::new();
+    types_in(&token["schema"], &mut types);
+    types.sort_unstable();
+    assert_eq!(types, ["integer", "null", "string"], "{token}");
+
+    let answer = wire
+        .call(r#"{"jsonrpc":"2.0","method":"count","params":{"upto":2},"id":2}"#)
+        .await;
+    assert_eq!(answer["result"], 2);
+}
+
+/// Every `"type"` named anywhere in `schema`.
+fn types_in<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
+    match schema {
+        Value::Object(members) => {
+            if let Some(Value::String(ty)) = members.get("type") {
+                out.push(ty);
+            }
+            members.values().for_each(|v| types_in(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| types_in(v, out)),
+        _ => {}
+    }
+}
