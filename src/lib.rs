@@ -224,7 +224,11 @@ pub use transport::{CloseFrame, CloseFrameError};
 ///   [`MethodConfig::own_task`]).
 ///
 /// Generic methods, borrowed params and methods without `&self` are refused
-/// with an error naming the method.
+/// with an error naming the method, and so are Rust names the expansion
+/// takes for itself: `register`, `register_per_connection`, `into_router`
+/// (the trait's), `new`, `peer` and `methods` (the client's `new`, `peer`
+/// and `METHODS`). Such a method keeps its wire name with `#[rpc(name =
+/// "new")]` under another Rust name.
 ///
 /// The return type is read as written: `Result<T, E>` (any path whose last
 /// segment is `Result`) answers `Err` as a JSON-RPC error, anything else is

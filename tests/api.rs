@@ -462,3 +462,83 @@ async fn a_transparent_trait_may_have_methods_without_params() {
     within("exit", client.exit()).await.unwrap();
     assert_eq!(within("the exit", exits.recv()).await, Some(()));
 }
+
+/// Names a user may well choose that the generated code also uses: none
+/// may change what the trait means.
+mod names_the_expansion_uses {
+    use super::*;
+    use rpcpeer::progress::Progress;
+
+    /// Named like the struct the expansion decodes `set`'s params into.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct SetParams {
+        value: u32,
+    }
+
+    /// Named like a type parameter of the expansion.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct S(u32);
+
+    /// Named like the struct the client encodes named params with.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Named {
+        who: String,
+    }
+
+    /// A trait named like a type parameter, whose params are named like
+    /// the expansion's own bindings.
+    #[rpcpeer::api]
+    trait T {
+        async fn set(&self, imp: SetParams, cx: u32, params: S, get: S) -> u32;
+
+        #[rpc(params = "name")]
+        async fn greet(&self, named: Named, router: String, context: Context) -> String;
+
+        #[rpc(params = "transparent")]
+        async fn store(&self, cx: SetParams) -> u32;
+
+        async fn count(&self, cx: u32, progress: Progress<u32>) -> u32;
+    }
+
+    struct Impl;
+
+    impl T for Impl {
+        async fn set(&self, imp: SetParams, cx: u32, params: S, get: S) -> u32 {
+            imp.value + cx + params.0 + get.0
+        }
+
+        async fn greet(&self, named: Named, router: String, context: Context) -> String {
+            format!("{} {} via {}", context.method(), named.who, router)
+        }
+
+        async fn store(&self, cx: SetParams) -> u32 {
+            cx.value
+        }
+
+        async fn count(&self, cx: u32, progress: Progress<u32>) -> u32 {
+            for n in 1..=cx {
+                let _ = progress.report(n).await;
+            }
+            cx
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trait_named_t_with_params_named_imp_and_cx_works() {
+        let addr = serve(Impl.into_router(), Framing::Newline).await;
+        let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+        let client = TClient::new(peer);
+        let sum = client.set(SetParams { value: 1 }, 2, S(3), S(4));
+        assert_eq!(within("set", sum).await.unwrap(), 10);
+        let who = Named { who: "ada".into() };
+        let greeting = client.greet(who, "tcp".into());
+        assert_eq!(
+            within("greet", greeting).await.unwrap(),
+            "greet ada via tcp"
+        );
+        let stored = client.store(SetParams { value: 5 });
+        assert_eq!(within("store", stored).await.unwrap(), 5);
+        assert_eq!(within("count", client.count(3).answer()).await.unwrap(), 3);
+        assert_eq!(TClient::METHODS, ["set", "greet", "store", "count"]);
+    }
+}

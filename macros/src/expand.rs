@@ -95,14 +95,21 @@ fn register(api: &Api) -> TokenStream {
     let register_fn = hidden("register", ident);
     let client = format_ident!("{}Client", ident);
     let methods = api.methods.iter().map(|m| register_method(api, &client, m));
+    // NB: every name this function and the closures in it bind is
+    // `__rpcpeer_`-prefixed: the user's trait, param and type names reach
+    // into it (a trait named `T`, a param named `cx`, a type named `S`),
+    // and a plain name would shadow or be shadowed by theirs.
     quote! {
         #[doc(hidden)]
         #[allow(non_snake_case)]
-        fn #register_fn<T, S, G>(router: &mut ::rpcpeer::Router<S>, get: G)
+        fn #register_fn<__RpcpeerT, __RpcpeerS, __RpcpeerG>(
+            __rpcpeer_router: &mut ::rpcpeer::Router<__RpcpeerS>,
+            __rpcpeer_get: __RpcpeerG,
+        )
         where
-            T: #ident + ::core::marker::Send + ::core::marker::Sync + 'static,
-            S: ::core::marker::Send + ::core::marker::Sync + 'static,
-            G: ::core::ops::Fn(&::rpcpeer::Context<S>) -> ::std::sync::Arc<T>
+            __RpcpeerT: #ident + ::core::marker::Send + ::core::marker::Sync + 'static,
+            __RpcpeerS: ::core::marker::Send + ::core::marker::Sync + 'static,
+            __RpcpeerG: ::core::ops::Fn(&::rpcpeer::Context<__RpcpeerS>) -> ::std::sync::Arc<__RpcpeerT>
                 + ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
             #(#methods)*
@@ -113,13 +120,15 @@ fn register(api: &Api) -> TokenStream {
 fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
     let name = &m.ident;
     let constant = upper(name);
-    let params_struct = format_ident!("{}Params", camel(name));
+    // The schema keeps the name the struct would have had.
+    let params_name = format!("{}Params", camel(name));
+    let params_struct = format_ident!("__RpcpeerParams");
     let wire: Vec<_> = m.wire_args().collect();
     let wire_idents: Vec<_> = wire.iter().map(|(i, _)| *i).collect();
     let schema_derive = api.schema.then(|| {
         quote! {
             #[derive(::rpcpeer::schemars::JsonSchema)]
-            #[schemars(crate = "::rpcpeer::schemars")]
+            #[schemars(crate = "::rpcpeer::schemars", rename = #params_name)]
         }
     });
     let progress = m.progress();
@@ -148,14 +157,14 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
                     #schema_derive
                     struct #params_struct { #(#fields,)* #token_field }
                 },
-                quote!(params: #params_struct,),
-                quote!(let #params_struct { #(#wire_idents,)* #token_ident } = params;),
+                quote!(__rpcpeer_params: #params_struct,),
+                quote!(let #params_struct { #(#wire_idents,)* #token_ident } = __rpcpeer_params;),
             )
         }
     };
     let bind_progress = progress.map(|(ident, _)| {
         quote! {
-            let #ident = ::rpcpeer::progress::Progress::new(cx.peer().clone(), __rpcpeer_progress);
+            let #ident = ::rpcpeer::progress::Progress::new(__rpcpeer_cx.peer().clone(), __rpcpeer_progress);
         }
     });
     let call_args = m.inputs.iter().map(|input| match input {
@@ -168,8 +177,8 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
         Input::Wire { .. } | Input::Progress { .. } => None,
     });
     let bind_context =
-        context.map(|ident| quote!(let #ident = ::rpcpeer::__private::stateless(cx);));
-    let call = quote!(imp.#name(#(#call_args),*).await);
+        context.map(|ident| quote!(let #ident = ::rpcpeer::__private::stateless(__rpcpeer_cx);));
+    let call = quote!(__rpcpeer_imp.#name(#(#call_args),*).await);
     let body = match &m.output {
         Output::Notification => quote!({ #call; }),
         Output::Plain(_) => quote!(::core::result::Result::<_, ::rpcpeer::ErrorObject>::Ok(#call)),
@@ -214,10 +223,10 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
         {
             #plain_check
             #declare
-            let get = get.clone();
-            let _ = router
-                .#register(#client::#constant, move |#params_arg cx: ::rpcpeer::Context<S>| {
-                    let imp = get(&cx);
+            let __rpcpeer_get = __rpcpeer_get.clone();
+            let _ = __rpcpeer_router
+                .#register(#client::#constant, move |#params_arg __rpcpeer_cx: ::rpcpeer::Context<__RpcpeerS>| {
+                    let __rpcpeer_imp = __rpcpeer_get(&__rpcpeer_cx);
                     #bind
                     #bind_progress
                     #bind_context
@@ -302,9 +311,9 @@ fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
                 quote! {
                     #[derive(::rpcpeer::__private::serde::Serialize)]
                     #[serde(crate = "::rpcpeer::__private::serde")]
-                    struct Named<'a> { #(#fields,)* }
+                    struct __RpcpeerNamed<'a> { #(#fields,)* }
                 },
-                quote!(Named { #(#idents: &#idents),* }),
+                quote!(__RpcpeerNamed { #(#idents: &#idents),* }),
             )
         }
     };

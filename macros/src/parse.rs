@@ -12,6 +12,10 @@ use syn::{
 /// the user's may not take them.
 pub(crate) const RESERVED: [&str; 3] = ["register", "register_per_connection", "into_router"];
 
+/// The names of the generated client's own methods (`TraitClient::new`,
+/// `TraitClient::peer`): a method of the user's may not take them either.
+pub(crate) const CLIENT: [&str; 2] = ["new", "peer"];
+
 /// How a method's params travel.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ParamStyle {
@@ -154,7 +158,7 @@ pub(crate) fn api(args: ApiArgs, item: ItemTrait) -> Result<Api> {
     let mut errors: Option<Error> = None;
     for trait_item in &item.items {
         let parsed = match trait_item {
-            TraitItem::Fn(f) => method(f, default_params, args.params.is_some()),
+            TraitItem::Fn(f) => method(&item.ident, f, default_params, args.params.is_some()),
             other => Err(Error::new(
                 other.span(),
                 "`#[rpcpeer::api]` traits hold methods only (`async fn name(&self, ...)`)",
@@ -168,6 +172,17 @@ pub(crate) fn api(args: ApiArgs, item: ItemTrait) -> Result<Api> {
                         format!(
                             "methods `{}` and `{}` have the same wire name \"{}\"",
                             earlier.ident, m.ident, m.wire
+                        ),
+                    );
+                    combine(&mut errors, err);
+                } else if let Some(earlier) =
+                    methods.iter().find(|e| upper(&e.ident) == upper(&m.ident))
+                {
+                    let err = Error::new(
+                        m.ident.span(),
+                        format!(
+                            "methods `{}` and `{}` would both name the client's constant `{}Client::{}`: rename one",
+                            earlier.ident, m.ident, item.ident, upper(&m.ident)
                         ),
                     );
                     combine(&mut errors, err);
@@ -194,14 +209,37 @@ fn combine(errors: &mut Option<Error>, err: Error) {
     }
 }
 
-/// `params_said`: whether the trait's attribute chose `default_params`.
-fn method(f: &TraitItemFn, default_params: ParamStyle, params_said: bool) -> Result<Method> {
+/// `the_trait`: the trait's name. `params_said`: whether the trait's
+/// attribute chose `default_params`.
+fn method(
+    the_trait: &Ident,
+    f: &TraitItemFn,
+    default_params: ParamStyle,
+    params_said: bool,
+) -> Result<Method> {
     let sig = &f.sig;
     let name = &sig.ident;
+    let keep_wire_name = format!("call the Rust method something else and keep the wire name with `#[rpc(name = \"{name}\")]`");
     if RESERVED.contains(&name.to_string().as_str()) {
         return Err(Error::new(
             name.span(),
-            format!("`{name}` is a name `#[rpcpeer::api]` gives the trait itself; call the Rust method something else and keep the wire name with `#[rpc(name = \"{name}\")]`"),
+            format!(
+                "`{name}` is a name `#[rpcpeer::api]` gives the trait itself; {keep_wire_name}"
+            ),
+        ));
+    }
+    if CLIENT.contains(&name.to_string().as_str()) {
+        return Err(Error::new(
+            name.span(),
+            format!("`{name}` is a name `#[rpcpeer::api]` gives the client `{the_trait}Client` itself; {keep_wire_name}"),
+        ));
+    }
+    // NB: each method's wire name is a constant named after it in upper
+    // case, beside the client's own `METHODS`.
+    if upper(name) == "METHODS" {
+        return Err(Error::new(
+            name.span(),
+            format!("`{name}` would name its wire-name constant `{the_trait}Client::METHODS`, which the client has for all of them; {keep_wire_name}"),
         ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {

@@ -1,0 +1,10 @@
+// The generated client has `new`, `peer` and `METHODS` of its own: a
+// method may not take those names.
+#[rpcpeer::api]
+pub trait Shop {
+    async fn new(&self, item: String) -> u32;
+    async fn peer(&self) -> String;
+    async fn methods(&self) -> Vec<String>;
+}
+
+fn main() {}
