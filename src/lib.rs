@@ -218,7 +218,12 @@ pub use transport::{CloseFrame, CloseFrameError};
 /// - on a method, `#[rpc(...)]` with any of: `name = "textDocument/hover"` (the
 ///   wire name, by default the Rust name); `params = "position"`, `"name"`
 ///   or `"transparent"` (the method's one param is the params, as LSP
-///   wants; a method without params sends none, like LSP's `shutdown`); `concurrency = "concurrent"`, `"in_order"` or `"exclusive"`
+///   wants, so its type must serialize as a JSON object or array, as
+///   params are: a struct, a tuple, a `Vec`; a number, `bool`, `char` or
+///   `String` is refused at compile time, and an alias of one, or another
+///   type that serializes as a scalar, fails each call with
+///   `Error::EncodeParams`; a method without params sends none, like LSP's
+///   `shutdown`); `concurrency = "concurrent"`, `"in_order"` or `"exclusive"`
 ///   (see [`Concurrency`]; notifications are in order unless told
 ///   otherwise, requests concurrent); `own_task` (see
 ///   [`MethodConfig::own_task`]).

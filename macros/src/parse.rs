@@ -389,6 +389,21 @@ fn method(
             format!("method `{name}` has params = \"transparent\" and {wire_count} params: it takes one at most, which is sent as the params"),
         ));
     }
+    // Spec §4.2: params are an array or an object. A scalar sent as the
+    // params would fail every call; a struct, tuple or `Vec` is fine, and
+    // any other type must serialize as one (the docs say so).
+    if params == ParamStyle::Transparent {
+        for input in &inputs {
+            if let Input::Wire { ident, ty } = input {
+                if let Some(scalar) = scalar(ty) {
+                    return Err(Error::new_spanned(
+                        ty,
+                        format!("param `{ident}` of method `{name}` is a `{scalar}`, but with params = \"transparent\" the one param is the params, and JSON-RPC params are an array or an object: take a struct, or send it by position or by name (`#[rpc(params = \"position\")]`)"),
+                    ));
+                }
+            }
+        }
+    }
     if inputs.iter().any(|i| matches!(i, Input::Progress { .. })) {
         if matches!(output, Output::Notification) {
             return Err(Error::new(
@@ -432,6 +447,27 @@ fn check_owned(method: &Ident, param: &Ident, ty: &Type) -> Result<()> {
             format!("method `{method}` is generic (param `{param}` is `impl Trait`): a JSON-RPC method has one concrete params type"),
         )),
         _ => Ok(()),
+    }
+}
+
+/// The name of `ty` when it is a primitive that serializes as a JSON
+/// scalar (a number, a boolean or a string), by its spelling: an alias of
+/// one is not seen.
+fn scalar(ty: &Type) -> Option<String> {
+    const SCALARS: [&str; 17] = [
+        "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize",
+        "f32", "f64", "bool", "char", "String",
+    ];
+    match ty {
+        Type::Paren(inner) => scalar(&inner.elem),
+        Type::Group(inner) => scalar(&inner.elem),
+        Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            let name = last.ident.to_string();
+            (matches!(last.arguments, PathArguments::None) && SCALARS.contains(&name.as_str()))
+                .then_some(name)
+        }
+        _ => None,
     }
 }
 
