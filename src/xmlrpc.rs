@@ -164,9 +164,18 @@ fn answer(outcome: Result<String, ErrorObject>) -> Response<String> {
     response
 }
 
-/// A fault's struct.
+/// A fault's struct. The spec's `faultCode` is an `<int>` (32 bits): a
+/// code past that range is written as the nearest one, and named in the
+/// `faultString`.
 fn fault(err: &ErrorObject) -> Value {
-    json!({"faultCode": err.code, "faultString": err.message})
+    match i32::try_from(err.code) {
+        Ok(code) => json!({"faultCode": code, "faultString": err.message}),
+        Err(_) => {
+            let code = if err.code < 0 { i32::MIN } else { i32::MAX };
+            let message = format!("{} (error code {})", err.message, err.code);
+            json!({"faultCode": code, "faultString": message})
+        }
+    }
 }
 
 /// The call a `methodCall` body makes, run: its result as a `<value>`.
@@ -458,4 +467,21 @@ async fn multicall<S: Send + Sync + 'static>(
     }
     out.push_str("</data></array></value>");
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_code_past_32_bits_is_written_as_the_nearest_and_named() {
+        assert_eq!(
+            fault(&ErrorObject::new(-32601, "Method not found")),
+            json!({"faultCode": -32601, "faultString": "Method not found"})
+        );
+        assert_eq!(
+            fault(&ErrorObject::new(3_000_000_000, "too big")),
+            json!({"faultCode": i32::MAX, "faultString": "too big (error code 3000000000)"})
+        );
+    }
 }

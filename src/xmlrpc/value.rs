@@ -321,7 +321,11 @@ pub(super) fn to_xml(out: &mut String, value: &Value, hint: Hint<'_>) {
                 let _ = write!(out, "<i8>{i}</i8>");
             }
             (None, Some(f)) => {
-                let _ = write!(out, "<double>{f:?}</double>");
+                // NB: Display, not Debug, which writes 1e-7: the spec allows
+                // only decimal point notation, and a point it must have.
+                let text = f.to_string();
+                let point = if text.contains('.') { "" } else { ".0" };
+                let _ = write!(out, "<double>{text}{point}</double>");
             }
             (None, None) => {
                 let _ = write!(out, "<string>{n}</string>");
@@ -468,5 +472,18 @@ mod tests {
             encode(&json!("2026-11-30T07:18:03"), None),
             "<value><string>2026-11-30T07:18:03</string></value>"
         );
+    }
+
+    #[test]
+    fn doubles_are_written_in_decimal_point_notation() {
+        // The spec: sign, digits, a period, digits; no exponent.
+        for (value, xml) in [
+            (json!(0.0000001), "<double>0.0000001</double>"),
+            (json!(1e20), "<double>100000000000000000000.0</double>"),
+            (json!(-2.5), "<double>-2.5</double>"),
+            (json!(u64::MAX), "<double>18446744073709552000.0</double>"),
+        ] {
+            assert_eq!(encode(&value, None), format!("<value>{xml}</value>"));
+        }
     }
 }
