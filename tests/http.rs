@@ -237,7 +237,7 @@ async fn pipelined_requests_of_every_framing_are_all_answered() {
     let lookalike =
         "\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
     http.send(format!(
-        "{}POST / HTTP/1.1\r\n{JSON}Transfer-Encoding: chunked\r\n\r\n2\r\n{{\"\r\n{:x}\r\n{}\r\n0\r\n\r\nGET /nope HTTP/1.1\r\n\r\n{}",
+        "{}POST / HTTP/1.1\r\nHost: t\r\n{JSON}Transfer-Encoding: chunked\r\n\r\n2\r\n{{\"\r\n{:x}\r\n{}\r\n0\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n{}",
         post(JSON, lookalike),
         tricky.len() - 2,
         &tricky[2..],

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use futures::FutureExt;
 use http::{
     header::{
-        CONNECTION, CONTENT_TYPE, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+        CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
         SEC_WEBSOCKET_VERSION, TRANSFER_ENCODING, UPGRADE,
     },
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode,
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version,
 };
 use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn, upgrade::Upgraded};
@@ -355,6 +355,15 @@ async fn route<S: Service>(
             "a request must not carry both Content-Length and Transfer-Encoding\n",
         ));
     }
+    // RFC 9112 §3.2: an HTTP/1.1 request without a Host, or any with
+    // several, is answered 400 (the origin checks read it).
+    let hosts = req.headers().get_all(HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && req.version() >= Version::HTTP_11) {
+        return closing(plain(
+            StatusCode::BAD_REQUEST,
+            format!("an HTTP/1.1 request needs exactly one Host header, not {hosts}\n"),
+        ));
+    }
     if has_token(req.headers(), UPGRADE, "websocket") {
         if config.protocols == Protocols::HttpOnly {
             return closing(plain(
@@ -376,9 +385,10 @@ async fn route<S: Service>(
             StatusCode::UPGRADE_REQUIRED,
             "this port serves WebSocket only: send a WebSocket upgrade request\n",
         ));
-        response
-            .headers_mut()
-            .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        // RFC 9110 §7.8: who sends Upgrade lists it in Connection too.
+        let headers = response.headers_mut();
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade, close"));
         return response;
     }
     if let Some(coding) = unknown_coding(req.headers()) {
@@ -505,6 +515,17 @@ async fn upgrade<S: Service>(
             "a WebSocket upgrade must be a GET request\n",
         );
     }
+    // RFC 6455 §4.2.1: HTTP/1.1 or later (an HTTP/1.0 client cannot keep
+    // the connection for the conversation).
+    if req.version() < Version::HTTP_11 {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a WebSocket upgrade needs HTTP/1.1 or later, not {:?}\n",
+                req.version()
+            ),
+        );
+    }
     if !has_token(req.headers(), CONNECTION, "upgrade") {
         return plain(
             StatusCode::BAD_REQUEST,
@@ -522,9 +543,13 @@ async fn upgrade<S: Service>(
             StatusCode::UPGRADE_REQUIRED,
             "only WebSocket version 13 is supported\n",
         );
-        response
-            .headers_mut()
-            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+        let headers = response.headers_mut();
+        headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        // (hyper closes a connection whose upgrade it did not see
+        // through, and writes its own `Connection: close`, so RFC 9110
+        // §7.8's `upgrade` option cannot be listed beside it.)
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
         return response;
     }
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY) else {
@@ -533,6 +558,20 @@ async fn upgrade<S: Service>(
             "a WebSocket upgrade needs `Sec-WebSocket-Key`\n",
         );
     };
+    // RFC 6455 §4.2.1: the key is 16 bytes, base64-encoded.
+    if data_encoding::BASE64
+        .decode(key.as_bytes())
+        .map(|k| k.len())
+        != Ok(16)
+    {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`Sec-WebSocket-Key` must be 16 random bytes in base64, not {:?}\n",
+                String::from_utf8_lossy(&key.as_bytes()[..key.len().min(64)])
+            ),
+        );
+    }
     let Ok(accept) = HeaderValue::try_from(derive_accept_key(key.as_bytes())) else {
         return plain(
             StatusCode::INTERNAL_SERVER_ERROR,

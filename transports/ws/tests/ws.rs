@@ -890,6 +890,80 @@ async fn a_client_that_never_reads_its_answers_is_cut_off() {
     writing.abort();
 }
 
+/// Sends raw bytes and reads the answer's head (status line and headers).
+async fn raw_head(addr: SocketAddr, request: &str) -> String {
+    let mut tcp = within(TcpStream::connect(addr)).await.expect("connect");
+    within(tcp.write_all(request.as_bytes()))
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        within(tcp.read_exact(&mut byte)).await.expect("an answer");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn invalid_handshakes_and_hosts_get_400_and_a_426_says_what_to_upgrade_to() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let upgrade = |version: &str, key: &str, ws_version: &str| {
+        format!(
+            "GET / {version}\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {ws_version}\r\n\r\n"
+        )
+    };
+    let good_key = "dGhlIHNhbXBsZSBub25jZQ==";
+    // RFC 6455 §4.2.1: HTTP/1.1, and a key of 16 bytes in base64.
+    let head = raw_head(server.addr, &upgrade("HTTP/1.0", good_key, "13")).await;
+    assert!(head.starts_with("http/1.0 400"), "{head}");
+    for key in ["abc", "dGhlIHNhbXBsZQ==", "not base64 at all!!!!!!!"] {
+        let head = raw_head(server.addr, &upgrade("HTTP/1.1", key, "13")).await;
+        assert!(head.starts_with("http/1.1 400"), "{key}: {head}");
+    }
+    // RFC 9110 §15.5.22: a 426 sends Upgrade.
+    let head = raw_head(server.addr, &upgrade("HTTP/1.1", good_key, "8")).await;
+    assert!(head.starts_with("http/1.1 426"), "{head}");
+    assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(head.contains("\r\nsec-websocket-version: 13\r\n"), "{head}");
+    let head = raw_head(server.addr, &upgrade("HTTP/1.1", good_key, "13")).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1.
+    for hosts in ["", "Host: a\r\nHost: b\r\n"] {
+        let request = format!("POST / HTTP/1.1\r\n{hosts}Content-Length: 2\r\n\r\n{{}}");
+        let head = raw_head(server.addr, &request).await;
+        assert!(head.starts_with("http/1.1 400"), "{hosts:?}: {head}");
+    }
+    let head = raw_head(
+        server.addr,
+        "POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+
+    // A WebSocket-only port's 426 to a plain request lists `upgrade` in
+    // Connection too (RFC 9110 §7.8).
+    let ws_only = Server::start(
+        Mode::Echo,
+        Config {
+            protocols: rpcpeer_ws::Protocols::WebSocketOnly,
+            ..Config::default()
+        },
+    )
+    .await;
+    let head = raw_head(
+        ws_only.addr,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 426"), "{head}");
+    assert!(
+        head.contains("\r\nconnection: upgrade, close\r\n"),
+        "{head}"
+    );
+}
+
 /// Sends raw bytes and reads everything until the server closes.
 async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
     let mut tcp = within(TcpStream::connect(addr)).await.expect("connect");
