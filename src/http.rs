@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use rpcpeer_ws::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use rpcpeer_ws::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::auth::{AuthError, Credentials, LoginError};
@@ -72,12 +72,25 @@ impl Default for HttpOptions {
 }
 
 impl HttpOptions {
-    /// The `Origin` of `req` when it is allowed, for
+    /// The `Origin` of a request with `headers` when it is allowed, for
     /// `Access-Control-Allow-Origin`.
-    fn allowed_origin(&self, req: &Request<String>) -> Option<HeaderValue> {
-        let origin = req.headers().get(header::ORIGIN)?;
+    fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let origin = headers.get(header::ORIGIN)?;
         let text = origin.to_str().ok()?;
         self.is_allowed(text).then(|| origin.clone())
+    }
+
+    /// Puts the CORS headers into `answer`, the answer to a request with
+    /// headers `request`: `Access-Control-Allow-Origin` for an allowed
+    /// origin, and `Vary: Origin` whenever the answer depends on it.
+    pub(crate) fn cors(&self, request: &HeaderMap, answer: &mut HeaderMap) {
+        if !self.allowed_origins.is_empty() {
+            // The answer depends on `Origin`: caches must keep them apart.
+            answer.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        if let Some(origin) = self.allowed_origin(request) {
+            answer.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
     }
 
     fn is_allowed(&self, origin: &str) -> bool {
@@ -212,7 +225,7 @@ pub async fn respond<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
-    let origin = options.allowed_origin(&req);
+    let origin = options.allowed_origin(req.headers());
     let authenticated = match *req.method() {
         Method::POST | Method::GET | Method::HEAD => {
             authenticate(router, req.headers(), None, session).await
@@ -242,14 +255,7 @@ pub async fn respond<S: Send + Sync + 'static>(
             ),
         },
     };
-    let headers = response.headers_mut();
-    if !options.allowed_origins.is_empty() {
-        // The answer depends on `Origin`: caches must keep them apart.
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    }
-    if let Some(origin) = origin {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    }
+    options.cors(req.headers(), response.headers_mut());
     response
 }
 

@@ -338,6 +338,16 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         respond(&self.router, req, &session, &self.http).await
     }
 
+    /// The transport's own refusals (a body over the limit, say) carry the
+    /// CORS headers too, or a page of an allowed origin could not read them.
+    fn refusal_headers(
+        &self,
+        request: &rpcpeer_ws::http::HeaderMap,
+        answer: &mut rpcpeer_ws::http::HeaderMap,
+    ) {
+        self.http.cors(request, answer);
+    }
+
     /// Answered as any other request, so that credentials, `Origin` and
     /// the media type are checked as usual; a `POST` then gets a parse
     /// error (RFC 8259 §8.1: JSON text is UTF-8).

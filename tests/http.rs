@@ -512,6 +512,34 @@ async fn cors_is_off_unless_origins_are_configured() {
     assert_eq!(reply.header("access-control-allow-origin"), None);
     let reply = http.exchange(with_origin("http://other.example")).await;
     assert_eq!(reply.header("access-control-allow-origin"), None);
+
+    // The transport's own refusals carry them too: a page of an allowed
+    // origin reads its 413, rather than a bare network error.
+    let small = serve(
+        WsServer::new(common::spec_router())
+            .ws_config(WsConfig {
+                max_message_len: 16,
+                ..WsConfig::default()
+            })
+            .http_options(HttpOptions {
+                allowed_origins: vec!["http://app.example:8080".into()],
+                ..HttpOptions::default()
+            }),
+    )
+    .await;
+    let mut http = Http::connect(small).await;
+    let reply = http
+        .exchange(post(
+            &format!("{JSON}Origin: http://app.example:8080\r\n"),
+            SUM,
+        ))
+        .await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("http://app.example:8080")
+    );
+    assert_eq!(reply.header("vary"), Some("Origin"));
 }
 
 /// A chat room's methods, written as an application would, with no check of

@@ -137,6 +137,17 @@ pub trait Service: Clone + Send + Sync + 'static {
         let response = not_utf8(req.body().utf8_error());
         async { response }
     }
+
+    /// Adds headers to an answer the server gives a plain HTTP request on
+    /// its own, before the request reaches [`Service::http`]: a limit's
+    /// refusal (`413`, `408`, `503`) or a malformed request's `400`.
+    /// `request` is the request's headers. A service that lets browser
+    /// pages of other origins call it adds its CORS headers here, or the
+    /// page sees only a network error instead of the status. The default
+    /// adds nothing.
+    fn refusal_headers(&self, request: &http::HeaderMap, answer: &mut http::HeaderMap) {
+        let _ = (request, answer);
+    }
 }
 
 /// Serves one accepted TCP connection with hyper's HTTP/1.1 server.
@@ -348,21 +359,27 @@ async fn route<S: Service>(
         _ => req.uri().to_string(),
     };
     let head = heads.next(req.method().as_str(), &target);
+    let refuse = |mut answer: Response<Full<Bytes>>, request: &HeaderMap| {
+        service.refusal_headers(request, answer.headers_mut());
+        answer
+    };
     if head.is_some_and(|head| head.length_and_encoding) {
         // RFC 9112 §6.3: a likely request smuggling attempt.
-        return closing(plain(
+        let answer = closing(plain(
             StatusCode::BAD_REQUEST,
             "a request must not carry both Content-Length and Transfer-Encoding\n",
         ));
+        return refuse(answer, req.headers());
     }
     // RFC 9112 §3.2: an HTTP/1.1 request without a Host, or any with
     // several, is answered 400 (the origin checks read it).
     let hosts = req.headers().get_all(HOST).iter().count();
     if hosts > 1 || (hosts == 0 && req.version() >= Version::HTTP_11) {
-        return closing(plain(
+        let answer = closing(plain(
             StatusCode::BAD_REQUEST,
             format!("an HTTP/1.1 request needs exactly one Host header, not {hosts}\n"),
         ));
+        return refuse(answer, req.headers());
     }
     if has_token(req.headers(), UPGRADE, "websocket") {
         if config.protocols == Protocols::HttpOnly {
@@ -392,12 +409,13 @@ async fn route<S: Service>(
         return response;
     }
     if let Some(coding) = unknown_coding(req.headers()) {
-        return closing(plain(
+        let answer = closing(plain(
             StatusCode::BAD_REQUEST,
             format!(
                 "transfer coding `{coding}` is not supported: only `chunked` is (send the body as it is)\n"
             ),
         ));
+        return refuse(answer, req.headers());
     }
     let (parts, body) = req.into_parts();
     let (max, budget) = (config.max_message_len, &config.http_body_budget);
@@ -414,7 +432,7 @@ async fn route<S: Service>(
                     .not_text(Request::from_parts(parts, why), remote)
                     .await
             }
-            Err(err) => return refused(err),
+            Err(err) => return refuse(refused(err), &parts.headers),
         }
     };
     let response = response.map(|body| Full::new(Bytes::from(body)));
