@@ -489,10 +489,21 @@ fn refused(err: BodyError) -> Response<Full<Bytes>> {
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         }
-        BodyError::Broken(err) => (
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {err}\n"),
-        ),
+        BodyError::Broken(err) => {
+            // NB: hyper's own text is generic ("error reading a body from
+            // connection"); what went wrong is in its source.
+            let mut why = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                why.push_str(": ");
+                why.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            (
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {why}\n"),
+            )
+        }
         // NB: `route` hands these to the service instead; this is the
         // service's default answer, for any other caller.
         BodyError::NotText(why) => return not_utf8(why.utf8_error()),

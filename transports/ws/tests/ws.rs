@@ -906,6 +906,19 @@ async fn raw_head(addr: SocketAddr, request: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_broken_chunked_body_gets_400_saying_what_is_wrong() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let answer = raw_http(
+        server.addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // hyper's own words ("error reading a body") and the cause under them.
+    assert!(answer.contains("chunk size"), "{answer}");
+}
+
+#[tokio::test]
 async fn invalid_handshakes_and_hosts_get_400_and_a_426_says_what_to_upgrade_to() {
     let server = Server::start(Mode::Echo, Config::default()).await;
     let upgrade = |version: &str, key: &str, ws_version: &str| {
