@@ -47,6 +47,20 @@ pub struct HttpOptions {
     /// nor listed gets `403`, since browsers ask no permission before
     /// opening one. Clients that are not browsers send no `Origin`.
     pub allowed_origins: Vec<String>,
+    /// The host names this server answers to, as in `Host` without the port
+    /// (`localhost`, `api.example.com`; compared without regard to case). A
+    /// request or WebSocket upgrade whose `Host` names another gets `403`.
+    /// A `Host` that is an IP address is always taken. Default: none, so
+    /// every `Host` is taken.
+    ///
+    /// This stops DNS rebinding: a web page whose own name the attacker
+    /// points at 127.0.0.1 then calls a server on the loopback address as
+    /// its own origin, so the `Origin` and CORS checks see nothing wrong,
+    /// but the browser still sends the attacker's name in `Host`. A server
+    /// on a loopback address should list the names it is reached by
+    /// (`rpcpeer serve` does: `localhost`, and those of `--allow-host`);
+    /// behind a reverse proxy that passes the public name on, list that.
+    pub allowed_hosts: Vec<String>,
     /// Entries one batch may have (default 1024, as
     /// [`Config::max_batch_len`](crate::Config::max_batch_len)); a longer
     /// batch is answered with one -32600 error (200, as any JSON-RPC error),
@@ -65,6 +79,7 @@ impl Default for HttpOptions {
         Self {
             jsonp: false,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_batch_len: crate::config::DEFAULT_MAX_BATCH_LEN,
             max_xml_depth: crate::message::DEFAULT_MAX_DEPTH,
         }
@@ -100,6 +115,35 @@ impl HttpOptions {
             .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
     }
 
+    /// The refusal of a request (or WebSocket upgrade) whose `Host` names
+    /// none of [`allowed_hosts`](Self::allowed_hosts).
+    pub(crate) fn host_refusal(&self, headers: &HeaderMap) -> Option<Response<String>> {
+        if self.allowed_hosts.is_empty() {
+            return None;
+        }
+        let host = headers
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()));
+        let name = host.as_deref().map(host_name).unwrap_or_default();
+        let taken = name.parse::<std::net::IpAddr>().is_ok()
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(name));
+        if taken {
+            return None;
+        }
+        Some(error_response(
+            StatusCode::FORBIDDEN,
+            ErrorObject::invalid_request(format!(
+                "this server does not answer to the host name {:?} (it answers to {}, and to IP addresses); \
+                 the server can allow that name",
+                crate::excerpt::excerpt(name),
+                self.allowed_hosts.join(", "),
+            )),
+        ))
+    }
+
     /// The refusal of a WebSocket upgrade that may not go on, judging by
     /// its `Origin`.
     ///
@@ -130,6 +174,15 @@ impl HttpOptions {
             )),
         ))
     }
+}
+
+/// The name in a `Host` value: without the port, and an IPv6 address
+/// without its brackets.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    host.rsplit_once(':').map_or(host, |(name, _port)| name)
 }
 
 /// Whether the serialized origin `origin` (`scheme://host[:port]`) names the
@@ -225,6 +278,9 @@ pub async fn respond<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
+    if let Some(refused) = options.host_refusal(req.headers()) {
+        return refused;
+    }
     let origin = options.allowed_origin(req.headers());
     let authenticated = match *req.method() {
         Method::POST | Method::GET | Method::HEAD => {
@@ -634,6 +690,42 @@ fn with_allow<S: Send + Sync + 'static>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_the_allowed_host_names_and_ip_addresses_are_answered() {
+        let options = HttpOptions {
+            allowed_hosts: vec!["localhost".into(), "API.example.com".into()],
+            ..HttpOptions::default()
+        };
+        let refused = |host: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(host) = host {
+                headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+            }
+            options.host_refusal(&headers).map(|r| r.status())
+        };
+        for host in [
+            "localhost:7071",
+            "LOCALHOST",
+            "api.example.com",
+            "127.0.0.1:7071",
+            "[::1]:80",
+            "10.0.0.2",
+        ] {
+            assert_eq!(refused(Some(host)), None, "{host}");
+        }
+        for host in [
+            "attacker.example:7071",
+            "localhost.attacker.example",
+            "evil",
+        ] {
+            assert_eq!(refused(Some(host)), Some(StatusCode::FORBIDDEN), "{host}");
+        }
+        assert_eq!(refused(None), Some(StatusCode::FORBIDDEN));
+        assert!(HttpOptions::default()
+            .host_refusal(&HeaderMap::new())
+            .is_none());
+    }
 
     #[test]
     fn same_origin_compares_host_and_port_with_the_schemes_default_ports() {

@@ -276,6 +276,9 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         head: &rpcpeer_ws::http::request::Parts,
         remote: SocketAddr,
     ) -> Result<rpcpeer_ws::http::Extensions, Response<String>> {
+        if let Some(refusal) = self.http.host_refusal(&head.headers) {
+            return Err(refusal);
+        }
         if let Some(refusal) = self.http.upgrade_origin_refusal(head) {
             return Err(refusal);
         }
@@ -326,6 +329,11 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
     }
 
     async fn http(&self, req: Request<String>, remote: SocketAddr) -> Response<String> {
+        // NB: before the console page too, which a rebinding page would
+        // otherwise load as its own.
+        if let Some(refused) = self.http.host_refusal(req.headers()) {
+            return refused;
+        }
         if let Some(page) = self
             .console
             .as_deref()

@@ -696,7 +696,7 @@ async fn raw_http(addr: &str, request: &str) -> (u16, String, String) {
 /// A JSON `POST` of `body` from a page of `origin`, closing after its answer.
 fn post_from(origin: &str, body: &str) -> String {
     format!(
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nOrigin: {origin}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nOrigin: {origin}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }
@@ -728,7 +728,7 @@ async fn the_http_side_refuses_what_a_web_page_or_a_smuggler_sends() {
     ] {
         let (status, _, body) = raw_http(
             addr,
-            &format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}\r\n0\r\n\r\n"),
+            &format!("POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{extra}\r\n0\r\n\r\n"),
         )
         .await;
         assert_eq!(status, 400, "{extra}");
@@ -737,7 +737,7 @@ async fn the_http_side_refuses_what_a_web_page_or_a_smuggler_sends() {
     // Over the 16 MiB body limit: refused before the body is sent.
     let (status, _, _) = raw_http(
         addr,
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 16777217\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 16777217\r\n\r\n",
     )
     .await;
     assert_eq!(status, 413);
@@ -769,7 +769,7 @@ async fn the_http_side_refuses_what_a_web_page_or_a_smuggler_sends() {
     // CORS is off: a preflight is refused, and no answer allows an origin.
     let (status, head, _) = raw_http(
         addr,
-        "OPTIONS / HTTP/1.1\r\nHost: x\r\nOrigin: http://page.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
+        "OPTIONS / HTTP/1.1\r\nHost: localhost\r\nOrigin: http://page.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(status, 403);
@@ -777,6 +777,43 @@ async fn the_http_side_refuses_what_a_web_page_or_a_smuggler_sends() {
     let (status, head, _) = raw_http(addr, &post_from("http://page.example", sum)).await;
     assert_eq!(status, 200);
     assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+#[tokio::test]
+async fn serve_on_loopback_answers_only_its_own_host_names() {
+    // DNS rebinding: a page of attacker.example, its name pointed at
+    // 127.0.0.1, calls the server as its own origin; only Host tells.
+    let sum = r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}"#;
+    let rebound = |host: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nOrigin: http://{host}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{sum}",
+            sum.len()
+        )
+    };
+    let upgrade = |host: &str| {
+        format!(
+            "GET / HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+    };
+    let server = Server::start(Framing::Newline).await;
+    let addr = server.http_addr();
+    let port = addr.rsplit(':').next().expect("a port");
+    let (status, _, body) = raw_http(addr, &rebound(&format!("attacker.example:{port}"))).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("attacker.example"), "{body}");
+    let (status, _, _) = raw_http(addr, &upgrade(&format!("attacker.example:{port}"))).await;
+    assert_eq!(status, 403);
+    for host in [format!("localhost:{port}"), addr.to_owned()] {
+        let (status, _, body) = raw_http(addr, &rebound(&host)).await;
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    // A name given with --allow-host is answered.
+    let named = Server::start_with(Framing::Newline, &["--allow-host", "my-laptop.local"]).await;
+    let addr = named.http_addr();
+    let port = addr.rsplit(':').next().expect("a port");
+    let (status, _, body) = raw_http(addr, &rebound(&format!("my-laptop.local:{port}"))).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]
@@ -2090,6 +2127,7 @@ async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
         &["serve", "--node", "a"],
         &["serve", "--allow-origin", "not an origin"],
         &["serve", "--allow-origin", "http://localhost:8080/"],
+        &["serve", "--allow-host", "localhost:7071"],
         &[
             "call",
             "--framing",

@@ -45,6 +45,14 @@ pub(crate) struct ServeArgs {
     /// upgrades from other origins' pages get 403.
     #[arg(long = "allow-origin", value_name = "ORIGIN", value_parser = parse_origin)]
     allowed_origins: Vec<String>,
+    /// A host name the --ws port answers to, as clients write it in the
+    /// URL (repeatable): a name of this machine, or the public name a
+    /// reverse proxy passes on. On a loopback address only `localhost` and
+    /// IP addresses are answered by default, which stops DNS rebinding (a
+    /// web page that points its own name at 127.0.0.1); elsewhere, every
+    /// name unless some are given.
+    #[arg(long = "allow-host", value_name = "NAME", value_parser = parse_host)]
+    allowed_hosts: Vec<String>,
     /// A demo account for `login` (repeatable).
     #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
     users: Vec<(String, String)>,
@@ -59,6 +67,30 @@ pub(crate) struct ServeArgs {
     idle_timeout: Duration,
     #[command(flatten)]
     redis: RedisArgs,
+}
+
+/// The names the --ws port answers to: those given, and `localhost` on a
+/// loopback address, where a name must be listed (see `HttpOptions`).
+fn allowed_hosts(mut given: Vec<String>, ws: SocketAddr) -> Vec<String> {
+    if ws.ip().is_loopback() {
+        given.push("localhost".to_owned());
+    }
+    given
+}
+
+/// `--allow-host`: a host name, without a port or a scheme.
+fn parse_host(text: &str) -> Result<String, String> {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if plain {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is no host name: expected a name such as my-laptop.local or api.example.com, without a port or scheme"
+        ))
+    }
 }
 
 /// `--allow-origin`: `*`, or an origin as a browser sends it in its
@@ -241,6 +273,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
         })
         .http_options(HttpOptions {
             allowed_origins: args.allowed_origins,
+            allowed_hosts: allowed_hosts(args.allowed_hosts, ws_addr),
             ..HttpOptions::default()
         })
         .max_connections(args.max_connections as usize)
