@@ -186,8 +186,9 @@ async fn call<S: Send + Sync + 'static>(
     options: &HttpOptions,
 ) -> Result<String, ErrorObject> {
     let max_batch_len = options.max_batch_len;
-    let root = tree::parse(body, options.max_xml_depth.max(1))?;
-    let (method, params) = method_call(&root)?;
+    // NB: the tree is dropped once read: it is the largest form of the
+    // call (some 20 times the body), and must not be held while it runs.
+    let (method, params) = method_call(&tree::parse(body, options.max_xml_depth.max(1))?)?;
     if is_system(router, &method) {
         if method == "system.multicall" {
             return multicall(router, &params, session, max_batch_len).await;
@@ -258,17 +259,23 @@ async fn run<S: Send + Sync + 'static>(
     max_batch_len: usize,
 ) -> Result<Vec<Result<Value, ErrorObject>>, ErrorObject> {
     let count = calls.len();
-    let batch: Vec<Value> = calls
-        .into_iter()
-        .enumerate()
-        .map(|(id, (method, params))| {
-            json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id})
-        })
-        .collect();
-    let text = if count == 1 {
-        batch[0].to_string()
-    } else {
-        Value::Array(batch).to_string()
+    // NB: the values are dropped once written as text, before the call
+    // runs: only one form of a large call is held at a time.
+    let text = {
+        let mut batch: Vec<Value> = calls
+            .into_iter()
+            .enumerate()
+            .map(|(id, (method, params))| {
+                json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id})
+            })
+            .collect();
+        match batch.pop() {
+            Some(one) if count == 1 => one.to_string(),
+            last => {
+                batch.extend(last);
+                Value::Array(batch).to_string()
+            }
+        }
     };
     let reply = crate::dispatch::handle_text(router, &text, session, max_batch_len)
         .await

@@ -132,9 +132,13 @@ pub(super) fn parse(body: &str, max_depth: usize) -> Result<Element, ErrorObject
                 }
             }
             Event::End(_) => {
-                let Some(element) = open.pop() else {
+                let Some(mut element) = open.pop() else {
                     return Err(not_well_formed("an end tag with no start"));
                 };
+                // NB: a vector's first push makes room for four: most
+                // elements hold one child, and a large call has hundreds
+                // of thousands of them.
+                element.children.shrink_to_fit();
                 match open.last_mut() {
                     Some(parent) => parent.children.push(Node::Element(element)),
                     None => root = Some(element),
