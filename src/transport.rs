@@ -136,6 +136,15 @@ impl CloseFrame {
         Ok(Self { code, reason })
     }
 
+    /// The frame a server that is stopping closes its peers with: 1001,
+    /// "going away" (RFC 6455 §7.4.1).
+    pub(crate) fn server_stopping() -> Self {
+        Self {
+            code: 1001,
+            reason: "the server is stopping".to_owned(),
+        }
+    }
+
     /// A frame the peer sent, taken as it came (1005, "no status", for a
     /// frame without a code).
     pub(crate) fn received((code, reason): (u16, String)) -> Self {

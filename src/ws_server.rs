@@ -20,6 +20,7 @@ use crate::http::{respond, HttpOptions, NotText};
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
+use crate::transport::CloseFrame;
 
 type ConnectHook = Arc<dyn Fn(&Peer, &Session, SocketAddr) + Send + Sync>;
 
@@ -320,8 +321,16 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
             hook(&peer, &session, remote);
         }
         // NB: the server waits for this conversation when it stops, so the
-        // stop must close the peer.
-        driver.run_until(self.stopping.stopped()).map(move |ended| {
+        // stop must close the peer; with 1001, as RFC 6455 §7.4.1 has it for
+        // a server going down (`run_until` would close with 1000).
+        let stopped = self.stopping.stopped();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stopped => peer.close_with(CloseFrame::server_stopping()).await,
+                () = peer.closed() => {}
+            }
+        });
+        driver.map(move |ended| {
             if let Err(err) = ended {
                 tracing::debug!(%remote, "WebSocket peer ended: {err}");
             }

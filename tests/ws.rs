@@ -1028,7 +1028,13 @@ async fn a_graceful_stop_lets_websocket_calls_in_flight_finish() {
         stop,
         server,
     } = stoppable_slow_server().await;
-    let peer = ws_client(addr, Router::new()).await;
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::builder(transport, Router::new())
+        .close_frames()
+        .build();
+    tokio::spawn(driver);
     let call = tokio::spawn({
         let peer = peer.clone();
         async move { peer.request::<String>("slow", ()).await }
@@ -1041,4 +1047,10 @@ async fn a_graceful_stop_lets_websocket_calls_in_flight_finish() {
     );
     within("the server to stop", server).await.unwrap().unwrap();
     within("the peer to be closed", peer.closed()).await;
+    // RFC 6455 §7.4.1: 1001, the server going away.
+    let frame = peer.peer_close_frame().expect("a close frame");
+    assert_eq!(
+        (frame.code(), frame.reason()),
+        (1001, "the server is stopping")
+    );
 }

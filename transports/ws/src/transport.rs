@@ -354,10 +354,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             }
             WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Some(io_error(err)),
             WsError::Protocol(violation) => {
+                // The reason names the rule broken, cut to the 123 bytes a
+                // close frame has room for.
+                let mut reason = violation.to_string();
+                if reason.len() > 123 {
+                    let mut end = 123;
+                    while !reason.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    reason.truncate(end);
+                }
                 let err = invalid(format!(
                     "the peer broke the WebSocket protocol: {violation}"
                 ));
-                self.fail(CloseCode::Protocol, "protocol error".into(), err);
+                self.fail(CloseCode::Protocol, reason.into(), err);
                 None
             }
             other => Some(io_error(other)),
@@ -490,10 +500,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
                 self.read = Read::Done;
                 let timeout = self.ping_timeout;
                 return Poll::Ready(match wait {
-                    Wait::Pong => Some(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("no pong within {timeout:?} of a ping: the peer is unresponsive"),
-                    ))),
+                    Wait::Pong => {
+                        // Said in the close frame too, should the peer
+                        // still read: not a normal closure.
+                        self.own_close.get_or_insert_with(|| CloseFrame {
+                            code: CloseCode::Away,
+                            reason: format!("no pong within {timeout:?} of a ping").into(),
+                        });
+                        Some(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "no pong within {timeout:?} of a ping: the peer is unresponsive"
+                            ),
+                        )))
+                    }
                     // The peer said goodbye; only the TCP teardown is missing.
                     Wait::CloseHandshake if self.close_frame.is_some() => None,
                     Wait::CloseHandshake => Some(Err(io::Error::new(

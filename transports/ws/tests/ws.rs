@@ -422,6 +422,42 @@ async fn silent_peer_is_declared_dead() {
 }
 
 #[tokio::test]
+async fn a_protocol_error_closes_with_1002_naming_the_rule_broken() {
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let mut tcp = within(TcpStream::connect(server.addr))
+        .await
+        .expect("connect");
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .expect("upgrade request");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        within(tcp.read_exact(&mut byte)).await.expect("101");
+        head.push(byte[0]);
+    }
+    // A client's frame must be masked (RFC 6455 §5.1); this one is not.
+    tcp.write_all(&[0x81, 0x02, b'h', b'i'])
+        .await
+        .expect("frame");
+    let mut frame = [0u8; 2];
+    within(tcp.read_exact(&mut frame))
+        .await
+        .expect("a close frame");
+    assert_eq!(frame[0], 0x88, "{frame:?}");
+    let mut payload = vec![0u8; usize::from(frame[1])];
+    within(tcp.read_exact(&mut payload))
+        .await
+        .expect("its payload");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+    let reason = String::from_utf8_lossy(&payload[2..]).to_lowercase();
+    assert!(reason.contains("unmasked"), "{reason}");
+}
+
+#[tokio::test]
 async fn idle_peer_is_closed_with_1001() {
     let config = Config {
         idle_timeout: Some(Duration::from_millis(200)),
