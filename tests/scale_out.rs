@@ -583,3 +583,50 @@ async fn a_slow_member_on_one_node_never_slows_the_room() {
         "cat missed posts"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_swept_while_its_node_was_cut_off_is_not_told_it_left() {
+    let redis = RedisServer::start();
+    let ttl = |c: RedisConfig| c.presence_ttl(Duration::from_millis(600));
+    let mut a = Node::start_with(&redis, "a", roomy(), ttl, Config::default()).await;
+    let mut b = Node::start_with(&redis, "b", roomy(), ttl, Config::default()).await;
+    let (ada, mut ada_in) = a.member("r", "ada").await;
+    let (_ben, mut ben_in) = b.member("r", "ben").await;
+    next(&mut ada_in, "joined").await;
+    // What another node's sweep does to a member whose presence expired
+    // while its node was cut off from Redis: removed, and its `l` event
+    // numbered, kept and published.
+    let sweep = redis::Script::new(
+        r#"
+        local info = redis.call('HGET', KEYS[4], ARGV[1])
+        redis.call('ZREM', KEYS[3], ARGV[1])
+        redis.call('HDEL', KEYS[4], ARGV[1])
+        local epoch = redis.call('HGET', KEYS[1], 'epoch')
+        local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+        local event = '{"k":"l","who":' .. info .. '}'
+        redis.call('XADD', KEYS[2], seq .. '-0', 'd', event)
+        redis.call('PUBLISH', ARGV[2], epoch .. ' ' .. seq .. ' ' .. event)
+        return seq
+        "#,
+    );
+    let _: i64 = sweep
+        .key("t:room:r:seq")
+        .key("t:room:r:log")
+        .key("t:room:r:presence")
+        .key("t:room:r:who")
+        .arg(format!("{}@a", ada.id().get()))
+        .arg("t:room:r")
+        .invoke_async(&mut admin(&redis).await)
+        .await
+        .expect("the sweep");
+    // Ben is told she left, then, once node a's refresh puts her back,
+    // that she joined.
+    assert_eq!(next(&mut ben_in, "left").await[0], "ada");
+    assert_eq!(next(&mut ben_in, "joined").await[0], "ada");
+    // Ada never left: she is not told she did.
+    let got = drained(&mut ada_in).await;
+    assert!(
+        !got.iter().any(|(method, _)| method == "left"),
+        "ada was told she left: {got:?}"
+    );
+}

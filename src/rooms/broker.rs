@@ -594,6 +594,13 @@ impl Broker {
                         .push_raw(method.clone(), meta_params(&who.meta), except);
                 }
             }
+            // NB: one of this node's members that is still here was swept
+            // by another node while this one was cut off from Redis (its
+            // presence went stale): it never left, this node's refresh puts
+            // it back, and its neighbours here never saw it go.
+            ("l", _, Some(who)) if mine(&who.node) && room.group.contains(who.id) => {
+                tracing::info!(room = %room.name, member = who.id.get(), "redis: a member of this node was swept while the link was down; it is put back");
+            }
             ("l", _, Some(who)) => {
                 if let Some(method) = &self.left {
                     room.group
