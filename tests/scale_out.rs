@@ -630,3 +630,32 @@ async fn a_member_swept_while_its_node_was_cut_off_is_not_told_it_left() {
         "ada was told she left: {got:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_departure_while_the_link_is_down_is_registered_once_it_is_back() {
+    let redis = RedisServer::start();
+    let mut a = Node::start_with(&redis, "a", roomy(), slow_to_reconnect, Config::default()).await;
+    let (zed, _zed_in) = a.member("side", "zed").await;
+    let presence = || async {
+        let count: i64 = redis::cmd("ZCARD")
+            .arg("t:room:side:presence")
+            .query_async(&mut admin(&redis).await)
+            .await
+            .expect("ZCARD");
+        count
+    };
+    assert_eq!(presence().await, 1);
+    let subscribed = subscribers(&redis).await;
+    kill_client(&redis, &subscribed[0]).await;
+    a.reaches(LinkState::Down).await;
+    // Zed leaves while nobody can tell Redis; no node has members left in
+    // the room, so no sweep would ever remove him.
+    zed.leave();
+    a.reaches(LinkState::Connected).await;
+    within("zed's presence to go", async {
+        while presence().await != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

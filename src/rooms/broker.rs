@@ -7,6 +7,7 @@
 //! room up from its history before it counts as connected again.
 
 use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -228,7 +229,17 @@ pub(crate) struct Broker {
     /// [`RoomOptions`](super::RoomOptions)' announcements.
     joined: Option<Arc<str>>,
     left: Option<Arc<str>>,
+    /// Departures Redis has not heard of (the link was down, or the command
+    /// failed), as (room, member key): registered once the link is back.
+    /// Otherwise the member's presence would wait for a sweep, which runs
+    /// only in a room where some node still has members: the next to join
+    /// there would be told of a departure from before it came.
+    unregistered: Mutex<VecDeque<(Arc<str>, String)>>,
 }
+
+/// Departures kept for registration at most; past it the oldest wait for
+/// a sweep, as all did before.
+const MAX_UNREGISTERED: usize = 100_000;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Each use is one assignment or read: a panic cannot leave it half-changed.
@@ -251,6 +262,7 @@ impl Broker {
             sink: Mutex::new(None),
             state: watch::channel(LinkState::Down).0,
             down_reason: Mutex::new("not connected yet".to_owned()),
+            unregistered: Mutex::new(VecDeque::new()),
             seed: RandomState::new(),
             epochs: AtomicU64::new(0),
             joined,
@@ -444,23 +456,60 @@ impl Broker {
 
     /// A member left `room` on this node (`last`: it was the last).
     pub(crate) async fn departed(&self, room: &Room, member: &Member, last: bool) {
+        let key = self.member_key(member.id());
         let Some(mut con) = self.usable() else {
-            // Other nodes drop it when its presence expires.
+            self.unregistered(&room.name, key);
             return;
         };
         let left = self
             .sequenced(&self.scripts.leave, &room.name)
-            .arg(self.member_key(member.id()))
+            .arg(&key)
             .invoke_async::<i64>(&mut con)
             .await;
         if let Err(err) = left {
-            tracing::debug!(room = %room.name, "redis: departure not registered (its presence will expire): {err}");
+            tracing::debug!(room = %room.name, "redis: departure not registered, to be once the link is back: {err}");
+            self.unregistered(&room.name, key);
         }
         if last {
             if let Some(mut sink) = self.sink() {
                 if let Err(err) = sink.unsubscribe(self.channel(&room.name)).await {
                     tracing::debug!(room = %room.name, "redis: unsubscribe failed: {err}");
                 }
+            }
+        }
+    }
+
+    /// Keeps a departure Redis has not heard of, for [`Broker::register_departures`].
+    fn unregistered(&self, room: &Arc<str>, key: String) {
+        let mut waiting = lock(&self.unregistered);
+        if waiting.len() >= MAX_UNREGISTERED {
+            waiting.pop_front();
+        }
+        waiting.push_back((room.clone(), key));
+    }
+
+    /// Registers the departures kept while the link was down: each is
+    /// announced unless a sweep did already (the LEAVE script tells).
+    /// Those that fail again wait for the next connection.
+    async fn register_departures(&self) {
+        let waiting = std::mem::take(&mut *lock(&self.unregistered));
+        if waiting.is_empty() {
+            return;
+        }
+        tracing::info!(node = %self.config.node, count = waiting.len(), "redis: registering departures from while the link was down");
+        for (room, key) in waiting {
+            let Some(mut con) = self.usable() else {
+                self.unregistered(&room, key);
+                continue;
+            };
+            let left = self
+                .sequenced(&self.scripts.leave, &room)
+                .arg(&key)
+                .invoke_async::<i64>(&mut con)
+                .await;
+            if let Err(err) = left {
+                tracing::debug!(%room, "redis: departure still not registered: {err}");
+                self.unregistered(&room, key);
             }
         }
     }
@@ -634,6 +683,7 @@ impl Broker {
                     match self.resync_all(&shared).await {
                         Ok(()) => {
                             self.set_state(LinkState::Connected, None);
+                            self.register_departures().await;
                             self.listen(&shared, stream, &stop).await
                         }
                         Err(err) => format!("catching up failed: {err}"),
