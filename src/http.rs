@@ -518,7 +518,10 @@ async fn post<S: Send + Sync + 'static>(
             ErrorObject::parse_error(format!("the body is not UTF-8 ({why})")),
         );
     }
-    match crate::dispatch::handle_text(router, req.body(), session, options.max_batch_len).await {
+    // NB: RFC 8259 §8.1 lets a parser ignore a byte order mark, which some
+    // clients (.NET's, editors' saved files) put before the JSON.
+    let body = req.body().strip_prefix('\u{feff}').unwrap_or(req.body());
+    match crate::dispatch::handle_text(router, body, session, options.max_batch_len).await {
         Some(reply) => json_response(StatusCode::OK, reply),
         None => {
             let mut response = Response::new(String::new());

@@ -175,6 +175,12 @@ async fn post_bodies_must_be_sent_as_json() {
         assert_eq!(reply.status, 200, "{accepted:?}");
         assert_eq!(reply.json()["result"], 3);
     }
+    // RFC 8259 §8.1: a byte order mark before the JSON may be ignored.
+    let reply = Http::connect(addr)
+        .await
+        .exchange(post(JSON, &format!("\u{feff}{SUM}")))
+        .await;
+    assert_eq!(reply.json()["result"], 3, "{}", reply.body);
 }
 
 #[tokio::test]
