@@ -219,21 +219,12 @@ async fn ping_is_answered_while_the_server_only_reads() {
     assert_eq!(pong, Message::Pong(Bytes::from_static(b"are you there")));
 }
 
-#[tokio::test]
-async fn a_peer_that_pings_and_never_reads_is_not_read_on() {
-    // Each ping read queues a pong; with the pongs unwritten (the peer reads
-    // nothing), reading on would pile them up in memory without end.
-    let server = Server::start(Mode::Echo, Config::default()).await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let mut tcp = within(socket.connect(server.addr)).await.expect("connect");
+/// `tcp` after a WebSocket handshake of our own, byte by byte, for tests
+/// that send frames no client library would.
+async fn upgraded(mut tcp: TcpStream) -> TcpStream {
     tcp.write_all(
-        format!(
-            "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            server.addr
-        )
-        .as_bytes(),
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     )
     .await
     .expect("upgrade request");
@@ -244,6 +235,18 @@ async fn a_peer_that_pings_and_never_reads_is_not_read_on() {
         head.push(byte[0]);
     }
     assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    tcp
+}
+
+#[tokio::test]
+async fn a_peer_that_pings_and_never_reads_is_not_read_on() {
+    // Each ping read queues a pong; with the pongs unwritten (the peer reads
+    // nothing), reading on would pile them up in memory without end.
+    let server = Server::start(Mode::Echo, Config::default()).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let tcp = within(socket.connect(server.addr)).await.expect("connect");
+    let mut tcp = upgraded(tcp).await;
     // Masked pings (a zero mask) of 125 bytes, a thousand at a time.
     let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
     ping.extend([b'p'; 125]);
@@ -424,21 +427,10 @@ async fn silent_peer_is_declared_dead() {
 #[tokio::test]
 async fn a_protocol_error_closes_with_1002_naming_the_rule_broken() {
     let server = Server::start(Mode::Echo, Config::default()).await;
-    let mut tcp = within(TcpStream::connect(server.addr))
+    let tcp = within(TcpStream::connect(server.addr))
         .await
         .expect("connect");
-    tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .await
-    .expect("upgrade request");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        within(tcp.read_exact(&mut byte)).await.expect("101");
-        head.push(byte[0]);
-    }
+    let mut tcp = upgraded(tcp).await;
     // A client's frame must be masked (RFC 6455 §5.1); this one is not.
     tcp.write_all(&[0x81, 0x02, b'h', b'i'])
         .await
