@@ -113,6 +113,9 @@ pub struct WsTransport<S> {
     /// A ping of ours, or a pong to the peer's, sits unflushed in
     /// tungstenite's write buffer.
     flush_owed: bool,
+    /// Pongs queued since the write buffer was last seen empty; see
+    /// [`MAX_PONGS_OWED`].
+    pongs_owed: u8,
     /// The last task that used the sink; see `poll_flush_for_reader`.
     sink_waker: Option<Waker>,
     close_frame: Option<(u16, String)>,
@@ -158,6 +161,12 @@ impl Idle {
 /// closes (see `poll_drain`).
 const LINGER_IDLE: Duration = Duration::from_millis(200);
 
+/// How many pongs may wait unwritten before the peer's frames are no longer
+/// read: a few hundred bytes at most (a ping carries at most 125), and more
+/// than an honest peer, which pings every few seconds at most, ever has
+/// outstanding while its own reading is slow.
+const MAX_PONGS_OWED: u8 = 16;
+
 /// Where the reading side is.
 #[derive(Debug)]
 enum Read {
@@ -194,6 +203,7 @@ impl<S> WsTransport<S> {
             read: Read::Open,
             closing: false,
             flush_owed: false,
+            pongs_owed: 0,
             sink_waker: None,
             close_frame: None,
             own_close: None,
@@ -317,6 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             // flushed before anything more is read (see `poll_next`).
             Message::Ping(_) => {
                 self.flush_owed = true;
+                self.pongs_owed = self.pongs_owed.saturating_add(1);
                 None
             }
             // A close reply is queued the same way; the next read flushes it.
@@ -525,6 +536,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             }
             if self.flush_owed && self.poll_flush_for_reader(cx).is_ready() {
                 self.flush_owed = false;
+                self.pongs_owed = 0;
             }
             let Some(ticks) = &mut self.ticks else {
                 return Poll::Pending;
@@ -577,14 +589,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsTransport<S> {
                 Read::Done => return Poll::Ready(None),
             }
             if this.flush_owed {
-                if this.poll_flush_for_reader(cx).is_pending() {
-                    // NB: no more is read until our pongs are out: each ping
-                    // read queues one, and tungstenite keeps every one that
-                    // cannot be written, so a peer that pings and never
-                    // reads would grow this buffer without end.
+                if this.poll_flush_for_reader(cx).is_ready() {
+                    this.flush_owed = false;
+                    this.pongs_owed = 0;
+                } else if this.pongs_owed >= MAX_PONGS_OWED {
+                    // NB: each ping read queues a pong, and tungstenite keeps
+                    // every one it cannot write, so a peer that pings and
+                    // never reads would grow the buffer without end. Only
+                    // then is reading paused: stopping on any pending flush
+                    // would let two peers that both write more than the
+                    // other reads, and both ping, wait on each other.
                     return this.poll_timers(cx);
                 }
-                this.flush_owed = false;
             }
             // NB: the socket is read before the timers are looked at, so a
             // message that arrived just before the deadline still counts.

@@ -265,6 +265,55 @@ async fn a_peer_that_pings_and_never_reads_is_not_read_on() {
 }
 
 #[tokio::test]
+async fn two_peers_that_both_write_more_than_the_other_reads_keep_reading() {
+    // Both sides write faster than the socket drains and both ping, so each
+    // often has a ping or a pong stuck behind its own data. A side that
+    // stopped reading until that was out would leave the other's data stuck
+    // too, and each would wait on the other.
+    let config = Config {
+        ping_interval: Some(Duration::from_millis(2)),
+        ping_timeout: Duration::from_secs(60),
+        ..Config::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (a, b) = tokio::join!(
+        TcpStream::connect(listener.local_addr().expect("addr")),
+        listener.accept()
+    );
+    let a = from_upgraded(a.expect("connect"), Role::Client, &config).await;
+    let b = from_upgraded(b.expect("accept").0, Role::Server, &config).await;
+    const MESSAGES: usize = 400;
+    let message = "x".repeat(64 << 10);
+    let exchange = |ws: WsTransport<TcpStream>| {
+        let message = message.clone();
+        async move {
+            let (mut sink, mut stream) = ws.split();
+            let send = async {
+                for _ in 0..MESSAGES {
+                    sink.send(message.clone()).await.expect("send");
+                }
+            };
+            let receive = async {
+                for _ in 0..MESSAGES {
+                    let got = stream.next().await.expect("a message").expect("no error");
+                    assert_eq!(got.len(), message.len());
+                }
+            };
+            tokio::join!(send, receive);
+            // Kept open until both sides are done: a socket closed with
+            // pings unread would reset the other's connection.
+            (sink, stream)
+        }
+    };
+    let (_a, _b) = tokio::time::timeout(
+        Duration::from_secs(30),
+        futures::future::join(exchange(a), exchange(b)),
+    )
+    .await
+    .expect("each side read all the other wrote within 30 s");
+}
+
+#[tokio::test]
 async fn invalid_utf8_binary_is_reported_and_the_connection_goes_on() {
     let server = Server::start(Mode::EchoErrors, Config::default()).await;
     let (mut raw, _) = within(tokio_tungstenite::connect_async(server.url("/")))
