@@ -60,6 +60,10 @@ pub use crate::schema::{HandlerSchema, ParamsSchema, ReplySchema};
 /// The OpenRPC version the documents are written in.
 const OPENRPC_VERSION: &str = "1.3.2";
 
+/// How far the walks through a schema's references and alternatives go:
+/// a type that holds itself would otherwise take them round for ever.
+const MAX_DEPTH: u8 = 16;
+
 /// What the documents say of the service as a whole: OpenRPC's `info`
 /// (title, version, description) and the 1.1 draft's service description
 /// (name, id, version, summary).
@@ -514,7 +518,7 @@ fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
             // the params reader pads them.
             let optional_from = items
                 .iter()
-                .rposition(|schema| !nullable(schema, components))
+                .rposition(|schema| !nullable(schema, components, 0))
                 .map_or(0, |last| last + 1);
             let params = items
                 .iter()
@@ -537,12 +541,14 @@ fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
         }
         None => {}
     }
-    if plain_struct && object.contains_key("properties") {
-        let mut params = members(&root, components).unwrap_or_default();
+    // NB: through the reference, for a struct that holds itself: its
+    // root is a `$ref` to its definition.
+    if plain_struct && resolved(&root, components).get("properties").is_some() {
+        let mut params = members(&root, components, 0).unwrap_or_default();
         in_field_order(&mut params, info.param_names());
         return Params::new(params, Structure::Either);
     }
-    if let Some(mut params) = members(&root, components) {
+    if let Some(mut params) = members(&root, components, 0) {
         // NB: by name, the order is free: OpenRPC lists the required first.
         params.sort_by_key(|p| !p.required);
         let whole = (!plain_object(&root)).then_some(root);
@@ -566,7 +572,12 @@ fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
 /// each alternative of `anyOf`/`oneOf` (a member is required only where
 /// every alternative requires it, and none is when `null` is one);
 /// `None` when no member is named.
-fn members(schema: &Value, components: &Components) -> Option<Vec<ParamDoc>> {
+fn members(schema: &Value, components: &Components, depth: u8) -> Option<Vec<ParamDoc>> {
+    // NB: alternatives that refer back to themselves (an untagged enum
+    // holding itself) end here rather than overflowing the stack.
+    if depth > MAX_DEPTH {
+        return None;
+    }
     let schema = resolved(schema, components);
     if let Some(Value::Object(props)) = schema.get("properties") {
         let required: Vec<&str> = schema
@@ -595,7 +606,7 @@ fn members(schema: &Value, components: &Components) -> Option<Vec<ParamDoc>> {
             any_null = true;
             continue;
         }
-        let Some(found) = members(alternative, components) else {
+        let Some(found) = members(alternative, components, depth + 1) else {
             continue;
         };
         objects += 1;
@@ -636,7 +647,7 @@ fn has_member(schema: &Value, name: &str, components: &Components) -> bool {
 
 /// `schema`, or what its reference points to (a few steps deep).
 fn resolved<'a>(mut schema: &'a Value, components: &'a Components) -> &'a Value {
-    for _ in 0..16 {
+    for _ in 0..MAX_DEPTH {
         match components.resolve(schema) {
             Some(target) => schema = target,
             None => break,
@@ -666,7 +677,10 @@ fn is_null(schema: &Value) -> bool {
 }
 
 /// Whether `schema` admits `null` (an `Option`).
-fn nullable(schema: &Value, components: &Components) -> bool {
+fn nullable(schema: &Value, components: &Components, depth: u8) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
     let schema = resolved(schema, components);
     match schema.get("type") {
         Some(Value::String(kind)) => return kind == "null",
@@ -677,7 +691,7 @@ fn nullable(schema: &Value, components: &Components) -> bool {
         schema
             .get(*key)
             .and_then(Value::as_array)
-            .is_some_and(|alts| alts.iter().any(|alt| nullable(alt, components)))
+            .is_some_and(|alts| alts.iter().any(|alt| nullable(alt, components, depth + 1)))
     })
 }
 
@@ -728,7 +742,7 @@ fn type_name(schema: &Value, components: &Map<String, Value>) -> &'static str {
 /// [`type_name`], `depth` references deep.
 fn type_name_at(schema: &Value, components: &Map<String, Value>, depth: u8) -> &'static str {
     // A reference cycle ends here rather than overflowing the stack.
-    if depth > 16 {
+    if depth > MAX_DEPTH {
         return "any";
     }
     let Value::Object(object) = schema else {

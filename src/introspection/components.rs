@@ -51,12 +51,22 @@ impl Components {
                 }
             }
         }
-        if refers_to_root(&root) {
-            let name = title(&root).unwrap_or(fallback).to_owned();
+        // NB: schemars writes `"$ref": "#"` for the root type wherever it
+        // is met, in its own definitions too (`Dir` holds `Entry`, which
+        // holds a `Dir`).
+        if refers_to_root(&root) || defs.iter().any(|(_, def)| refers_to_root(def)) {
+            let base = title(&root).unwrap_or(fallback);
+            let name = std::iter::once(base.to_owned())
+                .chain((2..).map(|n| format!("{base}{n}")))
+                .find(|name| defs.iter().all(|(taken, _)| taken != name))
+                .unwrap_or_else(|| base.to_owned());
             let mut own = std::mem::replace(&mut root, Value::Null);
             // NB: a `$ref` to the root becomes one to the definition by
             // the name it is given below, like any other reference.
             point_root_at(&mut own, &name);
+            for (_, def) in &mut defs {
+                point_root_at(def, &name);
+            }
             defs.push((name.clone(), own));
             root = serde_json::json!({ "$ref": format!("#/$defs/{name}") });
         }
@@ -93,12 +103,16 @@ impl Components {
                 repoint(&mut placed, &renames);
                 to_draft7(&mut placed);
                 if &placed != existing {
+                    // NB: the same type met again under a taken name gets
+                    // the fresh name it got the first time.
                     let fresh = (2..)
                         .map(|n| format!("{name}{n}"))
-                        .find(|candidate| {
-                            !self.schemas.contains_key(candidate)
-                                && !defs.iter().any(|(other, _)| other == candidate)
-                                && !renames.values().any(|taken| taken == candidate)
+                        .find(|candidate| match self.schemas.get(candidate) {
+                            Some(there) => there == &placed,
+                            None => {
+                                !defs.iter().any(|(other, _)| other == candidate)
+                                    && !renames.values().any(|taken| taken == candidate)
+                            }
                         })
                         .unwrap_or_else(|| name.clone());
                     renames.insert(name.clone(), fresh);
@@ -181,7 +195,7 @@ fn to_draft7(value: &mut Value) {
                 }
             }
             if let Some(rest) = object.remove("unevaluatedProperties") {
-                object.entry("additionalProperties").or_insert(rest);
+                to_additional_properties(object, rest);
             }
             if object.len() > 1 {
                 if let Some(target) = object.remove("$ref") {
@@ -196,6 +210,75 @@ fn to_draft7(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(to_draft7),
         _ => {}
+    }
+}
+
+/// Draft 7's `additionalProperties` in place of `unevaluated` (2020-12's
+/// `unevaluatedProperties`), which `object` has just lost.
+///
+/// `additionalProperties` sees only the object's own `properties`, where
+/// `unevaluatedProperties` also sees those its `allOf`, `anyOf`, `oneOf`
+/// and `if`/`then`/`else` name (schemars writes it for a struct that
+/// flattens an enum and denies unknown fields). Those names join
+/// `properties`, each as `true`, so that a member they allow is not
+/// refused. Where they cannot all be known (a reference among them,
+/// patterns, or their own additional properties), the limit is dropped:
+/// a schema that admits too much misleads less than one that refuses
+/// what the method takes.
+fn to_additional_properties(object: &mut Map<String, Value>, unevaluated: Value) {
+    let mut names = Vec::new();
+    let known = object.get("$ref").is_none()
+        && APPLICATORS.iter().all(|key| {
+            object
+                .get(*key)
+                .is_none_or(|sub| applicator_names(sub, &mut names))
+        });
+    if !known {
+        return;
+    }
+    if !names.is_empty() {
+        let properties = object
+            .entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(properties) = properties {
+            for name in names {
+                properties.entry(name).or_insert(Value::Bool(true));
+            }
+        }
+    }
+    object.entry("additionalProperties").or_insert(unevaluated);
+}
+
+/// The keywords whose subschemas `unevaluatedProperties` looks into.
+const APPLICATORS: [&str; 6] = ["allOf", "anyOf", "oneOf", "if", "then", "else"];
+
+/// Adds to `names` the members that `value` (a subschema, or a list of them
+/// under an applicator) names, and says whether they are all there is.
+fn applicator_names(value: &Value, names: &mut Vec<String>) -> bool {
+    match value {
+        Value::Array(subschemas) => subschemas.iter().all(|sub| applicator_names(sub, names)),
+        Value::Bool(_) => true,
+        Value::Object(schema) => {
+            // NB: `additionalProperties: false` limits the subschema to
+            // its own members; any other value lets it take them all.
+            if schema.contains_key("$ref")
+                || schema.contains_key("patternProperties")
+                || schema
+                    .get("additionalProperties")
+                    .is_some_and(|v| v != &Value::Bool(false))
+            {
+                return false;
+            }
+            if let Some(Value::Object(properties)) = schema.get("properties") {
+                names.extend(properties.keys().cloned());
+            }
+            APPLICATORS.iter().all(|key| {
+                schema
+                    .get(*key)
+                    .is_none_or(|sub| applicator_names(sub, names))
+            })
+        }
+        _ => false,
     }
 }
 
@@ -217,10 +300,14 @@ mod tests {
             components.hoist(&b, "b"),
             json!({"$ref": "#/components/schemas/Point2"})
         );
-        // The same type again shares its name.
+        // The same type again shares its name, a renamed one too.
         assert_eq!(
             components.hoist(&a, "c"),
             json!({"$ref": "#/components/schemas/Point"})
+        );
+        assert_eq!(
+            components.hoist(&b, "d"),
+            json!({"$ref": "#/components/schemas/Point2"})
         );
         assert_eq!(
             components.schemas()["Point2"]["properties"],
@@ -266,6 +353,63 @@ mod tests {
             components.resolve(&root),
             Some(&components.schemas()["Node"])
         );
+    }
+
+    #[test]
+    fn a_definition_that_refers_to_the_root_refers_to_its_component() {
+        let mut components = Components::default();
+        // `struct Dir { entries: Vec<Entry> }`, `enum Entry { File(String), Dir(Dir) }`.
+        let dir = json!({
+            "title": "Dir",
+            "type": "object",
+            "properties": {"entries": {"type": "array", "items": {"$ref": "#/$defs/Entry"}}},
+            "$defs": {"Entry": {"oneOf": [
+                {"type": "object", "properties": {"File": {"type": "string"}}},
+                {"type": "object", "properties": {"Dir": {"$ref": "#"}}}
+            ]}}
+        });
+        let root = components.hoist(&dir, "list");
+        assert_eq!(root, json!({"$ref": "#/components/schemas/Dir"}));
+        assert_eq!(
+            components.schemas()["Entry"]["oneOf"][1]["properties"]["Dir"],
+            json!({"$ref": "#/components/schemas/Dir"})
+        );
+        assert_eq!(
+            components.schemas()["Dir"]["properties"]["entries"]["items"],
+            json!({"$ref": "#/components/schemas/Entry"})
+        );
+    }
+
+    #[test]
+    fn unevaluated_properties_keep_the_members_of_the_alternatives() {
+        let mut components = Components::default();
+        // A struct that denies unknown fields and flattens a tagged enum.
+        let shaped = json!({
+            "type": "object",
+            "properties": {"id": {"type": "integer"}},
+            "oneOf": [
+                {"properties": {"kind": {"const": "Circle"}, "r": {"type": "number"}}},
+                {"properties": {"kind": {"const": "Square"}, "side": {"type": "number"}}}
+            ],
+            "unevaluatedProperties": false
+        });
+        let placed = components.hoist(&shaped, "shape");
+        assert_eq!(placed["additionalProperties"], json!(false));
+        assert!(placed.get("unevaluatedProperties").is_none());
+        assert_eq!(
+            placed["properties"],
+            json!({"id": {"type": "integer"}, "kind": true, "r": true, "side": true})
+        );
+        // Members behind a reference cannot be listed: no limit then.
+        let referred = json!({
+            "properties": {"id": {}},
+            "allOf": [{"$ref": "#/$defs/Shape"}],
+            "unevaluatedProperties": false,
+            "$defs": {"Shape": {"properties": {"r": {}}}}
+        });
+        let placed = components.hoist(&referred, "referred");
+        assert!(placed.get("additionalProperties").is_none(), "{placed}");
+        assert!(placed.get("unevaluatedProperties").is_none(), "{placed}");
     }
 
     #[test]

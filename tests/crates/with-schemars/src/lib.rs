@@ -89,6 +89,50 @@ pub struct Labelled {
     pub at: Point,
 }
 
+/// A folder: its root type is met again inside `Entry`, a definition.
+#[derive(Deserialize, JsonSchema)]
+pub struct Dir {
+    /// What it holds.
+    pub entries: Vec<Entry>,
+}
+
+/// What a folder holds.
+#[derive(Deserialize, JsonSchema)]
+pub enum Entry {
+    /// A file, by name.
+    File(String),
+    /// A folder within.
+    Dir(Dir),
+}
+
+/// A number, or the same type again: the schema's alternatives lead back
+/// to the type itself. (serde tries the variants in order, so the number
+/// comes first.)
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Layers {
+    /// The number inside.
+    N(u32),
+    // NB: no doc comment, which schemars would set beside the reference,
+    // moving it into an `allOf`: the reference must stand alone here.
+    #[allow(missing_docs)]
+    Wrap(Box<Layers>),
+}
+
+/// A search by name, with the same loop.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Query {
+    /// The search itself.
+    Name {
+        /// What to look for.
+        name: String,
+    },
+    // NB: as in `Layers`.
+    #[allow(missing_docs)]
+    Wrapped(Box<Query>),
+}
+
 /// The application's method table.
 pub fn router() -> Router {
     let mut router = Router::new();
@@ -137,6 +181,36 @@ pub fn router() -> Router {
     });
     router.method_with_schema("pad", |(n, text): (i32, Option<String>)| async move {
         Ok::<_, ErrorObject>((text.unwrap_or_default(), n))
+    });
+    router.method_with_schema("files", |d: Dir| async move {
+        fn files(d: &Dir) -> usize {
+            d.entries
+                .iter()
+                .map(|e| match e {
+                    Entry::File(_) => 1,
+                    Entry::Dir(d) => files(d),
+                })
+                .sum()
+        }
+        Ok::<_, ErrorObject>(files(&d))
+    });
+    router.method_with_schema("unwrap", |(layers,): (Layers,)| async move {
+        let mut layers = layers;
+        loop {
+            match layers {
+                Layers::Wrap(inner) => layers = *inner,
+                Layers::N(n) => break Ok::<_, ErrorObject>(n),
+            }
+        }
+    });
+    router.method_with_schema("find", |q: Query| async move {
+        let mut q = q;
+        loop {
+            match q {
+                Query::Wrapped(inner) => q = *inner,
+                Query::Name { name } => break Ok::<_, ErrorObject>(name),
+            }
+        }
     });
     // Registered without schemas: introspection still names its params.
     router.method("plain", |p: Point| async move { Ok::<_, ErrorObject>(p.x) });

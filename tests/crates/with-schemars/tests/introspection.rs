@@ -155,11 +155,37 @@ fn rpc_discover_keeps_apart_types_of_one_name_and_refers_to_recursive_ones() {
         schemas["Node"]["properties"]["children"]["items"],
         json!({"$ref": "#/components/schemas/Node"})
     );
-    assert_eq!(count["paramStructure"], "by-name");
+    // A struct, so by position too, in the order of its fields.
+    assert_eq!(count["paramStructure"], "either");
     assert_eq!(count["params"][0]["name"], "name");
+    assert_eq!(count["params"][1]["name"], "children");
+    assert_eq!(
+        call_with("count", json!(["root", [{"name": "leaf", "children": []}]])),
+        json!(2)
+    );
+    // The root type met again inside a definition (`Dir` in `Entry`).
+    assert_eq!(
+        schemas["Entry"]["oneOf"][1]["properties"]["Dir"],
+        json!({"$ref": "#/components/schemas/Dir"}),
+        "{}",
+        schemas["Entry"]
+    );
     assert!(
         !document.to_string().contains(r##""$ref":"#""##),
         "{document}"
+    );
+    // Alternatives that lead back to their own type are described, not
+    // followed round for ever.
+    assert_eq!(by_name(methods, "unwrap")["params"][0]["name"], "arg0");
+    assert!(by_name(methods, "find")["params"].is_array());
+    assert_eq!(call_with("unwrap", json!([7])), json!(7));
+    assert_eq!(call_with("find", json!({"name": "x"})), json!("x"));
+    assert_eq!(
+        call_with(
+            "files",
+            json!({"entries": [{"File": "a"}, {"Dir": {"entries": [{"File": "b"}]}}]})
+        ),
+        json!(2)
     );
 }
 
