@@ -490,26 +490,37 @@ impl Broker {
 
     /// Registers the departures kept while the link was down: each is
     /// announced unless a sweep did already (the LEAVE script tells).
-    /// Those that fail again wait for the next connection.
+    ///
+    /// NB: the first failure puts it and all the rest back for the next
+    /// connection. A link that broke again would otherwise make each of
+    /// them wait out the command timeout in turn, while this node, which
+    /// listens only once they are done, neither hears the rooms nor
+    /// notices that it should reconnect.
     async fn register_departures(&self) {
         let waiting = std::mem::take(&mut *lock(&self.unregistered));
         if waiting.is_empty() {
             return;
         }
         tracing::info!(node = %self.config.node, count = waiting.len(), "redis: registering departures from while the link was down");
-        for (room, key) in waiting {
-            let Some(mut con) = self.usable() else {
-                self.unregistered(&room, key);
-                continue;
+        let mut waiting = waiting.into_iter();
+        while let Some((room, key)) = waiting.next() {
+            let failed = match self.usable() {
+                None => Some("the link is down".to_owned()),
+                Some(mut con) => self
+                    .sequenced(&self.scripts.leave, &room)
+                    .arg(&key)
+                    .invoke_async::<i64>(&mut con)
+                    .await
+                    .err()
+                    .map(|err| err.to_string()),
             };
-            let left = self
-                .sequenced(&self.scripts.leave, &room)
-                .arg(&key)
-                .invoke_async::<i64>(&mut con)
-                .await;
-            if let Err(err) = left {
-                tracing::debug!(%room, "redis: departure still not registered: {err}");
+            if let Some(err) = failed {
+                tracing::debug!(%room, remaining = waiting.len() + 1, "redis: departures still not registered: {err}");
                 self.unregistered(&room, key);
+                for (room, key) in waiting {
+                    self.unregistered(&room, key);
+                }
+                return;
             }
         }
     }
