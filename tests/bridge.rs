@@ -339,3 +339,34 @@ async fn a_half_closed_connection_closes_the_programs_stdin_and_still_gets_its_a
     };
     assert!(exit.contains("exit status: 0"), "{exit}");
 }
+
+#[tokio::test]
+async fn a_program_that_answers_as_it_reads_is_not_held_up_by_its_own_stdin() {
+    // `cat` writes each message back as it reads it. With messages larger
+    // than the pipes hold, the bridge must read the program's stdout while a
+    // write to its stdin waits, or the two wait on each other.
+    let mut bridge =
+        Bridge::start("tcp://127.0.0.1:0", "cat", &["--child-framing", "newline"]).await;
+    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    bridge.started_pid().await;
+    let (read, mut write) = tcp.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let message = format!("[\"{}\"]", "x".repeat(256 << 10));
+    let line = format!("{message}\n");
+    let writer = tokio::spawn(async move {
+        for _ in 0..8 {
+            write.write_all(line.as_bytes()).await.expect("write");
+        }
+        write
+    });
+    for n in 0..8 {
+        let echoed = next_line(&mut lines)
+            .await
+            .unwrap_or_else(|| panic!("echo {n}"));
+        assert!(echoed == message, "echo {n}: {} bytes", echoed.len());
+    }
+    writer.await.expect("the writer");
+}

@@ -216,96 +216,104 @@ where
     let child_io = child_io.with_max_frame_len(shared.max_message_len);
     let (mut to_child, mut from_child) = child_io.split();
     let (mut to_conn, mut from_conn) = conn.split();
-    let mut peer_done = false;
-    let why = loop {
-        tokio::select! {
-            message = from_conn.next() => match message {
+    // The bridge's own answers (to what it refuses to pass on) go out with
+    // the program's messages, through the one sink.
+    let (refuse, mut refusals) = tokio::sync::mpsc::channel::<String>(16);
+    // NB: the two directions run side by side, each waiting only on its own
+    // writes. Were they one loop, a write to the program's full stdin
+    // would stop its stdout from being read, and a program blocked writing
+    // its stdout never reads its stdin again: each would wait on the other.
+    let inbound = async {
+        let why = loop {
+            match from_conn.next().await {
                 Some(Ok(text)) => match refusal(&text) {
                     None => {
                         if let Err(err) = to_child.send((*text).to_owned()).await {
                             break format!("writing to the program failed: {err}");
                         }
                     }
-                    Some(refusal) => {
-                        tracing::warn!("{label}: refused a message, not passed on: {}", refusal.1);
-                        if let Err(err) = to_conn.send(error_reply(refusal.0, &refusal.1)).await {
-                            break format!("the connection failed: {err}");
+                    Some((code, why)) => {
+                        tracing::warn!("{label}: refused a message, not passed on: {why}");
+                        if refuse.send(error_reply(code, &why)).await.is_err() {
+                            break "the connection failed".to_owned();
                         }
                     }
                 },
                 Some(Err(err)) if err.kind() == std::io::ErrorKind::FileTooLarge => {
                     let why = format!("a message over the limit, not passed on: {err}");
                     tracing::warn!("{label}: refused {why}");
-                    if to_conn.send(error_reply(-32600, &why)).await.is_err() {
+                    if refuse.send(error_reply(-32600, &why)).await.is_err() {
                         break "the connection failed".to_owned();
                     }
                 }
                 Some(Err(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
                     let why = format!("a message that is not UTF-8, not passed on: {err}");
                     tracing::warn!("{label}: refused {why}");
-                    if to_conn.send(error_reply(-32700, &why)).await.is_err() {
+                    if refuse.send(error_reply(-32700, &why)).await.is_err() {
                         break "the connection failed".to_owned();
                     }
                 }
                 Some(Err(err)) => break format!("the connection failed: {err}"),
                 None => {
-                    peer_done = true;
-                    break "the connection closed (or shut down its writing half)".to_owned();
-                }
-            },
-            message = from_child.next() => match message {
-                Some(Ok(text)) => {
-                    if let Err(err) = to_conn.send(text).await {
-                        break format!("the connection failed: {err}");
-                    }
-                }
-                Some(Err(err)) => {
-                    tracing::warn!("{label}: a message from the program was dropped: {err}");
-                    if !matches!(err.kind(), std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidData) {
-                        break format!("reading from the program failed: {err}");
-                    }
-                }
-                None => break "the program closed its stdout".to_owned(),
-            },
-            () = stop.cancelled() => break "the bridge is stopping".to_owned(),
-        }
-    };
-    tracing::info!("{label}: {why}; ending both sides");
-    // Closing its stdin asks the program to exit (a language server does);
-    // one that does not is killed.
-    let deadline = tokio::time::Instant::now() + EXIT_GRACE;
-    let _ = to_child.close().await;
-    if peer_done {
-        // NB: a peer that only shut down its writing half (a TCP half-close)
-        // still gets the answers to what it sent: what the program writes
-        // is passed on until it closes its stdout, within its time to exit.
-        let relay = async {
-            while let Some(message) = from_child.next().await {
-                match message {
-                    Ok(text) => {
-                        if to_conn.send(text).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(err)
-                        if matches!(
-                            err.kind(),
-                            std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidData
-                        ) =>
-                    {
-                        tracing::warn!("{label}: a message from the program was dropped: {err}");
-                    }
-                    Err(_) => break,
+                    // NB: a peer that only shut down its writing half (a TCP
+                    // half-close) still gets the answers to what it sent: the
+                    // program sees its stdin end, and what it writes is
+                    // passed on until it closes its stdout, within its time
+                    // to exit.
+                    let _ = tokio::time::timeout(EXIT_GRACE, to_child.close()).await;
+                    return (
+                        true,
+                        "the connection closed (or shut down its writing half)".to_owned(),
+                    );
                 }
             }
         };
-        tokio::select! {
-            _ = tokio::time::timeout_at(deadline, relay) => {}
-            () = stop.cancelled() => {}
+        (false, why)
+    };
+    let outbound = async {
+        loop {
+            let text = tokio::select! {
+                message = from_child.next() => match message {
+                    Some(Ok(text)) => text,
+                    Some(Err(err)) => {
+                        tracing::warn!("{label}: a message from the program was dropped: {err}");
+                        if !matches!(err.kind(), std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidData) {
+                            break format!("reading from the program failed: {err}");
+                        }
+                        continue;
+                    }
+                    None => break "the program closed its stdout".to_owned(),
+                },
+                Some(reply) = refusals.recv() => reply,
+            };
+            if let Err(err) = to_conn.send(text).await {
+                break format!("the connection failed: {err}");
+            }
+        }
+    };
+    let deadline;
+    {
+        tokio::pin!(inbound, outbound);
+        let (peer_done, why) = tokio::select! {
+            (peer_done, why) = &mut inbound => (peer_done, why),
+            why = &mut outbound => (false, why),
+            () = stop.cancelled() => (false, "the bridge is stopping".to_owned()),
+        };
+        tracing::info!("{label}: {why}; ending both sides");
+        deadline = tokio::time::Instant::now() + EXIT_GRACE;
+        if peer_done {
+            tokio::select! {
+                _ = tokio::time::timeout_at(deadline, &mut outbound) => {}
+                () = stop.cancelled() => {}
+            }
         }
     }
+    // Closing its stdin asks the program to exit (a language server does);
+    // one that does not is killed. A program that no longer reads cannot
+    // hold this up past its time to exit.
+    let _ = tokio::time::timeout_at(deadline, to_child.close()).await;
     drop((to_child, from_child));
-    let _ = to_conn.close().await;
+    let _ = tokio::time::timeout(EXIT_GRACE, to_conn.close()).await;
     end(&mut child, &label, pid, deadline).await;
 }
 
