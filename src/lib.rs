@@ -232,7 +232,8 @@ pub use transport::{CloseFrame, CloseFrameError};
 /// with an error naming the method, and so are Rust names the expansion
 /// takes for itself: `register`, `register_per_connection`, `into_router`
 /// (the trait's), `new`, `peer` and `methods` (the client's `new`, `peer`
-/// and `METHODS`). Such a method keeps its wire name with `#[rpc(name =
+/// and `METHODS`), and `clone` and `to_owned` (which would shadow the
+/// client's `Clone`). Such a method keeps its wire name with `#[rpc(name =
 /// "new")]` under another Rust name.
 ///
 /// The return type is read as written: `Result<T, E>` (any path whose last

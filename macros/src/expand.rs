@@ -153,7 +153,9 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
             (
                 quote! {
                     #[derive(::rpcpeer::__private::serde::Deserialize)]
-                    #[serde(crate = "::rpcpeer::__private::serde")]
+                    // NB: serde's messages, which callers get in a -32602,
+                    // name the struct by this name, as the schema does.
+                    #[serde(crate = "::rpcpeer::__private::serde", rename = #params_name)]
                     #schema_derive
                     struct #params_struct { #(#fields,)* #token_field }
                 },

@@ -13,10 +13,10 @@ use syn::{
 pub(crate) const RESERVED: [&str; 3] = ["register", "register_per_connection", "into_router"];
 
 /// The names of the generated client's own methods (`TraitClient::new`,
-/// `TraitClient::peer`, and `clone`, which an inherent method would
-/// shadow, so that `client.clone()` made a call): a method of the user's
-/// may not take them either.
-pub(crate) const CLIENT: [&str; 3] = ["new", "peer", "clone"];
+/// `TraitClient::peer`, and `clone` and `to_owned`, which an inherent
+/// method would shadow, so that `client.clone()` made a call): a method of
+/// the user's may not take them either.
+pub(crate) const CLIENT: [&str; 4] = ["new", "peer", "clone", "to_owned"];
 
 /// How a method's params travel.
 #[derive(Clone, Copy, PartialEq, Eq)]
