@@ -138,6 +138,7 @@ impl CloseFrame {
 
     /// The frame a server that is stopping closes its peers with: 1001,
     /// "going away" (RFC 6455 §7.4.1).
+    #[cfg(feature = "ws")]
     pub(crate) fn server_stopping() -> Self {
         Self {
             code: 1001,
