@@ -518,7 +518,7 @@ fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
             // the params reader pads them.
             let optional_from = items
                 .iter()
-                .rposition(|schema| !nullable(schema, components, 0))
+                .rposition(|schema| !nullable(schema, components, &mut Vec::new()))
                 .map_or(0, |last| last + 1);
             let params = items
                 .iter()
@@ -544,11 +544,11 @@ fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
     // NB: through the reference, for a struct that holds itself: its
     // root is a `$ref` to its definition.
     if plain_struct && resolved(&root, components).get("properties").is_some() {
-        let mut params = members(&root, components, 0).unwrap_or_default();
+        let mut params = members(&root, components, &mut Vec::new()).unwrap_or_default();
         in_field_order(&mut params, info.param_names());
         return Params::new(params, Structure::Either);
     }
-    if let Some(mut params) = members(&root, components, 0) {
+    if let Some(mut params) = members(&root, components, &mut Vec::new()) {
         // NB: by name, the order is free: OpenRPC lists the required first.
         params.sort_by_key(|p| !p.required);
         let whole = (!plain_object(&root)).then_some(root);
@@ -572,10 +572,12 @@ fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
 /// each alternative of `anyOf`/`oneOf` (a member is required only where
 /// every alternative requires it, and none is when `null` is one);
 /// `None` when no member is named.
-fn members(schema: &Value, components: &Components, depth: u8) -> Option<Vec<ParamDoc>> {
-    // NB: alternatives that refer back to themselves (an untagged enum
-    // holding itself) end here rather than overflowing the stack.
-    if depth > MAX_DEPTH {
+fn members<'a>(
+    schema: &'a Value,
+    components: &'a Components,
+    seen: &mut Vec<&'a str>,
+) -> Option<Vec<ParamDoc>> {
+    if !first_visit(schema, seen) {
         return None;
     }
     let schema = resolved(schema, components);
@@ -606,7 +608,7 @@ fn members(schema: &Value, components: &Components, depth: u8) -> Option<Vec<Par
             any_null = true;
             continue;
         }
-        let Some(found) = members(alternative, components, depth + 1) else {
+        let Some(found) = members(alternative, components, seen) else {
             continue;
         };
         objects += 1;
@@ -635,6 +637,24 @@ fn members(schema: &Value, components: &Components, depth: u8) -> Option<Vec<Par
         merged.iter_mut().for_each(|p| p.required = false);
     }
     Some(merged)
+}
+
+/// Whether `schema` is not a reference already followed in this walk.
+///
+/// NB: alternatives that lead back to their own type (an untagged enum
+/// holding itself) would take a walk round for ever, and several such
+/// alternatives would make its steps grow exponentially even when bounded
+/// in depth: each definition is looked into once, and what it adds was
+/// added the first time.
+fn first_visit<'a>(schema: &'a Value, seen: &mut Vec<&'a str>) -> bool {
+    let Some(target) = schema.get("$ref").and_then(Value::as_str) else {
+        return true;
+    };
+    if seen.contains(&target) {
+        return false;
+    }
+    seen.push(target);
+    true
 }
 
 /// Whether the object schema `schema` names member `name`.
@@ -677,8 +697,8 @@ fn is_null(schema: &Value) -> bool {
 }
 
 /// Whether `schema` admits `null` (an `Option`).
-fn nullable(schema: &Value, components: &Components, depth: u8) -> bool {
-    if depth > MAX_DEPTH {
+fn nullable<'a>(schema: &'a Value, components: &'a Components, seen: &mut Vec<&'a str>) -> bool {
+    if !first_visit(schema, seen) {
         return false;
     }
     let schema = resolved(schema, components);
@@ -691,7 +711,7 @@ fn nullable(schema: &Value, components: &Components, depth: u8) -> bool {
         schema
             .get(*key)
             .and_then(Value::as_array)
-            .is_some_and(|alts| alts.iter().any(|alt| nullable(alt, components, depth + 1)))
+            .is_some_and(|alts| alts.iter().any(|alt| nullable(alt, components, seen)))
     })
 }
 

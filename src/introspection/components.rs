@@ -87,7 +87,10 @@ impl Components {
     ///
     /// NB: a fixed point, since one rename can make another: a definition
     /// that refers to a renamed one differs from its namesake here too,
-    /// even where the two read the same before.
+    /// even where the two read the same before. Only once the renames are
+    /// settled does a renamed definition take the name an identical one got
+    /// before (the second `Point2`): compared any earlier, it could match
+    /// one whose references point elsewhere.
     fn names_for(&self, defs: &[(String, Value)]) -> HashMap<String, String> {
         let mut renames: HashMap<String, String> = HashMap::new();
         loop {
@@ -99,23 +102,44 @@ impl Components {
                 let Some(existing) = self.schemas.get(name) else {
                     continue;
                 };
-                let mut placed = def.clone();
-                repoint(&mut placed, &renames);
-                to_draft7(&mut placed);
-                if &placed != existing {
-                    // NB: the same type met again under a taken name gets
-                    // the fresh name it got the first time.
+                if &placed(def, &renames) != existing {
                     let fresh = (2..)
                         .map(|n| format!("{name}{n}"))
-                        .find(|candidate| match self.schemas.get(candidate) {
-                            Some(there) => there == &placed,
-                            None => {
-                                !defs.iter().any(|(other, _)| other == candidate)
-                                    && !renames.values().any(|taken| taken == candidate)
-                            }
+                        .find(|candidate| {
+                            !self.schemas.contains_key(candidate)
+                                && !defs.iter().any(|(other, _)| other == candidate)
+                                && !renames.values().any(|taken| taken == candidate)
                         })
                         .unwrap_or_else(|| name.clone());
                     renames.insert(name.clone(), fresh);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        // NB: each step turns a fresh name into one already here, so this
+        // ends; and a definition here cannot refer to a fresh name, so no
+        // step undoes what an earlier one matched.
+        loop {
+            let mut changed = false;
+            for (name, def) in defs {
+                let Some(target) = renames.get(name) else {
+                    continue;
+                };
+                if self.schemas.contains_key(target) {
+                    continue;
+                }
+                let placed = placed(def, &renames);
+                let same = self.schemas.iter().find(|(other, there)| {
+                    other
+                        .strip_prefix(name.as_str())
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                        && **there == placed
+                });
+                if let Some((same, _)) = same {
+                    renames.insert(name.clone(), same.clone());
                     changed = true;
                 }
             }
@@ -124,6 +148,14 @@ impl Components {
             }
         }
     }
+}
+
+/// `def` as it would stand here, with `renames` applied.
+fn placed(def: &Value, renames: &HashMap<String, String>) -> Value {
+    let mut placed = def.clone();
+    repoint(&mut placed, renames);
+    to_draft7(&mut placed);
+    placed
 }
 
 /// A schema's `title`.
@@ -353,6 +385,36 @@ mod tests {
             components.resolve(&root),
             Some(&components.schemas()["Node"])
         );
+    }
+
+    #[test]
+    fn a_type_takes_an_earlier_name_only_if_its_references_match_too() {
+        let mut components = Components::default();
+        let item = |extra: bool, tag: &str| {
+            let mut properties = json!({"tag": {"$ref": "#/$defs/Tag"}});
+            if extra {
+                properties["extra"] = json!({});
+            }
+            json!({"$ref": "#/$defs/Item", "$defs": {
+                "Item": {"properties": properties},
+                "Tag": {"const": tag},
+            }})
+        };
+        components.hoist(&item(false, "X"), "a");
+        assert_eq!(
+            components.hoist(&item(true, "X"), "b"),
+            json!({"$ref": "#/components/schemas/Item2"})
+        );
+        // Reads as `Item2` until its `Tag` turns out to be another type.
+        assert_eq!(
+            components.hoist(&item(true, "Y"), "c"),
+            json!({"$ref": "#/components/schemas/Item3"})
+        );
+        assert_eq!(
+            components.schemas()["Item3"]["properties"]["tag"],
+            json!({"$ref": "#/components/schemas/Tag2"})
+        );
+        assert_eq!(components.schemas()["Tag2"], json!({"const": "Y"}));
     }
 
     #[test]

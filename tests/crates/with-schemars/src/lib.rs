@@ -106,17 +106,20 @@ pub enum Entry {
 }
 
 /// A number, or the same type again: the schema's alternatives lead back
-/// to the type itself. (serde tries the variants in order, so the number
-/// comes first.)
+/// to the type itself, four times over. (serde tries the variants in
+/// order, so the number comes first.)
 #[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[allow(missing_docs)]
 pub enum Layers {
     /// The number inside.
     N(u32),
-    // NB: no doc comment, which schemars would set beside the reference,
-    // moving it into an `allOf`: the reference must stand alone here.
-    #[allow(missing_docs)]
+    // NB: no doc comments, which schemars would set beside the references,
+    // moving them into an `allOf`: the references must stand alone here.
     Wrap(Box<Layers>),
+    Again(Box<Layers>),
+    More(Box<Layers>),
+    Still(Box<Layers>),
 }
 
 /// A search by name, with the same loop.
@@ -198,7 +201,10 @@ pub fn router() -> Router {
         let mut layers = layers;
         loop {
             match layers {
-                Layers::Wrap(inner) => layers = *inner,
+                Layers::Wrap(inner)
+                | Layers::Again(inner)
+                | Layers::More(inner)
+                | Layers::Still(inner) => layers = *inner,
                 Layers::N(n) => break Ok::<_, ErrorObject>(n),
             }
         }
