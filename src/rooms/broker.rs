@@ -491,11 +491,12 @@ impl Broker {
     /// Registers the departures kept while the link was down: each is
     /// announced unless a sweep did already (the LEAVE script tells).
     ///
-    /// NB: the first failure puts it and all the rest back for the next
-    /// connection. A link that broke again would otherwise make each of
-    /// them wait out the command timeout in turn, while this node, which
-    /// listens only once they are done, neither hears the rooms nor
-    /// notices that it should reconnect.
+    /// NB: a failure of the link puts that departure and all the rest back
+    /// for the next connection. Had the link broken again, each would
+    /// otherwise wait out the command timeout in turn, while this node,
+    /// which listens only once they are done, neither hears the rooms nor
+    /// notices that it should reconnect. Any other failure is that
+    /// departure's own: it alone is put back.
     async fn register_departures(&self) {
         let waiting = std::mem::take(&mut *lock(&self.unregistered));
         if waiting.is_empty() {
@@ -504,19 +505,27 @@ impl Broker {
         tracing::info!(node = %self.config.node, count = waiting.len(), "redis: registering departures from while the link was down");
         let mut waiting = waiting.into_iter();
         while let Some((room, key)) = waiting.next() {
-            let failed = match self.usable() {
-                None => Some("the link is down".to_owned()),
-                Some(mut con) => self
+            let (err, link) = match self.usable() {
+                None => ("the link is down".to_owned(), true),
+                Some(mut con) => match self
                     .sequenced(&self.scripts.leave, &room)
                     .arg(&key)
                     .invoke_async::<i64>(&mut con)
                     .await
-                    .err()
-                    .map(|err| err.to_string()),
+                {
+                    Ok(_) => continue,
+                    Err(err) => {
+                        let link = err.is_io_error()
+                            || err.is_connection_dropped()
+                            || err.is_timeout()
+                            || err.is_unrecoverable_error();
+                        (err.to_string(), link)
+                    }
+                },
             };
-            if let Some(err) = failed {
-                tracing::debug!(%room, remaining = waiting.len() + 1, "redis: departures still not registered: {err}");
-                self.unregistered(&room, key);
+            tracing::debug!(%room, "redis: departure still not registered: {err}");
+            self.unregistered(&room, key);
+            if link {
                 for (room, key) in waiting {
                     self.unregistered(&room, key);
                 }
