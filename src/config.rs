@@ -92,6 +92,11 @@ impl Config {
     /// follows this bound, not the size or number of the messages. A call
     /// larger than the bound is still read when the connection holds
     /// nothing else.
+    ///
+    /// The same bound holds the progress reports of each of our
+    /// [`ProgressCall`](crate::progress::ProgressCall)s that its caller has
+    /// not read yet: further ones are dropped and counted, and the call's
+    /// stream yields [`Error::ReportsLost`](crate::Error::ReportsLost).
     pub fn max_incoming_bytes(mut self, n: usize) -> Self {
         self.max_incoming_bytes = n.max(1);
         self

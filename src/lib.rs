@@ -61,6 +61,7 @@
 //! | `tls` | `wss://` for the WebSocket client |
 //! | `xmlrpc` | XML-RPC on the HTTP side: `http::respond` answers `POST`s sent as `text/xml` from the same methods (`rpcpeer::xmlrpc`) |
 //! | `time` | `types::DateTime`: a date-time param or result, ISO 8601 in JSON, `dateTime.iso8601` in XML-RPC |
+//! | `redis` | `rooms::Rooms::redis`: rooms whose members are spread over several processes, through a Redis server |
 //! | `macros` | [`api`]: one trait per side gives a typed router registration and a typed client |
 //! | `testing` | `rpcpeer::testing::connected_pair`: two peers joined in memory, for tests |
 //! | `cli` (default) | the `rpcpeer` binary; turn default features off in a library |

@@ -133,8 +133,11 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     /// default), the message and HTTP body size limit, keep-alive, and the
     /// HTTP head and body timeouts and body budget (see
     /// [`rpcpeer_ws::Config`] for each default and what happens past it).
-    /// Its `idle_timeout` is not used: [`idle_timeout`](Self::idle_timeout)
-    /// sets the server's.
+    /// Leave its `idle_timeout` off (the default): if set, it closes a
+    /// connection whose peer sends nothing for that long, even one that
+    /// only listens to pushes, on top of the server's own
+    /// [`idle_timeout`](Self::idle_timeout), which counts messages both
+    /// ways and spares a peer with calls in flight.
     ///
     /// ```
     /// use rpcpeer::{ws::{Config, Protocols}, ws_server::WsServer, Router};

@@ -36,7 +36,8 @@ use rpcpeer::stream::Framing;
     version,
     about = "Symmetric JSON-RPC 1.0/2.0 peers: serve the demo, or talk to any peer from a shell",
     after_help = "Exit status: 0 success, 1 the peer answered with an error, \
-                  2 bad usage (arguments, URL, params), 3 the connection failed."
+                  2 bad usage (arguments, URL, params), 3 the connection failed, \
+                  74 the output could not be written, 130 stopped by SIGINT, 143 by SIGTERM."
 )]
 struct Cli {
     #[command(subcommand)]

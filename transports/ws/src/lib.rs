@@ -135,9 +135,13 @@ pub struct Config {
     pub ping_timeout: Duration,
     /// How long the connection may go without an incoming message before it
     /// is closed (code 1001, and the stream yields
-    /// [`io::ErrorKind::TimedOut`]). Default: `None`, never, since a client
-    /// may well only listen; servers set it (rpcpeer's `WsServer` does, to
-    /// 5 minutes). `None` or a zero duration turns it off.
+    /// [`io::ErrorKind::TimedOut`]). Only what the peer sends counts: a
+    /// connection on which only this side writes is idle too. Default:
+    /// `None`, never, since a client may well only listen. rpcpeer's
+    /// `WsServer` leaves it as given and times idle peers out in its
+    /// connection driver instead (`WsServer::idle_timeout`, 5 minutes),
+    /// which counts messages both ways and no peer with calls in flight.
+    /// `None` or a zero duration turns it off.
     ///
     /// Only text and binary messages restart the clock, not pings or pongs.
     /// A call that runs longer than this without a message from the peer
