@@ -12,6 +12,19 @@ use crate::{invalid_data, not_utf8};
 /// one or two short headers; this only stops a peer that never ends them.
 const MAX_HEADER_LEN: usize = 8 * 1024;
 
+/// How much room for a body is made at once when its header arrives; the
+/// buffer grows as the rest comes in.
+///
+/// NB: room for the whole declared body at once would let a peer that
+/// sends a header and nothing more make this connection hold the limit's
+/// worth of memory (16 MiB by default) for 28 bytes.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
+/// The largest `Content-Length` taken as a message to skip, 1 TiB: a larger
+/// one is a broken header, and skipping it would swallow every message
+/// after it, unreported until the connection ends.
+const MAX_SKIPPED_LEN: u64 = 1 << 40;
+
 /// LSP-style framing: `Content-Length: N\r\n\r\n` then N bytes of UTF-8 JSON.
 ///
 /// Decoding follows the LSP base protocol's header part:
@@ -33,10 +46,13 @@ const MAX_HEADER_LEN: usize = 8 * 1024;
 ///   its length still told where it ended, so the frames after it are
 ///   decoded as usual;
 /// - a header block over 8 KiB, a line not ended by `\r\n`, a line that is
-///   not `Name: value`, and a stream that ends inside a frame are all errors.
+///   not `Name: value`, a `Content-Length` over 1 TiB, and a stream that
+///   ends inside a frame are all errors.
 ///
 /// After those two (a body over the limit, a body not UTF-8) decoding goes
-/// on. The others mean the framing is lost: they are `InvalidData` with a
+/// on: this crate's [`Framed`](crate::Framed) yields them as items of the
+/// stream and reads on, where `tokio_util::codec::Framed` ends at any
+/// error. The others mean the framing is lost: they are `InvalidData` with a
 /// message of their own, except an early end of stream, which is
 /// `UnexpectedEof`. `max_frame_len` only bounds decoding:
 /// this codec writes frames of any length.
@@ -148,14 +164,18 @@ impl ContentLengthCodec {
                 shown(value)
             )));
         }
-        let digits = shown(value);
-        // Past 2^64 bytes even skipping is meaningless: no real peer sends
-        // that much, so it can only be a broken header.
-        digits.parse::<u64>().map_err(|_| {
-            invalid_data(format!(
-                "Content-Length `{digits}` is too large to be a byte count"
-            ))
-        })
+        // Past 1 TiB even skipping is meaningless: no real peer sends that
+        // much, so it can only be a broken header.
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|digits| digits.parse::<u64>().ok())
+            .filter(|&len| len <= MAX_SKIPPED_LEN)
+            .ok_or_else(|| {
+                invalid_data(format!(
+                    "Content-Length `{}` is too large to be a message (at most {MAX_SKIPPED_LEN} bytes)",
+                    shown(value)
+                ))
+            })
     }
 }
 
@@ -208,9 +228,7 @@ impl Decoder for ContentLengthCodec {
                             continue;
                         }
                     };
-                    // NB: `len` is within `max_frame_len`, so this reserves
-                    // at most the limit.
-                    src.reserve(len.saturating_sub(src.len()));
+                    src.reserve(len.saturating_sub(src.len()).min(RESERVE_AHEAD));
                     self.state = DecodeState::Body(len);
                 }
                 // Skipping: what has arrived of the body is dropped at once.

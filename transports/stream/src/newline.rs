@@ -31,7 +31,10 @@ use crate::oversized::Skipping;
 ///   its `\n` still ended it, so the lines after it are decoded as usual;
 /// - at end of stream, a last line without `\n` is still a frame.
 ///
-/// No error of this codec loses the framing: after each one decoding goes on.
+/// No error of this codec loses the framing: after each one decoding goes on
+/// (with this crate's [`Framed`](crate::Framed), which yields errors as items
+/// of the stream and reads on; `tokio_util::codec::Framed` ends at any
+/// error).
 ///
 /// Encoding writes the text and then `\n`. See [`Encoder::encode`] on this
 /// type for what happens to a text that contains a `\n` itself.

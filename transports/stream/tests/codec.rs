@@ -583,13 +583,39 @@ fn content_length_eof_while_skipping_is_an_error() {
 }
 
 #[test]
-fn content_length_rejects_a_length_too_big_to_count() {
+fn content_length_rejects_a_length_too_big_to_be_a_message() {
     let input = b"Content-Length: 99999999999999999999999999\r\n\r\n";
     let err = decode_err(&mut ContentLengthCodec::new(64), input);
     assert_invalid_data(
         &err,
-        "Content-Length `99999999999999999999999999` is too large to be a byte count",
+        "Content-Length `99999999999999999999999999` is too large to be a message (at most 1099511627776 bytes)",
     );
+    // One that fits in 64 bits but no message has: skipping it would
+    // swallow every message after it.
+    let input = b"Content-Length: 18446744073709551615\r\n\r\n";
+    let err = decode_err(&mut ContentLengthCodec::new(64), input);
+    assert_invalid_data(
+        &err,
+        "Content-Length `18446744073709551615` is too large to be a message (at most 1099511627776 bytes)",
+    );
+}
+
+#[test]
+fn content_length_reads_a_length_with_many_leading_zeros() {
+    let input = format!("Content-Length: {}2\r\n\r\n{{}}", "0".repeat(70));
+    let mut codec = ContentLengthCodec::new(64);
+    let buf = &mut BytesMut::from(input.as_bytes());
+    assert_eq!(codec.decode(buf).expect("decode").as_deref(), Some("{}"));
+}
+
+#[test]
+fn content_length_makes_room_for_a_body_as_it_arrives() {
+    // A header alone, promising a body within the limit: the buffer does
+    // not grow to the body's size before the body comes.
+    let mut codec = ContentLengthCodec::new(256 * MIB);
+    let buf = &mut BytesMut::from(&b"Content-Length: 209715200\r\n\r\n"[..]);
+    assert_eq!(codec.decode(buf).expect("a body to wait for"), None);
+    assert!(buf.capacity() < MIB, "reserved {} bytes", buf.capacity());
 }
 
 #[test]
