@@ -63,6 +63,8 @@ pin_project! {
         #[pin]
         inner: tokio_util::codec::Framed<T, Frames>,
         idle: Option<Idle>,
+        // The stream has ended (or lost its framing): it stays ended.
+        ended: bool,
         // The place this connection holds in its listener's cap; dropping
         // the transport gives it back.
         place: Option<Place>,
@@ -77,6 +79,7 @@ impl<T: AsyncRead + AsyncWrite> Framed<T> {
                 Frames(FrameCodec::new(framing, max_frame_len)),
             ),
             idle: None,
+            ended: false,
             place: None,
         }
     }
@@ -167,7 +170,7 @@ impl<T: AsyncRead> Stream for Framed<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
-        if this.idle.as_ref().is_some_and(|idle| idle.expired) {
+        if *this.ended || this.idle.as_ref().is_some_and(|idle| idle.expired) {
             return Poll::Ready(None);
         }
         match this.inner.poll_next(cx) {
@@ -179,8 +182,17 @@ impl<T: AsyncRead> Stream for Framed<T> {
                 }
                 Poll::Ready(Some(message))
             }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
-            Poll::Ready(None) => Poll::Ready(None),
+            // NB: the codec yields a skipped message as an item, so an
+            // error here lost the framing (or the reading): tokio-util would
+            // read on if polled again, from a codec whose state is stale.
+            Poll::Ready(Some(Err(err))) => {
+                *this.ended = true;
+                Poll::Ready(Some(Err(err)))
+            }
+            Poll::Ready(None) => {
+                *this.ended = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let Some(idle) = this.idle else {
                     return Poll::Pending;

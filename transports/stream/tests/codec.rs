@@ -841,6 +841,33 @@ async fn framed_stream_yields_the_error_then_ends() {
 }
 
 #[tokio::test]
+async fn framed_stream_stays_ended_once_the_framing_is_lost() {
+    within_deadline(async {
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let mut conn = framed(reader, Framing::ContentLength, 1024);
+        // Two lengths: where the body ends is unknown, so nothing after it
+        // may be read as a message, however often the stream is polled.
+        writer
+            .write_all(b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n[1,2]")
+            .await
+            .expect("write");
+        let err = conn
+            .next()
+            .await
+            .expect("an item")
+            .expect_err("conflicting lengths");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert!(conn.next().await.is_none());
+        writer
+            .write_all(b"Content-Length: 2\r\n\r\n{}")
+            .await
+            .expect("write");
+        assert!(conn.next().await.is_none(), "read on after the end");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn framed_stream_skips_an_oversize_message_and_goes_on() {
     within_deadline(async {
         for (framing, wire, error) in [
