@@ -271,7 +271,7 @@ async fn two_peers_that_both_write_more_than_the_other_reads_keep_reading() {
     // stopped reading until that was out would leave the other's data stuck
     // too, and each would wait on the other.
     let config = Config {
-        ping_interval: Some(Duration::from_millis(2)),
+        ping_interval: Some(Duration::from_millis(50)),
         ping_timeout: Duration::from_secs(60),
         ..Config::default()
     };
