@@ -72,13 +72,11 @@ impl Components {
         }
         let renames = self.names_for(&defs);
         for (name, mut def) in defs {
-            repoint(&mut def, &renames);
-            to_draft7(&mut def);
+            place(&mut def, &renames);
             let name = renames.get(&name).cloned().unwrap_or(name);
             self.schemas.entry(name).or_insert(def);
         }
-        repoint(&mut root, &renames);
-        to_draft7(&mut root);
+        place(&mut root, &renames);
         root
     }
 
@@ -150,11 +148,17 @@ impl Components {
     }
 }
 
-/// `def` as it would stand here, with `renames` applied.
+/// Makes `schema` fit to stand here: its references point here, with
+/// `renames` applied, and it is written in draft 7.
+fn place(schema: &mut Value, renames: &HashMap<String, String>) {
+    repoint(schema, renames);
+    to_draft7(schema);
+}
+
+/// `def` as it would stand here.
 fn placed(def: &Value, renames: &HashMap<String, String>) -> Value {
     let mut placed = def.clone();
-    repoint(&mut placed, renames);
-    to_draft7(&mut placed);
+    place(&mut placed, renames);
     placed
 }
 

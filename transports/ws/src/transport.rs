@@ -323,8 +323,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
                 Utf8Bytes::try_from(bytes)
                     .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
             ),
-            // tungstenite queued the pong when it read the ping; it is
-            // flushed before anything more is read (see `poll_next`).
+            // tungstenite queued the pong when it read the ping; each read
+            // tries to flush it, and reading pauses once too many are owed
+            // (see `poll_next`).
             Message::Ping(_) => {
                 self.flush_owed = true;
                 self.pongs_owed = self.pongs_owed.saturating_add(1);
@@ -480,6 +481,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         Pin::new(&mut self.inner).poll_flush(&mut cx).map(drop)
     }
 
+    /// Flushes what a ping or a pong left in tungstenite's write buffer;
+    /// true once it is all out.
+    fn try_flush_owed(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.poll_flush_for_reader(cx).is_pending() {
+            return false;
+        }
+        self.flush_owed = false;
+        self.pongs_owed = 0;
+        true
+    }
+
     /// Runs the keep-alive timers and the idle timeout; called when there
     /// is nothing to read.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Utf8Bytes>>> {
@@ -534,9 +546,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
                     Wait::CloseFlush => None,
                 });
             }
-            if self.flush_owed && self.poll_flush_for_reader(cx).is_ready() {
-                self.flush_owed = false;
-                self.pongs_owed = 0;
+            if self.flush_owed {
+                self.try_flush_owed(cx);
             }
             let Some(ticks) = &mut self.ticks else {
                 return Poll::Pending;
@@ -588,19 +599,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsTransport<S> {
                 Read::Failing(_) | Read::Lingering(_) => return this.poll_failing(cx),
                 Read::Done => return Poll::Ready(None),
             }
-            if this.flush_owed {
-                if this.poll_flush_for_reader(cx).is_ready() {
-                    this.flush_owed = false;
-                    this.pongs_owed = 0;
-                } else if this.pongs_owed >= MAX_PONGS_OWED {
-                    // NB: each ping read queues a pong, and tungstenite keeps
-                    // every one it cannot write, so a peer that pings and
-                    // never reads would grow the buffer without end. Only
-                    // then is reading paused: stopping on any pending flush
-                    // would let two peers that both write more than the
-                    // other reads, and both ping, wait on each other.
-                    return this.poll_timers(cx);
-                }
+            // NB: each ping read queues a pong, and tungstenite keeps every
+            // one it cannot write, so a peer that pings and never reads would
+            // grow the buffer without end. Only then is reading paused:
+            // stopping on any pending flush would let two peers that both
+            // write more than the other reads, and both ping, wait on each
+            // other.
+            if this.flush_owed && !this.try_flush_owed(cx) && this.pongs_owed >= MAX_PONGS_OWED {
+                return this.poll_timers(cx);
             }
             // NB: the socket is read before the timers are looked at, so a
             // message that arrived just before the deadline still counts.
