@@ -1424,7 +1424,9 @@ async fn shell_runs_piped_commands_in_order() {
     let script = "subtract 42 23\nsum minuend=1\n:notify update [1]\necho [\"x y\"]\n\
                   fail code=3 message=three\n:pending\n:quit\n";
     let out = piped_shell(&url, script).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    // Every line runs; the status says that two of them failed.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "rpcpeer: 2 commands of the input failed\n");
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines[0], "19");
     assert!(lines[1].contains("-32602"), "{lines:?}");
@@ -1433,6 +1435,19 @@ async fn shell_runs_piped_commands_in_order() {
     assert_eq!(lines[4], "error 3: three");
     assert!(lines[5].contains("no request"), "{lines:?}");
     assert_eq!(lines.len(), 6, "{lines:?}");
+
+    // What the shell itself cannot run fails too: an unknown command, params
+    // that do not parse, a `:reply` to no request.
+    for line in [":nope", "subtract [1,", ":reply 7 true", ":notify"] {
+        let out = piped_shell(&url, &format!("subtract 1 1\n{line}\n")).await;
+        assert_eq!(out.status.code(), Some(1), "{line}: {}", stderr(&out));
+        assert_eq!(stdout(&out).lines().next(), Some("0"), "{line}");
+        assert_eq!(
+            stderr(&out),
+            "rpcpeer: 1 command of the input failed\n",
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1502,7 +1517,8 @@ async fn a_piped_shell_answers_the_peer_while_its_own_call_waits() {
         "callback method=ping params=[1]\n:quit\n:reply 1 \"late\"\nsubtract 5 3\n",
     ] {
         let out = piped_shell(&url, script).await;
-        assert!(out.status.success(), "{}", stderr(&out));
+        // The callback's error answer is a failed command.
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         let text = stdout(&out);
         let ours: Vec<&str> = text.lines().filter(|l| !l.starts_with("<-")).collect();
         assert!(
@@ -1639,6 +1655,42 @@ async fn sigterm_lets_running_calls_finish_and_exits_despite_idle_connections() 
     );
     // Stopped: nobody is listening any more.
     assert!(TcpStream::connect(server.tcp.as_str()).await.is_err());
+}
+
+#[tokio::test]
+async fn a_second_signal_stops_serve_without_waiting_for_running_calls() {
+    let mut server = Server::start_with_stderr(Framing::Newline, Stdio::piped()).await;
+    let mut log = BufReader::new(server.child.stderr.take().expect("piped stderr")).lines();
+    let mut busy = server.wire().await;
+    busy.send(r#"{"jsonrpc":"2.0","method":"sleep","params":[60000],"id":"slow"}"#)
+        .await;
+    busy.expect_nothing_before_next_reply().await;
+
+    let pid = server.child.id().expect("running").to_string();
+    let interrupt = || async {
+        let sent = Command::new("kill").args(["-INT", &pid]).status().await;
+        assert!(sent.expect("kill -INT").success());
+    };
+    interrupt().await;
+    // NB: two signals sent before the first is taken would count as one.
+    while !next_line(&mut log, "the `stopping` line")
+        .await
+        .contains("stopping:")
+    {}
+    interrupt().await;
+    let status = within("serve to exit", server.child.wait())
+        .await
+        .expect("wait");
+    assert_eq!(status.code(), Some(130), "{status}");
+    let mut rest = String::new();
+    while let Ok(Some(line)) = log.next_line().await {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert!(rest.contains("interrupted again: exiting now"), "{rest}");
+    // Cut, not drained: the sleep was neither finished nor answered -32003.
+    let after = within("the connection to end", busy.io.next()).await;
+    assert!(!matches!(after, Some(Ok(_))), "a reply came: {after:?}");
 }
 
 /// Runs `rpcpeer bench ARGS --json` to its end: the exit status and the one JSON line.

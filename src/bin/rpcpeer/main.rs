@@ -35,7 +35,8 @@ use rpcpeer::stream::Framing;
     name = "rpcpeer",
     version,
     about = "Symmetric JSON-RPC 1.0/2.0 peers: serve the demo, or talk to any peer from a shell",
-    after_help = "Exit status: 0 success, 1 the peer answered with an error, \
+    after_help = "Exit status: 0 success, 1 the peer answered with an error \
+                  (or a check failed: bench's, or a command of a piped shell), \
                   2 bad usage (arguments, URL, params), 3 the connection failed, \
                   74 the output could not be written, 130 stopped by SIGINT, 143 by SIGTERM."
 )]
@@ -48,6 +49,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the demo service over TCP and over WebSocket + HTTP on another port.
+    ///
+    /// SIGINT (Ctrl-C) or SIGTERM stops it: no new connections, running calls
+    /// get 3 s to finish, and it exits 0 within 5 s. A second signal exits at
+    /// once, cutting the calls still running (130 for SIGINT, 143 for SIGTERM).
     Serve(serve::ServeArgs),
     /// Call METHOD and print its result (pretty and colored on a terminal).
     #[command(
@@ -218,7 +223,8 @@ enum Failure {
     Usage(String),
     /// The connection could not be made, broke, or timed out. Exit 3.
     Connection(String),
-    /// A check failed (`bench`: a reply was wrong, or none was counted). Exit 1.
+    /// A check failed (`bench`: a reply was wrong, or none was counted;
+    /// a piped `shell`: a command failed). Exit 1.
     Check(String),
     /// Stopped by SIGINT or SIGTERM before it was done (`bench`). Exit 130
     /// or 143.
@@ -229,7 +235,8 @@ enum Failure {
     Output(String),
     /// Stopped by SIGINT or SIGTERM before its answer came (`call`,
     /// `notify`, `listen` before it listens): its `--exec` program, if
-    /// any, was killed first. Exit 130 or 143.
+    /// any, was killed first. Also `serve` at a second signal, which cuts
+    /// the calls still running. Exit 130 or 143.
     Stopped(Stop),
 }
 

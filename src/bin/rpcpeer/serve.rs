@@ -300,19 +300,32 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
 
     let _ = signals.recv().await;
     let deadline = Instant::now() + STOP_DEADLINE;
-    tracing::info!("stopping: no new connections; waiting for running calls");
+    tracing::info!(
+        "stopping: no new connections; waiting for running calls (a second signal exits at once)"
+    );
     shared.stop.cancel();
     shared.tracker.close();
-    if tokio::time::timeout_at(deadline, shared.tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            tasks = shared.tracker.len(),
-            "some connections did not finish in time; exiting anyway"
-        );
+    // NB: a second signal is the user saying the drain is not worth the
+    // wait, as in most servers; the calls still running are cut, and the
+    // status says the process was stopped rather than done.
+    tokio::select! {
+        finished = tokio::time::timeout_at(deadline, shared.tracker.wait()) => {
+            if finished.is_err() {
+                tracing::warn!(
+                    tasks = shared.tracker.len(),
+                    "some connections did not finish in time; exiting anyway"
+                );
+            }
+            Ok(())
+        }
+        again = signals.recv() => {
+            tracing::warn!(
+                tasks = shared.tracker.len(),
+                "{again} again: exiting now, without waiting for running calls"
+            );
+            Err(Failure::Stopped(again))
+        }
     }
-    Ok(())
 }
 
 /// Accepts TCP connections until the stop signal; dropping the listener

@@ -64,7 +64,12 @@ struct Shared {
     /// that piped input waiting on a call of its own reads on for the
     /// `:reply` (see [`wait`]).
     asked: Notify,
+    /// Commands that failed, for a piped shell's exit status.
+    failed: AtomicU64,
 }
+
+/// What a command says; `Err` when it failed.
+type Said = Result<String, String>;
 
 /// One method the peer says it has, for completion and `:methods`.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +86,7 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
         notes,
         waiting: Waiting::default(),
         asked: Notify::new(),
+        failed: AtomicU64::new(0),
     });
     let mut router = Router::with_state(shared.clone());
     router.fallback(incoming);
@@ -372,7 +378,7 @@ fn console(
                 let said = wait(&handle, call, shared, &mut ahead, || {
                     editor.readline("rpcpeer> ").ok()
                 });
-                say(&said);
+                report(shared, said);
             }
         }
     };
@@ -381,7 +387,16 @@ fn console(
             tracing::debug!("cannot save the history to {}: {err}", path.display());
         }
     }
-    outcome
+    // NB: piped input is a script, whose caller learns from the status
+    // whether it all went through; at a terminal the user saw each answer.
+    let failed = shared.failed.load(Ordering::Relaxed);
+    match outcome {
+        Ok(()) if failed > 0 && !interactive => Err(Failure::Check(format!(
+            "{failed} command{} of the input failed",
+            if failed == 1 { "" } else { "s" }
+        ))),
+        outcome => outcome,
+    }
 }
 
 /// Whether the console goes on after a command.
@@ -390,7 +405,7 @@ enum Step {
     Quit,
     /// A call made from piped input, whose answer is printed before the
     /// next line runs: what it will say.
-    Wait(JoinHandle<String>),
+    Wait(JoinHandle<Said>),
 }
 
 /// Waits for `call`'s answer. A request of the peer may come first and wait
@@ -401,23 +416,23 @@ enum Step {
 /// answered with an error.
 fn wait(
     handle: &Handle,
-    mut call: JoinHandle<String>,
+    mut call: JoinHandle<Said>,
     shared: &Shared,
     ahead: &mut std::collections::VecDeque<String>,
     mut read: impl FnMut() -> Option<String>,
-) -> String {
+) -> Said {
     let mut input_left = true;
     loop {
         let asked = handle.block_on(async {
             tokio::select! {
-                said = &mut call => Some(said.unwrap_or_else(|err| format!("the call failed: {err}"))),
+                said = &mut call => Some(said.unwrap_or_else(|err| Err(format!("the call failed: {err}")))),
                 // NB: a permit is kept when none waits, so a request that
                 // came before this select is not missed.
                 () = shared.asked.notified() => None,
                 // Dropping the call tells the peer with $/cancelRequest.
                 () = crate::ctrl_c() => {
                     call.abort();
-                    Some("cancelled".to_owned())
+                    Some(Err("cancelled".to_owned()))
                 }
             }
         });
@@ -433,7 +448,7 @@ fn wait(
             let (word, rest) = split_word(&line);
             let said = match word {
                 ":reply" | ":error" => answer(word == ":reply", rest, shared),
-                ":pending" => pending(shared),
+                ":pending" => Ok(pending(shared)),
                 // Nothing after it is read: it runs once the call is over.
                 word if is_quit(word) => {
                     ahead.push_back(line);
@@ -445,7 +460,7 @@ fn wait(
                     continue;
                 }
             };
-            say(&said);
+            report(shared, said);
         }
         if !input_left {
             // No answer can come from the input any more: the peer hears so
@@ -476,37 +491,35 @@ async fn command(
     let (word, rest) = split_word(line);
     let said = match word {
         word if is_quit(word) => return Step::Quit,
-        ":help" | ":h" | "?" => HELP.to_owned(),
-        ":methods" => {
-            if methods.is_empty() {
-                "the peer did not describe its methods".to_owned()
-            } else {
-                methods
-                    .iter()
-                    .map(|m| m.signature.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-        }
-        ":pending" => pending(shared),
+        ":help" | ":h" | "?" => Ok(HELP.to_owned()),
+        ":methods" => Ok(if methods.is_empty() {
+            "the peer did not describe its methods".to_owned()
+        } else {
+            methods
+                .iter()
+                .map(|m| m.signature.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        }),
+        ":pending" => Ok(pending(shared)),
         ":reply" | ":error" => answer(word == ":reply", rest, shared),
         ":notify" => {
             let (method, params) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             if method.is_empty() {
-                ":notify needs a METHOD".to_owned()
+                Err(":notify needs a METHOD".to_owned())
             } else {
                 match params_of(params.trim()) {
-                    Err(msg) => msg,
+                    Err(msg) => Err(msg),
                     Ok(params) => match peer.notify(method, params).await {
-                        Ok(()) => "sent".to_owned(),
-                        Err(err) => err.to_string(),
+                        Ok(()) => Ok("sent".to_owned()),
+                        Err(err) => Err(err.to_string()),
                     },
                 }
             }
         }
-        _ if word.starts_with(':') => format!("unknown command {word} (:help lists them)"),
+        _ if word.starts_with(':') => Err(format!("unknown command {word} (:help lists them)")),
         method => match params_of(rest) {
-            Err(msg) => msg,
+            Err(msg) => Err(msg),
             Ok(params) if background => {
                 // NB: the call runs on its own, and its answer is shown
                 // above the prompt when it comes, so the user can go on
@@ -514,7 +527,7 @@ async fn command(
                 // it triggers waits for a `:reply`.
                 let (peer, notes, method) = (peer.clone(), shared.notes.clone(), method.to_owned());
                 tokio::spawn(async move {
-                    let said = call(&peer, &method, params, style).await;
+                    let (Ok(said) | Err(said)) = call(&peer, &method, params, style).await;
                     let _ = notes.send(format!("{method} → {said}"));
                 });
                 return Step::Continue;
@@ -527,7 +540,7 @@ async fn command(
             }
         },
     };
-    say(&said);
+    report(shared, said);
     Step::Continue
 }
 
@@ -543,6 +556,15 @@ fn is_quit(word: &str) -> bool {
     matches!(word, ":quit" | ":q" | ":exit")
 }
 
+/// Prints what a command said, and counts it if it failed.
+fn report(shared: &Shared, said: Said) {
+    let (Ok(line) | Err(line)) = &said;
+    if said.is_err() {
+        shared.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    say(line);
+}
+
 /// Prints one line on stdout; a stdout that is gone costs the line, not
 /// the console.
 fn say(line: &str) {
@@ -551,11 +573,11 @@ fn say(line: &str) {
 }
 
 /// Calls `method` and says what came of it.
-async fn call(peer: &Peer, method: &str, params: Option<Params>, style: Style) -> String {
+async fn call(peer: &Peer, method: &str, params: Option<Params>, style: Style) -> Said {
     match peer.request::<Box<RawValue>>(method, params).await {
-        Ok(result) => render(result.get(), style),
-        Err(Error::Remote { source, .. }) => error_line(&source, style),
-        Err(err) => err.to_string(),
+        Ok(result) => Ok(render(result.get(), style)),
+        Err(Error::Remote { source, .. }) => Err(error_line(&source, style)),
+        Err(err) => Err(err.to_string()),
     }
 }
 
@@ -587,15 +609,15 @@ fn pending(shared: &Shared) -> String {
 }
 
 /// `:reply N JSON` or `:error N CODE MESSAGE`.
-fn answer(ok: bool, rest: &str, shared: &Shared) -> String {
+fn answer(ok: bool, rest: &str, shared: &Shared) -> Said {
     let (n, body) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
     let Ok(n) = n.trim_start_matches('#').parse::<u64>() else {
-        return "which request? give its number, as in :reply 1 true".to_owned();
+        return Err("which request? give its number, as in :reply 1 true".to_owned());
     };
     let outcome = if ok {
         match serde_json::from_str::<Box<RawValue>>(body.trim()) {
             Ok(result) => Ok(result),
-            Err(err) => return format!("the result is not JSON: {err}"),
+            Err(err) => return Err(format!("the result is not JSON: {err}")),
         }
     } else {
         let (code, message) = body
@@ -604,15 +626,17 @@ fn answer(ok: bool, rest: &str, shared: &Shared) -> String {
             .unwrap_or((body.trim(), ""));
         match code.parse::<i64>() {
             Ok(code) => Err(ErrorObject::new(code, message.trim())),
-            Err(_) => return "the error needs an integer CODE, then a MESSAGE".to_owned(),
+            Err(_) => return Err("the error needs an integer CODE, then a MESSAGE".to_owned()),
         }
     };
     match shared.waiting.with(|w| w.remove(&n)) {
         Some((method, sender)) => match sender.send(outcome) {
-            Ok(()) => format!("answered #{n} ({method})"),
-            Err(_) => format!("#{n} ({method}) is gone: the connection closed"),
+            Ok(()) => Ok(format!("answered #{n} ({method})")),
+            Err(_) => Err(format!("#{n} ({method}) is gone: the connection closed")),
         },
-        None => format!("no request #{n} waits for an answer (:pending lists them)"),
+        None => Err(format!(
+            "no request #{n} waits for an answer (:pending lists them)"
+        )),
     }
 }
 
