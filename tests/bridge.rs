@@ -370,3 +370,44 @@ async fn a_program_that_answers_as_it_reads_is_not_held_up_by_its_own_stdin() {
     }
     writer.await.expect("the writer");
 }
+
+#[tokio::test]
+async fn what_the_program_started_ends_with_its_connection() {
+    // The program (`sh`, then `cat` in its place) starts a child of its own
+    // and says its pid on stderr, which the bridge logs.
+    let exec = "sh -c 'sleep 600 </dev/null >/dev/null 2>&1 & echo \"started $!\" >&2; exec cat'";
+    let mut bridge =
+        Bridge::start("tcp://127.0.0.1:0", exec, &["--child-framing", "newline"]).await;
+    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let program = bridge.started_pid().await;
+    let grandchild: u32 = loop {
+        let line = within("the program's line", bridge.log.next_line())
+            .await
+            .expect("the log")
+            .expect("the log to go on");
+        if let Some(pid) = line.split("started ").nth(1) {
+            break pid.trim().parse().expect("a pid");
+        }
+    };
+    // The connection ends: `cat` sees its stdin end and exits, and what it
+    // left running must be ended too.
+    drop(tcp);
+    gone(program).await;
+    let ended = || match std::fs::read_to_string(format!("/proc/{grandchild}/stat")) {
+        Err(_) => true,
+        // A zombie nobody has reaped yet: killed all the same.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    };
+    within("the program's own child to end", async {
+        while !ended() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

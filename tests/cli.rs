@@ -1567,6 +1567,37 @@ async fn a_child_that_dies_unanswered_is_reported_with_how_it_ended() {
 
 #[cfg(unix)]
 #[tokio::test]
+async fn what_an_exec_program_started_ends_with_it() {
+    // The program (`sh`, then `cat` in its place) starts a child of its own
+    // and never answers: at the timeout, both must be gone, not only `cat`.
+    let pidfile = std::env::temp_dir().join(format!("rpcpeer-grandchild-{}", std::process::id()));
+    let exec = format!(
+        "sh -c 'sleep 600 </dev/null >/dev/null 2>&1 & echo $! > {}; exec cat >/dev/null'",
+        pidfile.display()
+    );
+    let out = rpcpeer(&["call", "--exec", &exec, "anything", "--timeout", "0.5"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let pid = std::fs::read_to_string(&pidfile).expect("the pid file");
+    let _ = std::fs::remove_file(&pidfile);
+    let pid = pid.trim().to_owned();
+    // Gone, or a zombie that nobody has reaped yet: killed either way.
+    let ended = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    };
+    within("the program's own child to end", async {
+        while !ended() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
 async fn call_reaches_a_unix_socket() {
     use rpcpeer::{Driver, ErrorObject, Router};
     let path = std::env::temp_dir().join(format!("rpcpeer-cli-{}.sock", std::process::id()));

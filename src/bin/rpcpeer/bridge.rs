@@ -16,6 +16,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::split_words;
+use crate::process_group::{own_group, Group};
 use crate::{Failure, StopSignals};
 
 /// How long a child may take to exit once its stdin is closed, before it is killed.
@@ -186,7 +187,7 @@ where
     let id = shared.next.fetch_add(1, Ordering::Relaxed);
     let label = format!("connection {id} ({remote})");
     let mut command = Command::new(&shared.program[0]);
-    command.args(&shared.program[1..]).stderr(Stdio::piped());
+    own_group(command.args(&shared.program[1..]).stderr(Stdio::piped()));
     let (child_io, mut child) = match spawn_child(&mut command, shared.framing) {
         Ok(spawned) => spawned,
         Err(err) => {
@@ -199,6 +200,9 @@ where
             return;
         }
     };
+    // Ends what the program started when this connection is over, however
+    // that comes (the program exits, is killed, or the bridge stops).
+    let _group = Group::of(&child);
     let pid = child.id().unwrap_or_default();
     tracing::info!(
         "{label}: started `{}` (pid {pid})",

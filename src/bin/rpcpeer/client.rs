@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::http_client;
 use crate::output::{error_line, render, Style};
+use crate::process_group::{own_group, Group};
 use crate::wire::Wire;
 use crate::{CallArgs, ConnectArgs, Failure, ListenArgs};
 
@@ -166,6 +167,9 @@ pub(crate) struct Connection {
     pub(crate) label: String,
     driver: JoinHandle<Result<(), Error>>,
     child: Option<Child>,
+    /// Dropped after `child`: ends what the program started, if anything
+    /// of it is left.
+    _group: Option<Group>,
     /// For a connection that sends one message: the peer's last word that
     /// the message will get no answer (see [`Connection::only_message`]).
     refusals: Option<watch::Receiver<Option<Refusal>>>,
@@ -235,7 +239,7 @@ async fn open_connection<S: Send + Sync + 'static>(
         (_, None) => "the peer".to_owned(),
     };
     let opening = open(&target, args);
-    let (transport, child) = match args.timeout() {
+    let (transport, program) = match args.timeout() {
         Some(limit) => tokio::time::timeout(limit, opening).await.map_err(|_| {
             Failure::Connection(format!(
                 "cannot connect to {label}: no answer within {limit:?}"
@@ -290,20 +294,23 @@ async fn open_connection<S: Send + Sync + 'static>(
         refusals = Some(seen);
     }
     let (peer, driver) = builder.build();
+    let (child, group) = program.unzip();
     Ok(Connection {
         peer,
         label,
         driver: tokio::spawn(driver),
         child,
+        _group: group,
         refusals,
     })
 }
 
-/// Opens the transport to `target`, as one type for every kind of peer.
+/// Opens the transport to `target`, as one type for every kind of peer;
+/// with `--exec`, the program too.
 pub(crate) async fn open(
     target: &Target,
     args: &ConnectArgs,
-) -> std::io::Result<(Wire, Option<Child>)> {
+) -> std::io::Result<(Wire, Option<(Child, Group)>)> {
     Ok(match target {
         Target::Tcp(addr) => (
             Wire::Framed(Box::new(connect_tcp(addr.as_str(), args.framing()).await?)),
@@ -334,11 +341,12 @@ pub(crate) async fn open(
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "no program to run")
             })?;
             let mut command = tokio::process::Command::new(program);
-            command.args(rest);
+            own_group(command.args(rest));
             let (transport, child) = spawn_child(&mut command, args.framing()).map_err(|err| {
                 std::io::Error::new(err.kind(), format!("cannot run `{program}`: {err}"))
             })?;
-            (Wire::Framed(Box::new(transport)), Some(child))
+            let group = Group::of(&child);
+            (Wire::Framed(Box::new(transport)), Some((child, group)))
         }
     })
 }

@@ -9,6 +9,7 @@ mod client;
 mod demo;
 mod http_client;
 mod output;
+mod process_group;
 mod serve;
 mod shell;
 mod wire;
