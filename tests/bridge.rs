@@ -411,3 +411,42 @@ async fn what_the_program_started_ends_with_its_connection() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn what_the_bridge_refused_reaches_the_peer_even_when_the_program_ends_first() {
+    // The program writes one line larger than the socket's buffers and
+    // exits. While the peer does not read, the bridge's write of that line
+    // waits, and the refusals of the peer's bad messages queue up behind it;
+    // once the peer reads, the bridge sees the program's end and those
+    // refusals at the same time, and must pass on all of them.
+    let exec = r#"sh -c 'head -c 12000000 /dev/zero | tr "\0" x; echo'"#;
+    let mut bridge =
+        Bridge::start("tcp://127.0.0.1:0", exec, &["--child-framing", "newline"]).await;
+    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    bridge.started_pid().await;
+    let (read, mut write) = tcp.into_split();
+    // NB: time for the program to write its line and the bridge to start
+    // passing it on; sooner, the refusals would only go out earlier.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    const REFUSED: usize = 10;
+    write
+        .write_all("oops\n".repeat(REFUSED).as_bytes())
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut lines = BufReader::new(read).lines();
+    let (mut refusals, mut long) = (0, 0);
+    while let Some(line) = next_line(&mut lines).await {
+        if line.len() == 12_000_000 {
+            long += 1;
+            continue;
+        }
+        let refusal: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(refusal["error"]["code"], -32700, "{refusal}");
+        refusals += 1;
+    }
+    assert_eq!((long, refusals), (1, REFUSED));
+}

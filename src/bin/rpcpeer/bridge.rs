@@ -275,7 +275,7 @@ where
         (false, why)
     };
     let outbound = async {
-        loop {
+        let why = loop {
             let text = tokio::select! {
                 message = from_child.next() => match message {
                     Some(Ok(text)) => text,
@@ -291,9 +291,17 @@ where
                 Some(reply) = refusals.recv() => reply,
             };
             if let Err(err) = to_conn.send(text).await {
-                break format!("the connection failed: {err}");
+                return format!("the connection failed: {err}");
+            }
+        };
+        // NB: the peer is still owed what the bridge refused before the
+        // program's end; the select above may have seen the end first.
+        while let Ok(reply) = refusals.try_recv() {
+            if let Err(err) = to_conn.send(reply).await {
+                return format!("the connection failed: {err}");
             }
         }
+        why
     };
     let deadline;
     {
