@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{serve, Wire};
+use common::{by_name, serve, Wire};
 use rpcpeer::introspection::Service;
 use rpcpeer::schemars::JsonSchema;
 use rpcpeer::{ErrorObject, Router};
@@ -54,26 +54,26 @@ impl Calculator for Calc {
     }
 }
 
-fn by_name<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {list}"))
+/// A connection to `router`, served with introspection as `service`, and
+/// the `rpc.discover` document it answers, checked against the OpenRPC
+/// meta-schema.
+async fn discover(mut router: Router, service: &str) -> (Wire, Value) {
+    router.introspection(Service::new(service, "1.0.0"));
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#)
+        .await;
+    let document = reply["result"].clone();
+    openrpc_check::validate(&document).unwrap_or_else(|e| panic!("{e}"));
+    (wire, document)
 }
 
 #[tokio::test]
 async fn rpc_discover_describes_the_traits_methods_with_their_types() {
     let mut router = Router::new();
     Calc.register(&mut router);
-    router.introspection(Service::new("calculator", "1.0.0"));
-    let addr = serve(router, Framing::Newline).await;
-    let mut wire = Wire::connect(addr, Framing::Newline).await;
-    let reply = wire
-        .call(r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#)
-        .await;
-    let document = &reply["result"];
-    openrpc_check::validate(document).unwrap_or_else(|e| panic!("{e}"));
+    let (mut wire, document) = discover(router, "calculator").await;
 
     let subtract = by_name(&document["methods"], "subtract");
     assert_eq!(
@@ -149,14 +149,7 @@ impl Counting for Counter {
 async fn rpc_discover_shows_a_progress_token_as_an_optional_param() {
     let mut router = Router::new();
     Counter.register(&mut router);
-    router.introspection(Service::new("counter", "1.0.0"));
-    let addr = serve(router, Framing::Newline).await;
-    let mut wire = Wire::connect(addr, Framing::Newline).await;
-    let reply = wire
-        .call(r#"{"jsonrpc":"2.0","method":"rpc.discover","id":1}"#)
-        .await;
-    let document = &reply["result"];
-    openrpc_check::validate(document).unwrap_or_else(|e| panic!("{e}"));
+    let (mut wire, document) = discover(router, "counter").await;
 
     let count = by_name(&document["methods"], "count");
     assert_eq!(count["params"][0]["name"], "upto");

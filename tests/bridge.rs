@@ -1,6 +1,8 @@
 //! `rpcpeer bridge` end to end: a language server from npm and the project's own stdio example behind a WebSocket, a newline TCP client, refusals, and each side ending the other. Real sockets on 127.0.0.1.
 
-use std::future::Future;
+#[path = "common/binary.rs"]
+mod binary;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,15 +13,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 use tokio_tungstenite::tungstenite::Message;
 
+use binary::{ended, within};
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Turns a hang into a failure; nothing here should take a fraction of it.
-async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s (a hang)"))
-}
 
 /// A running `rpcpeer bridge`, its log read line by line.
 struct Bridge {
@@ -69,22 +66,22 @@ impl Bridge {
         }
     }
 
+    /// A TCP connection to the bridge, and the pid of the program started
+    /// for it.
+    async fn tcp(&mut self) -> (tokio::net::TcpStream, u32) {
+        let addr = self.url.trim_start_matches("tcp://").to_owned();
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        (tcp, self.started_pid().await)
+    }
+
     async fn ws(&self) -> Ws {
         let (ws, _) = tokio_tungstenite::connect_async(self.url.as_str())
             .await
             .expect("connect to the bridge");
         ws
     }
-}
-
-/// Waits until process `pid` is gone (the bridge reaps its children).
-async fn gone(pid: u32) {
-    within(&format!("pid {pid} to end"), async {
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
 }
 
 /// The next text message, as JSON; `None` when the connection closed.
@@ -185,7 +182,7 @@ async fn a_language_server_from_npm_answers_over_a_websocket() {
     send(&mut ws, json!({"jsonrpc": "2.0", "method": "exit"})).await;
     // The server exits; the bridge closes the WebSocket.
     while recv(&mut ws).await.is_some() {}
-    gone(pid).await;
+    ended(pid).await;
 }
 
 /// The project's stdio example (`examples/stdio_pair.rs`, whose `child`
@@ -247,7 +244,7 @@ async fn the_stdio_example_answers_and_gets_nothing_that_is_not_json() {
 
     // Closing the WebSocket ends the child.
     ws.close(None).await.expect("close");
-    gone(pid).await;
+    ended(pid).await;
 }
 
 /// The next line from the bridge; `None` when it closed the connection.
@@ -266,11 +263,7 @@ async fn a_message_over_the_limit_is_refused_and_the_child_exiting_closes_a_tcp_
         &["--child-framing", "newline", "--max-message-len", "64"],
     )
     .await;
-    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let pid = bridge.started_pid().await;
+    let (tcp, pid) = bridge.tcp().await;
     let (read, mut write) = tcp.into_split();
     let mut lines = BufReader::new(read).lines();
 
@@ -293,7 +286,7 @@ async fn a_message_over_the_limit_is_refused_and_the_child_exiting_closes_a_tcp_
     assert_eq!(next_line(&mut lines).await.as_deref(), Some(r#"{"b":2}"#));
     // `head` has exited: the bridge closes the connection.
     assert_eq!(next_line(&mut lines).await, None);
-    gone(pid).await;
+    ended(pid).await;
 }
 
 #[tokio::test]
@@ -305,11 +298,7 @@ async fn a_half_closed_connection_closes_the_programs_stdin_and_still_gets_its_a
         &["--child-framing", "newline"],
     )
     .await;
-    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let pid = bridge.started_pid().await;
+    let (tcp, pid) = bridge.tcp().await;
     let (read, mut write) = tcp.into_split();
     let mut lines = BufReader::new(read).lines();
     write
@@ -347,11 +336,7 @@ async fn a_program_that_answers_as_it_reads_is_not_held_up_by_its_own_stdin() {
     // write to its stdin waits, or the two wait on each other.
     let mut bridge =
         Bridge::start("tcp://127.0.0.1:0", "cat", &["--child-framing", "newline"]).await;
-    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    bridge.started_pid().await;
+    let (tcp, _) = bridge.tcp().await;
     let (read, mut write) = tcp.into_split();
     let mut lines = BufReader::new(read).lines();
     let message = format!("[\"{}\"]", "x".repeat(256 << 10));
@@ -378,11 +363,7 @@ async fn what_the_program_started_ends_with_its_connection() {
     let exec = "sh -c 'sleep 600 </dev/null >/dev/null 2>&1 & echo \"started $!\" >&2; exec cat'";
     let mut bridge =
         Bridge::start("tcp://127.0.0.1:0", exec, &["--child-framing", "newline"]).await;
-    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let program = bridge.started_pid().await;
+    let (tcp, program) = bridge.tcp().await;
     let grandchild: u32 = loop {
         let line = within("the program's line", bridge.log.next_line())
             .await
@@ -395,21 +376,8 @@ async fn what_the_program_started_ends_with_its_connection() {
     // The connection ends: `cat` sees its stdin end and exits, and what it
     // left running must be ended too.
     drop(tcp);
-    gone(program).await;
-    let ended = || match std::fs::read_to_string(format!("/proc/{grandchild}/stat")) {
-        Err(_) => true,
-        // A zombie nobody has reaped yet: killed all the same.
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    };
-    within("the program's own child to end", async {
-        while !ended() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    ended(program).await;
+    ended(grandchild).await;
 }
 
 #[tokio::test]
@@ -422,11 +390,7 @@ async fn what_the_bridge_refused_reaches_the_peer_even_when_the_program_ends_fir
     let exec = r#"sh -c 'head -c 12000000 /dev/zero | tr "\0" x; echo'"#;
     let mut bridge =
         Bridge::start("tcp://127.0.0.1:0", exec, &["--child-framing", "newline"]).await;
-    let addr = bridge.url.trim_start_matches("tcp://").to_owned();
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    bridge.started_pid().await;
+    let (tcp, _) = bridge.tcp().await;
     let (read, mut write) = tcp.into_split();
     // NB: time for the program to write its line and the bridge to start
     // passing it on; sooner, the refusals would only go out earlier.

@@ -3,7 +3,7 @@
 #[path = "common/binary.rs"]
 mod binary;
 
-use binary::{rpcpeer, stderr, stdout, within, BIN};
+use binary::{ended, rpcpeer, stderr, stdout, within, BIN};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -1579,21 +1579,7 @@ async fn what_an_exec_program_started_ends_with_it() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let pid = std::fs::read_to_string(&pidfile).expect("the pid file");
     let _ = std::fs::remove_file(&pidfile);
-    let pid = pid.trim().to_owned();
-    // Gone, or a zombie that nobody has reaped yet: killed either way.
-    let ended = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    };
-    within("the program's own child to end", async {
-        while !ended() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    ended(pid.trim().parse().expect("a pid")).await;
 }
 
 #[cfg(unix)]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{serve, Wire};
+use common::{by_name, serve, Wire};
 use rpcpeer::introspection::Service;
 use rpcpeer::{ErrorObject, Router, Session};
 use rpcpeer_stream::Framing;
@@ -45,14 +45,6 @@ fn names(document: &Value, list: &str) -> Vec<String> {
         .iter()
         .map(|m| m["name"].as_str().expect("a name").to_owned())
         .collect()
-}
-
-fn by_name<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {list}"))
 }
 
 #[tokio::test]

@@ -20,6 +20,25 @@ pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
         .unwrap_or_else(|_| panic!("{what}: nothing within 30 s (a hang)"))
 }
 
+/// Waits until process `pid` has ended: gone, or a zombie that nobody has
+/// reaped yet (which has ended all the same).
+pub async fn ended(pid: u32) {
+    let over = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // NB: after the name in parentheses, which may hold anything.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    };
+    within(&format!("pid {pid} to end"), async {
+        while !over() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 /// A running `rpcpeer serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0 …`, killed
 /// when dropped.
 pub struct Serve {

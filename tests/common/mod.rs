@@ -14,6 +14,15 @@ use tokio::task::JoinHandle;
 
 pub const FRAMINGS: [Framing; 2] = [Framing::Newline, Framing::ContentLength];
 
+/// The member of a JSON list (of methods, of params) with this `name`.
+pub fn by_name<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
 /// Turns a hang into a failure. Not a timing assertion: nothing here should
 /// take more than a fraction of this.
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
