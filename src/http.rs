@@ -466,6 +466,19 @@ fn not_json(req: &Request<String>) -> Option<String> {
     }
 }
 
+/// The `charset` parameter of the request's `Content-Type`, if any,
+/// without its quotes.
+fn declared_charset(req: &Request<String>) -> Option<String> {
+    let value = req.headers().get(header::CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    text.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
 async fn post<S: Send + Sync + 'static>(
     router: &Router<S>,
     req: &Request<String>,
@@ -513,9 +526,15 @@ async fn post<S: Send + Sync + 'static>(
     if let Some(NotText(bytes)) = not_text {
         // The status any other parse error gets (from `handle_text`).
         let why = bytes.utf8_error();
+        let sent_as = match declared_charset(req) {
+            Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => format!(
+                "; it was sent as charset={charset}, and JSON is read as UTF-8 only (RFC 8259 §8.1)"
+            ),
+            _ => String::new(),
+        };
         return error_response(
             StatusCode::OK,
-            ErrorObject::parse_error(format!("the body is not UTF-8 ({why})")),
+            ErrorObject::parse_error(format!("the body is not UTF-8 ({why}){sent_as}")),
         );
     }
     // NB: RFC 8259 §8.1 lets a parser ignore a byte order mark, which some

@@ -859,6 +859,21 @@ async fn http_post_of_a_body_that_is_not_utf8_is_a_parse_error() {
         json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700,
             "message": "Parse error: the body is not UTF-8 (invalid utf-8 sequence of 1 bytes from index 44)"}})
     );
+    // Sent in another charset, which the error names.
+    let (status, _, body) = post_bytes(
+        addr,
+        "Content-Type: application/json; charset=\"ISO-8859-1\"\r\n",
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"caf\xe9\"],\"id\":1}",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "Parse error: the body is not UTF-8 (invalid utf-8 sequence of 1 bytes from index 47); \
+         it was sent as charset=ISO-8859-1, and JSON is read as UTF-8 only (RFC 8259 §8.1)",
+        "{body}"
+    );
 
     // A compressed body: no coding is decoded, and 415 says which would
     // do (RFC 9110 §15.5.16), whatever the bytes.
