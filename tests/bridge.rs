@@ -31,6 +31,9 @@ impl Bridge {
             .args(["bridge", "--listen", listen, "--exec", exec])
             .args(more)
             .env("RUST_LOG", "info")
+            // NB: not in a terminal's foreground, where the programs it
+            // starts would share its process group.
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

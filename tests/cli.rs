@@ -1451,6 +1451,45 @@ async fn shell_runs_piped_commands_in_order() {
 }
 
 #[tokio::test]
+async fn a_piped_shell_whose_peer_hangs_up_exits_3_on_any_line() {
+    // A peer that closes the connection when called `bye`, and answers
+    // anything else with an error.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let call: Value = serde_json::from_str(&line).unwrap_or_default();
+                    if call["method"] == "bye" {
+                        return;
+                    }
+                    if call.get("id").is_some() {
+                        let no = json!({"jsonrpc": "2.0", "id": call["id"],
+                            "error": {"code": -32601, "message": "Method not found"}});
+                        let _ = write.write_all(format!("{no}\n").as_bytes()).await;
+                    }
+                }
+            });
+        }
+    });
+    // The hang-up on the last line, or on one with more after it.
+    for script in ["bye\n", "bye\nsum 1\n"] {
+        let out = piped_shell(&url, script).await;
+        assert_eq!(out.status.code(), Some(3), "{script:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the peer closed the connection"),
+            "{script:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_piped_shell_shows_what_it_cannot_read_and_what_came_last() {
     // Before its answer to `ping`, the peer sends a line that is not JSON;
     // after it, a notification. The shell's input ends right after the
@@ -1575,11 +1614,102 @@ async fn what_an_exec_program_started_ends_with_it() {
         "sh -c 'sleep 600 </dev/null >/dev/null 2>&1 & echo $! > {}; exec cat >/dev/null'",
         pidfile.display()
     );
-    let out = rpcpeer(&["call", "--exec", &exec, "anything", "--timeout", "0.5"]).await;
+    // NB: in a group of its own, as under a job control shell's `&` or a
+    // test runner: in the foreground of a terminal, the program would stay
+    // in rpcpeer's group (see the next test).
+    let out = Command::new(BIN)
+        .args(["call", "--exec", &exec, "anything", "--timeout", "0.5"])
+        .process_group(0)
+        .kill_on_drop(true)
+        .output();
+    let out = within("rpcpeer to finish", out).await.expect("run rpcpeer");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let pid = std::fs::read_to_string(&pidfile).expect("the pid file");
     let _ = std::fs::remove_file(&pidfile);
     ended(pid.trim().parse().expect("a pid")).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_to_a_shell_ends_its_exec_program_and_what_it_started() {
+    let pidfile =
+        std::env::temp_dir().join(format!("rpcpeer-shell-grandchild-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pidfile);
+    let exec = format!(
+        "sh -c 'sleep 600 </dev/null >/dev/null 2>&1 & echo $! > {}; exec cat >/dev/null'",
+        pidfile.display()
+    );
+    // The program never answers; the shell's input stays open.
+    let mut shell = Command::new(BIN)
+        .args(["shell", "--exec", &exec])
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn shell");
+    let _input = shell.stdin.take();
+    let pid = within("the program's child to start", async {
+        loop {
+            match std::fs::read_to_string(&pidfile) {
+                Ok(pid) if pid.ends_with('\n') => break pid,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    let _ = std::fs::remove_file(&pidfile);
+    let shell_pid = shell.id().expect("running").to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &shell_pid])
+        .status()
+        .await;
+    assert!(sent.expect("kill -TERM").success());
+    let out = within("the shell to end", shell.wait_with_output())
+        .await
+        .expect("output");
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    ended(pid.trim().parse().expect("a pid")).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_exec_program_can_read_the_terminal_rpcpeer_runs_in() {
+    // `call` in the foreground of a terminal (a pty, here), whose program
+    // asks the user something on it, as `ssh` asks for a password. In a
+    // process group of its own, the program would be stopped as soon as it
+    // read the terminal, and the call would fail at its timeout.
+    let program = r#"sh -c 'read line; read x </dev/tty; printf "%s\n" "{\"jsonrpc\":\"2.0\",\"result\":\"got $x\",\"id\":1}"'"#;
+    let in_a_pty = "import pty, sys; sys.exit(pty.spawn(sys.argv[1:]) >> 8)";
+    let mut run = Command::new("python3")
+        .args([
+            "-c",
+            in_a_pty,
+            BIN,
+            "call",
+            "--timeout",
+            "10",
+            "--exec",
+            program,
+            "ask",
+        ])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    // What the user types, once the program asks.
+    let mut typed = run.stdin.take().expect("stdin");
+    typed.write_all(b"secret\n").await.expect("type");
+    let out = within("the call to end", run.wait_with_output())
+        .await
+        .expect("output");
+    drop(typed);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("\"got secret\""), "{}", stdout(&out));
 }
 
 #[cfg(unix)]

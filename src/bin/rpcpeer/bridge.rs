@@ -187,7 +187,7 @@ where
     let id = shared.next.fetch_add(1, Ordering::Relaxed);
     let label = format!("connection {id} ({remote})");
     let mut command = Command::new(&shared.program[0]);
-    own_group(command.args(&shared.program[1..]).stderr(Stdio::piped()));
+    let own = own_group(command.args(&shared.program[1..]).stderr(Stdio::piped()));
     let (child_io, mut child) = match spawn_child(&mut command, shared.framing) {
         Ok(spawned) => spawned,
         Err(err) => {
@@ -202,7 +202,7 @@ where
     };
     // Ends what the program started when this connection is over, however
     // that comes (the program exits, is killed, or the bridge stops).
-    let _group = Group::of(&child);
+    let _group = Group::of(&child, own);
     let pid = child.id().unwrap_or_default();
     tracing::info!(
         "{label}: started `{}` (pid {pid})",

@@ -341,11 +341,11 @@ pub(crate) async fn open(
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "no program to run")
             })?;
             let mut command = tokio::process::Command::new(program);
-            own_group(command.args(rest));
+            let own = own_group(command.args(rest));
             let (transport, child) = spawn_child(&mut command, args.framing()).map_err(|err| {
                 std::io::Error::new(err.kind(), format!("cannot run `{program}`: {err}"))
             })?;
-            let group = Group::of(&child);
+            let group = Group::of(&child, own);
             (Wire::Framed(Box::new(transport)), Some((child, group)))
         }
     })

@@ -77,6 +77,9 @@ enum Command {
     /// each call's answer is printed before the next line runs; while a call
     /// waits and the peer asks something, the input is read on for the
     /// `:reply`.
+    ///
+    /// With piped input it exits 1 when any command failed (an error answer,
+    /// a line it could not run), 3 when the peer hung up, 143 at SIGTERM.
     #[command(override_usage = "rpcpeer shell [OPTIONS] <URL>\n       \
                           rpcpeer shell [OPTIONS] --exec <COMMAND>")]
     Shell(ShellArgs),
@@ -411,11 +414,24 @@ pub(crate) struct StopSignals {
     interrupt: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
+    /// Whether Ctrl-C is caught, where it is the only stop signal.
+    #[cfg(not(unix))]
+    interrupt: bool,
 }
 
 impl StopSignals {
     /// Starts catching the signals. Needs the tokio runtime.
     pub(crate) fn watch() -> Self {
+        Self::catching(true)
+    }
+
+    /// Starts catching SIGTERM only, for a command that leaves Ctrl-C to
+    /// its own use (`shell`: it cancels the call that waits).
+    pub(crate) fn watch_terminate() -> Self {
+        Self::catching(false)
+    }
+
+    fn catching(interrupt: bool) -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
@@ -427,12 +443,14 @@ impl StopSignals {
                 }
             };
             Self {
-                interrupt: watch(SignalKind::interrupt(), "SIGINT"),
+                interrupt: interrupt
+                    .then(|| watch(SignalKind::interrupt(), "SIGINT"))
+                    .flatten(),
                 terminate: watch(SignalKind::terminate(), "SIGTERM"),
             }
         }
         #[cfg(not(unix))]
-        Self {}
+        Self { interrupt }
     }
 
     /// Completes at the next SIGINT or SIGTERM (Ctrl-C only, where there
@@ -456,7 +474,10 @@ impl StopSignals {
         }
         #[cfg(not(unix))]
         {
-            ctrl_c().await;
+            match self.interrupt {
+                true => ctrl_c().await,
+                false => std::future::pending::<()>().await,
+            }
             Stop::Interrupt
         }
     }

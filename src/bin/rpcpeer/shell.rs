@@ -97,7 +97,14 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
             let _ = notes.send(format!("<- {}", unreadable(err)));
         }
     };
-    let conn = connect(&args.connect, args.url.as_deref(), router, show_unreadable).await?;
+    // NB: SIGTERM ends the shell with its connection, which ends an
+    // `--exec` program and what it started; a console blocked in its read
+    // is left to the runtime's shutdown.
+    let mut signals = crate::StopSignals::watch_terminate();
+    let conn = tokio::select! {
+        conn = connect(&args.connect, args.url.as_deref(), router, show_unreadable) => conn?,
+        stop = signals.recv() => return Err(Failure::Stopped(stop)),
+    };
     let methods = introspect(&conn.peer).await;
     let intro = match &methods {
         Some(methods) => format!(
@@ -140,9 +147,12 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
             (result, printer)
         }
     });
-    let (result, printer) = console
-        .await
-        .map_err(|err| Failure::Usage(format!("the console failed: {err}")))?;
+    let (result, printer) = tokio::select! {
+        ended = console => {
+            ended.map_err(|err| Failure::Usage(format!("the console failed: {err}")))?
+        }
+        stop = signals.recv() => return Err(Failure::Stopped(stop)),
+    };
     // Our own close is no news to the user.
     watcher.abort();
     conn.close().await;
@@ -391,6 +401,11 @@ fn console(
     // whether it all went through; at a terminal the user saw each answer.
     let failed = shared.failed.load(Ordering::Relaxed);
     match outcome {
+        // The peer hung up on a command (the last one, or the next line
+        // would have said so): the connection failed, as for `call`.
+        Ok(()) if failed > 0 && !interactive && peer.is_closed() => {
+            Err(Failure::Connection("the peer closed the connection".into()))
+        }
         Ok(()) if failed > 0 && !interactive => Err(Failure::Check(format!(
             "{failed} command{} of the input failed",
             if failed == 1 { "" } else { "s" }
