@@ -417,3 +417,20 @@ async fn what_the_bridge_refused_reaches_the_peer_even_when_the_program_ends_fir
     }
     assert_eq!((long, refusals), (1, REFUSED));
 }
+
+#[tokio::test]
+async fn a_program_that_exits_closes_its_connection_though_its_child_holds_its_stdout() {
+    // `sh` exits at once; the `sleep` it started keeps its stdout open.
+    let exec = "sh -c 'sleep 600 </dev/null 2>/dev/null & exit 0'";
+    let mut bridge =
+        Bridge::start("tcp://127.0.0.1:0", exec, &["--child-framing", "newline"]).await;
+    let (tcp, pid) = bridge.tcp().await;
+    let (read, _write) = tcp.into_split();
+    let mut lines = BufReader::new(read).lines();
+    assert_eq!(
+        next_line(&mut lines).await,
+        None,
+        "the connection is closed"
+    );
+    ended(pid).await;
+}

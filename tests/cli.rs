@@ -1631,6 +1631,26 @@ async fn what_an_exec_program_started_ends_with_it() {
 
 #[cfg(unix)]
 #[tokio::test]
+async fn an_exec_program_that_exits_is_over_though_its_child_holds_its_stdout() {
+    // `sh` exits at once, unanswered; the `sleep` it started keeps its
+    // stdout open. The program's end must end the call, not the timeout.
+    let exec = "sh -c 'sleep 600 </dev/null 2>/dev/null & exit 0'";
+    let out = Command::new(BIN)
+        .args(["call", "--exec", exec, "anything", "--timeout", "25"])
+        .process_group(0)
+        .kill_on_drop(true)
+        .output();
+    let out = within("rpcpeer to finish", out).await.expect("run rpcpeer");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the program ended with exit status: 0"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
 async fn sigterm_to_a_shell_ends_its_exec_program_and_what_it_started() {
     let pidfile =
         std::env::temp_dir().join(format!("rpcpeer-shell-grandchild-{}", std::process::id()));

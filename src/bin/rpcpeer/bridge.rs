@@ -12,11 +12,11 @@ use rpcpeer::stream::{spawn_child, Framing, TcpListener, DEFAULT_MAX_FRAME_LEN};
 use rpcpeer::ws::{Protocols, ServerIo, Service, WsTransport};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::split_words;
-use crate::process_group::{own_group, Group};
+use crate::process_group::{own_group, Program};
 use crate::{Failure, StopSignals};
 
 /// How long a child may take to exit once its stdin is closed, before it is killed.
@@ -200,9 +200,6 @@ where
             return;
         }
     };
-    // Ends what the program started when this connection is over, however
-    // that comes (the program exits, is killed, or the bridge stops).
-    let _group = Group::of(&child, own);
     let pid = child.id().unwrap_or_default();
     tracing::info!(
         "{label}: started `{}` (pid {pid})",
@@ -217,6 +214,9 @@ where
             }
         });
     }
+    // Ends what the program started when the program exits or this
+    // connection is over, however that comes (killed, the bridge stopping).
+    let mut program = Program::watch(child, own);
     let child_io = child_io.with_max_frame_len(shared.max_message_len);
     let (mut to_child, mut from_child) = child_io.split();
     let (mut to_conn, mut from_conn) = conn.split();
@@ -326,21 +326,21 @@ where
     let _ = tokio::time::timeout_at(deadline, to_child.close()).await;
     drop((to_child, from_child));
     let _ = tokio::time::timeout(EXIT_GRACE, to_conn.close()).await;
-    end(&mut child, &label, pid, deadline).await;
+    end(&mut program, &label, pid, deadline).await;
 }
 
-/// Waits for the child to exit, killing it at `deadline`.
-async fn end(child: &mut Child, label: &str, pid: u32, deadline: tokio::time::Instant) {
-    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+/// Waits for the program to exit, killing it at `deadline`.
+async fn end(program: &mut Program, label: &str, pid: u32, deadline: tokio::time::Instant) {
+    let status = match tokio::time::timeout_at(deadline, program.ended()).await {
         Ok(status) => status,
         Err(_) => {
-            let _ = child.start_kill();
-            child.wait().await
+            program.kill();
+            program.ended().await
         }
     };
     match status {
-        Ok(status) => tracing::info!("{label}: pid {pid} exited: {status}"),
-        Err(err) => tracing::warn!("{label}: pid {pid}: {err}"),
+        Some(status) => tracing::info!("{label}: pid {pid} exited: {status}"),
+        None => tracing::warn!("{label}: pid {pid} ended, its exit status unread"),
     }
 }
 

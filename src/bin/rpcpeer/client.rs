@@ -11,13 +11,12 @@ use rpcpeer::{
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::http_client;
 use crate::output::{error_line, render, Style};
-use crate::process_group::{own_group, Group};
+use crate::process_group::{own_group, Program};
 use crate::wire::Wire;
 use crate::{CallArgs, ConnectArgs, Failure, ListenArgs};
 
@@ -166,10 +165,8 @@ pub(crate) struct Connection {
     /// What the user gave, to name the peer in messages.
     pub(crate) label: String,
     driver: JoinHandle<Result<(), Error>>,
-    child: Option<Child>,
-    /// Dropped after `child`: ends what the program started, if anything
-    /// of it is left.
-    _group: Option<Group>,
+    /// The `--exec` program, killed (with what it started) when dropped.
+    program: Option<Program>,
     /// For a connection that sends one message: the peer's last word that
     /// the message will get no answer (see [`Connection::only_message`]).
     refusals: Option<watch::Receiver<Option<Refusal>>>,
@@ -294,13 +291,11 @@ async fn open_connection<S: Send + Sync + 'static>(
         refusals = Some(seen);
     }
     let (peer, driver) = builder.build();
-    let (child, group) = program.unzip();
     Ok(Connection {
         peer,
         label,
         driver: tokio::spawn(driver),
-        child,
-        _group: group,
+        program,
         refusals,
     })
 }
@@ -310,7 +305,7 @@ async fn open_connection<S: Send + Sync + 'static>(
 pub(crate) async fn open(
     target: &Target,
     args: &ConnectArgs,
-) -> std::io::Result<(Wire, Option<(Child, Group)>)> {
+) -> std::io::Result<(Wire, Option<Program>)> {
     Ok(match target {
         Target::Tcp(addr) => (
             Wire::Framed(Box::new(connect_tcp(addr.as_str(), args.framing()).await?)),
@@ -345,8 +340,10 @@ pub(crate) async fn open(
             let (transport, child) = spawn_child(&mut command, args.framing()).map_err(|err| {
                 std::io::Error::new(err.kind(), format!("cannot run `{program}`: {err}"))
             })?;
-            let group = Group::of(&child, own);
-            (Wire::Framed(Box::new(transport)), Some((child, group)))
+            (
+                Wire::Framed(Box::new(transport)),
+                Some(Program::watch(child, own)),
+            )
         }
     })
 }
@@ -358,12 +355,13 @@ impl Connection {
         // Bounded: a peer that stops reading could hold the flush forever.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.peer.close()).await;
         self.driver.abort();
-        if let Some(mut child) = self.child.take() {
-            if tokio::time::timeout(Duration::from_secs(2), child.wait())
+        if let Some(mut program) = self.program.take() {
+            if tokio::time::timeout(Duration::from_secs(2), program.ended())
                 .await
                 .is_err()
             {
-                let _ = child.kill().await;
+                program.kill();
+                program.ended().await;
             }
         }
     }
@@ -396,11 +394,10 @@ impl Connection {
     /// How the `--exec` program ended, if it has (or does within a moment
     /// of its pipe closing).
     async fn child_status(&mut self) -> Option<std::process::ExitStatus> {
-        let child = self.child.as_mut()?;
-        tokio::time::timeout(Duration::from_millis(500), child.wait())
+        let program = self.program.as_mut()?;
+        tokio::time::timeout(Duration::from_millis(500), program.ended())
             .await
             .ok()?
-            .ok()
     }
 
     /// Turns a failed call into what to tell the user, and closes.

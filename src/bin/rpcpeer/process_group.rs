@@ -1,6 +1,9 @@
-//! A program run by `--exec` or `bridge` in a process group of its own, so that ending it ends what it started too.
+//! A program run by `--exec` or `bridge`: in a process group of its own, so that ending it ends what it started too, and watched by a task that sees it exit.
+
+use std::process::ExitStatus;
 
 use tokio::process::{Child, Command};
+use tokio::sync::{oneshot, watch};
 
 /// Makes `command` start its program as the leader of a new process group,
 /// unless rpcpeer runs in the foreground of a terminal; says which.
@@ -31,13 +34,64 @@ fn in_terminal_foreground() -> bool {
         .is_some_and(|foreground| foreground == nix::unistd::getpgrp())
 }
 
+/// A started program, waited for by a task of its own; dropping this kills
+/// it, with what is left of its group.
+pub(crate) struct Program {
+    /// How it ended, once it has (`Some(None)`: its status could not be read).
+    ended: watch::Receiver<Option<Option<ExitStatus>>>,
+    kill: Option<oneshot::Sender<()>>,
+}
+
+impl Program {
+    /// Starts watching `child`, which [`own_group`] gave a group of its own
+    /// if `own`. Needs the tokio runtime.
+    pub(crate) fn watch(mut child: Child, own: bool) -> Self {
+        let group = Group::of(&child, own);
+        let (ended_tx, ended) = watch::channel(None);
+        let (kill, killed) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status,
+                // Asked, or this `Program` dropped.
+                _ = killed => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            // NB: the group goes with the program: a process it started
+            // that still holds its stdout would keep its end from being
+            // seen, and whoever waits for it waiting.
+            drop(group);
+            let _ = ended_tx.send(Some(status.ok()));
+        });
+        Program {
+            ended,
+            kill: Some(kill),
+        }
+    }
+
+    /// Waits for the program to end: its exit status, when it could be read.
+    pub(crate) async fn ended(&mut self) -> Option<ExitStatus> {
+        let ended = self.ended.wait_for(Option::is_some).await.ok()?;
+        (*ended).flatten()
+    }
+
+    /// Kills the program, and what is left of its group; [`Program::ended`]
+    /// says when it is over.
+    pub(crate) fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
 /// The process group of a program started with [`own_group`]: dropping it
 /// kills every process still in the group.
 ///
 /// Killing only the program (as `kill_on_drop` does) would leave its own
 /// children running, holding the stderr they share with us, so whoever
 /// waits for our output to end would wait for them too.
-pub(crate) struct Group {
+struct Group {
     #[cfg(unix)]
     leader: Option<nix::unistd::Pid>,
 }
@@ -45,7 +99,7 @@ pub(crate) struct Group {
 impl Group {
     /// The group `child` leads, if [`own_group`] gave it one (`own`);
     /// nothing, once the child has been waited for.
-    pub(crate) fn of(child: &Child, own: bool) -> Self {
+    fn of(child: &Child, own: bool) -> Self {
         #[cfg(unix)]
         {
             let leader = (child.id())
