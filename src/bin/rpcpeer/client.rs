@@ -361,7 +361,9 @@ impl Connection {
                 .is_err()
             {
                 program.kill();
-                program.ended().await;
+                // Bounded: a program we may not signal (setuid) would
+                // otherwise hold the exit until it ends by itself.
+                let _ = tokio::time::timeout(Duration::from_secs(2), program.ended()).await;
             }
         }
     }

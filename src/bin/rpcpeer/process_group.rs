@@ -1,6 +1,7 @@
 //! A program run by `--exec` or `bridge`: in a process group of its own, so that ending it ends what it started too, and watched by a task that sees it exit.
 
 use std::process::ExitStatus;
+use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch};
@@ -34,6 +35,10 @@ fn in_terminal_foreground() -> bool {
         .is_some_and(|foreground| foreground == nix::unistd::getpgrp())
 }
 
+/// How long a process the program started has, once the program exited,
+/// to leave its group before the rest of the group is killed.
+const LEAVING: Duration = Duration::from_secs(1);
+
 /// A started program, waited for by a task of its own; dropping this kills
 /// it, with what is left of its group.
 pub(crate) struct Program {
@@ -48,21 +53,29 @@ impl Program {
     pub(crate) fn watch(mut child: Child, own: bool) -> Self {
         let group = Group::of(&child, own);
         let (ended_tx, ended) = watch::channel(None);
-        let (kill, killed) = oneshot::channel::<()>();
+        let (kill, mut killed) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            let status = tokio::select! {
-                status = child.wait() => status,
+            let (status, asked) = tokio::select! {
+                status = child.wait() => (status, false),
                 // Asked, or this `Program` dropped.
-                _ = killed => {
+                _ = &mut killed => {
                     let _ = child.start_kill();
-                    child.wait().await
+                    (child.wait().await, true)
                 }
             };
+            let _ = ended_tx.send(Some(status.ok()));
             // NB: the group goes with the program: a process it started
             // that still holds its stdout would keep its end from being
-            // seen, and whoever waits for it waiting.
+            // seen, and whoever waits for it waiting. Not at once: a
+            // launcher that exits as soon as it has forked (`setsid`) must
+            // leave its child time to leave the group.
+            if !asked {
+                tokio::select! {
+                    () = tokio::time::sleep(LEAVING) => {}
+                    _ = killed => {}
+                }
+            }
             drop(group);
-            let _ = ended_tx.send(Some(status.ok()));
         });
         Program {
             ended,
