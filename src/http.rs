@@ -449,34 +449,44 @@ fn content_coding(req: &Request<String>) -> Option<String> {
         .map(|coding| String::from_utf8_lossy(coding).into_owned())
 }
 
-/// Why a `POST` body is not taken as JSON: the media type it was sent as.
-fn not_json(req: &Request<String>) -> Option<String> {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
-        return Some("no Content-Type at all".to_owned());
-    };
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let essence = text.split(';').next().unwrap_or_default().trim();
-    if JSON_TYPES
-        .iter()
-        .any(|json| essence.eq_ignore_ascii_case(json))
-    {
-        None
-    } else {
-        Some(format!("`{text}`"))
-    }
-}
+/// A request's `Content-Type`, read once for the checks that look at it.
+pub(crate) struct ContentType<'a>(Option<std::borrow::Cow<'a, str>>);
 
-/// The `charset` parameter of the request's `Content-Type`, if any,
-/// without its quotes.
-fn declared_charset(req: &Request<String>) -> Option<String> {
-    let value = req.headers().get(header::CONTENT_TYPE)?;
-    let text = String::from_utf8_lossy(value.as_bytes());
-    text.split(';').skip(1).find_map(|param| {
-        let (name, value) = param.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| value.trim().trim_matches('"').to_owned())
-    })
+impl<'a> ContentType<'a> {
+    pub(crate) fn of(req: &'a Request<String>) -> Self {
+        ContentType(
+            (req.headers().get(header::CONTENT_TYPE))
+                .map(|value| String::from_utf8_lossy(value.as_bytes())),
+        )
+    }
+
+    /// Whether the media type, parameters aside, is one of `types`.
+    pub(crate) fn is_one_of(&self, types: &[&str]) -> bool {
+        let Some(text) = &self.0 else {
+            return false;
+        };
+        let essence = text.split(';').next().unwrap_or_default().trim();
+        types.iter().any(|ty| essence.eq_ignore_ascii_case(ty))
+    }
+
+    /// Why a `POST` body is not taken as JSON: the media type it was sent as.
+    fn not_json(&self) -> Option<String> {
+        match &self.0 {
+            None => Some("no Content-Type at all".to_owned()),
+            Some(_) if self.is_one_of(&JSON_TYPES) => None,
+            Some(text) => Some(format!("`{text}`")),
+        }
+    }
+
+    /// The `charset` parameter, without its quotes.
+    fn charset(&self) -> Option<&str> {
+        self.0.as_deref()?.split(';').skip(1).find_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("charset")
+                .then(|| value.trim().trim_matches('"'))
+        })
+    }
 }
 
 async fn post<S: Send + Sync + 'static>(
@@ -485,13 +495,14 @@ async fn post<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
+    let content_type = ContentType::of(req);
     if let Some(coding) = content_coding(req) {
         let err = ErrorObject::invalid_request(format!(
             "the body is sent with Content-Encoding: {coding}, which this server does not \
              decode: send it as it is"
         ));
         #[cfg(feature = "xmlrpc")]
-        let mut response = if crate::xmlrpc::is_xml(req) {
+        let mut response = if crate::xmlrpc::is_xml(&content_type) {
             crate::xmlrpc::fault_response(err)
         } else {
             error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, err)
@@ -508,13 +519,13 @@ async fn post<S: Send + Sync + 'static>(
     }
     let not_text = req.extensions().get::<NotText>();
     #[cfg(feature = "xmlrpc")]
-    if crate::xmlrpc::is_xml(req) {
+    if crate::xmlrpc::is_xml(&content_type) {
         return match not_text {
             Some(NotText(bytes)) => crate::xmlrpc::not_utf8(bytes, options),
             None => crate::xmlrpc::respond(router, req.body(), session, options).await,
         };
     }
-    if let Some(sent) = not_json(req) {
+    if let Some(sent) = content_type.not_json() {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorObject::invalid_request(format!(
@@ -526,7 +537,7 @@ async fn post<S: Send + Sync + 'static>(
     if let Some(NotText(bytes)) = not_text {
         // The status any other parse error gets (from `handle_text`).
         let why = bytes.utf8_error();
-        let sent_as = match declared_charset(req) {
+        let sent_as = match content_type.charset() {
             Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => format!(
                 "; it was sent as charset={charset}, and JSON is read as UTF-8 only (RFC 8259 §8.1)"
             ),

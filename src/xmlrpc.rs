@@ -60,7 +60,7 @@ mod value;
 
 use std::collections::HashMap;
 
-use rpcpeer_ws::http::{header, HeaderValue, Request, Response, StatusCode};
+use rpcpeer_ws::http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::error::ErrorObject;
@@ -85,16 +85,9 @@ fn invalid(why: impl std::fmt::Display) -> ErrorObject {
     ErrorObject::invalid_request(format!("Invalid XML-RPC: {why}"))
 }
 
-/// Whether `req` was sent as XML, and so is XML-RPC.
-pub(crate) fn is_xml(req: &Request<String>) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let essence = text.split(';').next().unwrap_or_default().trim();
-    XML_TYPES
-        .iter()
-        .any(|xml| essence.eq_ignore_ascii_case(xml))
+/// Whether the request was sent as XML, and so is XML-RPC.
+pub(crate) fn is_xml(content_type: &crate::http::ContentType<'_>) -> bool {
+    content_type.is_one_of(&XML_TYPES)
 }
 
 /// Answers an XML-RPC `methodCall` with a `methodResponse`: always 200 and

@@ -10,10 +10,10 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, ChildStderr};
 use tokio_tungstenite::tungstenite::Message;
 
-use binary::{ended, within};
+use binary::{background, ended, within};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -27,16 +27,11 @@ struct Bridge {
 
 impl Bridge {
     async fn start(listen: &str, exec: &str, more: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rpcpeer"))
-            .args(["bridge", "--listen", listen, "--exec", exec])
+        let mut child = background(&["bridge", "--listen", listen, "--exec", exec])
             .args(more)
             .env("RUST_LOG", "info")
-            // NB: not in a terminal's foreground, where the programs it
-            // starts would share its process group.
-            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("spawn rpcpeer bridge");
         let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();

@@ -3,6 +3,8 @@
 #[path = "common/binary.rs"]
 mod binary;
 
+#[cfg(unix)]
+use binary::background;
 use binary::{ended, rpcpeer, stderr, stdout, within, BIN};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -1614,14 +1616,9 @@ async fn what_an_exec_program_started_ends_with_it() {
         "sh -c 'sleep 600 </dev/null >/dev/null 2>&1 & echo $! > {}; exec cat >/dev/null'",
         pidfile.display()
     );
-    // NB: in a group of its own, as under a job control shell's `&` or a
-    // test runner: in the foreground of a terminal, the program would stay
-    // in rpcpeer's group (see the next test).
-    let out = Command::new(BIN)
-        .args(["call", "--exec", &exec, "anything", "--timeout", "0.5"])
-        .process_group(0)
-        .kill_on_drop(true)
-        .output();
+    // NB: in the foreground of a terminal, the program would stay in
+    // rpcpeer's group (see `an_exec_program_can_read_the_terminal_rpcpeer_runs_in`).
+    let out = background(&["call", "--exec", &exec, "anything", "--timeout", "0.5"]).output();
     let out = within("rpcpeer to finish", out).await.expect("run rpcpeer");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let pid = std::fs::read_to_string(&pidfile).expect("the pid file");
@@ -1635,11 +1632,7 @@ async fn an_exec_program_that_exits_is_over_though_its_child_holds_its_stdout() 
     // `sh` exits at once, unanswered; the `sleep` it started keeps its
     // stdout open. The program's end must end the call, not the timeout.
     let exec = "sh -c 'sleep 600 </dev/null 2>/dev/null & exit 0'";
-    let out = Command::new(BIN)
-        .args(["call", "--exec", exec, "anything", "--timeout", "25"])
-        .process_group(0)
-        .kill_on_drop(true)
-        .output();
+    let out = background(&["call", "--exec", exec, "anything", "--timeout", "25"]).output();
     let out = within("rpcpeer to finish", out).await.expect("run rpcpeer");
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
@@ -1660,9 +1653,7 @@ async fn sigterm_to_a_shell_ends_its_exec_program_and_what_it_started() {
         pidfile.display()
     );
     // The program never answers; the shell's input stays open.
-    let mut shell = Command::new(BIN)
-        .args(["shell", "--exec", &exec])
-        .process_group(0)
+    let mut shell = background(&["shell", "--exec", &exec])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -93,6 +93,17 @@ pub async fn rpcpeer(args: &[&str]) -> Output {
         .expect("run rpcpeer")
 }
 
+/// `rpcpeer ARGS`, to be started in a process group of its own, as under a
+/// job control shell's `&`: outside a terminal's foreground, where an
+/// `--exec` program gets a group of its own. (Run from a terminal, a test
+/// would otherwise put its programs in rpcpeer's group.)
+#[cfg(unix)]
+pub fn background(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args).process_group(0).kill_on_drop(true);
+    command
+}
+
 /// A finished command's stdout as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

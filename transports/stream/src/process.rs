@@ -154,6 +154,12 @@ pub fn stdio(framing: Framing) -> Framed<Stdio> {
 /// stream then ends. Keep the `Child` for as long as you talk to it, and
 /// call [`Child::wait`] to learn how it exited.
 ///
+/// Only that process is killed, not those it started: a server behind
+/// `sh -c` outlives it and may keep its stdout open. To end them all, start
+/// it in a process group of its own (`cmd.process_group(0)` on Unix, where
+/// a program in a terminal's foreground should stay in ours to read the
+/// terminal) and signal the group.
+///
 /// # Errors
 /// Any error of spawning, such as `NotFound` when the program does not
 /// exist.
