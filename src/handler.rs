@@ -513,7 +513,7 @@ pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
         Ok(p) => return Ok(p),
         Err(err) => err,
     };
-    if let Some(p) = with_trailing_left_out::<P>(raw.get(), &short) {
+    if let Some(p) = crate::left_out::with_trailing_left_out::<P>(raw.get(), &short) {
         return Ok(p);
     }
     let de = &mut serde_json::Deserializer::from_str(raw.get());
@@ -537,44 +537,6 @@ pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
         };
         ErrorObject::invalid_params(format!("`{method}`: {detail}"))
     })
-}
-
-/// `P` from params by position too short for it (`err` is serde's "invalid
-/// length"), read as if the params left out were absent: by name when `P`
-/// names its fields, so that each takes its default (`None`, or that of
-/// `#[serde(default)]`); else, or when that does not fit (serde lists a
-/// field's aliases among its names), padded with `null` to the length
-/// serde expects, which an `Option` takes as `None`. `None` when even so
-/// they do not fit, and the caller is told what is missing.
-fn with_trailing_left_out<P: DeserializeOwned>(raw: &str, err: &serde_json::Error) -> Option<P> {
-    let text = err.to_string();
-    if err.classify() != serde_json::error::Category::Data || !text.starts_with("invalid length ") {
-        return None;
-    }
-    let given: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
-    let names = field_names::<P>();
-    if names.len() > given.len() {
-        // NB: as text, so that each value is read as the caller wrote it.
-        let members: Vec<String> = (names.iter().zip(&given))
-            .map(|(name, value)| format!("{}:{}", serde_json::Value::from(*name), value.get()))
-            .collect();
-        if let Ok(p) = serde_json::from_str(&format!("{{{}}}", members.join(","))) {
-            return Some(p);
-        }
-    }
-    // "… expected a tuple of size 2", "… expected struct P with 2 elements"
-    let expected: usize = ["of size ", "with "]
-        .iter()
-        .find_map(|before| text.rsplit_once(before).map(|(_, after)| after))?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()?;
-    let padded: Vec<&str> = (given.iter().map(|value| value.get()))
-        .chain(std::iter::repeat("null"))
-        .take(expected.max(given.len()))
-        .collect();
-    serde_json::from_str(&format!("[{}]", padded.join(","))).ok()
 }
 
 /// Accepts the ways a caller says "no params": absent, `null`, `[]` or `{}`.

@@ -111,6 +111,7 @@ mod idle;
 pub mod introspection;
 #[cfg(any(feature = "time", feature = "xmlrpc"))]
 mod iso8601;
+mod left_out;
 mod log_limit;
 // The parser and encoders are internals: public only under a feature that
 // is no part of the API, for the fuzz targets, property tests and benchmarks.

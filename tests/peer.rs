@@ -594,6 +594,48 @@ async fn wrong_params_name_the_param_and_what_was_expected() {
 }
 
 #[tokio::test]
+async fn a_param_left_out_at_the_end_is_none_only_for_an_option() {
+    #[derive(serde::Deserialize)]
+    struct Echo {
+        value: Value,
+    }
+    let mut router = Router::new();
+    router.method(
+        "echo",
+        |p: Echo| async move { Ok::<_, ErrorObject>(p.value) },
+    );
+    router.method("pair", |(a, b): (Value, Option<i64>)| async move {
+        Ok::<_, ErrorObject>(json!([a, b]))
+    });
+    let addr = serve(router, Framing::Newline).await;
+    let mut wire = Wire::connect(addr, Framing::Newline).await;
+    // NB: `null` would fit a `Value`; a param left out is not `null`.
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"echo","params":[],"id":1}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("missing param `value` (position 0)"),
+        "{message}"
+    );
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"pair","params":[],"id":2}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    // An `Option` left out is `None`, and `null` given is a value.
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"pair","params":["a"],"id":3}"#)
+        .await;
+    assert_eq!(reply["result"], json!(["a", null]), "{reply}");
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"echo","params":[null],"id":4}"#)
+        .await;
+    assert_eq!(reply["result"], Value::Null, "{reply}");
+    assert!(reply.get("error").is_none(), "{reply}");
+}
+
+#[tokio::test]
 async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goes_on() {
     for framing in FRAMINGS {
         let addr = serve_with(common::spec_router(), framing, Config::default(), 1024).await;
