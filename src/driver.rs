@@ -75,6 +75,11 @@ pub struct Driver<T, S = ()> {
     idle: Option<Idle>,
     /// Why the connection ended, when it was not a clean close.
     failure: Option<io::Error>,
+    /// The transport said its input is over (an end, or an error after
+    /// which nothing can be read): nothing is left to read before the end.
+    input_ended: bool,
+    /// Our side of the transport is closed: only the peer's close is awaited.
+    closed: bool,
 }
 
 impl<T, S, F> Driver<T, S>
@@ -259,6 +264,8 @@ impl<T, S: Send + Sync + 'static> Driver<T, S> {
             write_stall: WriteStall::default(),
             idle: config.idle_timeout.map(Idle::new),
             failure: None,
+            input_ended: false,
+            closed: false,
             config,
         };
         (peer, driver)

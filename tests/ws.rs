@@ -1069,3 +1069,43 @@ async fn a_graceful_stop_lets_websocket_calls_in_flight_finish() {
         (1001, "the server is stopping")
     );
 }
+
+#[tokio::test]
+async fn a_graceful_stop_closes_cleanly_though_the_client_wrote_during_the_drain() {
+    let Stoppable {
+        addr,
+        started,
+        stop,
+        server,
+    } = stoppable_slow_server().await;
+    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::builder(transport, Router::new())
+        .close_frames()
+        .build();
+    let driver = tokio::spawn(driver);
+    let call = tokio::spawn({
+        let peer = peer.clone();
+        async move { peer.request::<String>("slow", ()).await }
+    });
+    within("the slow call to start", started.notified()).await;
+    stop.notify_one();
+    // NB: once the server has stopped reading (it stops at the signal, and
+    // the call runs for 100 ms): this message is never read. The server
+    // must read it away before it closes, or its socket is reset.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    peer.notify("late", ()).await.unwrap();
+    assert_eq!(
+        within("the slow reply", call).await.unwrap().unwrap(),
+        "finished"
+    );
+    within("the server to stop", server).await.unwrap().unwrap();
+    let ended = within("the client's driver to end", driver).await.unwrap();
+    assert!(ended.is_ok(), "{ended:?}");
+    let frame = peer.peer_close_frame().expect("a close frame");
+    assert_eq!(
+        (frame.code(), frame.reason()),
+        (1001, "the server is stopping")
+    );
+}

@@ -98,6 +98,7 @@ where
             ReadFailure::Broken => None,
         };
         self.outgoing.close_reason = Some(err.to_string().into());
+        self.input_ended = true;
         match reply {
             Some(reply) => {
                 self.outbox
@@ -111,6 +112,7 @@ where
 
     /// The peer's side of the stream ended.
     pub(super) fn on_end_of_input(&mut self, cx: &mut TaskContext<'_>) {
+        self.input_ended = true;
         let frame = self
             .close_frames
             .as_ref()

@@ -18,6 +18,10 @@ use crate::transport::CloseFrame;
 /// be written (at most the drain timeout itself).
 const LAST_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long, at most, the peer may take to close its side once ours is
+/// closed (at most what is left of the deadline).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Where the connection is on its way to the end.
 pub(super) enum Phase {
     /// Reading, dispatching, writing.
@@ -129,13 +133,18 @@ where
         }
         if matches!(self.phase, Phase::Closing) {
             if self.outbox.is_settled() {
-                return match Pin::new(&mut self.transport).poll_close(cx) {
-                    Poll::Ready(result) => Poll::Ready(result),
-                    // Everything was written; only the polite close (a
-                    // WebSocket close handshake, say) is left undone.
-                    Poll::Pending if expired => Poll::Ready(Ok(())),
-                    Poll::Pending => Poll::Pending,
-                };
+                if !self.closed {
+                    match Pin::new(&mut self.transport).poll_close(cx) {
+                        Poll::Ready(Ok(())) => self.closed = true,
+                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                        // Everything was written; only the polite close (a
+                        // WebSocket close handshake, say) is left undone.
+                        Poll::Pending if expired => return Poll::Ready(Ok(())),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                    self.shorten_deadline(LINGER);
+                }
+                return self.poll_linger(cx);
             }
             if expired {
                 return Poll::Ready(Err(io::Error::new(
@@ -149,6 +158,47 @@ where
             }
         }
         Poll::Pending
+    }
+
+    /// After our close, reads what the peer still sends, and drops it,
+    /// until the peer closes too or the deadline passes. A socket closed
+    /// with input unread is reset rather than closed: the peer may then
+    /// lose what we wrote last, our close frame among it, and see an error
+    /// where we closed cleanly (RFC 6455 §7.1.1 has the server wait for the
+    /// client's close frame before it closes the TCP connection).
+    fn poll_linger(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let mut dropped = 0_usize;
+        while !self.input_ended {
+            // NB: at every frame, so that a peer that floods cannot hold
+            // the connection past the deadline.
+            if (self.deadline.as_mut()).is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
+                break;
+            }
+            match Pin::new(&mut self.transport).poll_next(cx) {
+                Poll::Ready(Some(Ok(_))) => dropped += 1,
+                Poll::Ready(Some(Err(_)) | None) => self.input_ended = true,
+                Poll::Pending => {
+                    if dropped > 0 {
+                        tracing::debug!("dropped {dropped} messages sent after our close");
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        if dropped > 0 {
+            tracing::debug!("dropped {dropped} messages sent after our close");
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Brings the deadline to within `most` from now.
+    fn shorten_deadline(&mut self, most: std::time::Duration) {
+        let at = Instant::now() + most;
+        let at = match &self.deadline {
+            Some(deadline) => deadline.deadline().min(at),
+            None => at,
+        };
+        self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
     }
 
     /// With an idle timeout, begins the shutdown of an open connection once
