@@ -128,6 +128,17 @@ impl Outgoing {
         failed
     }
 
+    /// A response the peer sent that answers no call of ours waiting
+    /// (and that could not be read: `what`), dropped as a stray one is.
+    pub(crate) fn stray_answer(&self, id: &Id, what: &str) {
+        match STRAY.allow() {
+            Some(more) => {
+                tracing::warn!(%id, "response to no request of ours, {what}, dropped{more}")
+            }
+            None => tracing::debug!(%id, "response to no request of ours, {what}, dropped"),
+        }
+    }
+
     /// A message of the peer's could not be read, for `why`, and was
     /// answered `err`.
     pub(crate) fn unreadable(&self, why: Unreadable, err: &ErrorObject) {

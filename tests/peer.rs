@@ -673,6 +673,30 @@ async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goe
     }
 }
 
+/// Spec §5: a response is not answered, and one over the limit that answers
+/// no call of ours is dropped like any other such response.
+#[tokio::test]
+async fn a_stray_response_over_the_limit_gets_no_answer() {
+    for framing in FRAMINGS {
+        let addr = serve_with(common::spec_router(), framing, Config::default(), 1024).await;
+        let mut wire = Wire::connect(addr, framing).await;
+        let huge = format!(
+            r#"{{"jsonrpc":"2.0","result":"{}","id":5}}"#,
+            "r".repeat(4000)
+        );
+        wire.send(&huge).await;
+        // The first line back answers the next request, not the response.
+        let reply = wire
+            .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#)
+            .await;
+        assert_eq!(
+            reply,
+            json!({"jsonrpc":"2.0","result":3,"id":2}),
+            "{framing}"
+        );
+    }
+}
+
 /// A reply over the receiver's frame limit is skipped unread, but its last
 /// bytes name its id: the call it answers fails at once, saying why, even
 /// with no request timeout, and the connection goes on.

@@ -78,13 +78,16 @@ where
                 // the `jsonrpc` member may be in the part skipped.
                 let too_large = format!("too large to read ({err})");
                 let id = match cut_of(&err) {
-                    Some(cut)
-                        if cut.answer && self.outgoing.invalid_answer(&cut.id, &too_large) =>
-                    {
+                    // Spec §5: a response is never answered, too large or
+                    // not. It fails the call of ours it answers, if any.
+                    Some(cut) if cut.answer => {
+                        if !self.outgoing.invalid_answer(&cut.id, &too_large) {
+                            self.outgoing.stray_answer(&cut.id, &too_large);
+                        }
                         return;
                     }
-                    Some(cut) if !cut.answer => cut.id,
-                    _ => Id::null(),
+                    Some(cut) => cut.id,
+                    None => Id::null(),
                 };
                 self.outgoing.unreadable(why, &reply);
                 self.outbox
