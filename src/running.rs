@@ -17,6 +17,7 @@ use futures::StreamExt;
 use crate::context::CallToken;
 use crate::error::ErrorObject;
 use crate::handler::{BoxFuture, Reply};
+use crate::log_limit::LogLimit;
 use crate::message::{encode_outcome, encode_response, write_response, Id, Version};
 use crate::router::Concurrency;
 use crate::scheduler::{Weighed, Weight};
@@ -58,7 +59,15 @@ impl Call {
             Ok(Poll::Ready(reply)) => reply,
             Err(panic) => {
                 let msg = panic_message(panic.as_ref());
-                tracing::error!(method = %self.method, "handler panicked: {msg}");
+                // NB: a peer can call a method that panics as often as it
+                // likes: one line per period, the rest counted in it.
+                static PANICKED: LogLimit = LogLimit::new();
+                match PANICKED.allow() {
+                    Some(more) => {
+                        tracing::error!(method = %self.method, "handler panicked: {msg}{more}");
+                    }
+                    None => tracing::debug!(method = %self.method, "handler panicked: {msg}"),
+                }
                 Reply::from(ErrorObject::internal_error())
             }
         };

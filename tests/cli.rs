@@ -38,22 +38,24 @@ struct Server {
 impl Server {
     /// Starts `serve` on port 0 with two accounts and waits for its two `listening on` lines.
     async fn start(framing: Framing) -> Self {
-        Self::launch(framing, &[], Stdio::null()).await
+        Self::launch(framing, &[], Stdio::null(), &[]).await
     }
 
     /// [`Server::start`] with its stderr going to `stderr`.
     async fn start_with_stderr(framing: Framing, stderr: Stdio) -> Self {
-        Self::launch(framing, &[], stderr).await
+        Self::launch(framing, &[], stderr, &[]).await
     }
 
     /// [`Server::start`] with more arguments.
     async fn start_with(framing: Framing, more: &[&str]) -> Self {
-        Self::launch(framing, more, Stdio::null()).await
+        Self::launch(framing, more, Stdio::null(), &[]).await
     }
 
-    /// Starts `serve` with `more` arguments and its stderr going to `stderr`.
-    async fn launch(framing: Framing, more: &[&str], stderr: Stdio) -> Self {
+    /// Starts `serve` with `more` arguments, its stderr going to `stderr`
+    /// and `env` set.
+    async fn launch(framing: Framing, more: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
             .args(["--framing", framing.as_str()])
             .args(["--user", "alice:secret", "--user", "bob:hunter2"])
@@ -1746,9 +1748,16 @@ async fn call_reaches_a_unix_socket() {
 
 #[tokio::test]
 async fn a_stderr_nobody_reads_never_stops_the_server() {
-    // Each `panic` call logs a line; a pipe holds 64 KiB, so a few thousand
-    // calls fill it. Logging must drop lines then, not block the server.
-    let mut server = Server::start_with_stderr(Framing::Newline, Stdio::piped()).await;
+    // Each `panic` call logs a line at debug; a pipe holds 64 KiB, so a few
+    // thousand calls fill it. Logging must drop lines then, not block the
+    // server.
+    let mut server = Server::launch(
+        Framing::Newline,
+        &[],
+        Stdio::piped(),
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
     let _unread = server.child.stderr.take().expect("piped stderr");
     let mut wire = server.wire().await;
     for i in 0..3000 {
@@ -1762,6 +1771,34 @@ async fn a_stderr_nobody_reads_never_stops_the_server() {
         .call(r#"{"jsonrpc":"2.0","method":"echo","params":["still here"],"id":"e"}"#)
         .await;
     assert_eq!(result(&reply), &json!("still here"), "{reply}");
+}
+
+#[tokio::test]
+async fn a_peer_that_makes_handlers_panic_over_and_over_does_not_flood_the_log() {
+    let mut server = Server::start_with_stderr(Framing::Newline, Stdio::piped()).await;
+    let stderr = server.child.stderr.take().expect("piped stderr");
+    let mut wire = server.wire().await;
+    for i in 0..50 {
+        let reply = wire
+            .call(&format!(r#"{{"jsonrpc":"2.0","method":"panic","id":{i}}}"#))
+            .await;
+        assert_eq!(reply["error"]["code"], -32603, "{reply}");
+    }
+    let (status, _) = server.terminate().await;
+    assert_eq!(status.code(), Some(0));
+    let mut log = String::new();
+    within(
+        "serve's stderr to end",
+        BufReader::new(stderr).read_to_string(&mut log),
+    )
+    .await
+    .expect("read serve's stderr");
+    // One line of the panic itself and one of the handler's, in 10 s.
+    let panics = log.lines().filter(|line| line.contains("panic")).count();
+    assert!(
+        (1..=2).contains(&panics),
+        "{panics} lines of panics:\n{log}"
+    );
 }
 
 #[tokio::test]

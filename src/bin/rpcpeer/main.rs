@@ -358,18 +358,36 @@ const LOG_LINES_BUFFERED: usize = 4096;
 
 /// Panics become one log line with their location instead of a backtrace
 /// on stderr: the demo's `panic` method panics on every call, and the core
-/// already answers -32603 and logs which method it was.
+/// already answers -32603 and logs which method it was. As a peer can make
+/// them at will, one line per 10 s at most is written at warn, the others
+/// at debug.
 fn log_panics() {
+    /// When the last line at warn was written.
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
     std::panic::set_hook(Box::new(|info| {
+        let now = std::time::Instant::now();
+        let loud = {
+            // NB: a panic while this was held leaves the time still usable.
+            let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+            let loud = last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10));
+            if loud {
+                *last = Some(now);
+            }
+            loud
+        };
         let msg = info
             .payload()
             .downcast_ref::<&str>()
             .copied()
             .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
             .unwrap_or("non-string panic payload");
-        match info.location() {
-            Some(at) => tracing::warn!("panic at {}:{}: {msg}", at.file(), at.line()),
-            None => tracing::warn!("panic: {msg}"),
+        let at = info
+            .location()
+            .map(|at| format!(" at {}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        match loud {
+            true => tracing::warn!("panic{at}: {msg}"),
+            false => tracing::debug!("panic{at}: {msg}"),
         }
     }));
 }
