@@ -49,9 +49,11 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     /// The host names this server answers to, as in `Host` without the port
     /// (`localhost`, `api.example.com`; compared without regard to case). A
-    /// request or WebSocket upgrade whose `Host` names another gets `403`.
-    /// A `Host` that is an IP address is always taken. Default: none, so
-    /// every `Host` is taken.
+    /// request or WebSocket upgrade whose `Host` names another gets `403`
+    /// (or whose target is a full URL naming another: RFC 9112 §3.2.2 has
+    /// the server take that host over `Host`). A host that is an IP address
+    /// is always taken, and so is an HTTP/1.0 request without `Host`, which
+    /// no browser sends. Default: none, so every `Host` is taken.
     ///
     /// This stops DNS rebinding: a web page whose own name the attacker
     /// points at 127.0.0.1 then calls a server on the loopback address as
@@ -115,16 +117,27 @@ impl HttpOptions {
             .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
     }
 
-    /// The refusal of a request (or WebSocket upgrade) whose `Host` names
-    /// none of [`allowed_hosts`](Self::allowed_hosts).
-    pub(crate) fn host_refusal(&self, headers: &HeaderMap) -> Option<Response<String>> {
+    /// The refusal of a request (or WebSocket upgrade) whose host names
+    /// none of [`allowed_hosts`](Self::allowed_hosts): the one of its target
+    /// when that is a full URL (RFC 9112 §3.2.2: `Host` is then ignored),
+    /// else its `Host`. A request with neither (HTTP/1.0; 1.1 requires
+    /// `Host`) is let through: browsers, which DNS rebinding works through,
+    /// always send `Host`.
+    pub(crate) fn host_refusal(
+        &self,
+        target: &rpcpeer_ws::http::Uri,
+        headers: &HeaderMap,
+    ) -> Option<Response<String>> {
         if self.allowed_hosts.is_empty() {
             return None;
         }
-        let host = headers
-            .get(header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()));
-        let name = host.as_deref().map(host_name).unwrap_or_default();
+        let host = match target.authority() {
+            Some(authority) => std::borrow::Cow::Borrowed(authority.as_str()),
+            None => String::from_utf8_lossy(headers.get(header::HOST)?.as_bytes()),
+        };
+        // NB: without the userinfo a full URL may carry (`user@host`).
+        let host = host.rsplit('@').next().unwrap_or_default();
+        let name = host_name(host);
         let taken = name.parse::<std::net::IpAddr>().is_ok()
             || self
                 .allowed_hosts
@@ -278,7 +291,7 @@ pub async fn respond<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
-    if let Some(refused) = options.host_refusal(req.headers()) {
+    if let Some(refused) = options.host_refusal(req.uri(), req.headers()) {
         return refused;
     }
     let origin = options.allowed_origin(req.headers());
@@ -598,7 +611,18 @@ async fn get<S: Send + Sync + 'static>(
         );
     }
     let query = req.uri().query().unwrap_or_default();
-    let (params, callback) = query_params(rpcpeer_ws::target::query_pairs(query));
+    let (params, callback) = match query_params(rpcpeer_ws::target::query_pairs(query)) {
+        Ok(found) => found,
+        Err(twice) => {
+            let err = ErrorObject::invalid_params(format!(
+                "`{twice}` is given twice in the query string: give each param once"
+            ));
+            return json_response(
+                StatusCode::OK,
+                encode_response(Version::V2, &Id::null(), Err(&err)),
+            );
+        }
+    };
     let callback = match callback {
         Some(name) if !options.jsonp => {
             return error_response(
@@ -645,15 +669,23 @@ async fn get<S: Send + Sync + 'static>(
 /// The decoded pairs of a query string as params: `a=1&b=x` as
 /// `{"a": 1, "b": "x"}`; `0=1&1=2` as `[1, 2]` (positional). Values are
 /// JSON when they parse, else strings. `callback` is taken out for JSONP.
+/// `Err` names a param given twice, which would otherwise be one value
+/// silently dropped (a JSON body with a name twice is refused too).
 fn query_params<'q>(
     query: impl Iterator<Item = (Cow<'q, str>, Cow<'q, str>)>,
-) -> (Value, Option<String>) {
+) -> Result<(Value, Option<String>), String> {
     let mut callback = None;
     let mut pairs: Vec<(Cow<'q, str>, Value)> = Vec::new();
     for (name, value) in query {
         if name == "callback" {
-            callback = Some(value.into_owned());
+            if callback.replace(value.into_owned()).is_some() {
+                return Err(name.into_owned());
+            }
             continue;
+        }
+        // NB: a linear search: a query string holds a few params.
+        if pairs.iter().any(|(seen, _)| *seen == name) {
+            return Err(name.into_owned());
         }
         let value =
             serde_json::from_str(&value).unwrap_or_else(|_| Value::String(value.into_owned()));
@@ -674,7 +706,7 @@ fn query_params<'q>(
                 .collect::<Map<_, _>>(),
         )
     };
-    (params, callback)
+    Ok((params, callback))
 }
 
 fn is_js_identifier(name: &str) -> bool {
@@ -735,7 +767,16 @@ mod tests {
             if let Some(host) = host {
                 headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
             }
-            options.host_refusal(&headers).map(|r| r.status())
+            options
+                .host_refusal(&"/".parse().unwrap(), &headers)
+                .map(|r| r.status())
+        };
+        let refused_target = |target: &str, host: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+            options
+                .host_refusal(&target.parse().unwrap(), &headers)
+                .map(|r| r.status())
         };
         for host in [
             "localhost:7071",
@@ -754,9 +795,23 @@ mod tests {
         ] {
             assert_eq!(refused(Some(host)), Some(StatusCode::FORBIDDEN), "{host}");
         }
-        assert_eq!(refused(None), Some(StatusCode::FORBIDDEN));
+        // HTTP/1.0, which browsers do not send: nothing to rebind.
+        assert_eq!(refused(None), None);
+        // A full URL as the target names the host; `Host` is then ignored.
+        assert_eq!(
+            refused_target("http://evil.example/", "127.0.0.1"),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            refused_target("http://user@evil.example:80/x", "localhost"),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            refused_target("http://localhost:7071/", "evil.example"),
+            None
+        );
         assert!(HttpOptions::default()
-            .host_refusal(&HeaderMap::new())
+            .host_refusal(&"/".parse().unwrap(), &HeaderMap::new())
             .is_none());
     }
 
@@ -775,7 +830,16 @@ mod tests {
     }
 
     fn query_params(query: &str) -> (Value, Option<String>) {
-        super::query_params(rpcpeer_ws::target::query_pairs(query))
+        super::query_params(rpcpeer_ws::target::query_pairs(query)).expect("no name twice")
+    }
+
+    #[test]
+    fn a_param_given_twice_in_a_query_string_is_named() {
+        let twice = |query| super::query_params(rpcpeer_ws::target::query_pairs(query)).err();
+        assert_eq!(twice("a=1&b=2&a=3"), Some("a".to_owned()));
+        assert_eq!(twice("0=1&0=2"), Some("0".to_owned()));
+        assert_eq!(twice("callback=f&callback=g"), Some("callback".to_owned()));
+        assert_eq!(twice("a=1&b=2&callback=f"), None);
     }
 
     #[test]

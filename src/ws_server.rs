@@ -280,7 +280,7 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         head: &rpcpeer_ws::http::request::Parts,
         remote: SocketAddr,
     ) -> Result<rpcpeer_ws::http::Extensions, Response<String>> {
-        if let Some(refusal) = self.http.host_refusal(&head.headers) {
+        if let Some(refusal) = self.http.host_refusal(&head.uri, &head.headers) {
             return Err(refusal);
         }
         if let Some(refusal) = self.http.upgrade_origin_refusal(head) {
@@ -343,7 +343,7 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
     async fn http(&self, req: Request<String>, remote: SocketAddr) -> Response<String> {
         // NB: before the console page too, which a rebinding page would
         // otherwise load as its own.
-        if let Some(refused) = self.http.host_refusal(req.headers()) {
+        if let Some(refused) = self.http.host_refusal(req.uri(), req.headers()) {
             return refused;
         }
         if let Some(page) = self
