@@ -629,10 +629,17 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
 
     if let Some(m) = env.method {
         let Some(method) = method else {
-            return Err(reject(ErrorObject::invalid_request(format!(
-                "`method` must be a string, not {}",
-                excerpt(m)
-            ))));
+            // NB: a JSON string that is no text: serde_json read the whole
+            // message, so only an escaped surrogate without its pair is left.
+            let what = match m.starts_with('"') {
+                true => format!(
+                    "`method` must be Unicode text, and {} holds an unpaired surrogate \
+                     (an escape in \\uD800-\\uDFFF without its pair)",
+                    excerpt(m)
+                ),
+                false => format!("`method` must be a string, not {}", excerpt(m)),
+            };
+            return Err(reject(ErrorObject::invalid_request(what)));
         };
         let params = match env.params {
             None => None,
@@ -1250,6 +1257,21 @@ mod tests {
             rejected.error.message
         );
         assert!(matches!(parse_within(&text, 300), Frame::Single(Ok(_))));
+    }
+
+    #[test]
+    fn a_method_with_an_unpaired_surrogate_is_named_as_such() {
+        let Frame::Single(Err(rejected)) = parse(r#"{"jsonrpc":"2.0","method":"\ud800","id":1}"#)
+        else {
+            panic!("a method that is no Unicode text was read");
+        };
+        assert_eq!(rejected.error.code, ErrorObject::INVALID_REQUEST);
+        assert!(
+            rejected.error.message.contains("unpaired surrogate"),
+            "{}",
+            rejected.error.message
+        );
+        assert_eq!(rejected.id, Id::from(1_u64));
     }
 
     #[test]
