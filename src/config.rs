@@ -66,6 +66,13 @@ impl Default for Config {
 impl Config {
     /// Handlers that may run at once on one connection (default 128).
     /// Calls past it wait in a queue (see [`Config::max_queued`]).
+    ///
+    /// A handler that waits on its own call to the peer holds its slot
+    /// while it waits. When the peer's answer needs a call back to us (a
+    /// callback that calls back) and every slot is held that way, that
+    /// call waits for a slot that only its own chain would free, until the
+    /// request timeout: a protocol whose callbacks nest needs more slots
+    /// than its concurrent chains hold at once.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
         self
@@ -76,8 +83,8 @@ impl Config {
     /// queue is full the driver stops reading the transport, so a client
     /// that pipelines thousands of requests is slowed down by TCP flow
     /// control, never refused; it goes on reading only while one of our own
-    /// requests waits for a reply (so a handler calling back can never
-    /// deadlock), and then answers requests that find the queue full with
+    /// requests waits for a reply (so a handler waiting on a callback
+    /// still gets its answer), and then answers requests that find the queue full with
     /// -32000 "server busy".
     pub fn max_queued(mut self, n: usize) -> Self {
         // At least one: with no room at all nothing would ever be read.

@@ -72,6 +72,13 @@ impl<S> Context<S> {
     }
 
     /// Completes when [`Context::cancellation`] is cancelled.
+    ///
+    /// Not for the handler's own code: a cancelled call's future is dropped
+    /// without being polled again, so a `select!` branch on this inside the
+    /// handler never runs.
+    /// Clean-up that must run on cancellation belongs in a `Drop` guard;
+    /// this is for work the handler spawned, with its own clone of
+    /// [`Context::cancellation`].
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         self.cancel.token().cancelled()
     }

@@ -196,8 +196,9 @@ pub use transport::{CloseFrame, CloseFrameError};
 /// state type: the implementation is the state) anywhere among its params; it
 /// does not travel. Through it a method calls back the peer that called,
 /// typed (`OtherClient::new(cx.peer().clone())`), and sees the caller give
-/// up: dropping a client's future sends `$/cancelRequest`, which fires
-/// [`Context::cancelled`] and answers the call -32800.
+/// up: dropping a client's future sends `$/cancelRequest`, which drops the
+/// handler's future (its work stops at its next `.await`), cancels
+/// [`Context::cancellation`] for work it spawned, and answers the call -32800.
 ///
 /// A method that returns something may also take a
 /// [`Progress<T>`](progress::Progress) (written `Progress<T>`), its end of

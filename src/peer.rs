@@ -133,6 +133,11 @@ impl From<Error> for CallError {
 /// [`Context::peer`](crate::Context::peer), a client gets it from
 /// [`Driver::new`](crate::Driver::new).
 ///
+/// Dropping every handle does not close the connection: the other side may
+/// still call this side's methods, which the driver serves until either
+/// side closes, the transport ends or the driver's future is dropped. To
+/// end it, call [`Peer::close`].
+///
 /// ```
 /// use rpcpeer::{ErrorObject, Router, testing::connected_pair};
 ///

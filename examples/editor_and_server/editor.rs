@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use rpcpeer::stream::Framing;
 use rpcpeer::{Driver, ErrorObject};
-use rpcpeer_stream::Framing;
 use tokio::sync::mpsc;
 
 use crate::api::{
@@ -68,8 +68,8 @@ pub(crate) async fn run() -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("server");
-    let (transport, mut child) =
-        rpcpeer_stream::spawn_child(&mut cmd, Framing::ContentLength).map_err(|e| e.to_string())?;
+    let (transport, mut child) = rpcpeer::stream::spawn_child(&mut cmd, Framing::ContentLength)
+        .map_err(|e| e.to_string())?;
     let (peer, driver) = Driver::new(transport, Screen { lines: tx }.into_router());
     let driver = tokio::spawn(driver);
     let server = LanguageServerClient::new(peer.clone());

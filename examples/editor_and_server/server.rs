@@ -1,8 +1,8 @@
 //! The language server: one instance per connection, holding the editor's client.
 
 use rpcpeer::progress::Progress;
+use rpcpeer::stream::Framing;
 use rpcpeer::{Context, Driver, ErrorObject, Router};
-use rpcpeer_stream::Framing;
 
 use crate::api::{
     EditorClient, LanguageServer, LineMeasured, ShowMessageParams, WorkDoneProgress,
@@ -122,6 +122,6 @@ pub(crate) async fn run() -> Result<(), rpcpeer::Error> {
     Server::register_per_connection(&mut router, |editor| Server {
         editor: EditorClient::new(editor.clone()),
     });
-    let (_editor, driver) = Driver::new(rpcpeer_stream::stdio(Framing::ContentLength), router);
+    let (_editor, driver) = Driver::new(rpcpeer::stream::stdio(Framing::ContentLength), router);
     driver.await
 }
