@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::{AuthError, Credentials, LoginError};
 use crate::error::ErrorObject;
-use crate::message::{encode_response, Id, Version};
+use crate::message::{encode_response, Frame, Id, Message, Version};
 use crate::router::Router;
 use crate::session::Session;
 
@@ -326,6 +326,70 @@ pub async fn respond<S: Send + Sync + 'static>(
     };
     options.cors(req.headers(), response.headers_mut());
     response
+}
+
+/// What the answer to a request cut off by a graceful stop needs of it,
+/// kept before the request is handed on to be answered.
+pub(crate) struct Unanswered {
+    /// Its `Origin`, for the CORS headers.
+    origin: HeaderMap,
+    /// The call's version and id, when it is one call (a batch, or a
+    /// `GET`, is answered with a null id).
+    call: (Version, Id),
+    #[cfg(feature = "xmlrpc")]
+    xml: bool,
+}
+
+impl Unanswered {
+    pub(crate) fn of(req: &Request<String>) -> Self {
+        let mut origin = HeaderMap::new();
+        if let Some(value) = req.headers().get(header::ORIGIN) {
+            origin.insert(header::ORIGIN, value.clone());
+        }
+        #[cfg(feature = "xmlrpc")]
+        let xml = crate::xmlrpc::is_xml(&ContentType::of(req));
+        #[cfg(not(feature = "xmlrpc"))]
+        let xml = false;
+        // NB: read now, as the request is handed on whole; its messages
+        // are read again to be answered (a few hundred nanoseconds here,
+        // against the tens of microseconds of an HTTP request).
+        let call = match crate::message::parse(req.body()) {
+            Frame::Single(Ok(Message::Request(call))) if *req.method() == Method::POST && !xml => {
+                (call.version, call.id)
+            }
+            _ => (Version::V2, Id::null()),
+        };
+        Unanswered {
+            origin,
+            call,
+            #[cfg(feature = "xmlrpc")]
+            xml,
+        }
+    }
+
+    /// -32003, what a call on a connection gets when the drain timeout
+    /// passes: `503` (an XML-RPC fault to an XML-RPC call).
+    pub(crate) fn shutting_down(
+        self,
+        drain: std::time::Duration,
+        options: &HttpOptions,
+    ) -> Response<String> {
+        let err = ErrorObject::new(
+            ErrorObject::SHUTTING_DOWN,
+            format!("Shutting down: the call did not finish within the drain timeout ({drain:?})"),
+        );
+        let (version, id) = &self.call;
+        #[cfg(feature = "xmlrpc")]
+        if self.xml {
+            let mut response = crate::xmlrpc::fault_response(err);
+            options.cors(&self.origin, response.headers_mut());
+            return response;
+        }
+        let body = encode_response(*version, id, Err(&err));
+        let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, body);
+        options.cors(&self.origin, response.headers_mut());
+        response
+    }
 }
 
 /// Logs `session` in with the credentials of an `Authorization` header (or

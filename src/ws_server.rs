@@ -16,7 +16,7 @@ use rpcpeer_ws::{Listener, ServerIo, Service, Stopping, WsTransport};
 use crate::auth::RemoteAddr;
 use crate::config::Config;
 use crate::driver::Driver;
-use crate::http::{respond, HttpOptions, NotText};
+use crate::http::{respond, HttpOptions, NotText, Unanswered};
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
@@ -243,7 +243,9 @@ impl<S: Send + Sync + 'static> WsServer<S> {
     /// Accepts connections from `listener` until `shutdown` completes; then
     /// stops accepting, closes every WebSocket peer gracefully (see
     /// [`Driver::run_until`]), lets HTTP requests being answered finish
-    /// (their responses say `Connection: close`), drops idle keep-alive
+    /// (their responses say `Connection: close`; one still running after
+    /// [`Config::drain_timeout`](crate::Config::drain_timeout) is answered
+    /// `503` with -32003, as a call on a connection is), drops idle keep-alive
     /// connections, and returns once all of that is done. A failed accept
     /// is logged and accepting goes on.
     ///
@@ -355,7 +357,18 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         }
         let session = Session::new();
         session.insert(RemoteAddr(remote));
-        respond(&self.router, req, &session, &self.http).await
+        // NB: a graceful stop gives a running call the drain timeout, as
+        // on a WebSocket; past it the call is answered -32003, not left
+        // to be cut with no answer at all when the server exits.
+        let unanswered = Unanswered::of(&req);
+        let (stopped, drain) = (self.stopping.stopped(), self.config.drain_timeout);
+        tokio::select! {
+            response = respond(&self.router, req, &session, &self.http) => response,
+            () = async move {
+                stopped.await;
+                tokio::time::sleep(drain).await;
+            } => unanswered.shutting_down(drain, &self.http),
+        }
     }
 
     /// The transport's own refusals (a body over the limit, say) carry the

@@ -180,7 +180,7 @@ async fn call<S: Send + Sync + 'static>(
 ) -> Result<String, ErrorObject> {
     let max_batch_len = options.max_batch_len;
     // NB: the tree is dropped once read: it is the largest form of the
-    // call (some 20 times the body), and must not be held while it runs.
+    // call (20 to 40 times the body), and must not be held while it runs.
     let (method, params) = method_call(&tree::parse(body, options.max_xml_depth.max(1))?)?;
     if is_system(router, &method) {
         if method == "system.multicall" {

@@ -1109,3 +1109,41 @@ async fn a_graceful_stop_closes_cleanly_though_the_client_wrote_during_the_drain
         (1001, "the server is stopping")
     );
 }
+
+#[tokio::test]
+async fn an_http_call_still_running_past_the_drain_timeout_is_answered_shutting_down() {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let mut router = Router::with_state(started.clone());
+    router.method(
+        "forever",
+        |cx: Context<Arc<tokio::sync::Notify>>| async move {
+            cx.state().notify_one();
+            std::future::pending::<()>().await;
+            Ok::<_, ErrorObject>("never")
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        WsServer::new(router)
+            .config(rpcpeer::Config::default().drain_timeout(Duration::from_millis(200)))
+            .serve_with_shutdown(listener, async move { stop.notified().await })
+    });
+    let request = tokio::spawn(http(
+        addr,
+        "POST",
+        "/",
+        Some("application/json"),
+        r#"{"jsonrpc":"2.0","method":"forever","id":7}"#,
+    ));
+    within("the call to start", started.notified()).await;
+    stop.notify_one();
+    let (status, _, body) = within("an answer", request).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], -32003, "{body}");
+    assert_eq!(body["id"], 7, "{body}");
+    within("the server to stop", server).await.unwrap().unwrap();
+}
