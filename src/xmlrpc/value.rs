@@ -89,7 +89,16 @@ pub(super) fn from_xml(value: &Element) -> Result<Value, ErrorObject> {
         "struct" => {
             let mut object = Map::new();
             for member in typed.elements()? {
-                object.extend([member_of(member)?]);
+                let (name, value) = member_of(member)?;
+                // NB: which of two values to believe is no guess to make,
+                // as for a JSON member named twice.
+                if object.contains_key(&name) {
+                    return Err(invalid(format!(
+                        "a <struct> holds two members named {:?}",
+                        excerpt(&name)
+                    )));
+                }
+                object.insert(name, value);
             }
             Ok(Value::Object(object))
         }
@@ -441,6 +450,21 @@ mod tests {
         ] {
             assert_eq!(decode(xml).expect_err(xml).code, -32600, "{xml}");
         }
+    }
+
+    #[test]
+    fn a_struct_with_a_member_named_twice_is_invalid() {
+        let xml = "<value><struct>\
+            <member><name>value</name><value><int>1</int></value></member>\
+            <member><name>value</name><value><int>2</int></value></member>\
+            </struct></value>";
+        let err = decode(xml).expect_err("two members named `value`");
+        assert_eq!(err.code, -32600);
+        assert!(
+            err.message.contains(r#"two members named "value""#),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
