@@ -20,12 +20,7 @@ pub(crate) fn page(path: &str, req: &Request<String>) -> Option<Response<String>
     if !matches!(*req.method(), Method::GET | Method::HEAD) || req.uri().path() != path {
         return None;
     }
-    let html = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .any(|accept| String::from_utf8_lossy(accept.as_bytes()).contains("text/html"));
-    if !html {
+    if !accepts_html(req) {
         return None;
     }
     let body = if req.method() == Method::HEAD {
@@ -52,6 +47,40 @@ pub(crate) fn page(path: &str, req: &Request<String>) -> Option<Response<String>
     Some(response)
 }
 
+/// Whether `Accept` names `text/html` with a weight above 0 (RFC 9110
+/// §12.5.1; `q=0` is "not acceptable"). Wildcards do not count: `*/*` is
+/// what clients that want the JSON answer send too.
+fn accepts_html(req: &Request<String>) -> bool {
+    let ranges = req.headers().get_all(header::ACCEPT).iter();
+    ranges
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .any(|range| {
+            let text = String::from_utf8_lossy(range);
+            let mut parts = text.split(';').map(str::trim);
+            let html = parts
+                .next()
+                .is_some_and(|media| media.eq_ignore_ascii_case("text/html"));
+            let refused = parts.any(|param| {
+                param.split_once('=').is_some_and(|(name, weight)| {
+                    name.trim().eq_ignore_ascii_case("q")
+                        && weight.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+                })
+            });
+            html && !refused
+        })
+}
+
+/// Adds to `response`, an answer to a request of the page's path that was
+/// not the page, what says the path serves the page too: `Vary: Accept`,
+/// and `GET` and `HEAD` among the methods a 405 lists (RFC 9110 §15.5.6).
+pub(crate) fn not_the_page(response: &mut Response<String>) {
+    let headers = response.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("Accept"));
+    if headers.contains_key(header::ALLOW) {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +103,9 @@ mod tests {
             "text/html; charset=utf-8"
         );
         assert!(page("/", &get("/", Some("application/json"))).is_none());
+        assert!(page("/", &get("/", Some("*/*"))).is_none());
+        assert!(page("/", &get("/", Some("application/json, text/html;q=0"))).is_none());
+        assert!(page("/", &get("/", Some("application/json, TEXT/HTML; q=0.5"))).is_some());
         assert!(page("/", &get("/", None)).is_none());
         assert!(page("/", &get("/sum", Some(browser))).is_none());
         assert!(page("/console", &get("/console", Some(browser))).is_some());

@@ -348,12 +348,12 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         if let Some(refused) = self.http.host_refusal(req.uri(), req.headers()) {
             return refused;
         }
-        if let Some(page) = self
-            .console
-            .as_deref()
-            .and_then(|path| crate::console::page(path, &req))
-        {
-            return page;
+        let mut page_path = false;
+        if let Some(path) = self.console.as_deref() {
+            if let Some(page) = crate::console::page(path, &req) {
+                return page;
+            }
+            page_path = req.uri().path() == path;
         }
         let session = Session::new();
         session.insert(RemoteAddr(remote));
@@ -362,13 +362,17 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         // to be cut with no answer at all when the server exits.
         let unanswered = Unanswered::of(&req);
         let (stopped, drain) = (self.stopping.stopped(), self.config.drain_timeout);
-        tokio::select! {
+        let mut response = tokio::select! {
             response = respond(&self.router, req, &session, &self.http) => response,
             () = async move {
                 stopped.await;
                 tokio::time::sleep(drain).await;
             } => unanswered.shutting_down(drain, &self.http),
+        };
+        if page_path {
+            crate::console::not_the_page(&mut response);
         }
+        response
     }
 
     /// The transport's own refusals (a body over the limit, say) carry the

@@ -1147,3 +1147,17 @@ async fn an_http_call_still_running_past_the_drain_timeout_is_answered_shutting_
     assert_eq!(body["id"], 7, "{body}");
     within("the server to stop", server).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_console_path_says_it_serves_the_page_to_those_that_accept_html() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(WsServer::new(Router::new()).console("/").serve(listener));
+    // Not a browser: the JSON-RPC answer, which varies with `Accept` too,
+    // and lists GET among the path's methods.
+    let (status, head, _) = http_head(addr, "GET", "/").await;
+    assert_eq!(status, 405, "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("allow: get, head, post"), "{head}");
+    assert!(head.contains("vary: accept"), "{head}");
+}
