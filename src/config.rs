@@ -129,7 +129,11 @@ impl Config {
     /// How long the outbox may stay full with nothing written before the
     /// peer is taken as not reading and the connection is closed (default
     /// 30 s). A peer that reads slowly but steadily is not cut off: the
-    /// clock restarts whenever a frame is written.
+    /// clock restarts whenever a frame is written. What "steadily" means is
+    /// up to the peer's kernel, which takes more only once its application
+    /// has read much of its receive buffer: a peer that reads r bytes a
+    /// second through a buffer of R bytes shows progress about every R / r
+    /// seconds (128 KiB at 64 KiB/s: every 2 s).
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
         self

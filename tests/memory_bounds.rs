@@ -336,3 +336,48 @@ fn running_a_driver_keeps_one_copy_of_it() {
         "run_until's future is {until} bytes for a driver of {size}"
     );
 }
+
+/// A client that reads slowly but steadily (64 KiB/s here) against a server
+/// that has far more to send is not cut off by the write timeout. Its
+/// kernel opens the window again only once it has read most of its receive
+/// buffer (128 KiB here, so about every 2 s); the server must then be woken
+/// to write. Linux wakes a writer blocked on a full send buffer (4 MiB
+/// here) only once about a third of it is free, some 20 s at this rate,
+/// unless the socket asks to be woken as its unsent bytes drain
+/// (`TCP_NOTSENT_LOWAT`).
+#[tokio::test]
+async fn a_client_that_reads_slowly_but_steadily_is_not_cut_off() {
+    use tokio::io::AsyncReadExt;
+
+    let mut router = Router::new();
+    router.method("flood", |cx: Context| async move {
+        let chunk = "z".repeat(1000);
+        while cx.peer().notify("chunk", [&chunk]).await.is_ok() {}
+        Ok::<_, ErrorObject>(())
+    });
+    let config = Config::default().write_timeout(Duration::from_secs(5));
+    let addr = serve_with(router, Framing::Newline, config, 4 << 20).await;
+    let mut socket = TcpStream::connect(addr).await.expect("connect");
+    socket
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"flood\",\"id\":1}\n")
+        .await
+        .expect("send");
+    let mut piece = vec![0_u8; 16 << 10];
+    for _ in 0..48 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        within("a piece", socket.read_exact(&mut piece))
+            .await
+            .expect("the server closed the connection while the client read");
+    }
+    // Then quickly through what the buffers hold (a few MiB): a connection
+    // cut off while the client read slowly ends there.
+    let mut read = 0_usize;
+    while read < 64 << 20 {
+        let n = within("more", socket.read(&mut piece)).await.expect("read");
+        assert!(
+            n > 0,
+            "cut off: the stream ended {read} bytes after the slow reads"
+        );
+        read += n;
+    }
+}

@@ -75,6 +75,7 @@ mod newline;
 mod oversized;
 mod process;
 mod tcp;
+mod tcp_tuning;
 #[cfg(unix)]
 mod unix;
 

@@ -45,7 +45,7 @@ pub async fn connect_tcp(
     framing: Framing,
 ) -> io::Result<Framed<TcpStream>> {
     let socket = TcpStream::connect(addr).await?;
-    socket.set_nodelay(true)?;
+    crate::tcp_tuning::tune(&socket);
     Ok(framed(socket, framing, DEFAULT_MAX_FRAME_LEN))
 }
 
@@ -109,7 +109,8 @@ impl Accept for tokio::net::TcpListener {
     }
 
     fn prepare(&self, io: &TcpStream) -> io::Result<()> {
-        io.set_nodelay(true)
+        crate::tcp_tuning::tune(io);
+        Ok(())
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

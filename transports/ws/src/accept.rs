@@ -91,8 +91,7 @@ impl Listener for TcpListener {
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (tcp, remote) = TcpListener::accept(self).await?;
-        // A failure only costs some latency.
-        let _ = tcp.set_nodelay(true);
+        crate::tcp_tuning::tune(&tcp);
         Ok((tcp, remote))
     }
 }

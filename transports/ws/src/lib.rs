@@ -44,6 +44,7 @@ mod post;
 mod refuse;
 mod server;
 pub mod target;
+mod tcp_tuning;
 mod transport;
 
 use std::{io, time::Duration};
@@ -171,8 +172,11 @@ pub struct Config {
     /// after an upgrade, WebSocket frames. Default: 30 s. A client that
     /// sends requests and never reads the answers would otherwise hold its
     /// connection, and its place under [`Server::max_connections`],
-    /// forever. A slow reader is no stalled one: each byte it takes
-    /// restarts the clock. A zero duration turns it off.
+    /// forever. A slow reader is no stalled one: each piece its kernel
+    /// takes restarts the clock (its kernel takes more once the client has
+    /// read much of its receive buffer: a client reading r bytes a second
+    /// through a buffer of R bytes shows progress about every R / r
+    /// seconds). A zero duration turns it off.
     pub write_timeout: Duration,
 }
 
@@ -277,6 +281,12 @@ pub async fn connect(
                     format!("WebSocket connection to `{url}` failed: {err}"),
                 )
             })?;
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp_tuning::tune(tcp),
+        #[cfg(feature = "tls")]
+        MaybeTlsStream::Rustls(tls) => tcp_tuning::tune(tls.get_ref().0),
+        _ => {}
+    }
     Ok(WsTransport::new(ws, config))
 }
 

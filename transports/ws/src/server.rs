@@ -226,9 +226,7 @@ pub async fn serve_connection<S: Service>(
     config: Config,
     service: S,
 ) -> io::Result<()> {
-    // Latency matters more than packet count for small JSON messages; a
-    // failure only costs some latency.
-    let _ = tcp.set_nodelay(true);
+    crate::tcp_tuning::tune(&tcp);
     serve_io(tcp, remote, config, service, Graceful::default()).await
 }
 
