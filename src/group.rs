@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::log_limit::LogLimit;
 use crate::peer::{to_params, Peer};
 
 /// What happens to a member that does not read its pushes fast enough.
@@ -140,7 +141,11 @@ pub const DEFAULT_MAX_BACKLOG_BYTES: usize = 1 << 20;
 
 /// Peers that receive the same notifications: a chat room, a topic.
 ///
-/// Each push is serialized once and stored once. Every member has its own
+/// Each push is serialized once and stored once. It is not ordered with the
+/// answer of the call that made it: a push to the caller itself goes
+/// through the member's own task and usually arrives after the answer,
+/// where [`Context::peer`](crate::Context::peer)`().notify` keeps a
+/// handler's notifications before its answer. Every member has its own
 /// task that forwards pushes to its connection, so a member whose socket is
 /// slow falls behind alone; past `capacity` pushes behind, or pushes of more
 /// than [`Group::set_max_backlog_bytes`] bytes, the group's [`SlowMember`]
@@ -202,6 +207,14 @@ pub struct Member {
 impl Group {
     /// An empty group in which a member may fall `capacity` pushes behind
     /// before `slow` applies to it.
+    ///
+    /// Behind counts what the group holds for the member. In front of that
+    /// sit its connection's queues, which fill first: its command queue
+    /// ([`Config::command_queue`](crate::Config::command_queue)), its
+    /// outbox (bounded in frames and bytes) and the socket's buffers in
+    /// both kernels. A member that stops reading is therefore thousands of
+    /// small pushes behind, or a few MiB, before `slow` applies; it learns
+    /// nothing of the pushes still queued there when it is disconnected.
     pub fn new(capacity: usize, slow: SlowMember) -> Self {
         let capacity = capacity.max(1);
         let (tx, _) = broadcast::channel(capacity);
@@ -529,23 +542,52 @@ async fn forward(
             }
         }
         if dropped > 0 && slow == SlowMember::DropOldest {
-            tracing::warn!(
-                member = member.id.0,
-                dropped,
-                "slow group member: oldest pushes dropped"
-            );
+            log_dropped(member.id, dropped);
             dropped = 0;
         }
     }
+    // NB: also when the member's connection ended before a push after the
+    // drop went out (a reader too slow for the write timeout, say).
+    if dropped > 0 && slow == SlowMember::DropOldest {
+        log_dropped(member.id, dropped);
+    }
     if dropped > 0 && slow == SlowMember::Disconnect {
-        tracing::warn!(
-            member = member.id.0,
-            behind = dropped,
-            "slow group member disconnected"
-        );
+        // NB: as for the drops, one line per period for the whole process:
+        // a burst to a group of slow members is one event, not hundreds.
+        static DISCONNECTED: LogLimit = LogLimit::new();
+        match DISCONNECTED.allow() {
+            Some(more) => tracing::warn!(
+                member = member.id.0,
+                behind = dropped,
+                "slow group member disconnected{more}"
+            ),
+            None => tracing::debug!(
+                member = member.id.0,
+                behind = dropped,
+                "slow group member disconnected"
+            ),
+        }
         member.leave();
         // Bounded by the connection's drain timeout even if it never reads.
         peer.close().await;
     }
     member.leave();
+}
+
+/// A member's oldest pushes were dropped: logged at warn once per period for
+/// the whole process (the others at debug, counted in the next line).
+fn log_dropped(member: MemberId, dropped: u64) {
+    static DROPPED: LogLimit = LogLimit::new();
+    match DROPPED.allow() {
+        Some(more) => tracing::warn!(
+            member = member.0,
+            dropped,
+            "slow group member: oldest pushes dropped{more}"
+        ),
+        None => tracing::debug!(
+            member = member.0,
+            dropped,
+            "slow group member: oldest pushes dropped"
+        ),
+    }
 }

@@ -284,3 +284,46 @@ async fn with_the_levels_off_no_span_is_made() {
     // Events at the levels on are still logged, outside any span of ours.
     assert!(capture.event("inside echo").span.is_none());
 }
+
+/// A burst that leaves many members behind is one event to the log, not
+/// one line per member (the others go to debug, counted in the next line).
+#[tokio::test]
+async fn slow_group_members_are_logged_once_per_period_however_many() {
+    use rpcpeer::group::{Group, SlowMember};
+    use rpcpeer::transport::memory_pair;
+    use rpcpeer::Driver;
+
+    let capture = Capture::default();
+    let subscriber =
+        tracing_subscriber::registry().with(capture.clone().with_filter(LevelFilter::WARN));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let room = Group::new(1, SlowMember::Disconnect);
+    let mut never_read = Vec::new();
+    for _ in 0..10 {
+        let (ours, theirs) = memory_pair();
+        let (peer, driver) = Driver::new(ours, Router::new());
+        tokio::spawn(driver);
+        room.join(peer).unwrap();
+        never_read.push(theirs);
+    }
+    for i in 0..2_000 {
+        room.notify("tick", [i]).unwrap();
+        if i % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    within("every member to be disconnected", async {
+        while !room.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let events = capture.events.lock().unwrap();
+    let lines: Vec<_> = events
+        .iter()
+        .filter_map(|e| e.fields.get("message"))
+        .filter(|message| message.starts_with("slow group member"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}
