@@ -61,9 +61,23 @@ impl<'de> Deserializer<'de> for Padded<'de> {
         visitor.visit_seq(self)
     }
 
+    // NB: the array is a value, so an `Option` or a newtype around the
+    // tuple takes it whole, as serde_json would give it.
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        bytes byte_buf unit unit_struct seq tuple
         tuple_struct map struct enum identifier ignored_any
     }
 }
@@ -130,6 +144,18 @@ mod tests {
             short::<(i32, Option<i32>, Option<String>)>("[1]"),
             Some((1, None, None))
         );
+    }
+
+    #[test]
+    fn a_tuple_behind_an_option_or_a_newtype_is_read_whole() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct W((i64, Option<i64>));
+        assert_eq!(short::<W>("[1]"), Some(W((1, None))));
+        assert_eq!(
+            short::<Option<(i64, Option<i64>)>>("[1]"),
+            Some(Some((1, None)))
+        );
+        assert_eq!(short::<W>("[]"), None);
     }
 
     #[test]

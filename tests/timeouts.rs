@@ -242,24 +242,11 @@ async fn a_connection_busy_from_its_first_turn_still_closes_when_idle() {
     let server = tokio::spawn(driver);
     let reply = theirs.next().await.unwrap().unwrap();
     assert!(reply.contains(r#""result":"pong""#), "{reply}");
-    let end = tokio::time::timeout(idle + Duration::from_millis(1), theirs.next())
+    let ended = tokio::time::timeout(idle + Duration::from_millis(1), server)
         .await
         .expect("still open a whole period after the last message");
-    assert_eq!(end.transpose().unwrap(), None);
-    closes_cleanly_once_the_peer_does(theirs, server).await;
-}
-
-/// After its close, a driver reads until the peer closes too (or a second
-/// has passed): the peer closing, it ends at once, cleanly.
-async fn closes_cleanly_once_the_peer_does(
-    theirs: impl Sized,
-    server: tokio::task::JoinHandle<Result<(), rpcpeer::Error>>,
-) {
-    drop(theirs);
-    let ended = tokio::time::timeout(Duration::from_millis(1), server)
-        .await
-        .expect("the driver went on after the peer closed");
     assert!(ended.unwrap().is_ok(), "an idle connection closes cleanly");
+    assert_eq!(theirs.next().await.transpose().unwrap(), None);
 }
 
 /// A driver whose first turn finds its task's budget spent still closes
@@ -270,10 +257,8 @@ async fn an_idle_timer_first_polled_without_budget_still_closes_the_connection()
     use std::future::Future;
     use std::task::Poll;
 
-    use futures::StreamExt;
-
     let idle = Duration::from_millis(200);
-    let (ours, mut theirs) = memory_pair();
+    let (ours, _theirs) = memory_pair();
     let (_server, driver) = ping_server(ours, idle);
     let mut driver = Box::pin(driver);
     let mut first = true;
@@ -285,11 +270,10 @@ async fn an_idle_timer_first_polled_without_budget_still_closes_the_connection()
         }
         driver.as_mut().poll(cx)
     }));
-    let end = tokio::time::timeout(idle + Duration::from_millis(1), theirs.next())
+    let ended = tokio::time::timeout(idle + Duration::from_millis(1), server)
         .await
         .expect("still open a whole period after it started");
-    assert!(end.is_none());
-    closes_cleanly_once_the_peer_does(theirs, server).await;
+    assert!(ended.unwrap().is_ok(), "an idle connection closes cleanly");
 }
 
 /// An idle timer that fires while the connection is busy (its wake-up and
@@ -344,12 +328,7 @@ async fn an_idle_timer_that_fires_during_a_busy_turn_is_set_going_again() {
         wakes.0.load(Ordering::SeqCst) > before,
         "the idle timer was not set going again after firing on a busy turn"
     );
-    // The peer sees the close and closes too; then the driver ends.
-    let peer = async move {
-        assert_eq!(theirs.next().await.transpose().unwrap(), None);
-        drop(theirs);
-    };
-    let (ended, ()) = tokio::time::timeout(idle, futures::future::join(driver, peer))
+    let ended = tokio::time::timeout(idle, driver)
         .await
         .expect("the idle connection did not close");
     assert!(ended.is_ok(), "an idle connection closes cleanly");
