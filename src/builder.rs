@@ -178,6 +178,12 @@ impl<T: CloseFrames, S: Send + Sync + 'static> DriverBuilder<T, S> {
     /// has them): [`Peer::close_with`] sends its code and reason, and the
     /// peer's close frame reaches [`Error::Closed`](crate::Error::Closed).
     /// Without this, closing the transport says nothing but "closed".
+    ///
+    /// With close frames, a driver that closes first then reads (and drops)
+    /// what the peer still sends until the peer's close frame, for at most
+    /// 1 s (and never past [`Config::drain_timeout`](crate::Config::drain_timeout)),
+    /// as RFC 6455 §7.1.1 asks: a socket closed with input unread is reset,
+    /// and the peer could lose our close frame.
     pub fn close_frames(mut self) -> Self {
         self.close_frames = Some(CloseHooks::new());
         self

@@ -302,3 +302,90 @@ fn only_close_codes_an_endpoint_may_send_make_a_close_frame() {
     );
     assert!(CloseFrame::new(1000, "x".repeat(123)).is_ok());
 }
+
+/// A transport with close frames whose input is quiet until it is closed,
+/// and then always ready: a peer that floods after our close, over a
+/// transport that takes no part in tokio's budget.
+struct FloodAfterClose {
+    closed: bool,
+}
+
+impl futures::Stream for FloodAfterClose {
+    type Item = std::io::Result<String>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.closed {
+            true => std::task::Poll::Ready(Some(Ok(r#"{"jsonrpc":"2.0","method":"spam"}"#.into()))),
+            false => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl futures::Sink<String> for FloodAfterClose {
+    type Error = std::io::Error;
+
+    fn poll_ready(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: std::pin::Pin<&mut Self>, _: String) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.closed = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl rpcpeer::transport::CloseFrames for FloodAfterClose {
+    fn set_close_frame(&mut self, _: u16, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn peer_close_frame(&self) -> Option<(u16, String)> {
+        None
+    }
+}
+
+/// After its close frame a driver reads until the peer's, for at most 1 s:
+/// a peer that floods instead cannot hold it longer, even on a
+/// current-thread runtime, which fires timers only between tasks. (On a
+/// thread of its own, so that a driver that never yields fails the test
+/// rather than hanging it.)
+#[test]
+fn a_peer_that_floods_after_our_close_cannot_hold_the_driver() {
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let (peer, driver) = Driver::builder(FloodAfterClose { closed: false }, Router::new())
+                .close_frames()
+                .build();
+            let driver = tokio::spawn(driver);
+            peer.close().await;
+            let _ = done.send(driver.await.expect("the driver's task").is_ok());
+        });
+    });
+    let ended = ended.recv_timeout(Duration::from_secs(20));
+    assert_eq!(ended, Ok(true), "the driver did not end after its close");
+}

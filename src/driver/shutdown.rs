@@ -144,6 +144,13 @@ where
                     }
                     self.shorten_deadline(LINGER);
                 }
+                // NB: only a transport with a closing handshake waits for
+                // the peer's side: over a byte stream, a pipe or a channel
+                // the peer needs nothing more, and a `close()` would wait
+                // for a peer that keeps its end open.
+                if self.close_frames.is_none() {
+                    return Poll::Ready(Ok(()));
+                }
                 return self.poll_linger(cx);
             }
             if expired {
@@ -160,35 +167,43 @@ where
         Poll::Pending
     }
 
-    /// After our close, reads what the peer still sends, and drops it,
-    /// until the peer closes too or the deadline passes. A socket closed
-    /// with input unread is reset rather than closed: the peer may then
-    /// lose what we wrote last, our close frame among it, and see an error
-    /// where we closed cleanly (RFC 6455 §7.1.1 has the server wait for the
-    /// client's close frame before it closes the TCP connection).
+    /// After our close frame, reads what the peer still sends, and drops
+    /// it, until the peer's close frame (the end of its input) or the
+    /// deadline. A socket closed with input unread is reset rather than
+    /// closed: the peer may then lose what we wrote last, our close frame
+    /// among it, and see an error where we closed cleanly (RFC 6455 §7.1.1
+    /// has the server wait for the client's close frame before it closes
+    /// the TCP connection).
     fn poll_linger(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        /// Frames dropped in one poll before the task yields: a peer that
+        /// floods must not keep the runtime from firing the deadline (a
+        /// current-thread runtime fires timers only between tasks).
+        const PER_POLL: usize = 64;
         let mut dropped = 0_usize;
         while !self.input_ended {
-            // NB: at every frame, so that a peer that floods cannot hold
-            // the connection past the deadline.
             if (self.deadline.as_mut()).is_some_and(|d| d.as_mut().poll(cx).is_ready()) {
                 break;
+            }
+            if dropped == PER_POLL {
+                tracing::debug!("dropped {dropped} messages sent after our close");
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             match Pin::new(&mut self.transport).poll_next(cx) {
                 Poll::Ready(Some(Ok(_))) => dropped += 1,
                 Poll::Ready(Some(Err(_)) | None) => self.input_ended = true,
-                Poll::Pending => {
-                    if dropped > 0 {
-                        tracing::debug!("dropped {dropped} messages sent after our close");
-                    }
-                    return Poll::Pending;
-                }
+                Poll::Pending => break,
             }
         }
         if dropped > 0 {
             tracing::debug!("dropped {dropped} messages sent after our close");
         }
-        Poll::Ready(Ok(()))
+        match self.input_ended
+            || (self.deadline.as_mut()).is_some_and(|d| d.as_mut().poll(cx).is_ready())
+        {
+            true => Poll::Ready(Ok(())),
+            false => Poll::Pending,
+        }
     }
 
     /// Brings the deadline to within `most` from now.
