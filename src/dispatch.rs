@@ -369,8 +369,7 @@ fn prepare<S: Send + Sync + 'static>(
             return (kind, Entry::answered(id.as_ref(), version, &name, &reply));
         }
         Err(panic) => {
-            let msg = crate::running::panic_message(panic.as_ref());
-            tracing::error!(method = %name, "handler panicked: {msg}");
+            crate::running::log_panic(&name, panic.as_ref());
             return refused(id, ErrorObject::internal_error());
         }
     };

@@ -58,16 +58,7 @@ impl Call {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(reply)) => reply,
             Err(panic) => {
-                let msg = panic_message(panic.as_ref());
-                // NB: a peer can call a method that panics as often as it
-                // likes: one line per period, the rest counted in it.
-                static PANICKED: LogLimit = LogLimit::new();
-                match PANICKED.allow() {
-                    Some(more) => {
-                        tracing::error!(method = %self.method, "handler panicked: {msg}{more}");
-                    }
-                    None => tracing::debug!(method = %self.method, "handler panicked: {msg}"),
-                }
+                log_panic(&self.method, panic.as_ref());
                 Reply::from(ErrorObject::internal_error())
             }
         };
@@ -86,6 +77,18 @@ fn log_failed_notification(id: Option<&Id>, method: &str, reply: &Reply) {
 }
 
 /// What a panic said, for the log (the wire only ever gets -32603).
+/// Logs a handler's panic. A peer can call a method that panics as often
+/// as it likes: one line per period at error, the rest at debug, counted in
+/// the next line.
+pub(crate) fn log_panic(method: &str, payload: &(dyn std::any::Any + Send)) {
+    static PANICKED: LogLimit = LogLimit::new();
+    let msg = panic_message(payload);
+    match PANICKED.allow() {
+        Some(more) => tracing::error!(method = %method, "handler panicked: {msg}{more}"),
+        None => tracing::debug!(method = %method, "handler panicked: {msg}"),
+    }
+}
+
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()

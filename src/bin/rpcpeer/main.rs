@@ -362,18 +362,23 @@ const LOG_LINES_BUFFERED: usize = 4096;
 /// them at will, one line per 10 s at most is written at warn, the others
 /// at debug.
 fn log_panics() {
-    /// When the last line at warn was written.
-    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    /// When the last line at warn was written, and the panics logged at
+    /// debug since.
+    static LAST: std::sync::Mutex<(Option<std::time::Instant>, u64)> =
+        std::sync::Mutex::new((None, 0));
     std::panic::set_hook(Box::new(|info| {
         let now = std::time::Instant::now();
         let loud = {
-            // NB: a panic while this was held leaves the time still usable.
+            // NB: a panic while this was held leaves the state still usable.
             let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-            let loud = last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10));
-            if loud {
-                *last = Some(now);
+            let (at, held) = &mut *last;
+            if at.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(10)) {
+                *at = Some(now);
+                Some(std::mem::take(held))
+            } else {
+                *held += 1;
+                None
             }
-            loud
         };
         let msg = info
             .payload()
@@ -386,8 +391,11 @@ fn log_panics() {
             .map(|at| format!(" at {}:{}", at.file(), at.line()))
             .unwrap_or_default();
         match loud {
-            true => tracing::warn!("panic{at}: {msg}"),
-            false => tracing::debug!("panic{at}: {msg}"),
+            Some(0) => tracing::warn!("panic{at}: {msg}"),
+            Some(held) => tracing::warn!(
+                "panic{at}: {msg} ({held} more panics since the last such line, logged at debug)"
+            ),
+            None => tracing::debug!("panic{at}: {msg}"),
         }
     }));
 }
