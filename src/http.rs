@@ -120,24 +120,26 @@ impl HttpOptions {
     /// The refusal of a request (or WebSocket upgrade) whose host names
     /// none of [`allowed_hosts`](Self::allowed_hosts): the one of its target
     /// when that is a full URL (RFC 9112 §3.2.2: `Host` is then ignored),
-    /// else its `Host`. A request with neither (HTTP/1.0; 1.1 requires
-    /// `Host`) is let through: browsers, which DNS rebinding works through,
-    /// always send `Host`.
+    /// else its `Host`. An HTTP/1.0 request with neither is let through:
+    /// browsers, which DNS rebinding works through, always send `Host`
+    /// (HTTP/1.1 requires it).
     pub(crate) fn host_refusal(
         &self,
+        version: rpcpeer_ws::http::Version,
         target: &rpcpeer_ws::http::Uri,
         headers: &HeaderMap,
     ) -> Option<Response<String>> {
         if self.allowed_hosts.is_empty() {
             return None;
         }
-        let host = match target.authority() {
-            Some(authority) => std::borrow::Cow::Borrowed(authority.as_str()),
-            None => String::from_utf8_lossy(headers.get(header::HOST)?.as_bytes()),
+        let host = match (target.authority(), headers.get(header::HOST)) {
+            // NB: without the userinfo a full URL may carry (`user@host`).
+            (Some(authority), _) => std::borrow::Cow::Borrowed(authority.host()),
+            (None, Some(host)) => String::from_utf8_lossy(host.as_bytes()),
+            (None, None) if version <= rpcpeer_ws::http::Version::HTTP_10 => return None,
+            (None, None) => std::borrow::Cow::Borrowed(""),
         };
-        // NB: without the userinfo a full URL may carry (`user@host`).
-        let host = host.rsplit('@').next().unwrap_or_default();
-        let name = host_name(host);
+        let name = host_name(&host);
         let taken = name.parse::<std::net::IpAddr>().is_ok()
             || self
                 .allowed_hosts
@@ -291,7 +293,18 @@ pub async fn respond<S: Send + Sync + 'static>(
     session: &Session,
     options: &HttpOptions,
 ) -> Response<String> {
-    if let Some(refused) = options.host_refusal(req.uri(), req.headers()) {
+    respond_to(router, &req, session, options).await
+}
+
+/// [`respond`], with the request borrowed: the caller may still answer it
+/// otherwise (a graceful stop's timeout, say).
+pub(crate) async fn respond_to<S: Send + Sync + 'static>(
+    router: &Router<S>,
+    req: &Request<String>,
+    session: &Session,
+    options: &HttpOptions,
+) -> Response<String> {
+    if let Some(refused) = options.host_refusal(req.version(), req.uri(), req.headers()) {
         return refused;
     }
     let origin = options.allowed_origin(req.headers());
@@ -304,16 +317,16 @@ pub async fn respond<S: Send + Sync + 'static>(
     let mut response = match authenticated {
         Err(refused) => refused,
         Ok(()) => match *req.method() {
-            Method::POST => post(router, &req, session, options).await,
+            Method::POST => post(router, req, session, options).await,
             // NB: HEAD is GET without the content (RFC 9110 §9.3.2), which
             // hyper leaves out of the answer to a HEAD request.
-            Method::GET | Method::HEAD => get(router, &req, session, options).await,
+            Method::GET | Method::HEAD => get(router, req, session, options).await,
             Method::OPTIONS if req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) => {
-                preflight(router, &req, origin.is_some())
+                preflight(router, req, origin.is_some())
             }
             _ => with_allow(
                 router,
-                &req,
+                req,
                 error_response(
                     StatusCode::METHOD_NOT_ALLOWED,
                     ErrorObject::invalid_request(format!(
@@ -328,67 +341,56 @@ pub async fn respond<S: Send + Sync + 'static>(
     response
 }
 
-/// What the answer to a request cut off by a graceful stop needs of it,
-/// kept before the request is handed on to be answered.
-pub(crate) struct Unanswered {
-    /// Its `Origin`, for the CORS headers.
-    origin: HeaderMap,
-    /// The call's version and id, when it is one call (a batch, or a
-    /// `GET`, is answered with a null id).
-    call: (Version, Id),
+/// The answer to a request still running when a graceful stop's drain
+/// timeout passed: what a call on a connection gets then, -32003, under
+/// `503` (an XML-RPC fault to an XML-RPC call), for each call of the body.
+/// A body of notifications only gets `503` and nothing more.
+pub(crate) fn shutting_down(
+    req: &Request<String>,
+    drain: std::time::Duration,
+    options: &HttpOptions,
+) -> Response<String> {
+    let err = ErrorObject::new(
+        ErrorObject::SHUTTING_DOWN,
+        format!("Shutting down: the call did not finish within the drain timeout ({drain:?})"),
+    );
     #[cfg(feature = "xmlrpc")]
-    xml: bool,
+    let mut response = if crate::xmlrpc::is_xml(&ContentType::of(req)) {
+        crate::xmlrpc::fault_response(err)
+    } else {
+        shutting_down_json(req, &err)
+    };
+    #[cfg(not(feature = "xmlrpc"))]
+    let mut response = shutting_down_json(req, &err);
+    options.cors(req.headers(), response.headers_mut());
+    response
 }
 
-impl Unanswered {
-    pub(crate) fn of(req: &Request<String>) -> Self {
-        let mut origin = HeaderMap::new();
-        if let Some(value) = req.headers().get(header::ORIGIN) {
-            origin.insert(header::ORIGIN, value.clone());
+/// [`shutting_down`]'s JSON: `err` under the id of each call the body
+/// holds, read again here (only on this path, the stop's).
+fn shutting_down_json(req: &Request<String>, err: &ErrorObject) -> Response<String> {
+    let answer = |message: &Result<Message<'_>, _>| match message {
+        Ok(Message::Request(call)) => Some(encode_response(call.version, &call.id, Err(err))),
+        Ok(_) => None,
+        Err(_) => Some(encode_response(Version::V2, &Id::null(), Err(err))),
+    };
+    let body = req.body().strip_prefix('\u{feff}').unwrap_or(req.body());
+    let answers = match (*req.method() == Method::POST).then(|| crate::message::parse(body)) {
+        Some(Frame::Single(message)) => answer(&message),
+        Some(Frame::Batch(messages)) => {
+            let answers: Vec<String> = messages.iter().filter_map(answer).collect();
+            (!answers.is_empty()).then(|| format!("[{}]", answers.join(",")))
         }
-        #[cfg(feature = "xmlrpc")]
-        let xml = crate::xmlrpc::is_xml(&ContentType::of(req));
-        #[cfg(not(feature = "xmlrpc"))]
-        let xml = false;
-        // NB: read now, as the request is handed on whole; its messages
-        // are read again to be answered (a few hundred nanoseconds here,
-        // against the tens of microseconds of an HTTP request).
-        let call = match crate::message::parse(req.body()) {
-            Frame::Single(Ok(Message::Request(call))) if *req.method() == Method::POST && !xml => {
-                (call.version, call.id)
-            }
-            _ => (Version::V2, Id::null()),
-        };
-        Unanswered {
-            origin,
-            call,
-            #[cfg(feature = "xmlrpc")]
-            xml,
+        // A `GET` call's id is null.
+        None => Some(encode_response(Version::V2, &Id::null(), Err(err))),
+    };
+    match answers {
+        Some(body) => json_response(StatusCode::SERVICE_UNAVAILABLE, body),
+        None => {
+            let mut response = Response::new(String::new());
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
         }
-    }
-
-    /// -32003, what a call on a connection gets when the drain timeout
-    /// passes: `503` (an XML-RPC fault to an XML-RPC call).
-    pub(crate) fn shutting_down(
-        self,
-        drain: std::time::Duration,
-        options: &HttpOptions,
-    ) -> Response<String> {
-        let err = ErrorObject::new(
-            ErrorObject::SHUTTING_DOWN,
-            format!("Shutting down: the call did not finish within the drain timeout ({drain:?})"),
-        );
-        let (version, id) = &self.call;
-        #[cfg(feature = "xmlrpc")]
-        if self.xml {
-            let mut response = crate::xmlrpc::fault_response(err);
-            options.cors(&self.origin, response.headers_mut());
-            return response;
-        }
-        let body = encode_response(*version, id, Err(&err));
-        let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, body);
-        options.cors(&self.origin, response.headers_mut());
-        response
     }
 }
 
@@ -822,6 +824,7 @@ mod tests {
 
     #[test]
     fn only_the_allowed_host_names_and_ip_addresses_are_answered() {
+        const HTTP_11: rpcpeer_ws::http::Version = rpcpeer_ws::http::Version::HTTP_11;
         let options = HttpOptions {
             allowed_hosts: vec!["localhost".into(), "API.example.com".into()],
             ..HttpOptions::default()
@@ -832,14 +835,14 @@ mod tests {
                 headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
             }
             options
-                .host_refusal(&"/".parse().unwrap(), &headers)
+                .host_refusal(HTTP_11, &"/".parse().unwrap(), &headers)
                 .map(|r| r.status())
         };
         let refused_target = |target: &str, host: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
             options
-                .host_refusal(&target.parse().unwrap(), &headers)
+                .host_refusal(HTTP_11, &target.parse().unwrap(), &headers)
                 .map(|r| r.status())
         };
         for host in [
@@ -859,8 +862,20 @@ mod tests {
         ] {
             assert_eq!(refused(Some(host)), Some(StatusCode::FORBIDDEN), "{host}");
         }
+        // A `Host` is one host name, not a URL's authority.
+        assert_eq!(
+            refused(Some("evil.example@localhost")),
+            Some(StatusCode::FORBIDDEN)
+        );
+        // No `Host`: refused in HTTP/1.1, which requires it; let through in
         // HTTP/1.0, which browsers do not send: nothing to rebind.
-        assert_eq!(refused(None), None);
+        assert_eq!(refused(None), Some(StatusCode::FORBIDDEN));
+        let no_host = |version| {
+            options
+                .host_refusal(version, &"/".parse().unwrap(), &HeaderMap::new())
+                .map(|r| r.status())
+        };
+        assert_eq!(no_host(rpcpeer_ws::http::Version::HTTP_10), None);
         // A full URL as the target names the host; `Host` is then ignored.
         assert_eq!(
             refused_target("http://evil.example/", "127.0.0.1"),
@@ -875,7 +890,7 @@ mod tests {
             None
         );
         assert!(HttpOptions::default()
-            .host_refusal(&"/".parse().unwrap(), &HeaderMap::new())
+            .host_refusal(HTTP_11, &"/".parse().unwrap(), &HeaderMap::new())
             .is_none());
     }
 

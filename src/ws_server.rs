@@ -16,7 +16,7 @@ use rpcpeer_ws::{Listener, ServerIo, Service, Stopping, WsTransport};
 use crate::auth::RemoteAddr;
 use crate::config::Config;
 use crate::driver::Driver;
-use crate::http::{respond, HttpOptions, NotText, Unanswered};
+use crate::http::{respond_to, shutting_down, HttpOptions, NotText};
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::session::Session;
@@ -282,7 +282,10 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         head: &rpcpeer_ws::http::request::Parts,
         remote: SocketAddr,
     ) -> Result<rpcpeer_ws::http::Extensions, Response<String>> {
-        if let Some(refusal) = self.http.host_refusal(&head.uri, &head.headers) {
+        if let Some(refusal) = self
+            .http
+            .host_refusal(head.version, &head.uri, &head.headers)
+        {
             return Err(refusal);
         }
         if let Some(refusal) = self.http.upgrade_origin_refusal(head) {
@@ -345,7 +348,10 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
     async fn http(&self, req: Request<String>, remote: SocketAddr) -> Response<String> {
         // NB: before the console page too, which a rebinding page would
         // otherwise load as its own.
-        if let Some(refused) = self.http.host_refusal(req.uri(), req.headers()) {
+        if let Some(refused) = self
+            .http
+            .host_refusal(req.version(), req.uri(), req.headers())
+        {
             return refused;
         }
         let mut page_path = false;
@@ -360,14 +366,13 @@ impl<S: Send + Sync + 'static> Service for RouterService<S> {
         // NB: a graceful stop gives a running call the drain timeout, as
         // on a WebSocket; past it the call is answered -32003, not left
         // to be cut with no answer at all when the server exits.
-        let unanswered = Unanswered::of(&req);
         let (stopped, drain) = (self.stopping.stopped(), self.config.drain_timeout);
         let mut response = tokio::select! {
-            response = respond(&self.router, req, &session, &self.http) => response,
+            response = respond_to(&self.router, &req, &session, &self.http) => response,
             () = async move {
                 stopped.await;
                 tokio::time::sleep(drain).await;
-            } => unanswered.shutting_down(drain, &self.http),
+            } => shutting_down(&req, drain, &self.http),
         };
         if page_path {
             crate::console::not_the_page(&mut response);

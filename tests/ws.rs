@@ -1139,12 +1139,29 @@ async fn an_http_call_still_running_past_the_drain_timeout_is_answered_shutting_
         r#"{"jsonrpc":"2.0","method":"forever","id":7}"#,
     ));
     within("the call to start", started.notified()).await;
+    // A batch, after a byte order mark: each call is answered, and the
+    // notification is not.
+    let batch = tokio::spawn(http(
+        addr,
+        "POST",
+        "/",
+        Some("application/json"),
+        "\u{feff}[{\"jsonrpc\":\"2.0\",\"method\":\"forever\",\"id\":8},\
+         {\"jsonrpc\":\"2.0\",\"method\":\"forever\"}]",
+    ));
+    within("the batch to start", started.notified()).await;
     stop.notify_one();
     let (status, _, body) = within("an answer", request).await.unwrap();
     assert_eq!(status, 503, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["code"], -32003, "{body}");
     assert_eq!(body["id"], 7, "{body}");
+    let (status, _, body) = within("the batch's answer", batch).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body.as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body[0]["error"]["code"], -32003, "{body}");
+    assert_eq!(body[0]["id"], 8, "{body}");
     within("the server to stop", server).await.unwrap().unwrap();
 }
 
