@@ -327,3 +327,31 @@ async fn slow_group_members_are_logged_once_per_period_however_many() {
         .collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
 }
+
+/// A peer can call a panicking method at will: whichever way the handler
+/// is written (here `sync_fn`, caught where the call is built), its panics
+/// make one line at error per period, not one each.
+#[tokio::test]
+async fn handler_panics_are_logged_once_per_period() {
+    let capture = Capture::default();
+    let subscriber =
+        tracing_subscriber::registry().with(capture.clone().with_filter(LevelFilter::ERROR));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut server = Router::new();
+    server.method(
+        "boom",
+        rpcpeer::sync_fn(|()| -> Result<(), ErrorObject> { panic!("boom") }),
+    );
+    let (client, _server) = rpcpeer::testing::connected_pair(Router::new(), server);
+    for _ in 0..20 {
+        let err = within("boom", client.request::<()>("boom", ())).await;
+        assert!(err.is_err());
+    }
+    let events = capture.events.lock().unwrap();
+    let lines = (events.iter())
+        .filter_map(|e| e.fields.get("message"))
+        .filter(|message| message.starts_with("handler panicked"))
+        .count();
+    assert_eq!(lines, 1);
+}
