@@ -1036,42 +1036,7 @@ async fn a_graceful_stop_lets_http_requests_in_flight_finish() {
 }
 
 #[tokio::test]
-async fn a_graceful_stop_lets_websocket_calls_in_flight_finish() {
-    let Stoppable {
-        addr,
-        started,
-        stop,
-        server,
-    } = stoppable_slow_server().await;
-    let transport = rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default())
-        .await
-        .unwrap();
-    let (peer, driver) = Driver::builder(transport, Router::new())
-        .close_frames()
-        .build();
-    tokio::spawn(driver);
-    let call = tokio::spawn({
-        let peer = peer.clone();
-        async move { peer.request::<String>("slow", ()).await }
-    });
-    within("the slow call to start", started.notified()).await;
-    stop.notify_one();
-    assert_eq!(
-        within("the slow reply", call).await.unwrap().unwrap(),
-        "finished"
-    );
-    within("the server to stop", server).await.unwrap().unwrap();
-    within("the peer to be closed", peer.closed()).await;
-    // RFC 6455 §7.4.1: 1001, the server going away.
-    let frame = peer.peer_close_frame().expect("a close frame");
-    assert_eq!(
-        (frame.code(), frame.reason()),
-        (1001, "the server is stopping")
-    );
-}
-
-#[tokio::test]
-async fn a_graceful_stop_closes_cleanly_though_the_client_wrote_during_the_drain() {
+async fn a_graceful_stop_lets_websocket_calls_finish_and_closes_cleanly() {
     let Stoppable {
         addr,
         started,
@@ -1103,6 +1068,7 @@ async fn a_graceful_stop_closes_cleanly_though_the_client_wrote_during_the_drain
     within("the server to stop", server).await.unwrap().unwrap();
     let ended = within("the client's driver to end", driver).await.unwrap();
     assert!(ended.is_ok(), "{ended:?}");
+    // RFC 6455 §7.4.1: 1001, the server going away.
     let frame = peer.peer_close_frame().expect("a close frame");
     assert_eq!(
         (frame.code(), frame.reason()),

@@ -142,14 +142,14 @@ where
                         Poll::Pending if expired => return Poll::Ready(Ok(())),
                         Poll::Pending => return Poll::Pending,
                     }
+                    // NB: only a transport with a closing handshake waits
+                    // for the peer's side: over a byte stream, a pipe or a
+                    // channel the peer needs nothing more, and a `close()`
+                    // would wait for a peer that keeps its end open.
+                    if self.close_frames.is_none() {
+                        return Poll::Ready(Ok(()));
+                    }
                     self.shorten_deadline(LINGER);
-                }
-                // NB: only a transport with a closing handshake waits for
-                // the peer's side: over a byte stream, a pipe or a channel
-                // the peer needs nothing more, and a `close()` would wait
-                // for a peer that keeps its end open.
-                if self.close_frames.is_none() {
-                    return Poll::Ready(Ok(()));
                 }
                 return self.poll_linger(cx);
             }
