@@ -45,7 +45,7 @@ pub async fn connect_tcp(
     framing: Framing,
 ) -> io::Result<Framed<TcpStream>> {
     let socket = TcpStream::connect(addr).await?;
-    crate::tcp_tuning::tune(&socket);
+    crate::tcp_tuning::tune(&socket)?;
     Ok(framed(socket, framing, DEFAULT_MAX_FRAME_LEN))
 }
 
@@ -109,8 +109,7 @@ impl Accept for tokio::net::TcpListener {
     }
 
     fn prepare(&self, io: &TcpStream) -> io::Result<()> {
-        crate::tcp_tuning::tune(io);
-        Ok(())
+        crate::tcp_tuning::tune(io)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

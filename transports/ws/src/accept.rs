@@ -91,7 +91,8 @@ impl Listener for TcpListener {
 
     async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (tcp, remote) = TcpListener::accept(self).await?;
-        crate::tcp_tuning::tune(&tcp);
+        // A failure only costs some latency.
+        let _ = crate::tcp_tuning::tune(&tcp);
         Ok((tcp, remote))
     }
 }

@@ -281,12 +281,14 @@ pub async fn connect(
                     format!("WebSocket connection to `{url}` failed: {err}"),
                 )
             })?;
-    match ws.get_ref() {
+    // NB: tungstenite has set TCP_NODELAY already (or failed to, which
+    // only costs some latency).
+    let _ = match ws.get_ref() {
         MaybeTlsStream::Plain(tcp) => tcp_tuning::tune(tcp),
         #[cfg(feature = "tls")]
         MaybeTlsStream::Rustls(tls) => tcp_tuning::tune(tls.get_ref().0),
-        _ => {}
-    }
+        _ => Ok(()),
+    };
     Ok(WsTransport::new(ws, config))
 }
 

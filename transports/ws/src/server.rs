@@ -226,7 +226,8 @@ pub async fn serve_connection<S: Service>(
     config: Config,
     service: S,
 ) -> io::Result<()> {
-    crate::tcp_tuning::tune(&tcp);
+    // A failure only costs some latency.
+    let _ = crate::tcp_tuning::tune(&tcp);
     serve_io(tcp, remote, config, service, Graceful::default()).await
 }
 

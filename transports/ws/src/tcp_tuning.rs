@@ -13,10 +13,11 @@ const NOTSENT_LOWAT: u32 = 32 << 10;
 /// of it is free, so a peer that reads slowly but steadily (64 KiB/s) shows
 /// no progress for longer than the write timeout and is cut off as one that
 /// reads nothing. With it, the writer is woken once 16 KiB of what it wrote
-/// has left, and so each time the peer's kernel takes more. Failures only
-/// cost latency, or that accuracy, and are ignored.
-pub(crate) fn tune(tcp: &TcpStream) {
-    let _ = tcp.set_nodelay(true);
+/// has left, and so each time the peer's kernel takes more. A failure to
+/// set that only costs that accuracy, and is ignored; the error returned is
+/// `TCP_NODELAY`'s.
+pub(crate) fn tune(tcp: &TcpStream) -> std::io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
+    tcp.set_nodelay(true)
 }
