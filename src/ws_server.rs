@@ -1,4 +1,4 @@
-//! A router served over WebSocket and plain HTTP on one port (feature `ws`): what joins a connection to a [`Driver`], and a request to [`respond`].
+//! A router served over WebSocket and plain HTTP on one port (feature `ws`): what joins a connection to a [`Driver`], and a request to [`respond`](crate::http::respond).
 //!
 //! No sockets here: the accept loop, the connection cap and the graceful
 //! stop are [`rpcpeer_ws::Server`]'s.
