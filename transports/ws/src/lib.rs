@@ -33,6 +33,13 @@
 //! | transfer codings | `chunked` only | none | `400`, connection closed |
 //! | `Content-Length` with `Transfer-Encoding` | refused | none | `400`, connection closed |
 //! | connections open at once, per [`Server`] | 10,000 | [`Server::max_connections`] | `503` with `Retry-After`, connection closed; logged at warn, one line per 10 s |
+//!
+//! A connection closed after such an answer is closed in stages (RFC 9112
+//! §9.6): the server ends its side, then reads and drops whatever the client
+//! still sends (the rest of a refused body) until the client closes too,
+//! for at most 5 s, and 1 s without data. A client that writes its whole
+//! body before it reads then reads the answer, where an abrupt close would
+//! have made the kernel reset the connection under it ("broken pipe").
 
 // No unwrap on anything a peer sends: errors are answered, not panicked on.
 #![warn(clippy::unwrap_used)]
@@ -40,6 +47,7 @@
 mod accept;
 mod body;
 mod heads;
+mod linger;
 mod post;
 mod refuse;
 mod server;

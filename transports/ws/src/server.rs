@@ -6,7 +6,10 @@ use std::{
     io,
     net::SocketAddr,
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use bytes::Bytes;
@@ -34,6 +37,7 @@ use tokio_util::{
 
 use crate::body::{self, BodyError};
 use crate::heads::{self, Heads};
+use crate::linger::Lingering;
 use crate::{from_upgraded, Config, Protocols, Role, WsTransport};
 
 /// The stream under a server-side [`WsTransport`]: the TCP connection as
@@ -167,7 +171,9 @@ pub trait Service: Clone + Send + Sync + 'static {
 /// shared by all connections, the transfer codings taken) is listed in the
 /// [crate docs](crate#limits-of-the-server-side); a request refused by one
 /// of them gets a `text/plain` answer that names it, and its connection is
-/// closed, since the rest of its body is still on the wire unread.
+/// closed, since the rest of its body is still on the wire unread: in
+/// stages, so that a client still sending that body reads the answer (see
+/// the crate docs).
 ///
 /// The future ends when the connection does: after the last HTTP exchange,
 /// or once the WebSocket conversation has run to its end, so whoever tracks
@@ -263,8 +269,9 @@ where
     let write_timeout = Some(config.write_timeout).filter(|limit| !limit.is_zero());
     io.as_mut().set_write_timeout_pinned(write_timeout);
     let config = Arc::new(config);
-    let (io, heads) = heads::watch(io);
     let upgrading = Upgrading::default();
+    let io = Lingering::new(io, upgrading.handed_over.clone());
+    let (io, heads) = heads::watch(io);
     let route = service_fn({
         let (config, service, upgrading, graceful) = (
             config.clone(),
@@ -301,7 +308,7 @@ where
     // WebSocket peer then costs one task, and this future's state holds
     // either hyper's connection or the conversation, never both.
     let pending = upgrading
-        .0
+        .pending
         .lock()
         .map_or(None, |mut pending| pending.take());
     if let Some(Pending {
@@ -524,7 +531,12 @@ struct Pending {
 /// Where [`upgrade`] leaves the [`Pending`] conversation for
 /// [`serve_connection`] (a connection is upgraded at most once).
 #[derive(Clone, Default)]
-struct Upgrading(Arc<Mutex<Option<Pending>>>);
+struct Upgrading {
+    pending: Arc<Mutex<Option<Pending>>>,
+    /// Set with `pending`, and never cleared: the connection's close is
+    /// then the conversation's, not hyper's (see [`Lingering`]).
+    handed_over: Arc<AtomicBool>,
+}
 
 /// Checks an upgrade request (RFC 6455 §4.2.1) and asks the service's
 /// [`Service::handshake`], leaves the conversation to start in `upgrading`
@@ -614,7 +626,8 @@ async fn upgrade<S: Service>(
     };
     let mut req = Request::from_parts(parts, body);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    if let Ok(mut pending) = upgrading.0.lock() {
+    upgrading.handed_over.store(true, Ordering::Relaxed);
+    if let Ok(mut pending) = upgrading.pending.lock() {
         *pending = Some(Pending {
             on_upgrade,
             accepted,

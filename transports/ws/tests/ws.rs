@@ -1078,6 +1078,52 @@ async fn oversized_post_gets_413_before_the_body_is_sent() {
     assert!(response.contains("1024 byte limit"), "{response}");
 }
 
+/// A client that writes its whole body before it reads, as most do, still
+/// reads the `413`: the server drains the body it refused rather than
+/// closing under it, which makes the kernel reset the connection (the
+/// client's write then fails with "broken pipe", its answer unread).
+#[tokio::test]
+async fn oversized_post_sent_whole_still_gets_its_413() {
+    let server = Server::start(Mode::Echo, small(1024)).await;
+    // Far more than the socket buffers of both ends hold.
+    let body = vec![b'x'; 32 << 20];
+    for chunked in [false, true] {
+        let mut tcp = within(TcpStream::connect(server.addr))
+            .await
+            .expect("connect");
+        let head = if chunked {
+            "POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned()
+        } else {
+            format!(
+                "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+        };
+        within(tcp.write_all(head.as_bytes()))
+            .await
+            .expect("write the head");
+        for part in body.chunks(1 << 20) {
+            if chunked {
+                let size = format!("{:x}\r\n", part.len());
+                within(tcp.write_all(size.as_bytes())).await.expect("size");
+            }
+            within(tcp.write_all(part))
+                .await
+                .expect("the whole body is taken, though refused");
+            if chunked {
+                within(tcp.write_all(b"\r\n")).await.expect("chunk end");
+            }
+        }
+        let mut response = Vec::new();
+        within(tcp.read_to_end(&mut response))
+            .await
+            .expect("read until the server closes");
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
+        assert!(response.contains("1024 byte limit"), "{response}");
+    }
+}
+
 #[tokio::test]
 async fn oversized_chunked_post_gets_413() {
     let server = Server::start(Mode::Echo, small(1024)).await;
