@@ -378,7 +378,7 @@ where
 
 impl<T, S> Driver<T, S> {
     fn finish(&mut self) {
-        self.handles.end(self.outgoing.ending());
+        self.handles.end();
     }
 }
 
@@ -387,6 +387,6 @@ impl<T, S> Drop for Driver<T, S> {
         // Whatever way the driver ends (completed, dropped, its task
         // aborted), nobody may wait on it forever.
         self.outgoing.fail_all();
-        self.handles.end(self.outgoing.ending());
+        self.handles.end();
     }
 }

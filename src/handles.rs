@@ -1,11 +1,12 @@
 //! `Handles`: the driver's end of what its `Peer` handles queue (control messages, our own calls), and which of those queues is worth a look.
 
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
 use crate::peer::{Control, PeerChannels};
-use crate::pending::Ending;
+use crate::transport::CloseFrame;
 
 /// The handles' two queues as the driver sees them: looked into only
 /// after their doorbell rang (see `Doorbell`), and then until each is
@@ -105,8 +106,14 @@ impl Handles {
         true
     }
 
-    /// The driver has stopped, for the reason given: every `Peer` sees it.
-    pub(crate) fn end(&self, ending: Ending) {
-        self.channels.end(ending);
+    /// The driver has stopped: every `Peer` sees it.
+    pub(crate) fn end(&self) {
+        self.channels.end();
+    }
+
+    /// The peer's stream ended with `frame`: every `Peer` sees it from
+    /// now, before the driver has stopped.
+    pub(crate) fn peer_closed_with(&self, frame: Arc<CloseFrame>) {
+        self.channels.peer_closed_with(frame);
     }
 }

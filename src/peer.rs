@@ -95,8 +95,9 @@ struct Shared {
     next_id: AtomicU64,
     timeout: Option<Duration>,
     done: CancellationToken,
-    /// Why the connection ended, set by the driver just before `done`.
-    ended: Arc<OnceLock<Ending>>,
+    /// The close frame the peer's stream ended with, set by the driver as
+    /// soon as it has read it (a drain may follow before `done`).
+    peer_close: Arc<OnceLock<Arc<CloseFrame>>>,
     /// Made by [`Peer::detached`]: there never was a connection.
     detached: bool,
     /// This connection's number in the process, for logs.
@@ -164,7 +165,7 @@ pub(crate) struct PeerChannels {
     /// Rung by the handles when they queue a command or a control message.
     pub(crate) doorbell: Arc<Doorbell>,
     done: CancellationToken,
-    ended: Arc<OnceLock<Ending>>,
+    peer_close: Arc<OnceLock<Arc<CloseFrame>>>,
 }
 
 impl Shared {
@@ -178,10 +179,14 @@ impl Shared {
 }
 
 impl PeerChannels {
-    /// The driver has stopped, for the reason given: every `Peer` sees it.
-    pub(crate) fn end(&self, ending: Ending) {
-        let _ = self.ended.set(ending);
+    /// The driver has stopped: every `Peer` sees it.
+    pub(crate) fn end(&self) {
         self.done.cancel();
+    }
+
+    /// The peer's stream ended with `frame`.
+    pub(crate) fn peer_closed_with(&self, frame: Arc<CloseFrame>) {
+        let _ = self.peer_close.set(frame);
     }
 }
 
@@ -204,7 +209,7 @@ impl Peer {
         let max_bytes = u32::try_from(max_bytes).unwrap_or(u32::MAX).max(1);
         let (control, control_rx) = mpsc::unbounded_channel();
         let done = CancellationToken::new();
-        let ended = Arc::new(OnceLock::new());
+        let peer_close = Arc::new(OnceLock::new());
         let doorbell = Arc::new(Doorbell::default());
         let peer = Self {
             shared: Arc::new(Shared {
@@ -216,7 +221,7 @@ impl Peer {
                 next_id: AtomicU64::new(1),
                 timeout,
                 done: done.clone(),
-                ended: ended.clone(),
+                peer_close: peer_close.clone(),
                 detached: !connected,
                 connection: crate::observe::next_connection(),
             }),
@@ -225,7 +230,7 @@ impl Peer {
             control: control_rx,
             doorbell,
             done,
-            ended,
+            peer_close,
         };
         (peer, channels, commands_rx)
     }
@@ -657,13 +662,17 @@ impl Peer {
         self.shared.done.cancelled().await;
     }
 
-    /// The close frame the peer sent, once the connection has ended with
-    /// one: a WebSocket peer's code and reason, read by a driver built with
+    /// The close frame the peer sent, as soon as the driver has read it (a
+    /// drain of running calls may follow before the connection has ended):
+    /// a WebSocket peer's code and reason, read by a driver built with
     /// [`DriverBuilder::close_frames`](crate::DriverBuilder::close_frames).
     /// A program that only waits for pushes (and so has no call to fail
     /// with [`Error::Closed`]) learns from it why the peer closed.
     pub fn peer_close_frame(&self) -> Option<CloseFrame> {
-        (self.shared.ended.get()).and_then(|ending| ending.peer_close.as_deref().cloned())
+        self.shared
+            .peer_close
+            .get()
+            .map(|frame| CloseFrame::clone(frame))
     }
 
     /// Whether the connection's driver has stopped (always, for a

@@ -230,6 +230,45 @@ async fn a_websocket_peers_close_frame_reaches_error_closed() {
     );
 }
 
+/// A call whose write is refused because the peer's close frame is in (a
+/// WebSocket takes no more after it) fails with that frame too, and the
+/// peer shows it at once: it is why the write failed.
+#[tokio::test]
+async fn a_call_that_meets_the_close_frame_on_its_way_out_carries_it() {
+    let mut server = Router::new();
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    server.method("ban", |cx: Context| async move {
+        let peer = cx.peer().clone();
+        let banned = CloseFrame::new(4001, "banned").expect("a valid frame");
+        tokio::spawn(async move { peer.close_with(banned).await });
+        Ok::<_, ErrorObject>(true)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(WsServer::new(server).serve(listener));
+
+    for _ in 0..20 {
+        let ws = rpcpeer::ws::connect(&url, &Default::default())
+            .await
+            .unwrap();
+        let (peer, driver) = Driver::builder(ws, Router::new()).close_frames().build();
+        tokio::spawn(driver);
+        assert!(within("ban", peer.request::<bool>("ban", ()))
+            .await
+            .unwrap());
+        // Sent as the close frame comes in: written before it, or refused.
+        let err = within("ping", peer.request::<Value>("ping", ()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Closed { peer_close: Some(frame), .. } if frame.code() == 4001),
+            "{err:?}"
+        );
+        let frame = peer.peer_close_frame().expect("the peer's frame");
+        assert_eq!(frame.reason(), "banned");
+    }
+}
+
 #[tokio::test]
 async fn without_close_frames_a_websocket_peers_close_says_only_that_it_closed() {
     let url = closing_ws_server(4001, "session expired").await;

@@ -11,6 +11,7 @@ use super::Driver;
 use crate::cut::Cut;
 use crate::error::{ErrorObject, Unreadable};
 use crate::message::{encode_response, Id, Version};
+use crate::transport::CloseFrame;
 
 /// What a read error means for the connection.
 #[derive(Debug)]
@@ -113,18 +114,29 @@ where
         self.failure = Some(err);
     }
 
+    /// The close frame the peer sent, when the transport has close frames
+    /// and one came: kept for the calls that fail with the connection, and
+    /// shown to every `Peer` from now on.
+    pub(super) fn read_peer_close(&mut self) -> Option<Arc<CloseFrame>> {
+        if self.outgoing.peer_close.is_none() {
+            let frame = (self.close_frames.as_ref())
+                .and_then(|hooks| (hooks.peer)(&self.transport))
+                .map(Arc::new);
+            if let Some(frame) = &frame {
+                self.handles.peer_closed_with(frame.clone());
+            }
+            self.outgoing.peer_close = frame;
+        }
+        self.outgoing.peer_close.clone()
+    }
+
     /// The peer's side of the stream ended.
     pub(super) fn on_end_of_input(&mut self, cx: &mut TaskContext<'_>) {
         self.input_ended = true;
-        let frame = self
-            .close_frames
-            .as_ref()
-            .and_then(|hooks| (hooks.peer)(&self.transport));
-        let why = match &frame {
+        let why = match self.read_peer_close() {
             Some(frame) => format!("the peer closed the connection ({frame})"),
             None => "the peer closed the connection".to_owned(),
         };
-        self.outgoing.peer_close = frame.map(Arc::new);
         self.outgoing.close_reason.get_or_insert_with(|| why.into());
         // NB: over a byte stream this may be a half-close: the peer still
         // reads, so what runs finishes and is answered (the drain). A

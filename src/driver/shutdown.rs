@@ -262,6 +262,10 @@ where
                 err
             }
         };
+        // NB: a WebSocket refuses writes once the peer's close frame is in,
+        // which may be before its stream has said it ended: the frame is
+        // why the write failed.
+        self.read_peer_close();
         self.abort();
         self.finish();
         Poll::Ready(Err(Error::Transport(err)))
