@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -11,13 +11,14 @@ use serde::Serialize;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::builder::DriverBuilder;
 use crate::config::Config;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::handler::BoxFuture;
 use crate::peer::{to_params, CallError, Peer};
 use crate::router::Router;
-use crate::transport::Transport;
+use crate::transport::{CloseFrame, CloseFrames, Transport};
 
 /// How long to wait between connection attempts: `initial`, doubled after
 /// each failure up to `max`; after a connection that worked, back to `initial`.
@@ -41,9 +42,12 @@ pub struct Backoff {
     /// The longest wait (default 10 s).
     pub max: Duration,
     /// Failed attempts in a row after which the client gives up and closes
-    /// (default `None`: never). An attempt fails when connecting fails or
-    /// when the `on_connect` hook returns an error; calls then fail with
-    /// [`Error::Closed`] whose reason gives the last attempt's error.
+    /// (default `None`: never). An attempt fails when connecting fails,
+    /// when the `on_connect` hook returns an error, or (with
+    /// [`spawn_with_close_frames`](Reconnect::spawn_with_close_frames))
+    /// when the server ends the connection with a close code that refuses
+    /// it; calls then fail with [`Error::Closed`] whose reason gives the
+    /// last attempt's error.
     pub max_attempts: Option<u32>,
 }
 
@@ -67,6 +71,8 @@ impl Backoff {
 }
 
 type Hook = Arc<dyn Fn(Peer) -> BoxFuture<Result<(), Error>> + Send + Sync>;
+
+type StopOn = Arc<dyn Fn(&CloseFrame) -> bool + Send + Sync>;
 
 /// Settings of a [`ReconnectingPeer`]; [`Reconnect::spawn`] starts it.
 ///
@@ -102,6 +108,7 @@ pub struct Reconnect<S = ()> {
     config: Config,
     backoff: Backoff,
     on_connect: Option<Hook>,
+    stop_on: Option<StopOn>,
 }
 
 impl Default for Reconnect<()> {
@@ -118,6 +125,7 @@ impl Reconnect<()> {
             config: Config::default(),
             backoff: Backoff::default(),
             on_connect: None,
+            stop_on: None,
         }
     }
 }
@@ -130,6 +138,7 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
             config: self.config,
             backoff: self.backoff,
             on_connect: self.on_connect,
+            stop_on: self.stop_on,
         }
     }
 
@@ -159,11 +168,78 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
         self
     }
 
+    /// Stops the client, rather than reconnecting, when the server ends a
+    /// connection with a close frame that `stop` picks: a code that says a
+    /// new connection would be refused too, such as an application's
+    /// "banned". Calls then fail with [`Error::Closed`], whose reason
+    /// names the frame. Only a client started with
+    /// [`spawn_with_close_frames`](Self::spawn_with_close_frames) reads
+    /// close frames.
+    pub fn stop_on(mut self, stop: impl Fn(&CloseFrame) -> bool + Send + Sync + 'static) -> Self {
+        self.stop_on = Some(Arc::new(stop));
+        self
+    }
+
     /// Starts connecting with `connect` in a background task.
     ///
     /// # Panics
     /// When called outside a tokio runtime.
     pub fn spawn<C, Fut, T, F>(self, connect: C) -> ReconnectingPeer
+    where
+        C: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<T>> + Send + 'static,
+        T: Transport<F>,
+        F: AsRef<str> + 'static,
+    {
+        self.start(connect, |builder| builder)
+    }
+
+    /// [`spawn`](Self::spawn) over a transport with close frames (a
+    /// WebSocket: see [`CloseFrames`]). Each connection's driver is built
+    /// with [`DriverBuilder::close_frames`], so:
+    /// - [`Peer::close_with`] sends its code and reason, and the server's
+    ///   close frame reaches [`Error::Closed`] and
+    ///   [`ReconnectingPeer::last_close_frame`];
+    /// - a connection the server ends with a code other than 1000 (normal),
+    ///   1001 (going away), 1005 (no code) or 1012 (restarting) counts as a
+    ///   failed attempt: the next one waits longer, and
+    ///   [`Backoff::max_attempts`] such ends in a row stop the client. A
+    ///   server that refuses the client (1008, "policy violation", or a code
+    ///   of its own) is not reconnected to at full speed forever;
+    /// - [`stop_on`](Self::stop_on) can stop the client at the first such
+    ///   close.
+    ///
+    /// ```
+    /// use rpcpeer::reconnect::Reconnect;
+    ///
+    /// # async fn run() {
+    /// let client = Reconnect::new()
+    ///     // 4001 is this application's "banned": do not come back.
+    ///     .stop_on(|frame| frame.code() == 4001)
+    ///     .spawn_with_close_frames(|| async {
+    ///         rpcpeer::ws::connect("ws://127.0.0.1:7071/", &Default::default()).await
+    ///     });
+    /// # let _ = client;
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn spawn_with_close_frames<C, Fut, T, F>(self, connect: C) -> ReconnectingPeer
+    where
+        C: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<T>> + Send + 'static,
+        T: Transport<F> + CloseFrames,
+        F: AsRef<str> + 'static,
+    {
+        self.start(connect, DriverBuilder::close_frames)
+    }
+
+    fn start<C, Fut, T, F>(
+        self,
+        connect: C,
+        build: fn(DriverBuilder<T, S>) -> DriverBuilder<T, S>,
+    ) -> ReconnectingPeer
     where
         C: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = io::Result<T>> + Send + 'static,
@@ -176,6 +252,7 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
         tokio::spawn(supervise(
             self,
             connect,
+            build,
             state_tx,
             stop.clone(),
             shared.clone(),
@@ -206,6 +283,8 @@ struct Shared {
     ending: AtomicU64,
     /// Wakes the supervisor when `ending` rises.
     ending_changed: Notify,
+    /// The close frame the server ended the last connection with.
+    last_close: Mutex<Option<CloseFrame>>,
 }
 
 impl Shared {
@@ -371,15 +450,34 @@ impl ReconnectingPeer {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
+    /// The close frame the server sent when it ended the last connection
+    /// that has ended; `None` before any has, when it ended without one,
+    /// or when the client was not started with
+    /// [`Reconnect::spawn_with_close_frames`]. A client that only waits
+    /// for pushes learns from it why the server hung up.
+    pub fn last_close_frame(&self) -> Option<CloseFrame> {
+        (self.shared.last_close.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Stops reconnecting and closes the current connection.
     pub fn close(&self) {
         self.stop.cancel();
     }
 }
 
+/// Whether a connection the server ended with `frame` is as good as a
+/// failed attempt: any close but a normal end, a server going away or
+/// restarting (RFC 6455 §7.4.1, and IANA's 1012).
+fn refuses(frame: &CloseFrame) -> bool {
+    !matches!(frame.code(), 1000 | 1001 | 1005 | 1012)
+}
+
 async fn supervise<S, C, Fut, T, F>(
     settings: Reconnect<S>,
     connect: C,
+    build: fn(DriverBuilder<T, S>) -> DriverBuilder<T, S>,
     state: watch::Sender<State>,
     stop: CancellationToken,
     shared: Arc<Shared>,
@@ -425,9 +523,10 @@ async fn supervise<S, C, Fut, T, F>(
                 continue;
             }
         };
-        let (peer, driver) = Driver::builder(transport, settings.router.clone())
-            .config(settings.config.clone())
-            .build();
+        let (peer, driver) = build(
+            Driver::builder(transport, settings.router.clone()).config(settings.config.clone()),
+        )
+        .build();
         let driver = tokio::spawn(driver);
         if let Some(hook) = &settings.on_connect {
             let hooked = tokio::select! {
@@ -460,6 +559,29 @@ async fn supervise<S, C, Fut, T, F>(
                 peer.close().await;
                 break;
             }
+        }
+        // NB: known once the driver has read the frame; a connection
+        // found ending before that counts as ended without one.
+        let frame = peer.peer_close_frame();
+        *shared
+            .last_close
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = frame.clone();
+        match frame {
+            Some(frame) if settings.stop_on.as_ref().is_some_and(|stop| stop(&frame)) => {
+                let why = format!("the server closed the connection with {frame}, a close that stops the client (stop_on)");
+                tracing::info!("{why}");
+                state.send_replace(State::Stopped(why.into()));
+                return;
+            }
+            Some(frame) if refuses(&frame) => {
+                tracing::debug!("the server closed the connection with {frame}, reconnecting");
+                state.send_replace(State::Connecting);
+                failures += 1;
+                last_failure = format!("the server closed the connection with {frame}");
+                continue;
+            }
+            _ => {}
         }
         tracing::debug!("connection lost, reconnecting");
         state.send_replace(State::Connecting);

@@ -269,6 +269,101 @@ async fn a_reconnecting_client_runs_its_hook_again_and_never_resends() {
     client.close();
 }
 
+/// A reconnecting WebSocket client of `addr` that reads close frames.
+fn reconnecting_ws(addr: SocketAddr, settings: Reconnect) -> rpcpeer::reconnect::ReconnectingPeer {
+    settings.spawn_with_close_frames(move || async move {
+        rpcpeer::ws::connect(&format!("ws://{addr}/"), &Default::default()).await
+    })
+}
+
+/// What a call made on a client that stopped fails with.
+async fn stopped_reason(client: &rpcpeer::reconnect::ReconnectingPeer) -> String {
+    within("the client stops", async {
+        loop {
+            match client.request::<Value>("ping", ()).await {
+                Err(Error::Closed { reason, .. }) if reason.contains("not sent") => break reason,
+                // The ping that met a closing connection, or one answered
+                // in between: try again until the client has stopped.
+                other => {
+                    eprintln!("DBG {other:?} conns={}", client.connections());
+                    tokio::time::sleep(Duration::from_millis(300)).await
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_close_code_picked_by_stop_on_stops_the_reconnecting_client() {
+    let mut server = Router::new();
+    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    server.method("ban", |cx: Context| async move {
+        let peer = cx.peer().clone();
+        let banned = rpcpeer::CloseFrame::new(4001, "banned").expect("a valid frame");
+        tokio::spawn(async move { peer.close_with(banned).await });
+        Ok::<_, ErrorObject>(true)
+    });
+    let addr = ws_server(WsServer::new(server)).await;
+    let client = reconnecting_ws(
+        addr,
+        Reconnect::new()
+            .backoff(Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(10),
+                max_attempts: None,
+            })
+            .stop_on(|frame| frame.code() == 4001),
+    );
+    assert_eq!(client.request::<String>("ping", ()).await.unwrap(), "pong");
+    assert!(client.request::<bool>("ban", ()).await.unwrap());
+
+    let reason = stopped_reason(&client).await;
+    assert!(reason.contains("close code 4001: banned"), "{reason}");
+    assert_eq!(client.connections(), 1, "the client came back");
+    let frame = client.last_close_frame().expect("the server's frame");
+    assert_eq!((frame.code(), frame.reason()), (4001, "banned"));
+}
+
+/// A server that closes every connection at once with 1008 ("policy
+/// violation") is a failed attempt each time: the client backs off and
+/// gives up after `max_attempts`, saying why, where it used to reconnect
+/// every `initial` forever.
+#[tokio::test]
+async fn a_server_that_refuses_each_connection_makes_the_client_give_up() {
+    let refused = Arc::new(AtomicUsize::new(0));
+    let server = WsServer::new(Router::new()).on_connect({
+        let refused = refused.clone();
+        move |peer, _, _| {
+            refused.fetch_add(1, Ordering::SeqCst);
+            let peer = peer.clone();
+            let policy = rpcpeer::CloseFrame::new(1008, "not allowed").expect("a valid frame");
+            tokio::spawn(async move { peer.close_with(policy).await });
+        }
+    });
+    let addr = ws_server(server).await;
+    let client = reconnecting_ws(
+        addr,
+        Reconnect::new().backoff(Backoff {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(10),
+            max_attempts: Some(3),
+        }),
+    );
+
+    let reason = stopped_reason(&client).await;
+    assert!(
+        reason.contains("gave up reconnecting after 3 failed attempts")
+            && reason.contains("close code 1008: not allowed"),
+        "{reason}"
+    );
+    assert_eq!(refused.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        client.last_close_frame().map(|frame| frame.code()),
+        Some(1008)
+    );
+}
+
 type Joined = mpsc::UnboundedSender<(MemberId, Peer)>;
 
 /// A room: `join` adds the caller to the group; the test pushes.
