@@ -128,14 +128,19 @@ impl Outgoing {
         failed
     }
 
-    /// A response the peer sent that answers no call of ours waiting
-    /// (and that could not be read: `what`), dropped as a stray one is.
+    /// A response the peer sent that answers no call of ours waiting,
+    /// dropped; `what` says more of it when not empty (it could not be
+    /// read).
     pub(crate) fn stray_answer(&self, id: &Id, what: &str) {
+        // NB: a peer can send nothing but these, thousands a second:
+        // nothing is kept of them, and the log gets one line per period
+        // with the count of the others.
+        let sep = if what.is_empty() { "" } else { ", " };
         match STRAY.allow() {
             Some(more) => {
-                tracing::warn!(%id, "response to no request of ours, {what}, dropped{more}")
+                tracing::warn!(%id, "response to no request of ours{sep}{what}, dropped{more}")
             }
-            None => tracing::debug!(%id, "response to no request of ours, {what}, dropped"),
+            None => tracing::debug!(%id, "response to no request of ours{sep}{what}, dropped"),
         }
     }
 
@@ -327,13 +332,7 @@ impl Outgoing {
             Some(_) if id.as_u64().is_some_and(|n| n <= self.sent_up_to) => {
                 tracing::debug!(%id, "late reply to a call given up (timed out or dropped), ignored")
             }
-            // NB: a peer can send nothing but these, thousands a second:
-            // nothing is kept of them, and the log gets one line per
-            // period with the count of the others.
-            Some(_) => match STRAY.allow() {
-                Some(more) => tracing::warn!(%id, "response to no request of ours, dropped{more}"),
-                None => tracing::debug!(%id, "response to no request of ours, dropped"),
-            },
+            Some(_) => self.stray_answer(&id, ""),
         }
     }
 
