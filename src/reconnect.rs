@@ -174,7 +174,8 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
     /// "banned". Calls then fail with [`Error::Closed`], whose reason
     /// names the frame. Only a client started with
     /// [`spawn_with_close_frames`](Self::spawn_with_close_frames) reads
-    /// close frames.
+    /// close frames ([`spawn`](Self::spawn) logs a warning that this is
+    /// set for nothing).
     pub fn stop_on(mut self, stop: impl Fn(&CloseFrame) -> bool + Send + Sync + 'static) -> Self {
         self.stop_on = Some(Arc::new(stop));
         self
@@ -191,6 +192,11 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
         T: Transport<F>,
         F: AsRef<str> + 'static,
     {
+        if self.stop_on.is_some() {
+            tracing::warn!(
+                "Reconnect::stop_on has no effect with spawn: only spawn_with_close_frames reads close frames"
+            );
+        }
         self.start(connect, |builder| builder)
     }
 
