@@ -240,6 +240,13 @@ impl Group {
             .store(bytes.max(1), Ordering::Relaxed);
     }
 
+    /// How far a member may fall behind before its [`SlowMember`] policy
+    /// applies: in pushes, and in bytes.
+    pub(crate) fn backlog_limits(&self) -> (usize, usize) {
+        let bytes = self.inner.max_backlog_bytes.load(Ordering::Relaxed);
+        (self.inner.capacity, bytes)
+    }
+
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<MemberId, Arc<Slot>>> {
         // Each use is one map operation: a panic cannot leave it half-changed.
         self.inner

@@ -32,7 +32,8 @@ pub use broker::{
 };
 
 /// The notification a node's members get when the room's history could not
-/// fill a gap in what the node received (see [`RedisConfig::resync_method`]):
+/// fill a gap in what the node received, or the gap is longer than a
+/// member may fall behind (see [`RedisConfig::resync_method`]):
 /// params `{"room": name, "missed": n}`, `missed` being `null` when it is
 /// unknown (Redis lost the room's history). The member should fetch the
 /// state it shows afresh.

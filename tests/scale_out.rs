@@ -391,10 +391,20 @@ async fn posts_while_a_is_cut_off(
     count: usize,
     tune: fn(RedisConfig) -> RedisConfig,
 ) -> (Vec<(String, Value)>, Node, Node) {
+    posts_while_cut_off_with(redis, count, tune, roomy()).await
+}
+
+/// [`posts_while_a_is_cut_off`], node a's rooms made with `options`.
+async fn posts_while_cut_off_with(
+    redis: &RedisServer,
+    count: usize,
+    tune: fn(RedisConfig) -> RedisConfig,
+    options: RoomOptions,
+) -> (Vec<(String, Value)>, Node, Node) {
     let mut a = Node::start_with(
         redis,
         "a",
-        roomy(),
+        options,
         |c| tune(slow_to_reconnect(c)),
         Config::default(),
     )
@@ -468,6 +478,23 @@ async fn a_gap_longer_than_the_history_tells_members_to_resynchronise() {
         msgs(&got[resync..]),
         ["gap15", "gap16", "gap17", "gap18", "gap19", "after"]
     );
+    assert!(msgs(&got[..resync]).is_empty(), "{got:?}");
+}
+
+/// A gap the history holds, but longer than a member may fall behind: pushed
+/// at once, the room's policy would drop its oldest part and the resync
+/// notice first, with nothing said. The members are told to resynchronise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_longer_than_a_member_may_fall_behind_tells_members_to_resynchronise() {
+    let redis = RedisServer::start();
+    let small = RoomOptions::new(10, SlowMember::DropOldest);
+    let (got, _a, _b) = posts_while_cut_off_with(&redis, 30, |c| c, small).await;
+    let resync = got
+        .iter()
+        .position(|(m, _)| m == "rpcpeer.resync")
+        .unwrap_or_else(|| panic!("no resync notification: {got:?}"));
+    assert_eq!(got[resync].1, json!({"room": "r", "missed": 30}));
+    assert_eq!(msgs(&got[resync..]), ["after"]);
     assert!(msgs(&got[..resync]).is_empty(), "{got:?}");
 }
 

@@ -610,23 +610,45 @@ impl Broker {
             .collect();
         let mut cursor = lock(&room.cursor);
         let first = entries.first().map(|&(seq, _)| seq);
-        if let Some(resync) = cursor.caught_up(&head_epoch, head, from, first) {
-            self.resync(room, resync);
+        let resync = cursor.caught_up(&head_epoch, head, from, first);
+        let due: Vec<&str> = (entries.into_iter())
+            .filter(|&(seq, _)| cursor.delivered(seq))
+            .map(|(_, event)| event)
+            .collect();
+        // NB: pushed at once, more than a member may fall behind would be
+        // cut by the room's slow-member policy, which drops the oldest
+        // first: the resync notice, then the start of the gap, with nothing
+        // said. The members are told what they missed instead.
+        let (max_pushes, max_bytes) = room.group.backlog_limits();
+        let pushes = due.len() + usize::from(resync.is_some());
+        if pushes > max_pushes || due.iter().map(|event| event.len()).sum::<usize>() > max_bytes {
+            let missed = match resync {
+                Some(Resync::Lost) => None,
+                Some(Resync::Trimmed { missed }) => Some(missed + due.len() as u64),
+                None => Some(due.len() as u64),
+            };
+            self.resync(room, missed);
+            return Ok(());
         }
-        for (seq, event) in entries {
-            if cursor.delivered(seq) {
-                self.deliver(room, event);
-            }
+        if let Some(resync) = resync {
+            self.resync(
+                room,
+                match resync {
+                    Resync::Trimmed { missed } => Some(missed),
+                    Resync::Lost => None,
+                },
+            );
+        }
+        for event in due {
+            self.deliver(room, event);
         }
         Ok(())
     }
 
-    fn resync(&self, room: &Room, resync: Resync) {
-        let missed = match resync {
-            Resync::Trimmed { missed } => Some(missed),
-            Resync::Lost => None,
-        };
-        tracing::info!(room = %room.name, ?missed, "redis: messages missed beyond the history; members told to resynchronise");
+    /// Tells `room`'s members to resynchronise, having missed `missed`
+    /// messages (`None`: an unknown number).
+    fn resync(&self, room: &Room, missed: Option<u64>) {
+        tracing::info!(room = %room.name, ?missed, "redis: messages missed beyond the history, or more than a member may fall behind; members told to resynchronise");
         let params = ResyncParams {
             room: &room.name,
             missed,
