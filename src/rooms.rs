@@ -207,6 +207,9 @@ pub(crate) struct Shared {
     /// members (the first subscribes, the last unsubscribes) even when a
     /// join and the last departure race.
     membership: tokio::sync::Mutex<()>,
+    /// The task of each member, which registers its departure once it
+    /// leaves (see [`Rooms::settled`]).
+    watchers: tokio_util::task::TaskTracker,
 }
 
 impl Shared {
@@ -312,6 +315,7 @@ impl Rooms {
                 options,
                 rooms: Mutex::new(HashMap::new()),
                 membership: tokio::sync::Mutex::new(()),
+                watchers: tokio_util::task::TaskTracker::new(),
             }),
             #[cfg(feature = "redis")]
             broker: None,
@@ -355,6 +359,35 @@ impl Rooms {
             return broker.node();
         }
         ""
+    }
+
+    /// Completes once every member that joined has left and its departure
+    /// is registered: announced to the room and, with Redis, to the other
+    /// nodes (or kept for when the link is back, while it is down). A
+    /// server that stops gracefully awaits this once its connections have
+    /// closed: exiting before would leave the other nodes to learn of its
+    /// members' departures only when their presence expires.
+    ///
+    /// ```
+    /// use rpcpeer::group::SlowMember;
+    /// use rpcpeer::rooms::{RoomOptions, Rooms};
+    /// use rpcpeer::{testing::connected_pair, Router};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rpcpeer::rooms::RoomError> {
+    /// let rooms = Rooms::new(RoomOptions::new(64, SlowMember::DropOldest));
+    /// let (ada, _) = connected_pair(Router::new(), Router::new());
+    /// rooms.join("lobby", ada.clone(), "ada").await?;
+    /// ada.close().await; // the server stops: its connections close
+    /// rooms.settled().await;
+    /// assert!(rooms.members("lobby").await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn settled(&self) {
+        // NB: a closed tracker still takes tasks: a member that joins later
+        // is waited for too, by whoever awaits this then.
+        self.shared.watchers.close();
+        self.shared.watchers.wait().await;
     }
 
     /// The state of the link to Redis; `None` for rooms within one process.
@@ -443,7 +476,7 @@ impl Rooms {
             room,
             rooms: self.clone(),
         };
-        tokio::spawn(joined.clone().watch());
+        self.shared.watchers.spawn(joined.clone().watch());
         Ok(joined)
     }
 

@@ -32,11 +32,15 @@ struct Serve {
 
 impl Serve {
     async fn start(redis: &RedisServer, node: &str) -> Self {
+        // Short, so that a killed server's members leave quickly.
+        Self::start_with_ttl(redis, node, "1").await
+    }
+
+    async fn start_with_ttl(redis: &RedisServer, node: &str, presence_ttl: &str) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
             .args(["--redis", &redis.url(), "--node", node])
-            // Short, so that a killed server's members leave quickly.
-            .args(["--presence-ttl", "1"])
+            .args(["--presence-ttl", presence_ttl])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -219,4 +223,44 @@ async fn three_serve_processes_share_one_chat_room_and_a_killed_one_leaves_it() 
             .expect("wait");
         assert!(status.success(), "{status}");
     }
+}
+
+/// A server stopped with SIGTERM has its members' departures announced to
+/// the other servers before it exits, not when their presence expires (an
+/// hour here, well past this test's patience).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_gracefully_announces_its_members_departures_at_once() {
+    let redis = RedisServer::start();
+    let mut a = Serve::start_with_ttl(&redis, "a", "3600").await;
+    let mut b = Serve::start_with_ttl(&redis, "b", "3600").await;
+    let mut ann = a.client().await;
+    assert_eq!(ann.call("join", json!(["ann"])).await["result"], true);
+    let mut on_b = Vec::new();
+    for i in 0..10 {
+        let mut client = b.client().await;
+        let name = format!("b{i}");
+        assert_eq!(client.call("join", json!([name])).await["result"], true);
+        on_b.push(client);
+    }
+    within("all eleven members listed", async {
+        loop {
+            let listed = ann.call("members", json!([])).await["result"].clone();
+            if listed.as_array().is_some_and(|all| all.len() == 11) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    b.signal("-TERM").await;
+    let status = within("b to exit", b.child.wait()).await.expect("wait");
+    assert!(status.success(), "{status}");
+    let mut left: Vec<Value> = ann.pushes("userLeft", 10).await;
+    left.sort_by_key(|params| params[0].as_str().map(str::to_owned));
+    let expected: Vec<Value> = (0..10).map(|i| json!([format!("b{i}")])).collect();
+    assert_eq!(left, expected);
+    a.signal("-TERM").await;
+    let status = within("a to exit", a.child.wait()).await.expect("wait");
+    assert!(status.success(), "{status}");
 }

@@ -229,7 +229,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     let users: HashMap<String, String> = args.users.into_iter().collect();
     let rooms = args.redis.rooms()?;
     let shared = Arc::new(Shared {
-        router: demo::router(users, rooms),
+        router: demo::router(users, rooms.clone()),
         config: Config::default()
             .drain_timeout(DRAIN)
             .idle_timeout(idle_timeout),
@@ -308,8 +308,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     // NB: a second signal is the user saying the drain is not worth the
     // wait, as in most servers; the calls still running are cut, and the
     // status says the process was stopped rather than done.
+    // NB: the members' departures are registered once their connections
+    // have closed; with Redis, exiting first would leave the other nodes to
+    // learn of them only when the presence expires.
+    let finished = async {
+        shared.tracker.wait().await;
+        rooms.settled().await;
+    };
     tokio::select! {
-        finished = tokio::time::timeout_at(deadline, shared.tracker.wait()) => {
+        finished = tokio::time::timeout_at(deadline, finished) => {
             if finished.is_err() {
                 tracing::warn!(
                     tasks = shared.tracker.len(),
