@@ -264,3 +264,45 @@ async fn a_server_stopped_gracefully_announces_its_members_departures_at_once() 
     let status = within("a to exit", a.child.wait()).await.expect("wait");
     assert!(status.success(), "{status}");
 }
+
+/// A Redis that cannot be reached when the server starts is said at once,
+/// at warn: the link starts down, so no change of state would say it.
+#[tokio::test]
+async fn an_unreachable_redis_at_start_is_logged() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
+        .args([
+            "--redis",
+            &format!("redis://127.0.0.1:{port}"),
+            "--node",
+            "x",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn rpcpeer serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+    let line = within("a warning about Redis", async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read stderr")
+                .expect("serve is still running");
+            if line.contains("redis") && line.contains("WARN") {
+                break line;
+            }
+        }
+    })
+    .await;
+    assert!(
+        line.contains(&format!("cannot connect to redis://127.0.0.1:{port}")),
+        "{line}"
+    );
+}

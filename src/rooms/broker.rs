@@ -712,6 +712,7 @@ impl Broker {
     pub(crate) async fn run(self: Arc<Self>, shared: Arc<Shared>, stop: CancellationToken) {
         let mut backoff = self.config.min_backoff;
         let mut failures = 0u64;
+        let mut ever_connected = false;
         loop {
             let connected = tokio::select! {
                 () = stop.cancelled() => return,
@@ -720,6 +721,7 @@ impl Broker {
             let reason = match connected {
                 Ok(stream) => {
                     failures = 0;
+                    ever_connected = true;
                     backoff = self.config.min_backoff;
                     self.set_state(LinkState::CatchingUp, None);
                     match self.resync_all(&shared).await {
@@ -733,10 +735,18 @@ impl Broker {
                 }
                 Err(err) => {
                     failures += 1;
-                    if failures > 1 {
+                    let url = &self.config.url;
+                    // NB: the link starts down, so a first attempt that
+                    // fails changes no state and would go unlogged; a link
+                    // that stays down is said again now and then.
+                    if failures == 1 && !ever_connected {
+                        tracing::warn!(node = %self.config.node, "redis: cannot connect to {url}: {err}; pushes reach this node's members only until it is reachable");
+                    } else if failures % 20 == 0 {
+                        tracing::warn!(node = %self.config.node, "redis: still unreachable after {failures} attempts in a row: {err}");
+                    } else if failures > 1 {
                         tracing::debug!(node = %self.config.node, "redis: reconnection attempt {failures} failed: {err}");
                     }
-                    format!("cannot connect to {}: {err}", self.config.url)
+                    format!("cannot connect to {url}: {err}")
                 }
             };
             *self
