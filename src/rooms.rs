@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorObject};
+use crate::excerpt::excerpt;
 use crate::group::{Group, Member, MemberId, MemberInfo, SlowMember, DEFAULT_MAX_BACKLOG_BYTES};
 use crate::peer::{to_params, Peer};
 
@@ -138,7 +139,8 @@ pub enum RoomError {
     /// room (`delivered` of them) and to no other node; it is not kept to
     /// be sent later.
     #[error(
-        "room `{room}`: Redis is unreachable ({reason}); the push reached this node's members only"
+        "room `{}`: Redis is unreachable ({reason}); the push reached this node's members only",
+        excerpt(room)
     )]
     LocalOnly {
         /// The room.
@@ -151,7 +153,7 @@ pub enum RoomError {
     },
     /// Redis cannot be reached, so the room's members on other nodes cannot
     /// be listed.
-    #[error("room `{room}`: Redis is unreachable ({reason})")]
+    #[error("room `{}`: Redis is unreachable ({reason})", excerpt(room))]
     Unreachable {
         /// The room.
         room: String,
@@ -161,7 +163,7 @@ pub enum RoomError {
     /// Redis failed or did not answer the command in time: whether other
     /// nodes got the push is unknown (if Redis ran it, every node delivers
     /// it, this one included).
-    #[error("room `{room}`: Redis failed the command: {reason}")]
+    #[error("room `{}`: Redis failed the command: {reason}", excerpt(room))]
     Broker {
         /// The room.
         room: String,
@@ -171,16 +173,39 @@ pub enum RoomError {
     /// The Redis URL could not be understood.
     #[error("not a Redis URL: {0}")]
     BadUrl(String),
+    /// The room's name is longer than [`MAX_ROOM_NAME_LEN`].
+    #[error("a room name holds at most {MAX_ROOM_NAME_LEN} bytes, not {len}")]
+    NameTooLong {
+        /// The name's length in bytes.
+        len: usize,
+    },
 }
 
-/// `?` in a handler: [`RoomError::NoConnection`] is -32004, the rest -32603
-/// naming what failed.
+/// The longest room name, in bytes: a room's name is part of the keys and
+/// channel it has in Redis, and of its log lines.
+pub const MAX_ROOM_NAME_LEN: usize = 1024;
+
+/// Refuses a room name over [`MAX_ROOM_NAME_LEN`].
+fn check_name(room: &str) -> Result<(), RoomError> {
+    if room.len() > MAX_ROOM_NAME_LEN {
+        return Err(RoomError::NameTooLong { len: room.len() });
+    }
+    Ok(())
+}
+
+/// `?` in a handler: [`RoomError::NoConnection`] is -32004,
+/// [`RoomError::NameTooLong`] -32602 (the name comes from the params), the
+/// rest -32603 naming what failed.
 impl From<RoomError> for ErrorObject {
     fn from(err: RoomError) -> Self {
         match err {
             RoomError::NoConnection => {
                 ErrorObject::new(ErrorObject::NO_CONNECTION, err.to_string())
             }
+            RoomError::NameTooLong { .. } => ErrorObject::new(
+                ErrorObject::INVALID_PARAMS,
+                format!("Invalid params: {err}"),
+            ),
             other => ErrorObject::new(
                 ErrorObject::INTERNAL_ERROR,
                 format!("Internal error: {other}"),
@@ -414,7 +439,8 @@ impl Rooms {
     ///
     /// # Errors
     /// [`RoomError::NoConnection`] for a [detached](Peer::is_detached) peer,
-    /// [`RoomError::Meta`] when `meta` is not JSON.
+    /// [`RoomError::Meta`] when `meta` is not JSON,
+    /// [`RoomError::NameTooLong`] for a name over [`MAX_ROOM_NAME_LEN`].
     ///
     /// # Cancel safety
     /// Dropping the future before it completes may leave the peer joined
@@ -428,6 +454,7 @@ impl Rooms {
         peer: Peer,
         meta: impl Serialize,
     ) -> Result<RoomMember, RoomError> {
+        check_name(room)?;
         if peer.is_detached() {
             return Err(RoomError::NoConnection);
         }
@@ -491,7 +518,8 @@ impl Rooms {
     /// Pushes a notification to every member of `room`, on every node.
     ///
     /// # Errors
-    /// [`RoomError::Params`] when the params are not an array or object;
+    /// [`RoomError::Params`] when the params are not an array or object,
+    /// [`RoomError::NameTooLong`] for a name over [`MAX_ROOM_NAME_LEN`];
     /// with Redis, [`RoomError::LocalOnly`] while Redis is unreachable (the
     /// push went to this node's members only) and [`RoomError::Broker`]
     /// when Redis failed the push.
@@ -504,6 +532,7 @@ impl Rooms {
         method: &str,
         params: impl Serialize,
     ) -> Result<(), RoomError> {
+        check_name(room)?;
         let params = to_params(method, &params).map_err(RoomError::Params)?;
         let local = self.shared.room(room);
         self.push(room, local.as_ref(), None, method, params).await
@@ -534,9 +563,11 @@ impl Rooms {
     /// presence has not expired), in no particular order.
     ///
     /// # Errors
-    /// With Redis, [`RoomError::Unreachable`] while Redis cannot be reached
+    /// [`RoomError::NameTooLong`] for a name over [`MAX_ROOM_NAME_LEN`];
+    /// with Redis, [`RoomError::Unreachable`] while Redis cannot be reached
     /// and [`RoomError::Broker`] when it failed the command.
     pub async fn members(&self, room: &str) -> Result<Vec<MemberInfo>, RoomError> {
+        check_name(room)?;
         #[cfg(feature = "redis")]
         if let Some(broker) = &self.broker {
             return broker.members(room).await;

@@ -112,3 +112,37 @@ async fn rooms_are_made_on_first_join_announce_members_and_are_dropped_when_empt
     }
     drop(ann);
 }
+
+/// A room's name is bounded: it becomes Redis keys and log lines. Over the
+/// bound every entry point refuses it, and a handler's `?` answers -32602.
+#[tokio::test]
+async fn a_room_name_over_the_limit_is_refused_everywhere() {
+    use rpcpeer::rooms::{RoomError, MAX_ROOM_NAME_LEN};
+    let rooms = Rooms::new(RoomOptions::new(8, SlowMember::DropOldest));
+    let long = "r".repeat(MAX_ROOM_NAME_LEN + 1);
+    let (peer, _other) = rpcpeer::testing::connected_pair(Router::new(), Router::new());
+    let refusals = [
+        rooms.join(&long, peer, "ada").await.map(drop),
+        rooms.notify(&long, "msg", ["hi"]).await,
+        rooms.members(&long).await.map(drop),
+    ];
+    for refused in refusals {
+        let err = refused.expect_err("a name over the limit");
+        assert!(
+            matches!(err, RoomError::NameTooLong { len } if len == MAX_ROOM_NAME_LEN + 1),
+            "{err}"
+        );
+        let answer = rpcpeer::ErrorObject::from(err);
+        assert_eq!(answer.code, rpcpeer::ErrorObject::INVALID_PARAMS);
+        assert_eq!(
+            answer.message,
+            format!(
+                "Invalid params: a room name holds at most {MAX_ROOM_NAME_LEN} bytes, not {}",
+                MAX_ROOM_NAME_LEN + 1
+            )
+        );
+    }
+    // At the limit, a name is a room like any other.
+    let at_limit = "r".repeat(MAX_ROOM_NAME_LEN);
+    assert!(rooms.members(&at_limit).await.expect("listed").is_empty());
+}

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::cursor::{Resync, Verdict};
 use super::scripts::Scripts;
 use super::{meta_params, Room, RoomError, Shared};
+use crate::excerpt::excerpt;
 use crate::group::{Member, MemberId, MemberInfo};
 
 /// The default of [`RedisConfig::presence_ttl`].
@@ -413,7 +414,7 @@ impl Broker {
     pub(crate) async fn joined(&self, room: &Room, member: &Member, created: bool) {
         if let Err(err) = self.try_joined(room, member, created).await {
             // The link task registers it when it resynchronises.
-            tracing::debug!(room = %room.name, "redis: join not registered yet: {err}");
+            tracing::debug!(room = %excerpt(&room.name), "redis: join not registered yet: {err}");
         }
     }
 
@@ -467,13 +468,13 @@ impl Broker {
             .invoke_async::<i64>(&mut con)
             .await;
         if let Err(err) = left {
-            tracing::debug!(room = %room.name, "redis: departure not registered, to be once the link is back: {err}");
+            tracing::debug!(room = %excerpt(&room.name), "redis: departure not registered, to be once the link is back: {err}");
             self.unregistered(&room.name, key);
         }
         if last {
             if let Some(mut sink) = self.sink() {
                 if let Err(err) = sink.unsubscribe(self.channel(&room.name)).await {
-                    tracing::debug!(room = %room.name, "redis: unsubscribe failed: {err}");
+                    tracing::debug!(room = %excerpt(&room.name), "redis: unsubscribe failed: {err}");
                 }
             }
         }
@@ -648,7 +649,7 @@ impl Broker {
     /// Tells `room`'s members to resynchronise, having missed `missed`
     /// messages (`None`: an unknown number).
     fn resync(&self, room: &Room, missed: Option<u64>) {
-        tracing::info!(room = %room.name, ?missed, "redis: messages missed beyond the history, or more than a member may fall behind; members told to resynchronise");
+        tracing::info!(room = %excerpt(&room.name), ?missed, "redis: messages missed beyond the history, or more than a member may fall behind; members told to resynchronise");
         let params = ResyncParams {
             room: &room.name,
             missed,
@@ -667,7 +668,7 @@ impl Broker {
         let event: Event = match serde_json::from_str(event) {
             Ok(event) => event,
             Err(err) => {
-                tracing::warn!(room = %room.name, "redis: an event that is not ours, skipped: {err}");
+                tracing::warn!(room = %excerpt(&room.name), "redis: an event that is not ours, skipped: {err}");
                 return;
             }
         };
@@ -690,7 +691,7 @@ impl Broker {
             // presence went stale): it never left, this node's refresh puts
             // it back, and its neighbours here never saw it go.
             ("l", _, Some(who)) if mine(&who.node) && room.group.contains(who.id) => {
-                tracing::info!(room = %room.name, member = who.id.get(), "redis: a member of this node was swept while the link was down; it is put back");
+                tracing::info!(room = %excerpt(&room.name), member = who.id.get(), "redis: a member of this node was swept while the link was down; it is put back");
             }
             ("l", _, Some(who)) => {
                 if let Some(method) = &self.left {
@@ -699,7 +700,7 @@ impl Broker {
                 }
             }
             _ => {
-                tracing::warn!(room = %room.name, kind = %event.k, "redis: an event of an unknown kind, skipped")
+                tracing::warn!(room = %excerpt(&room.name), kind = %event.k, "redis: an event of an unknown kind, skipped")
             }
         }
     }
@@ -821,7 +822,7 @@ impl Broker {
             }
             let swept: i64 = call.invoke_async(&mut con).await?;
             if swept > 0 {
-                tracing::info!(room = %room.name, swept, "redis: members whose presence expired have left");
+                tracing::info!(room = %excerpt(&room.name), swept, "redis: members whose presence expired have left");
             }
         }
         Ok(())
@@ -877,7 +878,7 @@ impl Broker {
             return;
         };
         let Ok(payload) = msg.get_payload::<String>() else {
-            tracing::warn!(room = %room.name, "redis: a message that is not text, skipped");
+            tracing::warn!(room = %excerpt(&room.name), "redis: a message that is not text, skipped");
             return;
         };
         let mut parts = payload.splitn(3, ' ');
@@ -886,7 +887,7 @@ impl Broker {
             parts.next().map(str::parse::<u64>),
             parts.next(),
         ) else {
-            tracing::warn!(room = %room.name, "redis: a message that is not ours, skipped");
+            tracing::warn!(room = %excerpt(&room.name), "redis: a message that is not ours, skipped");
             return;
         };
         let verdict = {
@@ -901,7 +902,7 @@ impl Broker {
         };
         if verdict == Verdict::Gap {
             if let Err(err) = self.catch_up(&room).await {
-                tracing::debug!(room = %room.name, "redis: filling a gap failed: {err}");
+                tracing::debug!(room = %excerpt(&room.name), "redis: filling a gap failed: {err}");
             }
         }
     }

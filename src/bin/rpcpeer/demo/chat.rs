@@ -34,10 +34,7 @@ impl Joined {
 /// A room error as the caller sees it.
 fn room_error(err: RoomError) -> ErrorObject {
     match err {
-        RoomError::LocalOnly { .. } => ErrorObject::new(
-            codes::ROOM_UNREACHABLE,
-            format!("the message reached this server's members only: {err}"),
-        ),
+        RoomError::LocalOnly { .. } => ErrorObject::new(codes::ROOM_UNREACHABLE, err.to_string()),
         RoomError::Unreachable { .. } => ErrorObject::new(codes::ROOM_UNREACHABLE, err.to_string()),
         other => other.into(),
     }
