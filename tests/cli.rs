@@ -2105,6 +2105,9 @@ enum Peer {
     /// Counts notifications (batched ones too) and answers each request
     /// with the count so far.
     Counting,
+    /// Answers each request of a batch correctly, but each in a frame of
+    /// its own rather than in one array.
+    Unbatched,
 }
 
 /// What a fake peer saw on one connection, sent when the connection ends.
@@ -2160,6 +2163,7 @@ async fn fake_peer(how: Peer) -> (String, tokio::sync::mpsc::UnboundedReceiver<S
                             Peer::HangUp if answered == 10 => return,
                             Peer::HangUp => replies.push(reply(id, json!("hello"))),
                             Peer::Counting => replies.push(reply(id, json!(seen.notifications))),
+                            Peer::Unbatched => replies.push(reply(id, json!("hello"))),
                         }
                         answered += 1;
                     }
@@ -2174,6 +2178,28 @@ async fn fake_peer(how: Peer) -> (String, tokio::sync::mpsc::UnboundedReceiver<S
         }
     });
     (url, seen)
+}
+
+/// A peer that answers a batch with one frame per item is no faster than
+/// one that answers it whole: each such frame is an error, and none counts
+/// a batch (it used to count one batch, and its ten items, per frame).
+#[tokio::test]
+async fn bench_batch_answered_item_by_item_is_an_error_not_ten_batches() {
+    let (url, _seen) = fake_peer(Peer::Unbatched).await;
+    let mut args = vec![url.as_str(), "--batch", "10"];
+    args.extend(SHORT);
+    let (code, report) = bench(&args).await;
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(count(&report, "requests"), 0, "{report}");
+    assert_eq!(count(&report, "items"), 0, "{report}");
+    assert!(count(&report, "errors") > 0, "{report}");
+    assert!(
+        sampled(
+            &report,
+            "a single reply where a batch reply of 10 items was due"
+        ),
+        "{report}"
+    );
 }
 
 #[tokio::test]

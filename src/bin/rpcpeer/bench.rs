@@ -874,7 +874,16 @@ impl Conn {
                 // The peer's own notification (a push): not ours to check.
                 return;
             }
-            self.check(&reply, now, counted)
+            let good = self.check(&reply, now, counted);
+            if let Some(batch) = self.plan.batch {
+                // Spec §6: a batch is answered with one array. Replies sent
+                // one by one would otherwise each count a whole batch.
+                self.error(|| {
+                    format!("a single reply where a batch reply of {batch} items was due")
+                });
+                return;
+            }
+            good
         };
         // `--notify` counts what it sent; the replies are only its probes.
         if good && counted && !self.plan.notify {
