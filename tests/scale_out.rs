@@ -686,3 +686,48 @@ async fn a_departure_while_the_link_is_down_is_registered_once_it_is_back() {
     })
     .await;
 }
+
+/// A rename made while the node cannot reach Redis fails (the other nodes
+/// were not told), but stands on its own node; the next refresh, once the
+/// link is back, tells the others: the member list and the departure then
+/// agree on the new name everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_made_while_redis_is_unreachable_reaches_the_others_once_it_is_back() {
+    let redis = RedisServer::start();
+    let mut a = Node::start_with(
+        &redis,
+        "a",
+        roomy(),
+        |c| slow_to_reconnect(c).presence_ttl(Duration::from_secs(3)),
+        Config::default(),
+    )
+    .await;
+    let (bob, _bob_in) = a.member("r", "bob").await;
+    let subscribed = subscribers(&redis).await;
+    assert_eq!(subscribed.len(), 1, "node a alone: {subscribed:?}");
+    let mut b = Node::start(&redis, "b", roomy()).await;
+    let (_ben, mut ben_in) = b.member("r", "ben").await;
+    let named = |members: &[rpcpeer::group::MemberInfo], node: &str| {
+        let found = members.iter().find(|m| m.node == node).expect("listed");
+        found.meta.get().to_owned()
+    };
+    kill_client(&redis, &subscribed[0]).await;
+    a.reaches(LinkState::Down).await;
+    let err = bob
+        .set_meta("robert")
+        .await
+        .expect_err("redis is unreachable");
+    assert!(matches!(err, RoomError::Unreachable { .. }), "{err}");
+    assert_eq!(bob.meta().get(), r#""robert""#, "renamed on its own node");
+
+    a.reaches(LinkState::Connected).await;
+    b.reaches(LinkState::Connected).await;
+    within("b to list the new name", async {
+        while named(&b.rooms.members("r").await.expect("members"), "a") != r#""robert""# {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    bob.leave();
+    assert_eq!(next(&mut ben_in, "left").await, json!(["robert"]));
+}

@@ -68,14 +68,17 @@ return removed
 /// A node's periodic refresh of one room. `ARGV[5]` the presence TTL (ms),
 /// then its members as key, `MemberInfo` pairs. A member missing from the
 /// set (swept while the node was cut off) is added again with a `j` event;
-/// every member past its expiry is removed with an `l` event, whichever
-/// node it was on. Returns how many were removed.
+/// every member's `MemberInfo` is written again (a change of metadata made
+/// while Redis was unreachable reaches the other nodes so); every member
+/// past its expiry is removed with an `l` event, whichever node it was on.
+/// Returns how many were removed.
 const REFRESH: &str = r#"
 local now = now_ms()
 local expires = now + tonumber(ARGV[5])
 for i = 6, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[3], expires, ARGV[i]) == 1 then
-    redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  local added = redis.call('ZADD', KEYS[3], expires, ARGV[i]) == 1
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  if added then
     sequence('{"k":"j","who":' .. ARGV[i + 1] .. '}')
   end
 end
