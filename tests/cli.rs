@@ -361,6 +361,39 @@ async fn login_then_whoami_and_the_error_without_it() {
     assert!(reply.get("error").is_some(), "{reply}");
 }
 
+/// A connection is in one room: a second `join` naming another room is
+/// refused (it used to answer `true` and leave the member where it was);
+/// with the same room, or none, it renames.
+#[tokio::test]
+async fn chat_join_of_a_second_room_is_refused_and_a_rename_is_not() {
+    let server = Server::start(Framing::Newline).await;
+    let mut ann = server.wire().await;
+    let call = |id: u64, params: Value| {
+        json!({"jsonrpc": "2.0", "method": "join", "params": params, "id": id}).to_string()
+    };
+    let first = ann
+        .call(&call(1, json!({"name": "ann", "room": "r1"})))
+        .await;
+    assert_eq!(result(&first), &json!(true));
+    let other = ann
+        .call(&call(2, json!({"name": "ann", "room": "r2"})))
+        .await;
+    assert_eq!(other["error"]["code"], -32602, "{other}");
+    assert!(
+        other["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("in another room already")),
+        "{other}"
+    );
+    for (id, params) in [
+        (3, json!({"name": "annie", "room": "r1"})),
+        (4, json!({"name": "ann"})),
+    ] {
+        let renamed = ann.call(&call(id, params)).await;
+        assert_eq!(result(&renamed), &json!(true));
+    }
+}
+
 #[tokio::test]
 async fn chat_pushes_reach_the_other_members_and_only_them() {
     for framing in FRAMINGS {

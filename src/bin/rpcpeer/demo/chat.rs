@@ -51,6 +51,11 @@ pub(super) fn register(router: &mut Router<Demo>) {
                 ));
             }
             if let Some(joined) = cx.session().get::<Joined>() {
+                if p.room.as_deref().is_some_and(|room| room != joined.0.room()) {
+                    return Err(ErrorObject::invalid_params(
+                        "`join`: this connection is in another room already, and a connection is in one room: join this one on a connection of its own (`join` with the same room, or none, renames)",
+                    ));
+                }
                 // A rename: the room's member list and the departure show it.
                 joined.0.set_meta(&p.name).await.map_err(room_error)?;
                 return Ok(true);
