@@ -216,13 +216,18 @@ impl Group {
     /// small pushes behind, or a few MiB, before `slow` applies; it learns
     /// nothing of the pushes still queued there when it is disconnected.
     pub fn new(capacity: usize, slow: SlowMember) -> Self {
+        Self::numbered_from(capacity, slow, 1)
+    }
+
+    /// [`Group::new`], its members numbered from `first_id` on.
+    pub(crate) fn numbered_from(capacity: usize, slow: SlowMember, first_id: u64) -> Self {
         let capacity = capacity.max(1);
         let (tx, _) = broadcast::channel(capacity);
         Self {
             inner: Arc::new(Inner {
                 tx,
                 members: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(1),
+                next_id: AtomicU64::new(first_id),
                 slow,
                 capacity,
                 max_backlog_bytes: AtomicUsize::new(DEFAULT_MAX_BACKLOG_BYTES),

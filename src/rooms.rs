@@ -235,6 +235,8 @@ pub(crate) struct Shared {
     /// The task of each member, which registers its departure once it
     /// leaves (see [`Rooms::settled`]).
     watchers: tokio_util::task::TaskTracker,
+    /// The number of each room's first member on this node.
+    first_member_id: u64,
 }
 
 impl Shared {
@@ -335,12 +337,17 @@ impl fmt::Debug for RoomMember {
 impl Rooms {
     /// Rooms within this process.
     pub fn new(options: RoomOptions) -> Self {
+        Self::numbered_from(options, 1)
+    }
+
+    fn numbered_from(options: RoomOptions, first_member_id: u64) -> Self {
         Self {
             shared: Arc::new(Shared {
                 options,
                 rooms: Mutex::new(HashMap::new()),
                 membership: tokio::sync::Mutex::new(()),
                 watchers: tokio_util::task::TaskTracker::new(),
+                first_member_id,
             }),
             #[cfg(feature = "redis")]
             broker: None,
@@ -363,7 +370,17 @@ impl Rooms {
     /// When called outside a tokio runtime (the link task is spawned).
     #[cfg(feature = "redis")]
     pub fn redis(options: RoomOptions, config: RedisConfig) -> Result<Self, RoomError> {
-        let mut rooms = Self::new(options);
+        // NB: a member is known in Redis by its number and its node's name,
+        // and a node restarted under the same name (or a second one given
+        // it by mistake) must not take the numbers of members it does not
+        // have: their departures would never be announced. Numbering from
+        // the microseconds since 1970 keeps each process's numbers past
+        // those of any before it (one join per microsecond would be needed
+        // to catch up), and under 2^53, which JavaScript reads exactly.
+        let first_member_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| u64::try_from(since.as_micros()).unwrap_or(1));
+        let mut rooms = Self::numbered_from(options, first_member_id);
         let options = &rooms.shared.options;
         let broker = Arc::new(broker::Broker::new(
             config,
@@ -466,7 +483,11 @@ impl Rooms {
                 Some(existing) => (existing.clone(), false),
                 None => {
                     let options = &self.shared.options;
-                    let group = Group::new(options.capacity, options.slow);
+                    let group = Group::numbered_from(
+                        options.capacity,
+                        options.slow,
+                        self.shared.first_member_id,
+                    );
                     group.set_max_backlog_bytes(options.max_backlog_bytes);
                     let name: Arc<str> = room.into();
                     let new = Arc::new(Room {

@@ -306,3 +306,43 @@ async fn an_unreachable_redis_at_start_is_logged() {
         "{line}"
     );
 }
+
+/// A server killed and started again under the same name numbers its new
+/// members past the old ones: the dead members still leave, announced,
+/// where a new member used to take a dead one's place in Redis and hide
+/// its departure for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_under_its_name_does_not_hide_its_dead_members_departures() {
+    let redis = RedisServer::start();
+    let mut a = Serve::start_with_ttl(&redis, "a", "2").await;
+    let mut c = Serve::start_with_ttl(&redis, "c", "2").await;
+    let mut ann = a.client().await;
+    assert_eq!(ann.call("join", json!(["ann"])).await["result"], true);
+    let mut c1 = c.client().await;
+    assert_eq!(c1.call("join", json!(["c1"])).await["result"], true);
+    within("both listed", async {
+        while ann.call("members", json!([])).await["result"]
+            .as_array()
+            .map_or(0, Vec::len)
+            < 2
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    c.signal("-KILL").await;
+    let _ = c.child.wait().await;
+    let c_again = Serve::start_with_ttl(&redis, "c", "2").await;
+    let mut zed = c_again.client().await;
+    assert_eq!(zed.call("join", json!(["zed"])).await["result"], true);
+
+    assert_eq!(ann.pushes("userLeft", 1).await, [json!(["c1"])]);
+    let listed = ann.call("members", json!([])).await["result"].clone();
+    assert_eq!(
+        listed,
+        json!([{"name": "ann", "node": "a"}, {"name": "zed", "node": "c"}])
+    );
+    a.signal("-TERM").await;
+    let _ = a.child.wait().await;
+}
