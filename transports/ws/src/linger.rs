@@ -1,12 +1,15 @@
-//! A lingering close (RFC 9112 §9.6): when hyper ends a connection, the rest of what the client sends is read and dropped, so its answer is not lost to a reset.
+//! A lingering close (RFC 9112 §9.6): when hyper ends a connection after a refusal, the rest of what the client sends is read and dropped, so the answer is not lost to a reset.
 //!
-//! hyper answers a refused request (`413` for a body over the limit, `408`,
-//! `400`) and closes the connection without reading the body still on its
-//! way. Closing a socket with unread data makes the kernel answer with a
-//! reset: the client, still writing its body, gets "broken pipe" and most
-//! HTTP clients never read the answer that explains why. So our side is
-//! shut down (the client sees the answer end), and the client's bytes are
-//! read and dropped until it closes too, for a bounded time.
+//! A refused request (`413` for a body over the limit, `408`, `400`) is
+//! answered, and its connection closed, without reading the body still on
+//! its way. Closing a socket with unread data makes the kernel answer with
+//! a reset: the client, still writing its body, gets "broken pipe" and most
+//! HTTP clients never read the answer that explains why. So after such an
+//! answer ([`Linger::after_refusal`]) our side is shut down (the client
+//! sees the answer end), and the client's bytes are read and dropped until
+//! it closes too, for a bounded time. Any other close is immediate: a
+//! client that sent `Connection: close`, or a server stopping, must not
+//! hold a connection's place for seconds.
 
 use std::future::Future;
 use std::io;
@@ -32,29 +35,48 @@ const LINGER_IDLE: Duration = Duration::from_secs(1);
 /// What one read while lingering takes at most, dropped at once.
 const SCRATCH: usize = 8 * 1024;
 
+/// Reads in one poll at most, so that a client that always has data does
+/// not hold the thread (tokio's budget does this only for its own sockets).
+const READS_PER_POLL: usize = 64;
+
+/// Whether a connection's close lingers: set by an answer that leaves the
+/// request's body unread.
+#[derive(Clone, Default)]
+pub(crate) struct Linger(Arc<AtomicBool>);
+
+impl Linger {
+    /// The answer being sent refuses a request whose body is still coming.
+    pub(crate) fn after_refusal(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn wanted(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A connection whose shutdown lingers (see the module docs). Reads and
 /// writes pass through untouched.
 pub(crate) struct Lingering<I> {
     io: I,
-    /// Set when the connection is handed over to a WebSocket
-    /// conversation, whose own close does its lingering.
-    handed_over: Arc<AtomicBool>,
+    /// Whether its close lingers.
+    wanted: Linger,
     /// Set once our side is shut down.
-    linger: Option<Linger>,
+    linger: Option<Deadlines>,
 }
 
-struct Linger {
+struct Deadlines {
     until: Instant,
     /// Fires after [`LINGER_IDLE`] without data, or at `until`.
     quiet: Pin<Box<Sleep>>,
 }
 
 impl<I> Lingering<I> {
-    /// Wraps `io`; its close lingers unless `handed_over` is set.
-    pub(crate) fn new(io: I, handed_over: Arc<AtomicBool>) -> Self {
+    /// Wraps `io`; its close lingers once `wanted` says so.
+    pub(crate) fn new(io: I, wanted: Linger) -> Self {
         Lingering {
             io,
-            handed_over,
+            wanted,
             linger: None,
         }
     }
@@ -97,7 +119,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.handed_over.load(Ordering::Relaxed) {
+        if !this.wanted.wanted() {
             return Pin::new(&mut this.io).poll_shutdown(cx);
         }
         let linger = match &mut this.linger {
@@ -105,7 +127,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
             None => {
                 ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
                 let until = Instant::now() + MAX_LINGER;
-                this.linger.insert(Linger {
+                this.linger.insert(Deadlines {
                     until,
                     quiet: Box::pin(tokio::time::sleep_until(
                         until.min(Instant::now() + LINGER_IDLE),
@@ -114,7 +136,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
             }
         };
         let mut scratch = [0u8; SCRATCH];
-        loop {
+        for _ in 0..READS_PER_POLL {
             let mut buf = ReadBuf::new(&mut scratch);
             match Pin::new(&mut this.io).poll_read(cx, &mut buf) {
                 // The client closed its side (or reset it): nothing of ours
@@ -137,6 +159,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
                 }
             }
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -145,10 +169,16 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    fn refused() -> Linger {
+        let linger = Linger::default();
+        linger.after_refusal();
+        linger
+    }
+
     #[tokio::test(start_paused = true)]
     async fn shutdown_waits_for_the_client_to_close() {
         let (ours, mut theirs) = tokio::io::duplex(64);
-        let mut ours = Lingering::new(ours, Arc::new(AtomicBool::new(false)));
+        let mut ours = Lingering::new(ours, refused());
         let client = tokio::spawn(async move {
             theirs.write_all(&[b'x'; 1000]).await.expect("write");
             let mut rest = Vec::new();
@@ -162,7 +192,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_silent_client_is_left_after_a_second() {
         let (ours, _theirs) = tokio::io::duplex(64);
-        let mut ours = Lingering::new(ours, Arc::new(AtomicBool::new(false)));
+        let mut ours = Lingering::new(ours, refused());
         let start = Instant::now();
         ours.shutdown().await.expect("shutdown");
         assert_eq!(start.elapsed(), LINGER_IDLE);
@@ -171,7 +201,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_that_never_stops_is_left_at_the_deadline() {
         let (ours, mut theirs) = tokio::io::duplex(64);
-        let mut ours = Lingering::new(ours, Arc::new(AtomicBool::new(false)));
+        let mut ours = Lingering::new(ours, refused());
         tokio::spawn(async move {
             while theirs.write_all(b"x").await.is_ok() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -187,9 +217,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_upgraded_connection_does_not_linger() {
+    async fn a_close_after_no_refusal_does_not_linger() {
         let (ours, _theirs) = tokio::io::duplex(64);
-        let mut ours = Lingering::new(ours, Arc::new(AtomicBool::new(true)));
+        let mut ours = Lingering::new(ours, Linger::default());
         let start = Instant::now();
         ours.shutdown().await.expect("shutdown");
         assert_eq!(start.elapsed(), Duration::ZERO);

@@ -6,10 +6,7 @@ use std::{
     io,
     net::SocketAddr,
     panic::AssertUnwindSafe,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
 };
 
 use bytes::Bytes;
@@ -37,7 +34,7 @@ use tokio_util::{
 
 use crate::body::{self, BodyError};
 use crate::heads::{self, Heads};
-use crate::linger::Lingering;
+use crate::linger::{Linger, Lingering};
 use crate::{from_upgraded, Config, Protocols, Role, WsTransport};
 
 /// The stream under a server-side [`WsTransport`]: the TCP connection as
@@ -175,7 +172,8 @@ pub trait Service: Clone + Send + Sync + 'static {
 /// stages, so that a client still sending that body reads the answer (see
 /// the crate docs).
 ///
-/// The future ends when the connection does: after the last HTTP exchange,
+/// The future ends when the connection does: after the last HTTP exchange
+/// (after a refusal, once the client has stopped sending, at most 5 s on),
 /// or once the WebSocket conversation has run to its end, so whoever tracks
 /// this future (a `TaskTracker` for graceful stop) tracks the conversation too.
 /// [`Server`](crate::Server) runs this for every connection it accepts,
@@ -270,8 +268,9 @@ where
     io.as_mut().set_write_timeout_pinned(write_timeout);
     let config = Arc::new(config);
     let upgrading = Upgrading::default();
-    let io = Lingering::new(io, upgrading.handed_over.clone());
-    let (io, heads) = heads::watch(io);
+    let linger = Linger::default();
+    let (io, heads) = heads::watch(Lingering::new(io, linger.clone()));
+    let watched = Watched { heads, linger };
     let route = service_fn({
         let (config, service, upgrading, graceful) = (
             config.clone(),
@@ -280,16 +279,16 @@ where
             graceful.clone(),
         );
         move |req| {
-            let (config, service, upgrading, heads, graceful) = (
+            let (config, service, upgrading, watched, graceful) = (
                 config.clone(),
                 service.clone(),
                 upgrading.clone(),
-                heads.clone(),
+                watched.clone(),
                 graceful.clone(),
             );
             async move {
                 let answer = route(
-                    req, remote, &config, &service, &upgrading, &heads, &graceful,
+                    req, remote, &config, &service, &upgrading, &watched, &graceful,
                 );
                 Ok::<_, Infallible>(answer.await)
             }
@@ -356,7 +355,7 @@ async fn route<S: Service>(
     config: &Arc<Config>,
     service: &S,
     upgrading: &Upgrading,
-    heads: &Heads,
+    watched: &Watched,
     graceful: &Graceful,
 ) -> Response<Full<Bytes>> {
     // The request target as it was on the wire, for the usual origin form.
@@ -364,9 +363,10 @@ async fn route<S: Service>(
         (None, Some(path)) => path.as_str().to_owned(),
         _ => req.uri().to_string(),
     };
-    let head = heads.next(req.method().as_str(), &target);
+    let head = watched.heads.next(req.method().as_str(), &target);
     let refuse = |mut answer: Response<Full<Bytes>>, request: &HeaderMap| {
         service.refusal_headers(request, answer.headers_mut());
+        watched.linger.after_refusal();
         answer
     };
     if head.is_some_and(|head| head.length_and_encoding) {
@@ -446,7 +446,7 @@ async fn route<S: Service>(
     // this request's head): the next request could not be checked, so there
     // is none. A server that is stopping serves no next request either, and
     // says so (hyper then ends the connection once this answer is out).
-    if head.is_none() || heads.is_lost() || graceful.stop.is_cancelled() {
+    if head.is_none() || watched.heads.is_lost() || graceful.stop.is_cancelled() {
         closing(response)
     } else {
         response
@@ -533,9 +533,15 @@ struct Pending {
 #[derive(Clone, Default)]
 struct Upgrading {
     pending: Arc<Mutex<Option<Pending>>>,
-    /// Set with `pending`, and never cleared: the connection's close is
-    /// then the conversation's, not hyper's (see [`Lingering`]).
-    handed_over: Arc<AtomicBool>,
+}
+
+/// What the wrappers of a connection's stream tell the requests on it.
+#[derive(Clone)]
+struct Watched {
+    /// Each request head's framing, as the watcher read it.
+    heads: Heads,
+    /// Turned on by a refusal, whose request's body is left unread.
+    linger: Linger,
 }
 
 /// Checks an upgrade request (RFC 6455 §4.2.1) and asks the service's
@@ -626,7 +632,6 @@ async fn upgrade<S: Service>(
     };
     let mut req = Request::from_parts(parts, body);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    upgrading.handed_over.store(true, Ordering::Relaxed);
     if let Ok(mut pending) = upgrading.pending.lock() {
         *pending = Some(Pending {
             on_upgrade,

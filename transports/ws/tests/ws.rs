@@ -1124,6 +1124,46 @@ async fn oversized_post_sent_whole_still_gets_its_413() {
     }
 }
 
+/// Only a refusal lingers: the answer to a request that asked for
+/// `Connection: close` ends the connection at once, so a client that keeps
+/// its socket open holds none of the server's places. Bytes it sends after
+/// are met with a reset; a lingering server would read and drop them.
+#[tokio::test]
+async fn a_connection_close_that_refuses_nothing_does_not_linger() {
+    let server = Server::start(Mode::Echo, small(1024)).await;
+    let mut tcp = within(TcpStream::connect(server.addr))
+        .await
+        .expect("connect");
+    let request =
+        "POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi";
+    within(tcp.write_all(request.as_bytes()))
+        .await
+        .expect("write");
+    let mut response = Vec::new();
+    within(tcp.read_to_end(&mut response))
+        .await
+        .expect("read until the server closes");
+    assert!(response.starts_with(b"HTTP/1.1 200 "));
+    // NB: the first write may land before the server drops its socket;
+    // the reset it gets back fails a later one. A lingering server would
+    // take them all, for seconds.
+    let mut refused = None;
+    for _ in 0..50 {
+        if let Err(err) = tcp.write_all(b"more").await {
+            refused = Some(err.kind());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        matches!(
+            refused,
+            Some(io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset)
+        ),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn oversized_chunked_post_gets_413() {
     let server = Server::start(Mode::Echo, small(1024)).await;
