@@ -269,6 +269,57 @@ async fn a_call_that_meets_the_close_frame_on_its_way_out_carries_it() {
     }
 }
 
+/// A peer that sends its close frame and drops its socket at once, with
+/// our second call unread, makes the kernel reset the connection: the
+/// frame still reaches the calls and the peer.
+#[tokio::test]
+async fn a_close_frame_followed_by_a_reset_still_reaches_the_calls() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame as WsCloseFrame;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (first_read, read) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(socket).await.unwrap();
+        let _ = ws.next().await;
+        let _ = first_read.send(());
+        // The second call arrives meanwhile, and stays unread.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let frame = WsCloseFrame {
+            code: 4001.into(),
+            reason: "banned".into(),
+        };
+        let _ = ws.send(Message::Close(Some(frame))).await;
+        drop(ws);
+    });
+    let ws = rpcpeer::ws::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let (peer, driver) = Driver::builder(ws, Router::new()).close_frames().build();
+    tokio::spawn(driver);
+    let call = |method: &'static str| {
+        let peer = peer.clone();
+        tokio::spawn(async move { peer.request::<Value>(method, ()).await })
+    };
+    let first = call("first");
+    within("the server reads the first call", read)
+        .await
+        .unwrap();
+    let second = call("second");
+    for call in [first, second] {
+        let err = within("a call", call).await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, Error::Closed { peer_close: Some(frame), .. } if frame.code() == 4001),
+            "{err:?}"
+        );
+    }
+    assert_eq!(
+        peer.peer_close_frame().map(|frame| frame.code()),
+        Some(4001)
+    );
+}
+
 #[tokio::test]
 async fn without_close_frames_a_websocket_peers_close_says_only_that_it_closed() {
     let url = closing_ws_server(4001, "session expired").await;

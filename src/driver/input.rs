@@ -101,7 +101,14 @@ where
             }
             ReadFailure::Broken => None,
         };
-        self.outgoing.close_reason = Some(err.to_string().into());
+        // NB: a peer that closes with a frame and drops its socket at once,
+        // our input unread, makes the kernel reset the connection: the
+        // frame is read, and the reset comes next, as this error.
+        let why = match self.read_peer_close() {
+            Some(frame) => format!("{err}, after the peer's {frame}"),
+            None => err.to_string(),
+        };
+        self.outgoing.close_reason = Some(why.into());
         self.input_ended = true;
         match reply {
             Some(reply) => {
