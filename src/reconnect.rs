@@ -208,8 +208,10 @@ impl<S: Send + Sync + 'static> Reconnect<S> {
     ///   [`ReconnectingPeer::last_close_frame`];
     /// - a connection the server ends with a code other than 1000 (normal),
     ///   1001 (going away), 1005 (no code) or 1012 (restarting) counts as a
-    ///   failed attempt: the next one waits longer, and
-    ///   [`Backoff::max_attempts`] such ends in a row stop the client. A
+    ///   failed attempt, unless it worked (a call of
+    ///   [`ReconnectingPeer::request`] was answered on it, or it stayed open
+    ///   for [`Backoff::max`]): the next one waits longer, and
+    ///   [`Backoff::max_attempts`] failures in a row stop the client. A
     ///   server that refuses the client (1008, "policy violation", or a code
     ///   of its own) is not reconnected to at full speed forever;
     /// - [`stop_on`](Self::stop_on) can stop the client at the first such
@@ -276,7 +278,8 @@ enum State {
     Connecting,
     /// The connection numbered `.0` (the first is 1).
     Connected(u64, Peer),
-    Stopped(Arc<str>),
+    /// Why, and the server's close frame when one stopped it.
+    Stopped(Arc<str>, Option<CloseFrame>),
 }
 
 /// What the supervisor and the callers share.
@@ -291,6 +294,8 @@ struct Shared {
     ending_changed: Notify,
     /// The close frame the server ended the last connection with.
     last_close: Mutex<Option<CloseFrame>>,
+    /// The highest-numbered connection on which a call was answered.
+    answered: AtomicU64,
 }
 
 impl Shared {
@@ -380,13 +385,17 @@ impl ReconnectingPeer {
             .wait_for(|s| match s {
                 State::Connecting => false,
                 State::Connected(number, _) => *number > after,
-                State::Stopped(_) => true,
+                State::Stopped(..) => true,
             })
             .await
             .map(|s| s.clone());
         match found {
             Ok(State::Connected(number, peer)) => Ok((number, peer)),
-            Ok(State::Stopped(why)) => Err(Error::closed(method, format!("not sent: {why}"))),
+            Ok(State::Stopped(why, peer_close)) => Err(Error::Closed {
+                method: method.to_owned(),
+                reason: format!("not sent: {why}"),
+                peer_close,
+            }),
             // The supervisor is gone (its runtime shut down).
             _ => Err(Error::closed(
                 method,
@@ -416,10 +425,11 @@ impl ReconnectingPeer {
             let params = to_params(method, &params)?;
             match peer.attempt(method, params, peer.timeout()).await {
                 Ok(raw) => {
+                    self.shared.answered.fetch_max(number, Ordering::Relaxed);
                     return serde_json::from_str(raw.get()).map_err(|source| Error::DecodeReply {
                         method: method.to_owned(),
                         source,
-                    })
+                    });
                 }
                 Err(CallError::NotSent(err)) => {
                     tracing::debug!(%method, number, "connection ending, the call waits for the next: {err}");
@@ -495,8 +505,10 @@ async fn supervise<S, C, Fut, T, F>(
     F: AsRef<str> + 'static,
 {
     let mut failures = 0u32;
-    // What went wrong with the last failed attempt, for the give-up reason.
+    // What went wrong with the last failed attempt, for the give-up reason,
+    // and the server's close frame when it was one.
     let mut last_failure = String::new();
+    let mut last_frame = None;
     loop {
         if failures > 0 {
             if settings
@@ -508,7 +520,7 @@ async fn supervise<S, C, Fut, T, F>(
                     "gave up reconnecting after {failures} failed attempts; the last one: {last_failure}"
                 );
                 tracing::warn!("{why}");
-                state.send_replace(State::Stopped(why.into()));
+                state.send_replace(State::Stopped(why.into(), last_frame));
                 return;
             }
             tokio::select! {
@@ -526,6 +538,7 @@ async fn supervise<S, C, Fut, T, F>(
                 failures += 1;
                 tracing::debug!(failures, "connection attempt failed: {err}");
                 last_failure = format!("could not connect: {err}");
+                last_frame = None;
                 continue;
             }
         };
@@ -545,14 +558,24 @@ async fn supervise<S, C, Fut, T, F>(
                 hooked = hook(peer.clone()) => hooked,
             };
             if let Err(err) = hooked {
+                // NB: often the server refusing a login by closing: its
+                // frame says whether to come back.
+                let frame = ended_with(&shared, &peer);
+                if let Some(why) = stops(&settings, frame.as_ref()) {
+                    peer.close().await;
+                    state.send_replace(State::Stopped(why.into(), frame));
+                    return;
+                }
                 tracing::warn!("the on_connect hook failed, reconnecting: {err}");
                 peer.close().await;
                 failures += 1;
                 last_failure = format!("the on_connect hook failed: {err}");
+                last_frame = frame;
                 continue;
             }
         }
         let number = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let connected_at = tokio::time::Instant::now();
         state.send_replace(State::Connected(number, peer.clone()));
         tokio::select! {
             _ = driver => {}
@@ -566,28 +589,23 @@ async fn supervise<S, C, Fut, T, F>(
                 break;
             }
         }
-        // NB: known once the driver has read the frame; a connection
-        // found ending before that counts as ended without one.
-        let frame = peer.peer_close_frame();
-        *shared
-            .last_close
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = frame.clone();
-        match frame {
-            Some(frame) if settings.stop_on.as_ref().is_some_and(|stop| stop(&frame)) => {
-                let why = format!("the server closed the connection with {frame}, a close that stops the client (stop_on)");
-                tracing::info!("{why}");
-                state.send_replace(State::Stopped(why.into()));
-                return;
-            }
-            Some(frame) if refuses(&frame) => {
-                tracing::debug!("the server closed the connection with {frame}, reconnecting");
-                state.send_replace(State::Connecting);
-                failures += 1;
-                last_failure = format!("the server closed the connection with {frame}");
-                continue;
-            }
-            _ => {}
+        let frame = ended_with(&shared, &peer);
+        if let Some(why) = stops(&settings, frame.as_ref()) {
+            state.send_replace(State::Stopped(why.into(), frame));
+            return;
+        }
+        if let Some(frame) = frame.filter(refuses) {
+            tracing::debug!("the server closed the connection with {frame}, reconnecting");
+            state.send_replace(State::Connecting);
+            // NB: a connection that worked (a call answered on it, or open
+            // as long as the longest wait) ends the failures in a row: this
+            // close is the first of a new run.
+            let worked = shared.answered.load(Ordering::Relaxed) >= number
+                || connected_at.elapsed() >= settings.backoff.max;
+            failures = if worked { 1 } else { failures + 1 };
+            last_failure = format!("the server closed the connection with {frame}");
+            last_frame = Some(frame);
+            continue;
         }
         tracing::debug!("connection lost, reconnecting");
         state.send_replace(State::Connecting);
@@ -599,5 +617,30 @@ async fn supervise<S, C, Fut, T, F>(
             () = tokio::time::sleep(settings.backoff.initial) => {}
         }
     }
-    state.send_replace(State::Stopped("the reconnecting client was closed".into()));
+    state.send_replace(State::Stopped(
+        "the reconnecting client was closed".into(),
+        None,
+    ));
+}
+
+/// The close frame the server ended `peer`'s connection with, if any,
+/// kept as the client's last. NB: known once the driver has read it; a
+/// connection found ending before that counts as ended without one.
+fn ended_with(shared: &Shared, peer: &Peer) -> Option<CloseFrame> {
+    let frame = peer.peer_close_frame();
+    *shared
+        .last_close
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = frame.clone();
+    frame
+}
+
+/// Why the client stops at `frame`, when [`Reconnect::stop_on`] picks it.
+fn stops<S>(settings: &Reconnect<S>, frame: Option<&CloseFrame>) -> Option<String> {
+    let frame = frame.filter(|frame| settings.stop_on.as_ref().is_some_and(|stop| stop(frame)))?;
+    let why = format!(
+        "the server closed the connection with {frame}, a close that stops the client (stop_on)"
+    );
+    tracing::info!("{why}");
+    Some(why)
 }

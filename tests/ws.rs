@@ -284,10 +284,7 @@ async fn stopped_reason(client: &rpcpeer::reconnect::ReconnectingPeer) -> String
                 Err(Error::Closed { reason, .. }) if reason.contains("not sent") => break reason,
                 // The ping that met a closing connection, or one answered
                 // in between: try again until the client has stopped.
-                other => {
-                    eprintln!("DBG {other:?} conns={}", client.connections());
-                    tokio::time::sleep(Duration::from_millis(300)).await
-                }
+                _ => tokio::task::yield_now().await,
             }
         }
     })
@@ -362,6 +359,91 @@ async fn a_server_that_refuses_each_connection_makes_the_client_give_up() {
         client.last_close_frame().map(|frame| frame.code()),
         Some(1008)
     );
+}
+
+/// A server that refuses the client's login by closing, while the client's
+/// `on_connect` hook waits on its call: `stop_on` sees that close too, and
+/// the client stops at the first connection.
+#[tokio::test]
+async fn stop_on_sees_a_close_made_while_the_on_connect_hook_runs() {
+    let server = WsServer::new(Router::new()).on_connect(|peer, _, _| {
+        let peer = peer.clone();
+        let banned = rpcpeer::CloseFrame::new(4001, "banned").expect("a valid frame");
+        tokio::spawn(async move { peer.close_with(banned).await });
+    });
+    let addr = ws_server(server).await;
+    let client = reconnecting_ws(
+        addr,
+        Reconnect::new()
+            .backoff(Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(10),
+                max_attempts: None,
+            })
+            .on_connect(|peer| async move { peer.request::<Value>("login", ()).await.map(drop) })
+            .stop_on(|frame| frame.code() == 4001),
+    );
+    let err = within("the client stops", client.request::<Value>("ping", ()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Closed { reason, peer_close: Some(frame), .. }
+            if reason.contains("close code 4001: banned") && frame.code() == 4001),
+        "{err:?}"
+    );
+    assert_eq!(
+        client.last_close_frame().map(|frame| frame.code()),
+        Some(4001)
+    );
+}
+
+/// A connection that worked (calls answered on it) ends a run of failed
+/// attempts: a server that ends each session with a refusing close after
+/// serving it is not given up on, where closes right after connecting are.
+#[tokio::test]
+async fn connections_that_worked_before_a_refusing_close_are_no_failures_in_a_row() {
+    let mut router = Router::new();
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    router.method("expire", |cx: Context| async move {
+        let peer = cx.peer().clone();
+        let expired = rpcpeer::CloseFrame::new(4000, "session expired").expect("a valid frame");
+        tokio::spawn(async move { peer.close_with(expired).await });
+        Ok::<_, ErrorObject>(true)
+    });
+    let addr = ws_server(WsServer::new(router)).await;
+    let client = reconnecting_ws(
+        addr,
+        Reconnect::new().backoff(Backoff {
+            initial: Duration::from_millis(1),
+            max: Duration::from_secs(60),
+            max_attempts: Some(2),
+        }),
+    );
+    for session in 1..=4u64 {
+        let pong = within("ping", async {
+            loop {
+                match client.request::<String>("ping", ()).await {
+                    Ok(pong) => break pong,
+                    Err(Error::Closed { reason, .. }) if reason.contains("gave up") => {
+                        panic!("session {session}: {reason}")
+                    }
+                    Err(_) => tokio::task::yield_now().await,
+                }
+            }
+        })
+        .await;
+        assert_eq!(pong, "pong");
+        assert_eq!(client.connections(), session);
+        assert!(within("expire", client.request::<bool>("expire", ()))
+            .await
+            .unwrap());
+        within("the session to end", async {
+            while client.last_close_frame().is_none() || client.connections() == session {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
 }
 
 type Joined = mpsc::UnboundedSender<(MemberId, Peer)>;
