@@ -2377,6 +2377,29 @@ async fn bench_idle_holds_connections_until_stdin_ends() {
     );
 }
 
+/// The Redis options of `serve` without `--redis` would be ignored, and a
+/// presence TTL of 0 was taken as 30 ms: both are usage errors.
+#[tokio::test]
+async fn serve_refuses_redis_options_without_redis_and_a_zero_presence_ttl() {
+    let out = rpcpeer(&["serve", "--tcp", "127.0.0.1:0", "--presence-ttl", "5"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--redis"), "{}", stderr(&out));
+    let out = rpcpeer(&["serve", "--redis-prefix", "x", "--tcp", "127.0.0.1:0"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let zero = [
+        "serve",
+        "--redis",
+        "redis://127.0.0.1:9",
+        "--node",
+        "a",
+        "--presence-ttl",
+        "0",
+    ];
+    let out = rpcpeer(&zero).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("greater than 0"), "{}", stderr(&out));
+}
+
 #[tokio::test]
 async fn an_unknown_scheme_and_notify_with_a_batch_are_usage_errors() {
     // The message lists every scheme `call` takes, HTTP's included. No

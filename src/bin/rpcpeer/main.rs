@@ -218,6 +218,18 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A number of seconds that must be more than 0 (a period, not a limit).
+fn parse_period(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
+            Ok(Duration::from_secs_f64(secs))
+        }
+        _ => Err(format!(
+            "`{text}` is not a number of seconds greater than 0"
+        )),
+    }
+}
+
 /// Why a subcommand failed; each kind has its own exit status so scripts can tell them apart.
 #[derive(Debug)]
 enum Failure {

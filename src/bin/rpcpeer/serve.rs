@@ -130,11 +130,17 @@ struct RedisArgs {
     #[arg(long, value_name = "NAME", requires = "redis")]
     node: Option<String>,
     /// What the Redis keys and channels start with.
-    #[arg(long, value_name = "PREFIX", default_value = "rpcpeer")]
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "rpcpeer",
+        requires = "redis"
+    )]
     redis_prefix: String,
     /// How long a member stays listed without its server refreshing it: the
-    /// members of a server that died leave everywhere within it.
-    #[arg(long, value_name = "SECONDS", value_parser = crate::parse_seconds, default_value = "15")]
+    /// members of a server that died leave everywhere within it (needs
+    /// --redis).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::parse_period, default_value = "15", requires = "redis")]
     presence_ttl: Duration,
 }
 
