@@ -755,10 +755,13 @@ impl Broker {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner) = None;
             *lock(&self.sink) = None;
-            self.set_state(LinkState::Down, Some(&reason));
             if stop.is_cancelled() {
+                // The rooms were dropped: no link lost, nothing to warn of.
+                self.state.send_replace(LinkState::Down);
+                tracing::debug!(node = %self.config.node, "redis link closed: the rooms are gone");
                 return;
             }
+            self.set_state(LinkState::Down, Some(&reason));
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(backoff) => {}
