@@ -2645,3 +2645,23 @@ async fn a_sigterm_to_call_kills_its_exec_program_too_and_exits_143() {
     })
     .await;
 }
+
+/// A stderr that cannot be written (a full disk, here `/dev/full`) does not
+/// turn an error into a panic: the exit status still says what happened
+/// (3, no connection), not 101.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_unwritable_stderr_does_not_make_an_error_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    // Port 9 (discard) on 127.0.0.1 has no listener here.
+    let status = Command::new(BIN)
+        .args(["call", "tcp://127.0.0.1:9", "echo", "x"])
+        .stderr(Stdio::from(full))
+        .stdout(Stdio::null())
+        .status();
+    let status = within("rpcpeer to finish", status).await.expect("run");
+    assert_eq!(status.code(), Some(3), "{status}");
+}

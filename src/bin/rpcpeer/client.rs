@@ -216,7 +216,7 @@ pub(crate) fn unreadable(err: &ErrorObject) -> String {
 
 /// Says on stderr that a message of the peer's could not be read.
 fn say_unreadable(label: &str, err: &ErrorObject) {
-    eprintln!("rpcpeer: {label}: the peer sent {}", unreadable(err));
+    tell!("rpcpeer: {label}: the peer sent {}", unreadable(err));
 }
 
 async fn open_connection<S: Send + Sync + 'static>(
@@ -406,7 +406,7 @@ impl Connection {
     pub(crate) async fn fail(mut self, err: Error) -> Failure {
         let failure = match err {
             Error::Remote { source, .. } => {
-                eprintln!("{}", error_line(&source, Style::stderr()));
+                tell!("{}", error_line(&source, Style::stderr()));
                 Failure::Remote
             }
             Error::Closed { method, reason, .. } => {
@@ -774,9 +774,9 @@ fn request_text(method: &str, params: Option<&Params>, id: Option<u64>) -> Strin
 fn remote_error(error: &ErrorObject, status: rpcpeer::ws::http::StatusCode) -> Failure {
     let line = error_line(error, Style::stderr());
     if status.is_success() {
-        eprintln!("{line}");
+        tell!("{line}");
     } else {
-        eprintln!("{line} [HTTP {status}]");
+        tell!("{line} [HTTP {status}]");
     }
     Failure::Remote
 }
@@ -978,7 +978,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
         match call {
             Some((method, params)) => {
                 match conn.peer.request::<Box<RawValue>>(method, params).await {
-                    Ok(result) => eprintln!(
+                    Ok(result) => tell!(
                         "rpcpeer: `{method}` answered {}; listening to {} (Ctrl-C to stop)",
                         render(result.get(), Style::line()),
                         conn.label
@@ -986,7 +986,7 @@ pub(crate) async fn listen(args: ListenArgs) -> Result<(), Failure> {
                     Err(err) => return Err(conn.fail(err).await),
                 }
             }
-            None => eprintln!("rpcpeer: listening to {} (Ctrl-C to stop)", conn.label),
+            None => tell!("rpcpeer: listening to {} (Ctrl-C to stop)", conn.label),
         }
         Ok(conn)
     };

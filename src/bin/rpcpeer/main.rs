@@ -3,6 +3,15 @@
 // No unwrap on anything a peer or a user sends: it is answered or reported, not panicked on.
 #![warn(clippy::unwrap_used)]
 
+/// `eprintln!` that does not panic when stderr cannot be written (closed,
+/// or a full disk): the exit status still says how the command went.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod bridge;
 mod client;
@@ -302,7 +311,7 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("rpcpeer: could not start the async runtime: {err}");
+            tell!("rpcpeer: could not start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
@@ -325,7 +334,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if !matches!(failure, Failure::Remote) {
-                eprintln!("rpcpeer: {failure}");
+                tell!("rpcpeer: {failure}");
             }
             failure.exit_code()
         }

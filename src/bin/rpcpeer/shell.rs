@@ -359,7 +359,8 @@ fn console(
     let interactive = std::io::stdin().is_terminal();
     *printer = start_printer(&mut editor, notes, style.color, interactive);
     if interactive {
-        println!("{intro}");
+        // NB: a stdout that cannot be written is no reason to panic.
+        let _ = writeln!(std::io::stdout(), "{intro}");
     }
     // Piped lines read while a call of ours waited, to run after it.
     let mut ahead = std::collections::VecDeque::new();
