@@ -874,16 +874,18 @@ impl Conn {
                 // The peer's own notification (a push): not ours to check.
                 return;
             }
-            let good = self.check(&reply, now, counted);
             if let Some(batch) = self.plan.batch {
                 // Spec §6: a batch is answered with one array. Replies sent
-                // one by one would otherwise each count a whole batch.
+                // one by one would otherwise each count a whole batch. The
+                // reply is still checked (its id is no longer waited for),
+                // but not counted, its latency included.
+                self.check(&reply, now, false);
                 self.error(|| {
                     format!("a single reply where a batch reply of {batch} items was due")
                 });
                 return;
             }
-            good
+            self.check(&reply, now, counted)
         };
         // `--notify` counts what it sent; the replies are only its probes.
         if good && counted && !self.plan.notify {
