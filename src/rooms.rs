@@ -665,8 +665,9 @@ impl RoomMember {
     /// # Errors
     /// [`RoomError::Meta`] when `meta` is not JSON; with Redis,
     /// [`RoomError::Unreachable`] or [`RoomError::Broker`] when the other
-    /// nodes could not be told (they are, at the next refresh, if the member
-    /// was missing from the presence set).
+    /// nodes could not be told now. The new metadata stands on this node all
+    /// the same, and the other nodes get it at the next refresh of the
+    /// presence (every third of the presence TTL) once Redis is reachable.
     pub async fn set_meta(&self, meta: impl Serialize) -> Result<(), RoomError> {
         let meta = serde_json::value::to_raw_value(&meta).map_err(RoomError::Meta)?;
         self.member.set_meta(meta);

@@ -97,7 +97,7 @@ impl RedisConfig {
     /// (default [`DEFAULT_PRESENCE_TTL`], 15 s). Each node refreshes its
     /// members every third of it, so the members of a node that died leave
     /// every room, with the departure announcement, within the TTL plus a
-    /// third of it.
+    /// third of it. At least 30 ms.
     pub fn presence_ttl(mut self, ttl: Duration) -> Self {
         self.presence_ttl = ttl.max(Duration::from_millis(30));
         self
@@ -524,7 +524,7 @@ impl Broker {
                     }
                 },
             };
-            tracing::debug!(%room, "redis: departure still not registered: {err}");
+            tracing::debug!(room = %excerpt(&room), "redis: departure still not registered: {err}");
             self.unregistered(&room, key);
             if link {
                 for (room, key) in waiting {

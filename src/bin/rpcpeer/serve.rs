@@ -129,7 +129,7 @@ struct RedisArgs {
     /// needs --redis).
     #[arg(long, value_name = "NAME", requires = "redis")]
     node: Option<String>,
-    /// What the Redis keys and channels start with.
+    /// What the Redis keys and channels start with (needs --redis).
     #[arg(
         long,
         value_name = "PREFIX",
@@ -138,8 +138,8 @@ struct RedisArgs {
     )]
     redis_prefix: String,
     /// How long a member stays listed without its server refreshing it: the
-    /// members of a server that died leave everywhere within it (needs
-    /// --redis).
+    /// members of a server that died leave everywhere within it (at least
+    /// 0.03; needs --redis).
     #[arg(long, value_name = "SECONDS", value_parser = crate::parse_period, default_value = "15", requires = "redis")]
     presence_ttl: Duration,
 }
@@ -323,11 +323,15 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     tokio::select! {
         finished = tokio::time::timeout_at(deadline, finished) => {
-            if finished.is_err() {
-                tracing::warn!(
-                    tasks = shared.tracker.len(),
+            match (finished, shared.tracker.len()) {
+                (Ok(()), _) => {}
+                (Err(_), 0) => tracing::warn!(
+                    "the chat's departures were still being registered in Redis (slow or unreachable); exiting anyway: other servers see them when the presence expires"
+                ),
+                (Err(_), tasks) => tracing::warn!(
+                    tasks,
                     "some connections did not finish in time; exiting anyway"
-                );
+                ),
             }
             Ok(())
         }
