@@ -235,14 +235,7 @@ async fn a_websocket_peers_close_frame_reaches_error_closed() {
 /// peer shows it at once: it is why the write failed.
 #[tokio::test]
 async fn a_call_that_meets_the_close_frame_on_its_way_out_carries_it() {
-    let mut server = Router::new();
-    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
-    server.method("ban", |cx: Context| async move {
-        let peer = cx.peer().clone();
-        let banned = CloseFrame::new(4001, "banned").expect("a valid frame");
-        tokio::spawn(async move { peer.close_with(banned).await });
-        Ok::<_, ErrorObject>(true)
-    });
+    let server = common::closing_router("ban", 4001, "banned");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     tokio::spawn(WsServer::new(server).serve(listener));

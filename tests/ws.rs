@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::within;
+use common::{closing_router, within};
 use futures::{SinkExt, StreamExt};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::params::{BatchRequestBuilder, ObjectParams};
@@ -293,15 +293,7 @@ async fn stopped_reason(client: &rpcpeer::reconnect::ReconnectingPeer) -> String
 
 #[tokio::test]
 async fn a_close_code_picked_by_stop_on_stops_the_reconnecting_client() {
-    let mut server = Router::new();
-    server.method("ping", || async { Ok::<_, ErrorObject>("pong") });
-    server.method("ban", |cx: Context| async move {
-        let peer = cx.peer().clone();
-        let banned = rpcpeer::CloseFrame::new(4001, "banned").expect("a valid frame");
-        tokio::spawn(async move { peer.close_with(banned).await });
-        Ok::<_, ErrorObject>(true)
-    });
-    let addr = ws_server(WsServer::new(server)).await;
+    let addr = ws_server(WsServer::new(closing_router("ban", 4001, "banned"))).await;
     let client = reconnecting_ws(
         addr,
         Reconnect::new()
@@ -402,14 +394,7 @@ async fn stop_on_sees_a_close_made_while_the_on_connect_hook_runs() {
 /// serving it is not given up on, where closes right after connecting are.
 #[tokio::test]
 async fn connections_that_worked_before_a_refusing_close_are_no_failures_in_a_row() {
-    let mut router = Router::new();
-    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
-    router.method("expire", |cx: Context| async move {
-        let peer = cx.peer().clone();
-        let expired = rpcpeer::CloseFrame::new(4000, "session expired").expect("a valid frame");
-        tokio::spawn(async move { peer.close_with(expired).await });
-        Ok::<_, ErrorObject>(true)
-    });
+    let router = closing_router("expire", 4000, "session expired");
     let addr = ws_server(WsServer::new(router)).await;
     let client = reconnecting_ws(
         addr,

@@ -23,6 +23,21 @@ pub fn by_name<'a>(list: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {list}"))
 }
 
+/// `ping` (answering "pong"), and `method`, which answers `true` and then
+/// closes its connection with a WebSocket close frame of `code` and
+/// `reason`.
+pub fn closing_router(method: &str, code: u16, reason: &'static str) -> Router {
+    let mut router = Router::new();
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    router.method(method, move |cx: rpcpeer::Context| async move {
+        let peer = cx.peer().clone();
+        let frame = rpcpeer::CloseFrame::new(code, reason).expect("a valid close frame");
+        tokio::spawn(async move { peer.close_with(frame).await });
+        Ok::<_, ErrorObject>(true)
+    });
+    router
+}
+
 /// Turns a hang into a failure. Not a timing assertion: nothing here should
 /// take more than a fraction of this.
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
