@@ -731,3 +731,27 @@ async fn a_rename_made_while_redis_is_unreachable_reaches_the_others_once_it_is_
     bob.leave();
     assert_eq!(next(&mut ben_in, "left").await, json!(["robert"]));
 }
+
+/// Two nodes given one name by mistake number their members apart: both
+/// members are listed, and each hears the other's posts (with numbers from
+/// 1 on both, the second member took the first one's place in Redis, and
+/// a post's sender skipped the other node's member as if it were itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_given_one_name_keep_their_members_apart() {
+    let redis = RedisServer::start();
+    let mut first = Node::start(&redis, "a", roomy()).await;
+    let mut second = Node::start(&redis, "a", roomy()).await;
+    let (amy, mut amy_in) = first.member("r", "amy").await;
+    let (abe, mut abe_in) = second.member("r", "abe").await;
+    assert_ne!(amy.id(), abe.id());
+    within("both members listed", async {
+        while first.rooms.members("r").await.expect("members").len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    post(&amy, "from amy").await;
+    assert_eq!(texts(&mut abe_in, 1).await, ["from amy"]);
+    post(&abe, "from abe").await;
+    assert_eq!(texts(&mut amy_in, 1).await, ["from abe"]);
+}
