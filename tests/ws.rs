@@ -269,6 +269,30 @@ async fn a_reconnecting_client_runs_its_hook_again_and_never_resends() {
     client.close();
 }
 
+/// Waits of 1 to 10 ms between attempts, giving up after `max_attempts`.
+fn quick(max_attempts: Option<u32>) -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(1),
+        max: Duration::from_millis(10),
+        max_attempts,
+    }
+}
+
+/// A server that closes every WebSocket connection as it is made, with
+/// `code` and `reason`, counting them in `count`.
+fn closing_every_connection(
+    code: u16,
+    reason: &'static str,
+    count: Arc<AtomicUsize>,
+) -> WsServer<()> {
+    WsServer::new(Router::new()).on_connect(move |peer, _, _| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let peer = peer.clone();
+        let frame = rpcpeer::CloseFrame::new(code, reason).expect("a valid frame");
+        tokio::spawn(async move { peer.close_with(frame).await });
+    })
+}
+
 /// A reconnecting WebSocket client of `addr` that reads close frames.
 fn reconnecting_ws(addr: SocketAddr, settings: Reconnect) -> rpcpeer::reconnect::ReconnectingPeer {
     settings.spawn_with_close_frames(move || async move {
@@ -297,11 +321,7 @@ async fn a_close_code_picked_by_stop_on_stops_the_reconnecting_client() {
     let client = reconnecting_ws(
         addr,
         Reconnect::new()
-            .backoff(Backoff {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(10),
-                max_attempts: None,
-            })
+            .backoff(quick(None))
             .stop_on(|frame| frame.code() == 4001),
     );
     assert_eq!(client.request::<String>("ping", ()).await.unwrap(), "pong");
@@ -321,24 +341,9 @@ async fn a_close_code_picked_by_stop_on_stops_the_reconnecting_client() {
 #[tokio::test]
 async fn a_server_that_refuses_each_connection_makes_the_client_give_up() {
     let refused = Arc::new(AtomicUsize::new(0));
-    let server = WsServer::new(Router::new()).on_connect({
-        let refused = refused.clone();
-        move |peer, _, _| {
-            refused.fetch_add(1, Ordering::SeqCst);
-            let peer = peer.clone();
-            let policy = rpcpeer::CloseFrame::new(1008, "not allowed").expect("a valid frame");
-            tokio::spawn(async move { peer.close_with(policy).await });
-        }
-    });
+    let server = closing_every_connection(1008, "not allowed", refused.clone());
     let addr = ws_server(server).await;
-    let client = reconnecting_ws(
-        addr,
-        Reconnect::new().backoff(Backoff {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(10),
-            max_attempts: Some(3),
-        }),
-    );
+    let client = reconnecting_ws(addr, Reconnect::new().backoff(quick(Some(3))));
 
     let reason = stopped_reason(&client).await;
     assert!(
@@ -358,20 +363,12 @@ async fn a_server_that_refuses_each_connection_makes_the_client_give_up() {
 /// the client stops at the first connection.
 #[tokio::test]
 async fn stop_on_sees_a_close_made_while_the_on_connect_hook_runs() {
-    let server = WsServer::new(Router::new()).on_connect(|peer, _, _| {
-        let peer = peer.clone();
-        let banned = rpcpeer::CloseFrame::new(4001, "banned").expect("a valid frame");
-        tokio::spawn(async move { peer.close_with(banned).await });
-    });
+    let server = closing_every_connection(4001, "banned", Arc::default());
     let addr = ws_server(server).await;
     let client = reconnecting_ws(
         addr,
         Reconnect::new()
-            .backoff(Backoff {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(10),
-                max_attempts: None,
-            })
+            .backoff(quick(None))
             .on_connect(|peer| async move { peer.request::<Value>("login", ()).await.map(drop) })
             .stop_on(|frame| frame.code() == 4001),
     );
