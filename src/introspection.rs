@@ -545,7 +545,16 @@ fn params_of(info: &MethodInfo, components: &mut Components) -> Params {
     // root is a `$ref` to its definition.
     if plain_struct && resolved(&root, components).get("properties").is_some() {
         let mut params = members(&root, components, &mut Vec::new()).unwrap_or_default();
-        in_field_order(&mut params, info.param_names());
+        if in_field_order(&mut params, info.param_names()) {
+            // OpenRPC puts every optional param after the required ones.
+            // By position, one that comes before a required param must be
+            // given (as null, if it may be), so it is listed as required.
+            if let Some(last) = params.iter().rposition(|p| p.required) {
+                params[..last].iter_mut().for_each(|p| p.required = true);
+            }
+        } else {
+            params.sort_by_key(|p| !p.required);
+        }
         return Params::new(params, Structure::Either);
     }
     if let Some(mut params) = members(&root, components, &mut Vec::new()) {
@@ -716,14 +725,16 @@ fn nullable<'a>(schema: &'a Value, components: &'a Components, seen: &mut Vec<&'
 }
 
 /// Puts `params` in the order of the struct's fields, which is the order
-/// they go in by position, when the struct names every one of them: a
-/// schema's `properties` lose it in a `serde_json::Map` without the
-/// `preserve_order` feature.
-fn in_field_order(params: &mut [ParamDoc], fields: &[&str]) {
+/// they go in by position, when the struct names every one of them, and
+/// says whether it did: a schema's `properties` lose that order in a
+/// `serde_json::Map` without the `preserve_order` feature.
+fn in_field_order(params: &mut [ParamDoc], fields: &[&str]) -> bool {
     let position = |p: &ParamDoc| fields.iter().position(|f| *f == p.name);
-    if params.iter().all(|p| position(p).is_some()) {
+    let named = params.iter().all(|p| position(p).is_some());
+    if named {
         params.sort_by_key(position);
     }
+    named
 }
 
 /// Params that are not a list of named values: described as one param called `params`.

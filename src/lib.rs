@@ -311,8 +311,8 @@ pub use rpcpeer_macros::api;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::typed::{
-        plain, stateless, CheckPlain, PerConnection, Plain, PlainValue, ResultBehindAlias,
-        ReturnType,
+        answerable, decodable, described, plain, stateless, CheckPlain, PerConnection, Plain,
+        PlainValue, ResultBehindAlias, ReturnType,
     };
     pub use serde;
 }

@@ -4,48 +4,58 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+
 use crate::context::Context;
+use crate::handler::IntoReply;
 use crate::peer::Peer;
 
 /// Makes one implementation per connection on its first call, and keeps
 /// it in the connection's session, which drops it with the connection.
-pub struct PerConnection<T> {
+/// `K` is the trait's client type: one type may implement two traits, each
+/// registered with its own `make`, and each gets the instance its own
+/// `make` made.
+pub struct PerConnection<T, K> {
     make: Arc<dyn Fn(&Peer) -> T + Send + Sync>,
+    trait_: PhantomData<fn() -> K>,
 }
 
-impl<T> Clone for PerConnection<T> {
+impl<T, K> Clone for PerConnection<T, K> {
     fn clone(&self) -> Self {
         Self {
             make: self.make.clone(),
+            trait_: PhantomData,
         }
     }
 }
 
-/// The session's slot for the implementation of type `T`.
-struct Instance<T>(Arc<T>);
+/// The session's slot for the implementation of type `T` serving the
+/// trait whose client is `K`.
+struct Instance<T, K>(Arc<T>, PhantomData<fn() -> K>);
 
-impl<T> Clone for Instance<T> {
+impl<T, K> Clone for Instance<T, K> {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self(self.0.clone(), PhantomData)
     }
 }
 
-impl<T: Any + Send + Sync> PerConnection<T> {
+impl<T: Any + Send + Sync, K: 'static> PerConnection<T, K> {
     /// Keeps `make` for the connections to come.
     pub fn new(make: impl Fn(&Peer) -> T + Send + Sync + 'static) -> Self {
         Self {
             make: Arc::new(make),
+            trait_: PhantomData,
         }
     }
 
     /// The implementation of the connection `cx` belongs to.
     pub fn get<S>(&self, cx: &Context<S>) -> Arc<T> {
-        if let Some(Instance(found)) = cx.session().get::<Instance<T>>() {
+        if let Some(Instance(found, _)) = cx.session().get::<Instance<T, K>>() {
             return found;
         }
         // NB: made outside the session's lock, so `make` may use anything;
         // two first calls racing each make one and the first stored wins.
-        let made = Instance(Arc::new((self.make)(cx.peer())));
+        let made = Instance::<T, K>(Arc::new((self.make)(cx.peer())), PhantomData);
         cx.session().get_or_insert(made).0
     }
 }
@@ -117,3 +127,24 @@ impl Plain for PlainValue {}
 
 /// Compiles only for [`PlainValue`].
 pub fn plain<P: Plain>(_: P) {}
+
+// The checks below state bounds the registration and the client need
+// anyway. The macro calls each spanned at the method's own types, so a
+// type that does not fit is pointed at there rather than at the attribute.
+
+/// Compiles only when a method's return type can be answered.
+pub fn answerable<R: IntoReply>() {}
+
+/// Compiles only when an answer's result decodes into `T`, as the client
+/// needs.
+pub fn decodable<T: DeserializeOwned>() {}
+
+/// Compiles only when a return type has a result schema, as `schema`
+/// needs.
+#[cfg(feature = "schemars")]
+pub fn described<R: crate::schema::ReplySchema>() {}
+
+/// Without the `schemars` feature, `schema` is refused where the macro
+/// names `schemars`; this check adds no second error.
+#[cfg(not(feature = "schemars"))]
+pub fn described<R>() {}

@@ -542,3 +542,118 @@ mod names_the_expansion_uses {
         assert_eq!(TClient::METHODS, ["set", "greet", "store", "count"]);
     }
 }
+
+/// One type implementing two traits, each registered per connection with
+/// its own `make`.
+mod two_traits_on_one_type {
+    use super::*;
+
+    #[rpcpeer::api]
+    pub trait Left {
+        async fn left(&self) -> usize;
+    }
+
+    #[rpcpeer::api]
+    pub trait Right {
+        async fn right(&self) -> usize;
+    }
+
+    struct Both(usize);
+
+    impl Left for Both {
+        async fn left(&self) -> usize {
+            self.0
+        }
+    }
+
+    impl Right for Both {
+        async fn right(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn each_trait_gets_the_instance_its_own_make_made() {
+        let made = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut router = Router::new();
+        let count = made.clone();
+        <Both as Left>::register_per_connection(&mut router, move |_: &Peer| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Both(1)
+        });
+        let count = made.clone();
+        <Both as Right>::register_per_connection(&mut router, move |_: &Peer| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Both(2)
+        });
+        let addr = serve(router, Framing::Newline).await;
+        let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+        let (left, right) = (LeftClient::new(peer.clone()), RightClient::new(peer));
+        assert_eq!(within("left", left.left()).await.unwrap(), 1);
+        assert_eq!(within("right", right.right()).await.unwrap(), 2);
+        // Each instance is made once per connection, then kept.
+        assert_eq!(within("left", left.left()).await.unwrap(), 1);
+        assert_eq!(within("right", right.right()).await.unwrap(), 2);
+        assert_eq!(made.load(Ordering::SeqCst), 2);
+    }
+}
+
+/// Methods named with a keyword, and methods left out by `#[cfg]`.
+mod keywords_and_cfg {
+    use super::*;
+
+    #[rpcpeer::api]
+    pub trait Game {
+        /// Named `move` on the wire, as the method is in Rust.
+        async fn r#move(&self, to: u32) -> u32;
+
+        #[rpc(name = "kind")]
+        async fn r#type(&self) -> String;
+
+        /// Left out of the registration, the client and `METHODS` alike.
+        #[cfg(not(test))]
+        async fn hidden(&self) -> u32;
+
+        #[cfg(test)]
+        async fn shown(&self) -> u32;
+    }
+
+    struct Board;
+
+    impl Game for Board {
+        async fn r#move(&self, to: u32) -> u32 {
+            to + 1
+        }
+
+        async fn r#type(&self) -> String {
+            "chess".into()
+        }
+
+        async fn shown(&self) -> u32 {
+            7
+        }
+    }
+
+    #[tokio::test]
+    async fn keyword_methods_travel_under_their_bare_names_and_cfg_leaves_methods_out() {
+        assert_eq!(GameClient::MOVE, "move");
+        assert_eq!(GameClient::TYPE, "kind");
+        assert_eq!(GameClient::METHODS, ["move", "kind", "shown"]);
+        let addr = serve(Board.into_router(), Framing::Newline).await;
+        let (peer, _driver) = connect(addr, Framing::Newline, Router::new()).await;
+        let client = GameClient::new(peer);
+        assert_eq!(within("move", client.r#move(3)).await.unwrap(), 4);
+        assert_eq!(within("kind", client.r#type()).await.unwrap(), "chess");
+        assert_eq!(within("shown", client.shown()).await.unwrap(), 7);
+
+        let mut wire = Wire::connect(addr, Framing::Newline).await;
+        let moved = wire
+            .call(r#"{"jsonrpc":"2.0","method":"move","params":[1],"id":1}"#)
+            .await;
+        assert_eq!(moved["result"], 2);
+        let hidden = wire
+            .call(r#"{"jsonrpc":"2.0","method":"hidden","id":2}"#)
+            .await;
+        assert_eq!(hidden["error"]["code"], -32601, "{hidden}");
+    }
+}

@@ -182,3 +182,50 @@ fn types_in<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
         _ => {}
     }
 }
+
+/// A method whose optional param comes before a required one, with a doc
+/// comment holding an indented code line.
+#[rpcpeer::api(schema)]
+pub trait Middle {
+    /// Joins `a` and `b`:
+    ///
+    ///     middle(null, 2) == "-2"
+    async fn middle(&self, a: Option<u32>, b: u32, c: Option<u32>) -> String;
+}
+
+struct Joiner;
+
+impl Middle for Joiner {
+    async fn middle(&self, a: Option<u32>, b: u32, c: Option<u32>) -> String {
+        let show = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+        format!("{}-{b}{}", show(a), show(c))
+    }
+}
+
+#[tokio::test]
+async fn rpc_discover_lists_no_optional_param_before_a_required_one() {
+    let mut router = Router::new();
+    Joiner.register(&mut router);
+    let (mut wire, document) = discover(router, "joiner").await;
+
+    let middle = by_name(&document["methods"], "middle");
+    // OpenRPC: "All optional params ... MUST be positioned after all
+    // required params". By position `a` must be given, as null at least.
+    let listed: Vec<(&str, bool)> = middle["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["required"] == true))
+        .collect();
+    assert_eq!(listed, [("a", true), ("b", true), ("c", false)], "{middle}");
+    // The doc comment keeps the indentation that makes a code block.
+    assert_eq!(
+        middle["description"],
+        "Joins `a` and `b`:\n\n    middle(null, 2) == \"-2\""
+    );
+
+    let answer = wire
+        .call(r#"{"jsonrpc":"2.0","method":"middle","params":[null,2],"id":2}"#)
+        .await;
+    assert_eq!(answer["result"], "-2");
+}

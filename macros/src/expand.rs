@@ -47,7 +47,7 @@ fn the_trait(api: &Api) -> TokenStream {
     let doc_register = format!(
         "Registers this implementation's methods on `router`, one instance shared by every connection the router serves. The peer that called is in the `Context` a method may take; [`{client}`] calls it back."
     );
-    let doc_per_connection = "Registers the methods on `router` with one implementation per connection, made by `make` on the connection's first call from the `Peer` at its other end (to keep a client of it), and dropped with the connection.".to_owned();
+    let doc_per_connection = "Registers the methods on `router` with one implementation per connection, made by `make` on the connection's first call of this trait's methods from the `Peer` at its other end (to keep a client of it), and dropped with the connection. A type that implements two traits registered this way gets one instance per trait, each made by its own `make`.".to_owned();
     quote! {
         #(#attrs)*
         #vis trait #ident #colon #supertraits {
@@ -81,7 +81,7 @@ fn the_trait(api: &Api) -> TokenStream {
                 S: ::core::marker::Send + ::core::marker::Sync + 'static,
                 F: ::core::ops::Fn(&::rpcpeer::Peer) -> Self + ::core::marker::Send + ::core::marker::Sync + 'static,
             {
-                let instances = ::rpcpeer::__private::PerConnection::new(make);
+                let instances = ::rpcpeer::__private::PerConnection::<Self, #client>::new(make);
                 #register_fn::<Self, S, _>(router, move |cx: &::rpcpeer::Context<S>| instances.get(cx));
             }
         }
@@ -221,9 +221,33 @@ fn register_method(api: &Api, client: &Ident, m: &Method) -> TokenStream {
         .as_ref()
         .map(|mode| quote!(.concurrency(::rpcpeer::Concurrency::#mode)));
     let own_task = m.own_task.then(|| quote!(.own_task()));
+    // Each spanned at the method's own type, so that a type that does not
+    // fit is pointed at there, not only at the attribute.
+    let answerable = match &m.output {
+        Output::Result { full, .. } => Some(quote_spanned! {full.span()=>
+            ::rpcpeer::__private::answerable::<#full>();
+        }),
+        Output::Plain(ty) => Some(quote_spanned! {ty.span()=>
+            ::rpcpeer::__private::answerable::<::core::result::Result<#ty, ::rpcpeer::ErrorObject>>();
+        }),
+        Output::Notification => None,
+    };
+    let described = match (&m.output, api.schema) {
+        (Output::Result { full, .. }, true) => Some(quote_spanned! {full.span()=>
+            ::rpcpeer::__private::described::<#full>();
+        }),
+        (Output::Plain(ty), true) => Some(quote_spanned! {ty.span()=>
+            ::rpcpeer::__private::described::<::core::result::Result<#ty, ::rpcpeer::ErrorObject>>();
+        }),
+        _ => None,
+    };
+    let cfgs = &m.cfgs;
     quote! {
+        #(#cfgs)*
         {
             #plain_check
+            #answerable
+            #described
             #declare
             let __rpcpeer_get = __rpcpeer_get.clone();
             let _ = __rpcpeer_router
@@ -254,9 +278,14 @@ fn client(api: &Api) -> TokenStream {
         let constant = upper(&m.ident);
         let wire = &m.wire;
         let doc = format!("The wire name of `{}`.", m.ident);
-        quote!(#[doc = #doc] #vis const #constant: &'static str = #wire;)
+        let cfgs = &m.cfgs;
+        quote!(#(#cfgs)* #[doc = #doc] #vis const #constant: &'static str = #wire;)
     });
-    let all = api.methods.iter().map(|m| upper(&m.ident));
+    let all = api.methods.iter().map(|m| {
+        let constant = upper(&m.ident);
+        let cfgs = &m.cfgs;
+        quote!(#(#cfgs)* Self::#constant)
+    });
     let methods = api.methods.iter().map(|m| client_method(vis, m));
     quote! {
         #[doc = #doc]
@@ -269,7 +298,7 @@ fn client(api: &Api) -> TokenStream {
             #(#constants)*
 
             /// Every method's wire name, in the order the trait declares them.
-            #vis const METHODS: &'static [&'static str] = &[#(Self::#all),*];
+            #vis const METHODS: &'static [&'static str] = &[#(#all),*];
 
             /// A client calling the peer at the other end of `peer`'s connection.
             #vis fn new(peer: ::rpcpeer::Peer) -> Self {
@@ -321,7 +350,16 @@ fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
     };
     let user_doc = m.attrs.iter().filter(|a| a.path().is_ident("doc"));
     let wire_name = &m.wire;
-    match &m.output {
+    let cfgs = &m.cfgs;
+    // Spanned at the result's type, so that one that does not decode is
+    // pointed at there.
+    let decodable = match &m.output {
+        Output::Plain(ok) | Output::Result { ok, .. } => Some(quote_spanned! {ok.span()=>
+            ::rpcpeer::__private::decodable::<#ok>();
+        }),
+        Output::Notification => None,
+    };
+    let method = match &m.output {
         Output::Notification => {
             let doc = format!("Sends the notification `{wire_name}`.\n\n# Errors\n`Error::Closed` when the connection is gone, `Error::EncodeParams` when the params do not serialize to an array or object.\n\n# Cancel safety\nDropping the future before it returns may or may not send the notification.");
             quote! {
@@ -342,6 +380,7 @@ fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
                 #[doc = ""]
                 #[doc = #doc]
                 #vis fn #name(&self, #(#args),*) -> ::rpcpeer::progress::ProgressCall<#report, #ok> {
+                    #decodable
                     #declare
                     self.peer.request_with_progress::<#report, #ok>(Self::#constant, #params)
                 }
@@ -354,10 +393,15 @@ fn client_method(vis: &syn::Visibility, m: &Method) -> TokenStream {
                 #[doc = ""]
                 #[doc = #doc]
                 #vis async fn #name(&self, #(#args),*) -> ::core::result::Result<#ok, ::rpcpeer::Error> {
+                    #decodable
                     #declare
                     self.peer.request::<#ok>(Self::#constant, #params).await
                 }
             }
         }
+    };
+    quote! {
+        #(#cfgs)*
+        #method
     }
 }

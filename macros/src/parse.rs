@@ -1,6 +1,7 @@
 //! Reads the annotated trait into a model of its methods, refusing what cannot be a JSON-RPC method with an error that names it.
 
 use proc_macro2::Span;
+use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{
@@ -82,6 +83,8 @@ pub(crate) struct Method {
     pub(crate) wire: String,
     /// The attributes kept on the trait's method (docs, lints).
     pub(crate) attrs: Vec<Attribute>,
+    /// Its `#[cfg]`s, which each piece written for it carries too.
+    pub(crate) cfgs: Vec<Attribute>,
     /// The doc comment's text, for introspection.
     pub(crate) doc: String,
     pub(crate) inputs: Vec<Input>,
@@ -221,8 +224,10 @@ fn method(
 ) -> Result<Method> {
     let sig = &f.sig;
     let name = &sig.ident;
-    let keep_wire_name = format!("call the Rust method something else and keep the wire name with `#[rpc(name = \"{name}\")]`");
-    if RESERVED.contains(&name.to_string().as_str()) {
+    // `r#move` is the method `move` on the wire and in its constant `MOVE`.
+    let bare = name.unraw().to_string();
+    let keep_wire_name = format!("call the Rust method something else and keep the wire name with `#[rpc(name = \"{bare}\")]`");
+    if RESERVED.contains(&bare.as_str()) {
         return Err(Error::new(
             name.span(),
             format!(
@@ -230,7 +235,7 @@ fn method(
             ),
         ));
     }
-    if CLIENT.contains(&name.to_string().as_str()) {
+    if CLIENT.contains(&bare.as_str()) {
         return Err(Error::new(
             name.span(),
             format!("`{name}` is a name `#[rpcpeer::api]` gives the client `{the_trait}Client` itself; {keep_wire_name}"),
@@ -326,18 +331,22 @@ fn method(
     }
     let output = output(name, &sig.output)?;
 
-    let mut wire = name.to_string();
+    let mut wire = bare.clone();
+    let mut wire_span = name.span();
     let mut params = default_params;
     let mut params_said = params_said;
     let mut concurrency = None;
     let mut own_task = false;
     let mut attrs = Vec::new();
+    let mut cfgs = Vec::new();
     let mut doc = Vec::new();
     for attr in &f.attrs {
         if attr.path().is_ident("rpc") {
             attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("name") {
-                    wire = meta.value()?.parse::<LitStr>()?.value();
+                    let lit = meta.value()?.parse::<LitStr>()?;
+                    wire = lit.value();
+                    wire_span = lit.span();
                 } else if meta.path.is_ident("params") {
                     params = ParamStyle::parse(&meta.value()?.parse()?)?;
                     params_said = true;
@@ -373,11 +382,22 @@ fn method(
                     ..
                 }) = &nv.value
                 {
-                    doc.push(s.value().trim().to_owned());
+                    doc.push(s.value());
                 }
             }
         }
+        if attr.path().is_ident("cfg") {
+            cfgs.push(attr.clone());
+        }
         attrs.push(attr.clone());
+    }
+    // Spec §4: names beginning `rpc.` are reserved for rpc-internal
+    // methods and extensions (the router's `rpc.discover` among them).
+    if wire.starts_with("rpc.") {
+        return Err(Error::new(
+            wire_span,
+            format!("method `{name}` would have the wire name \"{wire}\": JSON-RPC reserves names that begin with `rpc.` for rpc-internal methods and extensions (`Router::introspection` serves `rpc.discover`)"),
+        ));
     }
     let wire_count = inputs
         .iter()
@@ -427,7 +447,8 @@ fn method(
         ident: name.clone(),
         wire,
         attrs,
-        doc: doc.join("\n").trim().to_owned(),
+        cfgs,
+        doc: unindent(&doc),
         inputs,
         output,
         params,
@@ -437,7 +458,8 @@ fn method(
 }
 
 /// Params are decoded into values the handler owns: no borrowed or
-/// anonymous (`impl Trait`) types.
+/// anonymous (`impl Trait`) types, at the top or inside another type
+/// (`Vec<&str>`, `Cow<'a, str>`).
 fn check_owned(method: &Ident, param: &Ident, ty: &Type) -> Result<()> {
     match ty {
         Type::Reference(_) => Err(Error::new(
@@ -448,8 +470,65 @@ fn check_owned(method: &Ident, param: &Ident, ty: &Type) -> Result<()> {
             ty.span(),
             format!("method `{method}` is generic (param `{param}` is `impl Trait`): a JSON-RPC method has one concrete params type"),
         )),
-        _ => Ok(()),
+        _ => match borrow_inside(ty) {
+            Some(span) => Err(Error::new(
+                span,
+                format!("param `{param}` of method `{method}` holds a borrow: params are decoded into owned values (`Vec<String>`, not `Vec<&str>`; `String`, not `Cow<'_, str>`)"),
+            )),
+            None => Ok(()),
+        },
     }
+}
+
+/// Where `ty` borrows: a reference or a lifetime other than `'static`
+/// anywhere in it (`'static` data decodes owned, as `Cow<'static, str>`).
+fn borrow_inside(ty: &Type) -> Option<Span> {
+    match ty {
+        Type::Reference(_) => Some(ty.span()),
+        Type::Paren(inner) => borrow_inside(&inner.elem),
+        Type::Group(inner) => borrow_inside(&inner.elem),
+        Type::Array(inner) => borrow_inside(&inner.elem),
+        Type::Slice(inner) => borrow_inside(&inner.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().find_map(borrow_inside),
+        Type::Path(path) => {
+            let qself = path.qself.as_ref().and_then(|q| borrow_inside(&q.ty));
+            qself.or_else(|| {
+                path.path.segments.iter().find_map(|segment| {
+                    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+                        return None;
+                    };
+                    args.args.iter().find_map(|arg| match arg {
+                        GenericArgument::Type(inner) => borrow_inside(inner),
+                        GenericArgument::Lifetime(lifetime) if lifetime.ident != "static" => {
+                            Some(lifetime.span())
+                        }
+                        _ => None,
+                    })
+                })
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A doc comment's lines as rustdoc reads them: the indentation they all
+/// share taken off, so that an indented code line keeps what it has more.
+fn unindent(lines: &[String]) -> String {
+    let indent = lines
+        .iter()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let lines: Vec<&str> = lines
+        .iter()
+        .map(|line| {
+            line.get(indent..)
+                .unwrap_or_else(|| line.trim_start())
+                .trim_end()
+        })
+        .collect();
+    lines.join("\n").trim_matches('\n').to_owned()
 }
 
 /// The name of `ty` when it is a primitive that serializes as a JSON
@@ -559,6 +638,7 @@ fn output(method: &Ident, output: &ReturnType) -> Result<Output> {
 /// `ShowMessage` from `show_message`.
 pub(crate) fn camel(ident: &Ident) -> String {
     ident
+        .unraw()
         .to_string()
         .split('_')
         .filter(|part| !part.is_empty())
@@ -574,11 +654,14 @@ pub(crate) fn camel(ident: &Ident) -> String {
 
 /// `SHOW_MESSAGE` from `show_message`.
 pub(crate) fn upper(ident: &Ident) -> Ident {
-    Ident::new(&ident.to_string().to_uppercase(), ident.span())
+    Ident::new(&ident.unraw().to_string().to_uppercase(), ident.span())
 }
 
 /// `__rpcpeer_register_Editor`: the hidden function behind the trait's
 /// provided methods.
 pub(crate) fn hidden(prefix: &str, ident: &Ident) -> Ident {
-    Ident::new(&format!("__rpcpeer_{prefix}_{ident}"), Span::call_site())
+    Ident::new(
+        &format!("__rpcpeer_{prefix}_{}", ident.unraw()),
+        Span::call_site(),
+    )
 }
