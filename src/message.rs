@@ -559,10 +559,10 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
         Some(text) if env.plain => unquoted(text),
         text => text.and_then(as_string),
     };
-    // Answer a bad message in 1.0 form only when it reads as a 1.0 call:
-    // no "jsonrpc" member and a string method.
-    let reject_version = match (env.jsonrpc, unmarked, &method) {
-        (None, Some(Version::V1), Some(_)) => Version::V1,
+    // A message sent alone without a "jsonrpc" member is 1.0, bad or not:
+    // its sender reads answers in 1.0 form, whatever else it got wrong.
+    let reject_version = match (env.jsonrpc, unmarked) {
+        (None, Some(Version::V1)) => Version::V1,
         _ => Version::V2,
     };
     if let Some(key) = env.duplicate {
@@ -1057,6 +1057,11 @@ mod tests {
             r#"{"method":"m","params":[1],"params":[2],"id":1}"#,
             r#"{"method":"m","params":[1],"id":1,"id":2}"#,
             r#"{"method":"m","params":5,"id":1}"#,
+            // No string method either: without "jsonrpc" it is still 1.0.
+            r#"{"method":5,"params":[1],"id":1}"#,
+            r#"{"method":null,"params":[1],"id":1}"#,
+            r#"{"method":["x"],"id":1}"#,
+            r#"{"params":[1],"id":1}"#,
         ] {
             let Err(rejected) = single(text) else {
                 panic!("{text} was accepted")
@@ -1067,8 +1072,8 @@ mod tests {
                 .unwrap()
                 .starts_with(r#"{"result":null,"error":"#));
         }
-        // Not a call (no string method): nothing says it is 1.0.
-        let Err(rejected) = single(r#"{"method":5,"id":1}"#) else {
+        // With a "jsonrpc" member, however wrong, the 2.0 form.
+        let Err(rejected) = single(r#"{"jsonrpc":"2.0","method":5,"id":1}"#) else {
             panic!()
         };
         assert_eq!(rejected.version, Version::V2);

@@ -266,6 +266,17 @@ async fn one_zero_requests_and_notifications_are_answered_in_their_own_form() {
         .await;
     assert_eq!(reply["result"], Value::Null);
     assert_eq!(reply["error"]["code"], -32601);
+    // Invalid, but without a "jsonrpc" member: still refused in 1.0 form.
+    for (text, id) in [
+        (r#"{"method": 5, "params": [1], "id": 5}"#, json!(5)),
+        (r#"{"method": null, "params": [1], "id": "s"}"#, json!("s")),
+        (r#"{"params": [1], "id": 6}"#, json!(6)),
+    ] {
+        let reply = wire.call(text).await;
+        let refused = json!({"result": null, "error": reply["error"].clone(), "id": id});
+        assert_eq!(reply, refused, "{text}");
+        assert_eq!(reply["error"]["code"], -32600, "{text}");
+    }
 
     // Batches are a 2.0 feature: an entry without `"jsonrpc": "2.0"` is no
     // valid 2.0 request, refused -32600 under its id, in 2.0 form, and the
