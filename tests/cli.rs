@@ -1427,7 +1427,7 @@ async fn listen_shows_a_message_it_cannot_read_and_listens_on() {
 
 /// Runs `rpcpeer shell URL` with `script` piped in, to its end; its HOME
 /// (where its history goes) is a temporary one, not the real one.
-async fn piped_shell(url: &str, script: &str) -> std::process::Output {
+async fn piped_shell(url: &str, script: impl AsRef<[u8]>) -> std::process::Output {
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let home = std::env::temp_dir().join(format!("rpcpeer-shell-{}-{run}", std::process::id()));
@@ -1443,7 +1443,7 @@ async fn piped_shell(url: &str, script: &str) -> std::process::Output {
         .expect("spawn shell");
     let mut stdin = shell.stdin.take().expect("stdin");
     stdin
-        .write_all(script.as_bytes())
+        .write_all(script.as_ref())
         .await
         .expect("write the script");
     drop(stdin);
@@ -1524,6 +1524,76 @@ async fn a_piped_shell_whose_peer_hangs_up_exits_3_on_any_line() {
             stderr(&out)
         );
     }
+}
+
+#[tokio::test]
+async fn a_piped_shell_whose_peer_hangs_up_with_a_request_waiting_exits_3() {
+    // A peer that asks the shell something, then hangs up once the shell
+    // has called it: its request still waits for a `:reply`, so our driver
+    // is draining, not done, when the script's line runs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("tcp://{}", listener.local_addr().expect("addr"));
+    let (hung_up, mut hang_ups) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let hung_up = hung_up.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let ask = "{\"jsonrpc\":\"2.0\",\"method\":\"req\",\"id\":5}\n";
+                let _ = write.write_all(ask.as_bytes()).await;
+                // The shell's first call (its introspection) is the cue.
+                let _ = BufReader::new(read).lines().next_line().await;
+                drop(write);
+                let _ = hung_up.send(());
+            });
+        }
+    });
+    // Its history goes to a HOME of its own, not the real one.
+    let home = std::env::temp_dir().join(format!("rpcpeer-shell-hangup-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("temp HOME");
+    for _ in 0..3 {
+        let mut shell = Command::new(BIN)
+            .args(["shell", &url])
+            .env("HOME", &home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn shell");
+        within("the hang-up", hang_ups.recv()).await;
+        // The line runs once the peer has gone.
+        let mut stdin = shell.stdin.take().expect("stdin");
+        stdin.write_all(b"echo 1\n").await.expect("write");
+        drop(stdin);
+        let out = within("the shell to finish", shell.wait_with_output())
+            .await
+            .expect("shell output");
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the peer closed the connection"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(home);
+}
+
+#[tokio::test]
+async fn a_piped_shell_skips_a_line_that_is_not_utf8_and_runs_the_rest() {
+    let server = Server::start(Framing::Newline).await;
+    let url = format!("tcp://{}", server.tcp);
+    let out = piped_shell(&url, b"subtract 42 23\necho \xff\xfe\nsubtract 5 3\n").await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "rpcpeer: 1 command of the input failed\n");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines,
+        ["19", "a line of the input is not UTF-8: skipped", "2"],
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]

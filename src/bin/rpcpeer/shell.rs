@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -66,6 +66,10 @@ struct Shared {
     asked: Notify,
     /// Commands that failed, for a piped shell's exit status.
     failed: AtomicU64,
+    /// Set when a call or notification failed because the connection was
+    /// ending: the peer hung up (or the link broke), though its driver may
+    /// still be draining, so a piped shell exits as a lost connection.
+    lost: Arc<AtomicBool>,
 }
 
 /// What a command says; `Err` when it failed.
@@ -87,6 +91,7 @@ pub(crate) async fn run(args: ShellArgs) -> Result<(), Failure> {
         waiting: Waiting::default(),
         asked: Notify::new(),
         failed: AtomicU64::new(0),
+        lost: Arc::default(),
     });
     let mut router = Router::with_state(shared.clone());
     router.fallback(incoming);
@@ -373,7 +378,20 @@ fn console(
             // Ctrl-C clears the line, as in a shell.
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break Ok(()),
-            Err(err) => break Err(Failure::Usage(format!("cannot read the terminal: {err}"))),
+            // NB: the bad line is consumed; the lines after it still run.
+            Err(ReadlineError::Io(err))
+                if !interactive && err.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                report(
+                    shared,
+                    Err("a line of the input is not UTF-8: skipped".to_owned()),
+                );
+                continue;
+            }
+            Err(err) if interactive => {
+                break Err(Failure::Usage(format!("cannot read the terminal: {err}")))
+            }
+            Err(err) => break Err(Failure::Usage(format!("cannot read the input: {err}"))),
         };
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -393,6 +411,10 @@ fn console(
             }
         }
     };
+    // The peer's requests still waiting for a `:reply` are answered with an
+    // error now (their handlers see the senders dropped), so that closing
+    // does not wait for them until the drain timeout.
+    drop(shared.waiting.with(std::mem::take));
     if let Some(path) = &history {
         if let Err(err) = editor.save_history(path) {
             tracing::debug!("cannot save the history to {}: {err}", path.display());
@@ -404,7 +426,11 @@ fn console(
     match outcome {
         // The peer hung up on a command (the last one, or the next line
         // would have said so): the connection failed, as for `call`.
-        Ok(()) if failed > 0 && !interactive && peer.is_closed() => {
+        Ok(())
+            if failed > 0
+                && !interactive
+                && (peer.is_closed() || shared.lost.load(Ordering::Relaxed)) =>
+        {
             Err(Failure::Connection("the peer closed the connection".into()))
         }
         Ok(()) if failed > 0 && !interactive => Err(Failure::Check(format!(
@@ -528,7 +554,7 @@ async fn command(
                     Err(msg) => Err(msg),
                     Ok(params) => match peer.notify(method, params).await {
                         Ok(()) => Ok("sent".to_owned()),
-                        Err(err) => Err(err.to_string()),
+                        Err(err) => Err(failed_by(&err, &shared.lost)),
                     },
                 }
             }
@@ -542,16 +568,18 @@ async fn command(
                 // typing; `callback` needs that, since the peer's request
                 // it triggers waits for a `:reply`.
                 let (peer, notes, method) = (peer.clone(), shared.notes.clone(), method.to_owned());
+                let lost = shared.lost.clone();
                 tokio::spawn(async move {
-                    let (Ok(said) | Err(said)) = call(&peer, &method, params, style).await;
+                    let (Ok(said) | Err(said)) = call(&peer, &method, params, style, &lost).await;
                     let _ = notes.send(format!("{method} → {said}"));
                 });
                 return Step::Continue;
             }
             Ok(params) => {
                 let (peer, method) = (peer.clone(), method.to_owned());
+                let lost = shared.lost.clone();
                 return Step::Wait(tokio::spawn(async move {
-                    call(&peer, &method, params, style).await
+                    call(&peer, &method, params, style, &lost).await
                 }));
             }
         },
@@ -589,12 +617,27 @@ fn say(line: &str) {
 }
 
 /// Calls `method` and says what came of it.
-async fn call(peer: &Peer, method: &str, params: Option<Params>, style: Style) -> Said {
+async fn call(
+    peer: &Peer,
+    method: &str,
+    params: Option<Params>,
+    style: Style,
+    lost: &AtomicBool,
+) -> Said {
     match peer.request::<Box<RawValue>>(method, params).await {
         Ok(result) => Ok(render(result.get(), style)),
         Err(Error::Remote { source, .. }) => Err(error_line(&source, style)),
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(failed_by(&err, lost)),
     }
+}
+
+/// What a call or notification that failed on our side says, noting in
+/// `lost` when the connection's end failed it.
+fn failed_by(err: &Error, lost: &AtomicBool) -> String {
+    if matches!(err, Error::Closed { .. }) {
+        lost.store(true, Ordering::Relaxed);
+    }
+    err.to_string()
 }
 
 /// Params typed after a method: JSON as it is when it starts like JSON,
