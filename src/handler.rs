@@ -490,22 +490,33 @@ pub(crate) fn decode_params<P: DeserializeOwned + 'static>(
         return Ok(ignored);
     }
     let Some(raw) = params else {
-        // Absent params: `null` fits `()` and `Option`, `{}` fits a struct
-        // whose fields are all optional.
+        // Absent params (spec §4.2: they MAY be omitted): `null` fits `()`
+        // and `Option`, `{}` a struct whose fields are all optional, `[]` a
+        // list (`sum` of nothing) and params by position that may all be
+        // left out.
         if let Ok(p) = serde_json::from_str::<P>("null") {
             return Ok(p);
         }
-        return serde_json::from_str::<P>("{}").map_err(|err| {
-            // NB: the `{}` is ours, not the caller's: "invalid type: map"
-            // would name something the caller never sent.
-            let detail = without_position(&err);
-            let detail = detail
-                .strip_prefix("invalid type: map, ")
-                .unwrap_or(&detail);
-            ErrorObject::invalid_params(format!(
-                "`{method}` needs params, and the call has none ({detail})"
-            ))
-        });
+        let by_name = match serde_json::from_str::<P>("{}") {
+            Ok(p) => return Ok(p),
+            Err(err) => err,
+        };
+        let by_position = match serde_json::from_str::<P>("[]") {
+            Ok(p) => return Ok(p),
+            Err(err) => crate::left_out::with_trailing_left_out::<P>("[]", &err),
+        };
+        if let Some(p) = by_position {
+            return Ok(p);
+        }
+        // NB: the `{}` is ours, not the caller's: "invalid type: map" would
+        // name something the caller never sent.
+        let detail = without_position(&by_name);
+        let detail = detail
+            .strip_prefix("invalid type: map, ")
+            .unwrap_or(&detail);
+        return Err(ErrorObject::invalid_params(format!(
+            "`{method}` needs params, and the call has none ({detail})"
+        )));
     };
     // Plain serde first: tracking the path costs on every call, and only a
     // failure needs it, so only a failure decodes a second time.
@@ -884,11 +895,18 @@ mod tests {
 
     #[test]
     fn absent_params_are_named_as_absent() {
-        let err = decode_params::<Vec<i64>>("sum", None).unwrap_err();
+        // Spec §4.2: params MAY be omitted; a list is then empty, and
+        // params by position that may all be left out are.
+        assert_eq!(decode_params::<Vec<i64>>("sum", None).ok(), Some(vec![]));
+        let pair = decode_params::<(Option<i64>, Option<String>)>("pair", None);
+        assert_eq!(pair.ok(), Some((None, None)));
+        let err = decode_params::<(i64,)>("one", None).unwrap_err();
         assert_eq!(err.code, ErrorObject::INVALID_PARAMS);
-        assert_eq!(
-            err.message,
-            "Invalid params: `sum` needs params, and the call has none (expected a sequence)"
+        assert!(
+            err.message
+                .starts_with("Invalid params: `one` needs params, and the call has none ("),
+            "{}",
+            err.message
         );
 
         #[derive(serde::Deserialize)]
