@@ -551,7 +551,8 @@ async fn a_half_closed_tcp_stream_gets_every_answer_then_the_close() {
 
 /// A Content-Length frame cut short by the end of the stream: the framing
 /// cannot be finished, so the connection ends at once with an error that
-/// says how many bytes were missing; nothing hangs waiting for them.
+/// says how many bytes were missing; nothing hangs waiting for them. The
+/// peer, which only shut down its side, is told so before the close.
 #[tokio::test]
 async fn a_content_length_frame_cut_short_by_the_end_of_stream_ends_with_a_clear_error() {
     let mut server = tcp(Framing::ContentLength).await;
@@ -560,6 +561,13 @@ async fn a_content_length_frame_cut_short_by_the_end_of_stream_ends_with_a_clear
     wire.send_raw(b"Content-Length: 100\r\n\r\n{\"jsonrpc\"")
         .await;
     wire.shutdown_write().await;
+    let told: Value =
+        serde_json::from_str(&wire.recv_text().await.expect("an answer")).expect("JSON");
+    assert_eq!(
+        told,
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700,
+            "message": "Parse error: stream ended 90 bytes short of a 100 byte frame body"}})
+    );
     assert_eq!(wire.recv_text().await, None, "the connection is closed");
     match server.next_end().await {
         Err(Error::Transport(err)) => {

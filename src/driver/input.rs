@@ -45,6 +45,12 @@ impl ReadFailure {
             // An unreadable frame, or a WebSocket message over its limit.
             return Self::Unframed(ErrorObject::parse_error(err));
         }
+        if truncated(err) {
+            // A frame the peer's end of stream cut short: the peer may only
+            // have shut down its side, and reads on. Spec §5.1: an
+            // unfinished message is no JSON, -32700.
+            return Self::Unframed(ErrorObject::parse_error(err));
+        }
         Self::Broken
     }
 }
@@ -60,6 +66,20 @@ fn cut_of(err: &io::Error) -> Option<Cut> {
 #[cfg(not(feature = "stream"))]
 fn cut_of(_: &io::Error) -> Option<Cut> {
     None
+}
+
+/// Whether the stream ended inside a frame of the stream framings, as
+/// opposed to any other early end (a TLS stream cut without its
+/// `close_notify`, say), which is no message of the peer's to answer.
+#[cfg(feature = "stream")]
+fn truncated(err: &io::Error) -> bool {
+    err.get_ref()
+        .is_some_and(|inner| inner.is::<rpcpeer_stream::Truncated>())
+}
+
+#[cfg(not(feature = "stream"))]
+fn truncated(_: &io::Error) -> bool {
+    false
 }
 
 impl<T, S, F> Driver<T, S>

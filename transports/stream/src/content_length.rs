@@ -6,6 +6,7 @@ use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::oversized::Skipping;
+use crate::truncated::Truncated;
 use crate::{invalid_data, not_utf8};
 
 /// The longest header block accepted, blank line included. Real peers send
@@ -171,9 +172,12 @@ impl ContentLengthCodec {
             .and_then(|digits| digits.parse::<u64>().ok())
             .filter(|&len| len <= MAX_SKIPPED_LEN)
             .ok_or_else(|| {
+                // NB: the limit a message is refused past is named too: the
+                // 1 TiB is only how far a refused body is skipped.
                 invalid_data(format!(
-                    "Content-Length `{}` is too large to be a message (at most {MAX_SKIPPED_LEN} bytes)",
-                    shown(value)
+                    "Content-Length `{}` is too large to be a message (messages here are at most {} bytes, and no body over {MAX_SKIPPED_LEN} bytes is skipped)",
+                    shown(value),
+                    self.max_frame_len
                 ))
             })
     }
@@ -274,24 +278,17 @@ impl Decoder for ContentLengthCodec {
         match self.state {
             // Between frames: a clean end.
             DecodeState::Headers if src.is_empty() && self.header_len == 0 => Ok(None),
-            DecodeState::Headers => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "stream ended inside a header block, after {} bytes of it",
-                    self.header_len + src.len()
-                ),
-            )),
-            DecodeState::Body(len) => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "stream ended {} bytes short of a {len} byte frame body",
-                    len - src.len()
-                ),
-            )),
-            DecodeState::Skip(left) => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("stream ended {left} bytes short of the end of a message being skipped"),
-            )),
+            DecodeState::Headers => Err(Truncated::error(format!(
+                "stream ended inside a header block, after {} bytes of it",
+                self.header_len + src.len()
+            ))),
+            DecodeState::Body(len) => Err(Truncated::error(format!(
+                "stream ended {} bytes short of a {len} byte frame body",
+                len - src.len()
+            ))),
+            DecodeState::Skip(left) => Err(Truncated::error(format!(
+                "stream ended {left} bytes short of the end of a message being skipped"
+            ))),
         }
     }
 }

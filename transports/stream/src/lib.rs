@@ -23,7 +23,10 @@
 //!   UTF-8: the stream yields an [`io::ErrorKind::InvalidData`] error that
 //!   wraps the [`std::str::Utf8Error`], then the next message. Any other
 //!   decoding error means the framing is lost: the stream yields that error
-//!   and then ends, and nothing tries to resynchronise the byte stream;
+//!   and then ends, and nothing tries to resynchronise the byte stream. A
+//!   stream that ends inside a Content-Length frame yields an
+//!   [`io::ErrorKind::UnexpectedEof`] error with a [`Truncated`] inside,
+//!   from which the core tells the peer what was missing;
 //! - a [`Listener`] (TCP, Unix, or any [`Accept`]) holds at most
 //!   [`DEFAULT_MAX_CONNECTIONS`] connections open at once; it closes the
 //!   ones past that as soon as it accepts them
@@ -76,6 +79,7 @@ mod oversized;
 mod process;
 mod tcp;
 mod tcp_tuning;
+mod truncated;
 #[cfg(unix)]
 mod unix;
 
@@ -86,6 +90,7 @@ pub use newline::NewlineCodec;
 pub use oversized::Oversized;
 pub use process::{spawn_child, stdio, ChildIo, Stdio};
 pub use tcp::{connect_tcp, TcpListener};
+pub use truncated::Truncated;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use unix::{connect_unix, UnixListener};

@@ -588,7 +588,7 @@ fn content_length_rejects_a_length_too_big_to_be_a_message() {
     let err = decode_err(&mut ContentLengthCodec::new(64), input);
     assert_invalid_data(
         &err,
-        "Content-Length `99999999999999999999999999` is too large to be a message (at most 1099511627776 bytes)",
+        "Content-Length `99999999999999999999999999` is too large to be a message (messages here are at most 64 bytes, and no body over 1099511627776 bytes is skipped)",
     );
     // One that fits in 64 bits but no message has: skipping it would
     // swallow every message after it.
@@ -596,7 +596,7 @@ fn content_length_rejects_a_length_too_big_to_be_a_message() {
     let err = decode_err(&mut ContentLengthCodec::new(64), input);
     assert_invalid_data(
         &err,
-        "Content-Length `18446744073709551615` is too large to be a message (at most 1099511627776 bytes)",
+        "Content-Length `18446744073709551615` is too large to be a message (messages here are at most 64 bytes, and no body over 1099511627776 bytes is skipped)",
     );
 }
 
