@@ -1111,6 +1111,29 @@ async fn call_with_a_batch_file_prints_each_answer() {
     let out = rpcpeer(&["call", "--batch", &path, &url]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
+
+    // A file that is no batch is a usage error that says what is wrong.
+    for (text, says) in [
+        (
+            r#"[{"method":"subtract","params":[1,1],"id":{}}]"#,
+            "the id of `subtract` is {}: an id is a string, a number or null",
+        ),
+        (
+            r#"[{"method":"subtract","params":[1,1],"id":true}]"#,
+            "the id of `subtract` is true",
+        ),
+        ("{bad", "is not JSON: key must be a string"),
+        (
+            r#"{"method":"subtract"}"#,
+            r#"is not a JSON array of {"method", "params", "id"} objects"#,
+        ),
+    ] {
+        std::fs::write(&file, text).expect("write batch");
+        let out = rpcpeer(&["call", "--batch", &path, &url]).await;
+        assert_eq!(out.status.code(), Some(2), "{text}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{text}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{text}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

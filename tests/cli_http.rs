@@ -211,6 +211,18 @@ async fn an_http_error_status_or_a_body_that_is_not_json_rpc_is_a_clear_failure(
         "{}",
         stderr(&out)
     );
+
+    // Nothing listening: said as for the other schemes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    drop(listener);
+    let out = rpcpeer(&["call", &url, "subtract", "42", "23"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("rpcpeer: cannot connect to {url}: ")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// An HTTP/1.1 answer with this status line, `Content-Type` and body.

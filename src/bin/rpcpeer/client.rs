@@ -11,6 +11,7 @@ use rpcpeer::{
 };
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -663,9 +664,14 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
     }
     .map_err(|err| Failure::Usage(format!("cannot read the batch file {file}: {err}")))?;
     let entries: Vec<BatchEntry> = serde_json::from_str(&text).map_err(|err| {
-        Failure::Usage(format!(
-            "{file} is not a JSON array of {{\"method\", \"params\", \"id\"}} objects: {err}"
-        ))
+        // NB: serde reads `{bad` as the start of a map, and would say it
+        // expected a sequence: whether it is JSON at all is told first.
+        match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+            Err(not_json) => Failure::Usage(format!("{file} is not JSON: {not_json}")),
+            Ok(_) => Failure::Usage(format!(
+                "{file} is not a JSON array of {{\"method\", \"params\", \"id\"}} objects: {err}"
+            )),
+        }
     })?;
     if entries.is_empty() {
         return Err(Failure::Usage(format!("{file}: the batch is empty")));
@@ -681,6 +687,21 @@ async fn call_batch(args: &CallArgs, file: &str) -> Result<(), Failure> {
                 )))
             }
         };
+        // Spec §4: an id is a string, a number or null. Another would be
+        // sent under a number of ours and echoed back as if it were one.
+        if let Some(id) = &entry.id {
+            let valid = matches!(
+                serde_json::from_str::<Value>(id.get()),
+                Ok(Value::String(_) | Value::Number(_) | Value::Null)
+            );
+            if !valid {
+                return Err(Failure::Usage(format!(
+                    "{file}: the id of `{}` is {}: an id is a string, a number or null",
+                    entry.method,
+                    id.get()
+                )));
+            }
+        }
         checked.push((entry.method, params, entry.id));
     }
     if let Some(url) = url.filter(|url| http_client::is_http(url)) {

@@ -77,10 +77,17 @@ pub(crate) async fn post(
         None => exchange.await,
     }
     .map_err(|err| {
-        if err.kind() == std::io::ErrorKind::InvalidInput {
-            Failure::Usage(err.to_string())
-        } else {
-            Failure::Connection(format!("{url}: {err}"))
+        use std::io::ErrorKind;
+        match err.kind() {
+            ErrorKind::InvalidInput => Failure::Usage(err.to_string()),
+            // Worded as the other schemes' connect errors are.
+            ErrorKind::ConnectionRefused
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+            | ErrorKind::AddrNotAvailable => {
+                Failure::Connection(format!("cannot connect to {url}: {err}"))
+            }
+            _ => Failure::Connection(format!("{url}: {err}")),
         }
     })?;
     Ok(Answer {
