@@ -308,6 +308,16 @@ fn prepare<S: Send + Sync + 'static>(
         );
     }
     let Some(handler) = handler else {
+        // NB: the cancel notification is served by the driver itself; as
+        // a request (LSP answers unknown `$/` requests -32601 too) it is
+        // no method, and the message says how it is sent.
+        if id.is_some() && env.cancel_method == Some(&*name) {
+            let mut missing = ErrorObject::method_not_found(&name);
+            missing
+                .message
+                .push_str(": it is a notification here, sent without an id");
+            return refused(id, missing);
+        }
         return refused(id, ErrorObject::method_not_found(&name));
     };
     let at_once = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind));

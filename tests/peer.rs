@@ -433,6 +433,16 @@ async fn an_incoming_cancel_answers_request_cancelled() {
     wire.send(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":8}}"#)
         .await;
     wire.expect_no_reply().await;
+
+    // Sent as a request, it is no method, and the error says how to send it.
+    let reply = wire
+        .call(r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":8},"id":9}"#)
+        .await;
+    assert_eq!(reply["error"]["code"], -32601, "{reply}");
+    assert_eq!(
+        reply["error"]["message"],
+        "Method not found: `$/cancelRequest`: it is a notification here, sent without an id"
+    );
 }
 
 #[tokio::test]
