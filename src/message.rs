@@ -352,6 +352,10 @@ pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// assert_eq!(refused.reply(), None);
 /// ```
 pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
+    // NB: RFC 8259 §8.1 lets a parser ignore a byte order mark, which no
+    // JSON sent over a network should carry but some writers (.NET's,
+    // editors' saved files) put first; HTTP bodies are read so too.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = text.trim_start().as_bytes().first();
     // The common shape, read by hand (which checks the nesting too).
     match first {
@@ -1049,6 +1053,19 @@ mod tests {
         assert!(
             matches!(&items[2], Ok(Message::Request(r)) if r.version == Version::V2 && r.id.is_null())
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_message_is_ignored() {
+        let call = "\u{feff}{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1}";
+        assert!(matches!(parse(call), Frame::Single(Ok(Message::Request(r))) if r.method == "m"));
+        let batch = "\u{feff}[{\"jsonrpc\":\"2.0\",\"method\":\"m\"}]";
+        assert!(matches!(parse(batch), Frame::Batch(items) if items.len() == 1));
+        // Only first: elsewhere it is no JSON.
+        let Frame::Single(Err(rejected)) = parse("\u{feff}\u{feff}{}") else {
+            panic!()
+        };
+        assert_eq!(rejected.error.code, ErrorObject::PARSE_ERROR);
     }
 
     #[test]
