@@ -10,9 +10,12 @@
 //!
 //! Only what is certain is read. From the front, the object's members are
 //! followed one by one (strings, escapes and nesting included) as far as
-//! the bytes go; from the back, only the last member, when it is a plain
-//! value (a string, a number, a literal) right before the closing brace,
-//! which nothing inside a string can imitate.
+//! the bytes go; from the back, the members right before the closing brace
+//! whose values are plain (a string, a number, a literal), one after the
+//! other: the closing brace is outside every string, so the member before
+//! it is too, and each `,` found outside strings vouches for the member
+//! before it. A nested value stops the reading, as does a string whose
+//! start may lie before the bytes kept.
 
 use crate::message::Id;
 
@@ -31,12 +34,13 @@ pub(crate) struct Cut {
 /// `result` or `error`.
 pub(crate) fn read(head: &[u8], tail: &[u8]) -> Option<Cut> {
     let front = Front::read(head);
-    let id = front.id.or_else(|| last_id(tail))?;
+    let back = Back::read(tail);
+    let id = front.id.or(back.id)?;
     let id = std::str::from_utf8(id).ok()?;
     // NB: checked as JSON first: `from_text` takes valid JSON only.
     serde_json::from_str::<&serde_json::value::RawValue>(id).ok()?;
     let id = Id::from_text(id)?;
-    let answer = match (front.method, front.outcome) {
+    let answer = match (front.method || back.method, front.outcome || back.outcome) {
         (true, _) => false,
         (false, true) => true,
         (false, false) => return None,
@@ -156,14 +160,48 @@ fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
     }
 }
 
-/// The text of the object's last member's value when that member is `id`
-/// and its value plain, read back from the closing brace.
-fn last_id(bytes: &[u8]) -> Option<&[u8]> {
-    let end = bytes.iter().rposition(|&b| !is_ws(b))?;
-    if bytes[end] != b'}' {
-        return None;
+/// The members read back from the closing brace of an object.
+#[derive(Debug, Default)]
+struct Back<'a> {
+    method: bool,
+    /// `result` (plain); an `error` is an object, which stops the reading.
+    outcome: bool,
+    id: Option<&'a [u8]>,
+}
+
+impl<'a> Back<'a> {
+    fn read(bytes: &'a [u8]) -> Self {
+        let mut back = Back::default();
+        let Some(end) = bytes.iter().rposition(|&b| !is_ws(b)) else {
+            return back;
+        };
+        if bytes[end] != b'}' {
+            return back;
+        }
+        let mut at = end;
+        while let Some((key, value, before)) = member_before(bytes, at) {
+            match key {
+                b"id" => back.id = back.id.or(Some(value)),
+                b"method" => back.method = true,
+                b"result" => back.outcome = true,
+                _ => {}
+            }
+            if bytes[before] == b'{' {
+                break;
+            }
+            at = before;
+        }
+        back
     }
-    let value_last = bytes[..end].iter().rposition(|&b| !is_ws(b))?;
+}
+
+/// The member whose plain value ends right before `at` (a `}` or `,`
+/// outside every string): its key's text, its value's, and where the `,`
+/// or `{` before it is. `None` when it is not certain: a nested value, a
+/// string or number whose start may lie before the bytes, anything but a
+/// `,` or `{` before the key.
+fn member_before(bytes: &[u8], at: usize) -> Option<(&[u8], &[u8], usize)> {
+    let value_last = bytes[..at].iter().rposition(|&b| !is_ws(b))?;
     let value_start = if bytes[value_last] == b'"' {
         opening_quote(bytes, value_last)?
     } else {
@@ -185,23 +223,28 @@ fn last_id(bytes: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let key_start = opening_quote(bytes, key_last)?;
-    if &bytes[key_start..=key_last] != b"\"id\"" {
-        return None;
-    }
     // A member starts after `{` or `,`: anything else means the quotes
     // were not what they seemed.
     let before = bytes[..key_start].iter().rposition(|&b| !is_ws(b))?;
-    matches!(bytes[before], b',' | b'{').then_some(&bytes[value_start..=value_last])
+    matches!(bytes[before], b',' | b'{').then_some((
+        &bytes[key_start + 1..key_last],
+        &bytes[value_start..=value_last],
+        before,
+    ))
 }
 
 /// The quote that opens the string whose closing quote is at `close`: the
 /// nearest one before it that no backslash escapes (an even run of them
-/// before it, escaping each other).
+/// before it, escaping each other). `None` when that run reaches the
+/// first byte kept: a backslash cut off before it would flip its meaning.
 fn opening_quote(bytes: &[u8], close: usize) -> Option<usize> {
     let mut i = close;
     loop {
         i = bytes[..i].iter().rposition(|&b| b == b'"')?;
         let backslashes = bytes[..i].iter().rev().take_while(|&&b| b == b'\\').count();
+        if backslashes == i {
+            return None;
+        }
         if backslashes % 2 == 0 {
             return Some(i);
         }
@@ -243,12 +286,48 @@ mod tests {
     }
 
     #[test]
+    fn members_after_the_params_are_read_back_from_the_end() {
+        // `params` first, as some peers write: `method` and `id` at the back.
+        for tail in [
+            r#"aa"],"jsonrpc":"2.0","method":"echo","id":5}"#,
+            r#"aa"],"id":5,"jsonrpc":"2.0","method":"echo"}"#,
+            r#"aa"] , "method" : "echo" , "id" : 5 }"#,
+        ] {
+            let call = cut(r#"{"params":["aa"#, tail);
+            assert_eq!(
+                call,
+                Some(Cut {
+                    id: Id::from(5u64),
+                    answer: false
+                }),
+                "{tail}"
+            );
+        }
+        let answer = cut(r#"{"jsonrpc":"2.0","result":["aa"#, r#"aa"],"id":"r"}"#);
+        assert_eq!(answer.map(|c| c.answer), Some(true));
+        // A nested value stops the reading: what is behind it is unknown.
+        assert_eq!(
+            cut(r#"{"params":["aa"#, r#"aa"],"method":"m","x":[1],"id":5}"#),
+            None
+        );
+        // A key whose opening quote is the first byte kept, or follows
+        // only backslashes there, may be the end of a longer string.
+        assert_eq!(cut(r#"{"params":["aa"#, r#""method":"m","id":5}"#), None);
+        assert_eq!(cut(r#"{"params":["aa"#, r#"\"method":"m","id":5}"#), None);
+        // The reading stops there, with what it was sure of.
+        assert_eq!(
+            cut(r#"{"params":["aa"#, r#""x":"m","method":"m","id":5}"#).map(|c| c.answer),
+            Some(false)
+        );
+    }
+
+    #[test]
     fn only_what_is_certain_is_read() {
         // The id at neither end.
         assert_eq!(
             cut(
                 r#"{"jsonrpc":"2.0","method":"m","params":["xx"#,
-                r#"xx"],"id":1,"x":2}"#
+                r#"xx"],"id":[1],"x":2}"#
             ),
             None
         );

@@ -683,6 +683,18 @@ async fn a_message_over_the_limit_is_skipped_and_answered_and_the_connection_goe
             json!({"jsonrpc":"2.0","error":{"code":-32600,"message":expected},"id":1}),
             "{framing}"
         );
+        // `params` first: `method` and the id are read back from the end.
+        let params_first = format!(
+            r#"{{"params":[{}],"jsonrpc":"2.0","method":"sum","id":"p"}}"#,
+            "1,".repeat(2000) + "1"
+        );
+        big.send(&params_first).await;
+        let reply = big.recv().await;
+        assert_eq!(
+            (&reply["error"]["code"], &reply["id"]),
+            (&json!(-32600), &json!("p")),
+            "{framing}: {reply}"
+        );
         let reply = big
             .call(r#"{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":2}"#)
             .await;
