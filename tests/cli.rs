@@ -2760,3 +2760,50 @@ async fn an_unwritable_stderr_does_not_make_an_error_a_panic() {
     let status = within("rpcpeer to finish", status).await.expect("run");
     assert_eq!(status.code(), Some(3), "{status}");
 }
+
+#[tokio::test]
+async fn serve_out_of_descriptors_logs_its_accept_failures_without_flooding() {
+    // A serve that may open 64 files, and 120 connections to it: the ones
+    // past its descriptors fail to be accepted, every 50 ms until the test
+    // ends, and the log says so once.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\"", BIN])
+        .args(["serve", "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn rpcpeer serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = next_line(&mut lines, "a `listening on` line").await;
+    let tcp = first
+        .strip_prefix("listening on tcp://")
+        .unwrap_or_else(|| panic!("first line: {first}"))
+        .to_owned();
+    let mut wire = connect_tcp(tcp.as_str(), Framing::Newline)
+        .await
+        .expect("connect");
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        held.push(TcpStream::connect(&tcp).await.expect("connect"));
+    }
+    // Many accepts fail while this runs; the connection made first still
+    // gets its answer.
+    for n in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let call = json!({"jsonrpc": "2.0", "method": "sum", "params": [n, 1], "id": n});
+        wire.send(call.to_string()).await.expect("send");
+        let reply = within("an answer", wire.next()).await.expect("a reply");
+        let reply: Value = serde_json::from_str(&reply.expect("read")).expect("JSON");
+        assert_eq!(reply["result"], n + 1, "{reply}");
+    }
+    drop(held);
+    child.start_kill().expect("kill");
+    let out = within("serve to end", child.wait_with_output())
+        .await
+        .expect("output");
+    let log = stderr(&out);
+    let failures = log.matches("accept failed").count();
+    assert_eq!(failures, 1, "{log}");
+    assert!(log.contains("Too many open files"), "{log}");
+}

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::split_words;
 use crate::process_group::{own_group, Program};
+use crate::serve::AcceptErrors;
 use crate::{Failure, StopSignals};
 
 /// How long a child may take to exit once its stdin is closed, before it is killed.
@@ -101,15 +102,13 @@ async fn serve_tcp(
         .local_addr()
         .map_err(|err| Failure::Connection(err.to_string()))?;
     announce(&format!("tcp://{local}"));
+    let mut accept_errors = AcceptErrors::default();
     loop {
         match listener.accept().await {
             Ok((transport, remote)) => {
                 tokio::spawn(bridge(transport, remote, shared.clone(), stop.clone()));
             }
-            Err(err) => {
-                tracing::warn!("accept failed: {err}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Err(err) => accept_errors.failed(&err).await,
         }
     }
 }

@@ -348,6 +348,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), Failure> {
 /// Accepts TCP connections until the stop signal; dropping the listener
 /// then refuses new ones at once.
 async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    let mut accept_errors = AcceptErrors::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -361,16 +362,43 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                     .tracker
                     .spawn(serve_peer(transport, remote, shared.clone(), label));
             }
-            Err(err) => accept_failed(&err).await,
+            Err(err) => accept_errors.failed(&err).await,
         }
     }
 }
 
-/// An accept error concerns one connection (or a full descriptor table):
-/// log it and go on, after a pause so a persistent one cannot spin the loop.
-async fn accept_failed(err: &std::io::Error) {
-    tracing::warn!("accept failed: {err}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+/// Accept errors, which concern one connection or a full descriptor table:
+/// each is logged without flooding the log, and the loop goes on after a
+/// pause, so that a lasting one cannot spin it.
+#[derive(Default)]
+pub(crate) struct AcceptErrors {
+    /// Failed since the last line about them.
+    unreported: u64,
+    /// When that line was written.
+    last_line: Option<Instant>,
+}
+
+impl AcceptErrors {
+    /// One line per 10 s at most: out of descriptors, every accept fails
+    /// (one per pause) until one is freed.
+    const WARN_EVERY: Duration = Duration::from_secs(10);
+
+    pub(crate) async fn failed(&mut self, err: &std::io::Error) {
+        self.unreported += 1;
+        let now = Instant::now();
+        let quiet = (self.last_line).is_some_and(|at| now.duration_since(at) < Self::WARN_EVERY);
+        if !quiet {
+            self.last_line = Some(now);
+            match std::mem::take(&mut self.unreported) {
+                1 => tracing::warn!("accept failed: {err}"),
+                n => tracing::warn!(
+                    "accept failed {n} times in the last {:?}, the last: {err}",
+                    Self::WARN_EVERY
+                ),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Runs one TCP connection to its end (WebSocket ones run in `WsServer`).

@@ -208,6 +208,7 @@ impl Server {
     ) -> io::Result<()> {
         let max = self.max_connections;
         let mut refusals = Refusals::default();
+        let mut accept_errors = AcceptErrors::default();
         let connections = TaskTracker::new();
         tokio::pin!(shutdown);
         loop {
@@ -219,7 +220,7 @@ impl Server {
                     // One connection's failure, or a full descriptor table:
                     // log it, pause so a lasting one cannot spin, go on.
                     Err(err) => {
-                        tracing::warn!("accept failed: {err}");
+                        accept_errors.failed(&err);
                         tokio::time::sleep(ACCEPT_PAUSE).await;
                         continue;
                     }
@@ -370,6 +371,37 @@ impl Refusals {
             tracing::warn!(
                 "accepting again, after refusing {n} more connections (503) while all {max} places were taken (max_connections)"
             );
+        }
+    }
+}
+
+/// Accept errors, logged at warn without flooding the log: out of file
+/// descriptors, the listener fails every [`ACCEPT_PAUSE`] until one is
+/// freed, and writes one line per [`WARN_EVERY`].
+#[derive(Default)]
+struct AcceptErrors {
+    /// Failed since the last line about them.
+    unreported: u64,
+    /// When that line was written.
+    last_line: Option<Instant>,
+}
+
+impl AcceptErrors {
+    fn failed(&mut self, err: &io::Error) {
+        self.unreported += 1;
+        let now = Instant::now();
+        if self
+            .last_line
+            .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
+        {
+            return;
+        }
+        self.last_line = Some(now);
+        match std::mem::take(&mut self.unreported) {
+            1 => tracing::warn!("accept failed: {err}"),
+            n => tracing::warn!(
+                "accept failed {n} times in the last {WARN_EVERY:?}, the last: {err}"
+            ),
         }
     }
 }
