@@ -265,6 +265,33 @@ async fn pipelined_requests_of_every_framing_are_all_answered() {
     assert_eq!(reply.json()["result"], 3);
 }
 
+/// Past 1,024 requests read ahead, the server loses track of the heads it
+/// must check: it answers the ones read, the last with `Connection: close`,
+/// and closes cleanly (lingering, so no answer is lost to a reset).
+#[tokio::test]
+async fn pipelining_past_the_heads_followed_ends_the_connection_cleanly() {
+    let addr = serve(WsServer::new(common::spec_router())).await;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = tcp.into_split();
+    let requests = post(JSON, SUM).repeat(5000);
+    let sender = tokio::spawn(async move {
+        // The server may close before all of it is sent.
+        let _ = write.write_all(requests.as_bytes()).await;
+        write
+    });
+    let mut received = Vec::new();
+    let ended = within("the server to close", read.read_to_end(&mut received)).await;
+    assert!(ended.is_ok(), "the connection was reset: {ended:?}");
+    let text = String::from_utf8(received).unwrap();
+    let answered = text.matches("HTTP/1.1 200 OK").count();
+    assert!(answered >= 1024, "{answered} answered");
+    assert_eq!(text.matches("HTTP/1.1 ").count(), answered, "only 200s");
+    let last = text.rsplit("HTTP/1.1 ").next().unwrap_or_default();
+    assert!(last.contains("connection: close"), "{last}");
+    assert_eq!(text.matches("connection: close").count(), 1);
+    drop(sender.await);
+}
+
 #[tokio::test]
 async fn slow_or_idle_heads_lose_the_connection() {
     let addr = serve(WsServer::new(common::spec_router()).ws_config(short_timeouts())).await;

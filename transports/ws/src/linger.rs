@@ -1,11 +1,13 @@
-//! A lingering close (RFC 9112 §9.6): when hyper ends a connection after a refusal, the rest of what the client sends is read and dropped, so the answer is not lost to a reset.
+//! A lingering close (RFC 9112 §9.6): when hyper ends a connection after a refusal, or with pipelined requests unread, the rest of what the client sends is read and dropped, so the answers are not lost to a reset.
 //!
 //! A refused request (`413` for a body over the limit, `408`, `400`) is
 //! answered, and its connection closed, without reading the body still on
-//! its way. Closing a socket with unread data makes the kernel answer with
-//! a reset: the client, still writing its body, gets "broken pipe" and most
-//! HTTP clients never read the answer that explains why. So after such an
-//! answer ([`Linger::after_refusal`]) our side is shut down (the client
+//! its way; so is the last request a connection answers once it has lost
+//! track of the requests pipelined after it. Closing a socket with unread
+//! data makes the kernel answer with a reset: the client, still writing,
+//! gets "broken pipe" (or loses answers already sent) and most HTTP
+//! clients never read the answer that explains why. So after such an
+//! answer ([`Linger::input_left_unread`]) our side is shut down (the client
 //! sees the answer end), and the client's bytes are read and dropped until
 //! it closes too, for a bounded time. Any other close is immediate: a
 //! client that sent `Connection: close`, or a server stopping, must not
@@ -39,14 +41,16 @@ const SCRATCH: usize = 8 * 1024;
 /// not hold the thread (tokio's budget does this only for its own sockets).
 const READS_PER_POLL: usize = 64;
 
-/// Whether a connection's close lingers: set by an answer that leaves the
-/// request's body unread.
+/// Whether a connection's close lingers: set by an answer after which the
+/// connection closes with the client's input unread.
 #[derive(Clone, Default)]
 pub(crate) struct Linger(Arc<AtomicBool>);
 
 impl Linger {
-    /// The answer being sent refuses a request whose body is still coming.
-    pub(crate) fn after_refusal(&self) {
+    /// The answer being sent is the connection's last, and what the
+    /// client sends after it (a refused body, pipelined requests) is not
+    /// read.
+    pub(crate) fn input_left_unread(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 
@@ -171,7 +175,7 @@ mod tests {
 
     fn refused() -> Linger {
         let linger = Linger::default();
-        linger.after_refusal();
+        linger.input_left_unread();
         linger
     }
 

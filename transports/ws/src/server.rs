@@ -366,7 +366,7 @@ async fn route<S: Service>(
     let head = watched.heads.next(req.method().as_str(), &target);
     let refuse = |mut answer: Response<Full<Bytes>>, request: &HeaderMap| {
         service.refusal_headers(request, answer.headers_mut());
-        watched.linger.after_refusal();
+        watched.linger.input_left_unread();
         answer
     };
     if head.is_some_and(|head| head.length_and_encoding) {
@@ -446,7 +446,12 @@ async fn route<S: Service>(
     // this request's head): the next request could not be checked, so there
     // is none. A server that is stopping serves no next request either, and
     // says so (hyper then ends the connection once this answer is out).
-    if head.is_none() || watched.heads.is_lost() || graceful.stop.is_cancelled() {
+    if head.is_none() || watched.heads.is_lost() {
+        // NB: requests pipelined after this one may be unread: answers
+        // already written must not be lost to a reset.
+        watched.linger.input_left_unread();
+        closing(response)
+    } else if graceful.stop.is_cancelled() {
         closing(response)
     } else {
         response

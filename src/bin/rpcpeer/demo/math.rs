@@ -1,12 +1,13 @@
 //! Arithmetic, echo, timing and failure methods: subtract, sum, get_data, echo, sleep, fail, panic, and the notifications that are only accepted.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 
 use rpcpeer::schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use rpcpeer::{sync_fn, ErrorObject, Router};
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Number;
 
 use super::{present, Demo, Raw};
@@ -21,7 +22,7 @@ pub(super) fn register(router: &mut Router<Demo>) {
         .doc("Subtracts subtrahend from minuend; params by position or by name. Integers give an integer while it fits 64 bits, a float past them.")
         .safe();
     router
-        .method_with_schema("sum", sync_fn(|Numbers(ns): Numbers| sum(&ns)))
+        .method_with_schema("sum", sync_fn(|Numbers(total): Numbers| total.number()))
         .doc("Adds up any number of numbers given by position; `[]` gives 0. Integers give an integer while it fits 64 bits, a float past them.")
         .safe();
     router
@@ -87,10 +88,68 @@ struct Subtract {
     subtrahend: Number,
 }
 
-/// Params of `sum`: numbers by position, any count.
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct Numbers(Vec<Number>);
+/// Params of `sum`: numbers by position, any count, added up as they are
+/// read. NB: a list is never held: 16 MiB of `1,` read into a
+/// `Vec<Number>` would take some 300 MB.
+struct Numbers(Total);
+
+impl<'de> Deserialize<'de> for Numbers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(Adder)
+    }
+}
+
+/// Reads `sum`'s params, one number at a time.
+struct Adder;
+
+impl<'de> Visitor<'de> for Adder {
+    type Value = Numbers;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of numbers")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut terms: A) -> Result<Numbers, A::Error> {
+        let mut total = Total::Integer(0);
+        while let Some(term) = terms.next_element::<Number>()? {
+            total = total.add(&term);
+        }
+        Ok(Numbers(total))
+    }
+}
+
+/// A running sum: an integer while every term is one and it fits, then a
+/// float.
+#[derive(Debug, Clone, Copy)]
+enum Total {
+    Integer(i128),
+    Float(f64),
+}
+
+impl Total {
+    fn add(self, term: &Number) -> Self {
+        match self {
+            Total::Integer(total) => match integer(term).and_then(|n| total.checked_add(n)) {
+                Some(total) => Total::Integer(total),
+                #[allow(clippy::cast_precision_loss)] // a float sum is what was asked for
+                None => Total::Float(total as f64 + float(term)),
+            },
+            Total::Float(total) => Total::Float(total + float(term)),
+        }
+    }
+
+    /// The sum, an integer while it fits 64 bits.
+    fn number(self) -> Result<Number, ErrorObject> {
+        match self {
+            Total::Integer(total) => match from_integer(total) {
+                Some(n) => Ok(n),
+                #[allow(clippy::cast_precision_loss)] // past 64 bits only a float can say it
+                None => from_float(total as f64),
+            },
+            Total::Float(total) => from_float(total),
+        }
+    }
+}
 
 impl JsonSchema for Numbers {
     fn inline_schema() -> bool {
@@ -182,32 +241,19 @@ fn subtract(minuend: &Number, subtrahend: &Number) -> Result<Number, ErrorObject
     from_float(float(minuend) - float(subtrahend))
 }
 
-/// The sum, an integer while every term is one; `[]` gives `0`.
-fn sum(terms: &[Number]) -> Result<Number, ErrorObject> {
-    let mut total: i128 = 0;
-    for (i, term) in terms.iter().enumerate() {
-        match integer(term).and_then(|n| total.checked_add(n)) {
-            Some(t) => total = t,
-            None => {
-                #[allow(clippy::cast_precision_loss)] // a float sum is what was asked for
-                let rest: f64 = terms[i..].iter().map(float).sum::<f64>() + total as f64;
-                return from_float(rest);
-            }
-        }
-    }
-    match from_integer(total) {
-        Some(n) => Ok(n),
-        #[allow(clippy::cast_precision_loss)] // past 64 bits only a float can say it
-        None => from_float(total as f64),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn n(text: &str) -> Number {
         serde_json::from_str(text).expect("a number")
+    }
+
+    /// `sum`'s answer to the params `terms`, read as the method reads them.
+    fn sum(terms: &[Number]) -> Result<Number, ErrorObject> {
+        let text = serde_json::to_string(terms).expect("JSON");
+        let Numbers(total) = serde_json::from_str(&text).expect("params");
+        total.number()
     }
 
     #[test]
