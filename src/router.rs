@@ -42,7 +42,8 @@ pub enum Concurrency {
     /// concurrent calls still overlap with it.
     InOrder,
     /// Waits until everything running has finished, then runs alone; later
-    /// calls wait for it.
+    /// calls wait for it. (In a batch, its batch does: the other entries
+    /// of the batch may run beside it, as spec §6 allows.)
     Exclusive,
 }
 
@@ -188,6 +189,16 @@ impl MethodInfo {
 }
 
 impl Concurrency {
+    /// The stricter of two rules: a batch holding calls of both is run by
+    /// it (exclusive over in order over concurrent).
+    pub(crate) fn stricter(self, other: Self) -> Self {
+        match (self, other) {
+            (Concurrency::Exclusive, _) | (_, Concurrency::Exclusive) => Concurrency::Exclusive,
+            (Concurrency::InOrder, _) | (_, Concurrency::InOrder) => Concurrency::InOrder,
+            _ => Concurrency::Concurrent,
+        }
+    }
+
     /// How a call is scheduled when its method says nothing (or is not
     /// registered): requests concurrently, notifications in arrival order.
     pub(crate) fn default_for(is_notification: bool) -> Self {

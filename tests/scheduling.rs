@@ -399,3 +399,106 @@ async fn a_batch_refused_busy_is_answered_at_once_not_queued_past_the_bound() {
     );
     assert_eq!(first[0]["error"]["code"], -32000, "{first}");
 }
+
+/// Lets the driver, on this one-thread runtime, read what was sent.
+async fn settle() {
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A log of starts and ends, and a gate each call of "hold" waits at.
+#[derive(Default)]
+struct Steps {
+    log: Mutex<Vec<String>>,
+    gate: Notify,
+    started: Notify,
+}
+
+/// `hold` (concurrent) logs its start, waits at the gate, logs its end;
+/// `alone` (exclusive) and the notification `apply` (in order) only log.
+fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
+    let mut router = Router::with_state(steps);
+    router.method(
+        "hold",
+        |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
+            let steps = cx.state();
+            steps.log.lock().unwrap().push(format!("{tag} start"));
+            steps.started.notify_one();
+            steps.gate.notified().await;
+            steps.log.lock().unwrap().push(format!("{tag} end"));
+            Ok::<_, ErrorObject>(())
+        },
+    );
+    router
+        .method(
+            "alone",
+            |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
+                cx.state().log.lock().unwrap().push(tag);
+                Ok::<_, ErrorObject>(())
+            },
+        )
+        .concurrency(Concurrency::Exclusive);
+    router.notification(
+        "apply",
+        |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
+            let steps = cx.state();
+            steps.log.lock().unwrap().push(format!("{tag} start"));
+            steps.started.notify_one();
+            steps.gate.notified().await;
+            steps.log.lock().unwrap().push(format!("{tag} end"));
+        },
+    );
+    router
+}
+
+/// Spec §6 lets a batch run its own entries in any order, not drop the
+/// rules of its entries against the calls outside it: a batched exclusive
+/// call waits for what runs, and a batched in-order notification for the
+/// in-order notification sent before it.
+#[tokio::test]
+async fn a_batched_call_keeps_its_rule_against_the_calls_outside_the_batch() {
+    let steps = Arc::new(Steps::default());
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, steps_router(steps.clone()));
+    tokio::spawn(driver);
+    let log = || steps.log.lock().unwrap().clone();
+
+    // An exclusive call in a batch, while a call outside it runs.
+    w.send(r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#.to_owned())
+        .await
+        .unwrap();
+    within("h1 starts", steps.started.notified()).await;
+    w.send(r#"[{"jsonrpc":"2.0","method":"alone","params":["x1"],"id":2}]"#.to_owned())
+        .await
+        .unwrap();
+    // NB: the test's runtime has one thread: the driver reads the batch
+    // while this task yields (and anything that would answer it, even an
+    // unknown method, waits behind the exclusive call).
+    settle().await;
+    assert_eq!(log(), ["h1 start"], "x1 ran beside h1");
+    steps.gate.notify_one();
+    assert_eq!(recv(&mut w).await["id"], 1);
+    assert_eq!(recv(&mut w).await[0]["id"], 2);
+    assert_eq!(log(), ["h1 start", "h1 end", "x1"]);
+
+    // An in-order notification in a batch, after one sent alone.
+    steps.log.lock().unwrap().clear();
+    w.send(r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#.to_owned())
+        .await
+        .unwrap();
+    within("n1 starts", steps.started.notified()).await;
+    w.send(r#"[{"jsonrpc":"2.0","method":"apply","params":["n2"]},{"jsonrpc":"2.0","method":"alone","params":["x2"],"id":4}]"#.to_owned())
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(log(), ["n1 start"], "the batch ran beside n1");
+    steps.gate.notify_one();
+    within("n2 starts", steps.started.notified()).await;
+    steps.gate.notify_one();
+    let answer = recv(&mut w).await;
+    assert_eq!(answer[0]["id"], 4, "{answer}");
+    let order = log();
+    assert_eq!(&order[..2], ["n1 start", "n1 end"], "{order:?}");
+    assert_eq!(order.len(), 5, "{order:?}");
+}
