@@ -174,10 +174,33 @@ impl Error {
 
 /// So that a handler can use `?` on its own calls to the peer: the peer's
 /// error object is passed on as it came, any other failure is -32603 with
-/// a message that says what failed.
+/// a message that says what failed. Except the spec's own codes for a bad
+/// call (-32700, -32600, -32601, -32602), which say what was wrong with
+/// the call being answered: the peer's refusal of ours becomes -32603,
+/// naming the method we called, so that the caller does not take it for
+/// the answer to its own call (its method not found, its params invalid).
 impl From<Error> for ErrorObject {
     fn from(err: Error) -> Self {
         match err {
+            Error::Remote { method, source }
+                if matches!(
+                    source.code,
+                    ErrorObject::PARSE_ERROR
+                        | ErrorObject::INVALID_REQUEST
+                        | ErrorObject::METHOD_NOT_FOUND
+                        | ErrorObject::INVALID_PARAMS
+                ) =>
+            {
+                ErrorObject::new(
+                    ErrorObject::INTERNAL_ERROR,
+                    format!(
+                        "Internal error: our call of `{}` was refused: {} (code {})",
+                        crate::excerpt::excerpt(&method),
+                        source.message,
+                        source.code
+                    ),
+                )
+            }
             Error::Remote { source, .. } => source,
             Error::NoConnection => ErrorObject::new(ErrorObject::NO_CONNECTION, err.to_string()),
             other => ErrorObject::new(

@@ -1677,3 +1677,40 @@ async fn calls_cut_off_by_the_drain_deadline_are_answered_before_the_close() {
     let ended = within("the driver", driver).await.expect("task");
     assert!(ended.is_ok(), "{ended:?}");
 }
+
+/// A handler's `?` on its own call passes the peer's error on, but not as
+/// if it answered the caller's call: the spec's codes for a bad call
+/// (-32601 for a callback the caller lacks) become -32603 naming it.
+#[tokio::test]
+async fn a_callback_the_caller_lacks_is_not_its_method_not_found() {
+    let mut server = Router::new();
+    server.method("hello", |cx: Context| async move {
+        let name: String = cx.peer().request("name", ()).await?;
+        Ok::<_, ErrorObject>(format!("hello, {name}"))
+    });
+    server.method("relay", |cx: Context| async move {
+        cx.peer().request::<()>("fail", ()).await?;
+        Ok::<_, ErrorObject>(())
+    });
+    let mut client = Router::new();
+    client.method("fail", || async { Err::<(), _>(ErrorObject::new(7, "no")) });
+    let (client, _server) = rpcpeer::testing::connected_pair(client, server);
+    match client.request::<String>("hello", ()).await {
+        Err(Error::Remote { method, source }) => {
+            assert_eq!(method, "hello");
+            assert_eq!(source.code, ErrorObject::INTERNAL_ERROR, "{source:?}");
+            assert_eq!(
+                source.message,
+                "Internal error: our call of `name` was refused: Method not found: `name` (code -32601)"
+            );
+        }
+        other => panic!("expected -32603, got {other:?}"),
+    }
+    // An application's error still passes on as it came.
+    match client.request::<()>("relay", ()).await {
+        Err(Error::Remote { source, .. }) => {
+            assert_eq!((source.code, source.message.as_str()), (7, "no"));
+        }
+        other => panic!("expected the client's own error, got {other:?}"),
+    }
+}
