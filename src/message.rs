@@ -567,6 +567,11 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
     // its sender reads answers in 1.0 form, whatever else it got wrong.
     let reject_version = match (env.jsonrpc, unmarked) {
         (None, Some(Version::V1)) => Version::V1,
+        (Some(v), Some(Version::V1))
+            if v != r#""2.0""# && as_string(v).as_deref() == Some("1.0") =>
+        {
+            Version::V1
+        }
         _ => Version::V2,
     };
     if let Some(key) = env.duplicate {
@@ -593,6 +598,10 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
         (None, Some(unmarked)) => unmarked,
         // The first test is the common case, without unquoting.
         (Some(v), _) if v == r#""2.0""# || as_string(v).as_deref() == Some("2.0") => Version::V2,
+        // 1.0 has no "jsonrpc" member, but some 1.0 clients write one
+        // (Bitcoin Core's examples send `"jsonrpc": "1.0"`): such a message
+        // sent alone is read, and answered, as 1.0.
+        (Some(v), Some(Version::V1)) if as_string(v).as_deref() == Some("1.0") => Version::V1,
         (jsonrpc, _) => {
             let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
             let what = match jsonrpc {
@@ -1089,11 +1098,25 @@ mod tests {
                 .unwrap()
                 .starts_with(r#"{"result":null,"error":"#));
         }
-        // With a "jsonrpc" member, however wrong, the 2.0 form.
+        // With a "jsonrpc" member, however wrong, the 2.0 form; "1.0",
+        // which some 1.0 clients write, is 1.0.
         let Err(rejected) = single(r#"{"jsonrpc":"2.0","method":5,"id":1}"#) else {
             panic!()
         };
         assert_eq!(rejected.version, Version::V2);
+        let Err(rejected) = single(r#"{"jsonrpc":"1.0","method":5,"id":1}"#) else {
+            panic!()
+        };
+        assert_eq!(rejected.version, Version::V1);
+        let Ok(Message::Request(call)) = single(r#"{"jsonrpc":"1.0","method":"m","id":1}"#) else {
+            panic!()
+        };
+        assert_eq!(call.version, Version::V1);
+        // In a batch (2.0 only) it is refused.
+        let Frame::Batch(items) = parse(r#"[{"jsonrpc":"1.0","method":"m","id":1}]"#) else {
+            panic!()
+        };
+        assert!(matches!(&items[0], Err(r) if r.version == Version::V2));
     }
 
     #[test]

@@ -266,6 +266,14 @@ async fn one_zero_requests_and_notifications_are_answered_in_their_own_form() {
         .await;
     assert_eq!(reply["result"], Value::Null);
     assert_eq!(reply["error"]["code"], -32601);
+    // `"jsonrpc": "1.0"`, which some 1.0 clients write: read as 1.0.
+    let reply = wire
+        .call(r#"{"jsonrpc": "1.0", "method": "fail", "params": [], "id": 4}"#)
+        .await;
+    assert_eq!(
+        reply,
+        json!({"result": null, "error": {"code": 7, "message": "no"}, "id": 4})
+    );
     // Invalid, but without a "jsonrpc" member: still refused in 1.0 form.
     for (text, id) in [
         (r#"{"method": 5, "params": [1], "id": 5}"#, json!(5)),
