@@ -421,7 +421,17 @@ pub(crate) fn when_allowed<S: Send + Sync + 'static>(
             else {
                 return Err(err);
             };
-            auth.login(session, credentials).await?;
+            // NB: the caller may not have meant its params as credentials
+            // at all: the refusal says how they were read.
+            auth.login(session, credentials).await.map_err(|refused| {
+                let mut refused = ErrorObject::from(refused);
+                refused.message = format!(
+                    "`{}` needs a login, and its leading params, read as credentials, were refused: {}",
+                    crate::excerpt::excerpt(&name),
+                    refused.message
+                );
+                refused
+            })?;
             crate::auth::check(&access, &name, session)?;
             Ok(rest)
         };

@@ -586,6 +586,14 @@ async fn credentials_in_params_are_checked_and_stripped_when_turned_on() {
         .call(r#"{"jsonrpc":"2.0","method":"add","params":["ada","wrong",41],"id":1}"#)
         .await;
     assert_eq!(code(&reply), ErrorObject::UNAUTHORIZED, "{reply}");
+    // The caller learns how its params were read.
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "`add` needs a login, and its leading params, read as credentials, were refused: "
+        ),
+        "{reply}"
+    );
     assert_eq!(counts.ran(), 0);
     assert_eq!(
         wire.call(r#"{"jsonrpc":"2.0","method":"add","params":["ada","secret",41],"id":2}"#)
