@@ -352,11 +352,18 @@ pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// assert_eq!(refused.reply(), None);
 /// ```
 pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
+    let mut text = text;
+    let mut first = text.trim_start().as_bytes().first().copied();
     // NB: RFC 8259 §8.1 lets a parser ignore a byte order mark, which no
     // JSON sent over a network should carry but some writers (.NET's,
-    // editors' saved files) put first; HTTP bodies are read so too.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let first = text.trim_start().as_bytes().first();
+    // editors' saved files) put first; HTTP bodies are read so too. Its
+    // first byte, 0xEF, starts no JSON, so only such a message pays.
+    if first == Some(0xEF) {
+        if let Some(rest) = text.strip_prefix('\u{feff}') {
+            text = rest;
+            first = text.trim_start().as_bytes().first().copied();
+        }
+    }
     // The common shape, read by hand (which checks the nesting too).
     match first {
         Some(b'[') => {
