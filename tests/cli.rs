@@ -1451,6 +1451,15 @@ async fn listen_shows_a_message_it_cannot_read_and_listens_on() {
 /// Runs `rpcpeer shell URL` with `script` piped in, to its end; its HOME
 /// (where its history goes) is a temporary one, not the real one.
 async fn piped_shell(url: &str, script: impl AsRef<[u8]>) -> std::process::Output {
+    piped_shell_once(url, script, async {}).await
+}
+
+/// [`piped_shell`], the script written once `ready` completes.
+async fn piped_shell_once(
+    url: &str,
+    script: impl AsRef<[u8]>,
+    ready: impl std::future::Future<Output = ()>,
+) -> std::process::Output {
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let home = std::env::temp_dir().join(format!("rpcpeer-shell-{}-{run}", std::process::id()));
@@ -1464,6 +1473,7 @@ async fn piped_shell(url: &str, script: impl AsRef<[u8]>) -> std::process::Outpu
         .kill_on_drop(true)
         .spawn()
         .expect("spawn shell");
+    ready.await;
     let mut stdin = shell.stdin.take().expect("stdin");
     stdin
         .write_all(script.as_ref())
@@ -1573,27 +1583,12 @@ async fn a_piped_shell_whose_peer_hangs_up_with_a_request_waiting_exits_3() {
             });
         }
     });
-    // Its history goes to a HOME of its own, not the real one.
-    let home = std::env::temp_dir().join(format!("rpcpeer-shell-hangup-{}", std::process::id()));
-    std::fs::create_dir_all(&home).expect("temp HOME");
     for _ in 0..3 {
-        let mut shell = Command::new(BIN)
-            .args(["shell", &url])
-            .env("HOME", &home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn shell");
-        within("the hang-up", hang_ups.recv()).await;
         // The line runs once the peer has gone.
-        let mut stdin = shell.stdin.take().expect("stdin");
-        stdin.write_all(b"echo 1\n").await.expect("write");
-        drop(stdin);
-        let out = within("the shell to finish", shell.wait_with_output())
-            .await
-            .expect("shell output");
+        let hung_up = async {
+            within("the hang-up", hang_ups.recv()).await;
+        };
+        let out = piped_shell_once(&url, "echo 1\n", hung_up).await;
         assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
         assert!(
             stderr(&out).contains("the peer closed the connection"),
@@ -1601,7 +1596,6 @@ async fn a_piped_shell_whose_peer_hangs_up_with_a_request_waiting_exits_3() {
             stderr(&out)
         );
     }
-    let _ = std::fs::remove_dir_all(home);
 }
 
 #[tokio::test]

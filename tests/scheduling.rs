@@ -415,18 +415,14 @@ struct Steps {
     started: Notify,
 }
 
-/// `hold` (concurrent) logs its start, waits at the gate, logs its end;
-/// `alone` (exclusive) and the notification `apply` (in order) only log.
+/// `hold` (concurrent) and the notification `apply` (in order) log their
+/// start, wait at the gate and log their end; `alone` (exclusive) only logs.
 fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
     let mut router = Router::with_state(steps);
     router.method(
         "hold",
         |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
-            let steps = cx.state();
-            steps.log.lock().unwrap().push(format!("{tag} start"));
-            steps.started.notify_one();
-            steps.gate.notified().await;
-            steps.log.lock().unwrap().push(format!("{tag} end"));
+            held(&tag, cx.state()).await;
             Ok::<_, ErrorObject>(())
         },
     );
@@ -442,14 +438,18 @@ fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
     router.notification(
         "apply",
         |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
-            let steps = cx.state();
-            steps.log.lock().unwrap().push(format!("{tag} start"));
-            steps.started.notify_one();
-            steps.gate.notified().await;
-            steps.log.lock().unwrap().push(format!("{tag} end"));
+            held(&tag, cx.state()).await;
         },
     );
     router
+}
+
+/// Logs `tag`'s start, waits at the gate, logs its end.
+async fn held(tag: &str, steps: &Steps) {
+    steps.log.lock().unwrap().push(format!("{tag} start"));
+    steps.started.notify_one();
+    steps.gate.notified().await;
+    steps.log.lock().unwrap().push(format!("{tag} end"));
 }
 
 /// Spec §6 lets a batch run its own entries in any order, not drop the

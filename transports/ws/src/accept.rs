@@ -331,33 +331,43 @@ impl Stopping {
     }
 }
 
-/// Refused connections, logged at warn without flooding the log: a flood of
-/// connections at a full server writes one line per [`WARN_EVERY`].
+/// Events logged at warn without flooding the log: one line per
+/// [`WARN_EVERY`] at most, telling how many there were since the last.
 #[derive(Default)]
-struct Refusals {
-    /// Refused since the last line about them.
+struct Throttled {
+    /// Counted since the last line about them.
     unreported: u64,
     /// When that line was written.
     last_line: Option<Instant>,
 }
 
-impl Refusals {
-    fn refused(&mut self, remote: SocketAddr, max: usize) {
+impl Throttled {
+    /// Counts one; when a line is due, how many it tells of.
+    fn count(&mut self) -> Option<u64> {
         self.unreported += 1;
         let now = Instant::now();
-        if self
-            .last_line
-            .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
-        {
-            return;
+        if (self.last_line).is_some_and(|at| now.duration_since(at) < WARN_EVERY) {
+            return None;
         }
         self.last_line = Some(now);
-        match std::mem::take(&mut self.unreported) {
-            1 => tracing::warn!(
+        Some(std::mem::take(&mut self.unreported))
+    }
+}
+
+/// Refused connections: a flood of connections at a full server writes one
+/// line per [`WARN_EVERY`].
+#[derive(Default)]
+struct Refusals(Throttled);
+
+impl Refusals {
+    fn refused(&mut self, remote: SocketAddr, max: usize) {
+        match self.0.count() {
+            None => {}
+            Some(1) => tracing::warn!(
                 %remote,
                 "refused a connection (503): all {max} places are taken (max_connections)"
             ),
-            n => tracing::warn!(
+            Some(n) => tracing::warn!(
                 %remote,
                 "refused {n} connections (503), the last one now: all {max} places are taken (max_connections)"
             ),
@@ -366,7 +376,7 @@ impl Refusals {
 
     /// A connection got a place: report refusals no line has told of yet.
     fn accepting(&mut self, max: usize) {
-        let n = std::mem::take(&mut self.unreported);
+        let n = std::mem::take(&mut self.0.unreported);
         if n > 0 {
             tracing::warn!(
                 "accepting again, after refusing {n} more connections (503) while all {max} places were taken (max_connections)"
@@ -375,31 +385,18 @@ impl Refusals {
     }
 }
 
-/// Accept errors, logged at warn without flooding the log: out of file
-/// descriptors, the listener fails every [`ACCEPT_PAUSE`] until one is
-/// freed, and writes one line per [`WARN_EVERY`].
+/// Accept errors: out of file descriptors, the listener fails every
+/// [`ACCEPT_PAUSE`] until one is freed, and writes one line per
+/// [`WARN_EVERY`].
 #[derive(Default)]
-struct AcceptErrors {
-    /// Failed since the last line about them.
-    unreported: u64,
-    /// When that line was written.
-    last_line: Option<Instant>,
-}
+struct AcceptErrors(Throttled);
 
 impl AcceptErrors {
     fn failed(&mut self, err: &io::Error) {
-        self.unreported += 1;
-        let now = Instant::now();
-        if self
-            .last_line
-            .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
-        {
-            return;
-        }
-        self.last_line = Some(now);
-        match std::mem::take(&mut self.unreported) {
-            1 => tracing::warn!("accept failed: {err}"),
-            n => tracing::warn!(
+        match self.0.count() {
+            None => {}
+            Some(1) => tracing::warn!("accept failed: {err}"),
+            Some(n) => tracing::warn!(
                 "accept failed {n} times in the last {WARN_EVERY:?}, the last: {err}"
             ),
         }
