@@ -162,9 +162,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         let start = match read {
             _ if !self.may_run_now(outbox) => Start::LATER,
             Read::Alone => Start::alone(&self.scheduler),
-            // NB: each entry as a message alone would: run as it is read,
-            // it must keep its own rule against the calls outside the batch.
-            Read::InBatch { after_work: false } => Start::alone(&self.scheduler),
+            Read::InBatch { after_work: false } => Start::in_batch(&self.scheduler),
             Read::InBatch { after_work: true } => Start::LATER,
         };
         let env = Env {
@@ -243,18 +241,12 @@ impl<S: Send + Sync + 'static> Calls<S> {
             return;
         }
         let mut after_work = false;
-        // The rule the batch runs by: the strictest of its entries still to
-        // run (one answered as it was read needs none).
-        let mut kind = Concurrency::Concurrent;
         let mut entries: Vec<Entry> = items
             .into_iter()
             .filter_map(|item| {
                 let read = Read::InBatch { after_work };
-                let (entry_kind, entry) = self.admit(item, read, outgoing, outbox)?;
-                if !entry.is_done() {
-                    after_work = true;
-                    kind = kind.stricter(entry_kind);
-                }
+                let (_, entry) = self.admit(item, read, outgoing, outbox)?;
+                after_work |= !entry.is_done();
                 Some(entry)
             })
             .collect();
@@ -271,11 +263,8 @@ impl<S: Send + Sync + 'static> Calls<S> {
             return;
         }
         // Spec §6: the entries may run in any order, so they all run at
-        // once, as one job (a batch takes one handler slot). Against the
-        // calls outside it, the job keeps its strictest entry's rule: an
-        // exclusive entry's batch waits for everything running and runs
-        // alone, an in-order notification's runs after the earlier ones.
-        self.schedule(kind, Work::batch(entries, bytes));
+        // once, as one concurrent job (a batch takes one handler slot).
+        self.schedule(Concurrency::Concurrent, Work::batch(entries, bytes));
     }
 
     /// Starts `work` if it may start now, else queues it.

@@ -18,6 +18,10 @@ use crate::session::Session;
 
 /// How calls of one method are scheduled on a connection.
 ///
+/// These rules hold for calls sent alone. A batch runs as one concurrent
+/// job: its entries run at once, in any order (spec §6), and beside the
+/// calls outside it, whatever their rules.
+///
 /// ```
 /// use rpcpeer::{Concurrency, ErrorObject, Router};
 ///
@@ -42,8 +46,7 @@ pub enum Concurrency {
     /// concurrent calls still overlap with it.
     InOrder,
     /// Waits until everything running has finished, then runs alone; later
-    /// calls wait for it. (In a batch, its batch does: the other entries
-    /// of the batch may run beside it, as spec §6 allows.)
+    /// calls wait for it.
     Exclusive,
 }
 
@@ -189,16 +192,6 @@ impl MethodInfo {
 }
 
 impl Concurrency {
-    /// The stricter of two rules: a batch holding calls of both is run by
-    /// it (exclusive over in order over concurrent).
-    pub(crate) fn stricter(self, other: Self) -> Self {
-        match (self, other) {
-            (Concurrency::Exclusive, _) | (_, Concurrency::Exclusive) => Concurrency::Exclusive,
-            (Concurrency::InOrder, _) | (_, Concurrency::InOrder) => Concurrency::InOrder,
-            _ => Concurrency::Concurrent,
-        }
-    }
-
     /// How a call is scheduled when its method says nothing (or is not
     /// registered): requests concurrently, notifications in arrival order.
     pub(crate) fn default_for(is_notification: bool) -> Self {
