@@ -570,17 +570,21 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
         Some(text) if env.plain => unquoted(text),
         text => text.and_then(as_string),
     };
-    // A message sent alone without a "jsonrpc" member is 1.0, bad or not:
-    // its sender reads answers in 1.0 form, whatever else it got wrong.
-    let reject_version = match (env.jsonrpc, unmarked) {
-        (None, Some(Version::V1)) => Version::V1,
-        (Some(v), Some(Version::V1))
-            if v != r#""2.0""# && as_string(v).as_deref() == Some("1.0") =>
-        {
-            Version::V1
+    // The version the message is in, when it says one: 2.0, or 1.0 for one
+    // sent alone with no "jsonrpc" member, or with `"jsonrpc": "1.0"`,
+    // which some 1.0 clients write (Bitcoin Core's examples send it).
+    let said = match (env.jsonrpc, unmarked) {
+        (None, Some(unmarked)) => Some(unmarked),
+        // The first test is the common case, without unquoting.
+        (Some(v), _) if v == r#""2.0""# || as_string(v).as_deref() == Some("2.0") => {
+            Some(Version::V2)
         }
-        _ => Version::V2,
+        (Some(v), Some(Version::V1)) if as_string(v).as_deref() == Some("1.0") => Some(Version::V1),
+        _ => None,
     };
+    // A 1.0 message is refused in 1.0 form, whatever else is wrong with it:
+    // its sender reads answers so.
+    let reject_version = said.unwrap_or(Version::V2);
     if let Some(key) = env.duplicate {
         // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
         // of two ids or methods to believe is no guess to make. The reply
@@ -599,17 +603,9 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
             notification: false,
         });
     }
-    // The 1.0 form is for an object with no "jsonrpc" member, or a response
-    // to one of our 1.0 requests.
-    let version = match (env.jsonrpc, unmarked) {
-        (None, Some(unmarked)) => unmarked,
-        // The first test is the common case, without unquoting.
-        (Some(v), _) if v == r#""2.0""# || as_string(v).as_deref() == Some("2.0") => Version::V2,
-        // 1.0 has no "jsonrpc" member, but some 1.0 clients write one
-        // (Bitcoin Core's examples send `"jsonrpc": "1.0"`): such a message
-        // sent alone is read, and answered, as 1.0.
-        (Some(v), Some(Version::V1)) if as_string(v).as_deref() == Some("1.0") => Version::V1,
-        (jsonrpc, _) => {
+    let version = match (said, env.jsonrpc) {
+        (Some(version), _) => version,
+        (None, jsonrpc) => {
             let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
             let what = match jsonrpc {
                 Some(_) => r#"`jsonrpc` must be exactly "2.0""#,
