@@ -17,6 +17,7 @@ use crate::message::{parse_within, Frame, Id, Message, Rejected};
 use crate::method_cache::MethodCache;
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
+use crate::parts::Gathering;
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
 use crate::running::{join_batch, Entry, Finished, Running, Work};
@@ -40,6 +41,8 @@ pub(crate) struct Calls<S> {
     running: FuturesUnordered<Running>,
     /// The bytes of the frames whose calls run now.
     running_bytes: usize,
+    /// Batches cut into parts, until their last part has ended.
+    gathering: Gathering,
     max_queued: usize,
     max_incoming_bytes: usize,
     max_batch_len: usize,
@@ -57,6 +60,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
             starting: VecDeque::new(),
             running: FuturesUnordered::new(),
             running_bytes: 0,
+            gathering: Gathering::default(),
             max_queued: config.max_queued,
             max_incoming_bytes: config.max_incoming_bytes,
             max_batch_len: config.max_batch_len,
@@ -157,12 +161,14 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 return None;
             }
         }
-        // NB: the tests `on_frame` makes before it runs a call at once,
-        // and for a batch `schedule`'s for its one job.
+        // NB: the tests `on_frame` makes before it runs a call at once;
+        // a batch's entry is tested as if alone, as its part is scheduled
+        // by its own rule.
         let start = match read {
             _ if !self.may_run_now(outbox) => Start::LATER,
             Read::Alone => Start::alone(&self.scheduler),
-            Read::InBatch { after_work: false } => Start::in_batch(&self.scheduler),
+            // NB: as alone: an entry keeps its own rule (see `parts`).
+            Read::InBatch { after_work: false } => Start::alone(&self.scheduler),
             Read::InBatch { after_work: true } => Start::LATER,
         };
         let env = Env {
@@ -241,16 +247,16 @@ impl<S: Send + Sync + 'static> Calls<S> {
             return;
         }
         let mut after_work = false;
-        let mut entries: Vec<Entry> = items
+        let mut entries: Vec<(Concurrency, Entry)> = items
             .into_iter()
             .filter_map(|item| {
                 let read = Read::InBatch { after_work };
-                let (_, entry) = self.admit(item, read, outgoing, outbox)?;
+                let (kind, entry) = self.admit(item, read, outgoing, outbox)?;
                 after_work |= !entry.is_done();
-                Some(entry)
+                Some((kind, entry))
             })
             .collect();
-        if entries.iter().all(Entry::is_done) {
+        if entries.iter().all(|(_, entry)| entry.is_done()) {
             // Nothing to run (only responses, or entries refused busy,
             // rejected or of unknown methods):
             // answered now, like a single request. Queued, a batch refused
@@ -258,13 +264,25 @@ impl<S: Send + Sync + 'static> Calls<S> {
             // the queue without limit while we read on for the reply to a
             // call of ours. Through `answer`: an entry run as it was read
             // (`SyncFn`) may have sent notifications, which go first.
-            let reply = join_batch(entries.iter_mut().map(Entry::take_reply).collect());
-            answer(reply, outgoing, outbox);
+            let replies = entries.iter_mut().map(|(_, entry)| entry.take_reply());
+            answer(join_batch(replies.collect()), outgoing, outbox);
             return;
         }
-        // Spec §6: the entries may run in any order, so they all run at
-        // once, as one concurrent job (a batch takes one handler slot).
-        self.schedule(Concurrency::Concurrent, Work::batch(entries, bytes));
+        // Spec §6: the entries may run in any order, so concurrent ones
+        // run at once, as one job (they take one handler slot); an entry
+        // with a stricter rule is a job of its own (see `parts`).
+        let mut parts = crate::parts::cut(entries, bytes);
+        if parts.len() == 1 {
+            if let Some(part) = parts.pop() {
+                self.schedule(part.kind, Work::batch(part.entries, part.bytes));
+            }
+            return;
+        }
+        let ids = self.gathering.open(parts.len());
+        for (part, id) in parts.into_iter().zip(ids) {
+            let work = Work::batch(part.entries, part.bytes).in_part(id);
+            self.schedule(part.kind, work);
+        }
     }
 
     /// Starts `work` if it may start now, else queues it.
@@ -293,7 +311,14 @@ impl<S: Send + Sync + 'static> Calls<S> {
     fn finished(&mut self, done: Finished, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         self.scheduler.finished(done.kind);
         self.running_bytes = self.running_bytes.saturating_sub(done.bytes);
-        answer(done.reply, outgoing, outbox);
+        match done.part {
+            None => answer(done.reply, outgoing, outbox),
+            Some(part) => {
+                if let Some(reply) = self.gathering.ended(part, done.reply) {
+                    answer(reply, outgoing, outbox);
+                }
+            }
+        }
         self.pump();
     }
 
@@ -395,14 +420,22 @@ impl<S: Send + Sync + 'static> Calls<S> {
             .into_iter()
             .chain(self.starting.drain(..))
             .map(|run| run.fail(err))
-            .chain(
-                self.scheduler
-                    .drain_waiting()
-                    .into_iter()
-                    .map(|work| work.fail(err)),
-            );
-        for reply in replies.flatten().collect::<Vec<_>>() {
-            outbox.push(reply);
+            .chain(self.scheduler.drain_waiting().into_iter().map(|work| {
+                let part = work.part();
+                (part, work.fail(err))
+            }))
+            .collect::<Vec<_>>();
+        // NB: every part of a batch cut into parts has ended once all that
+        // run or wait are failed, so each such batch is answered here, in
+        // one array.
+        for (part, reply) in replies {
+            let reply = match part {
+                None => reply,
+                Some(part) => self.gathering.ended(part, reply).flatten(),
+            };
+            if let Some(reply) = reply {
+                outbox.push(reply);
+            }
         }
         self.abort();
     }
@@ -412,6 +445,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         self.running.clear();
         self.starting.clear();
         self.scheduler.clear();
+        self.gathering.clear();
         self.running_bytes = 0;
     }
 }

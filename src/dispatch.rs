@@ -57,22 +57,13 @@ impl Start {
         exclusive: false,
     };
 
-    /// A message alone: as the scheduler says for its kind.
+    /// A message alone, or a batch's entry with no entry before it still
+    /// to run: as the scheduler says for its kind.
     pub(crate) fn alone(scheduler: &Scheduler<Work>) -> Start {
         Start {
             concurrent: scheduler.may_start(Concurrency::Concurrent),
             in_order: scheduler.may_start(Concurrency::InOrder),
             exclusive: scheduler.may_start(Concurrency::Exclusive),
-        }
-    }
-
-    /// A batch's entry: the batch is one concurrent job.
-    pub(crate) fn in_batch(scheduler: &Scheduler<Work>) -> Start {
-        let now = scheduler.may_start(Concurrency::Concurrent);
-        Start {
-            concurrent: now,
-            in_order: now,
-            exclusive: now,
         }
     }
 

@@ -126,6 +126,7 @@ mod observe;
 mod outbox;
 mod outgoing;
 mod params;
+mod parts;
 mod peer;
 mod pending;
 mod polling;

@@ -18,9 +18,11 @@ use crate::session::Session;
 
 /// How calls of one method are scheduled on a connection.
 ///
-/// These rules hold for calls sent alone. A batch runs as one concurrent
-/// job: its entries run at once, in any order (spec §6), and beside the
-/// calls outside it, whatever their rules.
+/// These rules hold in a batch too. Its concurrent entries run at once,
+/// as one job (spec §6 lets a batch run in any order); an in-order or
+/// exclusive entry waits, runs and ends as it would have sent alone, in
+/// the batch's order, and holds its rule only while it runs. The batch is
+/// still answered in one array, once its last entry has ended.
 ///
 /// ```
 /// use rpcpeer::{Concurrency, ErrorObject, Router};

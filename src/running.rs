@@ -19,6 +19,7 @@ use crate::error::ErrorObject;
 use crate::handler::{BoxFuture, Reply};
 use crate::log_limit::LogLimit;
 use crate::message::{encode_outcome, encode_response, write_response, Id, Version};
+use crate::parts::Part;
 use crate::router::Concurrency;
 use crate::scheduler::{Weighed, Weight};
 
@@ -261,6 +262,8 @@ pub(crate) struct Work {
     /// The bytes of the frame it was read from, for the bounds on what a
     /// connection holds.
     bytes: usize,
+    /// For a batch cut into parts, which part this is (see `parts`).
+    part: Option<Part>,
 }
 
 enum Shape {
@@ -319,6 +322,7 @@ impl Work {
         Work {
             shape: Shape::One(entry),
             bytes,
+            part: None,
         }
     }
 
@@ -333,7 +337,20 @@ impl Work {
                 parked: None,
             },
             bytes,
+            part: None,
         }
+    }
+
+    /// A part of a batch cut into parts: its reply array is the part's
+    /// share of the batch's.
+    pub(crate) fn in_part(mut self, part: Part) -> Self {
+        self.part = Some(part);
+        self
+    }
+
+    /// Which part of a batch this is, if the batch was cut into parts.
+    pub(crate) fn part(&self) -> Option<Part> {
+        self.part
     }
 
     /// The bytes of the frame it was read from.
@@ -553,12 +570,15 @@ pub(crate) struct Finished {
     pub(crate) reply: Option<String>,
     /// The bytes of the frame the work was read from.
     pub(crate) bytes: usize,
+    /// For a batch cut into parts, which part ended.
+    pub(crate) part: Option<Part>,
 }
 
 impl Running {
-    /// See [`Work::fail`].
-    pub(crate) fn fail(self, err: &ErrorObject) -> Option<String> {
-        self.work.fail(err)
+    /// See [`Work::fail`]; with the part of a batch it was, if any.
+    pub(crate) fn fail(self, err: &ErrorObject) -> (Option<Part>, Option<String>) {
+        let part = self.work.part();
+        (part, self.work.fail(err))
     }
 }
 
@@ -572,6 +592,7 @@ impl Future for Running {
                 kind: this.kind,
                 reply,
                 bytes: this.work.bytes(),
+                part: this.work.part(),
             }),
             Poll::Pending => {
                 // Stored only for work that waits, so a call answered at

@@ -399,3 +399,288 @@ async fn a_batch_refused_busy_is_answered_at_once_not_queued_past_the_bound() {
     );
     assert_eq!(first[0]["error"]["code"], -32000, "{first}");
 }
+/// Sends one frame to the driver.
+async fn send(w: &mut MemoryTransport, text: &str) {
+    w.send(text.to_owned()).await.unwrap();
+}
+
+/// Lets the driver, on this one-thread runtime, read what was sent.
+async fn settle() {
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A log of starts and ends, and a gate each call of "hold" waits at.
+#[derive(Default)]
+struct Steps {
+    log: Mutex<Vec<String>>,
+    gate: Notify,
+    started: Notify,
+}
+
+/// `hold` (concurrent) logs its start, waits at the gate, logs its end;
+/// `alone` (exclusive) and the notification `apply` (in order) only log.
+fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
+    let mut router = Router::with_state(steps);
+    router.method(
+        "hold",
+        |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
+            let steps = cx.state();
+            steps.log.lock().unwrap().push(format!("{tag} start"));
+            steps.started.notify_one();
+            steps.gate.notified().await;
+            steps.log.lock().unwrap().push(format!("{tag} end"));
+            Ok::<_, ErrorObject>(())
+        },
+    );
+    router
+        .method(
+            "alone",
+            |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
+                cx.state().log.lock().unwrap().push(tag);
+                Ok::<_, ErrorObject>(())
+            },
+        )
+        .concurrency(Concurrency::Exclusive);
+    router.notification(
+        "apply",
+        |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
+            let steps = cx.state();
+            steps.log.lock().unwrap().push(format!("{tag} start"));
+            steps.started.notify_one();
+            steps.gate.notified().await;
+            steps.log.lock().unwrap().push(format!("{tag} end"));
+        },
+    );
+    router
+}
+
+/// Spec §6 lets a batch run its own entries in any order, not drop the
+/// rules of its entries against the calls outside it: a batched exclusive
+/// call waits for what runs, and a batched in-order notification for the
+/// in-order notification sent before it.
+#[tokio::test]
+async fn a_batched_call_keeps_its_rule_against_the_calls_outside_the_batch() {
+    let steps = Arc::new(Steps::default());
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, steps_router(steps.clone()));
+    tokio::spawn(driver);
+    let log = || steps.log.lock().unwrap().clone();
+
+    // An exclusive call in a batch, while a call outside it runs.
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#,
+    )
+    .await;
+    within("h1 starts", steps.started.notified()).await;
+    send(
+        &mut w,
+        r#"[{"jsonrpc":"2.0","method":"alone","params":["x1"],"id":2}]"#,
+    )
+    .await;
+    // NB: the test's runtime has one thread: the driver reads the batch
+    // while this task yields (and anything that would answer it, even an
+    // unknown method, waits behind the exclusive call).
+    settle().await;
+    assert_eq!(log(), ["h1 start"], "x1 ran beside h1");
+    steps.gate.notify_one();
+    assert_eq!(recv(&mut w).await["id"], 1);
+    assert_eq!(recv(&mut w).await[0]["id"], 2);
+    assert_eq!(log(), ["h1 start", "h1 end", "x1"]);
+
+    // An in-order notification in a batch, after one sent alone.
+    steps.log.lock().unwrap().clear();
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
+    )
+    .await;
+    within("n1 starts", steps.started.notified()).await;
+    send(&mut w, r#"[{"jsonrpc":"2.0","method":"apply","params":["n2"]},{"jsonrpc":"2.0","method":"alone","params":["x2"],"id":4}]"#).await;
+    settle().await;
+    assert_eq!(log(), ["n1 start"], "the batch ran beside n1");
+    steps.gate.notify_one();
+    within("n2 starts", steps.started.notified()).await;
+    steps.gate.notify_one();
+    let answer = recv(&mut w).await;
+    assert_eq!(answer[0]["id"], 4, "{answer}");
+    let order = log();
+    assert_eq!(&order[..2], ["n1 start", "n1 end"], "{order:?}");
+    assert_eq!(order.len(), 5, "{order:?}");
+}
+
+/// An exclusive entry keeps its rule only while it runs: the batch's
+/// entries after it, and the calls they make back, are not held until the
+/// whole batch ends. `callback` asks the client, which asks us in turn
+/// before it answers.
+#[tokio::test]
+async fn a_batched_exclusive_call_does_not_hold_the_calls_after_it() {
+    let mut server = Router::new();
+    server
+        .method("login", || async { Ok::<_, ErrorObject>(true) })
+        .concurrency(Concurrency::Exclusive);
+    server.method("callback", |cx: Context| async move {
+        let n: i64 = cx.peer().request("ping", ()).await?;
+        Ok::<_, ErrorObject>(n)
+    });
+    server.method("c", || async { Ok::<_, ErrorObject>(41) });
+    let mut client = Router::new();
+    client.method("ping", |cx: Context| async move {
+        let n: i64 = cx.peer().request("c", ()).await?;
+        Ok::<_, ErrorObject>(n + 1)
+    });
+    let (a, b) = memory_pair();
+    let (_server, driver) = Driver::new(a, server);
+    tokio::spawn(driver);
+    let (peer, driver) = Driver::new(b, client);
+    tokio::spawn(driver);
+    let mut batch = rpcpeer::Batch::new();
+    batch.request("login", ()).request("callback", ());
+    let replies = within("the batch", peer.batch(batch)).await.unwrap();
+    let replies: Vec<String> = replies
+        .into_iter()
+        .map(|r| r.unwrap().get().to_owned())
+        .collect();
+    assert_eq!(replies, ["true", "42"]);
+}
+
+/// An in-order entry holds the in-order calls after the batch only while
+/// it runs, not while a slow concurrent entry beside it does.
+#[tokio::test]
+async fn a_batched_in_order_call_does_not_hold_later_ones_for_the_whole_batch() {
+    let steps = Arc::new(Steps::default());
+    let mut router = steps_router(steps.clone());
+    router.notification(
+        "note",
+        |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
+            cx.state().log.lock().unwrap().push(tag);
+        },
+    );
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, router);
+    tokio::spawn(driver);
+    let log = || steps.log.lock().unwrap().clone();
+    send(&mut w, r#"[{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1},{"jsonrpc":"2.0","method":"note","params":["n1"]}]"#).await;
+    within("h1 starts", steps.started.notified()).await;
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"note","params":["n2"]}"#,
+    )
+    .await;
+    settle().await;
+    assert_eq!(log(), ["h1 start", "n1", "n2"], "n2 waited for h1");
+    steps.gate.notify_one();
+    let answer = recv(&mut w).await;
+    assert_eq!(answer.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(answer[0]["id"], 1, "{answer}");
+}
+
+/// A handler that runs as its call is read (`SyncFn`) keeps its rule in a
+/// batch too: an exclusive one does not run beside a call that runs.
+#[tokio::test]
+async fn a_batched_sync_exclusive_call_waits_for_what_runs() {
+    let steps = Arc::new(Steps::default());
+    let mut router = steps_router(steps.clone());
+    router
+        .method(
+            "now",
+            rpcpeer::sync_fn(|cx: Context<Arc<Steps>>| {
+                cx.state().log.lock().unwrap().push("now".to_owned());
+                Ok::<_, ErrorObject>(())
+            }),
+        )
+        .concurrency(Concurrency::Exclusive);
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, router);
+    tokio::spawn(driver);
+    let log = || steps.log.lock().unwrap().clone();
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#,
+    )
+    .await;
+    within("h1 starts", steps.started.notified()).await;
+    send(&mut w, r#"[{"jsonrpc":"2.0","method":"now","id":2},{"jsonrpc":"2.0","method":"alone","params":["x"],"id":3}]"#).await;
+    settle().await;
+    assert_eq!(log(), ["h1 start"], "the batch ran beside h1");
+    steps.gate.notify_one();
+    assert_eq!(recv(&mut w).await["id"], 1);
+    let answer = recv(&mut w).await;
+    assert_eq!(answer[0]["id"], 2, "{answer}");
+    assert_eq!(answer[1]["id"], 3, "{answer}");
+    assert_eq!(log(), ["h1 start", "h1 end", "now", "x"]);
+}
+
+/// `hold` (exclusive) never ends; `ping` answers at once.
+fn parted_router() -> Router {
+    let mut router = Router::new();
+    router
+        .method("hold", || async {
+            std::future::pending::<()>().await;
+            Ok::<_, ErrorObject>(true)
+        })
+        .concurrency(Concurrency::Exclusive);
+    router.method("ping", || async { Ok::<_, ErrorObject>("pong") });
+    router
+}
+
+const PARTED: &str = r#"[{"jsonrpc":"2.0","method":"ping","id":1},{"jsonrpc":"2.0","method":"hold","id":2},{"jsonrpc":"2.0","method":"ping","id":3}]"#;
+
+/// A batch cut at its exclusive entry still gets one reply array, in
+/// request order, when that entry is cancelled and the part after it runs.
+#[tokio::test]
+async fn a_batch_cut_into_parts_is_answered_in_one_array_after_a_cancel() {
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, parted_router());
+    tokio::spawn(driver);
+    send(&mut w, PARTED).await;
+    settle().await;
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":2}}"#,
+    )
+    .await;
+    let answer = recv(&mut w).await;
+    let ids: Vec<_> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [1, 2, 3], "{answer}");
+    assert_eq!(answer[0]["result"], "pong", "{answer}");
+    assert_eq!(answer[1]["error"]["code"], -32800, "{answer}");
+    assert_eq!(answer[2]["result"], "pong", "{answer}");
+}
+
+/// A batch cut into parts whose parts still run or wait when the drain
+/// deadline passes is answered in one array: each entry that ran keeps its
+/// answer, the rest say they were cut off.
+#[tokio::test]
+async fn a_batch_cut_into_parts_is_answered_in_one_array_at_the_drain_deadline() {
+    let (a, mut w) = memory_pair();
+    let config = Config::default().drain_timeout(Duration::from_millis(100));
+    let (peer, driver) = Driver::builder(a, parted_router()).config(config).build();
+    tokio::spawn(driver);
+    send(&mut w, PARTED).await;
+    settle().await;
+    within("the close", peer.close()).await;
+    let mut frames = Vec::new();
+    while let Some(Ok(text)) = within("a frame", w.next()).await {
+        frames.push(serde_json::from_str::<Value>(&text).unwrap());
+    }
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    let answer = &frames[0];
+    let ids: Vec<_> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [1, 2, 3], "{answer}");
+    assert_eq!(answer[0]["result"], "pong", "{answer}");
+    assert_eq!(answer[1]["error"]["code"], -32003, "{answer}");
+    assert_eq!(answer[2]["error"]["code"], -32003, "{answer}");
+}
