@@ -17,10 +17,10 @@ use crate::message::{parse_within, Frame, Id, Message, Rejected};
 use crate::method_cache::MethodCache;
 use crate::outbox::Outbox;
 use crate::outgoing::Outgoing;
-use crate::parts::Gathering;
+use crate::parts::{Cuts, Gathering};
 use crate::peer::Peer;
 use crate::router::{Concurrency, Router};
-use crate::running::{join_batch, Entry, Finished, Running, Work};
+use crate::running::{join_batch, Answer, Entry, Finished, Running, Work};
 use crate::scheduler::{Scheduler, Weight};
 use crate::session::Session;
 
@@ -271,17 +271,21 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // Spec §6: the entries may run in any order, so concurrent ones
         // run at once, as one job (they take one handler slot); an entry
         // with a stricter rule is a job of its own (see `parts`).
-        let mut parts = crate::parts::cut(entries, bytes);
-        if parts.len() == 1 {
-            if let Some(part) = parts.pop() {
-                self.schedule(part.kind, Work::batch(part.entries, part.bytes));
+        let len = entries.len();
+        let (parts, answered) = match crate::parts::cut(entries) {
+            Cuts::Whole(kind, entries) => {
+                self.schedule(kind, Work::batch(entries, bytes));
+                return;
             }
-            return;
-        }
-        let ids = self.gathering.open(parts.len());
-        for (part, id) in parts.into_iter().zip(ids) {
-            let work = Work::batch(part.entries, part.bytes).in_part(id);
-            self.schedule(part.kind, work);
+            Cuts::Parts(parts, answered) => (parts, answered),
+        };
+        // NB: the first part is charged the whole frame, and a part's
+        // charge is given back only when the batch is answered: until
+        // then the batch holds its replies.
+        let mut charge = bytes;
+        for (part, kind, entries) in self.gathering.open(len, parts, answered) {
+            let work = Work::batch(entries, std::mem::take(&mut charge)).in_part(part);
+            self.schedule(kind, work);
         }
     }
 
@@ -310,16 +314,22 @@ impl<S: Send + Sync + 'static> Calls<S> {
 
     fn finished(&mut self, done: Finished, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         self.scheduler.finished(done.kind);
-        self.running_bytes = self.running_bytes.saturating_sub(done.bytes);
-        match done.part {
-            None => answer(done.reply, outgoing, outbox),
-            Some(part) => {
-                if let Some(reply) = self.gathering.ended(part, done.reply) {
-                    answer(reply, outgoing, outbox);
-                }
-            }
-        }
+        self.ended(done.answer, done.bytes, outgoing, outbox);
         self.pump();
+    }
+
+    /// Work has ended, charged `bytes` while it ran: its frame is written,
+    /// or for a part of a batch, kept until the batch's last part has ended.
+    fn ended(&mut self, done: Answer, bytes: usize, outgoing: &mut Outgoing, outbox: &mut Outbox) {
+        let (frame, bytes) = match done {
+            Answer::Frame(frame) => (frame, bytes),
+            Answer::Part(part, replies) => match self.gathering.ended(part, replies, bytes) {
+                Some(batch) => batch,
+                None => return,
+            },
+        };
+        self.running_bytes = self.running_bytes.saturating_sub(bytes);
+        answer(frame, outgoing, outbox);
     }
 
     /// The peer cancels one of its requests.
@@ -332,8 +342,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
             .iter_mut()
             .rev()
             .chain(self.running.iter_mut());
-        let reply = crate::cancel::incoming(id, &mut self.scheduler, started);
-        answer(reply, outgoing, outbox);
+        if let Some(work) = crate::cancel::incoming(id, &mut self.scheduler, started) {
+            // NB: charged nothing: it never started, and the scheduler no
+            // longer counts it as waiting.
+            self.ended(work.settle(), 0, outgoing, outbox);
+        }
         // A call taken out of the queue may have held others back.
         self.pump();
     }
@@ -416,25 +429,30 @@ impl<S: Send + Sync + 'static> Calls<S> {
     /// longer, where a caller must still learn what became of its call.
     pub(crate) fn fail_all(&mut self, err: &ErrorObject, outbox: &mut Outbox) {
         let running = std::mem::take(&mut self.running);
-        let replies = running
+        let answers = running
             .into_iter()
             .chain(self.starting.drain(..))
             .map(|run| run.fail(err))
-            .chain(self.scheduler.drain_waiting().into_iter().map(|work| {
-                let part = work.part();
-                (part, work.fail(err))
-            }))
+            .chain(
+                self.scheduler
+                    .drain_waiting()
+                    .into_iter()
+                    .map(|work| work.fail(err)),
+            )
             .collect::<Vec<_>>();
         // NB: every part of a batch cut into parts has ended once all that
         // run or wait are failed, so each such batch is answered here, in
         // one array.
-        for (part, reply) in replies {
-            let reply = match part {
-                None => reply,
-                Some(part) => self.gathering.ended(part, reply).flatten(),
+        for answer in answers {
+            let frame = match answer {
+                Answer::Frame(frame) => frame,
+                Answer::Part(part, replies) => self
+                    .gathering
+                    .ended(part, replies, 0)
+                    .and_then(|(frame, _)| frame),
             };
-            if let Some(reply) = reply {
-                outbox.push(reply);
+            if let Some(frame) = frame {
+                outbox.push(frame);
             }
         }
         self.abort();

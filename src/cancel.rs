@@ -18,11 +18,13 @@ pub(crate) fn target(params: &RawValue) -> Option<Id> {
         .ok()
 }
 
-/// Cancels the peer's call `id`, if it has not been answered yet. A single
-/// call still waiting for its turn is taken out and its -32800 returned, to
-/// write now; a running one (or an entry of a batch) has its handler
-/// dropped and answers -32800 in its turn. Rare, so a search is cheaper
-/// than keeping an index of every call.
+/// Cancels the peer's call `id`, if it has not been answered yet. Work
+/// still waiting for its turn that the cancel leaves with nothing to run
+/// is taken out and returned, to answer now: left in the queue, an
+/// exclusive call would hold back what came after it. A running call (or
+/// one of several in waiting work) has its handler dropped and answers
+/// -32800 in its turn. Rare, so a search is cheaper than keeping an index
+/// of every call.
 ///
 /// Ids are the peer's to choose, and nothing stops two calls in flight from
 /// sharing one: each runs and is answered on its own, with that id (spec
@@ -38,14 +40,13 @@ pub(crate) fn incoming<'a>(
     id: &Id,
     scheduler: &mut Scheduler<Work>,
     mut started: impl Iterator<Item = &'a mut Running>,
-) -> Option<String> {
-    if let Some(mut work) = scheduler.remove(|work| work.is_single_call(id)) {
-        work.cancel(id);
-        return work.take_reply();
+) -> Option<Work> {
+    if scheduler.waiting_mut().any(|work| work.cancel(id)) {
+        // NB: only the work just cancelled can be settled: work is never
+        // queued with nothing to run.
+        return scheduler.remove(Work::is_settled);
     }
-    let found =
-        scheduler.waiting_mut().any(|work| work.cancel(id)) || started.any(|run| run.cancel(id));
-    if !found {
+    if !started.any(|run| run.cancel(id)) {
         tracing::debug!(%id, "cancel for a call already answered, or never seen");
     }
     None

@@ -2,18 +2,25 @@
 //!
 //! Spec §6 lets a batch run its entries in any order, not drop their rules
 //! against the calls outside it. A batch of concurrent entries stays one
-//! job. One with an in-order or exclusive entry is cut where the rule
-//! changes: each such entry is a part alone, and the concurrent entries
-//! between them are parts of their own. Each part then waits, runs and
-//! ends as a message sent alone would, in the batch's order; no part
-//! holds a rule longer than its own entry runs, so an exclusive entry
-//! does not keep the batch's other entries (or a callback they make)
-//! waiting once it has ended.
+//! job. One with an in-order or exclusive entry is cut into parts, each
+//! waiting, running and ending as a message sent alone would:
+//! - each exclusive entry is a part alone, and divides the batch in
+//!   stretches: what comes after it waits for it, as for messages alone;
+//! - each in-order entry is a part alone;
+//! - the concurrent entries of a stretch are one part, so they take one
+//!   handler slot between them, as a whole batch did. Were each a part,
+//!   a batch of callbacks with a notification after each would take a
+//!   slot per callback, and the calls its caller makes back would find
+//!   none free.
+//!
+//! No part holds a rule longer than its own entry runs, so an exclusive
+//! entry does not keep the batch's other entries (or the calls they make
+//! back) waiting once it has ended.
 
 use foldhash::HashMap;
 
 use crate::router::Concurrency;
-use crate::running::Entry;
+use crate::running::{join_batch, Entry};
 
 /// Which part of which batch a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,72 +30,73 @@ pub(crate) struct Part {
 }
 
 /// One part of a batch, to schedule as a job: its rule, its entries, and
-/// its share of the bytes the batch was read from.
+/// where each stands in the batch.
 pub(crate) struct Cut {
     pub(crate) kind: Concurrency,
     pub(crate) entries: Vec<Entry>,
-    pub(crate) bytes: usize,
+    /// The place in the batch of each entry.
+    places: Vec<usize>,
 }
 
-/// Cuts a batch's entries (each with the rule it is scheduled by) into
-/// parts, in order; one part when every entry still to run is concurrent.
-///
-/// An entry answered already (refused, or run as it was read) goes with
-/// the part it was read in: it has no rule left to keep.
-pub(crate) fn cut(entries: Vec<(Concurrency, Entry)>, bytes: usize) -> Vec<Cut> {
-    let strict =
-        |(kind, entry): &(Concurrency, Entry)| *kind != Concurrency::Concurrent && !entry.is_done();
-    if !entries.iter().any(strict) {
-        // The common batch, of requests only: one job, as before there were parts.
-        let entries = entries.into_iter().map(|(_, entry)| entry).collect();
-        return vec![Cut {
-            kind: Concurrency::Concurrent,
-            entries,
-            bytes,
-        }];
+/// A batch's entries, cut.
+pub(crate) enum Cuts {
+    /// One job: every entry still to run is concurrent, or only one is left.
+    Whole(Concurrency, Vec<Entry>),
+    /// Parts, in the batch's order, and the replies of the entries answered
+    /// already (refused, or run as they were read), with their places.
+    Parts(Vec<Cut>, Vec<(usize, Option<String>)>),
+}
+
+/// Cuts a batch's entries, each with the rule it is scheduled by.
+pub(crate) fn cut(entries: Vec<(Concurrency, Entry)>) -> Cuts {
+    let runs = |(_, entry): &(Concurrency, Entry)| !entry.is_done();
+    let strict = entries
+        .iter()
+        .filter(|e| runs(e) && e.0 != Concurrency::Concurrent)
+        .count();
+    let concurrent = entries
+        .iter()
+        .any(|e| runs(e) && e.0 == Concurrency::Concurrent);
+    if strict == 0 || (strict == 1 && !concurrent) {
+        // The common batch, of requests only, or a single strict call
+        // among answers: one job, as before there were parts.
+        let kind = entries
+            .iter()
+            .find(|e| runs(e))
+            .map_or(Concurrency::Concurrent, |e| e.0);
+        return Cuts::Whole(kind, entries.into_iter().map(|(_, e)| e).collect());
     }
-    let total = entries.len().max(1);
     let mut parts: Vec<Cut> = Vec::new();
-    // Whether the last part has an entry still to run.
-    let mut working = false;
-    for (kind, entry) in entries {
-        let runs = !entry.is_done();
-        let joins = match parts.last() {
-            None => false,
-            Some(_) if !runs || !working => true,
-            Some(last) => kind == Concurrency::Concurrent && last.kind == Concurrency::Concurrent,
-        };
-        if !joins {
-            parts.push(Cut {
-                kind: Concurrency::Concurrent,
-                entries: Vec::new(),
-                bytes: 0,
-            });
-            working = false;
-        }
-        let Some(last) = parts.last_mut() else {
+    let mut answered = Vec::new();
+    // The part of the concurrent entries since the last exclusive one.
+    let mut stretch: Option<usize> = None;
+    for (place, (kind, mut entry)) in entries.into_iter().enumerate() {
+        if entry.is_done() {
+            answered.push((place, entry.take_reply()));
             continue;
-        };
-        if runs {
-            last.kind = kind;
-            working = true;
         }
-        last.entries.push(entry);
-    }
-    // NB: each part weighs its share of the frame, so the bytes a
-    // connection holds go down as its parts end; the last takes what the
-    // division leaves.
-    let mut left = bytes;
-    let count = parts.len();
-    for (i, part) in parts.iter_mut().enumerate() {
-        part.bytes = if i + 1 == count {
-            left
-        } else {
-            bytes * part.entries.len() / total
+        let part = match (kind, stretch) {
+            (Concurrency::Concurrent, Some(at)) => at,
+            _ => {
+                parts.push(Cut {
+                    kind,
+                    entries: Vec::new(),
+                    places: Vec::new(),
+                });
+                parts.len() - 1
+            }
         };
-        left -= part.bytes;
+        match kind {
+            Concurrency::Concurrent => stretch = Some(part),
+            Concurrency::Exclusive => stretch = None,
+            Concurrency::InOrder => {}
+        }
+        if let Some(cut) = parts.get_mut(part) {
+            cut.entries.push(entry);
+            cut.places.push(place);
+        }
     }
-    parts
+    Cuts::Parts(parts, answered)
 }
 
 /// The batches cut into parts that have not all ended, with the replies of
@@ -100,40 +108,79 @@ pub(crate) struct Gathering {
 }
 
 struct Batch {
-    /// Each part's reply array, once it has ended.
+    /// Each entry's reply, in the batch's order, once known.
     replies: Vec<Option<String>>,
+    /// Each part's entries' places.
+    places: Vec<Vec<usize>>,
+    /// Parts not ended yet.
     left: usize,
+    /// The bytes its ended parts were charged, given back when the batch
+    /// is answered: until then its replies are held.
+    held: usize,
 }
 
 impl Gathering {
-    /// A batch of `parts` parts; the [`Part`] of each, in order.
-    pub(crate) fn open(&mut self, parts: usize) -> impl Iterator<Item = Part> {
+    /// A batch of `len` entries cut into `parts`, with the replies of its
+    /// entries `answered` already; each part, to schedule, with its
+    /// [`Part`].
+    pub(crate) fn open(
+        &mut self,
+        len: usize,
+        parts: Vec<Cut>,
+        answered: Vec<(usize, Option<String>)>,
+    ) -> Vec<(Part, Concurrency, Vec<Entry>)> {
         let batch = self.next;
         self.next += 1;
+        let mut replies: Vec<Option<String>> = vec![None; len];
+        for (place, reply) in answered {
+            if let Some(slot) = replies.get_mut(place) {
+                *slot = reply;
+            }
+        }
+        let mut places = Vec::with_capacity(parts.len());
+        let jobs = parts
+            .into_iter()
+            .enumerate()
+            .map(|(index, cut)| {
+                places.push(cut.places);
+                (Part { batch, index }, cut.kind, cut.entries)
+            })
+            .collect::<Vec<_>>();
         self.batches.insert(
             batch,
             Batch {
-                replies: vec![None; parts],
-                left: parts,
+                replies,
+                left: places.len(),
+                places,
+                held: 0,
             },
         );
-        (0..parts).map(move |index| Part { batch, index })
+        jobs
     }
 
-    /// A part has ended with `reply` (its own reply array, if any); once
-    /// the batch's last part has, its reply (`Some(None)`: nothing to
-    /// write, every entry was a notification).
-    pub(crate) fn ended(&mut self, part: Part, reply: Option<String>) -> Option<Option<String>> {
+    /// A part has ended with its entries' `replies`, having been charged
+    /// `bytes`; once the batch's last part has, its reply (`None`: nothing
+    /// to write, every entry was a notification) and the bytes to give back.
+    pub(crate) fn ended(
+        &mut self,
+        part: Part,
+        replies: Vec<Option<String>>,
+        bytes: usize,
+    ) -> Option<(Option<String>, usize)> {
         let batch = self.batches.get_mut(&part.batch)?;
-        if let Some(slot) = batch.replies.get_mut(part.index) {
-            *slot = reply;
+        let places = batch.places.get(part.index)?;
+        for (&place, reply) in places.iter().zip(replies) {
+            if let Some(slot) = batch.replies.get_mut(place) {
+                *slot = reply;
+            }
         }
+        batch.held += bytes;
         batch.left = batch.left.saturating_sub(1);
         if batch.left > 0 {
             return None;
         }
         let batch = self.batches.remove(&part.batch)?;
-        Some(join_arrays(batch.replies))
+        Some((join_batch(batch.replies), batch.held))
     }
 
     /// Forgets every batch (the connection is gone).
@@ -142,130 +189,112 @@ impl Gathering {
     }
 }
 
-/// Joins the parts' reply arrays into one, in order; `None` when no part
-/// has a reply (spec §6: nothing at all for a batch of notifications).
-fn join_arrays(arrays: Vec<Option<String>>) -> Option<String> {
-    let mut out = String::new();
-    for array in arrays.iter().flatten() {
-        let inside = array
-            .strip_prefix('[')
-            .and_then(|a| a.strip_suffix(']'))
-            .unwrap_or(array);
-        if inside.is_empty() {
-            continue;
-        }
-        out.push(if out.is_empty() { '[' } else { ',' });
-        out.push_str(inside);
-    }
-    if out.is_empty() {
-        return None;
-    }
-    out.push(']');
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{Id, Version};
     use Concurrency::{Concurrent, Exclusive, InOrder};
 
-    /// An entry still to run: a future that never ends.
-    fn working() -> Entry {
+    /// An entry still to run, answering `id`: a future that never ends.
+    fn working(id: u64) -> Entry {
         Entry::working(
-            None,
-            crate::message::Version::V2,
+            Some(Id::from(id)),
+            Version::V2,
             "m".into(),
             Box::pin(std::future::pending()),
             None,
         )
     }
 
-    fn done() -> Entry {
-        Entry::done(None)
+    fn done(reply: &str) -> Entry {
+        Entry::done(Some(reply.to_owned()))
     }
 
-    /// The parts' rules and sizes.
-    fn shape(parts: &[Cut]) -> Vec<(Concurrency, usize)> {
-        parts.iter().map(|p| (p.kind, p.entries.len())).collect()
-    }
-
-    #[test]
-    fn concurrent_entries_stay_one_part() {
-        let parts = cut(
-            vec![
-                (Concurrent, working()),
-                (Concurrent, done()),
-                (Concurrent, working()),
-            ],
-            300,
-        );
-        assert_eq!(shape(&parts), [(Concurrent, 3)]);
-        assert_eq!(parts[0].bytes, 300);
+    /// The parts' rules and the places of their entries.
+    fn shape(cuts: &Cuts) -> Vec<(Concurrency, Vec<usize>)> {
+        match cuts {
+            Cuts::Whole(kind, entries) => vec![(*kind, (0..entries.len()).collect())],
+            Cuts::Parts(parts, _) => parts.iter().map(|p| (p.kind, p.places.clone())).collect(),
+        }
     }
 
     #[test]
-    fn each_strict_entry_is_a_part_of_its_own() {
-        let parts = cut(
-            vec![
-                (Concurrent, working()),
-                (Concurrent, working()),
-                (Exclusive, working()),
-                (InOrder, working()),
-                (InOrder, working()),
-                (Concurrent, working()),
-            ],
-            600,
-        );
+    fn concurrent_entries_stay_one_job() {
+        let cuts = cut(vec![
+            (Concurrent, working(1)),
+            (Exclusive, done("2")),
+            (Concurrent, working(3)),
+        ]);
+        assert!(matches!(cuts, Cuts::Whole(Concurrent, _)));
+    }
+
+    #[test]
+    fn a_single_strict_entry_among_answers_is_one_job_of_its_rule() {
+        let cuts = cut(vec![(Concurrent, done("1")), (Exclusive, working(2))]);
+        assert!(matches!(cuts, Cuts::Whole(Exclusive, _)));
+    }
+
+    #[test]
+    fn exclusive_entries_divide_the_concurrent_ones_in_stretches() {
+        let cuts = cut(vec![
+            (Concurrent, working(0)),
+            (InOrder, working(1)),
+            (Concurrent, working(2)),
+            (Exclusive, working(3)),
+            (Concurrent, working(4)),
+            (InOrder, working(5)),
+            (Concurrent, done("6")),
+            (Concurrent, working(7)),
+        ]);
         assert_eq!(
-            shape(&parts),
+            shape(&cuts),
             [
-                (Concurrent, 2),
-                (Exclusive, 1),
-                (InOrder, 1),
-                (InOrder, 1),
-                (Concurrent, 1)
+                (Concurrent, vec![0, 2]),
+                (InOrder, vec![1]),
+                (Exclusive, vec![3]),
+                (Concurrent, vec![4, 7]),
+                (InOrder, vec![5]),
             ]
         );
-        assert_eq!(parts.iter().map(|p| p.bytes).sum::<usize>(), 600);
+        let Cuts::Parts(_, answered) = cuts else {
+            panic!("cut into parts");
+        };
+        assert_eq!(answered, [(6, Some("6".to_owned()))]);
     }
 
     #[test]
-    fn an_answered_entry_joins_the_part_it_was_read_in() {
-        // Its rule is kept no longer: it has nothing left to run.
-        let parts = cut(
-            vec![
-                (Exclusive, done()),
-                (InOrder, working()),
-                (Exclusive, done()),
-                (Concurrent, working()),
-            ],
-            4,
-        );
-        assert_eq!(shape(&parts), [(InOrder, 3), (Concurrent, 1)]);
-        let parts = cut(vec![(Exclusive, done()), (Concurrent, done())], 4);
-        assert_eq!(shape(&parts), [(Concurrent, 2)]);
-    }
-
-    #[test]
-    fn the_replies_join_in_part_order_when_the_last_part_ends() {
+    fn the_replies_join_in_request_order_when_the_last_part_ends() {
+        let Cuts::Parts(parts, answered) = cut(vec![
+            (Concurrent, working(0)),
+            (InOrder, working(1)),
+            (Concurrent, done("2")),
+            (Concurrent, working(3)),
+        ]) else {
+            panic!("cut into parts");
+        };
         let mut gathering = Gathering::default();
-        let parts: Vec<Part> = gathering.open(3).collect();
-        assert_eq!(gathering.ended(parts[2], Some("[3]".into())), None);
-        assert_eq!(gathering.ended(parts[1], None), None);
+        let jobs = gathering.open(4, parts, answered);
+        let (first, second) = (jobs[0].0, jobs[1].0);
+        assert_eq!(gathering.ended(second, vec![Some("1".into())], 0), None);
+        let replies = vec![Some("0".into()), Some("3".into())];
         assert_eq!(
-            gathering.ended(parts[0], Some("[1,2]".into())),
-            Some(Some("[1,2,3]".into()))
+            gathering.ended(first, replies, 10),
+            Some((Some("[0,1,2,3]".into()), 10))
         );
         assert!(gathering.batches.is_empty());
         // A part of a batch that is gone is ignored.
-        assert_eq!(gathering.ended(parts[0], Some("[1]".into())), None);
+        assert_eq!(gathering.ended(first, vec![], 0), None);
     }
 
     #[test]
     fn a_batch_of_notifications_has_no_reply() {
+        let Cuts::Parts(parts, answered) = cut(vec![(InOrder, working(0)), (InOrder, working(1))])
+        else {
+            panic!("cut into parts");
+        };
         let mut gathering = Gathering::default();
-        let parts: Vec<Part> = gathering.open(2).collect();
-        assert_eq!(gathering.ended(parts[0], None), None);
-        assert_eq!(gathering.ended(parts[1], None), Some(None));
+        let jobs = gathering.open(2, parts, answered);
+        assert_eq!(gathering.ended(jobs[0].0, vec![None], 5), None);
+        assert_eq!(gathering.ended(jobs[1].0, vec![None], 0), Some((None, 5)));
     }
 }

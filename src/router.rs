@@ -18,11 +18,17 @@ use crate::session::Session;
 
 /// How calls of one method are scheduled on a connection.
 ///
-/// These rules hold in a batch too. Its concurrent entries run at once,
-/// as one job (spec §6 lets a batch run in any order); an in-order or
-/// exclusive entry waits, runs and ends as it would have sent alone, in
-/// the batch's order, and holds its rule only while it runs. The batch is
-/// still answered in one array, once its last entry has ended.
+/// These rules hold in a batch too. An in-order or exclusive entry waits,
+/// runs and ends as it would have sent alone, in the batch's order, and
+/// holds its rule only while it runs; the concurrent entries between two
+/// exclusive ones run at once and take one handler slot between them
+/// (spec §6 lets a batch run in any order). The batch is still answered in
+/// one array, once its last entry has ended.
+///
+/// A rule also holds against the calls a handler's caller makes back while
+/// the handler waits on it: an exclusive handler that calls its peer back,
+/// whose answer needs a call of ours first, waits until the request
+/// timeout, as does any handler whose caller calls back an exclusive method.
 ///
 /// ```
 /// use rpcpeer::{Concurrency, ErrorObject, Router};

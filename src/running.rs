@@ -341,16 +341,23 @@ impl Work {
         }
     }
 
-    /// A part of a batch cut into parts: its reply array is the part's
-    /// share of the batch's.
+    /// A part of a batch cut into parts: each entry keeps its reply, to
+    /// be placed in the batch's array (see `parts`).
     pub(crate) fn in_part(mut self, part: Part) -> Self {
         self.part = Some(part);
         self
     }
 
-    /// Which part of a batch this is, if the batch was cut into parts.
-    pub(crate) fn part(&self) -> Option<Part> {
-        self.part
+    /// What ended work gives back, given the frame its poll made.
+    fn answer(&mut self, frame: Option<String>) -> Answer {
+        let Some(part) = self.part else {
+            return Answer::Frame(frame);
+        };
+        let replies = match &mut self.shape {
+            Shape::One(entry) => vec![entry.take_reply()],
+            Shape::Batch { entries, .. } => entries.iter_mut().map(Entry::take_reply).collect(),
+        };
+        Answer::Part(part, replies)
     }
 
     /// The bytes of the frame it was read from.
@@ -361,6 +368,8 @@ impl Work {
     /// Polls every entry; `Ready` with the frame to write (if any) once all
     /// have finished.
     pub(crate) fn poll(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<String>> {
+        // A part's entries keep their replies, and it writes no array.
+        let keep = self.part.is_some();
         match &mut self.shape {
             Shape::One(entry) => entry.poll(cx).map(|()| entry.take_reply()),
             Shape::Batch {
@@ -375,7 +384,7 @@ impl Work {
                     // keeps its reply until the entries before it are written.
                     let mut first_pending = None;
                     for (i, entry) in entries.iter_mut().enumerate() {
-                        let polled = if first_pending.is_some() {
+                        let polled = if first_pending.is_some() || keep {
                             entry.poll(cx)
                         } else {
                             entry.poll_into(cx, array)
@@ -410,6 +419,9 @@ impl Work {
                 }
                 let from = waiting.from;
                 *parked = None;
+                if keep {
+                    return Poll::Ready(None);
+                }
                 for entry in &mut entries[from..] {
                     if let Some(reply) = entry.take_reply() {
                         open_item(array);
@@ -448,9 +460,9 @@ impl Work {
         }
     }
 
-    /// Ends every call still running with `err`; the frame that answers
-    /// them all (and the replies already made), if any.
-    pub(crate) fn fail(mut self, err: &ErrorObject) -> Option<String> {
+    /// Ends every call still running with `err`; what answers them all
+    /// (and the replies already made).
+    pub(crate) fn fail(mut self, err: &ErrorObject) -> Answer {
         match &mut self.shape {
             Shape::One(entry) => entry.fail(err),
             Shape::Batch {
@@ -467,26 +479,30 @@ impl Work {
                 entries.iter_mut().for_each(|e| e.fail(err));
             }
         }
-        // Every entry is done now, so one poll gives the frame.
+        self.settle()
+    }
+
+    /// What answers work that has nothing left to run (every entry failed,
+    /// or cancelled before it started).
+    pub(crate) fn settle(mut self) -> Answer {
+        // Every entry is done, so one poll gives the frame.
         let mut cx = TaskContext::from_waker(Waker::noop());
-        match self.poll(&mut cx) {
-            Poll::Ready(reply) => reply,
+        let frame = match self.poll(&mut cx) {
+            Poll::Ready(frame) => frame,
             Poll::Pending => None,
-        }
+        };
+        self.answer(frame)
     }
 
-    /// The reply of a single call that was answered without running (see
-    /// [`Work::cancel`]).
-    pub(crate) fn take_reply(&mut self) -> Option<String> {
-        match &mut self.shape {
-            Shape::One(entry) => entry.take_reply(),
-            Shape::Batch { .. } => None,
+    /// Waiting work with nothing left to run: every call in it was
+    /// cancelled before it started.
+    pub(crate) fn is_settled(&self) -> bool {
+        match &self.shape {
+            Shape::One(entry) => entry.is_done(),
+            Shape::Batch {
+                entries, parked, ..
+            } => parked.is_none() && entries.iter().all(Entry::is_done),
         }
-    }
-
-    /// Whether this is a single call that answers `id` and has not run yet.
-    pub(crate) fn is_single_call(&self, id: &Id) -> bool {
-        matches!(&self.shape, Shape::One(entry) if entry.working_id() == Some(id))
     }
 }
 
@@ -562,23 +578,27 @@ impl Running {
     }
 }
 
+/// What ended work gives back.
+pub(crate) enum Answer {
+    /// The frame to write, if any.
+    Frame(Option<String>),
+    /// A part of a batch cut into parts: each of its entries' replies.
+    Part(Part, Vec<Option<String>>),
+}
+
 /// Work that has ended.
 pub(crate) struct Finished {
     /// The kind it was scheduled as.
     pub(crate) kind: Concurrency,
-    /// The frame to write, if any.
-    pub(crate) reply: Option<String>,
-    /// The bytes of the frame the work was read from.
+    pub(crate) answer: Answer,
+    /// The bytes it was charged.
     pub(crate) bytes: usize,
-    /// For a batch cut into parts, which part ended.
-    pub(crate) part: Option<Part>,
 }
 
 impl Running {
-    /// See [`Work::fail`]; with the part of a batch it was, if any.
-    pub(crate) fn fail(self, err: &ErrorObject) -> (Option<Part>, Option<String>) {
-        let part = self.work.part();
-        (part, self.work.fail(err))
+    /// See [`Work::fail`].
+    pub(crate) fn fail(self, err: &ErrorObject) -> Answer {
+        self.work.fail(err)
     }
 }
 
@@ -588,11 +608,10 @@ impl Future for Running {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match this.work.poll(cx) {
-            Poll::Ready(reply) => Poll::Ready(Finished {
+            Poll::Ready(frame) => Poll::Ready(Finished {
                 kind: this.kind,
-                reply,
+                answer: this.work.answer(frame),
                 bytes: this.work.bytes(),
-                part: this.work.part(),
             }),
             Poll::Pending => {
                 // Stored only for work that waits, so a call answered at

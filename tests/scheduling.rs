@@ -420,9 +420,13 @@ struct Steps {
 }
 
 /// `hold` (concurrent) logs its start, waits at the gate, logs its end;
-/// `alone` (exclusive) and the notification `apply` (in order) only log.
+/// so does the notification `apply` (in order); `alone` (exclusive) only
+/// logs; `echo` answers its param.
 fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
     let mut router = Router::with_state(steps);
+    router.method("echo", |(text,): (String,)| async move {
+        Ok::<_, ErrorObject>(text)
+    });
     router.method(
         "hold",
         |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
@@ -683,4 +687,148 @@ async fn a_batch_cut_into_parts_is_answered_in_one_array_at_the_drain_deadline()
     assert_eq!(answer[0]["result"], "pong", "{answer}");
     assert_eq!(answer[1]["error"]["code"], -32003, "{answer}");
     assert_eq!(answer[2]["error"]["code"], -32003, "{answer}");
+}
+
+/// A batch cut into parts is charged its whole frame until it is answered:
+/// the parts that have ended hold their replies until then. Before, each
+/// part gave its share back as it ended, and a connection read on past its
+/// `max_incoming_bytes` while batches behind a waiting in-order entry
+/// piled up.
+#[tokio::test]
+async fn a_batch_cut_into_parts_holds_its_bytes_until_answered() {
+    let steps = Arc::new(Steps::default());
+    let router = steps_router(steps.clone());
+    let config = Config::default().max_incoming_bytes(16 * 1024);
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::builder(a, router).config(config).build();
+    tokio::spawn(driver);
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
+    )
+    .await;
+    within("n1 starts", steps.started.notified()).await;
+    let text = "x".repeat(4000);
+    for batch in 0..4 {
+        let mut entries: Vec<Value> = (0..3)
+            .map(|i| json!({"jsonrpc":"2.0","method":"echo","params":[text],"id":batch * 10 + i}))
+            .collect();
+        entries.push(json!({"jsonrpc":"2.0","method":"apply","params":[format!("b{batch}")]}));
+        send(&mut w, &Value::from(entries).to_string()).await;
+    }
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"echo","params":["ping"],"id":"p"}"#,
+    )
+    .await;
+    settle().await;
+    assert!(
+        w.next().now_or_never().is_none(),
+        "read past the bound while the batches waited"
+    );
+    // From here on, each in-order entry is let through as it starts.
+    steps.gate.notify_one();
+    let opener = tokio::spawn({
+        let steps = steps.clone();
+        async move {
+            loop {
+                steps.started.notified().await;
+                steps.gate.notify_one();
+            }
+        }
+    });
+    let mut batches = Vec::new();
+    let mut ping = 0;
+    for _ in 0..5 {
+        let answer = recv(&mut w).await;
+        match answer.as_array() {
+            Some(replies) => batches.push((replies.len(), replies[0]["id"].clone())),
+            None if answer["id"] == "p" => ping += 1,
+            None => panic!("unexpected {answer}"),
+        }
+    }
+    opener.abort();
+    assert_eq!(ping, 1);
+    assert_eq!(
+        batches,
+        [
+            (3, json!(0)),
+            (3, json!(10)),
+            (3, json!(20)),
+            (3, json!(30))
+        ]
+    );
+}
+
+/// The concurrent entries of a batch cut into parts share one handler
+/// slot, as a whole batch does: a part each would let a batch of callbacks
+/// take every slot, leaving none for the calls its caller makes back.
+#[tokio::test]
+async fn a_batch_cut_into_parts_takes_one_slot_for_its_concurrent_entries() {
+    let mut server = Router::new();
+    server.method("cb", |cx: Context| async move {
+        let n: i64 = cx.peer().request("ping", ()).await?;
+        Ok::<_, ErrorObject>(n)
+    });
+    server.method("c", || async { Ok::<_, ErrorObject>(41) });
+    server.notification("note", || async {});
+    let mut client = Router::new();
+    client.method("ping", |cx: Context| async move {
+        let n: i64 = cx.peer().request("c", ()).await?;
+        Ok::<_, ErrorObject>(n + 1)
+    });
+    let (a, b) = memory_pair();
+    let config = Config::default().max_in_flight(2);
+    let (_server, driver) = Driver::builder(a, server).config(config).build();
+    tokio::spawn(driver);
+    let (peer, driver) = Driver::new(b, client);
+    tokio::spawn(driver);
+    let mut batch = rpcpeer::Batch::new();
+    for _ in 0..3 {
+        batch.request("cb", ()).notify("note", ());
+    }
+    let replies = within("the batch", peer.batch(batch)).await.unwrap();
+    let replies: Vec<String> = replies
+        .into_iter()
+        .map(|r| r.unwrap().get().to_owned())
+        .collect();
+    assert_eq!(replies, ["42", "42", "42"]);
+}
+
+/// A batched exclusive call cancelled while it waits for its turn is
+/// answered -32800 at once and holds nothing back, as one sent alone.
+#[tokio::test]
+async fn a_cancelled_batched_exclusive_call_leaves_the_queue() {
+    let steps = Arc::new(Steps::default());
+    let router = steps_router(steps.clone());
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::new(a, router);
+    tokio::spawn(driver);
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#,
+    )
+    .await;
+    within("h1 starts", steps.started.notified()).await;
+    send(
+        &mut w,
+        r#"[{"jsonrpc":"2.0","method":"alone","params":["x"],"id":2}]"#,
+    )
+    .await;
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"echo","params":["e"],"id":3}"#,
+    )
+    .await;
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":2}}"#,
+    )
+    .await;
+    let cancelled = recv(&mut w).await;
+    assert_eq!(cancelled[0]["error"]["code"], -32800, "{cancelled}");
+    assert_eq!(recv(&mut w).await["id"], 3, "the call after it ran");
+    steps.gate.notify_one();
+    assert_eq!(recv(&mut w).await["id"], 1);
+    assert_eq!(steps.log.lock().unwrap().clone(), ["h1 start", "h1 end"]);
 }
