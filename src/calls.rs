@@ -343,9 +343,12 @@ impl<S: Send + Sync + 'static> Calls<S> {
             .rev()
             .chain(self.running.iter_mut());
         if let Some(work) = crate::cancel::incoming(id, &mut self.scheduler, started) {
-            // NB: charged nothing: it never started, and the scheduler no
-            // longer counts it as waiting.
-            self.ended(work.settle(), 0, outgoing, outbox);
+            // NB: charged as if it had run, as the scheduler no longer
+            // counts it: a part of a batch holds its charge (the whole
+            // frame, for a first part) until the batch is answered.
+            let bytes = work.bytes();
+            self.running_bytes += bytes;
+            self.ended(work.settle(), bytes, outgoing, outbox);
         }
         // A call taken out of the queue may have held others back.
         self.pump();

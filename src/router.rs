@@ -26,9 +26,11 @@ use crate::session::Session;
 /// one array, once its last entry has ended.
 ///
 /// A rule also holds against the calls a handler's caller makes back while
-/// the handler waits on it: an exclusive handler that calls its peer back,
-/// whose answer needs a call of ours first, waits until the request
-/// timeout, as does any handler whose caller calls back an exclusive method.
+/// the handler waits on it. A handler whose callback can only be answered
+/// after a call of ours waits until the request timeout when that call is
+/// held back: because the handler is exclusive, because the call is to an
+/// exclusive method, or because an exclusive call read before it (in the
+/// handler's own batch too) waits for the handler to end.
 ///
 /// ```
 /// use rpcpeer::{Concurrency, ErrorObject, Router};

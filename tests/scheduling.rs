@@ -832,3 +832,45 @@ async fn a_cancelled_batched_exclusive_call_leaves_the_queue() {
     assert_eq!(recv(&mut w).await["id"], 1);
     assert_eq!(steps.log.lock().unwrap().clone(), ["h1 start", "h1 end"]);
 }
+
+/// A batch whose first part (charged the whole frame) is cancelled while it
+/// waits stays charged until the batch is answered: before, its bytes left
+/// the count with that part, and a connection read batches past its bound.
+#[tokio::test]
+async fn a_batch_whose_first_part_is_cancelled_still_holds_its_bytes() {
+    let steps = Arc::new(Steps::default());
+    let config = Config::default().max_incoming_bytes(16 * 1024);
+    let (a, mut w) = memory_pair();
+    let (_peer, driver) = Driver::builder(a, steps_router(steps.clone()))
+        .config(config)
+        .build();
+    tokio::spawn(driver);
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
+    )
+    .await;
+    within("n1 starts", steps.started.notified()).await;
+    let text = "x".repeat(4000);
+    for batch in 0..8 {
+        let frame = json!([
+            {"jsonrpc":"2.0","method":"alone","params":["a"],"id":format!("x{batch}")},
+            {"jsonrpc":"2.0","method":"echo","params":[text],"id":batch},
+            {"jsonrpc":"2.0","method":"apply","params":[format!("b{batch}")]},
+        ]);
+        send(&mut w, &frame.to_string()).await;
+        let cancel =
+            json!({"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":format!("x{batch}")}});
+        send(&mut w, &cancel.to_string()).await;
+    }
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"echo","params":["ping"],"id":"p"}"#,
+    )
+    .await;
+    settle().await;
+    assert!(
+        w.next().now_or_never().is_none(),
+        "read past the bound while the batches waited"
+    );
+}
