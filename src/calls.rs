@@ -39,7 +39,8 @@ pub(crate) struct Calls<S> {
     starting: VecDeque<Running>,
     /// Calls whose handlers wait on something.
     running: FuturesUnordered<Running>,
-    /// The bytes of the frames whose calls run now.
+    /// The bytes of the frames whose calls run now, and of the batches cut
+    /// into parts until they are answered.
     running_bytes: usize,
     /// Batches cut into parts, until their last part has ended.
     gathering: Gathering,
@@ -279,13 +280,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
             }
             Cuts::Parts(parts, answered) => (parts, answered),
         };
-        // NB: the first part is charged the whole frame, and a part's
-        // charge is given back only when the batch is answered: until
-        // then the batch holds its replies.
-        let mut charge = bytes;
-        for (part, kind, entries) in self.gathering.open(len, parts, answered) {
-            let work = Work::batch(entries, std::mem::take(&mut charge)).in_part(part);
-            self.schedule(kind, work);
+        // NB: the batch, not its parts, is charged the frame, from now
+        // until it is answered: its ended parts hold their replies.
+        self.running_bytes += bytes;
+        for (part, kind, entries) in self.gathering.open(len, bytes, parts, answered) {
+            self.schedule(kind, Work::part(entries, part));
         }
     }
 
@@ -323,7 +322,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
     fn ended(&mut self, done: Answer, bytes: usize, outgoing: &mut Outgoing, outbox: &mut Outbox) {
         let (frame, bytes) = match done {
             Answer::Frame(frame) => (frame, bytes),
-            Answer::Part(part, replies) => match self.gathering.ended(part, replies, bytes) {
+            Answer::Part(part, replies) => match self.gathering.ended(part, replies) {
                 Some(batch) => batch,
                 None => return,
             },
@@ -343,12 +342,9 @@ impl<S: Send + Sync + 'static> Calls<S> {
             .rev()
             .chain(self.running.iter_mut());
         if let Some(work) = crate::cancel::incoming(id, &mut self.scheduler, started) {
-            // NB: charged as if it had run, as the scheduler no longer
-            // counts it: a part of a batch holds its charge (the whole
-            // frame, for a first part) until the batch is answered.
-            let bytes = work.bytes();
-            self.running_bytes += bytes;
-            self.ended(work.settle(), bytes, outgoing, outbox);
+            // NB: it never ran, so it was charged nothing: the scheduler
+            // gave back what it weighed waiting.
+            self.ended(work.settle(), 0, outgoing, outbox);
         }
         // A call taken out of the queue may have held others back.
         self.pump();
@@ -451,7 +447,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
                 Answer::Frame(frame) => frame,
                 Answer::Part(part, replies) => self
                     .gathering
-                    .ended(part, replies, 0)
+                    .ended(part, replies)
                     .and_then(|(frame, _)| frame),
             };
             if let Some(frame) = frame {

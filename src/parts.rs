@@ -114,18 +114,20 @@ struct Batch {
     places: Vec<Vec<usize>>,
     /// Parts not ended yet.
     left: usize,
-    /// The bytes its ended parts were charged, given back when the batch
-    /// is answered: until then its replies are held.
-    held: usize,
+    /// The bytes of its frame: the batch is charged them from when it is
+    /// read until it is answered, whatever its parts do meanwhile (they
+    /// wait, run, end and hold their replies, or are cancelled).
+    bytes: usize,
 }
 
 impl Gathering {
-    /// A batch of `len` entries cut into `parts`, with the replies of its
-    /// entries `answered` already; each part, to schedule, with its
-    /// [`Part`].
+    /// A batch of `len` entries read from a frame of `bytes`, cut into
+    /// `parts`, with the replies of its entries `answered` already; each
+    /// part, to schedule, with its [`Part`].
     pub(crate) fn open(
         &mut self,
         len: usize,
+        bytes: usize,
         parts: Vec<Cut>,
         answered: Vec<(usize, Option<String>)>,
     ) -> Vec<(Part, Concurrency, Vec<Entry>)> {
@@ -152,20 +154,19 @@ impl Gathering {
                 replies,
                 left: places.len(),
                 places,
-                held: 0,
+                bytes,
             },
         );
         jobs
     }
 
-    /// A part has ended with its entries' `replies`, having been charged
-    /// `bytes`; once the batch's last part has, its reply (`None`: nothing
-    /// to write, every entry was a notification) and the bytes to give back.
+    /// A part has ended with its entries' `replies`; once the batch's last
+    /// part has, its reply (`None`: nothing to write, every entry was a
+    /// notification) and the bytes of its frame, to give back.
     pub(crate) fn ended(
         &mut self,
         part: Part,
         replies: Vec<Option<String>>,
-        bytes: usize,
     ) -> Option<(Option<String>, usize)> {
         let batch = self.batches.get_mut(&part.batch)?;
         let places = batch.places.get(part.index)?;
@@ -174,13 +175,12 @@ impl Gathering {
                 *slot = reply;
             }
         }
-        batch.held += bytes;
         batch.left = batch.left.saturating_sub(1);
         if batch.left > 0 {
             return None;
         }
         let batch = self.batches.remove(&part.batch)?;
-        Some((join_batch(batch.replies), batch.held))
+        Some((join_batch(batch.replies), batch.bytes))
     }
 
     /// Forgets every batch (the connection is gone).
@@ -273,17 +273,17 @@ mod tests {
             panic!("cut into parts");
         };
         let mut gathering = Gathering::default();
-        let jobs = gathering.open(4, parts, answered);
+        let jobs = gathering.open(4, 10, parts, answered);
         let (first, second) = (jobs[0].0, jobs[1].0);
-        assert_eq!(gathering.ended(second, vec![Some("1".into())], 0), None);
+        assert_eq!(gathering.ended(second, vec![Some("1".into())]), None);
         let replies = vec![Some("0".into()), Some("3".into())];
         assert_eq!(
-            gathering.ended(first, replies, 10),
+            gathering.ended(first, replies),
             Some((Some("[0,1,2,3]".into()), 10))
         );
         assert!(gathering.batches.is_empty());
         // A part of a batch that is gone is ignored.
-        assert_eq!(gathering.ended(first, vec![], 0), None);
+        assert_eq!(gathering.ended(first, vec![]), None);
     }
 
     #[test]
@@ -293,8 +293,8 @@ mod tests {
             panic!("cut into parts");
         };
         let mut gathering = Gathering::default();
-        let jobs = gathering.open(2, parts, answered);
-        assert_eq!(gathering.ended(jobs[0].0, vec![None], 5), None);
-        assert_eq!(gathering.ended(jobs[1].0, vec![None], 0), Some((None, 5)));
+        let jobs = gathering.open(2, 5, parts, answered);
+        assert_eq!(gathering.ended(jobs[0].0, vec![None]), None);
+        assert_eq!(gathering.ended(jobs[1].0, vec![None]), Some((None, 5)));
     }
 }

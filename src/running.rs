@@ -341,11 +341,19 @@ impl Work {
         }
     }
 
-    /// A part of a batch cut into parts: each entry keeps its reply, to
-    /// be placed in the batch's array (see `parts`).
-    pub(crate) fn in_part(mut self, part: Part) -> Self {
-        self.part = Some(part);
-        self
+    /// The entries of one part of a batch cut into parts: each keeps its
+    /// reply, to be placed in the batch's array, and the batch is charged
+    /// the frame's bytes (see `parts`).
+    pub(crate) fn part(entries: Vec<Entry>, part: Part) -> Self {
+        Work {
+            shape: Shape::Batch {
+                entries,
+                array: String::new(),
+                parked: None,
+            },
+            bytes: 0,
+            part: Some(part),
+        }
     }
 
     /// What ended work gives back, given the frame its poll made.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, SinkExt, StreamExt};
 use rpcpeer::transport::{memory_pair, MemoryTransport};
-use rpcpeer::{Concurrency, Config, Context, Driver, ErrorObject, Router};
+use rpcpeer::{Concurrency, Config, Context, Driver, ErrorObject, Peer, Router};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
@@ -399,6 +399,60 @@ async fn a_batch_refused_busy_is_answered_at_once_not_queued_past_the_bound() {
     );
     assert_eq!(first[0]["error"]["code"], -32000, "{first}");
 }
+/// Starts a driver of `router` on one end of a memory pair; its peer and
+/// the other end.
+fn driven<S: Send + Sync + 'static>(router: Router<S>, config: Config) -> (Peer, MemoryTransport) {
+    let (a, w) = memory_pair();
+    let (peer, driver) = Driver::builder(a, router).config(config).build();
+    tokio::spawn(driver);
+    (peer, w)
+}
+
+/// Starts `hold` h1 (id 1), which waits at the gate.
+async fn hold_h1(w: &mut MemoryTransport, steps: &Steps) {
+    send(
+        w,
+        r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#,
+    )
+    .await;
+    within("h1 starts", steps.started.notified()).await;
+}
+
+/// `cb` answers what its caller's `ping` answers; `c` answers 41.
+fn calling_back_server() -> Router {
+    let mut server = Router::new();
+    server.method("cb", |cx: Context| async move {
+        let n: i64 = cx.peer().request("ping", ()).await?;
+        Ok::<_, ErrorObject>(n)
+    });
+    server.method("c", || async { Ok::<_, ErrorObject>(41) });
+    server
+}
+
+/// Sends `batch` from a client whose `ping` calls `c` of `server` before
+/// it answers (`c` + 1); the batch's results, as JSON text.
+async fn batch_with_callbacks(
+    server: Router,
+    config: Config,
+    batch: rpcpeer::Batch,
+) -> Vec<String> {
+    let mut client = Router::new();
+    client.method("ping", |cx: Context| async move {
+        let n: i64 = cx.peer().request("c", ()).await?;
+        Ok::<_, ErrorObject>(n + 1)
+    });
+    let (a, b) = memory_pair();
+    let (_server, driver) = Driver::builder(a, server).config(config).build();
+    tokio::spawn(driver);
+    let (peer, driver) = Driver::new(b, client);
+    tokio::spawn(driver);
+    let replies = within("the batch", peer.batch(batch)).await.unwrap();
+    replies
+        .into_iter()
+        .map(|r| r.unwrap().get().to_owned())
+        .collect()
+}
+
 /// Sends one frame to the driver.
 async fn send(w: &mut MemoryTransport, text: &str) {
     w.send(text.to_owned()).await.unwrap();
@@ -467,18 +521,11 @@ fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
 #[tokio::test]
 async fn a_batched_call_keeps_its_rule_against_the_calls_outside_the_batch() {
     let steps = Arc::new(Steps::default());
-    let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::new(a, steps_router(steps.clone()));
-    tokio::spawn(driver);
+    let (_peer, mut w) = driven(steps_router(steps.clone()), Config::default());
     let log = || steps.log.lock().unwrap().clone();
 
     // An exclusive call in a batch, while a call outside it runs.
-    send(
-        &mut w,
-        r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#,
-    )
-    .await;
-    within("h1 starts", steps.started.notified()).await;
+    hold_h1(&mut w, &steps).await;
     send(
         &mut w,
         r#"[{"jsonrpc":"2.0","method":"alone","params":["x1"],"id":2}]"#,
@@ -517,36 +564,17 @@ async fn a_batched_call_keeps_its_rule_against_the_calls_outside_the_batch() {
 
 /// An exclusive entry keeps its rule only while it runs: the batch's
 /// entries after it, and the calls they make back, are not held until the
-/// whole batch ends. `callback` asks the client, which asks us in turn
-/// before it answers.
+/// whole batch ends. `cb` asks the client, which asks us in turn before
+/// it answers.
 #[tokio::test]
 async fn a_batched_exclusive_call_does_not_hold_the_calls_after_it() {
-    let mut server = Router::new();
+    let mut server = calling_back_server();
     server
         .method("login", || async { Ok::<_, ErrorObject>(true) })
         .concurrency(Concurrency::Exclusive);
-    server.method("callback", |cx: Context| async move {
-        let n: i64 = cx.peer().request("ping", ()).await?;
-        Ok::<_, ErrorObject>(n)
-    });
-    server.method("c", || async { Ok::<_, ErrorObject>(41) });
-    let mut client = Router::new();
-    client.method("ping", |cx: Context| async move {
-        let n: i64 = cx.peer().request("c", ()).await?;
-        Ok::<_, ErrorObject>(n + 1)
-    });
-    let (a, b) = memory_pair();
-    let (_server, driver) = Driver::new(a, server);
-    tokio::spawn(driver);
-    let (peer, driver) = Driver::new(b, client);
-    tokio::spawn(driver);
     let mut batch = rpcpeer::Batch::new();
-    batch.request("login", ()).request("callback", ());
-    let replies = within("the batch", peer.batch(batch)).await.unwrap();
-    let replies: Vec<String> = replies
-        .into_iter()
-        .map(|r| r.unwrap().get().to_owned())
-        .collect();
+    batch.request("login", ()).request("cb", ());
+    let replies = batch_with_callbacks(server, Config::default(), batch).await;
     assert_eq!(replies, ["true", "42"]);
 }
 
@@ -562,9 +590,7 @@ async fn a_batched_in_order_call_does_not_hold_later_ones_for_the_whole_batch() 
             cx.state().log.lock().unwrap().push(tag);
         },
     );
-    let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::new(a, router);
-    tokio::spawn(driver);
+    let (_peer, mut w) = driven(router, Config::default());
     let log = || steps.log.lock().unwrap().clone();
     send(&mut w, r#"[{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1},{"jsonrpc":"2.0","method":"note","params":["n1"]}]"#).await;
     within("h1 starts", steps.started.notified()).await;
@@ -596,16 +622,9 @@ async fn a_batched_sync_exclusive_call_waits_for_what_runs() {
             }),
         )
         .concurrency(Concurrency::Exclusive);
-    let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::new(a, router);
-    tokio::spawn(driver);
+    let (_peer, mut w) = driven(router, Config::default());
     let log = || steps.log.lock().unwrap().clone();
-    send(
-        &mut w,
-        r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#,
-    )
-    .await;
-    within("h1 starts", steps.started.notified()).await;
+    hold_h1(&mut w, &steps).await;
     send(&mut w, r#"[{"jsonrpc":"2.0","method":"now","id":2},{"jsonrpc":"2.0","method":"alone","params":["x"],"id":3}]"#).await;
     settle().await;
     assert_eq!(log(), ["h1 start"], "the batch ran beside h1");
@@ -636,9 +655,7 @@ const PARTED: &str = r#"[{"jsonrpc":"2.0","method":"ping","id":1},{"jsonrpc":"2.
 /// request order, when that entry is cancelled and the part after it runs.
 #[tokio::test]
 async fn a_batch_cut_into_parts_is_answered_in_one_array_after_a_cancel() {
-    let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::new(a, parted_router());
-    tokio::spawn(driver);
+    let (_peer, mut w) = driven(parted_router(), Config::default());
     send(&mut w, PARTED).await;
     settle().await;
     send(
@@ -664,10 +681,8 @@ async fn a_batch_cut_into_parts_is_answered_in_one_array_after_a_cancel() {
 /// answer, the rest say they were cut off.
 #[tokio::test]
 async fn a_batch_cut_into_parts_is_answered_in_one_array_at_the_drain_deadline() {
-    let (a, mut w) = memory_pair();
     let config = Config::default().drain_timeout(Duration::from_millis(100));
-    let (peer, driver) = Driver::builder(a, parted_router()).config(config).build();
-    tokio::spawn(driver);
+    let (peer, mut w) = driven(parted_router(), config);
     send(&mut w, PARTED).await;
     settle().await;
     within("the close", peer.close()).await;
@@ -699,9 +714,7 @@ async fn a_batch_cut_into_parts_holds_its_bytes_until_answered() {
     let steps = Arc::new(Steps::default());
     let router = steps_router(steps.clone());
     let config = Config::default().max_incoming_bytes(16 * 1024);
-    let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::builder(a, router).config(config).build();
-    tokio::spawn(driver);
+    let (_peer, mut w) = driven(router, config);
     send(
         &mut w,
         r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
@@ -765,33 +778,14 @@ async fn a_batch_cut_into_parts_holds_its_bytes_until_answered() {
 /// take every slot, leaving none for the calls its caller makes back.
 #[tokio::test]
 async fn a_batch_cut_into_parts_takes_one_slot_for_its_concurrent_entries() {
-    let mut server = Router::new();
-    server.method("cb", |cx: Context| async move {
-        let n: i64 = cx.peer().request("ping", ()).await?;
-        Ok::<_, ErrorObject>(n)
-    });
-    server.method("c", || async { Ok::<_, ErrorObject>(41) });
+    let mut server = calling_back_server();
     server.notification("note", || async {});
-    let mut client = Router::new();
-    client.method("ping", |cx: Context| async move {
-        let n: i64 = cx.peer().request("c", ()).await?;
-        Ok::<_, ErrorObject>(n + 1)
-    });
-    let (a, b) = memory_pair();
-    let config = Config::default().max_in_flight(2);
-    let (_server, driver) = Driver::builder(a, server).config(config).build();
-    tokio::spawn(driver);
-    let (peer, driver) = Driver::new(b, client);
-    tokio::spawn(driver);
     let mut batch = rpcpeer::Batch::new();
     for _ in 0..3 {
         batch.request("cb", ()).notify("note", ());
     }
-    let replies = within("the batch", peer.batch(batch)).await.unwrap();
-    let replies: Vec<String> = replies
-        .into_iter()
-        .map(|r| r.unwrap().get().to_owned())
-        .collect();
+    let config = Config::default().max_in_flight(2);
+    let replies = batch_with_callbacks(server, config, batch).await;
     assert_eq!(replies, ["42", "42", "42"]);
 }
 
@@ -801,15 +795,8 @@ async fn a_batch_cut_into_parts_takes_one_slot_for_its_concurrent_entries() {
 async fn a_cancelled_batched_exclusive_call_leaves_the_queue() {
     let steps = Arc::new(Steps::default());
     let router = steps_router(steps.clone());
-    let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::new(a, router);
-    tokio::spawn(driver);
-    send(
-        &mut w,
-        r#"{"jsonrpc":"2.0","method":"hold","params":["h1"],"id":1}"#,
-    )
-    .await;
-    within("h1 starts", steps.started.notified()).await;
+    let (_peer, mut w) = driven(router, Config::default());
+    hold_h1(&mut w, &steps).await;
     send(
         &mut w,
         r#"[{"jsonrpc":"2.0","method":"alone","params":["x"],"id":2}]"#,
@@ -840,11 +827,7 @@ async fn a_cancelled_batched_exclusive_call_leaves_the_queue() {
 async fn a_batch_whose_first_part_is_cancelled_still_holds_its_bytes() {
     let steps = Arc::new(Steps::default());
     let config = Config::default().max_incoming_bytes(16 * 1024);
-    let (a, mut w) = memory_pair();
-    let (_peer, driver) = Driver::builder(a, steps_router(steps.clone()))
-        .config(config)
-        .build();
-    tokio::spawn(driver);
+    let (_peer, mut w) = driven(steps_router(steps.clone()), config);
     send(
         &mut w,
         r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
