@@ -269,6 +269,11 @@ impl<S: Send + Sync + 'static> Calls<S> {
             answer(join_batch(replies.collect()), outgoing, outbox);
             return;
         }
+        // NB: the replies of the entries answered as they were read are
+        // held until the batch is answered, so they are charged with its
+        // frame: an invalid entry of 2 bytes (`1,`) holds an error of about
+        // 90, and without this a peer could hold some 50 times the bound.
+        let bytes = bytes + entries.iter().map(|(_, e)| e.held()).sum::<usize>();
         // Spec §6: the entries may run in any order, so concurrent ones
         // run at once, as one job (they take one handler slot); an entry
         // with a stricter rule is a job of its own (see `parts`).
@@ -280,8 +285,9 @@ impl<S: Send + Sync + 'static> Calls<S> {
             }
             Cuts::Parts(parts, answered) => (parts, answered),
         };
-        // NB: the batch, not its parts, is charged the frame, from now
-        // until it is answered: its ended parts hold their replies.
+        // NB: the batch, not its parts, is charged the frame (and the
+        // replies above), from now until it is answered: its ended parts
+        // hold their replies.
         self.running_bytes += bytes;
         for (part, kind, entries) in self.gathering.open(len, bytes, parts, answered) {
             self.schedule(kind, Work::part(entries, part));

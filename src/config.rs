@@ -93,7 +93,10 @@ impl Config {
     }
 
     /// Bytes of the peer's calls read and not yet answered, waiting or
-    /// running, counted as the frames they came in (default 4 MiB). Past
+    /// running, counted as the frames they came in (default 4 MiB), with
+    /// the replies a batch holds from when it is read (those of entries
+    /// that are invalid, name no method or are answered as they are read)
+    /// until it is answered. Past
     /// it the driver stops reading as for a full queue (see
     /// [`Config::max_queued`]), so the memory a connection's calls hold
     /// follows this bound, not the size or number of the messages. A call

@@ -247,6 +247,14 @@ impl Entry {
         matches!(self.state, State::Done(_))
     }
 
+    /// The bytes of the reply it holds: none while it runs.
+    pub(crate) fn held(&self) -> usize {
+        match &self.state {
+            State::Done(Some(reply)) => reply.len(),
+            State::Done(None) | State::Working(_) => 0,
+        }
+    }
+
     pub(crate) fn take_reply(&mut self) -> Option<String> {
         match &mut self.state {
             State::Done(reply) => reply.take(),

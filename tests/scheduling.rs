@@ -857,3 +857,50 @@ async fn a_batch_whose_first_part_is_cancelled_still_holds_its_bytes() {
         "read past the bound while the batches waited"
     );
 }
+
+/// A batch of the entries `head` and 1,000 invalid ones (`1`): each of
+/// those is two bytes of the frame and an error reply of about 90, held
+/// until the batch is answered.
+fn with_invalid_tail(head: &str) -> String {
+    format!("[{head}{}]", ",1".repeat(1000))
+}
+
+/// The replies a batch holds from when it is read are charged with its
+/// frame. Before, a connection with a 16 KiB `max_incoming_bytes` read on
+/// while each batch of 2 KiB held 90 KiB of errors: some 50 times the
+/// bound, in both kinds of batch (one job, and cut into parts).
+#[tokio::test]
+async fn the_replies_a_batch_holds_count_against_the_bound() {
+    for cut_into_parts in [false, true] {
+        let steps = Arc::new(Steps::default());
+        let config = Config::default().max_incoming_bytes(16 * 1024);
+        let (_peer, mut w) = driven(steps_router(steps.clone()), config);
+        for batch in 0..4 {
+            let head = if cut_into_parts {
+                // An in-order entry, waiting behind the first batch's.
+                json!({"jsonrpc":"2.0","method":"apply","params":[format!("b{batch}")]})
+            } else {
+                // A concurrent request that waits at the gate.
+                json!({"jsonrpc":"2.0","method":"hold","params":[format!("b{batch}")],"id":batch})
+            };
+            let frame = if cut_into_parts {
+                let echo = json!({"jsonrpc":"2.0","method":"echo","params":["e"],"id":batch});
+                with_invalid_tail(&format!("{head},{echo}"))
+            } else {
+                with_invalid_tail(&head.to_string())
+            };
+            send(&mut w, &frame).await;
+        }
+        send(
+            &mut w,
+            r#"{"jsonrpc":"2.0","method":"echo","params":["ping"],"id":"p"}"#,
+        )
+        .await;
+        within("the first batch starts", steps.started.notified()).await;
+        settle().await;
+        assert!(
+            w.next().now_or_never().is_none(),
+            "read past the bound while held replies piled up (parts: {cut_into_parts})"
+        );
+    }
+}
