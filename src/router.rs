@@ -22,8 +22,10 @@ use crate::session::Session;
 /// runs and ends as it would have sent alone, in the batch's order, and
 /// holds its rule only while it runs; the concurrent entries between two
 /// exclusive ones run at once and take one handler slot between them
-/// (spec §6 lets a batch run in any order). The batch is still answered in
-/// one array, once its last entry has ended.
+/// (spec §6 lets a batch run in any order), and an in-order entry running
+/// beside them takes one of its own, as it would sent alone: a batch may
+/// hold two slots. The batch is still answered in one array, once its last
+/// entry has ended.
 ///
 /// A rule also holds against the calls a handler's caller makes back while
 /// the handler waits on it. A handler whose callback can only be answered
