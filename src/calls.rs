@@ -40,7 +40,8 @@ pub(crate) struct Calls<S> {
     /// Calls whose handlers wait on something.
     running: FuturesUnordered<Running>,
     /// The bytes of the frames whose calls run now, and of the batches cut
-    /// into parts until they are answered.
+    /// into parts until they are answered (with the replies they hold from
+    /// when they were read).
     running_bytes: usize,
     /// Batches cut into parts, until their last part has ended.
     gathering: Gathering,
@@ -167,9 +168,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // by its own rule.
         let start = match read {
             _ if !self.may_run_now(outbox) => Start::LATER,
-            Read::Alone => Start::alone(&self.scheduler),
-            // NB: as alone: an entry keeps its own rule (see `parts`).
-            Read::InBatch { after_work: false } => Start::alone(&self.scheduler),
+            Read::Alone | Read::InBatch { after_work: false } => Start::alone(&self.scheduler),
             Read::InBatch { after_work: true } => Start::LATER,
         };
         let env = Env {
@@ -326,15 +325,20 @@ impl<S: Send + Sync + 'static> Calls<S> {
     /// Work has ended, charged `bytes` while it ran: its frame is written,
     /// or for a part of a batch, kept until the batch's last part has ended.
     fn ended(&mut self, done: Answer, bytes: usize, outgoing: &mut Outgoing, outbox: &mut Outbox) {
-        let (frame, bytes) = match done {
-            Answer::Frame(frame) => (frame, bytes),
-            Answer::Part(part, replies) => match self.gathering.ended(part, replies) {
-                Some(batch) => batch,
-                None => return,
-            },
-        };
-        self.running_bytes = self.running_bytes.saturating_sub(bytes);
-        answer(frame, outgoing, outbox);
+        if let Some((frame, bytes)) = self.gathered(done, bytes) {
+            self.running_bytes = self.running_bytes.saturating_sub(bytes);
+            answer(frame, outgoing, outbox);
+        }
+    }
+
+    /// What ended work answers, with the bytes to give back: its own frame,
+    /// or for a part of a batch, `None` until the batch's last part has
+    /// ended and then the batch's.
+    fn gathered(&mut self, done: Answer, bytes: usize) -> Option<(Option<String>, usize)> {
+        match done {
+            Answer::Frame(frame) => Some((frame, bytes)),
+            Answer::Part(part, replies) => self.gathering.ended(part, replies),
+        }
     }
 
     /// The peer cancels one of its requests.
@@ -449,14 +453,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
         // run or wait are failed, so each such batch is answered here, in
         // one array.
         for answer in answers {
-            let frame = match answer {
-                Answer::Frame(frame) => frame,
-                Answer::Part(part, replies) => self
-                    .gathering
-                    .ended(part, replies)
-                    .and_then(|(frame, _)| frame),
-            };
-            if let Some(frame) = frame {
+            if let Some((Some(frame), _)) = self.gathered(answer, 0) {
                 outbox.push(frame);
             }
         }

@@ -114,14 +114,15 @@ struct Batch {
     places: Vec<Vec<usize>>,
     /// Parts not ended yet.
     left: usize,
-    /// The bytes of its frame: the batch is charged them from when it is
-    /// read until it is answered, whatever its parts do meanwhile (they
-    /// wait, run, end and hold their replies, or are cancelled).
+    /// The bytes it is charged (its frame's, and the replies it held when
+    /// it was read), from when it is read until it is answered, whatever
+    /// its parts do meanwhile (they wait, run, end and hold their replies,
+    /// or are cancelled).
     bytes: usize,
 }
 
 impl Gathering {
-    /// A batch of `len` entries read from a frame of `bytes`, cut into
+    /// A batch of `len` entries charged `bytes`, cut into
     /// `parts`, with the replies of its entries `answered` already; each
     /// part, to schedule, with its [`Part`].
     pub(crate) fn open(
@@ -162,7 +163,7 @@ impl Gathering {
 
     /// A part has ended with its entries' `replies`; once the batch's last
     /// part has, its reply (`None`: nothing to write, every entry was a
-    /// notification) and the bytes of its frame, to give back.
+    /// notification) and the bytes it was charged, to give back.
     pub(crate) fn ended(
         &mut self,
         part: Part,

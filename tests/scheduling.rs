@@ -399,6 +399,28 @@ async fn a_batch_refused_busy_is_answered_at_once_not_queued_past_the_bound() {
     );
     assert_eq!(first[0]["error"]["code"], -32000, "{first}");
 }
+
+/// Sends a request that is answered as soon as it is read, and checks that
+/// no answer comes: the connection stopped reading at its bound.
+async fn assert_stopped_reading(w: &mut MemoryTransport, what: &str) {
+    send(
+        w,
+        r#"{"jsonrpc":"2.0","method":"echo","params":["ping"],"id":"p"}"#,
+    )
+    .await;
+    settle().await;
+    assert!(
+        w.next().now_or_never().is_none(),
+        "read past the bound {what}"
+    );
+}
+
+/// The ids of a batch's replies, in the order they stand in its array.
+fn ids_of(answer: &Value) -> Vec<Value> {
+    let replies = answer.as_array().expect("a batch's reply array");
+    replies.iter().map(|r| r["id"].clone()).collect()
+}
+
 /// Starts a driver of `router` on one end of a memory pair; its peer and
 /// the other end.
 fn driven<S: Send + Sync + 'static>(router: Router<S>, config: Config) -> (Peer, MemoryTransport) {
@@ -473,6 +495,16 @@ struct Steps {
     started: Notify,
 }
 
+impl Steps {
+    /// Logs its start, waits at the gate, logs its end.
+    async fn step(&self, tag: &str) {
+        self.log.lock().unwrap().push(format!("{tag} start"));
+        self.started.notify_one();
+        self.gate.notified().await;
+        self.log.lock().unwrap().push(format!("{tag} end"));
+    }
+}
+
 /// `hold` (concurrent) logs its start, waits at the gate, logs its end;
 /// so does the notification `apply` (in order); `alone` (exclusive) only
 /// logs; `echo` answers its param.
@@ -484,11 +516,7 @@ fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
     router.method(
         "hold",
         |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
-            let steps = cx.state();
-            steps.log.lock().unwrap().push(format!("{tag} start"));
-            steps.started.notify_one();
-            steps.gate.notified().await;
-            steps.log.lock().unwrap().push(format!("{tag} end"));
+            cx.state().step(&tag).await;
             Ok::<_, ErrorObject>(())
         },
     );
@@ -503,13 +531,7 @@ fn steps_router(steps: Arc<Steps>) -> Router<Arc<Steps>> {
         .concurrency(Concurrency::Exclusive);
     router.notification(
         "apply",
-        |(tag,): (String,), cx: Context<Arc<Steps>>| async move {
-            let steps = cx.state();
-            steps.log.lock().unwrap().push(format!("{tag} start"));
-            steps.started.notify_one();
-            steps.gate.notified().await;
-            steps.log.lock().unwrap().push(format!("{tag} end"));
-        },
+        |(tag,): (String,), cx: Context<Arc<Steps>>| async move { cx.state().step(&tag).await },
     );
     router
 }
@@ -664,12 +686,7 @@ async fn a_batch_cut_into_parts_is_answered_in_one_array_after_a_cancel() {
     )
     .await;
     let answer = recv(&mut w).await;
-    let ids: Vec<_> = answer
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].clone())
-        .collect();
+    let ids = ids_of(&answer);
     assert_eq!(ids, [1, 2, 3], "{answer}");
     assert_eq!(answer[0]["result"], "pong", "{answer}");
     assert_eq!(answer[1]["error"]["code"], -32800, "{answer}");
@@ -692,16 +709,25 @@ async fn a_batch_cut_into_parts_is_answered_in_one_array_at_the_drain_deadline()
     }
     assert_eq!(frames.len(), 1, "{frames:?}");
     let answer = &frames[0];
-    let ids: Vec<_> = answer
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].clone())
-        .collect();
+    let ids = ids_of(answer);
     assert_eq!(ids, [1, 2, 3], "{answer}");
     assert_eq!(answer[0]["result"], "pong", "{answer}");
     assert_eq!(answer[1]["error"]["code"], -32003, "{answer}");
     assert_eq!(answer[2]["error"]["code"], -32003, "{answer}");
+}
+
+/// A driven `steps_router` with a 16 KiB `max_incoming_bytes`, its
+/// in-order notification `n1` running and held at the gate.
+async fn bounded_behind_n1(steps: &Arc<Steps>) -> (Peer, MemoryTransport) {
+    let config = Config::default().max_incoming_bytes(16 * 1024);
+    let (peer, mut w) = driven(steps_router(steps.clone()), config);
+    send(
+        &mut w,
+        r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
+    )
+    .await;
+    within("n1 starts", steps.started.notified()).await;
+    (peer, w)
 }
 
 /// A batch cut into parts is charged its whole frame until it is answered:
@@ -712,15 +738,7 @@ async fn a_batch_cut_into_parts_is_answered_in_one_array_at_the_drain_deadline()
 #[tokio::test]
 async fn a_batch_cut_into_parts_holds_its_bytes_until_answered() {
     let steps = Arc::new(Steps::default());
-    let router = steps_router(steps.clone());
-    let config = Config::default().max_incoming_bytes(16 * 1024);
-    let (_peer, mut w) = driven(router, config);
-    send(
-        &mut w,
-        r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
-    )
-    .await;
-    within("n1 starts", steps.started.notified()).await;
+    let (_peer, mut w) = bounded_behind_n1(&steps).await;
     let text = "x".repeat(4000);
     for batch in 0..4 {
         let mut entries: Vec<Value> = (0..3)
@@ -729,16 +747,7 @@ async fn a_batch_cut_into_parts_holds_its_bytes_until_answered() {
         entries.push(json!({"jsonrpc":"2.0","method":"apply","params":[format!("b{batch}")]}));
         send(&mut w, &Value::from(entries).to_string()).await;
     }
-    send(
-        &mut w,
-        r#"{"jsonrpc":"2.0","method":"echo","params":["ping"],"id":"p"}"#,
-    )
-    .await;
-    settle().await;
-    assert!(
-        w.next().now_or_never().is_none(),
-        "read past the bound while the batches waited"
-    );
+    assert_stopped_reading(&mut w, "while the batches waited").await;
     // From here on, each in-order entry is let through as it starts.
     steps.gate.notify_one();
     let opener = tokio::spawn({
@@ -820,20 +829,14 @@ async fn a_cancelled_batched_exclusive_call_leaves_the_queue() {
     assert_eq!(steps.log.lock().unwrap().clone(), ["h1 start", "h1 end"]);
 }
 
-/// A batch whose first part (charged the whole frame) is cancelled while it
-/// waits stays charged until the batch is answered: before, its bytes left
-/// the count with that part, and a connection read batches past its bound.
+/// A batch whose first part is cancelled while it waits stays charged
+/// until the batch is answered: once, that part carried the batch's
+/// charge, its bytes left the count with it, and a connection read batches
+/// past its bound.
 #[tokio::test]
 async fn a_batch_whose_first_part_is_cancelled_still_holds_its_bytes() {
     let steps = Arc::new(Steps::default());
-    let config = Config::default().max_incoming_bytes(16 * 1024);
-    let (_peer, mut w) = driven(steps_router(steps.clone()), config);
-    send(
-        &mut w,
-        r#"{"jsonrpc":"2.0","method":"apply","params":["n1"]}"#,
-    )
-    .await;
-    within("n1 starts", steps.started.notified()).await;
+    let (_peer, mut w) = bounded_behind_n1(&steps).await;
     let text = "x".repeat(4000);
     for batch in 0..8 {
         let frame = json!([
@@ -846,16 +849,7 @@ async fn a_batch_whose_first_part_is_cancelled_still_holds_its_bytes() {
             json!({"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":format!("x{batch}")}});
         send(&mut w, &cancel.to_string()).await;
     }
-    send(
-        &mut w,
-        r#"{"jsonrpc":"2.0","method":"echo","params":["ping"],"id":"p"}"#,
-    )
-    .await;
-    settle().await;
-    assert!(
-        w.next().now_or_never().is_none(),
-        "read past the bound while the batches waited"
-    );
+    assert_stopped_reading(&mut w, "while the batches waited").await;
 }
 
 /// A batch of the entries `head` and 1,000 invalid ones (`1`): each of
@@ -891,16 +885,8 @@ async fn the_replies_a_batch_holds_count_against_the_bound() {
             };
             send(&mut w, &frame).await;
         }
-        send(
-            &mut w,
-            r#"{"jsonrpc":"2.0","method":"echo","params":["ping"],"id":"p"}"#,
-        )
-        .await;
         within("the first batch starts", steps.started.notified()).await;
-        settle().await;
-        assert!(
-            w.next().now_or_never().is_none(),
-            "read past the bound while held replies piled up (parts: {cut_into_parts})"
-        );
+        let what = format!("while held replies piled up (parts: {cut_into_parts})");
+        assert_stopped_reading(&mut w, &what).await;
     }
 }
