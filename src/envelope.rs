@@ -6,10 +6,12 @@
 //! setting up each member name and each raw value. The frames almost every
 //! peer sends have one shape: an object (or an array of objects) whose
 //! member names are plain strings, and whose `jsonrpc`, `method` and `id`
-//! are plain strings, integers or `null`. [`scan_object`] and
-//! [`scan_batch`] read that shape by hand, and leave every other value
-//! (`params`, `result`, `error`, members we do not know) to serde_json, one
-//! value each.
+//! are plain strings, integers or `null`; their other values (`params`,
+//! `result`, `error`, members we do not know) hold plain strings, numbers,
+//! literals, arrays and objects. [`scan_object`] and [`scan_batch`] read
+//! that shape by hand, and leave any other value to serde_json, one value
+//! each. A value read by hand is handed on as serde_json's `&RawValue`
+//! without serde_json reading it again (see `checked_raw`).
 //!
 //! The hand-written reader never rejects anything: at the first byte it
 //! does not expect (an escape, a duplicate member, a fraction, a syntax
@@ -21,8 +23,10 @@
 //!   colons and commas, nothing after the end;
 //! - a string it reads itself holds no backslash and no control character,
 //!   so its text is its value (the frame is `&str`: already UTF-8);
-//! - an integer it reads itself has no sign, fraction or exponent, and no
-//!   leading zero;
+//! - a number it reads itself as `jsonrpc`, `id` or `method` is an integer
+//!   with no sign and no leading zero; any other number follows RFC 8259
+//!   §6 (a leading zero is followed by no digit);
+//! - a value it reads itself nests no deeper than the limit;
 //! - every other value is read by serde_json's own reader, the one its map
 //!   visitor uses for a raw value, which follows no nesting limit either.
 
@@ -31,6 +35,8 @@ use std::fmt;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+
+use crate::checked_raw;
 
 /// Every member a JSON-RPC 1.0 or 2.0 message may carry, all optional and
 /// raw. Members are classified by hand (never `#[serde(untagged)]`) so that
@@ -268,6 +274,20 @@ pub(crate) fn scan_batch(text: &str, max_depth: usize) -> Option<Vec<Envelope<'_
     Some(entries)
 }
 
+/// The bytes a plain string holds: any but its closing quote, a backslash
+/// or a control character.
+const PLAIN: [bool; 256] = {
+    let mut plain = [true; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        plain[byte] = false;
+        byte += 1;
+    }
+    plain[b'"' as usize] = false;
+    plain[b'\\' as usize] = false;
+    plain
+};
+
 /// A position in the frame. Every method returns `None` at the first byte
 /// outside the common shape, wherever it stands.
 struct Scanner<'a> {
@@ -396,12 +416,10 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let start = self.at;
         // NB: byte by byte: the strings read here are a few bytes long,
-        // shorter than what a word-at-a-time search needs to pay off.
+        // shorter than what a word-at-a-time search needs to pay off. One
+        // look-up a byte rather than three comparisons.
         let rest = &self.text.as_bytes()[start..];
-        let len = rest
-            .iter()
-            .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
-            .count();
+        let len = rest.iter().take_while(|&&b| PLAIN[usize::from(b)]).count();
         if rest.get(len) != Some(&b'"') {
             return None;
         }
@@ -433,10 +451,18 @@ impl<'a> Scanner<'a> {
         self.text.get(start..self.at)
     }
 
-    /// Any value, read by serde_json: its raw text, checked in full, and
-    /// its nesting (serde_json reads a raw value to any depth).
+    /// Any value, as raw text checked in full. One of the common shape is
+    /// read here; any other by serde_json, and its nesting checked after
+    /// (serde_json reads a raw value to any depth).
     fn raw(&mut self) -> Option<&'a RawValue> {
-        let rest = self.text.get(self.at..)?;
+        let start = self.at;
+        if self.value(self.depth_left).is_some() {
+            if let Some(raw) = self.text.get(start..self.at).and_then(checked_raw::checked) {
+                return Some(raw);
+            }
+        }
+        self.at = start;
+        let rest = self.text.get(start..)?;
         // NB: one value read by a plain deserializer, not a stream of them,
         // which would also look at what follows it: that is ours to read.
         let raw = <&RawValue>::deserialize(&mut serde_json::Deserializer::from_str(rest)).ok()?;
@@ -452,6 +478,93 @@ impl<'a> Scanner<'a> {
         }
         self.at += end;
         Some(raw)
+    }
+
+    /// A value of the common shape, whole: a plain string, a number,
+    /// `true`, `false`, `null`, or an array or object of such values
+    /// (member names plain strings too), opening no more than `depth_left`
+    /// arrays and objects at once.
+    fn value(&mut self, depth_left: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.plain_string().map(drop),
+            b'[' => self.entries(b']', depth_left, Self::value),
+            b'{' => self.entries(b'}', depth_left, |scan, inner| {
+                scan.plain_string()?;
+                scan.skip_ws();
+                scan.eat(b':')?;
+                scan.skip_ws();
+                scan.value(inner)
+            }),
+            b't' => self.eat_str("true").then_some(()),
+            b'f' => self.eat_str("false").then_some(()),
+            b'n' => self.eat_str("null").then_some(()),
+            _ => self.number(),
+        }
+    }
+
+    /// The entries of the array or object opened here, each read by
+    /// `entry` with one level less to open, up to `close`.
+    fn entries(
+        &mut self,
+        close: u8,
+        depth_left: usize,
+        mut entry: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        let inner = depth_left.checked_sub(1)?;
+        self.at += 1;
+        self.skip_ws();
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_ws();
+            entry(self, inner)?;
+            self.skip_ws();
+            match self.next()? {
+                b',' => {}
+                byte if byte == close => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// A number as RFC 8259 §6 writes it. What follows is the caller's to
+    /// check: a digit after a leading zero, say, is refused there.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.some_digits()?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+    }
+
+    /// At least one digit.
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.at;
+        self.digits();
+        (self.at > start).then_some(())
     }
 }
 
@@ -555,6 +668,60 @@ mod tests {
         }
     }
 
+    #[test]
+    fn values_of_the_common_shape_are_read_whole() {
+        for text in [
+            r#"["hello"]"#,
+            "[]",
+            "{}",
+            r#"{"a":[1,-2,3.5,1e9,-0.0E-7,true,false,null,"x"],"b":{}}"#,
+            "0",
+            "-0",
+            "12.25e+3",
+            r#"[ 1 , { "a" : [ ] } ]"#,
+        ] {
+            let mut scan = Scanner::new(text, 128);
+            assert_eq!(scan.value(128), Some(()), "{text}");
+            assert_eq!(scan.at, text.len(), "{text}");
+        }
+        // Refused, or read only in part, so that the member around it is
+        // refused and serde_json reads the frame.
+        for text in [
+            "[1,]",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "1e+",
+            ".5",
+            "+1",
+            "[1 2]",
+            r#"{"a" 1}"#,
+            "{a:1}",
+            r#"{"a":}"#,
+            r#""a\"b""#,
+            "\"\u{1}\"",
+            "tru",
+            "nul",
+            "[",
+            "",
+        ] {
+            let mut scan = Scanner::new(text, 128);
+            let whole = scan.value(128).is_some() && scan.at == text.len();
+            assert!(!whole, "{text:?} was read by hand");
+        }
+    }
+
+    #[test]
+    fn a_value_read_by_hand_keeps_to_the_limit() {
+        let text = r#"{"method":"m","params":[[1]]}"#;
+        assert!(scan_object(text, 3).is_some());
+        // Over the limit, serde_json reads it (and the caller refuses it).
+        assert!(scan_object(text, 2).is_none());
+        let mut scan = Scanner::new("[[1]]", 0);
+        assert_eq!(scan.value(1), None);
+    }
+
     /// Text that is often, but not always, a message of the common shape.
     fn message_like() -> impl Strategy<Value = String> {
         let key = prop_oneof![
@@ -582,6 +749,12 @@ mod tests {
             Just("01"),
             Just("[1,]"),
             Just("\"]}\""),
+            Just("[\"a\",-0,2.5E-3,{\"k\":[true,false,null]},[]]"),
+            Just("{ \"a\" : 1 , \"b\" : [ ] }"),
+            Just("-"),
+            Just("1."),
+            Just("1e+"),
+            Just("[[[[1]]]]"),
         ];
         let sep = prop_oneof![Just(""), Just(" "), Just("\n"), Just(","), Just("\t\r")];
         let member = (key, sep.clone(), value, sep.clone())

@@ -87,6 +87,7 @@ pub mod auth;
 mod builder;
 mod calls;
 mod cancel;
+mod checked_raw;
 mod config;
 #[cfg(feature = "ws")]
 mod console;
