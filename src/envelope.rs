@@ -99,19 +99,6 @@ impl Key {
             Key::Other => "",
         }
     }
-
-    /// The only member ours that may start with `byte`.
-    fn starting_with(byte: u8) -> Self {
-        match byte {
-            b'j' => Key::Jsonrpc,
-            b'i' => Key::Id,
-            b'm' => Key::Method,
-            b'p' => Key::Params,
-            b'r' => Key::Result,
-            b'e' => Key::Error,
-            _ => Key::Other,
-        }
-    }
 }
 
 impl<'a> Envelope<'a> {
@@ -356,16 +343,21 @@ impl<'a> Scanner<'a> {
                 // serde_json's reading names the duplicate.
                 return None;
             }
-            match key {
+            // NB: tests, not a `match` on `key`, for the reason in `key`.
+            if key == Key::Jsonrpc {
                 // Nearly always exactly this.
-                Key::Jsonrpc if self.eat_str(r#""2.0""#) => env.jsonrpc = Some(r#""2.0""#),
-                Key::Jsonrpc => env.jsonrpc = Some(self.simple()?),
-                Key::Id => env.id = Some(self.simple()?),
-                Key::Method => env.method = Some(self.simple()?),
-                Key::Params | Key::Result | Key::Error | Key::Other => {
-                    let raw = self.raw()?;
-                    env.keep(key, raw);
-                }
+                env.jsonrpc = Some(if self.eat_str(r#""2.0""#) {
+                    r#""2.0""#
+                } else {
+                    self.simple()?
+                });
+            } else if key == Key::Method {
+                env.method = Some(self.simple()?);
+            } else if key == Key::Id {
+                env.id = Some(self.simple()?);
+            } else {
+                let raw = self.raw()?;
+                env.keep(key, raw);
             }
             self.skip_ws();
             match self.next()? {
@@ -390,24 +382,29 @@ impl<'a> Scanner<'a> {
     /// A member name. One of ours is compared whole, which is cheaper than
     /// reading it and then looking it up.
     fn key(&mut self) -> Option<Key> {
-        let first = *self.text.as_bytes().get(self.at + 1)?;
-        let ours = Key::starting_with(first);
-        // NB: each name spelled out here, not taken from `Key::quoted`: a
-        // comparison of known length is a few loads, where one of a length
-        // known only at run time is a call to `memcmp`.
-        let found = match ours {
-            Key::Jsonrpc => self.eat_str(r#""jsonrpc""#),
-            Key::Id => self.eat_str(r#""id""#),
-            Key::Method => self.eat_str(r#""method""#),
-            Key::Params => self.eat_str(r#""params""#),
-            Key::Result => self.eat_str(r#""result""#),
-            Key::Error => self.eat_str(r#""error""#),
-            Key::Other => false,
+        // NB: a chain of tests in the order peers write the members, not a
+        // `match` on the first letter, which compiles to a jump table: an
+        // indirect jump whose target changes from one member to the next,
+        // which callgrind's branch simulation saw mispredicted at nearly
+        // every member. Each name is spelled out: a comparison of known
+        // length is a few loads, where one of a length known only at run
+        // time is a call to `memcmp`.
+        let ours = if self.eat_str(r#""jsonrpc""#) {
+            Key::Jsonrpc
+        } else if self.eat_str(r#""method""#) {
+            Key::Method
+        } else if self.eat_str(r#""params""#) {
+            Key::Params
+        } else if self.eat_str(r#""id""#) {
+            Key::Id
+        } else if self.eat_str(r#""result""#) {
+            Key::Result
+        } else if self.eat_str(r#""error""#) {
+            Key::Error
+        } else {
+            return self.plain_string().map(Key::of);
         };
-        if found {
-            return Some(ours);
-        }
-        self.plain_string().map(Key::of)
+        Some(ours)
     }
 
     /// A string without escapes or control characters: what is between
