@@ -261,6 +261,10 @@ pub(crate) fn scan_batch(text: &str, max_depth: usize) -> Option<Vec<Envelope<'_
     Some(entries)
 }
 
+/// How deep a value read by hand may nest (the default limit): what
+/// nests deeper is left to serde_json, whatever the limit.
+const HAND_DEPTH: usize = 128;
+
 /// The bytes a plain string holds: any but its closing quote, a backslash
 /// or a control character.
 const PLAIN: [bool; 256] = {
@@ -453,7 +457,10 @@ impl<'a> Scanner<'a> {
     /// (serde_json reads a raw value to any depth).
     fn raw(&mut self) -> Option<&'a RawValue> {
         let start = self.at;
-        if self.value(self.depth_left).is_some() {
+        // NB: `value` recurses once a level, and the limit is the user's to
+        // raise: past `HAND_DEPTH` levels, serde_json's reader, which keeps
+        // its levels on the heap, takes over.
+        if self.value(self.depth_left.min(HAND_DEPTH)).is_some() {
             if let Some(raw) = self.text.get(start..self.at).and_then(checked_raw::checked) {
                 return Some(raw);
             }
@@ -707,6 +714,19 @@ mod tests {
             let whole = scan.value(128).is_some() && scan.at == text.len();
             assert!(!whole, "{text:?} was read by hand");
         }
+    }
+
+    #[test]
+    fn deeper_than_the_hand_reader_goes_serde_json_reads() {
+        // A limit raised far past the default: the hand reader, which
+        // recurses, stops at its own depth, and serde_json's (which does
+        // not) reads the rest, within the limit or not.
+        let depth = 100_000;
+        let params = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let text = format!(r#"{{"method":"m","params":{params}}}"#);
+        let env = scan_object(&text, depth + 1).expect("read by serde_json");
+        assert_eq!(env.params.map(RawValue::get), Some(params.as_str()));
+        assert!(scan_object(&text, depth).is_none());
     }
 
     #[test]
