@@ -261,6 +261,17 @@ pub(crate) fn scan_batch(text: &str, max_depth: usize) -> Option<Vec<Envelope<'_
     Some(entries)
 }
 
+/// JSON's whitespace, and nothing else (RFC 8259 §2): `str::trim_start`
+/// would skip Unicode's too, at some 40 instructions a message.
+fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The first byte of `text` past JSON's whitespace.
+pub(crate) fn first_byte(text: &str) -> Option<u8> {
+    text.bytes().find(|&byte| !is_whitespace(byte))
+}
+
 /// How deep a value read by hand may nest (the default limit): what
 /// nests deeper is left to serde_json, whatever the limit.
 const HAND_DEPTH: usize = 128;
@@ -312,9 +323,8 @@ impl<'a> Scanner<'a> {
         (self.next()? == byte).then_some(())
     }
 
-    /// JSON's whitespace, and nothing else (RFC 8259 §2).
     fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        while self.peek().is_some_and(is_whitespace) {
             self.at += 1;
         }
     }
@@ -438,11 +448,7 @@ impl<'a> Scanner<'a> {
             }
             b'n' if self.eat_str("null") => {}
             b'0' => self.at += 1,
-            b'1'..=b'9' => {
-                while matches!(self.peek(), Some(b'0'..=b'9')) {
-                    self.at += 1;
-                }
-            }
+            b'1'..=b'9' => self.digits(),
             _ => return None,
         }
         // A fraction, an exponent or a leading zero is left to serde_json.

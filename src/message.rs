@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::envelope::{scan_batch, scan_object, Element, Envelope};
+use crate::envelope::{first_byte, scan_batch, scan_object, Element, Envelope};
 use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
 use crate::params::Params;
@@ -470,12 +470,6 @@ fn parse_batch(text: &str) -> Frame<'_> {
             Err(_) => Frame::Single(Err(Rejected::v2(json_error(&err)))),
         },
     }
-}
-
-/// The first byte past JSON's whitespace (RFC 8259 §2). `str::trim_start`
-/// would skip Unicode's, at some 40 instructions a message.
-fn first_byte(text: &str) -> Option<u8> {
-    (text.bytes()).find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// Whether `text` opens more than `max_depth` arrays or objects at once,
