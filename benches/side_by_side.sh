@@ -36,6 +36,9 @@
 #                       in a lock shared with other builds)
 #   BENCH [the built `rpcpeer bench`]  the load generator, split on spaces;
 #                       it must take `rpcpeer bench`'s arguments
+#   RPCPEER [the built `rpcpeer`]  the `rpcpeer` binary whose `serve` is
+#                       measured, such as the one benches/pgo.sh builds;
+#                       the load generator stays the built one
 #
 # Every server listens on 127.0.0.1 port 0 and says where on stdout; every
 # one this script starts is killed when it exits, however it exits.
@@ -107,6 +110,13 @@ for e in "${examples[@]}"; do
     [[ $e == --example ]] || cp "$target/release/examples/$e" "$work/bin/"
 done
 rpcpeer=$work/bin/rpcpeer
+served=$rpcpeer
+if [[ -n ${RPCPEER:-} ]]; then
+    [[ -x $RPCPEER ]] || die "RPCPEER=$RPCPEER is not an executable"
+    cp "$RPCPEER" "$work/bin/served"
+    served=$work/bin/served
+    echo "== rpcpeer's servers run $RPCPEER"
+fi
 ex=$work/bin
 if [[ -n ${BENCH:-} ]]; then
     read -r -a bench <<<"$BENCH"
@@ -141,7 +151,7 @@ starts=0
 # The one place that says how each process is started: sets `cmd`.
 proc_command() {
     case $1 in
-    rpcpeer) cmd=("$rpcpeer" serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0) ;;
+    rpcpeer) cmd=("$served" serve --tcp 127.0.0.1:0 --ws 127.0.0.1:0) ;;
     naive) cmd=("$ex/cmp_naive" 127.0.0.1:0) ;;
     raw_tcp) cmd=("$ex/cmp_raw_echo" --tcp 127.0.0.1:0) ;;
     raw_ws) cmd=("$ex/cmp_raw_echo" --ws 127.0.0.1:0) ;;
