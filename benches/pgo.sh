@@ -11,9 +11,10 @@
 # Usage: benches/pgo.sh   (from anywhere; it works from the repo root)
 # Then:  side_by_side.sh with RPCPEER=<the path printed last> measures it.
 #
-# Needs: cargo, rustup (for the llvm-tools component, which holds
-# llvm-profdata) and cargo-pgo; both are installed when missing. About
-# 20 minutes on 2 CPUs: two release builds and 30 s of training.
+# Needs: cargo, python3, rustup (for the llvm-tools component, which holds
+# llvm-profdata) and cargo-pgo; the component and cargo-pgo are installed
+# when missing. About 15 minutes on 2 CPUs: two release builds and 20 s of
+# training.
 #
 # Environment (defaults in brackets):
 #   TRAIN [3]   seconds of each training load
