@@ -2,19 +2,20 @@
 # pgo.sh: builds `rpcpeer` with profile-guided optimization (PGO), trained
 # on the loads that side_by_side.sh measures.
 #
-# Why: on a small message most of the server's time goes to code that the
+# Why: on a small message much of the server's time goes to code that the
 # compiler lays out without knowing which branches are hot. A build that
-# knows, from a run of the real thing, spends far less CPU per message on
-# the same instructions (BENCHMARKS.md, "A build that knows the hot path").
-# PGO is the compiler's own feature; cargo-pgo drives it.
+# knows, from a run of the real thing, inlines and orders its code by what
+# runs, and spends far less CPU per message (BENCHMARKS.md, "The 0.15 µs
+# are the code's layout: a build that knows the hot path"). PGO is the
+# compiler's own feature; cargo-pgo drives it.
 #
 # Usage: benches/pgo.sh   (from anywhere; it works from the repo root)
-# Then:  side_by_side.sh with RPCPEER=<the path printed last> measures it.
+# Then:  RPCPEER=<the path printed last> benches/side_by_side.sh measures it.
 #
 # Needs: cargo, python3, rustup (for the llvm-tools component, which holds
 # llvm-profdata) and cargo-pgo; the component and cargo-pgo are installed
-# when missing. About 15 minutes on 2 CPUs: two release builds and 20 s of
-# training.
+# when missing. About 15 minutes on 2 CPUs: two release builds and half a
+# minute of training.
 #
 # Environment (defaults in brackets):
 #   TRAIN [3]   seconds of each training load
@@ -37,7 +38,9 @@ die() {
 work=$(mktemp -d)
 server=
 cleanup() {
-    [[ -n $server ]] && kill -KILL "$server" 2>/dev/null
+    if [[ -n $server ]]; then
+        kill -KILL "$server" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -45,9 +48,9 @@ trap cleanup EXIT
 if ! "${cargo[@]}" pgo --help >/dev/null 2>&1; then
     "${cargo[@]}" install cargo-pgo --locked
 fi
-if command -v rustup >/dev/null; then
-    rustup component add llvm-tools
-fi
+command -v rustup >/dev/null ||
+    die "rustup is needed for llvm-profdata (its llvm-tools component)"
+rustup component add llvm-tools
 
 # NB: profiles left by an earlier build of other code would steer this one.
 "${cargo[@]}" pgo clean
@@ -63,6 +66,7 @@ cp "$bin" "$work/rpcpeer"
 server=$!
 for _ in $(seq 100); do
     grep -q '^listening on ws://' "$work/serve.out" && break
+    kill -0 "$server" 2>/dev/null || break
     sleep 0.1
 done
 tcp=$(sed -n 's/^listening on \(tcp:\/\/.*\)/\1/p' "$work/serve.out")

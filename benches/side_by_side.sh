@@ -37,12 +37,18 @@
 #   BENCH [the built `rpcpeer bench`]  the load generator, split on spaces;
 #                       it must take `rpcpeer bench`'s arguments
 #   RPCPEER [the built `rpcpeer`]  the `rpcpeer` binary whose `serve` is
-#                       measured, such as the one benches/pgo.sh builds;
-#                       the load generator stays the built one
+#                       measured, such as the one benches/pgo.sh builds
+#                       (a relative path is taken from where the script
+#                       was started); the load generator stays the built one
 #
 # Every server listens on 127.0.0.1 port 0 and says where on stdout; every
 # one this script starts is killed when it exits, however it exits.
 set -euo pipefail
+# NB: before the `cd`, so that a relative path means what it did where
+# the script was started.
+if [[ -n ${RPCPEER:-} ]]; then
+    RPCPEER=$(realpath -- "$RPCPEER")
+fi
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
