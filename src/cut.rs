@@ -17,6 +17,7 @@
 //! before it. A nested value stops the reading, as does a string whose
 //! start may lie before the bytes kept.
 
+use crate::envelope::is_whitespace;
 use crate::message::Id;
 
 /// What a message cut short says of itself.
@@ -97,13 +98,8 @@ impl<'a> Front<'a> {
     }
 }
 
-/// JSON's whitespace (RFC 8259 §2).
-fn is_ws(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
-}
-
 fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
-    while bytes.get(at).copied().is_some_and(is_ws) {
+    while bytes.get(at).copied().is_some_and(is_whitespace) {
         at += 1;
     }
     at
@@ -154,7 +150,7 @@ fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
         _ => {
             let len = bytes[at..]
                 .iter()
-                .position(|&b| is_ws(b) || matches!(b, b',' | b'}' | b']'))?;
+                .position(|&b| is_whitespace(b) || matches!(b, b',' | b'}' | b']'))?;
             (len > 0).then_some(at + len)
         }
     }
@@ -172,7 +168,7 @@ struct Back<'a> {
 impl<'a> Back<'a> {
     fn read(bytes: &'a [u8]) -> Self {
         let mut back = Back::default();
-        let Some(end) = bytes.iter().rposition(|&b| !is_ws(b)) else {
+        let Some(end) = bytes.iter().rposition(|&b| !is_whitespace(b)) else {
             return back;
         };
         if bytes[end] != b'}' {
@@ -201,7 +197,7 @@ impl<'a> Back<'a> {
 /// string or number whose start may lie before the bytes, anything but a
 /// `,` or `{` before the key.
 fn member_before(bytes: &[u8], at: usize) -> Option<(&[u8], &[u8], usize)> {
-    let value_last = bytes[..at].iter().rposition(|&b| !is_ws(b))?;
+    let value_last = bytes[..at].iter().rposition(|&b| !is_whitespace(b))?;
     let value_start = if bytes[value_last] == b'"' {
         opening_quote(bytes, value_last)?
     } else {
@@ -214,18 +210,22 @@ fn member_before(bytes: &[u8], at: usize) -> Option<(&[u8], &[u8], usize)> {
         }
         start
     };
-    let colon = bytes[..value_start].iter().rposition(|&b| !is_ws(b))?;
+    let colon = bytes[..value_start]
+        .iter()
+        .rposition(|&b| !is_whitespace(b))?;
     if bytes[colon] != b':' {
         return None;
     }
-    let key_last = bytes[..colon].iter().rposition(|&b| !is_ws(b))?;
+    let key_last = bytes[..colon].iter().rposition(|&b| !is_whitespace(b))?;
     if bytes[key_last] != b'"' {
         return None;
     }
     let key_start = opening_quote(bytes, key_last)?;
     // A member starts after `{` or `,`: anything else means the quotes
     // were not what they seemed.
-    let before = bytes[..key_start].iter().rposition(|&b| !is_ws(b))?;
+    let before = bytes[..key_start]
+        .iter()
+        .rposition(|&b| !is_whitespace(b))?;
     matches!(bytes[before], b',' | b'{').then_some((
         &bytes[key_start + 1..key_last],
         &bytes[value_start..=value_last],

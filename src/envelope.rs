@@ -263,7 +263,7 @@ pub(crate) fn scan_batch(text: &str, max_depth: usize) -> Option<Vec<Envelope<'_
 
 /// JSON's whitespace, and nothing else (RFC 8259 §2): `str::trim_start`
 /// would skip Unicode's too, at some 40 instructions a message.
-fn is_whitespace(byte: u8) -> bool {
+pub(crate) fn is_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
 
@@ -274,7 +274,7 @@ pub(crate) fn first_byte(text: &str) -> Option<u8> {
 
 /// How deep a value read by hand may nest (the default limit): what
 /// nests deeper is left to serde_json, whatever the limit.
-const HAND_DEPTH: usize = 128;
+const HAND_DEPTH: usize = crate::message::DEFAULT_MAX_DEPTH;
 
 /// The bytes a plain string holds: any but its closing quote, a backslash
 /// or a control character.

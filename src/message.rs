@@ -409,7 +409,7 @@ fn too_deep(text: &str, max_depth: usize) -> Frame<'_> {
     if let Err(err) = serde_json::from_str::<&RawValue>(text) {
         return Frame::Single(Err(Rejected::v2(json_error(&err))));
     }
-    if !text.trim_start().starts_with('[') {
+    if first_byte(text) != Some(b'[') {
         return Frame::Single(refused(parse_object(text), refusal(max_depth)));
     }
     match serde_json::from_str::<Vec<&RawValue>>(text) {
