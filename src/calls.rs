@@ -188,41 +188,55 @@ impl<S: Send + Sync + 'static> Calls<S> {
             }
             Admitted::Cancel(version, id) => {
                 outgoing.follow(version);
-                match id {
-                    Some(id) => self.cancel(&id, outgoing, outbox),
-                    None => tracing::debug!("cancel notification without a readable id, ignored"),
-                }
+                self.cancel(id, outgoing, outbox);
                 None
             }
-            Admitted::Unreadable(mut rejected) => {
-                // NB: an answer of the peer's that we cannot read fails the
-                // call of ours it answers, at once, and the program learns
-                // of it from that call's error. It is not answered under
-                // its id: ids are each side's own, so a -32600 under it
-                // would reach the peer as the answer to its own call of that
-                // id, if one waits. One under an id we gave a call that no
-                // longer waits (a late answer) is refused with a null id for
-                // the same reason; any other keeps its id (spec §5).
-                if let Some(what) = &rejected.response {
-                    if outgoing.invalid_answer(&rejected.id, what) {
-                        return None;
-                    }
-                    if (rejected.id.as_u64()).is_some_and(|n| self.peer().issued(n)) {
-                        rejected.id = Id::null();
-                    }
-                }
-                let why = match rejected.error.code {
-                    ErrorObject::PARSE_ERROR => Unreadable::NotJson,
-                    _ => Unreadable::Invalid,
-                };
-                outgoing.unreadable(why, &rejected.error);
-                answered(rejected.reply()?, in_batch, outbox)
-            }
+            Admitted::Unreadable(rejected) => self.unreadable(rejected, in_batch, outgoing, outbox),
             Admitted::Answered(reply) => answered(reply, in_batch, outbox),
             Admitted::Dropped => None,
         }
     }
 
+    /// A message that is no call and cannot be read: answered if it may be.
+    // NB: cold, and kept out of `admit`, whose path for a call read whole
+    // then lies together.
+    #[cold]
+    #[inline(never)]
+    fn unreadable(
+        &mut self,
+        mut rejected: Rejected,
+        in_batch: bool,
+        outgoing: &mut Outgoing,
+        outbox: &mut Outbox,
+    ) -> Option<(Concurrency, Entry)> {
+        // NB: an answer of the peer's that we cannot read fails the
+        // call of ours it answers, at once, and the program learns
+        // of it from that call's error. It is not answered under
+        // its id: ids are each side's own, so a -32600 under it
+        // would reach the peer as the answer to its own call of that
+        // id, if one waits. One under an id we gave a call that no
+        // longer waits (a late answer) is refused with a null id for
+        // the same reason; any other keeps its id (spec §5).
+        if let Some(what) = &rejected.response {
+            if outgoing.invalid_answer(&rejected.id, what) {
+                return None;
+            }
+            if (rejected.id.as_u64()).is_some_and(|n| self.peer().issued(n)) {
+                rejected.id = Id::null();
+            }
+        }
+        let why = match rejected.error.code {
+            ErrorObject::PARSE_ERROR => Unreadable::NotJson,
+            _ => Unreadable::Invalid,
+        };
+        outgoing.unreadable(why, &rejected.error);
+        answered(rejected.reply()?, in_batch, outbox)
+    }
+
+    /// A batch read: its calls are scheduled, each part by its rule.
+    // NB: kept out of `on_frame`, whose path for a single message then lies
+    // together.
+    #[inline(never)]
     fn on_batch(
         &mut self,
         items: Vec<Result<Message<'_>, Rejected>>,
@@ -342,7 +356,15 @@ impl<S: Send + Sync + 'static> Calls<S> {
     }
 
     /// The peer cancels one of its requests.
-    fn cancel(&mut self, id: &Id, outgoing: &mut Outgoing, outbox: &mut Outbox) {
+    /// A cancel notification read: the call of `id` ends, if it has not
+    /// yet.
+    // NB: kept out of `admit`, whose path for a call then lies together.
+    #[inline(never)]
+    fn cancel(&mut self, id: Option<Id>, outgoing: &mut Outgoing, outbox: &mut Outbox) {
+        let Some(id) = id else {
+            tracing::debug!("cancel notification without a readable id, ignored");
+            return;
+        };
         // NB: newest first, for calls that share an id (see
         // `cancel::incoming`): `starting` holds calls newer than any that
         // runs, newest at the back; `FuturesUnordered` iterates newest first.
@@ -351,7 +373,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
             .iter_mut()
             .rev()
             .chain(self.running.iter_mut());
-        if let Some(work) = crate::cancel::incoming(id, &mut self.scheduler, started) {
+        if let Some(work) = crate::cancel::incoming(&id, &mut self.scheduler, started) {
             // NB: it never ran, so it was charged nothing: the scheduler
             // gave back what it weighed waiting.
             self.ended(work.settle(), 0, outgoing, outbox);

@@ -16,7 +16,9 @@ use crate::error::ErrorObject;
 use crate::excerpt::excerpt;
 use crate::handler::{BoxFuture, ErasedHandler, Reply};
 use crate::log_limit::LogLimit;
-use crate::message::{encode_response, parse, Frame, Id, Message, Rejected, Response, Version};
+use crate::message::{
+    encode_response, parse, Frame, Id, Message, Rejected, Request, Response, Version,
+};
 use crate::method_cache::MethodCache;
 use crate::middleware::Stack;
 use crate::peer::Peer;
@@ -117,46 +119,15 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
     full: Option<Weight>,
 ) -> Admitted {
     match item {
-        Err(rejected) if rejected.notification => {
-            // No reply may say it (spec §4.1): the log must.
-            static UNANSWERED: LogLimit = LogLimit::new();
-            match UNANSWERED.allow() {
-                Some(more) => {
-                    tracing::warn!(error = %rejected.error, "a notification refused, unanswered{more}")
-                }
-                None => {
-                    tracing::debug!(error = %rejected.error, "a notification refused, unanswered")
-                }
-            }
-            Admitted::Unreadable(rejected)
-        }
-        Err(rejected) => {
-            tracing::debug!(error = %rejected.error, "rejected a message");
-            Admitted::Unreadable(rejected)
-        }
+        Err(rejected) => unreadable(rejected),
         Ok(Message::Response(response)) => Admitted::Response(response),
         Ok(Message::Notification(n)) if env.cancel_method == Some(&*n.method) => {
             Admitted::Cancel(n.version, n.params.and_then(crate::cancel::target))
         }
-        Ok(Message::Request(req)) if full.is_some() => Admitted::Answered(encode_response(
-            req.version,
-            &req.id,
-            Err(&busy(full.unwrap_or_default())),
-        )),
-        Ok(Message::Notification(n)) if full.is_some() => {
-            // No reply can say "busy" to a notification; the log must, but
-            // a peer that keeps sending them must not flood it.
-            static DROPPED: LogLimit = LogLimit::new();
-            match DROPPED.allow() {
-                Some(more) => {
-                    tracing::warn!(method = %excerpt(&n.method), "queue full while waiting for a reply: notification dropped{more}")
-                }
-                None => {
-                    tracing::debug!(method = %excerpt(&n.method), "queue full while waiting for a reply: notification dropped")
-                }
-            }
-            Admitted::Dropped
+        Ok(Message::Request(req)) if full.is_some() => {
+            Admitted::Answered(busy_answer(&req, full.unwrap_or_default()))
         }
+        Ok(Message::Notification(n)) if full.is_some() => dropped(&n.method),
         Ok(Message::Request(req)) => {
             let (kind, entry) = traced(
                 env,
@@ -173,6 +144,54 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
             Admitted::Call(kind, n.version, entry)
         }
     }
+}
+
+/// A message that is no call: logged, and answered if it may be.
+// NB: the cold paths of `admit` are kept out of it, so that the path of a
+// call read whole lies together.
+#[cold]
+#[inline(never)]
+fn unreadable(rejected: Rejected) -> Admitted {
+    if rejected.notification {
+        // No reply may say it (spec §4.1): the log must.
+        static UNANSWERED: LogLimit = LogLimit::new();
+        match UNANSWERED.allow() {
+            Some(more) => {
+                tracing::warn!(error = %rejected.error, "a notification refused, unanswered{more}")
+            }
+            None => {
+                tracing::debug!(error = %rejected.error, "a notification refused, unanswered")
+            }
+        }
+    } else {
+        tracing::debug!(error = %rejected.error, "rejected a message");
+    }
+    Admitted::Unreadable(rejected)
+}
+
+/// The answer to a request read while the connection is full.
+#[cold]
+#[inline(never)]
+fn busy_answer(req: &Request<'_>, held: Weight) -> String {
+    encode_response(req.version, &req.id, Err(&busy(held)))
+}
+
+/// A notification read while the connection is full.
+#[cold]
+#[inline(never)]
+fn dropped(method: &str) -> Admitted {
+    // No reply can say "busy" to a notification; the log must, but a peer
+    // that keeps sending them must not flood it.
+    static DROPPED: LogLimit = LogLimit::new();
+    match DROPPED.allow() {
+        Some(more) => {
+            tracing::warn!(method = %excerpt(method), "queue full while waiting for a reply: notification dropped{more}")
+        }
+        None => {
+            tracing::debug!(method = %excerpt(method), "queue full while waiting for a reply: notification dropped")
+        }
+    }
+    Admitted::Dropped
 }
 
 fn busy(held: Weight) -> ErrorObject {
@@ -229,6 +248,8 @@ enum Started {
 
 /// Looks the method up and builds its handler's future (params are decoded
 /// here, once); nothing runs until the entry is polled.
+// NB: a call refused here is answered by cold functions, kept out of line,
+// so that the path nearly every call takes lies together.
 fn prepare<S: Send + Sync + 'static>(
     env: &Env<'_, S>,
     methods: Option<&mut MethodCache<S>>,
@@ -267,49 +288,19 @@ fn prepare<S: Send + Sync + 'static>(
             None,
         ),
     };
-    // A call answered before it runs: a request gets `err`, a notification
-    // nothing (its error has nowhere to go but the log). Answered at once,
-    // but in its turn: an in-order notification still waits behind the
-    // ones before it.
-    let refused = |id: Option<Id>, err: ErrorObject| {
-        let reply = match &id {
-            Some(id) => Some(encode_response(version, id, Err(&err))),
-            None => {
-                tracing::debug!(method = %excerpt(&name), "notification refused: {err}");
-                None
-            }
-        };
-        (kind, Entry::done(reply))
+    let plan = Plan {
+        kind,
+        version,
+        own_task,
+        limit,
     };
     if let Some(stack) = env.stack() {
         let call = (Arc::clone(&name), id.clone(), version);
         let work = crate::middleware::through(env, stack, handler.cloned(), access, call, params);
-        let work = if own_task {
-            on_own_task(work, env.connection.peer.connection_id())
-        } else {
-            work
-        };
-        let work = match limit {
-            None => work,
-            Some(limit) => within_limit(work, limit, Arc::clone(&name), None),
-        };
-        return (
-            kind,
-            Entry::working(id, version, name.into_owned(), work, None),
-        );
+        return plan.working(env, id, name.into_owned(), work, None);
     }
     let Some(handler) = handler else {
-        // NB: the cancel notification is served by the driver itself; as
-        // a request (LSP answers unknown `$/` requests -32601 too) it is
-        // no method, and the message says how it is sent.
-        if id.is_some() && env.cancel_method == Some(&*name) {
-            let mut missing = ErrorObject::method_not_found(&name);
-            missing
-                .message
-                .push_str(": it is a notification here, sent without an id");
-            return refused(id, missing);
-        }
-        return refused(id, ErrorObject::method_not_found(&name));
+        return not_found(env, plan, &name, id);
     };
     let at_once = now.filter(|_| !own_task && limit.is_none() && env.start.now(kind));
     // NB: access is checked when the call starts, against the session as it
@@ -331,19 +322,7 @@ fn prepare<S: Send + Sync + 'static>(
             (Arc::clone(&name), id.clone(), version),
             token.clone(),
         );
-        let work = if own_task {
-            on_own_task(work, env.connection.peer.connection_id())
-        } else {
-            work
-        };
-        let work = match limit {
-            None => work,
-            Some(limit) => within_limit(work, limit, Arc::clone(&name), Some(token.clone())),
-        };
-        return (
-            kind,
-            Entry::working(id, version, name.into_owned(), work, Some(token)),
-        );
+        return plan.working(env, id, name.into_owned(), work, Some(token));
     }
     let mut token = None;
     // NB: a handler can panic before its future exists (a closure that
@@ -371,24 +350,87 @@ fn prepare<S: Send + Sync + 'static>(
         }
         Err(panic) => {
             crate::running::log_panic(&name, panic.as_ref());
-            return refused(id, ErrorObject::internal_error());
+            return refused(plan, &name, id, ErrorObject::internal_error());
         }
     };
-    let work = if own_task {
-        on_own_task(work, env.connection.peer.connection_id())
-    } else {
-        work
+    plan.working(env, id, name.into_owned(), work, token)
+}
+
+/// How a call is to run, as its method was registered.
+#[derive(Clone, Copy)]
+struct Plan {
+    kind: Concurrency,
+    version: Version,
+    own_task: bool,
+    limit: Option<Duration>,
+}
+
+impl Plan {
+    /// The entry of a call whose handler's future is `work`: on a task of
+    /// its own if its method asks for one, within its time limit if it has
+    /// one.
+    fn working<S: Send + Sync + 'static>(
+        self,
+        env: &Env<'_, S>,
+        id: Option<Id>,
+        name: Arc<str>,
+        work: BoxFuture<Reply>,
+        token: Option<CallToken>,
+    ) -> (Concurrency, Entry) {
+        let work = if self.own_task {
+            on_own_task(work, env.connection.peer.connection_id())
+        } else {
+            work
+        };
+        // NB: outside `on_own_task`, so that the answer goes out on time even
+        // when the handler computes without yielding on its thread.
+        let work = match self.limit {
+            None => work,
+            Some(limit) => within_limit(work, limit, Arc::clone(&name), token.clone()),
+        };
+        (
+            self.kind,
+            Entry::working(id, self.version, name, work, token),
+        )
+    }
+}
+
+/// A call answered before it runs: a request gets `err`, a notification
+/// nothing (its error has nowhere to go but the log). Answered at once, but
+/// in its turn: an in-order notification still waits behind the ones before
+/// it.
+#[cold]
+#[inline(never)]
+fn refused(plan: Plan, name: &str, id: Option<Id>, err: ErrorObject) -> (Concurrency, Entry) {
+    let reply = match &id {
+        Some(id) => Some(encode_response(plan.version, id, Err(&err))),
+        None => {
+            tracing::debug!(method = %excerpt(name), "notification refused: {err}");
+            None
+        }
     };
-    // NB: outside `on_own_task`, so that the answer goes out on time even
-    // when the handler computes without yielding on its thread.
-    let work = match limit {
-        None => work,
-        Some(limit) => within_limit(work, limit, Arc::clone(&name), token.clone()),
-    };
-    (
-        kind,
-        Entry::working(id, version, name.into_owned(), work, token),
-    )
+    (plan.kind, Entry::done(reply))
+}
+
+/// A call of a method the router does not have, and no fallback.
+#[cold]
+#[inline(never)]
+fn not_found<S: Send + Sync + 'static>(
+    env: &Env<'_, S>,
+    plan: Plan,
+    name: &str,
+    id: Option<Id>,
+) -> (Concurrency, Entry) {
+    // NB: the cancel notification is served by the driver itself; as a
+    // request (LSP answers unknown `$/` requests -32601 too) it is no
+    // method, and the message says how it is sent.
+    let mut missing = ErrorObject::method_not_found(name);
+    if id.is_some() && env.cancel_method == Some(name) {
+        missing
+            .message
+            .push_str(": it is a notification here, sent without an id");
+    }
+    refused(plan, name, id, missing)
 }
 
 /// A call to a method that is not public, which did not start as it was

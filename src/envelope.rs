@@ -471,6 +471,15 @@ impl<'a> Scanner<'a> {
                 return Some(raw);
             }
         }
+        self.raw_by_serde(start)
+    }
+
+    /// A value outside the common shape, from `start`, read by serde_json.
+    // NB: cold, and kept out of `raw`: the members of nearly every message
+    // take the path above, and its code then lies together.
+    #[cold]
+    #[inline(never)]
+    fn raw_by_serde(&mut self, start: usize) -> Option<&'a RawValue> {
         self.at = start;
         let rest = self.text.get(start..)?;
         // NB: one value read by a plain deserializer, not a stream of them,

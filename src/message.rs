@@ -379,6 +379,16 @@ pub fn parse_within(text: &str, max_depth: usize) -> Frame<'_> {
         }
         _ => {}
     }
+    parse_by_serde(text, first, max_depth)
+}
+
+/// A frame outside the common shape, whose first byte is `first`, read by
+/// serde_json.
+// NB: cold, and kept out of `parse_within`, whose path for the common shape
+// then lies together.
+#[cold]
+#[inline(never)]
+fn parse_by_serde(text: &str, first: Option<u8>, max_depth: usize) -> Frame<'_> {
     if nests_deeper_than(text, max_depth) {
         return too_deep(text, max_depth);
     }
@@ -560,12 +570,6 @@ fn parse_object(text: &str) -> Result<Message<'_>, Rejected> {
 /// Classifies an envelope by its keys. `unmarked` is the version of an
 /// object without a `"jsonrpc"` member: 1.0 alone, none in a batch.
 fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, Rejected> {
-    // Only a call has `method` or `params`: without both, the message was
-    // meant as an answer, and its caller is told what is wrong with it.
-    let as_answer = |what: &str| {
-        let answer_like = env.method.is_none() && env.params.is_none();
-        answer_like.then(|| what.to_owned())
-    };
     let method = match env.method {
         Some(text) if env.plain => unquoted(text),
         text => text.and_then(as_string),
@@ -586,76 +590,24 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
     // its sender reads answers so.
     let reject_version = said.unwrap_or(Version::V2);
     if let Some(key) = env.duplicate {
-        // RFC 8259 §4 leaves a repeated name's meaning to the reader; which
-        // of two ids or methods to believe is no guess to make. The reply
-        // still carries the id when it is not the member repeated (spec §5:
-        // null only when the id could not be detected).
-        let id = match (key, env.id.and_then(Id::from_text)) {
-            ("id", _) | (_, None) => Id::null(),
-            (_, Some(id)) => id,
-        };
-        let what = format!("duplicate member `{key}`");
-        return Err(Rejected {
-            version: reject_version,
-            id,
-            error: Box::new(ErrorObject::invalid_request(&what)),
-            response: as_answer(&what),
-            notification: false,
-        });
+        return Err(duplicate(&env, key, reject_version));
     }
-    let version = match (said, env.jsonrpc) {
-        (Some(version), _) => version,
-        (None, jsonrpc) => {
-            let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
-            let what = match jsonrpc {
-                Some(_) => r#"`jsonrpc` must be exactly "2.0""#,
-                None => r#"a batch entry must have `"jsonrpc": "2.0"` (batches are 2.0 only)"#,
-            };
-            return Err(Rejected {
-                version: Version::V2,
-                id,
-                error: Box::new(ErrorObject::invalid_request(what)),
-                response: as_answer(what),
-                notification: false,
-            });
-        }
+    let version = match said {
+        Some(version) => version,
+        None => return Err(no_version(&env)),
     };
     let id = match env.id.map(Id::from_text) {
         None => None,
         Some(Some(id)) => Some(id),
         Some(None) => {
-            return Err(Rejected {
-                version: reject_version,
-                id: Id::null(),
-                error: Box::new(ErrorObject::invalid_request(
-                    "`id` must be a string, a number or null",
-                )),
-                response: None,
-                notification: false,
-            })
+            let what = "`id` must be a string, a number or null";
+            return Err(invalid(reject_version, None, what, None));
         }
-    };
-    let reject = |error: ErrorObject| Rejected {
-        version: reject_version,
-        id: id.clone().unwrap_or_else(Id::null),
-        error: Box::new(error),
-        response: None,
-        notification: false,
     };
 
     if let Some(m) = env.method {
         let Some(method) = method else {
-            // NB: a JSON string that is no text: serde_json read the whole
-            // message, so only an escaped surrogate without its pair is left.
-            let what = match m.starts_with('"') {
-                true => format!(
-                    "`method` must be Unicode text, and {} holds an unpaired surrogate \
-                     (an escape in \\uD800-\\uDFFF without its pair)",
-                    excerpt(m)
-                ),
-                false => format!("`method` must be a string, not {}", excerpt(m)),
-            };
-            return Err(reject(ErrorObject::invalid_request(what)));
+            return Err(not_a_method(reject_version, id, m));
         };
         let params = match env.params {
             None => None,
@@ -664,7 +616,7 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
             // Spec §4.2: params MUST be a structured value when present.
             Some(p) => match Params::check(p) {
                 Ok(()) => Some(p),
-                Err(err) => return Err(reject(ErrorObject::invalid_request(err))),
+                Err(err) => return Err(invalid(reject_version, id, err, None)),
             },
         };
         return Ok(match (version, id) {
@@ -699,10 +651,7 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
         // which of two outcomes to believe is no guess to make.
         if result.get() != "null" && error.get() != "null" {
             let what = "both `result` and `error`";
-            return Err(Rejected {
-                response: as_answer(what),
-                ..reject(ErrorObject::invalid_request(what))
-            });
+            return Err(invalid(reject_version, id, what, as_answer(&env, what)));
         }
     }
     if env.result.is_some() || env.error.is_some() {
@@ -720,12 +669,95 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
         }));
     }
 
-    Err(Rejected {
-        response: as_answer("neither `result` nor `error`"),
-        ..reject(ErrorObject::invalid_request(
-            "no `method`, `result` or `error` member",
-        ))
-    })
+    let what = "no `method`, `result` or `error` member";
+    let response = as_answer(&env, "neither `result` nor `error`");
+    Err(invalid(reject_version, id, what, response))
+}
+
+/// An invalid request, refused under `id` (null when it has none);
+/// `response` says what is wrong with it to our caller it may answer.
+// NB: this and the other refusals below are cold, and kept out of
+// `message`, whose path for a well-formed message then lies together.
+#[cold]
+#[inline(never)]
+fn invalid(
+    version: Version,
+    id: Option<Id>,
+    what: impl fmt::Display,
+    response: Option<String>,
+) -> Rejected {
+    Rejected {
+        version,
+        id: id.unwrap_or_else(Id::null),
+        error: Box::new(ErrorObject::invalid_request(what)),
+        response,
+        notification: false,
+    }
+}
+
+/// A call whose `method`, the JSON text `m`, is no string.
+#[cold]
+#[inline(never)]
+fn not_a_method(version: Version, id: Option<Id>, m: &str) -> Rejected {
+    // NB: a JSON string that is no text: serde_json read the whole message,
+    // so only an escaped surrogate without its pair is left.
+    let what = match m.starts_with('"') {
+        true => format!(
+            "`method` must be Unicode text, and {} holds an unpaired surrogate \
+             (an escape in \\uD800-\\uDFFF without its pair)",
+            excerpt(m)
+        ),
+        false => format!("`method` must be a string, not {}", excerpt(m)),
+    };
+    invalid(version, id, what, None)
+}
+
+/// What is wrong with a message that has neither `method` nor `params`,
+/// for the caller it was meant to answer: only a call has either, so it
+/// was meant as an answer.
+fn as_answer(env: &Envelope<'_>, what: &str) -> Option<String> {
+    let answer_like = env.method.is_none() && env.params.is_none();
+    answer_like.then(|| what.to_owned())
+}
+
+/// A message with the member `key` twice.
+#[cold]
+#[inline(never)]
+fn duplicate(env: &Envelope<'_>, key: &str, version: Version) -> Rejected {
+    // RFC 8259 §4 leaves a repeated name's meaning to the reader; which of
+    // two ids or methods to believe is no guess to make. The reply still
+    // carries the id when it is not the member repeated (spec §5: null only
+    // when the id could not be detected).
+    let id = match (key, env.id.and_then(Id::from_text)) {
+        ("id", _) | (_, None) => Id::null(),
+        (_, Some(id)) => id,
+    };
+    let what = format!("duplicate member `{key}`");
+    Rejected {
+        version,
+        id,
+        error: Box::new(ErrorObject::invalid_request(&what)),
+        response: as_answer(env, &what),
+        notification: false,
+    }
+}
+
+/// A message in no version we read.
+#[cold]
+#[inline(never)]
+fn no_version(env: &Envelope<'_>) -> Rejected {
+    let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
+    let what = match env.jsonrpc {
+        Some(_) => r#"`jsonrpc` must be exactly "2.0""#,
+        None => r#"a batch entry must have `"jsonrpc": "2.0"` (batches are 2.0 only)"#,
+    };
+    Rejected {
+        version: Version::V2,
+        id,
+        error: Box::new(ErrorObject::invalid_request(what)),
+        response: as_answer(env, what),
+        notification: false,
+    }
 }
 
 /// The value of a JSON string written as `text` (valid JSON), borrowed
@@ -737,6 +769,15 @@ fn as_string(text: &str) -> Option<Cow<'_, str>> {
     if !text.as_bytes().contains(&b'\\') {
         return unquoted(text);
     }
+    unescaped(text)
+}
+
+/// The value of a JSON string with escapes, written as `text`.
+// NB: cold, and kept out of line: `as_string` is asked of every message's
+// version, and rarely meets an escape.
+#[cold]
+#[inline(never)]
+fn unescaped(text: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
@@ -749,6 +790,9 @@ fn unquoted(text: &str) -> Option<Cow<'_, str>> {
 
 /// A peer's error as an [`ErrorObject`]; a non-standard one (1.0 allowed any
 /// value) is kept whole in `data` so nothing the peer said is lost.
+// NB: kept out of `message`: serde's reader of an error object is long,
+// and most answers carry a result.
+#[inline(never)]
 fn decode_error_object(raw: &RawValue) -> ErrorObject {
     serde_json::from_str(raw.get()).unwrap_or_else(|_| ErrorObject {
         code: ErrorObject::INTERNAL_ERROR,

@@ -291,6 +291,9 @@ impl Outgoing {
     }
 
     /// An answer from the peer: to its caller, or to the log.
+    // NB: kept out of `Calls::admit`, whose path for a call then lies
+    // together.
+    #[inline(never)]
     pub(crate) fn answer(&mut self, id: Id, outcome: Result<Box<RawValue>, ErrorObject>) {
         let unmatched = match id.as_u64() {
             Some(n) => self.pending.resolve(n, outcome).err(),

@@ -72,7 +72,16 @@ impl Call {
 
 /// A notification's error has nowhere to go but the log.
 fn log_failed_notification(id: Option<&Id>, method: &str, reply: &Reply) {
-    if let (None, Err(err)) = (id, reply.result()) {
+    if id.is_none() && reply.is_error() {
+        failed_notification(method, reply);
+    }
+}
+
+// NB: cold, and kept out of line: it is asked after every call.
+#[cold]
+#[inline(never)]
+fn failed_notification(method: &str, reply: &Reply) {
+    if let Err(err) = reply.result() {
         tracing::debug!(method = %method, "notification failed: {err}");
     }
 }

@@ -304,48 +304,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         if self.waiting == Some(Wait::Pong) {
             self.waiting = None;
         }
-        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
-            // Only messages count: pings and pongs show the peer is alive,
-            // not that it uses the connection.
-            if let Some(idle) = &mut self.idle {
-                idle.last = Instant::now();
-            }
-        }
         match msg {
-            Message::Text(text) => Some(Ok(text)),
+            Message::Text(text) => {
+                self.used();
+                Some(Ok(text))
+            }
             // NB: a binary message that is not UTF-8 breaks no rule of the
             // WebSocket protocol (1007 is for text that is not UTF-8), and
             // the messages after it are intact: it is reported as one bad
             // message, as the stream framings report theirs, and the
             // connection goes on. The wrapped `Utf8Error` is what tells it
             // from an error that ends the stream.
-            Message::Binary(bytes) => Some(
-                Utf8Bytes::try_from(bytes)
-                    .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
-            ),
+            Message::Binary(bytes) => {
+                self.used();
+                Some(
+                    Utf8Bytes::try_from(bytes)
+                        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
+                )
+            }
+            control => {
+                self.on_control(control);
+                None
+            }
+        }
+    }
+
+    /// A message has arrived. Only messages count: pings and pongs show the
+    /// peer is alive, not that it uses the connection.
+    fn used(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            idle.last = Instant::now();
+        }
+    }
+
+    /// A control frame read: a ping, a pong or the peer's close.
+    // NB: cold, and kept out of `on_message`: text is what nearly every
+    // frame holds, and its path then lies together.
+    #[cold]
+    #[inline(never)]
+    fn on_control(&mut self, msg: Message) {
+        match msg {
+            // Read by `on_message`.
+            Message::Text(_) | Message::Binary(_) => {}
             // tungstenite queued the pong when it read the ping; each read
             // tries to flush it, and reading pauses once too many are owed
             // (see `poll_next`).
             Message::Ping(_) => {
                 self.flush_owed = true;
                 self.pongs_owed = self.pongs_owed.saturating_add(1);
-                None
             }
             // A close reply is queued the same way; the next read flushes it.
-            Message::Pong(_) | Message::Frame(_) => None,
+            Message::Pong(_) | Message::Frame(_) => {}
             Message::Close(frame) => {
                 self.closing = true;
                 self.close_frame = Some(match frame {
                     Some(frame) => (frame.code.into(), frame.reason.as_str().to_owned()),
                     None => (CloseCode::Status.into(), String::new()),
                 });
-                None
             }
         }
     }
 
     /// Sorts a read error into one to yield now, or one that first needs a
     /// close frame sent (`None`, the state is then `Failing`).
+    #[cold]
     fn on_error(&mut self, err: WsError) -> Option<io::Error> {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
         match err {
@@ -403,6 +425,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         self.read = Read::Failing(err);
     }
 
+    #[cold]
     fn poll_failing(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Utf8Bytes>>> {
         if matches!(self.read, Read::Failing(_)) {
             let flushed = self.poll_flush_for_reader(cx).is_ready();
@@ -483,6 +506,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 
     /// Flushes what a ping or a pong left in tungstenite's write buffer;
     /// true once it is all out.
+    #[cold]
     fn try_flush_owed(&mut self, cx: &mut Context<'_>) -> bool {
         if self.poll_flush_for_reader(cx).is_pending() {
             return false;
@@ -494,6 +518,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
 
     /// Runs the keep-alive timers and the idle timeout; called when there
     /// is nothing to read.
+    // NB: kept out of `poll_next`, whose path for a message read then lies
+    // together.
+    #[inline(never)]
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Utf8Bytes>>> {
         if !self.closing {
             if let Some(idle) = &mut self.idle {
