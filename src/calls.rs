@@ -198,7 +198,7 @@ impl<S: Send + Sync + 'static> Calls<S> {
     }
 
     /// A message that is no call and cannot be read: answered if it may be.
-    // NB: cold, and kept out of `admit`, whose path for a call read whole
+    // NB: cold, and kept out of `admit`, whose path for a well-formed call
     // then lies together.
     #[cold]
     #[inline(never)]
@@ -355,9 +355,8 @@ impl<S: Send + Sync + 'static> Calls<S> {
         }
     }
 
-    /// The peer cancels one of its requests.
-    /// A cancel notification read: the call of `id` ends, if it has not
-    /// yet.
+    /// The peer cancels one of its requests: the call of `id` ends, if it
+    /// has not yet. Without a readable id, that is only logged.
     // NB: kept out of `admit`, whose path for a call then lies together.
     #[inline(never)]
     fn cancel(&mut self, id: Option<Id>, outgoing: &mut Outgoing, outbox: &mut Outbox) {

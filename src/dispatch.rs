@@ -146,9 +146,9 @@ pub(crate) fn admit<S: Send + Sync + 'static>(
     }
 }
 
-/// A message that is no call: logged, and answered if it may be.
+/// A message that is no call: logged, and handed back to be answered.
 // NB: the cold paths of `admit` are kept out of it, so that the path of a
-// call read whole lies together.
+// well-formed call lies together.
 #[cold]
 #[inline(never)]
 fn unreadable(rejected: Rejected) -> Admitted {
@@ -346,7 +346,10 @@ fn prepare<S: Send + Sync + 'static>(
     let work = match built {
         Ok(Started::Running(work)) => work,
         Ok(Started::Answered(reply)) => {
-            return (kind, Entry::answered(id.as_ref(), version, &name, &reply));
+            return (
+                plan.kind,
+                Entry::answered(id.as_ref(), version, &name, &reply),
+            );
         }
         Err(panic) => {
             crate::running::log_panic(&name, panic.as_ref());
@@ -356,7 +359,8 @@ fn prepare<S: Send + Sync + 'static>(
     plan.working(env, id, name.into_owned(), work, token)
 }
 
-/// How a call is to run, as its method was registered.
+/// How a call is to run: as its method was registered, answered in the
+/// version it came in.
 #[derive(Clone, Copy)]
 struct Plan {
     kind: Concurrency,

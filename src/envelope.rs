@@ -475,9 +475,9 @@ impl<'a> Scanner<'a> {
     }
 
     /// A value outside the common shape, from `start`, read by serde_json.
-    // NB: cold, and kept out of `raw`: the members of nearly every message
-    // take the path above, and its code then lies together.
-    #[cold]
+    // NB: kept out of `raw`, whose path for the common shape then lies
+    // together. Not cold: a peer that sends strings with escapes (an
+    // editor's text, a Windows path) comes here with most messages.
     #[inline(never)]
     fn raw_by_serde(&mut self, start: usize) -> Option<&'a RawValue> {
         self.at = start;

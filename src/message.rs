@@ -674,8 +674,17 @@ fn message(env: Envelope<'_>, unmarked: Option<Version>) -> Result<Message<'_>, 
     Err(invalid(reject_version, id, what, response))
 }
 
-/// An invalid request, refused under `id` (null when it has none);
-/// `response` says what is wrong with it to our caller it may answer.
+/// What is wrong with a message that has neither `method` nor `params`,
+/// for the caller it was meant to answer: only a call has either, so it
+/// was meant as an answer.
+fn as_answer(env: &Envelope<'_>, what: &str) -> Option<String> {
+    let answer_like = env.method.is_none() && env.params.is_none();
+    answer_like.then(|| what.to_owned())
+}
+
+/// An invalid request, refused under `id` (null when it has none).
+/// `response`: for a message meant as an answer, what is wrong with it,
+/// for the call of ours it answers.
 // NB: this and the other refusals below are cold, and kept out of
 // `message`, whose path for a well-formed message then lies together.
 #[cold]
@@ -695,7 +704,8 @@ fn invalid(
     }
 }
 
-/// A call whose `method`, the JSON text `m`, is no string.
+/// A call whose `method`, the JSON text `m`, is not a string of Unicode
+/// text.
 #[cold]
 #[inline(never)]
 fn not_a_method(version: Version, id: Option<Id>, m: &str) -> Rejected {
@@ -710,14 +720,6 @@ fn not_a_method(version: Version, id: Option<Id>, m: &str) -> Rejected {
         false => format!("`method` must be a string, not {}", excerpt(m)),
     };
     invalid(version, id, what, None)
-}
-
-/// What is wrong with a message that has neither `method` nor `params`,
-/// for the caller it was meant to answer: only a call has either, so it
-/// was meant as an answer.
-fn as_answer(env: &Envelope<'_>, what: &str) -> Option<String> {
-    let answer_like = env.method.is_none() && env.params.is_none();
-    answer_like.then(|| what.to_owned())
 }
 
 /// A message with the member `key` twice.

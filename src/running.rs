@@ -72,21 +72,20 @@ impl Call {
 
 /// A notification's error has nowhere to go but the log.
 fn log_failed_notification(id: Option<&Id>, method: &str, reply: &Reply) {
-    if id.is_none() && reply.is_error() {
-        failed_notification(method, reply);
+    if let (None, Err(err)) = (id, reply.result()) {
+        failed_notification(method, err);
     }
 }
 
-// NB: cold, and kept out of line: it is asked after every call.
+/// Logs a notification's error.
+// NB: cold, and kept out of `log_failed_notification`, which is asked after
+// every call.
 #[cold]
 #[inline(never)]
-fn failed_notification(method: &str, reply: &Reply) {
-    if let Err(err) = reply.result() {
-        tracing::debug!(method = %method, "notification failed: {err}");
-    }
+fn failed_notification(method: &str, err: &ErrorObject) {
+    tracing::debug!(method = %method, "notification failed: {err}");
 }
 
-/// What a panic said, for the log (the wire only ever gets -32603).
 /// Logs a handler's panic. A peer can call a method that panics as often
 /// as it likes: one line per period at error, the rest at debug, counted in
 /// the next line.
@@ -99,6 +98,7 @@ pub(crate) fn log_panic(method: &str, payload: &(dyn std::any::Any + Send)) {
     }
 }
 
+/// What a panic said, for the log (the wire only ever gets -32603).
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()

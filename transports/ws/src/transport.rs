@@ -306,7 +306,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         }
         match msg {
             Message::Text(text) => {
-                self.used();
+                self.mark_used();
                 Some(Ok(text))
             }
             // NB: a binary message that is not UTF-8 breaks no rule of the
@@ -316,58 +316,56 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
             // connection goes on. The wrapped `Utf8Error` is what tells it
             // from an error that ends the stream.
             Message::Binary(bytes) => {
-                self.used();
+                self.mark_used();
                 Some(
                     Utf8Bytes::try_from(bytes)
                         .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err)),
                 )
             }
-            control => {
-                self.on_control(control);
-                None
-            }
-        }
-    }
-
-    /// A message has arrived. Only messages count: pings and pongs show the
-    /// peer is alive, not that it uses the connection.
-    fn used(&mut self) {
-        if let Some(idle) = &mut self.idle {
-            idle.last = Instant::now();
-        }
-    }
-
-    /// A control frame read: a ping, a pong or the peer's close.
-    // NB: cold, and kept out of `on_message`: text is what nearly every
-    // frame holds, and its path then lies together.
-    #[cold]
-    #[inline(never)]
-    fn on_control(&mut self, msg: Message) {
-        match msg {
-            // Read by `on_message`.
-            Message::Text(_) | Message::Binary(_) => {}
             // tungstenite queued the pong when it read the ping; each read
             // tries to flush it, and reading pauses once too many are owed
             // (see `poll_next`).
             Message::Ping(_) => {
                 self.flush_owed = true;
                 self.pongs_owed = self.pongs_owed.saturating_add(1);
+                None
             }
+            Message::Pong(_) | Message::Frame(_) => None,
             // A close reply is queued the same way; the next read flushes it.
-            Message::Pong(_) | Message::Frame(_) => {}
             Message::Close(frame) => {
-                self.closing = true;
-                self.close_frame = Some(match frame {
-                    Some(frame) => (frame.code.into(), frame.reason.as_str().to_owned()),
-                    None => (CloseCode::Status.into(), String::new()),
-                });
+                self.peer_closed(frame);
+                None
             }
         }
     }
 
+    /// Only messages count as use: pings and pongs show the peer is alive,
+    /// not that it uses the connection.
+    fn mark_used(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            idle.last = Instant::now();
+        }
+    }
+
+    /// The peer's close frame has arrived.
+    // NB: cold, and kept out of `on_message`, whose path for text and binary
+    // messages then lies together.
+    #[cold]
+    #[inline(never)]
+    fn peer_closed(&mut self, frame: Option<CloseFrame>) {
+        self.closing = true;
+        self.close_frame = Some(match frame {
+            Some(frame) => (frame.code.into(), frame.reason.as_str().to_owned()),
+            None => (CloseCode::Status.into(), String::new()),
+        });
+    }
+
     /// Sorts a read error into one to yield now, or one that first needs a
     /// close frame sent (`None`, the state is then `Failing`).
+    // NB: this, `poll_failing` and `try_flush_owed` are cold, and kept out
+    // of `poll_next`, whose path for a message read then lies together.
     #[cold]
+    #[inline(never)]
     fn on_error(&mut self, err: WsError) -> Option<io::Error> {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
         match err {
@@ -425,7 +423,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
         self.read = Read::Failing(err);
     }
 
+    /// Reading after an error that ends the stream: the close frame it
+    /// calls for is flushed, our side shut and theirs drained (a lingering
+    /// close), then the error is yielded.
     #[cold]
+    #[inline(never)]
     fn poll_failing(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Utf8Bytes>>> {
         if matches!(self.read, Read::Failing(_)) {
             let flushed = self.poll_flush_for_reader(cx).is_ready();
@@ -507,6 +509,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsTransport<S> {
     /// Flushes what a ping or a pong left in tungstenite's write buffer;
     /// true once it is all out.
     #[cold]
+    #[inline(never)]
     fn try_flush_owed(&mut self, cx: &mut Context<'_>) -> bool {
         if self.poll_flush_for_reader(cx).is_pending() {
             return false;
