@@ -745,11 +745,11 @@ impl Conn {
     /// transport takes them and the probes allow), then flushes.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
         let plan = Arc::clone(&self.plan);
-        // NB: one clock read per round, not per message: what a round
-        // writes leaves in its one flush at the end, so a clock per message
-        // would time only our own encoding. Per message, the clock took an
-        // eighth of the generator's CPU for notifications on a virtual
-        // machine, CPU that the server on the same machine then lacked.
+        // NB: a notification needs no clock of its own, only this round's
+        // to check the end and the warm-up: a read per notification took an
+        // eighth of the generator's CPU on a virtual machine, CPU that a
+        // server on the same machine then lacked. A request (a probe too)
+        // still reads it as it is made, for its latency.
         let now = Instant::now();
         if now >= plan.end {
             // NB: the timer may fire a little late; nothing goes out
@@ -780,9 +780,9 @@ impl Conn {
                 plan.messages.notification.clone()
             } else if plan.notify {
                 self.since_probe = 0;
-                self.probe(now)
+                self.probe(Instant::now())
             } else {
-                self.request(now)
+                self.request(Instant::now())
             };
             if counts {
                 self.tally.bytes_sent += text.len() as u64;
