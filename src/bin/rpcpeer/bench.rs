@@ -461,7 +461,8 @@ struct Plan {
     expect: Option<Expected>,
     /// Replies before this are warm-up.
     start: Instant,
-    /// No message goes out after this.
+    /// No request goes out after this, and at most `PROBE_EVERY`
+    /// notifications per connection (see `Conn::poll_send`).
     end: Instant,
     /// Cancelled at SIGINT/SIGTERM: end now, report what was measured.
     stop: CancellationToken,
@@ -745,22 +746,18 @@ impl Conn {
     /// transport takes them and the probes allow), then flushes.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Result<(), String> {
         let plan = Arc::clone(&self.plan);
-        // NB: a notification needs no clock of its own, only this round's
-        // to check the end and the warm-up: a read per notification took an
-        // eighth of the generator's CPU on a virtual machine, CPU that a
-        // server on the same machine then lacked. A request (a probe too)
-        // still reads it as it is made, for its latency.
-        let now = Instant::now();
-        if now >= plan.end {
-            // NB: the timer may fire a little late; nothing goes out
-            // past the end, so every message sent after the warm-up is
-            // counted, and a peer can count them too.
-            return self.poll_flush(cx);
-        }
-        let counts = plan.counts(now);
+        // NB: a notification needs no clock of its own: it goes by this
+        // round's, read here and again at each request or probe (every
+        // `PROBE_EVERY` notifications), which read it anyway for their
+        // latency. A read per notification took an eighth of the
+        // generator's CPU on a virtual machine, CPU that a server on the
+        // same machine then lacked. So at most `PROBE_EVERY` notifications
+        // per connection go out past the end, each counted.
+        let mut now = Instant::now();
+        let mut counts = plan.counts(now);
         let mut sent = 0;
         let mut counted = 0u64;
-        loop {
+        let result = loop {
             let notification = plan.notify && self.since_probe < PROBE_EVERY;
             let room = if plan.notify {
                 notification || self.pending.len() < plan.window
@@ -768,53 +765,60 @@ impl Conn {
                 self.pending.len() + plan.per_message <= plan.window
             };
             if !room {
-                break;
+                break Ok(());
             }
             match self.io.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Err(format!("sending failed: {err}")),
-                Poll::Pending => break,
+                Poll::Ready(Err(err)) => break Err(format!("sending failed: {err}")),
+                Poll::Pending => break Ok(()),
+            }
+            if !notification {
+                now = Instant::now();
+                counts = plan.counts(now);
+            }
+            // NB: checked here, not left to the end's timer, which may fire
+            // a little late.
+            if now >= plan.end {
+                break Ok(());
             }
             let text = if notification {
                 self.since_probe += 1;
                 plan.messages.notification.clone()
             } else if plan.notify {
                 self.since_probe = 0;
-                self.probe(Instant::now())
+                self.probe(now)
             } else {
-                self.request(Instant::now())
+                self.request(now)
             };
-            if counts {
-                self.tally.bytes_sent += text.len() as u64;
-                if notification {
-                    counted += 1;
-                }
-            }
+            let len = text.len() as u64;
             if let Err(err) = self.io.start_send_unpin(text) {
-                self.count_sent(counted);
-                return Err(format!("sending failed: {err}"));
+                break Err(format!("sending failed: {err}"));
+            }
+            if counts {
+                self.tally.bytes_sent += len;
+                counted += u64::from(notification);
             }
             self.unflushed = true;
             sent += 1;
             if sent == SEND_BUDGET {
                 cx.waker().wake_by_ref();
-                break;
+                break Ok(());
             }
-        }
-        self.count_sent(counted);
+        };
+        self.count_notifications(counted);
+        result?;
         self.poll_flush(cx)
     }
 
-    /// `--notify`: counts `messages` notification messages sent in the
-    /// measured time.
-    fn count_sent(&mut self, messages: u64) {
-        if messages > 0 {
-            self.tally.requests += messages;
-            self.tally.items += messages * self.plan.per_message as u64;
-            self.plan
-                .live
-                .messages
-                .fetch_add(messages, Ordering::Relaxed);
+    /// `--notify`: counts `sent` notifications that the transport took in
+    /// the measured time. NB: once per round, so that the tally and the
+    /// progress line's shared counter are not written per message.
+    fn count_notifications(&mut self, sent: u64) {
+        if sent > 0 {
+            // NB: each is one item: `--notify` refuses `--batch`.
+            self.tally.requests += sent;
+            self.tally.items += sent;
+            self.plan.live.messages.fetch_add(sent, Ordering::Relaxed);
         }
     }
 
