@@ -730,36 +730,24 @@ fn duplicate(env: &Envelope<'_>, key: &str, version: Version) -> Rejected {
     // two ids or methods to believe is no guess to make. The reply still
     // carries the id when it is not the member repeated (spec §5: null only
     // when the id could not be detected).
-    let id = match (key, env.id.and_then(Id::from_text)) {
-        ("id", _) | (_, None) => Id::null(),
-        (_, Some(id)) => id,
+    let id = match key {
+        "id" => None,
+        _ => env.id.and_then(Id::from_text),
     };
     let what = format!("duplicate member `{key}`");
-    Rejected {
-        version,
-        id,
-        error: Box::new(ErrorObject::invalid_request(&what)),
-        response: as_answer(env, &what),
-        notification: false,
-    }
+    invalid(version, id, &what, as_answer(env, &what))
 }
 
 /// A message in no version we read.
 #[cold]
 #[inline(never)]
 fn no_version(env: &Envelope<'_>) -> Rejected {
-    let id = env.id.and_then(Id::from_text).unwrap_or_else(Id::null);
+    let id = env.id.and_then(Id::from_text);
     let what = match env.jsonrpc {
         Some(_) => r#"`jsonrpc` must be exactly "2.0""#,
         None => r#"a batch entry must have `"jsonrpc": "2.0"` (batches are 2.0 only)"#,
     };
-    Rejected {
-        version: Version::V2,
-        id,
-        error: Box::new(ErrorObject::invalid_request(what)),
-        response: as_answer(env, what),
-        notification: false,
-    }
+    invalid(Version::V2, id, what, as_answer(env, what))
 }
 
 /// The value of a JSON string written as `text` (valid JSON), borrowed
